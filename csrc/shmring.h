@@ -1,0 +1,203 @@
+/*
+ * shmring: a single-producer / single-consumer ring of variable-length
+ * records in a memory region that the caller provides.
+ *
+ * This is the whole C core of shmsock.  It knows nothing about Python,
+ * files, processes or waiting: it moves records, validates everything it
+ * reads from the shared region, and tells its caller when the other side
+ * has asked to be woken up.  The byte layout is documented in
+ * docs/protocol.md; keep the two in step.
+ *
+ * The part between the CFFI markers is read verbatim by the cffi build
+ * (shmsock/_ffi_build.py), so it must stay within the C subset that cffi's
+ * cdef parser understands: no preprocessor conditionals, no _Atomic, no
+ * inline functions.
+ */
+#ifndef SHMRING_H
+#define SHMRING_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+/* CFFI-BEGIN */
+
+/* Layout constants (see docs/protocol.md). */
+#define SHM_RING_HEADER_SIZE 256  /* bytes of ring header before the data area */
+#define SHM_REC_HEADER_SIZE 24    /* bytes of record header */
+#define SHM_REC_ALIGN 8           /* records start at multiples of this */
+#define SHM_RING_VERSION 1        /* ring header and record format version */
+#define SHM_REC_MAGIC 0x5253      /* first two bytes of every record: "SR" */
+#define SHM_MIN_CAPACITY 256      /* smallest data area */
+#define SHM_MAX_CAPACITY 1073741824 /* largest data area (1 GiB) */
+
+/* Record flags (one byte).  Bits not listed here must be zero. */
+#define SHM_F_PAD 1    /* padding up to the end of the data area; no payload */
+#define SHM_F_START 2  /* first record of a message */
+#define SHM_F_MORE 4   /* another frame of the same message follows this frame */
+#define SHM_F_CONT 8   /* this frame continues in the next record */
+#define SHM_F_NOCRC 16 /* the crc field was not computed; do not check it */
+
+/* Return codes.  Non-negative values are successes (see each function). */
+#define SHM_AGAIN -1            /* ring empty (read) or full (write): try later */
+#define SHM_EINVAL -2           /* bad argument from the caller */
+#define SHM_ETOOBIG -3          /* record larger than the ring can ever hold */
+#define SHM_ENOBUFS -4          /* caller's output buffer cannot hold the next record */
+#define SHM_EHEADER -10         /* ring header: bad magic, version or geometry */
+#define SHM_EPOSITION -11       /* positions inconsistent (backwards, ahead, misaligned) */
+#define SHM_EMAGIC -12          /* record magic wrong */
+#define SHM_EVERSION -13        /* record version wrong */
+#define SHM_EFLAGS -14          /* record flags invalid */
+#define SHM_ELENGTH -15         /* record length out of bounds */
+#define SHM_ESEQUENCE -16       /* record sequence number not the one expected */
+#define SHM_ECRC -17            /* payload checksum mismatch */
+#define SHM_EPAD -18            /* padding record malformed */
+
+/*
+ * Private state of each side.  These live in process-private memory; the
+ * fields copied from the shared region at attach time are validated there
+ * and never read back from shared memory afterwards.
+ */
+typedef struct shm_producer {
+    uint8_t *ring;        /* start of the mapped region (ring header) */
+    uint8_t *data;        /* start of the data area */
+    uint64_t capacity;    /* private copy, power of two */
+    uint64_t mask;
+    uint64_t tail;        /* next write position (published at end of batch) */
+    uint64_t head_cache;  /* last consumer position seen */
+    uint64_t seq;         /* sequence number of the next record */
+    uint64_t bytes;       /* payload bytes written, for statistics */
+    uint64_t records;     /* non-padding records written */
+} shm_producer;
+
+typedef struct shm_consumer {
+    uint8_t *ring;
+    uint8_t *data;
+    uint64_t capacity;
+    uint64_t mask;
+    uint64_t head;        /* next read position (published at end of batch) */
+    uint64_t tail_cache;  /* last producer position seen */
+    uint64_t seq;         /* sequence number expected next */
+    uint64_t bytes;       /* payload bytes read */
+    uint64_t records;     /* non-padding records read */
+    int resync;           /* adopt the sequence number of the next record */
+} shm_consumer;
+
+/* Read-only snapshot of a ring's shared header, for monitoring tools. */
+typedef struct shm_ring_stats {
+    uint64_t capacity;
+    uint64_t head;
+    uint64_t tail;
+    uint64_t head_seq;
+    uint64_t tail_seq;
+    uint64_t bytes_written;
+    uint64_t bytes_read;
+    uint32_t consumer_waiting;
+    uint32_t producer_waiting;
+} shm_ring_stats;
+
+/* Bytes of region needed for a ring with `capacity` bytes of data area. */
+size_t shm_ring_region_size(uint64_t capacity);
+
+/* Largest payload one record can carry in a ring of `capacity` bytes.
+ * It is half the data area less a record header, so that a record of that
+ * size always fits eventually, whatever the write position. */
+uint64_t shm_ring_max_payload(uint64_t capacity);
+
+/* Format `region` as an empty ring.  capacity must be a power of two in
+ * [SHM_MIN_CAPACITY, SHM_MAX_CAPACITY]; start_pos must be a multiple of
+ * SHM_REC_ALIGN.  Positions are free-running 64-bit counters, so any
+ * start value works (tests start near 2^64).  Returns 0 or SHM_EINVAL. */
+int shm_ring_init(void *region, size_t region_size, uint64_t capacity,
+                  uint64_t start_pos, uint64_t start_seq);
+
+/* Attach private state to a formatted region.  `capacity` is what the
+ * caller expects; the header must agree.  Returns 0, SHM_EINVAL,
+ * SHM_EHEADER or SHM_EPOSITION. */
+int shm_producer_attach(shm_producer *p, void *region, size_t region_size,
+                        uint64_t capacity);
+/* With resync != 0 the consumer takes the sequence number of the next
+ * record as given (used when a new consumer takes over a live ring);
+ * otherwise it expects the sequence number recorded in the header. */
+int shm_consumer_attach(shm_consumer *c, void *region, size_t region_size,
+                        uint64_t capacity, int resync);
+
+/*
+ * Write `count` records.  Record i carries lens[i] payload bytes, taken back
+ * to back from `data`, and flags flags[i] (or SHM_F_START for every record
+ * when flags is NULL).  `aux` goes into the aux field of records that carry
+ * SHM_F_START, 0 elsewhere.  When checksum is 0 the records carry
+ * SHM_F_NOCRC instead of a CRC32C.
+ *
+ * With atomic != 0 either all records are written or none (SHM_AGAIN).
+ * Otherwise as many leading records as fit are written.
+ *
+ * The tail is published once, at the end.  On success returns
+ * (written << 1) | wake, where wake is 1 when the consumer had announced
+ * that it was going to sleep and must now be signalled.  Returns SHM_AGAIN
+ * when not even the first record fits, SHM_ETOOBIG when a record can never
+ * fit, SHM_EINVAL on bad flags, SHM_EPOSITION when the consumer's position
+ * in the header is impossible.
+ */
+int64_t shm_write(shm_producer *p, const uint8_t *data, const uint32_t *lens,
+                  size_t count, const uint8_t *flags, uint32_t aux,
+                  int checksum, int atomic);
+
+/* One record; returns 0 or 1 (wake) on success, or an error as above. */
+int shm_write_one(shm_producer *p, const uint8_t *data, uint32_t len,
+                  uint8_t flags, uint32_t aux, int checksum);
+
+/*
+ * Read up to max_count records into `out` (payloads back to back, at most
+ * out_cap bytes), their lengths into lens[], flags into flags[] and aux
+ * values into aux[] (flags and aux may be NULL).  Padding is skipped and
+ * not reported.  Every record is validated and its payload copied to `out`
+ * before its checksum is verified on that private copy.
+ *
+ * The head is published once, at the end, and the records read before a
+ * failure stay read.  On success returns (n << 2) | (mixed << 1) | wake:
+ * n records; mixed is 1 when any record had flags other than
+ * SHM_F_START or a non-zero aux; wake is 1 when the producer had announced
+ * that it was waiting for space and must now be signalled.  Returns
+ * SHM_AGAIN when the ring is empty, SHM_ENOBUFS when the first record does
+ * not fit in `out`, or a corruption code when the next record is invalid.
+ * After a corruption code the consumer does not advance past the bad
+ * record: every further call returns the same code.
+ */
+int64_t shm_read(shm_consumer *c, uint8_t *out, size_t out_cap,
+                 uint32_t *lens, uint8_t *flags, uint32_t *aux,
+                 size_t max_count);
+
+/* Bytes readable now (0 when empty); refreshes the cached tail.  Returns
+ * SHM_EPOSITION when the producer's position is impossible. */
+int64_t shm_consumer_available(shm_consumer *c);
+
+/*
+ * The waiter-flag protocol.  A side that finds nothing to do announces that
+ * it is about to sleep, then must re-check: these functions do both.
+ *
+ * shm_consumer_prepare_wait returns 0 when the caller may sleep (the flag
+ * stays set and the producer will report wake on its next publish), 1 when
+ * data arrived meanwhile (the flag is cleared; do not sleep), or
+ * SHM_EPOSITION.  shm_producer_prepare_wait does the same for a producer
+ * that needs `need` bytes of payload space.
+ */
+int shm_consumer_prepare_wait(shm_consumer *c);
+void shm_consumer_cancel_wait(shm_consumer *c);
+int shm_producer_prepare_wait(shm_producer *p, uint32_t need);
+void shm_producer_cancel_wait(shm_producer *p);
+
+/* Could a record of `len` payload bytes be written now?  1, 0, or an error. */
+int shm_producer_can_write(shm_producer *p, uint32_t len);
+
+/* Copy the shared header's counters for monitoring.  Values are read from
+ * shared memory without validation: display them, never trust them. */
+int shm_ring_stats_read(const void *region, size_t region_size,
+                        shm_ring_stats *out);
+
+/* CRC32C (Castagnoli) of `len` bytes, continuing from `crc` (0 to start).
+ * Uses the SSE4.2 instruction when the CPU has it. */
+uint32_t shm_crc32c(uint32_t crc, const uint8_t *buf, size_t len);
+
+/* CFFI-END */
+
+#endif /* SHMRING_H */

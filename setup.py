@@ -1,0 +1,6 @@
+# The build is configured in pyproject.toml.  This file exists only because
+# cffi's setuptools hook (cffi_modules) is a setup() keyword: it compiles
+# csrc/ into the private extension module shmsock._shmring.
+from setuptools import setup
+
+setup(cffi_modules=["shmsock/_ffi_build.py:ffibuilder"])

@@ -1,0 +1,111 @@
+"""The exceptions shmsock raises.
+
+Everything shmsock raises of its own derives from :class:`ShmsockError`.
+Where Trio already has a word for the situation, shmsock uses Trio's:
+:class:`trio.ClosedResourceError` (this socket was closed),
+:class:`trio.BrokenResourceError` (the peer is gone),
+:class:`trio.BusyResourceError` (another task is already doing this) and
+:class:`trio.WouldBlock` (a ``*_nowait`` call could not complete at once).
+"""
+
+from __future__ import annotations
+
+__all__ = [
+    "AddressInUse",
+    "CorruptMessage",
+    "IncompatiblePeer",
+    "InvalidEndpoint",
+    "MessageTooLarge",
+    "MultipartMessage",
+    "SegmentError",
+    "SharedMemoryFull",
+    "ShmsockError",
+    "StateError",
+    "UnsafeFile",
+    "VersionMismatch",
+]
+
+
+class ShmsockError(Exception):
+    """Root of every exception defined by shmsock."""
+
+
+class AddressInUse(ShmsockError):
+    """``bind`` found a live socket already bound to the endpoint.
+
+    shmsock never takes an endpoint away from a live binder.  An endpoint
+    whose binder has died is taken over silently.
+    """
+
+
+class InvalidEndpoint(ShmsockError, ValueError):
+    """The endpoint string is not of the form ``shm://NAME``."""
+
+
+class CorruptMessage(ShmsockError):
+    """A record in shared memory failed validation.
+
+    The record is never delivered.  ``reason`` names the check that failed.
+    """
+
+    def __init__(self, reason: str, code: int = 0) -> None:
+        super().__init__(reason)
+        self.reason = reason
+        self.code = code
+
+
+class MessageTooLarge(ShmsockError, ValueError):
+    """The message exceeds ``max_msg_size`` (or what a ring can ever hold).
+
+    Raised before anything is written.
+    """
+
+
+class MultipartMessage(ShmsockError):
+    """``recv`` found a multipart message; use ``recv_multipart``.
+
+    The message stays queued, so the next ``recv_multipart`` returns it.
+    """
+
+
+class StateError(ShmsockError):
+    """The operation is not allowed in the socket's current state.
+
+    This is libzmq's EFSM: for example a REQ socket sending twice without
+    receiving.  The socket's state is unchanged.
+    """
+
+
+class IncompatiblePeer(ShmsockError):
+    """The peer's socket type cannot talk to this one (PUSH to PUSH, say)."""
+
+
+class SegmentError(ShmsockError):
+    """A file or shared-memory segment of an endpoint cannot be used."""
+
+
+class UnsafeFile(SegmentError):
+    """A file where shmsock expected its own is not safe to use.
+
+    It is a symlink, a file of another kind or owner, or has permissions
+    wider than the owner's.  shmsock never follows or trusts such a file.
+    """
+
+
+class VersionMismatch(SegmentError):
+    """A segment was written by an incompatible version of shmsock."""
+
+    def __init__(self, found: int, expected: int, what: str = "segment") -> None:
+        super().__init__(
+            f"{what} has protocol version {found}, this shmsock speaks version {expected}"
+        )
+        self.found = found
+        self.expected = expected
+
+
+class SharedMemoryFull(SegmentError, MemoryError):
+    """The filesystem holding the shared memory has no room for a segment.
+
+    Raised by ``bind`` or ``connect`` when the segment is created, never
+    later: segments are allocated in full up front.
+    """

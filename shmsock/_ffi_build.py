@@ -1,0 +1,53 @@
+"""Build script for the private cffi module ``shmsock._shmring``.
+
+It compiles the C ring in ``csrc/`` in API (out-of-line) mode.  The
+declarations given to cffi are read from ``csrc/shmring.h`` between its
+CFFI markers, so the header stays the single source of truth.
+
+Run by setuptools through ``cffi_modules`` (see ``setup.py``); for
+development, ``pip install -e .`` builds the module in place.
+"""
+
+from __future__ import annotations
+
+import os
+import pathlib
+import re
+
+from cffi import FFI
+
+ROOT = pathlib.Path(__file__).resolve().parent.parent
+CSRC = ROOT / "csrc"
+SOURCES = ["shmring.c", "crc32c.c"]
+
+_MARKERS = re.compile(r"/\* CFFI-BEGIN \*/(.*?)/\* CFFI-END \*/", re.S)
+
+
+def read_cdef(header: pathlib.Path) -> str:
+    """Return the cffi-readable part of *header* (between its markers)."""
+    match = _MARKERS.search(header.read_text())
+    if match is None:
+        raise RuntimeError(f"{header}: no CFFI-BEGIN/CFFI-END markers")
+    return match.group(1)
+
+
+def make_builder(*, relative: bool) -> FFI:
+    """The FFI builder; setuptools wants paths relative to the project root."""
+
+    def path(p: pathlib.Path) -> str:
+        return os.path.relpath(p, ROOT) if relative else str(p)
+
+    builder = FFI()
+    builder.cdef(read_cdef(CSRC / "shmring.h"))
+    builder.set_source(
+        "shmsock._shmring",
+        '#include "shmring.h"',
+        sources=[path(CSRC / name) for name in SOURCES],
+        include_dirs=[path(CSRC)],
+        depends=[path(CSRC / "shmring.h")],
+        extra_compile_args=["-std=c11", "-O2", "-Wall", "-Wextra"],
+    )
+    return builder
+
+
+ffibuilder = make_builder(relative=pathlib.Path.cwd() == ROOT)

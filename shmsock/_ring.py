@@ -1,0 +1,378 @@
+"""Python face of the C ring (``csrc/shmring.c``).
+
+This is the only module that calls into ``shmsock._shmring``, and
+:func:`_fail` is the only place where the C return codes become
+exceptions.  "Ring full" and "ring empty" are states, not errors, so they
+come back as return values; everything else raises.
+
+The objects here hold no policy: they never wait, retry or signal.  The
+transport decides what to do with "full", "empty" and "wake".
+"""
+
+from __future__ import annotations
+
+from array import array
+from collections.abc import Sequence
+from typing import Final, NoReturn
+
+from ._errors import CorruptMessage, MessageTooLarge
+from ._shmring import ffi, lib
+
+__all__ = [
+    "CONT",
+    "HEADER_SIZE",
+    "MORE",
+    "RECORD_HEADER_SIZE",
+    "START",
+    "Consumer",
+    "Producer",
+    "ReadBuffer",
+    "RingStats",
+    "crc32c",
+    "init_ring",
+    "max_payload",
+    "read_stats",
+    "region_size",
+]
+
+START: Final = lib.SHM_F_START
+MORE: Final = lib.SHM_F_MORE
+CONT: Final = lib.SHM_F_CONT
+HEADER_SIZE: Final = lib.SHM_RING_HEADER_SIZE
+RECORD_HEADER_SIZE: Final = lib.SHM_REC_HEADER_SIZE
+MIN_CAPACITY: Final = lib.SHM_MIN_CAPACITY
+MAX_CAPACITY: Final = lib.SHM_MAX_CAPACITY
+
+_AGAIN: Final = lib.SHM_AGAIN
+
+_CORRUPTION: Final = {
+    lib.SHM_EHEADER: "ring header has the wrong magic, version or capacity",
+    lib.SHM_EPOSITION: "ring positions are impossible (backwards, too far ahead or misaligned)",
+    lib.SHM_EMAGIC: "record has the wrong magic",
+    lib.SHM_EVERSION: "record has an unknown version",
+    lib.SHM_EFLAGS: "record has invalid flags",
+    lib.SHM_ELENGTH: "record length is out of bounds",
+    lib.SHM_ESEQUENCE: "record has an unexpected sequence number",
+    lib.SHM_ECRC: "record payload fails its CRC32C check",
+    lib.SHM_EPAD: "padding record is malformed",
+}
+
+
+def _fail(rc: int, too_big: str = "record larger than the ring can hold") -> NoReturn:
+    """Raise the exception for C return code *rc* (the one place that does)."""
+    if rc in _CORRUPTION:
+        raise CorruptMessage(_CORRUPTION[rc], rc)
+    if rc == lib.SHM_ETOOBIG:
+        raise MessageTooLarge(too_big)
+    if rc == lib.SHM_ENOBUFS:
+        raise BufferError("read buffer smaller than the next record")
+    if rc == lib.SHM_EINVAL:
+        raise ValueError("invalid ring arguments (flags, capacity, alignment or region size)")
+    raise RuntimeError(f"unexpected ring return code {rc}")  # pragma: no cover
+
+
+def region_size(capacity: int) -> int:
+    """Bytes of memory a ring with *capacity* data bytes occupies.
+
+    Raises ValueError unless capacity is a power of two within
+    [MIN_CAPACITY, MAX_CAPACITY].
+    """
+    size: int = lib.shm_ring_region_size(capacity)
+    if size == 0:
+        raise ValueError(
+            f"ring capacity must be a power of two from {MIN_CAPACITY} to {MAX_CAPACITY},"
+            f" not {capacity}"
+        )
+    return size
+
+
+def max_payload(capacity: int) -> int:
+    """Largest payload one record can carry in a ring of *capacity* bytes."""
+    region_size(capacity)
+    return int(lib.shm_ring_max_payload(capacity))
+
+
+def init_ring(region: object, capacity: int, start_pos: int = 0, start_seq: int = 0) -> None:
+    """Format the writable buffer *region* as an empty ring.
+
+    *start_pos* (a multiple of 8) and *start_seq* are the initial values of
+    the free-running position and sequence counters.
+    """
+    buf = ffi.from_buffer(region, require_writable=True)
+    try:
+        rc = lib.shm_ring_init(buf, len(buf), capacity, start_pos, start_seq)
+    finally:
+        ffi.release(buf)
+    if rc:
+        _fail(rc)
+
+
+def crc32c(data: bytes, crc: int = 0) -> int:
+    """CRC32C of *data*, as the ring computes it."""
+    return int(lib.shm_crc32c(crc, data, len(data)))
+
+
+class RingStats:
+    """Counters of a ring, read from shared memory without validation.
+
+    For display only: a hostile or crashed peer may have written anything.
+    """
+
+    __slots__ = (
+        "bytes_read",
+        "bytes_written",
+        "capacity",
+        "consumer_waiting",
+        "head",
+        "head_seq",
+        "producer_waiting",
+        "tail",
+        "tail_seq",
+    )
+
+    def __init__(self, raw: object) -> None:
+        for name in self.__slots__:
+            setattr(self, name, int(getattr(raw, name)))
+
+    @property
+    def used(self) -> int:
+        """Bytes between the positions, clamped to [0, capacity]."""
+        used: int = (self.tail - self.head) % (1 << 64)  # type: ignore[attr-defined]
+        return min(used, self.capacity)  # type: ignore[attr-defined]
+
+
+def read_stats(region: object) -> RingStats:
+    """Snapshot of the counters in the ring header at the start of *region*."""
+    buf = ffi.from_buffer(region)
+    try:
+        raw = ffi.new("shm_ring_stats *")
+        rc = lib.shm_ring_stats_read(buf, len(buf), raw)
+    finally:
+        ffi.release(buf)
+    if rc:
+        _fail(rc)
+    return RingStats(raw)
+
+
+class _Side:
+    """What producers and consumers share: the mapping they are attached to."""
+
+    __slots__ = ("_buf", "capacity", "max_payload")
+
+    def __init__(self, region: object, capacity: int) -> None:
+        self._buf = ffi.from_buffer(region, require_writable=True)
+        self.capacity = capacity
+        self.max_payload = max_payload(capacity)
+
+    def release(self) -> None:
+        """Drop the reference to the mapping; the object is unusable after."""
+        ffi.release(self._buf)
+
+
+class Producer(_Side):
+    """The writing end of a ring in *region* (a writable buffer).
+
+    Write methods return how the write went instead of raising for "full":
+
+    - :meth:`write` returns 1 (written, and the consumer must be woken),
+      0 (written) or -1 (no room now).
+    - :meth:`write_many` returns ``(count_written, wake)``.
+
+    They raise :class:`MessageTooLarge` for a record that can never fit and
+    :class:`CorruptMessage` when the consumer's position in shared memory
+    is impossible.
+    """
+
+    __slots__ = ("_p", "checksum")
+
+    def __init__(self, region: object, capacity: int, *, checksum: bool = True) -> None:
+        super().__init__(region, capacity)
+        self.checksum = int(checksum)
+        self._p = ffi.new("shm_producer *")
+        rc = lib.shm_producer_attach(self._p, self._buf, len(self._buf), capacity)
+        if rc:
+            self.release()
+            _fail(rc)
+
+    def write(self, data: bytes, flags: int = START, aux: int = 0) -> int:
+        """Write one record; see the class docstring for the result."""
+        rc: int = lib.shm_write_one(self._p, data, len(data), flags, aux, self.checksum)
+        if rc >= _AGAIN:
+            return rc
+        _fail(rc, f"record of {len(data)} bytes exceeds the ring's limit of {self.max_payload}")
+
+    def write_many(self, messages: Sequence[bytes]) -> tuple[int, bool]:
+        """Write as many leading *messages* as fit, one record each."""
+        lens = array("I", map(len, messages))
+        return self.write_records(b"".join(messages), lens, None, 0, atomic=False)
+
+    def write_records(
+        self,
+        data: bytes,
+        lens: array[int],
+        flags: bytes | None,
+        aux: int,
+        *,
+        atomic: bool,
+    ) -> tuple[int, bool]:
+        """Write records whose payloads lie back to back in *data*.
+
+        *lens* is an ``array('I')`` of payload sizes and *flags* a bytes
+        object of one flag byte per record (None: every record is a
+        one-frame message).  *aux* goes to records flagged START.  With
+        *atomic*, all records are written or none.
+        """
+        count = len(lens)
+        rc: int = lib.shm_write(
+            self._p,
+            data,
+            ffi.from_buffer("uint32_t[]", lens),
+            count,
+            ffi.NULL if flags is None else flags,
+            aux,
+            self.checksum,
+            atomic,
+        )
+        if rc >= 0:
+            return rc >> 1, bool(rc & 1)
+        if rc == _AGAIN:
+            return 0, False
+        _fail(rc, f"a record exceeds the ring's limit of {self.max_payload} bytes")
+
+    def can_write(self, size: int) -> bool:
+        """Would a record of *size* payload bytes fit now?"""
+        rc: int = lib.shm_producer_can_write(self._p, size)
+        if rc < 0:
+            _fail(rc)
+        return bool(rc)
+
+    def prepare_wait(self, size: int) -> bool:
+        """Announce that we wait for room for *size* bytes, then re-check.
+
+        Returns True when the caller may sleep: the consumer will report
+        "wake" after it next frees space.  Returns False when room appeared
+        meanwhile.
+        """
+        rc: int = lib.shm_producer_prepare_wait(self._p, size)
+        if rc < 0:
+            _fail(rc)
+        return rc == 0
+
+    def cancel_wait(self) -> None:
+        lib.shm_producer_cancel_wait(self._p)
+
+    @property
+    def records(self) -> int:
+        """Records written through this producer."""
+        return int(self._p.records)
+
+    @property
+    def bytes(self) -> int:
+        """Payload bytes written through this producer."""
+        return int(self._p.bytes)
+
+    @property
+    def used(self) -> int:
+        """Bytes written and not yet known to be consumed (an upper bound)."""
+        return int(self._p.tail - self._p.head_cache)
+
+
+class ReadBuffer:
+    """Private scratch memory that :meth:`Consumer.read` copies records into.
+
+    One buffer can serve many consumers, one read at a time.
+    """
+
+    __slots__ = ("aux", "flags", "lens", "max_count", "out", "size")
+
+    def __init__(self, size: int, max_count: int = 256) -> None:
+        self.size = size
+        self.max_count = max_count
+        self.out = ffi.new("uint8_t[]", size)
+        self.lens = ffi.new("uint32_t[]", max_count)
+        self.flags = ffi.new("uint8_t[]", max_count)
+        self.aux = ffi.new("uint32_t[]", max_count)
+
+
+class Consumer(_Side):
+    """The reading end of a ring in *region* (a writable buffer).
+
+    With *resync* the consumer takes over a ring that another consumer was
+    reading and adopts the sequence number it finds next.
+    """
+
+    __slots__ = ("_c",)
+
+    def __init__(self, region: object, capacity: int, *, resync: bool = False) -> None:
+        super().__init__(region, capacity)
+        self._c = ffi.new("shm_consumer *")
+        rc = lib.shm_consumer_attach(self._c, self._buf, len(self._buf), capacity, resync)
+        if rc:
+            self.release()
+            _fail(rc)
+
+    def read(
+        self, buf: ReadBuffer, max_count: int = 0
+    ) -> tuple[list[bytes], list[int] | None, list[int] | None, bool]:
+        """Read up to *max_count* records (default: as many as *buf* holds).
+
+        Returns ``(payloads, flags, aux, wake)``.  *flags* and *aux* are
+        None when every record is a plain one-frame message, the common
+        case; otherwise they hold one entry per payload.  *wake* means the
+        producer was waiting for space and must now be woken.  An empty
+        ring gives an empty list.
+
+        Raises CorruptMessage when the next record is invalid; records read
+        before it in the same call are returned, and the error comes on
+        the next call.
+        """
+        count = max_count if 0 < max_count <= buf.max_count else buf.max_count
+        rc: int = lib.shm_read(self._c, buf.out, buf.size, buf.lens, buf.flags, buf.aux, count)
+        if rc < 0:
+            _fail(rc)
+        n = rc >> 2
+        if n == 0:
+            return [], None, None, bool(rc & 1)
+        lens: list[int] = ffi.unpack(buf.lens, n)
+        raw = ffi.buffer(buf.out, sum(lens))[:]
+        out = []
+        pos = 0
+        for size in lens:
+            end = pos + size
+            out.append(raw[pos:end])
+            pos = end
+        if rc & 2:
+            return out, list(ffi.unpack(buf.flags, n)), ffi.unpack(buf.aux, n), bool(rc & 1)
+        return out, None, None, bool(rc & 1)
+
+    def available(self) -> int:
+        """Bytes the producer has published and we have not read."""
+        rc: int = lib.shm_consumer_available(self._c)
+        if rc < 0:
+            _fail(rc)
+        return rc
+
+    def prepare_wait(self) -> bool:
+        """Announce that we are about to sleep, then re-check.
+
+        Returns True when the caller may sleep: the producer will report
+        "wake" on its next publish.  Returns False when data arrived
+        meanwhile.
+        """
+        rc: int = lib.shm_consumer_prepare_wait(self._c)
+        if rc < 0:
+            _fail(rc)
+        return rc == 0
+
+    def cancel_wait(self) -> None:
+        lib.shm_consumer_cancel_wait(self._c)
+
+    @property
+    def records(self) -> int:
+        """Records read through this consumer."""
+        return int(self._c.records)
+
+    @property
+    def bytes(self) -> int:
+        """Payload bytes read through this consumer."""
+        return int(self._c.bytes)

@@ -1,0 +1,84 @@
+"""An independent reading of docs/protocol.md, for forging ring states.
+
+Tests use it to build and corrupt rings byte by byte without going through
+the C code, so a disagreement between the documentation and the C ring
+shows up as a failing test.
+"""
+
+from __future__ import annotations
+
+import struct
+
+import crc32c
+
+HEADER = 256
+REC = 24
+MAGIC = 0x5253
+VERSION = 1
+PAD, START, MORE, CONT, NOCRC = 1, 2, 4, 8, 16
+
+# Ring header fields: name -> (offset, struct format).
+FIELDS = {
+    "magic": (0, "<Q"),
+    "version": (8, "<I"),
+    "header_size": (12, "<I"),
+    "capacity": (16, "<Q"),
+    "tail": (64, "<Q"),
+    "tail_seq": (72, "<Q"),
+    "bytes_written": (80, "<Q"),
+    "head": (128, "<Q"),
+    "head_seq": (136, "<Q"),
+    "bytes_read": (144, "<Q"),
+    "consumer_waiting": (192, "<I"),
+    "producer_waiting": (196, "<I"),
+}
+RING_MAGIC = int.from_bytes(b"SHMRING1", "little")
+MASK64 = (1 << 64) - 1
+
+
+def get(region: bytearray, field: str) -> int:
+    off, fmt = FIELDS[field]
+    return struct.unpack_from(fmt, region, off)[0]
+
+
+def put(region: bytearray, field: str, value: int) -> None:
+    off, fmt = FIELDS[field]
+    bits = 8 * struct.calcsize(fmt)
+    struct.pack_into(fmt, region, off, value & ((1 << bits) - 1))
+
+
+def rec_size(length: int) -> int:
+    return (REC + length + 7) & ~7
+
+
+def record_header(flags: int, length: int, seq: int, crc: int = 0, aux: int = 0) -> bytes:
+    return struct.pack("<HBBIQII", MAGIC, VERSION, flags, length, seq & MASK64, crc, aux)
+
+
+def parse_header(raw: bytes) -> dict[str, int]:
+    magic, version, flags, length, seq, crc, aux = struct.unpack("<HBBIQII", raw[:REC])
+    return dict(magic=magic, version=version, flags=flags, length=length, seq=seq, crc=crc, aux=aux)
+
+
+def record_offsets(region: bytearray, capacity: int) -> list[tuple[int, dict[str, int]]]:
+    """Data-area offsets and headers of the published records (not padding)."""
+    head, tail = get(region, "head"), get(region, "tail")
+    out = []
+    pos = head
+    while pos != tail:
+        off = pos & (capacity - 1)
+        contig = capacity - off
+        if contig < REC:
+            pos = (pos + contig) & MASK64
+            continue
+        h = parse_header(bytes(region[HEADER + off : HEADER + off + REC]))
+        if h["flags"] & PAD:
+            pos = (pos + contig) & MASK64
+            continue
+        out.append((off, h))
+        pos = (pos + rec_size(h["length"])) & MASK64
+    return out
+
+
+def crc_of(payload: bytes) -> int:
+    return crc32c.crc32c(payload)
