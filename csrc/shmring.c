@@ -383,6 +383,33 @@ int shm_producer_prepare_wait(shm_producer *p, uint32_t need)
     return 0;
 }
 
+int shm_producer_prepare_drain(shm_producer *p)
+{
+    if (!p || !p->ring)
+        return SHM_EINVAL;
+    _Atomic uint32_t *w = at32(p->ring, OFF_PRODUCER_WAITING);
+    atomic_store_explicit(w, 1, memory_order_relaxed);
+    atomic_thread_fence(memory_order_seq_cst);
+    int rc = reload_head(p);
+    if (rc)
+        return rc;
+    if (p->head_cache == p->tail) {
+        atomic_store_explicit(w, 0, memory_order_relaxed);
+        return 1;
+    }
+    return 0;
+}
+
+int64_t shm_producer_unread(shm_producer *p)
+{
+    if (!p || !p->ring)
+        return SHM_EINVAL;
+    int rc = reload_head(p);
+    if (rc)
+        return rc;
+    return (int64_t)(p->tail - p->head_cache);
+}
+
 void shm_producer_cancel_wait(shm_producer *p)
 {
     if (p && p->ring)

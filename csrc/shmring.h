@@ -186,6 +186,15 @@ void shm_consumer_cancel_wait(shm_consumer *c);
 int shm_producer_prepare_wait(shm_producer *p, uint32_t need);
 void shm_producer_cancel_wait(shm_producer *p);
 
+/* For a producer waiting for the consumer to read everything (a lingering
+ * close): returns 1 when the ring is empty (the flag is cleared), 0 when
+ * the caller may sleep until the consumer reports "wake", or an error. */
+int shm_producer_prepare_drain(shm_producer *p);
+
+/* Bytes written and not yet consumed, after reloading the consumer's
+ * position (never above capacity), or SHM_EPOSITION. */
+int64_t shm_producer_unread(shm_producer *p);
+
 /* Could a record of `len` payload bytes be written now?  1, 0, or an error. */
 int shm_producer_can_write(shm_producer *p, uint32_t len);
 

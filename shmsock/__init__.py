@@ -1,4 +1,12 @@
-"""shmsock: ZeroMQ-style sockets for Trio over lock-free shared-memory rings."""
+"""shmsock: ZeroMQ-style sockets for Trio over lock-free shared-memory rings.
+
+::
+
+    async with shmsock.socket(shmsock.PULL) as pull:
+        pull.bind("shm://jobs")
+        async for msg in pull:
+            ...
+"""
 
 from ._errors import (
     AddressInUse,
@@ -14,20 +22,38 @@ from ._errors import (
     UnsafeFile,
     VersionMismatch,
 )
+from ._options import Options
+from ._socket import Socket, socket
+from ._types import SocketType
+
+PAIR = SocketType.PAIR
+PUSH = SocketType.PUSH
+PULL = SocketType.PULL
+REQ = SocketType.REQ
+REP = SocketType.REP
 
 __version__ = "0.1.0"
 
 __all__ = [
+    "PAIR",
+    "PULL",
+    "PUSH",
+    "REP",
+    "REQ",
     "AddressInUse",
     "CorruptMessage",
     "IncompatiblePeer",
     "InvalidEndpoint",
     "MessageTooLarge",
     "MultipartMessage",
+    "Options",
     "SegmentError",
     "SharedMemoryFull",
     "ShmsockError",
+    "Socket",
+    "SocketType",
     "StateError",
     "UnsafeFile",
     "VersionMismatch",
+    "socket",
 ]

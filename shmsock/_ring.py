@@ -261,6 +261,24 @@ class Producer(_Side):
     def cancel_wait(self) -> None:
         lib.shm_producer_cancel_wait(self._p)
 
+    def prepare_drain(self) -> bool:
+        """Announce that we wait for the consumer to read everything.
+
+        Returns True when the caller may sleep (the consumer reports "wake"
+        after it next reads), False when the ring is already empty.
+        """
+        rc: int = lib.shm_producer_prepare_drain(self._p)
+        if rc < 0:
+            _fail(rc)
+        return rc == 0
+
+    def unread(self) -> int:
+        """Bytes written that the consumer has not read yet."""
+        rc: int = lib.shm_producer_unread(self._p)
+        if rc < 0:
+            _fail(rc)
+        return rc
+
     @property
     def records(self) -> int:
         """Records written through this producer."""

@@ -282,6 +282,20 @@ def test_waiter_flags_producer_side():
         prod.prepare_wait(R.max_payload(CAP) + 1)
 
 
+def test_drain_wait_for_a_lingering_close():
+    region, prod, cons, buf = make()
+    assert prod.prepare_drain() is False  # nothing written: already drained
+    prod.write_many([b"a", b"b"])
+    assert prod.unread() == 2 * rf.rec_size(1)
+    assert prod.prepare_drain() is True
+    assert rf.get(region, "producer_waiting") == 1
+    assert cons.read(buf, max_count=1)[3] is True  # the reader wakes us
+    assert prod.prepare_drain() is True  # one record still unread
+    assert cons.read(buf)[3] is True
+    assert prod.unread() == 0
+    assert prod.prepare_drain() is False
+
+
 def test_consumer_resync_takes_over_a_live_ring():
     region, prod, cons, buf = make(start_seq=50)
     prod.write_many([b"a", b"b", b"c"])

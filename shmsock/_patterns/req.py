@@ -1,0 +1,88 @@
+"""REQ: send a request, receive its reply, strictly in turn.
+
+State machine (libzmq's REQ with REQ_RELAXED and REQ_CORRELATE built in):
+
+- IDLE: ``send`` is allowed and moves to WAITING; ``recv`` raises
+  StateError.
+- WAITING (for the reply to request *id* from peer *p*): ``send`` raises
+  StateError; ``recv`` returns only a message from *p* carrying *id* and
+  moves to IDLE.  Any other message (a late reply to an abandoned request)
+  is dropped.  If *p* dies before replying, ``recv`` raises
+  trio.BrokenResourceError and moves to IDLE.  A cancelled ``recv``
+  abandons the request and moves to IDLE.
+
+Requests round-robin over connected REPs with room.  Request ids are
+non-zero 32-bit counters carried in the record's aux word; a REP echoes
+the id in its reply.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import trio
+
+from .._errors import StateError
+from .._types import SocketType
+from ._base import Pattern, PeerView
+
+
+class ReqPattern(Pattern):
+    kind = SocketType.REQ
+    can_send = True
+    can_recv = True
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._next_id = 0
+        self._waiting_id = 0  # 0: IDLE
+        self._waiting_peer: PeerView | None = None
+        self._broken = False  # the peer holding the request died
+
+    def check_send(self) -> None:
+        if self._waiting_id:
+            raise StateError("a REQ socket must receive the reply before sending again")
+
+    def send_aux(self) -> int:
+        self._next_id = self._next_id % 0xFFFFFFFF + 1
+        return self._next_id
+
+    def sent(self, peers: Sequence[PeerView], peer: PeerView) -> None:
+        super().sent(peers, peer)
+        self._waiting_id = self._next_id
+        self._waiting_peer = peer
+        self._broken = False
+
+    def check_recv(self) -> None:
+        if not self._waiting_id:
+            raise StateError("a REQ socket must send a request before receiving")
+
+    def recv_sources(self, peers: Sequence[PeerView]) -> list[PeerView]:
+        # The peer holding the request first; then the others, whose late
+        # replies to abandoned requests must be read to be dropped.
+        waiting = self._waiting_peer
+        first = [waiting] if waiting is not None and (waiting.inbox or waiting.readable) else []
+        return first + [p for p in peers if p is not waiting and (p.inbox or p.readable)]
+
+    def accept(self, peer: PeerView, aux: int) -> bool:
+        return peer is self._waiting_peer and aux == self._waiting_id
+
+    def received(self, peers: Sequence[PeerView], peer: PeerView, aux: int) -> None:
+        self._idle()
+
+    def no_message(self, peers: Sequence[PeerView]) -> None:
+        if self._broken:
+            self._idle()
+            raise trio.BrokenResourceError("the REP holding the request died before replying")
+
+    def recv_cancelled(self) -> None:
+        self._idle()
+
+    def gone(self, peer: PeerView) -> None:
+        if peer is self._waiting_peer:
+            self._broken = True
+
+    def _idle(self) -> None:
+        self._waiting_id = 0
+        self._waiting_peer = None
+        self._broken = False

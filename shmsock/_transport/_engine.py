@@ -1,0 +1,791 @@
+"""The transport of one socket: endpoints, slots, connections, wake-ups.
+
+How a connection comes to be (see also ``_fs`` for the file names):
+
+bind(NAME)
+    Take the flock on ``NAME@lock`` (held for the binder's life; a dead
+    binder's lock is free, so its endpoint is taken over, and a live one's
+    is not, so it raises AddressInUse).  Clear what a dead binder left,
+    listen on a fresh Unix socket and rename it to ``NAME@sock``.
+connect(NAME)
+    Claim a free slot by creating ``NAME@<k>.lock`` with O_EXCL and taking
+    its flock (the lock-file accept), create the ring this side writes
+    (``NAME@<k>.c``), and dial ``NAME@sock``.  If nobody listens there yet,
+    an inotify watch on the directory says when a binder renames its socket
+    into place; dialling happens then.  Nothing here ever waits.
+handshake
+    The connector sends HELLO with its slot; the binder maps the
+    connector's ring, creates its own (``NAME@<k>.b.<token>``) and answers
+    WELCOME with the token; the connector maps that.  The Unix socket stays
+    open as the connection's doorbell.
+
+One background task, :meth:`Engine.run`, waits on one epoll descriptor that
+holds every listening socket, every handshake in progress, every doorbell
+and the inotify watch, however many peers there are.  Rings are read only
+when a peer's doorbell says so or when the reader has not yet found them
+empty, so no operation scans every ring.
+
+A doorbell's end-of-file is the death notice: the kernel closes a dead
+process's descriptors, so a SIGKILLed peer is noticed at once.  What it
+had published is still read; then the connection is retired, its files
+reclaimed under the slot lock.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import select
+import socket
+import struct
+from collections.abc import Callable
+from functools import partial
+from typing import Final
+
+import trio
+
+from .. import _ring as R
+from .._errors import AddressInUse, CorruptMessage, ShmsockError, StateError, UnsafeFile
+from .._options import Options
+from .._types import SocketType
+from . import _segment as seg
+from . import _wire
+from ._fs import UserDir, lock_file, try_lock
+from ._inotify import DirWatch
+from ._peer import Peer, Queued, corrupt_reason
+
+log = logging.getLogger("shmsock")
+
+MAX_SLOTS: Final = 4096
+_CRED = struct.Struct("3i")
+_EPOLL_IN: Final = select.EPOLLIN | select.EPOLLRDHUP
+_CORRUPT: Final = b"C"  # doorbell byte: "your ring failed my checks: replace it"
+
+
+def _peer_cred(sock: socket.socket) -> tuple[int, int]:
+    """(pid, uid) of the process at the other end of a Unix socket."""
+    raw = sock.getsockopt(socket.SOL_SOCKET, socket.SO_PEERCRED, _CRED.size)
+    pid, uid, _gid = _CRED.unpack(raw)
+    return pid, uid
+
+
+class Binding:
+    """An endpoint this socket is bound to."""
+
+    __slots__ = ("endpoint", "lock_fd", "lsock", "name")
+
+    def __init__(self, name: str, lock_fd: int, lsock: socket.socket) -> None:
+        self.name = name
+        self.endpoint = f"shm://{name}"
+        self.lock_fd = lock_fd
+        self.lsock = lsock
+
+
+class Slot:
+    """This socket's place at an endpoint it connected to.
+
+    It lives from connect() to close, across any number of binders: the
+    ring this side writes stays, so what was written while no binder was
+    there, or before one died, is read by the next one.
+    """
+
+    __slots__ = (
+        "dialing",
+        "endpoint",
+        "index",
+        "lock_fd",
+        "name",
+        "peer",
+        "refused",
+        "replace_ring",
+        "seg",
+        "tx",
+    )
+
+    def __init__(
+        self, name: str, index: int, lock_fd: int, sg: seg.Segment, tx: R.Producer
+    ) -> None:
+        self.name = name
+        self.endpoint = f"shm://{name}"
+        self.index = index
+        self.lock_fd = lock_fd
+        self.seg = sg
+        self.tx = tx
+        self.peer: Peer | None = None
+        self.dialing: socket.socket | None = None
+        self.refused: Exception | None = None
+        self.replace_ring = False
+
+    @property
+    def file_prefix(self) -> str:
+        return f"{self.name}@{self.index}."
+
+
+class _Handshake:
+    """A doorbell socket whose 64-byte handshake has not all arrived."""
+
+    __slots__ = ("binding", "buf", "slot", "sock")
+
+    def __init__(
+        self, sock: socket.socket, binding: Binding | None = None, slot: Slot | None = None
+    ) -> None:
+        self.sock = sock
+        self.binding = binding
+        self.slot = slot
+        self.buf = bytearray()
+
+
+class Engine:
+    """Everything below the socket API, for one socket.
+
+    ``on_change(recv, send)`` is called after events that may let a waiting
+    receiver or sender make progress.
+    """
+
+    def __init__(
+        self,
+        kind: SocketType,
+        options: Options,
+        max_peers: int | None,
+        on_change: Callable[[bool, bool], None],
+        on_attach: Callable[[Peer], None],
+        on_gone: Callable[[Peer], None],
+    ) -> None:
+        self.kind = kind
+        self.options = options
+        self.max_peers = max_peers
+        self._on_change = on_change
+        self._on_attach = on_attach
+        self._on_gone = on_gone
+        self.dir: UserDir | None = None
+        self.epoll = select.epoll()
+        self._handlers: dict[int, Callable[[], None]] = {}
+        self.peers: list[Peer] = []
+        self.bindings: dict[str, Binding] = {}
+        self.slots: list[Slot] = []
+        self._watch: DirWatch | None = None
+        self.rbuf = R.ReadBuffer(R.MIN_CAPACITY)
+        self._retire_queue: list[Peer] = []
+        self._nursery: trio.Nursery | None = None
+        self.closed = False
+        # Totals of retired connections, so counters never go backwards.
+        self.retired_stats = [0, 0, 0, 0, 0, 0]  # sent, bytes, recvd, bytes, dropped, corrupt
+
+    # -- lifecycle ---------------------------------------------------------
+
+    def start(self, nursery: trio.Nursery) -> None:
+        self._nursery = nursery
+        nursery.start_soon(self.run)
+
+    async def run(self) -> None:
+        """Wait for events on every descriptor of this socket; dispatch them."""
+        if self.closed:  # closed before this task first ran
+            return
+        fd = self.epoll.fileno()
+        try:
+            while not self.closed:
+                await trio.lowlevel.wait_readable(fd)
+                self.poll()
+        except trio.ClosedResourceError:
+            pass  # close() closed the epoll descriptor under us
+
+    def poll(self) -> None:
+        """Handle whatever events are ready, without waiting."""
+        if self.closed:
+            return
+        for fd, _events in self.epoll.poll(0):
+            handler = self._handlers.get(fd)
+            if handler is None:
+                continue
+            try:
+                handler()
+            except Exception:  # a bug must not take the whole socket down
+                log.exception("shmsock: error handling an event on fd %d", fd)
+        self.reap()
+
+    def _register(self, fd: int, handler: Callable[[], None]) -> None:
+        self._handlers[fd] = handler
+        self.epoll.register(fd, _EPOLL_IN)
+
+    def _unregister(self, fd: int) -> None:
+        if self._handlers.pop(fd, None) is not None:
+            try:
+                self.epoll.unregister(fd)
+            except (OSError, ValueError):
+                pass
+
+    def _dir(self) -> UserDir:
+        if self.dir is None:
+            self.dir = UserDir()
+        return self.dir
+
+    # -- bind --------------------------------------------------------------
+
+    def bind(self, name: str) -> None:
+        if name in self.bindings:
+            raise AddressInUse(f"shm://{name} is already bound by this socket")
+        d = self._dir()
+        lock_fd = lock_file(d, f"{name}@lock", create=True)
+        if lock_fd is None:
+            raise AddressInUse(f"shm://{name} is bound by a live socket")
+        sockname = f"{name}@sock"
+        tmpname = f"{name}@sock.{os.urandom(4).hex()}"
+        lsock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM | socket.SOCK_NONBLOCK)
+        try:
+            self._reclaim_stale_slots(name)
+            d.unlink(sockname)  # a dead binder's
+            os.ftruncate(lock_fd, 0)
+            os.pwrite(lock_fd, f"{os.getpid()} {self.kind.name}\n".encode(), 0)
+            # Listen first, then rename into place: a connector that sees
+            # the name can connect at once.
+            lsock.bind(d.sockpath(tmpname))
+            os.chmod(d.sockpath(tmpname), 0o600)
+            lsock.listen(socket.SOMAXCONN)
+            os.rename(tmpname, sockname, src_dir_fd=d.fd, dst_dir_fd=d.fd)
+        except BaseException:
+            lsock.close()
+            d.unlink(tmpname)
+            d.unlink(f"{name}@lock")
+            os.close(lock_fd)
+            raise
+        b = Binding(name, lock_fd, lsock)
+        self.bindings[name] = b
+        self._register(lsock.fileno(), partial(self._on_listen, b))
+
+    def _reclaim_stale_slots(self, name: str) -> None:
+        prefix = f"{name}@"
+        indices = set()
+        for entry in self._dir().listdir():
+            if entry.startswith(prefix):
+                head = entry[len(prefix) :].split(".", 1)[0]
+                if head.isdigit():
+                    indices.add(int(head))
+        for k in sorted(indices):
+            self._reclaim_slot(name, k)
+
+    def _reclaim_slot(self, name: str, k: int) -> bool:
+        """Remove slot k's files if no live connector holds it.
+
+        Deleting a slot's files requires holding its lock: we take the
+        lock of a dead holder, or create and take it when a crash left
+        files without one.  Returns True when the slot is now free.
+        """
+        d = self._dir()
+        lockname = f"{name}@{k}.lock"
+        try:
+            fd = lock_file(d, lockname, create=True)
+        except UnsafeFile:
+            log.warning("shmsock: not touching unsafe file %s/%s", d.path, lockname)
+            return False
+        if fd is None:
+            return False  # a live connector
+        try:
+            prefix = f"{name}@{k}."
+            for entry in d.listdir():
+                if entry.startswith(prefix) and entry != lockname:
+                    d.unlink(entry)
+            d.unlink(lockname)
+        finally:
+            os.close(fd)
+        return True
+
+    def _on_listen(self, b: Binding) -> None:
+        while True:
+            try:
+                conn, _ = b.lsock.accept()
+            except BlockingIOError:
+                return
+            except OSError as exc:  # out of descriptors, say: try on the next event
+                log.warning("shmsock: accept on %s failed: %s", b.endpoint, exc)
+                return
+            conn.setblocking(False)
+            if _peer_cred(conn)[1] != os.geteuid():
+                conn.close()
+                continue
+            hs = _Handshake(conn, binding=b)
+            self._register(conn.fileno(), partial(self._on_hello, hs))
+
+    def _read_handshake(self, hs: _Handshake) -> _wire.Handshake | None:
+        """Read what has arrived; return the handshake once complete.
+
+        Raises ConnectionError on end-of-file, ValueError on garbage.
+        """
+        try:
+            data = hs.sock.recv(_wire.SIZE - len(hs.buf))
+        except BlockingIOError:
+            return None
+        if not data:
+            raise ConnectionError("closed during the handshake")
+        hs.buf += data
+        if len(hs.buf) < _wire.SIZE:
+            return None
+        return _wire.Handshake.unpack(bytes(hs.buf))
+
+    def _refuse(self, hs: _Handshake, reason: _wire.Refusal) -> None:
+        self._unregister(hs.sock.fileno())
+        try:
+            hs.sock.send(_wire.Handshake(_wire.Kind.REFUSE, self.kind, reason=reason).pack())
+        except OSError:
+            pass
+        hs.sock.close()
+
+    def _on_hello(self, hs: _Handshake) -> None:
+        b = hs.binding
+        assert b is not None
+        try:
+            msg = self._read_handshake(hs)
+        except (ConnectionError, ValueError, ShmsockError, OSError):
+            self._unregister(hs.sock.fileno())
+            hs.sock.close()
+            return
+        if msg is None:
+            return
+        if msg.kind != _wire.Kind.HELLO or not 0 <= msg.slot < MAX_SLOTS:
+            self._unregister(hs.sock.fileno())
+            hs.sock.close()
+            return
+        if msg.sock_type != self.kind.peer_type:
+            self._refuse(hs, _wire.Refusal.INCOMPATIBLE)
+            return
+        if self.closed or b.name not in self.bindings:
+            self._refuse(hs, _wire.Refusal.SHUTTING_DOWN)
+            return
+        if self.max_peers is not None and sum(p.alive for p in self.peers) >= self.max_peers:
+            self._refuse(hs, _wire.Refusal.BUSY)
+            return
+        d = self._dir()
+        try:
+            rx_seg = seg.open_existing(d, f"{b.name}@{msg.slot}.c", seg.ROLE_CONNECTOR)
+        except (OSError, ShmsockError) as exc:
+            log.warning(
+                "shmsock: %s: cannot use the ring of slot %d: %s", b.endpoint, msg.slot, exc
+            )
+            self._refuse(hs, _wire.Refusal.BAD_SEGMENT)
+            return
+        try:
+            rx = R.Consumer(rx_seg.ring, rx_seg.capacity, resync=True)
+        except CorruptMessage as exc:
+            rx_seg.close()
+            log.warning("shmsock: %s: ring of slot %d is corrupt: %s", b.endpoint, msg.slot, exc)
+            self._refuse(hs, _wire.Refusal.BAD_SEGMENT)
+            return
+        try:
+            token, tx_seg = self._create_binder_ring(b.name, msg.slot)
+        except (OSError, ShmsockError) as exc:
+            log.warning("shmsock: %s: cannot create a ring: %s", b.endpoint, exc)
+            rx.release()
+            rx_seg.close()
+            self._refuse(hs, _wire.Refusal.SHUTTING_DOWN)
+            return
+        tx = R.Producer(tx_seg.ring, tx_seg.capacity, checksum=self.options.checksum)
+        self._unregister(hs.sock.fileno())
+        welcome = _wire.Handshake(
+            _wire.Kind.WELCOME, self.kind, msg.slot, os.getpid(), tx_seg.capacity, token
+        )
+        try:
+            hs.sock.send(welcome.pack())
+        except OSError:
+            tx.release()
+            tx_seg.close()
+            d.unlink(tx_seg.name)
+            rx.release()
+            rx_seg.close()
+            hs.sock.close()
+            return
+        peer = Peer(
+            endpoint=b.endpoint,
+            bound=True,
+            sock=hs.sock,
+            tx=tx,
+            tx_seg=tx_seg,
+            rx=rx,
+            rx_seg=rx_seg,
+            pid=_peer_cred(hs.sock)[0],
+            slot=msg.slot,
+            token=token,
+            max_msg=self.options.max_msg_size,
+            owns_tx=True,
+        )
+        self._attach(peer)
+
+    def _create_binder_ring(self, name: str, k: int) -> tuple[str, seg.Segment]:
+        d = self._dir()
+        for _ in range(8):
+            token = os.urandom(4).hex()
+            try:
+                return token, seg.create(
+                    d, f"{name}@{k}.b.{token}", self.options.ring_size, self.kind, seg.ROLE_BINDER
+                )
+            except FileExistsError:
+                continue
+        raise ShmsockError("could not name a ring segment")  # pragma: no cover
+
+    # -- connect -----------------------------------------------------------
+
+    def connect(self, name: str) -> None:
+        d = self._dir()
+        k, lock_fd = self._claim_slot(name)
+        try:
+            for entry in d.listdir():  # a dead holder's leftovers: the slot is ours now
+                if entry.startswith(f"{name}@{k}.") and not entry.endswith(".lock"):
+                    d.unlink(entry)
+            sg = seg.create(
+                d, f"{name}@{k}.c", self.options.ring_size, self.kind, seg.ROLE_CONNECTOR
+            )
+        except BaseException:
+            d.unlink(f"{name}@{k}.lock")
+            os.close(lock_fd)
+            raise
+        try:
+            tx = R.Producer(sg.ring, sg.capacity, checksum=self.options.checksum)
+            os.pwrite(lock_fd, f"{os.getpid()} {self.kind.name}\n".encode(), 0)
+        except BaseException:
+            sg.close()
+            d.unlink(sg.name)
+            d.unlink(f"{name}@{k}.lock")
+            os.close(lock_fd)
+            raise
+        slot = Slot(name, k, lock_fd, sg, tx)
+        self.slots.append(slot)
+        if self._watch is None:
+            self._watch = DirWatch(d.fd)
+            self._register(self._watch.fd, self._on_watch)
+        self._dial(slot)
+
+    def _claim_slot(self, name: str) -> tuple[int, int]:
+        d = self._dir()
+        k = 0
+        while k < MAX_SLOTS:
+            lockname = f"{name}@{k}.lock"
+            try:
+                fd = d.create(lockname)
+            except FileExistsError:
+                if self._reclaim_slot(name, k):
+                    continue  # it was stale and is free now: try it again
+                k += 1
+                continue
+            # Between our create and our lock, a cleaner may have taken the
+            # new file for a stale one and removed it: check.
+            if try_lock(fd) and d.is_same(fd, lockname):
+                return k, fd
+            os.close(fd)
+        raise ShmsockError(f"shm://{name} has no free slot ({MAX_SLOTS} in use)")
+
+    def _dial(self, slot: Slot) -> None:
+        """Try to reach the binder now; on failure wait for the next one."""
+        if self.closed or slot.peer is not None or slot.dialing is not None:
+            return
+        d = self._dir()
+        sockname = f"{slot.name}@sock"
+        try:
+            d.check_socket(sockname)
+        except FileNotFoundError:
+            return
+        except UnsafeFile as exc:
+            slot.refused = exc
+            return
+        conn = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM | socket.SOCK_NONBLOCK)
+        try:
+            conn.connect(d.sockpath(sockname))
+        except (FileNotFoundError, ConnectionRefusedError):
+            conn.close()  # a dead binder's socket: the next binder replaces it
+            return
+        except BlockingIOError:
+            conn.close()  # its backlog is full: try again shortly
+            if self._nursery is not None:
+                self._nursery.start_soon(self._dial_later, slot)
+            return
+        hello = _wire.Handshake(
+            _wire.Kind.HELLO, self.kind, slot.index, os.getpid(), slot.seg.capacity
+        )
+        try:
+            if _peer_cred(conn)[1] != os.geteuid():
+                raise ConnectionRefusedError("the binder is another user")
+            conn.send(hello.pack())
+        except OSError:
+            conn.close()
+            return
+        slot.dialing = conn
+        hs = _Handshake(conn, slot=slot)
+        self._register(conn.fileno(), partial(self._on_welcome, hs))
+
+    async def _dial_later(self, slot: Slot) -> None:
+        # Only when a binder's listen backlog overflows; never to find one.
+        await trio.sleep(0.001)
+        self._dial(slot)
+        self._on_change(True, True)
+
+    def _on_watch(self) -> None:
+        assert self._watch is not None
+        appeared = {n[: -len("@sock")] for n in self._watch.read_names() if n.endswith("@sock")}
+        for slot in self.slots:
+            if slot.name in appeared:
+                self._dial(slot)
+
+    def _on_welcome(self, hs: _Handshake) -> None:
+        slot = hs.slot
+        assert slot is not None
+        try:
+            msg = self._read_handshake(hs)
+        except (ConnectionError, ValueError, ShmsockError, OSError):
+            msg = None
+            self._abort_dial(slot)
+            return
+        if msg is None:
+            return
+        self._unregister(hs.sock.fileno())
+        if msg.kind == _wire.Kind.REFUSE:
+            slot.refused = _wire.refusal_error(msg.reason, slot.endpoint)
+            self._abort_dial(slot)
+            self._on_change(True, True)
+            return
+        if msg.kind != _wire.Kind.WELCOME or not msg.token:
+            self._abort_dial(slot)
+            return
+        try:
+            rx_seg = seg.open_existing(
+                self._dir(), f"{slot.name}@{slot.index}.b.{msg.token}", seg.ROLE_BINDER
+            )
+            try:
+                rx = R.Consumer(rx_seg.ring, rx_seg.capacity)
+            except BaseException:
+                rx_seg.close()
+                raise
+        except (OSError, ShmsockError) as exc:
+            log.warning("shmsock: %s: cannot use the binder's ring: %s", slot.endpoint, exc)
+            self._abort_dial(slot)
+            return
+        slot.dialing = None
+        slot.refused = None
+        peer = Peer(
+            endpoint=slot.endpoint,
+            bound=False,
+            sock=hs.sock,
+            tx=slot.tx,
+            tx_seg=slot.seg,
+            rx=rx,
+            rx_seg=rx_seg,
+            pid=_peer_cred(hs.sock)[0],
+            slot=slot.index,
+            token=msg.token,
+            max_msg=self.options.max_msg_size,
+            owns_tx=False,
+        )
+        slot.peer = peer
+        self._attach(peer)
+
+    def _abort_dial(self, slot: Slot) -> None:
+        if slot.dialing is not None:
+            self._unregister(slot.dialing.fileno())
+            slot.dialing.close()
+            slot.dialing = None
+
+    # -- connections --------------------------------------------------------
+
+    def _attach(self, peer: Peer) -> None:
+        if peer.rx.capacity > self.rbuf.size:
+            self.rbuf = R.ReadBuffer(peer.rx.capacity)
+        self.peers.append(peer)
+        self._register(peer.fd, partial(self._on_doorbell, peer))
+        self._on_attach(peer)
+        self._on_change(True, True)
+
+    def _on_doorbell(self, peer: Peer) -> None:
+        try:
+            data = peer.sock.recv(4096)
+        except BlockingIOError:
+            return
+        except OSError:
+            data = b""
+        if not data:
+            self._gone(peer)
+            return
+        recv = send = False
+        if _wire.DATA in data:
+            peer.readable = recv = True
+        if _wire.SPACE in data:
+            peer.writable = send = True
+        if _wire.DISCARD in data:
+            peer.discard = True
+        if _CORRUPT in data:
+            # Only a binder sends this, about a connector's ring.
+            for slot in self.slots:
+                if slot.peer is peer:
+                    slot.replace_ring = True
+        if recv or send:
+            self._on_change(recv, send)
+
+    def _gone(self, peer: Peer) -> None:
+        """The doorbell hit end-of-file: the peer closed or died."""
+        if not peer.alive:
+            return
+        peer.alive = False
+        peer.writable = False
+        self._unregister(peer.fd)
+        peer.sock.close()
+        d = self._dir()
+        if peer.bound:
+            d.unlink(peer.tx_seg.name)  # our ring to it; the mapping stays until retired
+        else:
+            # The binder's ring: its binder is gone, and the slot is ours.
+            d.unlink(peer.rx_seg.name)
+            for slot in self.slots:
+                if slot.peer is peer:
+                    slot.peer = None
+                    if slot.replace_ring:
+                        self._replace_slot_ring(slot)
+                    self._dial(slot)  # a new binder may already be there
+        if peer.discard or not self._can_recv():
+            peer.readable = False
+            peer.inbox.clear()
+        else:
+            peer.readable = True  # read what it published before it went
+        self._on_gone(peer)
+        if not peer.readable and not peer.inbox:
+            self._retire_queue.append(peer)
+        self._on_change(True, True)
+
+    def _can_recv(self) -> bool:
+        return self.kind != SocketType.PUSH
+
+    def _replace_slot_ring(self, slot: Slot) -> None:
+        """The binder rejected our ring as corrupt: start a fresh one."""
+        d = self._dir()
+        slot.replace_ring = False
+        slot.tx.release()
+        slot.seg.close()
+        d.unlink(slot.seg.name)
+        slot.seg = seg.create(
+            d, slot.seg.name, self.options.ring_size, self.kind, seg.ROLE_CONNECTOR
+        )
+        slot.tx = R.Producer(slot.seg.ring, slot.seg.capacity, checksum=self.options.checksum)
+
+    def take(self, peer: Peer, announce: bool = True) -> Queued | None:
+        """The next complete message from *peer*, or None.
+
+        With *announce*, a peer found empty is marked not readable after
+        telling its producer to ring when it writes.  Raises CorruptMessage
+        (once) when the peer's ring fails validation; that connection is
+        then closed and retired.
+        """
+        if peer.inbox:
+            return peer.inbox.popleft()
+        while peer.readable:
+            try:
+                got = peer.fill(self.rbuf)
+            except CorruptMessage as exc:
+                self._corrupt(peer)
+                raise corrupt_reason(exc, peer) from None
+            if peer.inbox:
+                return peer.inbox.popleft()
+            if got:
+                continue  # fragments of a message still arriving
+            if not peer.alive:
+                peer.readable = False
+                peer.abandon_partial()
+                self._retire_queue.append(peer)
+                return None
+            if not announce:
+                return None
+            if peer.rx.prepare_wait():
+                peer.readable = False
+        return None
+
+    def _corrupt(self, peer: Peer) -> None:
+        peer.corrupt += 1
+        if peer.bound:
+            peer.ring(_CORRUPT)
+        peer.discard = True
+        self._gone(peer)
+
+    def reap(self) -> None:
+        """Retire connections that are gone and fully read."""
+        while self._retire_queue:
+            peer = self._retire_queue.pop()
+            if peer in self.peers:
+                self._retire(peer)
+
+    def _retire(self, peer: Peer) -> None:
+        self.peers.remove(peer)
+        peer.abandon_partial()
+        st = self.retired_stats
+        if peer.owns_tx:
+            st[0] += peer.tx.records
+            st[1] += peer.tx.bytes
+        st[2] += peer.rx.records
+        st[3] += peer.rx.bytes
+        st[4] += peer.dropped
+        st[5] += peer.corrupt
+        peer.release()
+        if peer.bound and not self.closed:
+            name = peer.endpoint[len("shm://") :]
+            self._reclaim_slot(name, peer.slot)
+
+    # -- close -------------------------------------------------------------
+
+    def unread_peers(self) -> list[Peer]:
+        """Live peers that have not read everything we sent them."""
+        out = []
+        for peer in self.peers:
+            if peer.alive:
+                try:
+                    if peer.tx.unread():
+                        out.append(peer)
+                except CorruptMessage:
+                    pass
+        return out
+
+    def close(self) -> None:
+        """Tear everything down: connections, slots, bindings, descriptors."""
+        if self.closed:
+            return
+        self.closed = True
+        d = self.dir
+        for peer in list(self.peers):
+            if peer.alive:
+                peer.alive = False
+                self._unregister(peer.fd)
+                if peer.bound and d is not None:
+                    d.unlink(peer.tx_seg.name)
+            peer.release()
+        self.peers.clear()
+        self._retire_queue.clear()
+        for slot in self.slots:
+            self._abort_dial(slot)
+            slot.tx.release()
+            slot.seg.close()
+            if d is not None:
+                d.unlink(slot.seg.name)
+                d.unlink(f"{slot.name}@{slot.index}.lock")
+            os.close(slot.lock_fd)
+        self.slots.clear()
+        for b in self.bindings.values():
+            self._unregister(b.lsock.fileno())
+            b.lsock.close()
+            if d is not None:
+                d.unlink(f"{b.name}@sock")
+                d.unlink(f"{b.name}@lock")
+            os.close(b.lock_fd)
+        self.bindings.clear()
+        for fd in list(self._handlers):
+            self._unregister(fd)  # handshakes in progress
+        if self._watch is not None:
+            self._watch.close()
+            self._watch = None
+        try:
+            trio.lowlevel.notify_closing(self.epoll.fileno())
+        except RuntimeError:
+            pass  # outside of Trio: nobody can be waiting on it
+        self.epoll.close()
+        if d is not None:
+            d.close()
+            self.dir = None
+
+    def check_usable(self) -> None:
+        """Raise the reason a connect can not succeed, if one is known."""
+        for slot in self.slots:
+            if slot.refused is not None and slot.peer is None:
+                raise slot.refused
+
+
+__all__ = ["Binding", "Engine", "Slot", "StateError"]

@@ -1,0 +1,249 @@
+"""One connection: our ring to the peer, the peer's ring to us, a doorbell.
+
+A Peer moves whole messages.  Outgoing, it turns a message into records
+(see "Messages on a ring" in docs/protocol.md); incoming, it assembles
+records into messages and queues only complete ones, so a message whose
+writer died or gave up halfway is never delivered.
+
+Queued messages are either ``bytes`` (one frame, aux 0: the common case,
+kept cheap) or a :class:`Message`.
+"""
+
+from __future__ import annotations
+
+import socket
+from array import array
+from collections import deque
+from typing import TYPE_CHECKING
+
+from .. import _ring as R
+from .._errors import CorruptMessage
+from . import _wire
+
+if TYPE_CHECKING:
+    from ._segment import Segment
+
+_SIMPLE = R.START
+_MORE_OR_CONT = R.MORE | R.CONT
+
+
+class Message:
+    """A message with several frames, or with a non-zero aux word."""
+
+    __slots__ = ("aux", "frames")
+
+    def __init__(self, frames: list[bytes], aux: int) -> None:
+        self.frames = frames
+        self.aux = aux
+
+
+Queued = bytes | Message
+
+
+class Peer:
+    """An attached connection.  The engine creates and retires peers."""
+
+    __slots__ = (
+        "alive",
+        "bound",
+        "check_size",
+        "corrupt",
+        "discard",
+        "dropped",
+        "endpoint",
+        "fd",
+        "frame",
+        "inbox",
+        "max_msg",
+        "owns_tx",
+        "partial",
+        "partial_aux",
+        "partial_size",
+        "pid",
+        "readable",
+        "rx",
+        "rx_seg",
+        "skipping",
+        "slot",
+        "sock",
+        "streaming",
+        "token",
+        "tx",
+        "tx_seg",
+        "writable",
+    )
+
+    def __init__(
+        self,
+        *,
+        endpoint: str,
+        bound: bool,
+        sock: socket.socket,
+        tx: R.Producer,
+        tx_seg: Segment,
+        rx: R.Consumer,
+        rx_seg: Segment,
+        pid: int,
+        slot: int,
+        token: str,
+        max_msg: int,
+        owns_tx: bool,
+    ) -> None:
+        self.endpoint = endpoint
+        self.bound = bound  # True on the binder's side of the connection
+        self.sock = sock
+        self.fd = sock.fileno()
+        self.tx = tx
+        self.tx_seg = tx_seg
+        self.rx = rx
+        self.rx_seg = rx_seg
+        self.pid = pid
+        self.slot = slot
+        self.token = token
+        self.max_msg = max_msg
+        # A connector's ring outlives each connection to a binder: the slot
+        # owns it.  A binder's ring belongs to the connection.
+        self.owns_tx = owns_tx
+        # A single record can exceed max_msg only when max_msg is small.
+        self.check_size = max_msg < rx.max_payload
+        self.alive = True  # the doorbell is open
+        self.readable = True  # the ring may hold records
+        self.writable = True  # our ring may have room
+        self.streaming = False  # a fragmented send is writing to tx
+        self.discard = False  # the peer asked us to drop what it sent
+        self.inbox: deque[Queued] = deque()
+        self.partial: list[bytes] | None = None  # frames of an incomplete message
+        self.frame: list[bytes] = []  # fragments of an incomplete frame
+        self.partial_aux = 0
+        self.partial_size = 0
+        self.skipping = False  # dropping the rest of an oversized message
+        self.dropped = 0  # incomplete messages dropped (writer gave up or died)
+        self.corrupt = 0  # messages refused: oversized, or records failing checks
+
+    def __repr__(self) -> str:
+        state = "alive" if self.alive else "gone"
+        return f"<Peer {self.endpoint} slot {self.slot} pid {self.pid} {state}>"
+
+    # -- doorbell ------------------------------------------------------------
+
+    def ring(self, what: bytes) -> None:
+        """Wake the peer.  A full socket buffer means it has wake-ups pending."""
+        try:
+            self.sock.send(what)
+        except OSError:
+            pass  # gone: its end-of-file is on its way to the poller
+
+    # -- sending ---------------------------------------------------------------
+
+    def send_one(self, data: bytes) -> bool:
+        """Write a one-frame message that fits a record; False if no room."""
+        rc = self.tx.write(data)
+        if rc < 0:
+            return False
+        if rc:
+            self.ring(_wire.DATA)
+        return True
+
+    def send_records(
+        self, data: bytes, lens: array[int], flags: bytes | None, aux: int, *, atomic: bool
+    ) -> int:
+        """Write records (see Producer.write_records); return how many."""
+        n, wake = self.tx.write_records(data, lens, flags, aux, atomic=atomic)
+        if wake:
+            self.ring(_wire.DATA)
+        return n
+
+    def send_many(self, messages: list[bytes]) -> int:
+        n, wake = self.tx.write_many(messages)
+        if wake:
+            self.ring(_wire.DATA)
+        return n
+
+    # -- receiving -------------------------------------------------------------
+
+    def fill(self, buf: R.ReadBuffer) -> bool:
+        """Read one batch of records into the inbox.
+
+        Returns False when the ring was empty.  Raises CorruptMessage when
+        the next record fails validation; the caller must then retire this
+        peer, since the ring cannot move past it.
+        """
+        payloads, flags, aux, wake = self.rx.read(buf)
+        if wake:
+            self.ring(_wire.SPACE)
+        if not payloads:
+            return False
+        if flags is None and self.partial is None and not self.skipping and not self.check_size:
+            self.inbox.extend(payloads)
+        else:
+            self._assemble(payloads, flags, aux)
+        return True
+
+    def _assemble(
+        self, payloads: list[bytes], flags: list[int] | None, aux: list[int] | None
+    ) -> None:
+        n = len(payloads)
+        flag_list = flags if flags is not None else [_SIMPLE] * n
+        aux_list = aux if aux is not None else [0] * n
+        for payload, fl, ax in zip(payloads, flag_list, aux_list, strict=True):
+            if fl & R.START:
+                if self.partial is not None:
+                    self.dropped += 1  # the previous message was abandoned
+                self.partial, self.frame = [], []
+                self.partial_aux, self.partial_size = ax, 0
+                self.skipping = False
+            elif self.partial is None:
+                # The tail of a message we did not see start (we took over
+                # the ring mid-message), or of one we are dropping.
+                if self.skipping and not fl & _MORE_OR_CONT:
+                    self.skipping = False
+                continue
+            self.partial_size += len(payload)
+            if self.partial_size > self.max_msg:
+                self.corrupt += 1
+                self.partial, self.frame = None, []
+                self.skipping = bool(fl & _MORE_OR_CONT)
+                continue
+            self.frame.append(payload)
+            if fl & R.CONT:
+                continue
+            frame = self.frame[0] if len(self.frame) == 1 else b"".join(self.frame)
+            self.frame = []
+            self.partial.append(frame)
+            if fl & R.MORE:
+                continue
+            frames, self.partial = self.partial, None
+            if len(frames) == 1 and self.partial_aux == 0:
+                self.inbox.append(frames[0])
+            else:
+                self.inbox.append(Message(frames, self.partial_aux))
+
+    def abandon_partial(self) -> None:
+        """The writer is gone: an incomplete message will never complete."""
+        if self.partial is not None:
+            self.dropped += 1
+            self.partial, self.frame = None, []
+
+    # -- teardown ---------------------------------------------------------------
+
+    def release(self) -> None:
+        """Unmap the rings this connection owns and close the doorbell.
+
+        Idempotent.
+        """
+        if self.sock.fileno() >= 0:
+            self.sock.close()
+        rings = [(self.rx, self.rx_seg)]
+        if self.owns_tx:
+            rings.append((self.tx, self.tx_seg))
+        for ring, seg in rings:
+            if not seg.mm.closed:
+                ring.release()
+                seg.close()
+
+
+def corrupt_reason(exc: CorruptMessage, peer: Peer) -> CorruptMessage:
+    """The error a receiver raises for a peer whose ring failed validation."""
+    err = CorruptMessage(f"{exc.reason} (from {peer.endpoint}, peer pid {peer.pid})", exc.code)
+    err.__cause__ = exc
+    return err

@@ -1,0 +1,106 @@
+"""The handshake on a connection's doorbell socket, and the doorbell bytes.
+
+Each connection has one Unix stream socket between the two processes.  It
+carries a 64-byte handshake each way, then single bytes that wake the other
+side, and its end-of-file tells each side at once that the other is gone,
+however it died.  Messages never travel on it.
+
+Handshake (little-endian), sent by the connector (HELLO) and answered by
+the binder (WELCOME or REFUSE):
+
+======  ====  ====================================================
+offset  size  field
+======  ====  ====================================================
+0       4     magic ``b"SSHK"``
+4       2     protocol version (1)
+6       1     kind: 1 HELLO, 2 WELCOME, 3 REFUSE
+7       1     sender's socket type
+8       4     slot number (HELLO)
+12      4     sender's pid (for display only)
+16      8     capacity of the ring the sender writes
+24      8     binder token, ASCII hex (WELCOME): its ring is
+              ``NAME@<slot>.b.<token>``
+32      4     refusal reason (REFUSE)
+36      28    reserved, zero
+======  ====  ====================================================
+"""
+
+from __future__ import annotations
+
+import enum
+import struct
+from dataclasses import dataclass
+from typing import Final
+
+from .._errors import IncompatiblePeer, VersionMismatch
+
+SIZE: Final = 64
+MAGIC: Final = b"SSHK"
+VERSION: Final = 1
+_HS = struct.Struct("<4sHBBIIQ8sI28x")
+
+# Doorbell bytes.
+DATA: Final = b"D"  # "I published records; you had said you would sleep"
+SPACE: Final = b"S"  # "I freed space; you had said you were waiting for it"
+DISCARD: Final = b"X"  # "I closed: drop what I sent that you have not read"
+
+
+class Kind(enum.IntEnum):
+    HELLO = 1
+    WELCOME = 2
+    REFUSE = 3
+
+
+class Refusal(enum.IntEnum):
+    INCOMPATIBLE = 1  # socket types cannot talk
+    BUSY = 2  # PAIR binder already has its peer
+    BAD_SEGMENT = 3  # the connector's ring could not be used
+    SHUTTING_DOWN = 4  # the binder is closing
+
+
+@dataclass(frozen=True)
+class Handshake:
+    kind: Kind
+    sock_type: int
+    slot: int = 0
+    pid: int = 0
+    capacity: int = 0
+    token: str = ""
+    reason: int = 0
+
+    def pack(self) -> bytes:
+        return _HS.pack(
+            MAGIC,
+            VERSION,
+            self.kind,
+            self.sock_type,
+            self.slot,
+            self.pid,
+            self.capacity,
+            self.token.encode("ascii"),
+            self.reason,
+        )
+
+    @classmethod
+    def unpack(cls, raw: bytes) -> Handshake:
+        """Parse a handshake; raise ValueError if it is not one."""
+        if len(raw) != SIZE:
+            raise ValueError("short handshake")
+        magic, version, kind, sock_type, slot, pid, capacity, token, reason = _HS.unpack(raw)
+        if magic != MAGIC:
+            raise ValueError("not a shmsock handshake")
+        if version != VERSION:
+            raise VersionMismatch(version, VERSION, "peer")
+        try:
+            tok = token.rstrip(b"\0").decode("ascii")
+        except UnicodeDecodeError:
+            raise ValueError("bad token") from None
+        if not all(c in "0123456789abcdef" for c in tok):
+            raise ValueError("bad token")
+        return cls(Kind(kind), sock_type, slot, pid, capacity, tok, reason)
+
+
+def refusal_error(reason: int, endpoint: str) -> Exception:
+    if reason == Refusal.INCOMPATIBLE:
+        return IncompatiblePeer(f"the socket bound at {endpoint} cannot talk to this socket type")
+    return ConnectionRefusedError(f"{endpoint} refused the connection (reason {reason})")

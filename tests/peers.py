@@ -1,0 +1,203 @@
+"""Peers that tests run in other OS processes (see procs.py).
+
+Each function takes the pipe to the test first, then its own arguments,
+runs a Trio program, and reports through the pipe: "ready" once bound or
+connected, then whatever the test asks for.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from multiprocessing.connection import Connection
+
+import trio
+
+import shmsock
+
+
+def _attach(sock: shmsock.Socket, endpoint: str, bind: bool) -> None:
+    if bind:
+        sock.bind(endpoint)
+    else:
+        sock.connect(endpoint)
+
+
+def push_numbers(
+    conn: Connection, endpoint: str, bind: bool, start: int, count: int, tag: str = ""
+) -> None:
+    """Send b"<tag>:<i>" for i in [start, start+count), then wait to be told to exit."""
+
+    async def main() -> None:
+        async with shmsock.socket(shmsock.PUSH, linger=None) as push:
+            _attach(push, endpoint, bind)
+            conn.send("ready")
+            for i in range(start, start + count):
+                await push.send(f"{tag}:{i}".encode())
+            conn.send("sent")
+            await trio.to_thread.run_sync(conn.recv)
+
+    trio.run(main)
+
+
+def pull_digest(conn: Connection, endpoint: str, bind: bool, count: int) -> None:
+    """Receive *count* messages; report how many, and a digest of them in order."""
+
+    async def main() -> None:
+        async with shmsock.socket(shmsock.PULL) as pull:
+            _attach(pull, endpoint, bind)
+            conn.send("ready")
+            h = hashlib.sha256()
+            for _ in range(count):
+                h.update(await pull.recv())
+                h.update(b"|")
+            conn.send((count, h.hexdigest()))
+            await trio.to_thread.run_sync(conn.recv)
+
+    trio.run(main)
+
+
+def pull_idle(conn: Connection, endpoint: str, bind: bool, **options: object) -> None:
+    """Attach a PULL that never reads, until killed or told to exit."""
+
+    async def main() -> None:
+        async with shmsock.socket(shmsock.PULL, **options) as pull:
+            _attach(pull, endpoint, bind)
+            conn.send("ready")
+            await trio.to_thread.run_sync(conn.recv)
+
+    trio.run(main)
+
+
+def push_fill(conn: Connection, endpoint: str, bind: bool, size: int) -> None:
+    """Send messages of *size* bytes until the ring is full; report how many."""
+
+    async def main() -> None:
+        async with shmsock.socket(shmsock.PUSH, linger=0) as push:
+            _attach(push, endpoint, bind)
+            conn.send("ready")
+            n = 0
+            while True:
+                with trio.move_on_after(0.5):
+                    await push.send(b"%d:" % n + bytes(size))
+                    n += 1
+                    continue
+                break
+            conn.send(n)
+            await trio.to_thread.run_sync(conn.recv)
+
+    trio.run(main)
+
+
+def pair_echo(conn: Connection, endpoint: str, bind: bool) -> None:
+    """A PAIR that sends back every message until it receives b"quit"."""
+
+    async def main() -> None:
+        async with shmsock.socket(shmsock.PAIR, linger=None) as pair:
+            _attach(pair, endpoint, bind)
+            conn.send("ready")
+            async for msg in pair:
+                if msg == b"quit":
+                    break
+                await pair.send(msg)
+            conn.send("done")
+            await trio.to_thread.run_sync(conn.recv)
+
+    trio.run(main)
+
+
+def pair_send_then_wait(conn: Connection, endpoint: str, bind: bool, msgs: list[bytes]) -> None:
+    """Send *msgs* on a PAIR, report "sent", then wait (to be killed)."""
+
+    async def main() -> None:
+        async with shmsock.socket(shmsock.PAIR) as pair:
+            _attach(pair, endpoint, bind)
+            conn.send("ready")
+            for m in msgs:
+                await pair.send(m)
+            conn.send("sent")
+            await trio.sleep_forever()
+
+    trio.run(main)
+
+
+def bind_and_hold(conn: Connection, endpoint: str, kind: str = "PULL") -> None:
+    """Bind, report "ready" (or the error's class name), then wait."""
+
+    async def main() -> None:
+        async with shmsock.socket(shmsock.SocketType[kind]) as sock:
+            try:
+                sock.bind(endpoint)
+            except shmsock.ShmsockError as exc:
+                conn.send(type(exc).__name__)
+                return
+            conn.send("ready")
+            await trio.to_thread.run_sync(conn.recv)
+
+    trio.run(main)
+
+
+def bind_race(conn: Connection, endpoint: str, go_path: str) -> None:
+    """Wait for *go_path* to exist, try to bind, report the outcome, hold."""
+
+    async def main() -> None:
+        async with shmsock.socket(shmsock.PULL) as sock:
+            conn.send("ready")
+            while not os.path.exists(go_path):
+                await trio.sleep(0.001)
+            try:
+                sock.bind(endpoint)
+                conn.send("bound")
+            except shmsock.AddressInUse:
+                conn.send("in use")
+            await trio.to_thread.run_sync(conn.recv)
+
+    trio.run(main)
+
+
+def rep_server(conn: Connection, endpoint: str, bind: bool, name: str) -> None:
+    """A REP answering b"<name>:" + request, until it receives b"quit"."""
+
+    async def main() -> None:
+        async with shmsock.socket(shmsock.REP) as rep:
+            _attach(rep, endpoint, bind)
+            conn.send("ready")
+            while True:
+                req = await rep.recv()
+                await rep.send(name.encode() + b":" + req)
+                if req == b"quit":
+                    break
+            conn.send("done")
+            await trio.to_thread.run_sync(conn.recv)
+
+    trio.run(main)
+
+
+def rep_hold(conn: Connection, endpoint: str, bind: bool) -> None:
+    """A REP that receives one request, reports it, and never answers."""
+
+    async def main() -> None:
+        async with shmsock.socket(shmsock.REP) as rep:
+            _attach(rep, endpoint, bind)
+            conn.send("ready")
+            conn.send(await rep.recv())
+            await trio.sleep_forever()
+
+    trio.run(main)
+
+
+def req_client(conn: Connection, endpoint: str, bind: bool, name: str, count: int) -> None:
+    """A REQ sending *count* requests b"<name>-<i>"; reports the replies."""
+
+    async def main() -> None:
+        async with shmsock.socket(shmsock.REQ) as req:
+            _attach(req, endpoint, bind)
+            conn.send("ready")
+            replies = []
+            for i in range(count):
+                await req.send(f"{name}-{i}".encode())
+                replies.append(await req.recv())
+            conn.send(replies)
+            await trio.to_thread.run_sync(conn.recv)
+
+    trio.run(main)

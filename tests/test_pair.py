@@ -1,0 +1,185 @@
+"""PAIR: exactly one peer, both directions."""
+
+from __future__ import annotations
+
+import peers
+import pytest
+import trio
+import trio.testing
+from conformance import Pipelined, link_factory
+from procs import spawn
+
+import shmsock
+from shmsock import PAIR
+
+
+class TestConformancePairBinderSends(Pipelined):
+    make_link = staticmethod(link_factory(PAIR, PAIR, tx_binds=True))
+
+
+class TestConformancePairConnectorSends(Pipelined):
+    make_link = staticmethod(link_factory(PAIR, PAIR, tx_binds=False))
+
+
+async def test_both_directions_at_once():
+    async with shmsock.socket(PAIR) as a, shmsock.socket(PAIR) as b:
+        a.bind("shm://duplex")
+        b.connect("shm://duplex")
+
+        async def pump(src, dst, tag):
+            for i in range(500):
+                await src.send(tag + b"%d" % i)
+            assert [await dst.recv() for _ in range(500)] == [
+                (b"b" if tag == b"a" else b"a") + b"%d" % i for i in range(500)
+            ]
+
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(pump, a, a, b"a")
+            nursery.start_soon(pump, b, b, b"b")
+
+
+async def test_a_second_connect_is_refused():
+    async with (
+        shmsock.socket(PAIR) as a,
+        shmsock.socket(PAIR) as b,
+        shmsock.socket(PAIR) as intruder,
+    ):
+        a.bind("shm://one-peer")
+        b.connect("shm://one-peer")
+        await b.send(b"first")
+        assert await a.recv() == b"first"
+        intruder.connect("shm://one-peer")
+        with trio.fail_after(5), pytest.raises(ConnectionRefusedError, match="refused"):
+            while True:  # the refusal arrives in the background
+                await intruder.send(b"let me in")
+        await b.send(b"still mine")
+        assert await a.recv() == b"still mine"
+
+
+async def test_pair_binds_or_connects_once():
+    async with shmsock.socket(PAIR) as a:
+        a.bind("shm://once")
+        with pytest.raises(shmsock.StateError, match="exactly one peer"):
+            a.connect("shm://other")
+        with pytest.raises(shmsock.StateError):
+            a.bind("shm://again")
+
+
+async def test_send_blocks_while_the_peers_ring_is_full():
+    async with shmsock.socket(PAIR) as a, shmsock.socket(PAIR) as b:
+        a.bind("shm://full")
+        b.connect("shm://full")
+        await a.send(b"x")
+        assert await b.recv() == b"x"
+        n = 0
+        while True:
+            try:
+                a.send_nowait(bytes(5000))
+                n += 1
+            except trio.WouldBlock:
+                break
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(a.send, b"last")
+            await trio.testing.wait_all_tasks_blocked()
+            for _ in range(n):
+                await b.recv()
+            assert await b.recv() == b"last"
+
+
+async def test_peer_closing_gives_broken_after_everything_it_sent():
+    async with shmsock.socket(PAIR) as a:
+        a.bind("shm://brk")
+        async with shmsock.socket(PAIR, linger=None) as b:
+            b.connect("shm://brk")
+            await b.send(b"1")
+            await b.send(b"2")
+            assert await a.recv() == b"1"
+        # b is gone; what it sent is still delivered, then the socket is broken.
+        assert await a.recv() == b"2"
+        with pytest.raises(trio.BrokenResourceError):
+            await a.recv()
+        with pytest.raises(trio.BrokenResourceError):
+            await a.send(b"to nobody")
+        # A new peer makes it usable again.
+        async with shmsock.socket(PAIR) as c:
+            c.connect("shm://brk")
+            await c.send(b"hello again")
+            assert await a.recv() == b"hello again"
+            await a.send(b"welcome")
+            assert await c.recv() == b"welcome"
+
+
+async def test_echo_across_processes_both_ways():
+    for child_binds in (True, False):
+        child = spawn(peers.pair_echo, "shm://echo", child_binds)
+        try:
+            async with shmsock.socket(PAIR) as pair:
+                if child_binds:
+                    await child.expect("ready")
+                    pair.connect("shm://echo")
+                else:
+                    pair.bind("shm://echo")
+                    await child.expect("ready")
+                for i in range(1000):
+                    await pair.send(b"%d" % i)
+                    assert await pair.recv() == b"%d" % i
+                await pair.send(b"quit")
+                await child.expect("done")
+                child.send("exit")
+                assert await child.join() == 0
+        finally:
+            child.close()
+
+
+async def test_sigkilled_peer_gives_broken_to_a_blocked_receiver_after_its_messages():
+    child = spawn(peers.pair_send_then_wait, "shm://pk", False, [b"a", b"b", b"c"])
+    try:
+        async with shmsock.socket(PAIR) as pair:
+            pair.bind("shm://pk")
+            await child.expect("ready")
+            await child.expect("sent")
+            assert await pair.recv() == b"a"
+
+            async def reader():
+                got = [await pair.recv(), await pair.recv()]
+                assert got == [b"b", b"c"]
+                with pytest.raises(trio.BrokenResourceError):
+                    await pair.recv()  # blocked here until the kill
+
+            async with trio.open_nursery() as nursery:
+                nursery.start_soon(reader)
+                await trio.testing.wait_all_tasks_blocked()
+                child.kill()
+    finally:
+        child.close()
+
+
+async def test_sigkilled_peer_releases_a_blocked_sender_with_broken():
+    child = spawn(peers.pair_send_then_wait, "shm://pks", True, [])
+    try:
+        await child.expect("ready")
+        async with shmsock.socket(PAIR, linger=0) as pair:
+            pair.connect("shm://pks")
+            await child.expect("sent")
+            with trio.fail_after(10):
+                while True:  # fill the child's ring, then block
+                    try:
+                        pair.send_nowait(bytes(10_000))
+                    except trio.WouldBlock:
+                        if pair._engine.peers:
+                            break
+                        await trio.sleep(0.001)
+
+            async def blocked():
+                with pytest.raises(trio.BrokenResourceError):
+                    await pair.send(b"never")
+
+            async with trio.open_nursery() as nursery:
+                nursery.start_soon(blocked)
+                await trio.testing.wait_all_tasks_blocked()
+                child.kill()
+        # The dead binder left its lock and socket: a new bind takes them over.
+        async with shmsock.socket(PAIR) as heir:
+            heir.bind("shm://pks")
+    finally:
+        child.close()

@@ -1,0 +1,258 @@
+"""PUSH and PULL: work distribution and collection, in one process and across processes."""
+
+from __future__ import annotations
+
+import collections
+import hashlib
+import os
+
+import peers
+import pytest
+import trio
+import trio.testing
+from conformance import Pipelined, link_factory, wait_peers
+from procs import spawn
+
+import shmsock
+from shmsock import PULL, PUSH
+
+
+class TestConformancePushBinds(Pipelined):
+    make_link = staticmethod(link_factory(PUSH, PULL, tx_binds=True))
+
+
+class TestConformancePullBinds(Pipelined):
+    make_link = staticmethod(link_factory(PUSH, PULL, tx_binds=False))
+
+
+def digest(msgs):
+    h = hashlib.sha256()
+    for m in msgs:
+        h.update(m)
+        h.update(b"|")
+    return h.hexdigest()
+
+
+async def test_push_round_robins_over_connected_pulls():
+    async with shmsock.socket(PUSH) as push:
+        push.bind("shm://rr")
+        pulls = []
+        async with trio.open_nursery() as nursery:
+            counts = collections.Counter()
+            socks = [await nursery.start(_pull_task, f"w{i}", counts) for i in range(3)]
+            pulls.extend(socks)
+            await wait_peers(push, 3)
+            for i in range(300):
+                await push.send(b"%d" % i)
+            while sum(counts.values()) < 300:
+                await trio.sleep(0.001)
+            assert counts == {"w0": 100, "w1": 100, "w2": 100}
+            nursery.cancel_scope.cancel()
+
+
+async def _pull_task(name, counts, task_status=trio.TASK_STATUS_IGNORED):
+    async with shmsock.socket(PULL) as pull:
+        pull.connect("shm://rr")
+        task_status.started(pull)
+        async for _msg in pull:
+            counts[name] += 1
+
+
+async def test_push_skips_a_peer_whose_ring_is_full():
+    async with (
+        shmsock.socket(PUSH, linger=0) as push,
+        shmsock.socket(PULL) as slow,
+        shmsock.socket(PULL) as fast,
+    ):
+        push.bind("shm://skip")
+        slow.connect("shm://skip")
+        fast.connect("shm://skip")
+        await wait_peers(push, 2)
+        got = 0
+        payload = bytes(4000)
+        # The slow PULL never reads: once its ring is full, everything goes to
+        # the fast one, and the PUSH never blocks.
+        for _ in range(1000):
+            await push.send(payload)
+            while True:
+                try:
+                    fast.recv_nowait()
+                    got += 1
+                except trio.WouldBlock:
+                    break
+        while got < 1000 - 70:
+            await fast.recv()
+            got += 1
+        assert got > 900
+
+
+async def test_push_waits_for_a_peer_and_sends_when_one_connects():
+    async with shmsock.socket(PUSH) as push:
+        push.bind("shm://wait-peer")
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(push.send, b"patient")
+            await trio.testing.wait_all_tasks_blocked()
+            async with shmsock.socket(PULL) as pull:
+                pull.connect("shm://wait-peer")
+                assert await pull.recv() == b"patient"
+
+
+async def test_pull_fair_queues_between_pushers():
+    async with shmsock.socket(PULL) as pull:
+        pull.bind("shm://fair")
+        async with (
+            shmsock.socket(PUSH) as a,
+            shmsock.socket(PUSH) as b,
+            shmsock.socket(PUSH) as c,
+        ):
+            for s in (a, b, c):
+                s.connect("shm://fair")
+            for s, tag in ((a, b"a"), (b, b"b"), (c, b"c")):
+                for i in range(200):
+                    await s.send(tag + b"%d" % i)
+            got = [await pull.recv() for _ in range(600)]
+        first = [m[:1] for m in got[:30]]
+        assert collections.Counter(first) == {b"a": 10, b"b": 10, b"c": 10}
+        for tag in b"abc":
+            mine = [m for m in got if m[0] == tag]
+            assert mine == [bytes([tag]) + b"%d" % i for i in range(200)]  # order per peer
+
+
+async def test_connect_before_bind_attaches_when_the_binder_appears():
+    async with shmsock.socket(PUSH) as push:
+        push.connect("shm://later")
+        with trio.move_on_after(0.05) as cs:
+            await push.send(b"too early")  # no peer yet: it waits
+        assert cs.cancelled_caught
+        async with shmsock.socket(PULL) as pull:
+            pull.bind("shm://later")
+            await push.send(b"attached")
+            assert await pull.recv() == b"attached"
+
+
+async def test_binder_restart_reattaches_and_keeps_what_was_queued():
+    async with shmsock.socket(PUSH) as push:
+        push.connect("shm://restart")
+        async with shmsock.socket(PULL) as pull:
+            pull.bind("shm://restart")
+            await push.send(b"one")
+            assert await pull.recv() == b"one"
+        # No binder now: the PUSH has no peer, so sends wait.  A new binder:
+        async with shmsock.socket(PULL) as pull2:
+            pull2.bind("shm://restart")
+            await push.send(b"two")
+            assert await pull2.recv() == b"two"
+
+
+async def test_one_socket_binds_and_connects_to_several_endpoints():
+    async with (
+        shmsock.socket(PULL) as sink,
+        shmsock.socket(PUSH) as p1,
+        shmsock.socket(PUSH) as p2,
+        shmsock.socket(PULL) as remote,
+    ):
+        sink.bind("shm://sink-a")
+        remote.bind("shm://sink-b")
+        sink.connect("shm://sink-c")
+        p1.connect("shm://sink-a")
+        p2.bind("shm://sink-c")
+        p2.connect("shm://sink-b")
+        await p1.send(b"via a")
+        assert await sink.recv() == b"via a"
+        got = set()
+        for _ in range(2):
+            await p2.send(b"from p2")
+        got.add(await sink.recv())
+        got.add(await remote.recv())
+        assert got == {b"from p2"}
+
+
+@pytest.mark.parametrize("push_binds", [True, False])
+async def test_hundred_thousand_messages_across_processes_exactly_once_in_order(push_binds):
+    count = 100_000
+    child = spawn(peers.push_numbers, "shm://xproc", push_binds, 0, count)
+    try:
+        async with shmsock.socket(PULL) as pull:
+            if push_binds:
+                await child.expect("ready")
+                pull.connect("shm://xproc")
+            else:
+                pull.bind("shm://xproc")
+                await child.expect("ready")
+            got = []
+            while len(got) < count:
+                got.extend(await pull.recv_many(1000))
+            assert got == [f":{i}".encode() for i in range(count)]
+            await child.expect("sent")
+            child.send("exit")
+            assert await child.join() == 0
+    finally:
+        child.close()
+
+
+async def test_pull_child_receives_what_a_bound_push_sends():
+    msgs = [os.urandom(i % 5000) for i in range(3000)]
+    child = spawn(peers.pull_digest, "shm://xproc2", False, len(msgs))
+    try:
+        async with shmsock.socket(PUSH) as push:
+            push.bind("shm://xproc2")
+            await child.expect("ready")
+            for m in msgs:
+                await push.send(m)
+            assert await child.recv() == (len(msgs), digest(msgs))
+            child.send("exit")
+            assert await child.join() == 0
+    finally:
+        child.close()
+
+
+async def test_sigkilled_pull_releases_a_push_blocked_on_its_full_ring(userdir):
+    child = spawn(peers.pull_idle, "shm://victim", False)
+    try:
+        async with shmsock.socket(PUSH, linger=0) as push, shmsock.socket(PULL) as other:
+            push.bind("shm://victim")
+            await child.expect("ready")
+            await wait_peers(push, 1)
+            payload = bytes(10_000)
+            while True:  # fill the child's ring
+                try:
+                    push.send_nowait(payload)
+                except trio.WouldBlock:
+                    break
+
+            async def blocked_send():
+                await push.send(b"goes elsewhere")
+
+            async with trio.open_nursery() as nursery:
+                nursery.start_soon(blocked_send)
+                await trio.testing.wait_all_tasks_blocked()
+                child.kill()
+                other.connect("shm://victim")  # a live peer to move on to
+            assert await other.recv() == b"goes elsewhere"
+            # The dead peer was retired and its files reclaimed: only the
+            # live connection's remain.
+            assert child.pid not in [p.pid for p in push._engine.peers]
+            live = {p.tx_seg.name for p in push._engine.peers}
+            assert {n for n in os.listdir(userdir) if ".b." in n} == live
+            assert len([n for n in os.listdir(userdir) if n.endswith(".c")]) == 1
+    finally:
+        child.close()
+
+
+async def test_sigkilled_push_is_noticed_and_its_messages_still_delivered(userdir):
+    child = spawn(peers.push_numbers, "shm://dying", False, 0, 50)
+    try:
+        async with shmsock.socket(PULL) as pull:
+            pull.bind("shm://dying")
+            await child.expect("ready")
+            await child.expect("sent")
+            child.kill()
+            got = [await pull.recv() for _ in range(50)]
+            assert got == [f":{i}".encode() for i in range(50)]
+            with trio.fail_after(10):
+                while pull._engine.peers:  # retired once read to the end
+                    with trio.move_on_after(0.01):
+                        await pull.recv()
+            assert sorted(os.listdir(userdir)) == ["dying@lock", "dying@sock"]
+    finally:
+        child.close()
