@@ -41,6 +41,7 @@ enum {
     OFF_TAIL = 64,          /* u64, producer line */
     OFF_TAIL_SEQ = 72,      /* u64, statistics */
     OFF_BYTES_WRITTEN = 80, /* u64, statistics */
+    OFF_PRODUCER_STATE = 88, /* u32, SHM_PRODUCER_* */
     OFF_HEAD = 128,         /* u64, consumer line */
     OFF_HEAD_SEQ = 136,     /* u64 */
     OFF_BYTES_READ = 144,   /* u64, statistics */
@@ -410,6 +411,14 @@ int64_t shm_producer_unread(shm_producer *p)
     return (int64_t)(p->tail - p->head_cache);
 }
 
+void shm_producer_close(shm_producer *p, int discard)
+{
+    if (p && p->ring)
+        atomic_store_explicit(at32(p->ring, OFF_PRODUCER_STATE),
+                              discard ? SHM_PRODUCER_DISCARDED : SHM_PRODUCER_CLOSED,
+                              memory_order_release);
+}
+
 void shm_producer_cancel_wait(shm_producer *p)
 {
     if (p && p->ring)
@@ -449,6 +458,9 @@ int64_t shm_read(shm_consumer *c, uint8_t *out, size_t out_cap, uint32_t *lens,
 {
     if (!c || !c->ring || !lens || (out_cap && !out))
         return SHM_EINVAL;
+    if (atomic_load_explicit(at32(c->ring, OFF_PRODUCER_STATE), memory_order_acquire) ==
+        SHM_PRODUCER_DISCARDED)
+        return SHM_EDISCARDED;
     const uint64_t cap = c->capacity;
     const uint64_t max_payload = cap / 2 - SHM_REC_HEADER_SIZE;
     const uint64_t start = c->head;
@@ -617,5 +629,6 @@ int shm_ring_stats_read(const void *region, size_t region_size, shm_ring_stats *
     out->bytes_read = atomic_load_explicit(at64(ring, OFF_BYTES_READ), memory_order_relaxed);
     out->consumer_waiting = atomic_load_explicit(at32(ring, OFF_CONSUMER_WAITING), memory_order_relaxed);
     out->producer_waiting = atomic_load_explicit(at32(ring, OFF_PRODUCER_WAITING), memory_order_relaxed);
+    out->producer_state = atomic_load_explicit(at32(ring, OFF_PRODUCER_STATE), memory_order_relaxed);
     return 0;
 }

@@ -18,6 +18,11 @@ from typing import Final, NoReturn
 from ._errors import CorruptMessage, MessageTooLarge
 from ._shmring import ffi, lib
 
+
+class Withdrawn(Exception):
+    """The producer closed and withdrew the records not read yet."""
+
+
 __all__ = [
     "CONT",
     "HEADER_SIZE",
@@ -28,6 +33,7 @@ __all__ = [
     "Producer",
     "ReadBuffer",
     "RingStats",
+    "Withdrawn",
     "crc32c",
     "init_ring",
     "max_payload",
@@ -64,6 +70,8 @@ def _fail(rc: int, too_big: str = "record larger than the ring can hold") -> NoR
         raise CorruptMessage(_CORRUPTION[rc], rc)
     if rc == lib.SHM_ETOOBIG:
         raise MessageTooLarge(too_big)
+    if rc == lib.SHM_EDISCARDED:
+        raise Withdrawn
     if rc == lib.SHM_ENOBUFS:
         raise BufferError("read buffer smaller than the next record")
     if rc == lib.SHM_EINVAL:
@@ -125,6 +133,7 @@ class RingStats:
         "consumer_waiting",
         "head",
         "head_seq",
+        "producer_state",
         "producer_waiting",
         "tail",
         "tail_seq",
@@ -261,6 +270,10 @@ class Producer(_Side):
     def cancel_wait(self) -> None:
         lib.shm_producer_cancel_wait(self._p)
 
+    def close(self, *, discard: bool) -> None:
+        """Mark the ring closed; with *discard*, withdraw what is unread."""
+        lib.shm_producer_close(self._p, discard)
+
     def prepare_drain(self) -> bool:
         """Announce that we wait for the consumer to read everything.
 
@@ -342,7 +355,8 @@ class Consumer(_Side):
 
         Raises CorruptMessage when the next record is invalid; records read
         before it in the same call are returned, and the error comes on
-        the next call.
+        the next call.  Raises Withdrawn when the producer closed and
+        withdrew what was unread.
         """
         count = max_count if 0 < max_count <= buf.max_count else buf.max_count
         rc: int = lib.shm_read(self._c, buf.out, buf.size, buf.lens, buf.flags, buf.aux, count)

@@ -26,7 +26,7 @@ import time
 from array import array
 from collections.abc import AsyncIterator, Iterable, Sequence
 from types import TracebackType
-from typing import Any, Final
+from typing import Any, Final, NoReturn
 
 import trio
 
@@ -37,7 +37,6 @@ from ._patterns import make_pattern
 from ._transport._engine import Engine
 from ._transport._fs import parse_endpoint
 from ._transport._peer import Message, Peer, Queued
-from ._transport._wire import DISCARD
 from ._types import SocketType
 
 _checkpoint_if_cancelled = trio.lowlevel.checkpoint_if_cancelled
@@ -78,6 +77,7 @@ class Socket:
         self._recv_lot = trio.lowlevel.ParkingLot()
         self._send_lot = trio.lowlevel.ParkingLot()
         self._drain_lot = trio.lowlevel.ParkingLot()
+        self._peers_lot = trio.lowlevel.ParkingLot()
         self._closed = False
         self._nursery: trio.Nursery | None = None
         self._endpoints = 0
@@ -151,6 +151,26 @@ class Socket:
         self._engine.connect(name)
         self._endpoints += 1
 
+    @property
+    def peer_count(self) -> int:
+        """Connections attached now, to live peers."""
+        return sum(p.alive for p in self._engine.peers)
+
+    async def wait_peers(self, count: int = 1) -> None:
+        """Wait until at least *count* live peers are attached.
+
+        A shmsock addition, for the "slow joiner" problem: a PUSH that
+        starts sending before all its workers have connected gives every
+        message to the first one.  A checkpoint; cancellable; raises
+        ClosedResourceError if the socket is closed meanwhile.
+        """
+        await _checkpoint_if_cancelled()
+        while self.peer_count < count:
+            self._check_open()
+            await self._peers_lot.park()
+        self._check_open()
+        await _shielded_checkpoint()
+
     def _check_endpoint_count(self) -> None:
         if self._pattern.max_peers == 1 and self._endpoints:
             raise StateError("a PAIR socket has exactly one peer: bind or connect it once")
@@ -219,16 +239,14 @@ class Socket:
                 " bytes: send it in smaller batches"
             )
         data = b"".join(msgs)
-        peers = self._engine.peers
-        for peer in self._pattern.send_targets(peers):
-            if self._offer(
-                peer,
-                lambda p=peer: p.send_records(data, lens, None, 0, atomic=True) == len(lens),
-                need,
-            ):
-                self._pattern.sent(peers, peer)
-                return
-        self._nothing_to_send()
+        count = len(lens)
+
+        def offer(peer: Peer) -> bool:
+            return self._offer(
+                peer, lambda: peer.send_records(data, lens, None, 0, atomic=True) == count, need
+            )
+
+        self._place(offer)
 
     async def send_many(self, messages: Sequence[bytes]) -> None:
         """Send a batch of one-frame messages to one peer, all or none.
@@ -241,59 +259,59 @@ class Socket:
             try:
                 self.send_many_nowait(messages)
             except trio.WouldBlock:
-                await self._send_lot.park()
+                await self._wait_send()
                 continue
             await _shielded_checkpoint()
             return
 
     def _send_nowait(self, frames: list[bytes]) -> None:
         self._check_open()
-        self._pattern.check_send()
+        pattern = self._pattern
+        pattern.check_send()
         size = self._size_check(frames)
-        if len(frames) == 1 and size <= self._max_record:
-            self._send_one_nowait(frames[0])
+        if pattern.discard_reply():
             return
-        data, lens, flags, need = self._encode(frames)
+        if len(frames) == 1 and size <= self._max_record:
+            data = frames[0]
+            aux = pattern.send_aux()
+            need = size + 31
+            if aux:
+                lens = array("I", [size])
+
+                def offer(peer: Peer) -> bool:
+                    return self._offer(
+                        peer,
+                        lambda: peer.send_records(data, lens, None, aux, atomic=True) > 0,
+                        need,
+                    )
+            else:
+
+                def offer(peer: Peer) -> bool:
+                    return self._offer(peer, lambda: peer.send_one(data), need)
+
+            self._place(offer)
+            return
+        joined, lens, flags, need = self._encode(frames)
         if need > self._max_atomic:
             raise MessageTooLarge(
                 f"a message of {size} bytes takes {need} ring bytes, more than half the ring"
                 f" ({self.ring_size} bytes) that send_nowait can write at once; use await send()"
             )
-        if self._pattern.discard_reply():
-            return
-        aux = self._pattern.send_aux()
-        peers = self._engine.peers
-        for peer in self._pattern.send_targets(peers):
-            if self._offer(
-                peer,
-                lambda p=peer: p.send_records(data, lens, flags, aux, atomic=True) > 0,
-                need,
-            ):
-                self._pattern.sent(peers, peer)
-                return
-        self._nothing_to_send()
-
-    def _send_one_nowait(self, data: bytes) -> None:
-        pattern = self._pattern
-        if pattern.discard_reply():
-            return
         aux = pattern.send_aux()
-        peers = self._engine.peers
-        for peer in pattern.send_targets(peers):
-            if aux:
-                ok = self._offer(
-                    peer,
-                    lambda p=peer: (
-                        p.send_records(data, array("I", [len(data)]), None, aux, atomic=True) > 0
-                    ),
-                    len(data) + 31,
-                )
-            else:
-                ok = self._offer(peer, lambda p=peer: p.send_one(data), len(data) + 31)
-            if ok:
-                pattern.sent(peers, peer)
-                return
-        self._nothing_to_send()
+
+        def offer_records(peer: Peer) -> bool:
+            return self._offer(
+                peer, lambda: peer.send_records(joined, lens, flags, aux, atomic=True) > 0, need
+            )
+
+        self._place(offer_records)
+
+    def _place(self, offer: Any) -> None:
+        """Route a message with *offer*; raise WouldBlock if no peer takes it."""
+        peer = self._pattern.route(self._engine.send_ready, offer)
+        if peer is None:
+            self._nothing_to_send()
+        self._pattern.sent(peer)
 
     def _offer(self, peer: Peer, write: Any, need: int) -> bool:
         """Try *write*; if the ring is full, arrange to be woken and retry once."""
@@ -304,7 +322,7 @@ class Socket:
             return False
         return bool(write())
 
-    def _nothing_to_send(self) -> None:
+    def _nothing_to_send(self) -> NoReturn:
         peers = self._engine.peers
         self._pattern.no_target(peers)
         if not any(p.alive for p in peers):
@@ -382,17 +400,18 @@ class Socket:
             self._check_open()
             pattern.check_send()
             if pattern.discard_reply():
+                await _shielded_checkpoint()
                 return
             aux = pattern.send_aux()
-            peers = self._engine.peers
-            targets = pattern.send_targets(peers)
-            if not targets:
-                pattern.no_target(peers)
-                if not any(p.alive for p in peers):
-                    self._engine.check_usable()
-                await self._wait_send()
+            # Any peer that is not streaming already will do: once placed,
+            # the message waits for that peer's ring, fragment by fragment.
+            peer = pattern.route(self._engine.send_ready, lambda p: True)
+            if peer is None:
+                try:
+                    self._nothing_to_send()
+                except trio.WouldBlock:
+                    await self._wait_send()
                 continue
-            peer = targets[0]
             peer.streaming = True
             try:
                 done = await self._stream_to(peer, records, aux)
@@ -400,7 +419,7 @@ class Socket:
                 peer.streaming = False
                 self._send_lot.unpark_all()  # others may use this peer again
             if done:
-                pattern.sent(peers, peer)
+                pattern.sent(peer)
                 await _shielded_checkpoint()
                 return
             # The peer went away mid-message; its receiver drops the part it
@@ -498,32 +517,32 @@ class Socket:
 
     _last_source: Peer | None = None
 
-    def _recv_item(self, multipart: bool, announce: bool = True) -> Queued:
+    def _recv_item(self, multipart: bool) -> Queued:
         self._check_open()
         pattern = self._pattern
         pattern.check_recv()
         engine = self._engine
-        peers = engine.peers
-        for peer in pattern.recv_sources(peers):
-            while True:
-                item = engine.take(peer, announce)
-                if item is None:
-                    break
-                aux = item.aux if type(item) is Message else 0
-                if not pattern.accept(peer, aux):
-                    continue  # a late reply to an abandoned request
-                if not multipart and type(item) is Message and len(item.frames) > 1:
-                    peer.inbox.appendleft(item)
-                    raise MultipartMessage(
-                        f"the next message has {len(item.frames)} frames: use recv_multipart"
-                    )
-                pattern.received(peers, peer, aux)
-                self._last_source = peer
+        while True:
+            got = pattern.next_message(engine.recv_ready, engine.take)
+            if got is None:
+                break
+            peer, item = got
+            aux = item.aux if type(item) is Message else 0
+            if not pattern.accept(peer, aux):
+                continue  # a late reply to an abandoned request
+            if not multipart and type(item) is Message and len(item.frames) > 1:
+                peer.inbox.appendleft(item)
+                raise MultipartMessage(
+                    f"the next message has {len(item.frames)} frames: use recv_multipart"
+                )
+            pattern.received(peer, aux)
+            self._last_source = peer
+            if engine.retire_pending:
                 engine.reap()
-                return item
+            return item
         engine.reap()
-        pattern.no_message(peers)
-        if not any(p.alive for p in peers):
+        pattern.no_message(engine.peers)
+        if not any(p.alive for p in engine.peers):
             engine.check_usable()
         raise trio.WouldBlock
 
@@ -560,15 +579,18 @@ class Socket:
         idle = [p for p in self._engine.peers if p.alive and not p.readable]
         for peer in idle:
             peer.rx.cancel_wait()
+        engine = self._engine
         while time.perf_counter_ns() < deadline:
             for peer in idle:
                 if peer.rx.available():
                     peer.readable = True
+                    engine.want_recv(peer)
                     return True
         found = False
         for peer in idle:
             if not peer.rx.prepare_wait():
                 peer.readable = found = True
+                engine.want_recv(peer)
         return found
 
     # -- async iteration --------------------------------------------------------
@@ -621,6 +643,7 @@ class Socket:
         self._closed = True
         self._recv_lot.unpark_all()
         self._send_lot.unpark_all()
+        self._peers_lot.unpark_all()
 
     async def _linger(self) -> bool:
         linger = self._options.linger
@@ -638,10 +661,7 @@ class Socket:
         return False
 
     def _teardown(self, *, discard: bool) -> None:
-        if discard:
-            for peer in self._engine.unread_peers():
-                peer.ring(DISCARD)
-        self._engine.close()
+        self._engine.close(discard=discard)
         if self._nursery is not None:
             self._nursery.cancel_scope.cancel()
 
@@ -659,12 +679,12 @@ class Socket:
             self._drain_lot.unpark_all()
 
     def _attached(self, peer: Peer) -> None:
-        attached = getattr(self._pattern, "attached", None)
-        if attached is not None:
-            attached()
+        self._pattern.attached(peer)
+        self._peers_lot.unpark_all()
 
     def _gone(self, peer: Peer) -> None:
         self._pattern.gone(peer)
+        self._peers_lot.unpark_all()
 
 
 class _SocketContext:

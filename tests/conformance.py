@@ -69,11 +69,10 @@ def link_factory(
     return make
 
 
-async def wait_peers(sock: shmsock.Socket, count: int, timeout: float = 10) -> None:
-    """Wait until *sock* has *count* attached live connections."""
-    with trio.fail_after(timeout):
-        while sum(p.alive for p in sock._engine.peers) < count:
-            await trio.sleep(0.001)
+async def wait_peers(sock: shmsock.Socket, count: int) -> None:
+    """Wait (at most 10 s) until *sock* has *count* attached live connections."""
+    with trio.fail_after(10):
+        await sock.wait_peers(count)
 
 
 def fd_count() -> int:

@@ -26,6 +26,7 @@ FIELDS = {
     "tail": (64, "<Q"),
     "tail_seq": (72, "<Q"),
     "bytes_written": (80, "<Q"),
+    "producer_state": (88, "<I"),
     "head": (128, "<Q"),
     "head_seq": (136, "<Q"),
     "bytes_read": (144, "<Q"),

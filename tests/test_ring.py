@@ -296,6 +296,19 @@ def test_drain_wait_for_a_lingering_close():
     assert prod.prepare_drain() is False
 
 
+def test_producer_close_keeps_or_withdraws_unread_records():
+    region, prod, cons, buf = make()
+    prod.write_many([b"a", b"b"])
+    prod.close(discard=False)
+    assert rf.get(region, "producer_state") == 1
+    assert R.read_stats(region).producer_state == 1
+    assert cons.read(buf, max_count=1)[0] == [b"a"]  # a plain close keeps them
+    prod.close(discard=True)
+    assert R.read_stats(region).producer_state == 2
+    with pytest.raises(R.Withdrawn):
+        cons.read(buf)
+
+
 def test_consumer_resync_takes_over_a_live_ring():
     region, prod, cons, buf = make(start_seq=50)
     prod.write_many([b"a", b"b", b"c"])

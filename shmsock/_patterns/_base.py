@@ -1,9 +1,16 @@
-"""What every pattern provides, and the round-robin cursor they share."""
+"""What every pattern provides: round-robin, fair-queue, and the hooks.
+
+The transport keeps two ready queues per socket: peers that may take a
+message (``send_ready``) and peers that may have one (``recv_ready``).  A
+peer joins a queue when its doorbell says so and leaves it when found full
+or empty, so routing costs O(1) per message however many peers there are.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from typing import ClassVar, Protocol
+from collections import deque
+from collections.abc import Callable, Sequence
+from typing import ClassVar, Protocol, TypeVar
 
 from .._errors import StateError
 from .._types import SocketType
@@ -16,18 +23,59 @@ class PeerView(Protocol):
     writable: bool
     readable: bool
     streaming: bool
+    in_send: bool
+    in_recv: bool
 
-    @property
-    def inbox(self) -> Sequence[object]: ...
+
+P = TypeVar("P", bound=PeerView)
+T = TypeVar("T")
+
+
+def round_robin(ready: deque[P], offer: Callable[[P], bool]) -> P | None:
+    """Offer a message to the ready peers in turn; return the one that took it.
+
+    A peer that took it goes to the back of the queue.  A peer found full
+    or gone leaves the queue (its doorbell brings it back); a peer busy
+    streaming another message is passed over but stays.
+    """
+    for _ in range(len(ready)):
+        peer = ready[0]
+        if peer.alive and not peer.streaming and offer(peer):
+            ready.rotate(-1)
+            return peer
+        if peer.alive and peer.writable:
+            ready.rotate(-1)
+        else:
+            ready.popleft()
+            peer.in_send = False
+    return None
+
+
+def fair_queue(ready: deque[P], take: Callable[[P], T | None], rotate: bool) -> tuple[P, T] | None:
+    """The next message from the ready peers, one peer after another.
+
+    With *rotate*, the peer that gave a message goes to the back, so no
+    peer starves another.  A peer found empty leaves the queue.
+    """
+    while ready:
+        peer = ready[0]
+        item = take(peer)
+        if item is not None:
+            if rotate:
+                ready.rotate(-1)
+            return peer, item
+        ready.popleft()
+        peer.in_recv = False
+    return None
 
 
 class Pattern:
     """Base: a socket type that neither sends nor receives.
 
-    ``send_targets`` and ``recv_sources`` return the peers to try, in
-    order.  The socket tries them and reports back with ``sent`` and
-    ``received``.  ``aux`` words travel with messages; REQ and REP use them
-    to correlate requests and replies.
+    The socket asks ``route`` to place an outgoing message and
+    ``next_message`` for an incoming one, then reports back with ``sent``
+    and ``received``.  ``aux`` words travel with messages; REQ and REP use
+    them to correlate requests with replies.
     """
 
     kind: ClassVar[SocketType]
@@ -35,10 +83,8 @@ class Pattern:
     can_recv: ClassVar[bool] = False
     # Connections this socket type keeps at once (None: unbounded).
     max_peers: ClassVar[int | None] = None
-
-    def __init__(self) -> None:
-        self._send_next = 0
-        self._recv_next = 0
+    # Whether receiving moves on to the next peer after each message.
+    rotate_recv: ClassVar[bool] = True
 
     # -- sending ------------------------------------------------------------
 
@@ -47,24 +93,23 @@ class Pattern:
         if not self.can_send:
             raise StateError(f"{self.kind.name} sockets cannot send")
 
+    def discard_reply(self) -> bool:
+        """True when the message about to be sent is to be dropped unsent."""
+        return False
+
     def send_aux(self) -> int:
         """The aux word for the next message sent."""
         return 0
 
-    def send_targets(self, peers: Sequence[PeerView]) -> list[PeerView]:
-        """Peers to try for the next message, best first."""
-        return _rotation(peers, self._send_next, _can_take)
+    def route(self, ready: deque[P], offer: Callable[[P], bool]) -> P | None:
+        """Place a message: the peer that took it, or None."""
+        return round_robin(ready, offer)
 
-    def sent(self, peers: Sequence[PeerView], peer: PeerView) -> None:
+    def sent(self, peer: PeerView) -> None:
         """The message went to *peer*."""
-        self._send_next = _after(peers, peer)
 
     def no_target(self, peers: Sequence[PeerView]) -> None:
         """Nothing could be sent now; raise if waiting would be pointless."""
-
-    def discard_reply(self) -> bool:
-        """True when the message about to be sent is to be dropped unsent."""
-        return False
 
     # -- receiving ----------------------------------------------------------
 
@@ -73,51 +118,26 @@ class Pattern:
         if not self.can_recv:
             raise StateError(f"{self.kind.name} sockets cannot receive")
 
-    def recv_sources(self, peers: Sequence[PeerView]) -> list[PeerView]:
-        """Peers to read from, in fair-queue order."""
-        return _rotation(peers, self._recv_next, _has_input)
+    def next_message(self, ready: deque[P], take: Callable[[P], T | None]) -> tuple[P, T] | None:
+        return fair_queue(ready, take, self.rotate_recv)
 
     def accept(self, peer: PeerView, aux: int) -> bool:
         """May this message from *peer* be delivered?  False drops it."""
         return True
 
-    def received(self, peers: Sequence[PeerView], peer: PeerView, aux: int) -> None:
+    def received(self, peer: PeerView, aux: int) -> None:
         """A message from *peer* was delivered."""
-        self._recv_next = _after(peers, peer)
 
     def no_message(self, peers: Sequence[PeerView]) -> None:
         """Nothing to receive now; raise if waiting would be pointless."""
 
     def recv_cancelled(self) -> None:
-        """A receive that was allowed to wait was cancelled."""
+        """A receive was cancelled."""
 
     # -- connections ---------------------------------------------------------
 
+    def attached(self, peer: PeerView) -> None:
+        """A new connection is ready."""
+
     def gone(self, peer: PeerView) -> None:
-        """*peer* died or closed (its queued messages may still be read)."""
-
-
-def _can_take(peer: PeerView) -> bool:
-    return peer.alive and peer.writable and not peer.streaming
-
-
-def _has_input(peer: PeerView) -> bool:
-    return bool(peer.inbox) or peer.readable
-
-
-def _rotation(peers: Sequence[PeerView], start: int, keep: object) -> list[PeerView]:
-    n = len(peers)
-    if n == 0:
-        return []
-    if n == 1:
-        return [peers[0]] if keep(peers[0]) else []  # type: ignore[operator]
-    start %= n
-    order = [*peers[start:], *peers[:start]]
-    return [p for p in order if keep(p)]  # type: ignore[operator]
-
-
-def _after(peers: Sequence[PeerView], peer: PeerView) -> int:
-    try:
-        return peers.index(peer) + 1
-    except ValueError:
-        return 0
+        """*peer* died or closed (what it sent may still be read)."""

@@ -22,17 +22,11 @@ class PairPattern(Pattern):
     can_send = True
     can_recv = True
     max_peers = 1
+    # Oldest first: what a dead peer sent comes before a new peer's.
+    rotate_recv = False
 
     def __init__(self) -> None:
-        super().__init__()
         self._lost = False  # the peer went away and no new one came
-
-    def send_targets(self, peers: Sequence[PeerView]) -> list[PeerView]:
-        return [p for p in peers if p.alive and p.writable and not p.streaming]
-
-    def recv_sources(self, peers: Sequence[PeerView]) -> list[PeerView]:
-        # Oldest first: what a dead peer sent comes before a new peer's.
-        return [p for p in peers if p.inbox or p.readable]
 
     def no_target(self, peers: Sequence[PeerView]) -> None:
         if self._lost and not any(p.alive for p in peers):
@@ -41,7 +35,7 @@ class PairPattern(Pattern):
     def no_message(self, peers: Sequence[PeerView]) -> None:
         self.no_target(peers)
 
-    def attached(self) -> None:
+    def attached(self, peer: PeerView) -> None:
         self._lost = False
 
     def gone(self, peer: PeerView) -> None:

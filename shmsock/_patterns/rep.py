@@ -12,11 +12,12 @@ State machine:
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections import deque
+from collections.abc import Callable
 
 from .._errors import StateError
 from .._types import SocketType
-from ._base import Pattern, PeerView
+from ._base import P, Pattern, PeerView
 
 
 class RepPattern(Pattern):
@@ -25,7 +26,6 @@ class RepPattern(Pattern):
     can_recv = True
 
     def __init__(self) -> None:
-        super().__init__()
         self._owed_peer: PeerView | None = None
         self._owed_id = 0
 
@@ -33,8 +33,7 @@ class RepPattern(Pattern):
         if self._owed_peer is not None:
             raise StateError("a REP socket must send the reply before receiving again")
 
-    def received(self, peers: Sequence[PeerView], peer: PeerView, aux: int) -> None:
-        super().received(peers, peer, aux)
+    def received(self, peer: PeerView, aux: int) -> None:
         self._owed_peer = peer
         self._owed_id = aux
 
@@ -45,11 +44,13 @@ class RepPattern(Pattern):
     def send_aux(self) -> int:
         return self._owed_id
 
-    def send_targets(self, peers: Sequence[PeerView]) -> list[PeerView]:
+    def route(self, ready: deque[P], offer: Callable[[P], bool]) -> P | None:
         peer = self._owed_peer
-        return [peer] if peer is not None and peer.alive and not peer.streaming else []
+        if peer is not None and peer.alive and not peer.streaming and offer(peer):  # type: ignore[arg-type]
+            return peer  # type: ignore[return-value]
+        return None
 
-    def sent(self, peers: Sequence[PeerView], peer: PeerView) -> None:
+    def sent(self, peer: PeerView) -> None:
         self._owed_peer = None
         self._owed_id = 0
 

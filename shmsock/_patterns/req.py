@@ -33,7 +33,6 @@ class ReqPattern(Pattern):
     can_recv = True
 
     def __init__(self) -> None:
-        super().__init__()
         self._next_id = 0
         self._waiting_id = 0  # 0: IDLE
         self._waiting_peer: PeerView | None = None
@@ -47,8 +46,7 @@ class ReqPattern(Pattern):
         self._next_id = self._next_id % 0xFFFFFFFF + 1
         return self._next_id
 
-    def sent(self, peers: Sequence[PeerView], peer: PeerView) -> None:
-        super().sent(peers, peer)
+    def sent(self, peer: PeerView) -> None:
         self._waiting_id = self._next_id
         self._waiting_peer = peer
         self._broken = False
@@ -57,17 +55,11 @@ class ReqPattern(Pattern):
         if not self._waiting_id:
             raise StateError("a REQ socket must send a request before receiving")
 
-    def recv_sources(self, peers: Sequence[PeerView]) -> list[PeerView]:
-        # The peer holding the request first; then the others, whose late
-        # replies to abandoned requests must be read to be dropped.
-        waiting = self._waiting_peer
-        first = [waiting] if waiting is not None and (waiting.inbox or waiting.readable) else []
-        return first + [p for p in peers if p is not waiting and (p.inbox or p.readable)]
-
     def accept(self, peer: PeerView, aux: int) -> bool:
+        # Replies to abandoned requests, from any peer, are read and dropped.
         return peer is self._waiting_peer and aux == self._waiting_id
 
-    def received(self, peers: Sequence[PeerView], peer: PeerView, aux: int) -> None:
+    def received(self, peer: PeerView, aux: int) -> None:
         self._idle()
 
     def no_message(self, peers: Sequence[PeerView]) -> None:

@@ -38,6 +38,7 @@ import os
 import select
 import socket
 import struct
+from collections import deque
 from collections.abc import Callable
 from functools import partial
 from typing import Final
@@ -59,7 +60,6 @@ log = logging.getLogger("shmsock")
 MAX_SLOTS: Final = 4096
 _CRED = struct.Struct("3i")
 _EPOLL_IN: Final = select.EPOLLIN | select.EPOLLRDHUP
-_CORRUPT: Final = b"C"  # doorbell byte: "your ring failed my checks: replace it"
 
 
 def _peer_cred(sock: socket.socket) -> tuple[int, int]:
@@ -161,6 +161,9 @@ class Engine:
         self.epoll = select.epoll()
         self._handlers: dict[int, Callable[[], None]] = {}
         self.peers: list[Peer] = []
+        # Peers that may take a message / may have one (see _patterns._base).
+        self.send_ready: deque[Peer] = deque()
+        self.recv_ready: deque[Peer] = deque()
         self.bindings: dict[str, Binding] = {}
         self.slots: list[Slot] = []
         self._watch: DirWatch | None = None
@@ -586,6 +589,8 @@ class Engine:
         if peer.rx.capacity > self.rbuf.size:
             self.rbuf = R.ReadBuffer(peer.rx.capacity)
         self.peers.append(peer)
+        self.want_send(peer)
+        self.want_recv(peer)
         self._register(peer.fd, partial(self._on_doorbell, peer))
         self._on_attach(peer)
         self._on_change(True, True)
@@ -603,17 +608,27 @@ class Engine:
         recv = send = False
         if _wire.DATA in data:
             peer.readable = recv = True
+            self.want_recv(peer)
         if _wire.SPACE in data:
             peer.writable = send = True
-        if _wire.DISCARD in data:
-            peer.discard = True
-        if _CORRUPT in data:
+            self.want_send(peer)
+        if _wire.CORRUPT in data:
             # Only a binder sends this, about a connector's ring.
             for slot in self.slots:
                 if slot.peer is peer:
                     slot.replace_ring = True
         if recv or send:
             self._on_change(recv, send)
+
+    def want_send(self, peer: Peer) -> None:
+        if not peer.in_send:
+            peer.in_send = True
+            self.send_ready.append(peer)
+
+    def want_recv(self, peer: Peer) -> None:
+        if not peer.in_recv:
+            peer.in_recv = True
+            self.recv_ready.append(peer)
 
     def _gone(self, peer: Peer) -> None:
         """The doorbell hit end-of-file: the peer closed or died."""
@@ -640,6 +655,7 @@ class Engine:
             peer.inbox.clear()
         else:
             peer.readable = True  # read what it published before it went
+            self.want_recv(peer)
         self._on_gone(peer)
         if not peer.readable and not peer.inbox:
             self._retire_queue.append(peer)
@@ -676,6 +692,14 @@ class Engine:
             except CorruptMessage as exc:
                 self._corrupt(peer)
                 raise corrupt_reason(exc, peer) from None
+            except R.Withdrawn:
+                # The peer closed and took back what we had not read.
+                peer.discard = True
+                peer.readable = False
+                peer.abandon_partial()
+                if not peer.alive:
+                    self._retire_queue.append(peer)
+                return None
             if peer.inbox:
                 return peer.inbox.popleft()
             if got:
@@ -694,9 +718,13 @@ class Engine:
     def _corrupt(self, peer: Peer) -> None:
         peer.corrupt += 1
         if peer.bound:
-            peer.ring(_CORRUPT)
+            peer.ring(_wire.CORRUPT)
         peer.discard = True
         self._gone(peer)
+
+    @property
+    def retire_pending(self) -> bool:
+        return bool(self._retire_queue)
 
     def reap(self) -> None:
         """Retire connections that are gone and fully read."""
@@ -707,6 +735,12 @@ class Engine:
 
     def _retire(self, peer: Peer) -> None:
         self.peers.remove(peer)
+        if peer.in_send:
+            self.send_ready.remove(peer)
+            peer.in_send = False
+        if peer.in_recv:
+            self.recv_ready.remove(peer)
+            peer.in_recv = False
         peer.abandon_partial()
         st = self.retired_stats
         if peer.owns_tx:
@@ -735,12 +769,21 @@ class Engine:
                     pass
         return out
 
-    def close(self) -> None:
-        """Tear everything down: connections, slots, bindings, descriptors."""
+    def close(self, *, discard: bool) -> None:
+        """Tear everything down: connections, slots, bindings, descriptors.
+
+        Every ring this socket writes is marked closed first; with
+        *discard*, what its reader has not read yet is withdrawn.
+        """
         if self.closed:
             return
         self.closed = True
         d = self.dir
+        for peer in self.peers:
+            if peer.owns_tx:
+                peer.tx.close(discard=discard)
+        for slot in self.slots:
+            slot.tx.close(discard=discard)
         for peer in list(self.peers):
             if peer.alive:
                 peer.alive = False
@@ -749,6 +792,8 @@ class Engine:
                     d.unlink(peer.tx_seg.name)
             peer.release()
         self.peers.clear()
+        self.send_ready.clear()
+        self.recv_ready.clear()
         self._retire_queue.clear()
         for slot in self.slots:
             self._abort_dial(slot)

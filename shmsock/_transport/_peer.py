@@ -53,6 +53,8 @@ class Peer:
         "endpoint",
         "fd",
         "frame",
+        "in_recv",
+        "in_send",
         "inbox",
         "max_msg",
         "owns_tx",
@@ -110,6 +112,8 @@ class Peer:
         self.readable = True  # the ring may hold records
         self.writable = True  # our ring may have room
         self.streaming = False  # a fragmented send is writing to tx
+        self.in_send = False  # queued in the engine's send_ready
+        self.in_recv = False  # queued in the engine's recv_ready
         self.discard = False  # the peer asked us to drop what it sent
         self.inbox: deque[Queued] = deque()
         self.partial: list[bytes] | None = None  # frames of an incomplete message

@@ -42,7 +42,7 @@ _HS = struct.Struct("<4sHBBIIQ8sI28x")
 # Doorbell bytes.
 DATA: Final = b"D"  # "I published records; you had said you would sleep"
 SPACE: Final = b"S"  # "I freed space; you had said you were waiting for it"
-DISCARD: Final = b"X"  # "I closed: drop what I sent that you have not read"
+CORRUPT: Final = b"C"  # binder to connector: "your ring failed my checks: replace it"
 
 
 class Kind(enum.IntEnum):
