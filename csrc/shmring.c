@@ -298,8 +298,27 @@ static inline int valid_write_flags(uint8_t flags)
     return (flags & ~(SHM_F_START | SHM_F_MORE | SHM_F_CONT)) == 0;
 }
 
+/* Announce that we wait for `need` bytes at the tail, then re-check; returns
+ * 1 if they are there after all (announcement withdrawn), 0, or an error. */
+static int announce_need(shm_producer *p, uint64_t need)
+{
+    _Atomic uint32_t *w = at32(p->ring, OFF_PRODUCER_WAITING);
+    atomic_store_explicit(w, 1, memory_order_relaxed);
+    /* Store-load barrier: the mirror image of publish_head's fence. */
+    atomic_thread_fence(memory_order_seq_cst);
+    int rc = reload_head(p);
+    if (rc)
+        return rc;
+    if (need <= p->capacity - (p->tail - p->head_cache)) {
+        atomic_store_explicit(w, 0, memory_order_relaxed);
+        return 1;
+    }
+    return 0;
+}
+
 int64_t shm_write(shm_producer *p, const uint8_t *data, const uint32_t *lens,
-                  size_t count, const uint8_t *flags, uint32_t aux, int checksum, int atomic)
+                  size_t count, const uint8_t *flags, uint32_t aux, int checksum, int atomic,
+                  int announce)
 {
     if (!p || !p->ring || (count && (!lens || !data)))
         return SHM_EINVAL;
@@ -317,6 +336,8 @@ int64_t shm_write(shm_producer *p, const uint8_t *data, const uint32_t *lens,
         if (end - p->tail > p->capacity)
             return SHM_ETOOBIG;
         int room = has_room(p, p->tail, end - p->tail);
+        if (room == 0 && announce)
+            room = announce_need(p, end - p->tail);
         if (room <= 0)
             return room ? room : SHM_AGAIN;
     }
@@ -325,7 +346,10 @@ int64_t shm_write(shm_producer *p, const uint8_t *data, const uint32_t *lens,
     size_t n = 0;
     for (; n < count; n++) {
         if (!atomic) {
-            int room = has_room(p, pos, space_needed(p, pos, rec_size(lens[n])));
+            uint64_t need = space_needed(p, pos, rec_size(lens[n]));
+            int room = has_room(p, pos, need);
+            if (room == 0 && announce && n == 0)
+                room = announce_need(p, need);
             if (room < 0)
                 return room;
             if (!room)
@@ -369,19 +393,7 @@ int shm_producer_prepare_wait(shm_producer *p, uint32_t need)
         return SHM_EINVAL;
     if (need > p->capacity / 2 - SHM_REC_HEADER_SIZE)
         return SHM_ETOOBIG;
-    _Atomic uint32_t *w = at32(p->ring, OFF_PRODUCER_WAITING);
-    atomic_store_explicit(w, 1, memory_order_relaxed);
-    /* Store-load barrier: the mirror image of publish_head's fence. */
-    atomic_thread_fence(memory_order_seq_cst);
-    int rc = reload_head(p);
-    if (rc)
-        return rc;
-    uint64_t need_bytes = space_needed(p, p->tail, rec_size(need));
-    if (need_bytes <= p->capacity - (p->tail - p->head_cache)) {
-        atomic_store_explicit(w, 0, memory_order_relaxed);
-        return 1;
-    }
-    return 0;
+    return announce_need(p, space_needed(p, p->tail, rec_size(need)));
 }
 
 int shm_producer_prepare_drain(shm_producer *p)

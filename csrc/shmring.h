@@ -136,7 +136,10 @@ int shm_consumer_attach(shm_consumer *c, void *region, size_t region_size,
  * SHM_F_NOCRC instead of a CRC32C.
  *
  * With atomic != 0 either all records are written or none (SHM_AGAIN).
- * Otherwise as many leading records as fit are written.
+ * Otherwise as many leading records as fit are written.  With announce,
+ * a call that can write nothing announces that the producer waits for
+ * space (as shm_producer_prepare_wait does for the space this call needs)
+ * before returning SHM_AGAIN, or writes after all if space appeared.
  *
  * The tail is published once, at the end.  On success returns
  * (written << 1) | wake, where wake is 1 when the consumer had announced
@@ -147,7 +150,7 @@ int shm_consumer_attach(shm_consumer *c, void *region, size_t region_size,
  */
 int64_t shm_write(shm_producer *p, const uint8_t *data, const uint32_t *lens,
                   size_t count, const uint8_t *flags, uint32_t aux,
-                  int checksum, int atomic);
+                  int checksum, int atomic, int announce);
 
 /* One record; returns 0 or 1 (wake) on success, or an error as above. */
 int shm_write_one(shm_producer *p, const uint8_t *data, uint32_t len,

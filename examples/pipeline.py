@@ -26,6 +26,12 @@ JOBS = f"shm://{PREFIX}-jobs"
 RESULTS = f"shm://{PREFIX}-results"
 
 
+def say(line: str) -> None:
+    # One write per line: the roles share one stdout.
+    sys.stdout.write(line + "\n")
+    sys.stdout.flush()
+
+
 async def ventilator() -> None:
     async with shmsock.socket(shmsock.PUSH, linger=None) as jobs:
         jobs.bind(JOBS)
@@ -36,7 +42,7 @@ async def ventilator() -> None:
             await jobs.send(b"%d" % n)
         for _ in range(WORKERS):
             await jobs.send(b"stop")
-    print(f"ventilator: sent {TASKS} tasks")
+    say(f"ventilator: sent {TASKS} tasks")
 
 
 async def worker() -> None:
@@ -52,7 +58,7 @@ async def worker() -> None:
                 break
             await results.send(b"%d" % (int(task) ** 2))
             done += 1
-    print(f"worker {os.getpid()}: did {done} tasks")
+    say(f"worker {os.getpid()}: did {done} tasks")
 
 
 async def sink() -> None:
@@ -61,7 +67,7 @@ async def sink() -> None:
         total = 0
         for _ in range(TASKS):
             total += int(await results.recv())
-    print(f"sink: {TASKS} results, sum of squares {total}")
+    say(f"sink: {TASKS} results, sum of squares {total}")
 
 
 def main() -> None:

@@ -223,13 +223,16 @@ class Producer(_Side):
         aux: int,
         *,
         atomic: bool,
+        announce: bool = False,
     ) -> tuple[int, bool]:
         """Write records whose payloads lie back to back in *data*.
 
         *lens* is an ``array('I')`` of payload sizes and *flags* a bytes
         object of one flag byte per record (None: every record is a
         one-frame message).  *aux* goes to records flagged START.  With
-        *atomic*, all records are written or none.
+        *atomic*, all records are written or none.  With *announce*, a call
+        that writes nothing leaves the "waiting for space" flag set, so the
+        consumer reports "wake" once it frees space (see prepare_wait).
         """
         count = len(lens)
         rc: int = lib.shm_write(
@@ -241,6 +244,7 @@ class Producer(_Side):
             aux,
             self.checksum,
             atomic,
+            announce,
         )
         if rc >= 0:
             return rc >> 1, bool(rc & 1)
@@ -314,12 +318,13 @@ class ReadBuffer:
     One buffer can serve many consumers, one read at a time.
     """
 
-    __slots__ = ("aux", "flags", "lens", "max_count", "out", "size")
+    __slots__ = ("aux", "flags", "lens", "max_count", "out", "size", "view")
 
     def __init__(self, size: int, max_count: int = 256) -> None:
         self.size = size
         self.max_count = max_count
         self.out = ffi.new("uint8_t[]", size)
+        self.view = ffi.buffer(self.out, size)
         self.lens = ffi.new("uint32_t[]", max_count)
         self.flags = ffi.new("uint8_t[]", max_count)
         self.aux = ffi.new("uint32_t[]", max_count)
@@ -366,15 +371,17 @@ class Consumer(_Side):
         if n == 0:
             return [], None, None, bool(rc & 1)
         lens: list[int] = ffi.unpack(buf.lens, n)
-        raw = ffi.buffer(buf.out, sum(lens))[:]
+        # Slicing the C buffer makes each bytes object with one copy.
+        raw = buf.view
         out = []
+        append = out.append
         pos = 0
         for size in lens:
             end = pos + size
-            out.append(raw[pos:end])
+            append(raw[pos:end])
             pos = end
         if rc & 2:
-            return out, list(ffi.unpack(buf.flags, n)), ffi.unpack(buf.aux, n), bool(rc & 1)
+            return out, ffi.unpack(buf.flags, n), ffi.unpack(buf.aux, n), bool(rc & 1)
         return out, None, None, bool(rc & 1)
 
     def available(self) -> int:

@@ -37,6 +37,7 @@ from ._patterns import make_pattern
 from ._transport._engine import Engine
 from ._transport._fs import parse_endpoint
 from ._transport._peer import Message, Peer, Queued
+from ._transport._wire import DATA
 from ._types import SocketType
 
 _checkpoint_if_cancelled = trio.lowlevel.checkpoint_if_cancelled
@@ -78,6 +79,7 @@ class Socket:
         self._send_lot = trio.lowlevel.ParkingLot()
         self._drain_lot = trio.lowlevel.ParkingLot()
         self._peers_lot = trio.lowlevel.ParkingLot()
+        self._direct_scope: trio.CancelScope | None = None
         self._closed = False
         self._nursery: trio.Nursery | None = None
         self._endpoints = 0
@@ -85,6 +87,12 @@ class Socket:
         # connection; these follow from it.
         cap = options.ring_size
         self._max_record = R.max_payload(cap)
+        # PUSH, PULL and PAIR move plain messages with no state to keep:
+        # their *_nowait calls have a fast path.
+        self._plain_send = kind in (SocketType.PUSH, SocketType.PAIR)
+        self._plain_recv = kind in (SocketType.PULL, SocketType.PAIR)
+        self._plain_limit = min(self._max_record, options.max_msg_size)
+        self._rotate_recv = self._pattern.rotate_recv
         self._fragment = cap // 4 - R.RECORD_HEADER_SIZE
         self._max_atomic = cap // 2
 
@@ -185,6 +193,19 @@ class Socket:
         ``await send()`` streams such messages), and StateError where the
         socket type or its state forbids sending.
         """
+        # Fast path: a plain message to the peer at the head of the ready
+        # queue (PUSH and PAIR; everything else takes the general path).
+        if self._plain_send and type(data) is bytes and len(data) <= self._plain_limit:
+            ready = self._engine.send_ready
+            if ready:
+                peer = ready[0]
+                if peer.alive and not peer.streaming:
+                    rc = peer.tx.write(data)
+                    if rc >= 0:
+                        if rc:
+                            peer.ring(DATA)
+                        ready.rotate(-1)
+                        return
         self._send_nowait([_as_bytes(data)])
 
     async def send(self, data: bytes) -> None:
@@ -216,37 +237,33 @@ class Socket:
     def send_many_nowait(self, messages: Sequence[bytes]) -> None:
         """Send a batch of one-frame messages to one peer, all or none, now.
 
-        One C call writes the whole batch.  The batch must fit in half a
-        ring (MessageTooLarge otherwise).  Raises trio.WouldBlock when no
-        peer has room for all of it.
+        One C call writes the whole batch.  The batch must fit in the ring
+        (MessageTooLarge otherwise: send smaller batches).  Raises
+        trio.WouldBlock when no peer has room for all of it.
         """
         self._check_open()
         self._pattern.check_send()
         if self._kind in (SocketType.REQ, SocketType.REP):
             raise StateError(f"{self._kind.name} sockets send one message at a time")
-        msgs = [m if type(m) is bytes else _as_bytes(m) for m in messages]
-        if not msgs:
-            return
-        lens = array("I", map(len, msgs))
-        if max(lens) > self._options.max_msg_size:
-            raise MessageTooLarge(
-                f"a message of {max(lens)} bytes exceeds max_msg_size {self._options.max_msg_size}"
-            )
-        need = sum((n + 31) & ~7 for n in lens)
-        if need > self._max_atomic:
-            raise MessageTooLarge(
-                f"a batch of {need} ring bytes does not fit half a ring of {self.ring_size}"
-                " bytes: send it in smaller batches"
-            )
-        data = b"".join(msgs)
+        try:
+            data = b"".join(messages)
+        except TypeError:
+            raise TypeError("messages must be bytes-like objects") from None
+        lens = array("I", map(len, messages))
+        if sum(lens) != len(data):  # a buffer whose items are not bytes
+            return self.send_many_nowait([_as_bytes(m) for m in messages])
         count = len(lens)
+        if not count:
+            return None
+        limit = self._options.max_msg_size
+        if len(data) > limit and max(lens) > limit:
+            raise MessageTooLarge(f"a message of {max(lens)} bytes exceeds max_msg_size {limit}")
 
         def offer(peer: Peer) -> bool:
-            return self._offer(
-                peer, lambda: peer.send_records(data, lens, None, 0, atomic=True) == count, need
-            )
+            return peer.send_records(data, lens, None, 0, atomic=True, announce=True) == count
 
         self._place(offer)
+        return None
 
     async def send_many(self, messages: Sequence[bytes]) -> None:
         """Send a batch of one-frame messages to one peer, all or none.
@@ -255,13 +272,16 @@ class Socket:
         :meth:`send`; on cancellation nothing is sent.
         """
         await _checkpoint_if_cancelled()
+        waited = False
         while True:
             try:
                 self.send_many_nowait(messages)
             except trio.WouldBlock:
-                await self._wait_send()
+                await self._wait(self._send_lot)
+                waited = True
                 continue
-            await _shielded_checkpoint()
+            if not waited:
+                await _shielded_checkpoint()
             return
 
     def _send_nowait(self, frames: list[bytes]) -> None:
@@ -274,22 +294,15 @@ class Socket:
         if len(frames) == 1 and size <= self._max_record:
             data = frames[0]
             aux = pattern.send_aux()
-            need = size + 31
             if aux:
                 lens = array("I", [size])
 
                 def offer(peer: Peer) -> bool:
-                    return self._offer(
-                        peer,
-                        lambda: peer.send_records(data, lens, None, aux, atomic=True) > 0,
-                        need,
-                    )
+                    return peer.send_records(data, lens, None, aux, atomic=True, announce=True) > 0
+
+                self._place(offer)
             else:
-
-                def offer(peer: Peer) -> bool:
-                    return self._offer(peer, lambda: peer.send_one(data), need)
-
-            self._place(offer)
+                self._place(lambda peer: peer.offer_one(data))
             return
         joined, lens, flags, need = self._encode(frames)
         if need > self._max_atomic:
@@ -300,27 +313,19 @@ class Socket:
         aux = pattern.send_aux()
 
         def offer_records(peer: Peer) -> bool:
-            return self._offer(
-                peer, lambda: peer.send_records(joined, lens, flags, aux, atomic=True) > 0, need
-            )
+            return peer.send_records(joined, lens, flags, aux, atomic=True, announce=True) > 0
 
         self._place(offer_records)
 
     def _place(self, offer: Any) -> None:
         """Route a message with *offer*; raise WouldBlock if no peer takes it."""
-        peer = self._pattern.route(self._engine.send_ready, offer)
+        engine = self._engine
+        peer = self._pattern.route(engine.send_ready, offer)
+        if peer is None and engine.poll():  # doorbells that rang meanwhile
+            peer = self._pattern.route(engine.send_ready, offer)
         if peer is None:
             self._nothing_to_send()
         self._pattern.sent(peer)
-
-    def _offer(self, peer: Peer, write: Any, need: int) -> bool:
-        """Try *write*; if the ring is full, arrange to be woken and retry once."""
-        if write():
-            return True
-        if peer.tx.prepare_wait(min(need, self._max_record)):
-            peer.writable = False
-            return False
-        return bool(write())
 
     def _nothing_to_send(self) -> NoReturn:
         peers = self._engine.peers
@@ -374,23 +379,25 @@ class Socket:
 
     async def _send(self, frames: list[bytes]) -> None:
         await _checkpoint_if_cancelled()
+        waited = False
         while True:
             try:
                 self._send_nowait(frames)
             except trio.WouldBlock:
-                await self._wait_send()
+                await self._wait(self._send_lot)
+                waited = True
                 continue
             except MessageTooLarge:
                 if self._size_check(frames) > self._options.max_msg_size:
                     raise
                 await self._stream(frames)
                 return
-            await _shielded_checkpoint()
+            if not waited:
+                await _shielded_checkpoint()
             return
 
     async def _wait_send(self) -> None:
-        await self._send_lot.park()
-        self._check_open()
+        await self._wait(self._send_lot)
 
     async def _stream(self, frames: list[bytes]) -> None:
         """Send a message too large to write at once, fragment by fragment."""
@@ -417,7 +424,7 @@ class Socket:
                 done = await self._stream_to(peer, records, aux)
             finally:
                 peer.streaming = False
-                self._send_lot.unpark_all()  # others may use this peer again
+                self._changed(False, True)  # others may use this peer again
             if done:
                 pattern.sent(peer)
                 await _shielded_checkpoint()
@@ -453,6 +460,16 @@ class Socket:
         validation (that connection is closed), StateError, and
         trio.BrokenResourceError (PAIR or REQ whose peer is gone).
         """
+        # Fast path: a plain message already read from the ring (PULL and
+        # PAIR; everything else takes the general path).
+        if self._plain_recv:
+            ready = self._engine.recv_ready
+            if ready:
+                inbox = ready[0].inbox
+                if inbox and type(inbox[0]) is bytes:
+                    if self._rotate_recv:
+                        ready.rotate(-1)
+                    return inbox.popleft()  # type: ignore[return-value]
         item = self._recv_item(multipart=False)
         return item if type(item) is bytes else item.frames[0]  # type: ignore[union-attr]
 
@@ -480,23 +497,55 @@ class Socket:
         """Up to *max_count* one-frame messages from one peer, now.
 
         Raises trio.WouldBlock when there is none, MultipartMessage when the
-        next message has several frames.
+        next message has several frames (it stays queued).  PUSH, REQ and
+        REP sockets raise StateError.
         """
-        if not isinstance(max_count, int) or max_count < 1:
+        if type(max_count) is not int or max_count < 1:
             raise ValueError(f"max_count must be a positive int, not {max_count!r}")
+        self._check_open()
+        pattern = self._pattern
+        pattern.check_recv()
         if self._kind in (SocketType.REQ, SocketType.REP):
             raise StateError(f"{self._kind.name} sockets receive one message at a time")
-        first = self._recv_item(multipart=False)
-        out = [first if type(first) is bytes else first.frames[0]]  # type: ignore[union-attr]
-        peer = self._last_source
-        inbox = peer.inbox if peer is not None else None
-        while inbox and len(out) < max_count:
-            item = inbox[0]
+        engine = self._engine
+
+        def take(peer: Peer) -> tuple[list[Queued], bool] | None:
+            return engine.take_batch(peer, max_count)
+
+        got = pattern.next_message(engine.recv_ready, take)
+        if got is None and engine.poll():  # doorbells that rang meanwhile
+            got = pattern.next_message(engine.recv_ready, take)
+        if engine.retire_pending:
+            engine.reap()
+        if got is None:
+            pattern.no_message(engine.peers)
+            if not any(p.alive for p in engine.peers):
+                engine.check_usable()
+            raise trio.WouldBlock
+        peer, (items, plain) = got
+        if plain:
+            return items  # type: ignore[return-value]
+        for i, item in enumerate(items):
+            if type(item) is not bytes:
+                return self._unwrap_batch(peer, items, i)
+        return items  # type: ignore[return-value]
+
+    @staticmethod
+    def _unwrap_batch(peer: Peer, items: list[Queued], start: int) -> list[bytes]:
+        """Turn one-frame Messages into bytes; stop before a multipart one."""
+        out: list[bytes] = items[:start]  # type: ignore[assignment]
+        for i in range(start, len(items)):
+            item = items[i]
             if type(item) is bytes:
-                out.append(inbox.popleft())
+                out.append(item)
             elif len(item.frames) == 1:  # type: ignore[union-attr]
-                out.append(inbox.popleft().frames[0])  # type: ignore[union-attr]
+                out.append(item.frames[0])  # type: ignore[union-attr]
             else:
+                peer.inbox.extendleft(reversed(items[i:]))
+                if not out:
+                    raise MultipartMessage(
+                        f"the next message has {len(item.frames)} frames: use recv_multipart"  # type: ignore[union-attr]
+                    )
                 break
         return out
 
@@ -506,13 +555,16 @@ class Socket:
         Never waits to fill the batch.  One checkpoint per call.
         """
         await _checkpoint_if_cancelled()
+        waited = False
         while True:
             try:
                 out = self.recv_many_nowait(max_count)
             except trio.WouldBlock:
-                await self._wait_recv()
+                await self._wait_recv(waited)
+                waited = True
                 continue
-            await _shielded_checkpoint()
+            if not waited:
+                await _shielded_checkpoint()
             return out
 
     _last_source: Peer | None = None
@@ -522,9 +574,13 @@ class Socket:
         pattern = self._pattern
         pattern.check_recv()
         engine = self._engine
+        polled = False
         while True:
             got = pattern.next_message(engine.recv_ready, engine.take)
             if got is None:
+                if not polled and engine.poll():  # doorbells that rang meanwhile
+                    polled = True
+                    continue
                 break
             peer, item = got
             aux = item.aux if type(item) is Message else 0
@@ -547,27 +603,67 @@ class Socket:
         raise trio.WouldBlock
 
     async def _recv(self, multipart: bool) -> Queued:
+        waited = False
         try:
             await _checkpoint_if_cancelled()
             while True:
                 try:
                     item = self._recv_item(multipart)
                 except trio.WouldBlock:
-                    await self._wait_recv()
+                    await self._wait_recv(waited)
+                    waited = True
                     continue
                 break
         except trio.Cancelled:
             self._pattern.recv_cancelled()
             raise
-        await _shielded_checkpoint()
+        if not waited:
+            await _shielded_checkpoint()
         return item
 
-    async def _wait_recv(self) -> None:
+    # -- waiting ------------------------------------------------------------------
+    #
+    # A call that has to wait has been through a checkpoint when it wakes, so
+    # it returns without another one: that keeps a Trio scheduling round off
+    # the path from "data arrived" to "recv returned".  Cancellation stays
+    # atomic: a cancelled wait raises before anything is taken.
+
+    async def _wait_recv(self, waited: bool) -> None:
         spin = self._options.spin_us
-        if spin and self._spin(spin):
+        if spin:
+            if not waited:
+                # The call's checkpoint comes first, so that once the spin
+                # sees data the call can return without yielding again.  Other
+                # tasks ran meanwhile: look again before spinning.
+                await trio.lowlevel.checkpoint()
+                return
+            if self._spin(spin):
+                return
+        await self._wait(self._recv_lot)
+
+    async def _wait(self, lot: trio.lowlevel.ParkingLot) -> None:
+        """Sleep until a doorbell or the transport says to try again.
+
+        With one live peer and nobody else waiting on it, wait on that
+        peer's doorbell directly and handle its events in this task: one
+        scheduling round instead of two (the poller task's, then ours).
+        Otherwise park; the poller task wakes us.
+        """
+        peer = self._engine.only_peer()
+        if peer is None or self._direct_scope is not None:
+            await lot.park()
+            self._check_open()
             return
-        await self._recv_lot.park()
+        with trio.CancelScope() as scope:
+            self._direct_scope = scope
+            try:
+                await trio.lowlevel.wait_readable(peer.sock)
+            except trio.ClosedResourceError:
+                pass  # the doorbell was closed under us: the peer is gone
+            finally:
+                self._direct_scope = None
         self._check_open()
+        self._engine.poll()
 
     def _spin(self, spin_us: int) -> bool:
         """Busy-poll the rings for up to *spin_us*; True if data arrived.
@@ -576,6 +672,8 @@ class Socket:
         flags are withdrawn, and announced again before we give up.
         """
         deadline = time.perf_counter_ns() + spin_us * 1000
+        if self._engine.recv_ready:
+            return True  # something is already marked readable: go and look
         idle = [p for p in self._engine.peers if p.alive and not p.readable]
         for peer in idle:
             peer.rx.cancel_wait()
@@ -641,9 +739,11 @@ class Socket:
 
     def _mark_closed(self) -> None:
         self._closed = True
+        self._plain_send = self._plain_recv = False  # the general paths raise
         self._recv_lot.unpark_all()
         self._send_lot.unpark_all()
         self._peers_lot.unpark_all()
+        self._wake_direct()
 
     async def _linger(self) -> bool:
         linger = self._options.linger
@@ -677,14 +777,23 @@ class Socket:
         if send:
             self._send_lot.unpark_all()
             self._drain_lot.unpark_all()
+        self._wake_direct()
+
+    def _wake_direct(self) -> None:
+        # A task waiting on a doorbell directly is woken by cancelling its
+        # private scope; it then re-checks like any woken waiter.
+        if self._direct_scope is not None:
+            self._direct_scope.cancel()
 
     def _attached(self, peer: Peer) -> None:
         self._pattern.attached(peer)
         self._peers_lot.unpark_all()
+        self._wake_direct()
 
     def _gone(self, peer: Peer) -> None:
         self._pattern.gone(peer)
         self._peers_lot.unpark_all()
+        self._wake_direct()
 
 
 class _SocketContext:

@@ -204,17 +204,18 @@ class Conformance:
     async def test_async_for_ends_when_the_socket_closes(self):
         async with self.make_link() as link:
             got = []
+            first = trio.Event()
 
             async def consume() -> None:
                 async for msg in link.rx:
                     got.append(msg)
                     await link.after_exchange()
+                    first.set()
 
             async with trio.open_nursery() as nursery:
                 nursery.start_soon(consume)
                 await link.tx.send(b"one")
-                while not got:
-                    await trio.sleep(0.001)
+                await first.wait()
                 link.rx.close()
             assert got == [b"one"]
 

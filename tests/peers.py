@@ -8,7 +8,6 @@ connected, then whatever the test asks for.
 from __future__ import annotations
 
 import hashlib
-import os
 from multiprocessing.connection import Connection
 
 import trio
@@ -137,14 +136,13 @@ def bind_and_hold(conn: Connection, endpoint: str, kind: str = "PULL") -> None:
     trio.run(main)
 
 
-def bind_race(conn: Connection, endpoint: str, go_path: str) -> None:
-    """Wait for *go_path* to exist, try to bind, report the outcome, hold."""
+def bind_race(conn: Connection, endpoint: str) -> None:
+    """On "go", try to bind; report the outcome, then hold until told to exit."""
 
     async def main() -> None:
         async with shmsock.socket(shmsock.PULL) as sock:
             conn.send("ready")
-            while not os.path.exists(go_path):
-                await trio.sleep(0.001)
+            assert await trio.to_thread.run_sync(conn.recv) == "go"
             try:
                 sock.bind(endpoint)
                 conn.send("bound")

@@ -27,7 +27,7 @@ def test_pipeline():
     assert "ventilator: sent 100 tasks" in out
     assert "sink: 100 results, sum of squares 328350" in out
     done = [int(line.split()[3]) for line in out.splitlines() if line.startswith("worker")]
-    assert len(done) == 3
+    assert len(done) == 3, out
     assert sum(done) == 100
     assert all(n > 0 for n in done)  # every worker got work
 

@@ -36,26 +36,27 @@ def digest(msgs):
 async def test_push_round_robins_over_connected_pulls():
     async with shmsock.socket(PUSH) as push:
         push.bind("shm://rr")
-        pulls = []
         async with trio.open_nursery() as nursery:
             counts = collections.Counter()
-            socks = [await nursery.start(_pull_task, f"w{i}", counts) for i in range(3)]
-            pulls.extend(socks)
+            all_in = trio.Event()
+            for i in range(3):
+                await nursery.start(_pull_task, f"w{i}", counts, all_in)
             await wait_peers(push, 3)
             for i in range(300):
                 await push.send(b"%d" % i)
-            while sum(counts.values()) < 300:
-                await trio.sleep(0.001)
+            await all_in.wait()
             assert counts == {"w0": 100, "w1": 100, "w2": 100}
             nursery.cancel_scope.cancel()
 
 
-async def _pull_task(name, counts, task_status=trio.TASK_STATUS_IGNORED):
+async def _pull_task(name, counts, all_in, task_status=trio.TASK_STATUS_IGNORED):
     async with shmsock.socket(PULL) as pull:
         pull.connect("shm://rr")
         task_status.started(pull)
         async for _msg in pull:
             counts[name] += 1
+            if sum(counts.values()) == 300:
+                all_in.set()
 
 
 async def test_push_skips_a_peer_whose_ring_is_full():

@@ -192,11 +192,17 @@ class Engine:
         except trio.ClosedResourceError:
             pass  # close() closed the epoll descriptor under us
 
-    def poll(self) -> None:
-        """Handle whatever events are ready, without waiting."""
+    def poll(self) -> bool:
+        """Handle whatever events are ready, without waiting.
+
+        The socket also calls this itself before it reports WouldBlock, so
+        a doorbell that already rang counts even if the poller task has not
+        run since.  Returns whether there was anything to handle.
+        """
         if self.closed:
-            return
-        for fd, _events in self.epoll.poll(0):
+            return False
+        events = self.epoll.poll(0)
+        for fd, _events in events:
             handler = self._handlers.get(fd)
             if handler is None:
                 continue
@@ -205,6 +211,7 @@ class Engine:
             except Exception:  # a bug must not take the whole socket down
                 log.exception("shmsock: error handling an event on fd %d", fd)
         self.reap()
+        return bool(events)
 
     def _register(self, fd: int, handler: Callable[[], None]) -> None:
         self._handlers[fd] = handler
@@ -637,7 +644,7 @@ class Engine:
         peer.alive = False
         peer.writable = False
         self._unregister(peer.fd)
-        peer.sock.close()
+        peer.close_doorbell()
         d = self._dir()
         if peer.bound:
             d.unlink(peer.tx_seg.name)  # our ring to it; the mapping stays until retired
@@ -676,44 +683,75 @@ class Engine:
         )
         slot.tx = R.Producer(slot.seg.ring, slot.seg.capacity, checksum=self.options.checksum)
 
-    def take(self, peer: Peer, announce: bool = True) -> Queued | None:
+    def take(self, peer: Peer) -> Queued | None:
         """The next complete message from *peer*, or None.
 
-        With *announce*, a peer found empty is marked not readable after
-        telling its producer to ring when it writes.  Raises CorruptMessage
-        (once) when the peer's ring fails validation; that connection is
-        then closed and retired.
+        A peer found empty is marked not readable after telling its
+        producer to ring when it writes.  Raises CorruptMessage (once) when
+        the peer's ring fails validation; that connection is then closed
+        and retired.
         """
         if peer.inbox:
             return peer.inbox.popleft()
         while peer.readable:
-            try:
-                got = peer.fill(self.rbuf)
-            except CorruptMessage as exc:
-                self._corrupt(peer)
-                raise corrupt_reason(exc, peer) from None
-            except R.Withdrawn:
-                # The peer closed and took back what we had not read.
-                peer.discard = True
-                peer.readable = False
-                peer.abandon_partial()
-                if not peer.alive:
-                    self._retire_queue.append(peer)
-                return None
+            got = self._read(peer, 0)
+            if got:
+                if len(got) > 1:
+                    peer.inbox.extend(got[1:])
+                return got[0]
             if peer.inbox:
                 return peer.inbox.popleft()
-            if got:
-                continue  # fragments of a message still arriving
-            if not peer.alive:
-                peer.readable = False
-                peer.abandon_partial()
-                self._retire_queue.append(peer)
-                return None
-            if not announce:
-                return None
-            if peer.rx.prepare_wait():
-                peer.readable = False
         return None
+
+    def take_batch(self, peer: Peer, max_count: int) -> tuple[list[Queued], bool] | None:
+        """Up to *max_count* complete messages from *peer*, or None.
+
+        The flag says the list holds only bytes (plain one-frame messages
+        read straight from the ring), so the caller need not look at each.
+        """
+        inbox = peer.inbox
+        if inbox:
+            if len(inbox) <= max_count:
+                items = list(inbox)
+                inbox.clear()
+            else:
+                items = [inbox.popleft() for _ in range(max_count)]
+            return items, False
+        while peer.readable:
+            got = self._read(peer, max_count)
+            if got:
+                return got, True  # type: ignore[return-value]
+            if inbox:
+                return self.take_batch(peer, max_count)
+        return None
+
+    def _read(self, peer: Peer, max_count: int) -> list[bytes] | None:
+        """One batch from the ring: plain payloads, or None/[] (see Peer.read_batch).
+
+        On an empty ring, announces the wait (or retires a dead peer).
+        """
+        try:
+            got = peer.read_batch(self.rbuf, max_count)
+        except CorruptMessage as exc:
+            self._corrupt(peer)
+            raise corrupt_reason(exc, peer) from None
+        except R.Withdrawn:
+            # The peer closed and took back what we had not read.
+            peer.discard = True
+            peer.readable = False
+            peer.abandon_partial()
+            if not peer.alive:
+                self._retire_queue.append(peer)
+            return None
+        if got is None or got:
+            return got
+        if not peer.alive:
+            peer.readable = False
+            peer.abandon_partial()
+            self._retire_queue.append(peer)
+        elif peer.rx.prepare_wait():
+            peer.readable = False
+        return got
 
     def _corrupt(self, peer: Peer) -> None:
         peer.corrupt += 1
@@ -721,6 +759,13 @@ class Engine:
             peer.ring(_wire.CORRUPT)
         peer.discard = True
         self._gone(peer)
+
+    def only_peer(self) -> Peer | None:
+        """The one live peer, if there is exactly one (and nobody draining)."""
+        peers = self.peers
+        if len(peers) == 1 and peers[0].alive:
+            return peers[0]
+        return None
 
     @property
     def retire_pending(self) -> bool:

@@ -16,6 +16,8 @@ from array import array
 from collections import deque
 from typing import TYPE_CHECKING
 
+import trio
+
 from .. import _ring as R
 from .._errors import CorruptMessage
 from . import _wire
@@ -139,22 +141,43 @@ class Peer:
 
     # -- sending ---------------------------------------------------------------
 
-    def send_one(self, data: bytes) -> bool:
-        """Write a one-frame message that fits a record; False if no room."""
+    def offer_one(self, data: bytes) -> bool:
+        """Write a one-frame message that fits a record.
+
+        False when there is no room: this peer is then marked not writable,
+        and its doorbell rings once space is freed.
+        """
         rc = self.tx.write(data)
         if rc < 0:
-            return False
+            if not self.tx.prepare_wait(len(data)):
+                rc = self.tx.write(data)  # room appeared meanwhile
+            if rc < 0:
+                self.writable = False
+                return False
         if rc:
             self.ring(_wire.DATA)
         return True
 
     def send_records(
-        self, data: bytes, lens: array[int], flags: bytes | None, aux: int, *, atomic: bool
+        self,
+        data: bytes,
+        lens: array[int],
+        flags: bytes | None,
+        aux: int,
+        *,
+        atomic: bool,
+        announce: bool = False,
     ) -> int:
-        """Write records (see Producer.write_records); return how many."""
-        n, wake = self.tx.write_records(data, lens, flags, aux, atomic=atomic)
+        """Write records (see Producer.write_records); return how many.
+
+        With *announce*, writing nothing marks this peer not writable: its
+        doorbell will ring when space is freed.
+        """
+        n, wake = self.tx.write_records(data, lens, flags, aux, atomic=atomic, announce=announce)
         if wake:
             self.ring(_wire.DATA)
+        elif n == 0 and announce:
+            self.writable = False
         return n
 
     def send_many(self, messages: list[bytes]) -> int:
@@ -165,23 +188,33 @@ class Peer:
 
     # -- receiving -------------------------------------------------------------
 
-    def fill(self, buf: R.ReadBuffer) -> bool:
-        """Read one batch of records into the inbox.
+    def read_batch(self, buf: R.ReadBuffer, max_count: int = 0) -> list[bytes] | None:
+        """Read one batch of records.
 
-        Returns False when the ring was empty.  Raises CorruptMessage when
-        the next record fails validation; the caller must then retire this
-        peer, since the ring cannot move past it.
+        Returns the payloads when they are all plain one-frame messages (the
+        fast path: they never touch the inbox), [] when the ring was empty,
+        or None when the records went through assembly into the inbox.
+        Raises CorruptMessage when the next record fails validation (the
+        caller must retire this peer: the ring cannot move past it) and
+        R.Withdrawn when the peer withdrew what it had sent.
         """
-        payloads, flags, aux, wake = self.rx.read(buf)
+        payloads, flags, aux, wake = self.rx.read(buf, max_count)
         if wake:
             self.ring(_wire.SPACE)
         if not payloads:
-            return False
+            return payloads
         if flags is None and self.partial is None and not self.skipping and not self.check_size:
+            return payloads
+        self._assemble(payloads, flags, aux)
+        return None
+
+    def fill(self, buf: R.ReadBuffer) -> bool:
+        """Read one batch of records into the inbox; False if the ring was empty."""
+        payloads = self.read_batch(buf)
+        if payloads:
             self.inbox.extend(payloads)
-        else:
-            self._assemble(payloads, flags, aux)
-        return True
+            return True
+        return payloads is None
 
     def _assemble(
         self, payloads: list[bytes], flags: list[int] | None, aux: list[int] | None
@@ -230,13 +263,21 @@ class Peer:
 
     # -- teardown ---------------------------------------------------------------
 
+    def close_doorbell(self) -> None:
+        """Close the doorbell socket, waking any task waiting on it."""
+        if self.sock.fileno() >= 0:
+            try:
+                trio.lowlevel.notify_closing(self.sock)
+            except RuntimeError:
+                pass  # outside of Trio: nobody can be waiting on it
+            self.sock.close()
+
     def release(self) -> None:
         """Unmap the rings this connection owns and close the doorbell.
 
         Idempotent.
         """
-        if self.sock.fileno() >= 0:
-            self.sock.close()
+        self.close_doorbell()
         rings = [(self.rx, self.rx_seg)]
         if self.owns_tx:
             rings.append((self.tx, self.tx_seg))
