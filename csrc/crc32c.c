@@ -1,6 +1,7 @@
 /*
  * CRC32C (Castagnoli, reflected polynomial 0x82F63B78), the checksum of
- * every shmsock record payload.  This is the one definition the ring uses;
+ * every shmsock record (its payload, then its header fields: rec_crc in
+ * shmring.c).  This is the one definition the ring uses;
  * the test suite checks it against the crc32c package byte for byte.
  *
  * On x86-64 CPUs with SSE4.2 the crc32 instruction does eight bytes per

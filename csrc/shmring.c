@@ -42,9 +42,11 @@ enum {
     OFF_TAIL_SEQ = 72,      /* u64, statistics */
     OFF_BYTES_WRITTEN = 80, /* u64, statistics */
     OFF_PRODUCER_STATE = 88, /* u32, SHM_PRODUCER_* */
+    OFF_MSGS_WRITTEN = 96,  /* u64, statistics */
     OFF_HEAD = 128,         /* u64, consumer line */
     OFF_HEAD_SEQ = 136,     /* u64 */
     OFF_BYTES_READ = 144,   /* u64, statistics */
+    OFF_MSGS_READ = 152,    /* u64, statistics */
     OFF_CONSUMER_WAITING = 192, /* u32, waiter line */
     OFF_PRODUCER_WAITING = 196, /* u32 */
 };
@@ -63,6 +65,33 @@ typedef struct rec_header {
     uint32_t aux;
 } rec_header;
 _Static_assert(sizeof(rec_header) == SHM_REC_HEADER_SIZE, "no padding in the record header");
+#if defined(__BYTE_ORDER__) && __BYTE_ORDER__ != __ORDER_LITTLE_ENDIAN__
+#error "the record format is little-endian: rec_crc and rec_header copy native integers"
+#endif
+
+/* Bytes of header fields the checksum covers after the payload. */
+#define REC_CRC_TRAILER 17
+
+/*
+ * The checksum of a record: CRC32C of the payload, continued over the
+ * header fields a reader acts on, as the little-endian trailer
+ *     flags (1) | len (4) | seq (8) | aux (4).
+ * A checksum of the payload alone let one flipped bit in the header turn
+ * a frame's MORE off (a message delivered short), or change aux (a reply
+ * matched to the wrong request), with every check passing.  magic and
+ * version need no cover: a reader accepts only their one exact value.
+ * Writer and reader both go through here, so they cannot disagree.
+ */
+static inline uint32_t rec_crc(const uint8_t *payload, uint32_t len, uint8_t flags,
+                               uint64_t seq, uint32_t aux)
+{
+    uint8_t t[REC_CRC_TRAILER];
+    t[0] = flags;
+    memcpy(t + 1, &len, 4);
+    memcpy(t + 5, &seq, 8);
+    memcpy(t + 13, &aux, 4);
+    return shm_crc32c(shm_crc32c(0, payload, len), t, sizeof t);
+}
 
 static inline _Atomic uint64_t *at64(uint8_t *ring, size_t off)
 {
@@ -167,6 +196,7 @@ int shm_producer_attach(shm_producer *p, void *region, size_t region_size, uint6
     p->head_cache = head;
     p->seq = atomic_load_explicit(at64(ring, OFF_TAIL_SEQ), memory_order_relaxed);
     p->bytes = atomic_load_explicit(at64(ring, OFF_BYTES_WRITTEN), memory_order_relaxed);
+    p->msgs = atomic_load_explicit(at64(ring, OFF_MSGS_WRITTEN), memory_order_relaxed);
     return 0;
 }
 
@@ -192,6 +222,7 @@ int shm_consumer_attach(shm_consumer *c, void *region, size_t region_size,
     c->tail_cache = tail;
     c->seq = atomic_load_explicit(at64(ring, OFF_HEAD_SEQ), memory_order_relaxed);
     c->bytes = atomic_load_explicit(at64(ring, OFF_BYTES_READ), memory_order_relaxed);
+    c->msgs = atomic_load_explicit(at64(ring, OFF_MSGS_READ), memory_order_relaxed);
     c->resync = resync != 0;
     return 0;
 }
@@ -253,16 +284,20 @@ static inline uint64_t put_record(shm_producer *p, uint64_t pos, const uint8_t *
         off = 0;
     }
     uint32_t crc = 0;
+    if (!(flags & SHM_F_START))
+        aux = 0;
     if (checksum)
-        crc = shm_crc32c(0, src, len);
+        crc = rec_crc(src, len, flags, p->seq, aux);
     else
         flags |= SHM_F_NOCRC;
-    put_header(p->data + off, flags, len, p->seq, crc, (flags & SHM_F_START) ? aux : 0);
+    put_header(p->data + off, flags, len, p->seq, crc, aux);
     if (len)
         memcpy(p->data + off + SHM_REC_HEADER_SIZE, src, len);
     p->seq++;
     p->bytes += len;
     p->records++;
+    /* A record without MORE or CONT is the last of its message. */
+    p->msgs += !(flags & (SHM_F_MORE | SHM_F_CONT));
     return pos + size;
 }
 
@@ -285,6 +320,7 @@ static inline int publish_tail(shm_producer *p, uint64_t pos)
     atomic_store_explicit(at64(p->ring, OFF_TAIL), pos, memory_order_release);
     atomic_store_explicit(at64(p->ring, OFF_TAIL_SEQ), p->seq, memory_order_relaxed);
     atomic_store_explicit(at64(p->ring, OFF_BYTES_WRITTEN), p->bytes, memory_order_relaxed);
+    atomic_store_explicit(at64(p->ring, OFF_MSGS_WRITTEN), p->msgs, memory_order_relaxed);
     p->tail = pos;
     atomic_thread_fence(memory_order_seq_cst);
     _Atomic uint32_t *w = at32(p->ring, OFF_CONSUMER_WAITING);
@@ -457,6 +493,7 @@ static inline int publish_head(shm_consumer *c, uint64_t pos)
     atomic_store_explicit(at64(c->ring, OFF_HEAD), pos, memory_order_release);
     atomic_store_explicit(at64(c->ring, OFF_HEAD_SEQ), c->seq, memory_order_relaxed);
     atomic_store_explicit(at64(c->ring, OFF_BYTES_READ), c->bytes, memory_order_relaxed);
+    atomic_store_explicit(at64(c->ring, OFF_MSGS_READ), c->msgs, memory_order_relaxed);
     c->head = pos;
     atomic_thread_fence(memory_order_seq_cst);
     _Atomic uint32_t *w = at32(c->ring, OFF_PRODUCER_WAITING);
@@ -516,7 +553,10 @@ int64_t shm_read(shm_consumer *c, uint8_t *out, size_t out_cap, uint32_t *lens,
             err = SHM_EVERSION;
             break;
         }
-        if ((h.flags & ~KNOWN_FLAGS) || (!(h.flags & SHM_F_START) && h.aux != 0)) {
+        /* A NOCRC record carries crc 0, so that flipping NOCRC on in a
+         * checksummed record is caught rather than switching its check off. */
+        if ((h.flags & ~KNOWN_FLAGS) || (!(h.flags & SHM_F_START) && h.aux != 0) ||
+            ((h.flags & SHM_F_NOCRC) && h.crc != 0)) {
             err = SHM_EFLAGS;
             break;
         }
@@ -560,7 +600,7 @@ int64_t shm_read(shm_consumer *c, uint8_t *out, size_t out_cap, uint32_t *lens,
         uint8_t *dst = out + used;
         if (h.len)
             memcpy(dst, c->data + off + SHM_REC_HEADER_SIZE, h.len);
-        if (!(h.flags & SHM_F_NOCRC) && shm_crc32c(0, dst, h.len) != h.crc) {
+        if (!(h.flags & SHM_F_NOCRC) && rec_crc(dst, h.len, h.flags, h.seq, h.aux) != h.crc) {
             err = SHM_ECRC;
             break;
         }
@@ -579,6 +619,7 @@ int64_t shm_read(shm_consumer *c, uint8_t *out, size_t out_cap, uint32_t *lens,
         c->seq++;
         c->bytes += h.len;
         c->records++;
+        c->msgs += !(h.flags & (SHM_F_MORE | SHM_F_CONT));
         n++;
     }
     int wake = 0;
@@ -639,6 +680,8 @@ int shm_ring_stats_read(const void *region, size_t region_size, shm_ring_stats *
     out->tail_seq = atomic_load_explicit(at64(ring, OFF_TAIL_SEQ), memory_order_relaxed);
     out->bytes_written = atomic_load_explicit(at64(ring, OFF_BYTES_WRITTEN), memory_order_relaxed);
     out->bytes_read = atomic_load_explicit(at64(ring, OFF_BYTES_READ), memory_order_relaxed);
+    out->msgs_written = atomic_load_explicit(at64(ring, OFF_MSGS_WRITTEN), memory_order_relaxed);
+    out->msgs_read = atomic_load_explicit(at64(ring, OFF_MSGS_READ), memory_order_relaxed);
     out->consumer_waiting = atomic_load_explicit(at32(ring, OFF_CONSUMER_WAITING), memory_order_relaxed);
     out->producer_waiting = atomic_load_explicit(at32(ring, OFF_PRODUCER_WAITING), memory_order_relaxed);
     out->producer_state = atomic_load_explicit(at32(ring, OFF_PRODUCER_STATE), memory_order_relaxed);

@@ -25,7 +25,7 @@
 #define SHM_RING_HEADER_SIZE 256  /* bytes of ring header before the data area */
 #define SHM_REC_HEADER_SIZE 24    /* bytes of record header */
 #define SHM_REC_ALIGN 8           /* records start at multiples of this */
-#define SHM_RING_VERSION 1        /* ring header and record format version */
+#define SHM_RING_VERSION 2        /* ring header and record format version */
 #define SHM_REC_MAGIC 0x5253      /* first two bytes of every record: "SR" */
 #define SHM_MIN_CAPACITY 256      /* smallest data area */
 #define SHM_MAX_CAPACITY 1073741824 /* largest data area (1 GiB) */
@@ -35,7 +35,7 @@
 #define SHM_F_START 2  /* first record of a message */
 #define SHM_F_MORE 4   /* another frame of the same message follows this frame */
 #define SHM_F_CONT 8   /* this frame continues in the next record */
-#define SHM_F_NOCRC 16 /* the crc field was not computed; do not check it */
+#define SHM_F_NOCRC 16 /* no checksum: the crc field must be 0 and is not checked */
 
 /* Producer states, in the ring header. */
 #define SHM_PRODUCER_OPEN 0
@@ -55,7 +55,7 @@
 #define SHM_EFLAGS -14          /* record flags invalid */
 #define SHM_ELENGTH -15         /* record length out of bounds */
 #define SHM_ESEQUENCE -16       /* record sequence number not the one expected */
-#define SHM_ECRC -17            /* payload checksum mismatch */
+#define SHM_ECRC -17            /* checksum mismatch (payload or header fields) */
 #define SHM_EPAD -18            /* padding record malformed */
 
 /*
@@ -73,6 +73,7 @@ typedef struct shm_producer {
     uint64_t seq;         /* sequence number of the next record */
     uint64_t bytes;       /* payload bytes written, for statistics */
     uint64_t records;     /* non-padding records written */
+    uint64_t msgs;        /* records written that end a message (statistics) */
 } shm_producer;
 
 typedef struct shm_consumer {
@@ -85,6 +86,7 @@ typedef struct shm_consumer {
     uint64_t seq;         /* sequence number expected next */
     uint64_t bytes;       /* payload bytes read */
     uint64_t records;     /* non-padding records read */
+    uint64_t msgs;        /* records read that end a message (statistics) */
     int resync;           /* adopt the sequence number of the next record */
 } shm_consumer;
 
@@ -97,6 +99,8 @@ typedef struct shm_ring_stats {
     uint64_t tail_seq;
     uint64_t bytes_written;
     uint64_t bytes_read;
+    uint64_t msgs_written;
+    uint64_t msgs_read;
     uint32_t consumer_waiting;
     uint32_t producer_waiting;
     uint32_t producer_state;
@@ -132,8 +136,9 @@ int shm_consumer_attach(shm_consumer *c, void *region, size_t region_size,
  * Write `count` records.  Record i carries lens[i] payload bytes, taken back
  * to back from `data`, and flags flags[i] (or SHM_F_START for every record
  * when flags is NULL).  `aux` goes into the aux field of records that carry
- * SHM_F_START, 0 elsewhere.  When checksum is 0 the records carry
- * SHM_F_NOCRC instead of a CRC32C.
+ * SHM_F_START, 0 elsewhere.  With checksum, each record's crc covers its
+ * payload and its flags, len, seq and aux (docs/protocol.md); when checksum
+ * is 0 the records carry SHM_F_NOCRC and crc 0 instead.
  *
  * With atomic != 0 either all records are written or none (SHM_AGAIN).
  * Otherwise as many leading records as fit are written.  With announce,
@@ -161,7 +166,8 @@ int shm_write_one(shm_producer *p, const uint8_t *data, uint32_t len,
  * out_cap bytes), their lengths into lens[], flags into flags[] and aux
  * values into aux[] (flags and aux may be NULL).  Padding is skipped and
  * not reported.  Every record is validated and its payload copied to `out`
- * before its checksum is verified on that private copy.
+ * before its checksum (payload, then the validated header fields) is
+ * verified on that private copy.
  *
  * The head is published once, at the end, and the records read before a
  * failure stay read.  On success returns (n << 2) | (mixed << 1) | wake:

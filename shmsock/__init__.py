@@ -8,6 +8,9 @@
             ...
 """
 
+# Importing metrics registers shmsock's Prometheus collector in the default
+# registry, unless SHMSOCK_METRICS=0 (see shmsock.metrics).
+from . import metrics, testing
 from ._errors import (
     AddressInUse,
     CorruptMessage,
@@ -55,5 +58,7 @@ __all__ = [
     "StateError",
     "UnsafeFile",
     "VersionMismatch",
+    "metrics",
     "socket",
+    "testing",
 ]

@@ -93,7 +93,11 @@ class UnsafeFile(SegmentError):
 
 
 class VersionMismatch(SegmentError):
-    """A segment was written by an incompatible version of shmsock."""
+    """A peer, a segment or a ring is of another protocol version.
+
+    Raised when connecting or accepting, never later.  ``found`` is the
+    other side's version, ``expected`` this side's; the message names both.
+    """
 
     def __init__(self, found: int, expected: int, what: str = "segment") -> None:
         super().__init__(

@@ -6,6 +6,11 @@ CFFI markers, so the header stays the single source of truth.
 
 Run by setuptools through ``cffi_modules`` (see ``setup.py``); for
 development, ``pip install -e .`` builds the module in place.
+
+``SHMSOCK_SANITIZE`` set to a list of sanitizers (``address,undefined``,
+as ``tox -e asan`` does) builds an instrumented module for testing only:
+it needs the sanitizer's runtime preloaded into Python (see
+``tests/run_sanitized.py``), so never ship or install one in place.
 """
 
 from __future__ import annotations
@@ -31,12 +36,22 @@ def read_cdef(header: pathlib.Path) -> str:
     return match.group(1)
 
 
+def sanitizer_args(sanitize: str) -> tuple[list[str], list[str]]:
+    """Extra (compile, link) arguments for a build with -fsanitize=*sanitize*."""
+    if not sanitize:
+        return [], []
+    flag = f"-fsanitize={sanitize}"
+    # -O1 keeps the reports' stacks readable; no recovery: the first report fails.
+    return [flag, "-fno-omit-frame-pointer", "-fno-sanitize-recover=all", "-O1", "-g"], [flag]
+
+
 def make_builder(*, relative: bool) -> FFI:
     """The FFI builder; setuptools wants paths relative to the project root."""
 
     def path(p: pathlib.Path) -> str:
         return os.path.relpath(p, ROOT) if relative else str(p)
 
+    sanitize_compile, sanitize_link = sanitizer_args(os.environ.get("SHMSOCK_SANITIZE", ""))
     builder = FFI()
     builder.cdef(read_cdef(CSRC / "shmring.h"))
     builder.set_source(
@@ -45,7 +60,8 @@ def make_builder(*, relative: bool) -> FFI:
         sources=[path(CSRC / name) for name in SOURCES],
         include_dirs=[path(CSRC)],
         depends=[path(CSRC / "shmring.h")],
-        extra_compile_args=["-std=c11", "-O2", "-Wall", "-Wextra"],
+        extra_compile_args=["-std=c11", "-O2", "-Wall", "-Wextra", *sanitize_compile],
+        extra_link_args=sanitize_link,
     )
     return builder
 

@@ -48,8 +48,13 @@ HEADER_SIZE: Final = lib.SHM_RING_HEADER_SIZE
 RECORD_HEADER_SIZE: Final = lib.SHM_REC_HEADER_SIZE
 MIN_CAPACITY: Final = lib.SHM_MIN_CAPACITY
 MAX_CAPACITY: Final = lib.SHM_MAX_CAPACITY
+# The first 12 bytes of every ring header: magic (the C side's RING_MAGIC as
+# bytes) and format version.  Openers check them to name a version mismatch.
+RING_MAGIC: Final = b"SHMRING1"
+RING_VERSION: Final = lib.SHM_RING_VERSION
 
 _AGAIN: Final = lib.SHM_AGAIN
+_MASK64: Final = (1 << 64) - 1
 
 _CORRUPTION: Final = {
     lib.SHM_EHEADER: "ring header has the wrong magic, version or capacity",
@@ -59,7 +64,7 @@ _CORRUPTION: Final = {
     lib.SHM_EFLAGS: "record has invalid flags",
     lib.SHM_ELENGTH: "record length is out of bounds",
     lib.SHM_ESEQUENCE: "record has an unexpected sequence number",
-    lib.SHM_ECRC: "record payload fails its CRC32C check",
+    lib.SHM_ECRC: "record fails its CRC32C check (payload and header fields)",
     lib.SHM_EPAD: "padding record is malformed",
 }
 
@@ -133,11 +138,25 @@ class RingStats:
         "consumer_waiting",
         "head",
         "head_seq",
+        "msgs_read",
+        "msgs_written",
         "producer_state",
         "producer_waiting",
         "tail",
         "tail_seq",
     )
+    bytes_read: int
+    bytes_written: int
+    capacity: int
+    consumer_waiting: int
+    head: int
+    head_seq: int
+    msgs_read: int
+    msgs_written: int
+    producer_state: int
+    producer_waiting: int
+    tail: int
+    tail_seq: int
 
     def __init__(self, raw: object) -> None:
         for name in self.__slots__:
@@ -146,8 +165,8 @@ class RingStats:
     @property
     def used(self) -> int:
         """Bytes between the positions, clamped to [0, capacity]."""
-        used: int = (self.tail - self.head) % (1 << 64)  # type: ignore[attr-defined]
-        return min(used, self.capacity)  # type: ignore[attr-defined]
+        used = (self.tail - self.head) % (1 << 64)
+        return min(used, self.capacity)
 
 
 def read_stats(region: object) -> RingStats:
@@ -164,14 +183,21 @@ def read_stats(region: object) -> RingStats:
 
 
 class _Side:
-    """What producers and consumers share: the mapping they are attached to."""
+    """What producers and consumers share: the mapping they are attached to.
 
-    __slots__ = ("_buf", "capacity", "max_payload")
+    The ring header's statistics are all-time figures of the ring, which
+    may have had other producers or consumers before this one; ``bytes``
+    and ``messages`` count from this side's attach, so they are exact for
+    this side however the ring was used before.
+    """
+
+    __slots__ = ("_buf", "_bytes0", "_msgs0", "capacity", "max_payload")
 
     def __init__(self, region: object, capacity: int) -> None:
         self._buf = ffi.from_buffer(region, require_writable=True)
         self.capacity = capacity
         self.max_payload = max_payload(capacity)
+        self._bytes0 = self._msgs0 = 0
 
     def release(self) -> None:
         """Drop the reference to the mapping; the object is unusable after."""
@@ -202,6 +228,7 @@ class Producer(_Side):
         if rc:
             self.release()
             _fail(rc)
+        self._bytes0, self._msgs0 = int(self._p.bytes), int(self._p.msgs)
 
     def write(self, data: bytes, flags: int = START, aux: int = 0) -> int:
         """Write one record; see the class docstring for the result."""
@@ -217,7 +244,7 @@ class Producer(_Side):
 
     def write_records(
         self,
-        data: bytes,
+        data: bytes | memoryview,
         lens: array[int],
         flags: bytes | None,
         aux: int,
@@ -237,7 +264,7 @@ class Producer(_Side):
         count = len(lens)
         rc: int = lib.shm_write(
             self._p,
-            data,
+            data if type(data) is bytes else ffi.from_buffer(data),
             ffi.from_buffer("uint32_t[]", lens),
             count,
             ffi.NULL if flags is None else flags,
@@ -304,7 +331,16 @@ class Producer(_Side):
     @property
     def bytes(self) -> int:
         """Payload bytes written through this producer."""
-        return int(self._p.bytes)
+        return (int(self._p.bytes) - self._bytes0) & _MASK64
+
+    @property
+    def messages(self) -> int:
+        """Messages completed through this producer (records ending a message).
+
+        A plain read of private memory: safe from any thread, even after
+        :meth:`release`.
+        """
+        return (int(self._p.msgs) - self._msgs0) & _MASK64
 
     @property
     def used(self) -> int:
@@ -346,6 +382,7 @@ class Consumer(_Side):
         if rc:
             self.release()
             _fail(rc)
+        self._bytes0, self._msgs0 = int(self._c.bytes), int(self._c.msgs)
 
     def read(
         self, buf: ReadBuffer, max_count: int = 0
@@ -373,7 +410,7 @@ class Consumer(_Side):
         lens: list[int] = ffi.unpack(buf.lens, n)
         # Slicing the C buffer makes each bytes object with one copy.
         raw = buf.view
-        out = []
+        out: list[bytes] = []
         append = out.append
         pos = 0
         for size in lens:
@@ -414,4 +451,14 @@ class Consumer(_Side):
     @property
     def bytes(self) -> int:
         """Payload bytes read through this consumer."""
-        return int(self._c.bytes)
+        return (int(self._c.bytes) - self._bytes0) & _MASK64
+
+    @property
+    def messages(self) -> int:
+        """Messages read through this consumer (records that end a message).
+
+        Counts a message when its last record is read, whether or not the
+        transport then delivers it.  Safe from any thread, even after
+        :meth:`release`.
+        """
+        return (int(self._c.msgs) - self._msgs0) & _MASK64

@@ -21,19 +21,22 @@ Trio semantics, for every socket type:
 
 from __future__ import annotations
 
+import logging
 import math
 import time
 from array import array
 from collections.abc import AsyncIterator, Iterable, Sequence
 from types import TracebackType
-from typing import Any, Final, NoReturn
+from typing import Any, ClassVar, Final, NoReturn
 
 import trio
 
 from . import _ring as R
-from ._errors import MessageTooLarge, MultipartMessage, StateError
+from . import _stats
+from ._errors import CorruptMessage, MessageTooLarge, MultipartMessage, StateError
 from ._options import Options, make_options
 from ._patterns import make_pattern
+from ._stats import EndpointStats
 from ._transport._engine import Engine
 from ._transport._fs import parse_endpoint
 from ._transport._peer import Message, Peer, Queued
@@ -46,14 +49,50 @@ _MORE_START: Final = bytes([R.START | R.MORE])
 
 
 def _as_bytes(data: object) -> bytes:
+    """*data* as bytes; any bytes-like object is accepted, as pyzmq does.
+
+    Raises TypeError for anything else, str included (encode it first).
+    """
     if type(data) is bytes:
         return data
     try:
-        return memoryview(data).cast("B").tobytes()  # type: ignore[arg-type]
+        # tobytes() copies any buffer, strided or multi-dimensional ones too.
+        return memoryview(data).tobytes()  # type: ignore[arg-type]
     except TypeError:
         raise TypeError(
             f"a message must be a bytes-like object, not {type(data).__name__}"
         ) from None
+
+
+def _sequence(items: object, what: str) -> Sequence[Any]:
+    """*items* as a list or tuple of messages or frames (for the batch calls).
+
+    A bytes-like object or str is refused rather than taken for a sequence
+    of ints or characters; any other iterable is read once, here, so that
+    a call that has to wait and try again sees the same items.
+    """
+    if isinstance(items, list | tuple):
+        return items
+    if isinstance(items, str | bytes | bytearray | memoryview):
+        raise TypeError(f"{what} takes a list of bytes-like objects, not a {type(items).__name__}")
+    try:
+        return list(items)  # type: ignore[call-overload,no-any-return]
+    except TypeError:
+        raise TypeError(
+            f"{what} takes a list of bytes-like objects, not {type(items).__name__}"
+        ) from None
+
+
+def _frames(frames: object) -> list[bytes]:
+    return [_as_bytes(f) for f in _sequence(frames, "send_multipart")]
+
+
+def _count(value: object, what: str, low: int) -> int:
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise TypeError(f"{what} must be an int, not {type(value).__name__}")
+    if value < low:
+        raise ValueError(f"{what} must be at least {low}, not {value}")
+    return value
 
 
 class Socket:
@@ -62,6 +101,10 @@ class Socket:
     The methods follow pyzmq's names and Trio's rules; see the module
     docstring for the rules every method keeps.
     """
+
+    #: How many messages ``async for`` hands out in a row without a full
+    #: checkpoint when they are already there (see :meth:`__anext__`).
+    ITER_BATCH: ClassVar[int] = 64
 
     def __init__(self, kind: SocketType, options: Options) -> None:
         self._kind = kind
@@ -80,9 +123,13 @@ class Socket:
         self._drain_lot = trio.lowlevel.ParkingLot()
         self._peers_lot = trio.lowlevel.ParkingLot()
         self._direct_scope: trio.CancelScope | None = None
+        self._iter_run = 0  # messages `async for` gave out since a checkpoint
         self._closed = False
         self._nursery: trio.Nursery | None = None
         self._endpoints = 0
+        # Seconds senders waited for room, by endpoint (see _wait_send).
+        self._send_blocked: dict[str, float] = {}
+        _stats.track(self)
         # The ring this socket writes has the same capacity on every
         # connection; these follow from it.
         cap = options.ring_size
@@ -100,31 +147,51 @@ class Socket:
 
     @property
     def type(self) -> SocketType:
+        """The socket's type, as given to :func:`shmsock.socket`."""
         return self._kind
 
     @property
     def ring_size(self) -> int:
+        """Bytes of each ring this socket writes (after rounding up)."""
         return self._options.ring_size
 
     @property
     def max_msg_size(self) -> int:
+        """Largest message, in bytes over all frames, sent or accepted."""
         return self._options.max_msg_size
 
     @property
     def spin_us(self) -> int:
+        """Microseconds a receiver busy-polls before it parks."""
         return self._options.spin_us
 
     @property
     def checksum(self) -> bool:
+        """Whether this socket computes CRC32C over what it sends."""
         return self._options.checksum
 
     @property
     def linger(self) -> float | None:
+        """Seconds :meth:`aclose` waits for peers to read (None: no bound)."""
         return self._options.linger
 
     @property
     def closed(self) -> bool:
+        """Whether the socket has been closed."""
         return self._closed
+
+    def _stats_by_endpoint(self) -> dict[str, EndpointStats]:
+        """This socket's statistics by endpoint (see shmsock._stats).
+
+        Called with ``_stats.LOCK`` held, possibly from another thread.
+        """
+        out = self._engine.stats()
+        for endpoint, seconds in dict(self._send_blocked).items():
+            st = out.get(endpoint)
+            if st is None:
+                st = out[endpoint] = EndpointStats()
+            st.send_blocked_seconds += seconds
+        return out
 
     def __repr__(self) -> str:
         state = "closed" if self._closed else f"{len(self._engine.peers)} peers"
@@ -139,8 +206,8 @@ class Socket:
         when a live socket is bound there (a dead binder's endpoint is taken
         over), UnsafeFile or SharedMemoryFull, and ClosedResourceError.
         """
-        name = parse_endpoint(endpoint)
         self._check_open()
+        name = parse_endpoint(endpoint)
         self._check_endpoint_count()
         self._engine.bind(name)
         self._endpoints += 1
@@ -153,8 +220,8 @@ class Socket:
         replaced.  Raises InvalidEndpoint, UnsafeFile, SharedMemoryFull and
         ClosedResourceError.
         """
-        name = parse_endpoint(endpoint)
         self._check_open()
+        name = parse_endpoint(endpoint)
         self._check_endpoint_count()
         self._engine.connect(name)
         self._endpoints += 1
@@ -170,8 +237,10 @@ class Socket:
         A shmsock addition, for the "slow joiner" problem: a PUSH that
         starts sending before all its workers have connected gives every
         message to the first one.  A checkpoint; cancellable; raises
-        ClosedResourceError if the socket is closed meanwhile.
+        ClosedResourceError if the socket is closed meanwhile, TypeError or
+        ValueError unless *count* is an int >= 0.
         """
+        _count(count, "count", 0)
         await _checkpoint_if_cancelled()
         while self.peer_count < count:
             self._check_open()
@@ -200,7 +269,11 @@ class Socket:
             if ready:
                 peer = ready[0]
                 if peer.alive and not peer.streaming:
-                    rc = peer.tx.write(data)
+                    try:
+                        rc = peer.tx.write(data)
+                    except CorruptMessage as exc:
+                        peer.tx_corrupt(exc)  # closes it; the general path goes on
+                        rc = -1
                     if rc >= 0:
                         if rc:
                             peer.ring(DATA)
@@ -211,44 +284,57 @@ class Socket:
     async def send(self, data: bytes) -> None:
         """Send one message, waiting for a peer with room.
 
-        Waits while no peer is connected or every peer's ring is full.  On
-        cancellation nothing is sent.  A message larger than half the ring
+        Waits while no peer is connected or every peer's ring is full.  A
+        peer whose position in our ring is found impossible (its ring header
+        is damaged) is dropped as broken, counted as corrupt, and the message
+        goes to another peer as if that one had gone.  On cancellation
+        nothing is sent.  A message larger than half the ring
         is streamed in fragments while the receiver drains them; the
         receiver delivers it only once complete, so if such a send is
         cancelled midway the receiver drops the part it got and nothing is
         delivered.
 
         Raises MessageTooLarge, StateError, trio.BrokenResourceError (PAIR
-        whose peer is gone), trio.ClosedResourceError.
+        whose peer is gone), trio.ClosedResourceError, TypeError unless
+        *data* is bytes-like.  While it has no peer, a connecting socket
+        whose binder refused it raises the reason (see ``recv``).
         """
         await self._send([_as_bytes(data)])
 
     def send_multipart_nowait(self, frames: Iterable[bytes]) -> None:
-        """Send a multipart message now, all frames or none; see send_nowait."""
-        self._send_nowait([_as_bytes(f) for f in frames])
+        """Send a multipart message now, all frames or none; see send_nowait.
+
+        *frames* is a list (or other iterable) of bytes-like objects, at
+        least one; a bare bytes object or str raises TypeError.
+        """
+        self._send_nowait(_frames(frames))
 
     async def send_multipart(self, frames: Iterable[bytes]) -> None:
         """Send a message of several frames, delivered all together or not at all.
 
         Like :meth:`send`; a cancelled multipart send sends no frame.
         """
-        await self._send([_as_bytes(f) for f in frames])
+        await self._send(_frames(frames))
 
     def send_many_nowait(self, messages: Sequence[bytes]) -> None:
         """Send a batch of one-frame messages to one peer, all or none, now.
 
         One C call writes the whole batch.  The batch must fit in the ring
         (MessageTooLarge otherwise: send smaller batches).  Raises
-        trio.WouldBlock when no peer has room for all of it.
+        trio.WouldBlock when no peer has room for all of it, TypeError
+        unless *messages* is a list (or other iterable) of bytes-like
+        objects.
         """
         self._check_open()
         self._pattern.check_send()
         if self._kind in (SocketType.REQ, SocketType.REP):
             raise StateError(f"{self._kind.name} sockets send one message at a time")
+        messages = _sequence(messages, "send_many")
         try:
             data = b"".join(messages)
         except TypeError:
-            raise TypeError("messages must be bytes-like objects") from None
+            messages = [_as_bytes(m) for m in messages]  # names the culprit's type
+            data = b"".join(messages)
         lens = array("I", map(len, messages))
         if sum(lens) != len(data):  # a buffer whose items are not bytes
             return self.send_many_nowait([_as_bytes(m) for m in messages])
@@ -262,8 +348,25 @@ class Socket:
         def offer(peer: Peer) -> bool:
             return peer.send_records(data, lens, None, 0, atomic=True, announce=True) == count
 
-        self._place(offer)
+        try:
+            self._place(offer)
+        except MessageTooLarge:
+            raise self._batch_too_large(lens) from None
         return None
+
+    def _batch_too_large(self, lens: array[int]) -> MessageTooLarge:
+        """Say why a batch can never be written in one piece."""
+        biggest = max(lens)
+        if biggest > self._max_record:
+            return MessageTooLarge(
+                f"a message of {biggest} bytes does not fit one record of this socket's"
+                f" {self.ring_size}-byte ring (at most {self._max_record}): use send()"
+            )
+        need = sum((n + R.RECORD_HEADER_SIZE + 7) & ~7 for n in lens)
+        return MessageTooLarge(
+            f"a batch of {len(lens)} messages takes {need} bytes of ring, more than this"
+            f" socket's {self.ring_size}-byte ring holds: send smaller batches"
+        )
 
     async def send_many(self, messages: Sequence[bytes]) -> None:
         """Send a batch of one-frame messages to one peer, all or none.
@@ -271,13 +374,14 @@ class Socket:
         One C call and at most one checkpoint per batch.  Waits like
         :meth:`send`; on cancellation nothing is sent.
         """
+        messages = _sequence(messages, "send_many")
         await _checkpoint_if_cancelled()
         waited = False
         while True:
             try:
                 self.send_many_nowait(messages)
             except trio.WouldBlock:
-                await self._wait(self._send_lot)
+                await self._wait_send()
                 waited = True
                 continue
             if not waited:
@@ -307,8 +411,8 @@ class Socket:
         joined, lens, flags, need = self._encode(frames)
         if need > self._max_atomic:
             raise MessageTooLarge(
-                f"a message of {size} bytes takes {need} ring bytes, more than half the ring"
-                f" ({self.ring_size} bytes) that send_nowait can write at once; use await send()"
+                f"a message of {size} bytes needs more than half the ring ({self.ring_size}"
+                " bytes), the most send_nowait can write at once; use await send()"
             )
         aux = pattern.send_aux()
 
@@ -324,6 +428,8 @@ class Socket:
         if peer is None and engine.poll():  # doorbells that rang meanwhile
             peer = self._pattern.route(engine.send_ready, offer)
         if peer is None:
+            if self._pattern.discard_reply():
+                return  # REP: the peer owed the reply went while we tried
             self._nothing_to_send()
         self._pattern.sent(peer)
 
@@ -360,17 +466,20 @@ class Socket:
             flags.append(f)
         lens = array("I", map(len, frames))
         need = sum((n + 31) & ~7 for n in lens)
-        if max(lens) > self._max_record:
-            need = self._max_atomic + 1
+        if max(lens) > self._max_record or need > self._max_atomic:
+            return b"", lens, bytes(flags), self._max_atomic + 1  # joining would be wasted
         return b"".join(frames), lens, bytes(flags), need
 
-    def _fragments(self, frames: list[bytes]) -> list[tuple[bytes, int]]:
+    def _fragments(self, frames: list[bytes]) -> list[tuple[bytes | memoryview, int]]:
         """Records for a message streamed in fragments: (payload, flags)."""
-        out: list[tuple[bytes, int]] = []
+        out: list[tuple[bytes | memoryview, int]] = []
         step = self._fragment
         last = len(frames) - 1
         for i, frame in enumerate(frames):
-            pieces = [frame[o : o + step] for o in range(0, len(frame), step)] or [b""]
+            view = memoryview(frame)  # fragments are views: no copy until the ring
+            pieces: list[bytes | memoryview] = [
+                view[o : o + step] for o in range(0, len(frame), step)
+            ] or [b""]
             for j, piece in enumerate(pieces):
                 f = R.CONT if j < len(pieces) - 1 else (R.MORE if i < last else 0)
                 out.append((piece, f))
@@ -384,7 +493,7 @@ class Socket:
             try:
                 self._send_nowait(frames)
             except trio.WouldBlock:
-                await self._wait(self._send_lot)
+                await self._wait_send()
                 waited = True
                 continue
             except MessageTooLarge:
@@ -397,7 +506,29 @@ class Socket:
             return
 
     async def _wait_send(self) -> None:
-        await self._wait(self._send_lot)
+        """Wait for room; the time counts as blocked if there were peers.
+
+        With no live peer the sender waits for one, not for room: that is
+        not counted.  Otherwise every live peer refused the message, and
+        the wait is shared out evenly over their endpoints (so the sum over
+        endpoints is the time this sender spent blocked).  Measured only
+        here, when a send really waits, never per message.
+        """
+        endpoints = {p.endpoint for p in self._engine.peers if p.alive}
+        if not endpoints:
+            await self._wait(self._send_lot)
+            return
+        start = time.perf_counter()
+        try:
+            await self._wait(self._send_lot)
+        finally:
+            self._add_blocked(endpoints, time.perf_counter() - start)
+
+    def _add_blocked(self, endpoints: set[str], seconds: float) -> None:
+        share = seconds / len(endpoints)
+        blocked = self._send_blocked
+        for endpoint in endpoints:
+            blocked[endpoint] = blocked.get(endpoint, 0.0) + share
 
     async def _stream(self, frames: list[bytes]) -> None:
         """Send a message too large to write at once, fragment by fragment."""
@@ -432,7 +563,9 @@ class Socket:
             # The peer went away mid-message; its receiver drops the part it
             # got.  Start over with whichever peer the pattern offers next.
 
-    async def _stream_to(self, peer: Peer, records: list[tuple[bytes, int]], aux: int) -> bool:
+    async def _stream_to(
+        self, peer: Peer, records: list[tuple[bytes | memoryview, int]], aux: int
+    ) -> bool:
         i = 0
         while i < len(records):
             if not peer.alive:
@@ -444,9 +577,15 @@ class Socket:
             if n:
                 i += 1
                 continue
-            if peer.tx.prepare_wait(len(payload)):
+            if not peer.alive:  # our ring to it was found corrupt and closed
+                return False
+            if peer.prepare_wait(len(payload)):
                 peer.writable = False
-                await self._send_lot.park()
+                start = time.perf_counter()
+                try:
+                    await self._send_lot.park()
+                finally:
+                    self._add_blocked({peer.endpoint}, time.perf_counter() - start)
                 self._check_open()
         return True
 
@@ -479,6 +618,13 @@ class Socket:
         On cancellation nothing is consumed (a REQ socket's request is then
         abandoned: see shmsock.REQ).  A multipart message raises
         MultipartMessage and stays queued for recv_multipart.
+
+        While it has no peer, a connecting socket whose binder refused it
+        raises the reason: IncompatiblePeer, VersionMismatch (naming both
+        versions), SharedMemoryFull (the binder had no room for its ring),
+        UnsafeFile (the binder's ring was not safe to open) or
+        ConnectionRefusedError; it tries again when a socket next binds the
+        endpoint.
         """
         item = await self._recv(multipart=False)
         return item if type(item) is bytes else item.frames[0]  # type: ignore[union-attr]
@@ -501,7 +647,7 @@ class Socket:
         REP sockets raise StateError.
         """
         if type(max_count) is not int or max_count < 1:
-            raise ValueError(f"max_count must be a positive int, not {max_count!r}")
+            _count(max_count, "max_count", 1)
         self._check_open()
         pattern = self._pattern
         pattern.check_recv()
@@ -569,14 +715,16 @@ class Socket:
 
     _last_source: Peer | None = None
 
-    def _recv_item(self, multipart: bool) -> Queued:
+    def _recv_item(self, multipart: bool, poll: bool = True) -> Queued:
+        # poll=False skips looking at doorbells the poller has not handled
+        # yet; only a caller about to wait on that doorbell itself may skip.
         self._check_open()
         pattern = self._pattern
         pattern.check_recv()
         engine = self._engine
-        polled = False
+        polled = not poll
         while True:
-            got = pattern.next_message(engine.recv_ready, engine.take)
+            got: tuple[Peer, Queued] | None = pattern.next_message(engine.recv_ready, engine.take)
             if got is None:
                 if not polled and engine.poll():  # doorbells that rang meanwhile
                     polled = True
@@ -608,7 +756,7 @@ class Socket:
             await _checkpoint_if_cancelled()
             while True:
                 try:
-                    item = self._recv_item(multipart)
+                    item = self._recv_item(multipart, self._engine.only_peer() is None)
                 except trio.WouldBlock:
                     await self._wait_recv(waited)
                     waited = True
@@ -654,16 +802,21 @@ class Socket:
             await lot.park()
             self._check_open()
             return
-        with trio.CancelScope() as scope:
-            self._direct_scope = scope
-            try:
-                await trio.lowlevel.wait_readable(peer.sock)
-            except trio.ClosedResourceError:
-                pass  # the doorbell was closed under us: the peer is gone
-            finally:
-                self._direct_scope = None
-        self._check_open()
-        self._engine.poll()
+        engine = self._engine
+        engine.mute(peer)
+        try:
+            with trio.CancelScope() as scope:
+                self._direct_scope = scope
+                try:
+                    await trio.lowlevel.wait_readable(peer.sock)
+                except trio.ClosedResourceError:
+                    pass  # the doorbell was closed under us: the peer is gone
+                finally:
+                    self._direct_scope = None
+            self._check_open()
+            engine.on_doorbell(peer)
+        finally:
+            engine.unmute(peer)
 
     def _spin(self, spin_us: int) -> bool:
         """Busy-poll the rings for up to *spin_us*; True if data arrived.
@@ -697,7 +850,26 @@ class Socket:
         return self
 
     async def __anext__(self) -> bytes:
-        """The next message; the iteration ends when the socket is closed."""
+        """The next message, as recv() gives it; the iteration ends when the
+        socket is closed.
+
+        Checkpoints: a message that is already here is handed out after a
+        cancellation check only (``checkpoint_if_cancelled``), up to
+        ITER_BATCH of them in a row.  The next one after such a run, and any
+        that has to wait, goes through recv() and so a full checkpoint.  A
+        loop that never waits therefore still lets other tasks run at least
+        once every ITER_BATCH messages.  Cancellation is atomic as for recv().
+        """
+        if self._iter_run < self.ITER_BATCH and not self._closed:
+            await _checkpoint_if_cancelled()
+            try:
+                data = self.recv_nowait()
+            except trio.WouldBlock:
+                pass
+            else:
+                self._iter_run += 1
+                return data
+        self._iter_run = 0
         try:
             return await self.recv()
         except trio.ClosedResourceError:
@@ -756,14 +928,19 @@ class Socket:
                 if not waiting:
                     await trio.lowlevel.checkpoint()
                     return True
-                if all(p.tx.prepare_drain() for p in waiting):
+                if all(p.prepare_drain() for p in waiting):
                     await self._drain_lot.park()
         return False
 
     def _teardown(self, *, discard: bool) -> None:
+        try:
+            _stats.closing(self)  # keep this socket's counts in the process totals
+        except Exception:  # statistics must never keep a socket from closing
+            logging.getLogger("shmsock").exception("shmsock: could not keep the counts")
+        # The background tasks end by themselves once the engine is closed.
+        # Cancelling their nursery here would cancel the caller too: the
+        # nursery that ``async with`` opened also runs the body of the block.
         self._engine.close(discard=discard)
-        if self._nursery is not None:
-            self._nursery.cancel_scope.cancel()
 
     # -- transport callbacks ---------------------------------------------------
 
@@ -821,6 +998,11 @@ class _SocketContext:
         try:
             await self._socket.aclose()
         finally:
+            # The body is over, so only the socket's own tasks are left in
+            # the nursery; cancelling them guarantees the exit never waits.
+            nursery = self._socket._nursery
+            if nursery is not None:
+                nursery.cancel_scope.cancel()
             await self._nursery_manager.__aexit__(None, None, None)
         return False
 
@@ -828,22 +1010,40 @@ class _SocketContext:
         raise TypeError("use 'async with shmsock.socket(...) as sock:'")
 
 
-def socket(kind: SocketType, **options: Any) -> _SocketContext:
+def socket(kind: SocketType | int | str, **options: Any) -> _SocketContext:
     """Create a socket of *kind*: ``async with shmsock.socket(shmsock.PUSH) as s:``.
 
     The socket's background tasks live inside the ``async with`` block;
     leaving it closes the socket (see :meth:`Socket.aclose`).  Options are
     described in :class:`shmsock.Options`; unknown names and bad values
-    raise TypeError or ValueError naming the option.
+    raise TypeError or ValueError naming the option.  *kind* is a
+    :class:`SocketType` such as ``shmsock.PUSH``, its libzmq number, or its
+    name (``"PUSH"``, any case); anything else raises TypeError, an unknown
+    number or name ValueError.
     """
-    if not isinstance(kind, SocketType):
-        try:
-            kind = SocketType(kind)
-        except ValueError:
-            raise ValueError(
-                f"unknown socket type {kind!r}; use shmsock.PUSH, PULL, PAIR, REQ or REP"
-            ) from None
-    return _SocketContext(kind, make_options(**options))
+    return _SocketContext(_socket_type(kind), make_options(**options))
+
+
+def _socket_type(kind: object) -> SocketType:
+    """A SocketType from a member, its number, or its name in any case.
+
+    Raises TypeError for another type of object, ValueError for an unknown
+    number or name.
+    """
+    if isinstance(kind, SocketType):
+        return kind
+    found: SocketType | None
+    if isinstance(kind, str):
+        found = SocketType.__members__.get(kind.upper())
+    elif isinstance(kind, int) and not isinstance(kind, bool):
+        found = next((t for t in SocketType if t.value == kind), None)
+    else:
+        raise TypeError(
+            f"socket type must be shmsock.PUSH, PULL, PAIR, REQ or REP, not {type(kind).__name__}"
+        )
+    if found is None:
+        raise ValueError(f"unknown socket type {kind!r}; use shmsock.PUSH, PULL, PAIR, REQ or REP")
+    return found
 
 
 __all__ = ["Socket", "socket"]

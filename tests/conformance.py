@@ -75,6 +75,42 @@ async def wait_peers(sock: shmsock.Socket, count: int) -> None:
         await sock.wait_peers(count)
 
 
+def damage_consumer_position(ring: memoryview) -> None:
+    """Set the ring header's ``head`` (offset 128) past ``tail`` (offset 64).
+
+    A consumer position ahead of everything published is impossible: the
+    producer's next look at it fails with SHM_EPOSITION (see
+    docs/protocol.md, "Ring header").
+    """
+    tail = int.from_bytes(ring[64:72], "little")
+    ring[128:136] = (tail + 64).to_bytes(8, "little")
+
+
+def fill_then_drain(tx: shmsock.Socket, rxs: list[shmsock.Socket], fill: bytes) -> None:
+    """Send *fill* until every ring from *tx* is full, then read it all.
+
+    The writer then believes its rings full, so its next write to each one
+    reloads the consumer position from the ring header.  Every message must
+    have the size of *fill* for that to hold.
+    """
+    sent = 0
+    while True:
+        try:
+            tx.send_nowait(fill)
+        except trio.WouldBlock:
+            break
+        sent += 1
+    read = 0
+    for rx in rxs:
+        while True:
+            try:
+                assert rx.recv_nowait() == fill
+            except trio.WouldBlock:
+                break
+            read += 1
+    assert sent == read > 0
+
+
 def fd_count() -> int:
     return len(os.listdir("/proc/self/fd"))
 

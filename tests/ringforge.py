@@ -14,7 +14,7 @@ import crc32c
 HEADER = 256
 REC = 24
 MAGIC = 0x5253
-VERSION = 1
+VERSION = 2  # of the ring header and of every record
 PAD, START, MORE, CONT, NOCRC = 1, 2, 4, 8, 16
 
 # Ring header fields: name -> (offset, struct format).
@@ -27,9 +27,11 @@ FIELDS = {
     "tail_seq": (72, "<Q"),
     "bytes_written": (80, "<Q"),
     "producer_state": (88, "<I"),
+    "msgs_written": (96, "<Q"),
     "head": (128, "<Q"),
     "head_seq": (136, "<Q"),
     "bytes_read": (144, "<Q"),
+    "msgs_read": (152, "<Q"),
     "consumer_waiting": (192, "<I"),
     "producer_waiting": (196, "<I"),
 }
@@ -81,5 +83,14 @@ def record_offsets(region: bytearray, capacity: int) -> list[tuple[int, dict[str
     return out
 
 
-def crc_of(payload: bytes) -> int:
-    return crc32c.crc32c(payload)
+def record_crc(payload: bytes, flags: int, length: int, seq: int, aux: int) -> int:
+    """A record's crc: CRC32C of the payload, continued over the 17-byte
+    little-endian trailer flags (1), length (4), seq (8), aux (4)."""
+    trailer = struct.pack("<BIQI", flags, length, seq & MASK64, aux)
+    return crc32c.crc32c(trailer, crc32c.crc32c(payload))
+
+
+def checksummed_header(payload: bytes, flags: int, seq: int, aux: int = 0) -> bytes:
+    """The header of a checksummed record carrying *payload*."""
+    length = len(payload)
+    return record_header(flags, length, seq, record_crc(payload, flags, length, seq, aux), aux)

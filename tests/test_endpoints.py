@@ -243,3 +243,40 @@ async def test_connect_to_first_message_does_not_poll(userdir):
         with trio.fail_after(1):
             await push.send(b"first")
             assert await pull.recv() == b"first"
+
+
+@pytest.mark.parametrize("how", ["drops", "finds-corrupt"])
+async def test_binder_dropping_us_right_after_welcome_is_retried_not_a_refusal(how, monkeypatch):
+    """The binder's ring vanishes between its WELCOME and our opening it.
+
+    The binder handles the HELLO, WELCOME included, in one go and then drops
+    the connection at once (closing it, or finding our ring corrupt), so by
+    the time the connector reads the WELCOME the ring is gone: a real race,
+    forced.  The connector dials again and attaches; nothing is raised.
+    """
+    async with shmsock.socket(PULL) as pull, shmsock.socket(PUSH) as push:
+        pull.bind("shm://welcome-gone")
+        engine = pull._engine
+        real_attach = engine._attach
+        dropped = []
+
+        def attach_then_drop(peer):
+            real_attach(peer)
+            if not dropped:
+                dropped.append(peer)
+                if how == "drops":
+                    engine._gone(peer)
+                else:
+                    engine._corrupt(peer)
+
+        monkeypatch.setattr(engine, "_attach", attach_then_drop)
+        push.connect("shm://welcome-gone")
+        first_ring = push._engine.slots[0].seg
+        with trio.fail_after(10):
+            await push.send(b"through the retry")
+            assert await pull.recv() == b"through the retry"
+        assert len(dropped) == 1
+        assert push.peer_count == pull.peer_count == 1
+        assert push._engine.slots[0].refused is None
+        # Told its ring was corrupt, the connector came back with a new one.
+        assert (push._engine.slots[0].seg is not first_ring) == (how == "finds-corrupt")

@@ -182,3 +182,72 @@ async def test_send_nowait_refuses_what_only_streaming_can_send():
     async with shmsock.socket(PAIR, ring_size=16384) as a:
         with pytest.raises(shmsock.MessageTooLarge, match="use await send"):
             a.send_nowait(bytes(10_000))
+
+
+# -- async for ---------------------------------------------------------------
+
+
+async def test_async_for_lets_other_tasks_run_while_messages_wait():
+    async with shmsock.socket(PULL) as pull, shmsock.socket(PUSH) as push:
+        pull.bind("shm://iter")
+        push.connect("shm://iter")
+        await push.send_many([b"%d" % i for i in range(640)])
+        rounds = 0
+
+        async def other_task() -> None:
+            nonlocal rounds
+            while True:
+                await trio.lowlevel.checkpoint()
+                rounds += 1
+
+        got = []
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(other_task)
+            await trio.lowlevel.checkpoint()  # let it start
+            before = rounds
+            async for msg in pull:
+                got.append(msg)
+                if len(got) == 640:
+                    break
+            ran = rounds - before
+            nursery.cancel_scope.cancel()
+        assert got == [b"%d" % i for i in range(640)]
+        # A full checkpoint at least once per ITER_BATCH + 1 messages; the
+        # other task's count lags its last round by one.
+        assert ran >= 640 // (shmsock.Socket.ITER_BATCH + 1) - 1
+
+
+async def test_async_for_cancelled_takes_nothing_and_break_keeps_the_rest():
+    async with shmsock.socket(PULL) as pull, shmsock.socket(PUSH) as push:
+        pull.bind("shm://iterc")
+        push.connect("shm://iterc")
+        await push.send_many([b"%d" % i for i in range(20)])
+        await pull.recv()  # "0": the rest is read ahead into the socket
+        got = []
+        with trio.CancelScope() as scope:
+            scope.cancel()
+            got.extend([msg async for msg in pull])
+        assert got == []
+        async for msg in pull:
+            got.append(msg)
+            if len(got) == 5:
+                break
+        assert got == [b"1", b"2", b"3", b"4", b"5"]
+        assert await pull.recv() == b"6"
+
+
+async def test_async_for_ends_when_the_socket_is_closed():
+    async with shmsock.socket(PULL) as pull, shmsock.socket(PUSH) as push:
+        pull.bind("shm://iterx")
+        push.connect("shm://iterx")
+        await push.send(b"last")
+        got = []
+        async with trio.open_nursery() as nursery:
+
+            async def consume() -> None:
+                got.extend([msg async for msg in pull])
+
+            nursery.start_soon(consume)
+            await trio.testing.wait_all_tasks_blocked()
+            await pull.aclose()
+        assert got == [b"last"]

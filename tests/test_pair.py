@@ -6,7 +6,13 @@ import peers
 import pytest
 import trio
 import trio.testing
-from conformance import Pipelined, link_factory
+from conformance import (
+    Pipelined,
+    damage_consumer_position,
+    fill_then_drain,
+    link_factory,
+    wait_peers,
+)
 from procs import spawn
 
 import shmsock
@@ -107,6 +113,29 @@ async def test_peer_closing_gives_broken_after_everything_it_sent():
             assert await a.recv() == b"hello again"
             await a.send(b"welcome")
             assert await c.recv() == b"welcome"
+
+
+@pytest.mark.parametrize("sender_binds", [True, False], ids=["binder-sends", "connector-sends"])
+async def test_corrupt_ring_header_of_the_peer_breaks_the_pair_not_with_corrupt(sender_binds):
+    async with shmsock.socket(PAIR) as a, shmsock.socket(PAIR) as b:
+        a.bind("shm://hdpair")
+        b.connect("shm://hdpair")
+        sender, receiver = (a, b) if sender_binds else (b, a)
+        await wait_peers(sender, 1)
+        await receiver.send(b"before")
+        fill_then_drain(sender, [receiver], b"fill")
+        damage_consumer_position(receiver._engine.peers[0].rx_seg.ring)
+        with pytest.raises(trio.BrokenResourceError):
+            await sender.send(b"lost")
+        assert sender.peer_count == 0
+        assert sum(st.corrupt for st in sender._stats_by_endpoint().values()) == 1
+        # What the peer sent before is still delivered.
+        assert await sender.recv() == b"before"
+        # The connector dials again, with a fresh ring: the pair works again.
+        await wait_peers(sender, 1)
+        await sender.send(b"again")
+        with trio.fail_after(10):
+            assert await receiver.recv() == b"again"
 
 
 async def test_echo_across_processes_both_ways():

@@ -10,7 +10,13 @@ import peers
 import pytest
 import trio
 import trio.testing
-from conformance import Pipelined, link_factory, wait_peers
+from conformance import (
+    Pipelined,
+    damage_consumer_position,
+    fill_then_drain,
+    link_factory,
+    wait_peers,
+)
 from procs import spawn
 
 import shmsock
@@ -85,6 +91,50 @@ async def test_push_skips_a_peer_whose_ring_is_full():
             await fast.recv()
             got += 1
         assert got > 900
+
+
+@pytest.mark.parametrize("push_binds", [True, False], ids=["push-binds", "push-connects"])
+async def test_push_drops_a_peer_whose_ring_header_is_corrupt_and_sends_to_the_others(
+    push_binds, caplog
+):
+    endpoints = ["shm://hd-a", "shm://hd-b"]
+    async with (
+        shmsock.socket(PUSH, ring_size=8192) as push,
+        shmsock.socket(PULL) as victim,
+        shmsock.socket(PULL) as healthy,
+    ):
+        if push_binds:
+            push.bind(endpoints[0])
+            victim.connect(endpoints[0])
+            healthy.connect(endpoints[0])
+        else:
+            victim.bind(endpoints[0])
+            healthy.bind(endpoints[1])
+            push.connect(endpoints[0])
+            push.connect(endpoints[1])
+        await wait_peers(push, 2)
+        fill_then_drain(push, [victim, healthy], b"fill 0000")
+        # The victim's incoming ring now claims a read position the PUSH
+        # never wrote up to: the PUSH finds that on its next write there.
+        damage_consumer_position(victim._engine.peers[0].rx_seg.ring)
+        sent = [b"send %04d" % i for i in range(100)]
+        for msg in sent:  # no checkpoint: nobody can reconnect meanwhile
+            push.send_nowait(msg)
+        assert push.peer_count == 1
+        got = []
+        while len(got) < len(sent):
+            got.append(await healthy.recv())
+        assert got == sent
+        stats = push._stats_by_endpoint()
+        assert sum(st.corrupt for st in stats.values()) == 1
+        assert stats[endpoints[0]].corrupt == 1
+        assert "closing the connection" in caplog.text
+        # The victim's side dials again and gets a fresh ring: both are used.
+        await wait_peers(push, 2)
+        await push.send(b"after 0")
+        await push.send(b"after 1")
+        with trio.fail_after(10):
+            assert {await victim.recv(), await healthy.recv()} == {b"after 0", b"after 1"}
 
 
 async def test_push_waits_for_a_peer_and_sends_when_one_connects():

@@ -48,7 +48,7 @@ def test_geometry():
 def test_header_layout_matches_protocol_doc():
     region, prod, _cons, _buf = make(start_pos=4096, start_seq=7)
     assert rf.get(region, "magic") == rf.RING_MAGIC
-    assert rf.get(region, "version") == 1
+    assert rf.get(region, "version") == 2
     assert rf.get(region, "header_size") == 256
     assert rf.get(region, "capacity") == CAP
     assert rf.get(region, "head") == rf.get(region, "tail") == 4096
@@ -57,7 +57,11 @@ def test_header_layout_matches_protocol_doc():
     assert rf.get(region, "tail_seq") == 8
     assert rf.get(region, "bytes_written") == 3
     raw = bytes(region[256 : 256 + 24])
-    assert raw == rf.record_header(rf.START, 3, 7, crc32c.crc32c(b"abc"), 99)
+    # The crc covers the payload, then flags, length, seq and aux (17 bytes).
+    trailer = bytes([rf.START]) + (3).to_bytes(4, "little") + (7).to_bytes(8, "little")
+    trailer += (99).to_bytes(4, "little")
+    crc = crc32c.crc32c(trailer, crc32c.crc32c(b"abc"))
+    assert raw == rf.record_header(rf.START, 3, 7, crc, 99)
     assert bytes(region[256 + 24 : 256 + 27]) == b"abc"
 
 

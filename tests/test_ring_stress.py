@@ -6,6 +6,12 @@ checking every byte, and sleeps for real on both sides through the
 waiter-flag protocol.  A lost wake-up hangs it, which the timeout turns
 into a failure.  The Python run does the same across two interpreters
 through the binding, with the ring in a file in shared memory.
+
+The same program built with ThreadSanitizer (``tox -e tsan``, and the
+normal suite when the compiler supports it) shows that the two threads
+never race: every byte the consumer reads was published to it by a
+release/acquire pair, across wrap-around, padding and the waiter-flag
+protocol.
 """
 
 from __future__ import annotations
@@ -20,6 +26,7 @@ import subprocess
 import sysconfig
 from pathlib import Path
 
+import cbuild
 import pytest
 
 from shmsock import _ring as R
@@ -75,6 +82,74 @@ def test_c_stress_million_records(stress_exe, mode):
     # Both sides really went to sleep and were really woken, many times.
     assert csleeps > 10
     assert psleeps > 10
+
+
+# ---------------------------------------------------------------- ThreadSanitizer
+
+# (records, capacity): a tiny ring wraps and pads all the time; a larger one
+# carries records of every size.  SHMSOCK_TSAN_SCALE runs longer.
+TSAN_RUNS = [(50_000, 256), (10_000, 4096)]
+TSAN_SCALE = float(os.environ.get("SHMSOCK_TSAN_SCALE", "1"))
+TSAN_ENV = {**cbuild.clean_env(), "TSAN_OPTIONS": "halt_on_error=1 exitcode=66"}
+
+
+def compile_tsan(tmp: Path, extra: tuple[str, ...] = ()) -> Path:
+    if not cbuild.can_sanitize("thread"):
+        pytest.skip(f"{cbuild.cc()} cannot build with -fsanitize=thread")
+    # gcc warns that TSan ignores atomic_thread_fence.  The fences order the
+    # waiter flags against the positions (a lost wake-up would hang the
+    # run); data is published by release/acquire, which TSan does model.
+    quiet = ("-Wno-tsan",) if cbuild.accepts("-Wno-tsan") else ()
+    return cbuild.compile_c(
+        tmp / "ring_stress_tsan", "ring_stress.c", sanitize="thread", extra=(*quiet, *extra)
+    )
+
+
+@pytest.fixture(scope="module")
+def tsan_exe(tmp_path_factory):
+    return compile_tsan(tmp_path_factory.mktemp("tsan"))
+
+
+@pytest.mark.parametrize(("records", "capacity"), TSAN_RUNS)
+def test_tsan_threads_never_race(tsan_exe, records, capacity):
+    records = int(records * TSAN_SCALE)
+    out = subprocess.run(
+        [str(tsan_exe), "threads", str(records), str(capacity), "77"],
+        capture_output=True,
+        text=True,
+        timeout=600,
+        env=TSAN_ENV,
+    )
+    assert "ThreadSanitizer" not in out.stderr, out.stderr
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.startswith(f"ok records={records} ")
+    sleeps = re.search(r"consumer_sleeps=(\d+) producer_sleeps=(\d+)", out.stdout)
+    assert sleeps and min(map(int, sleeps.groups())) > 10  # the waiter flags were used
+
+
+def test_tsan_catches_a_ring_without_release_and_acquire(tmp_path):
+    """The check has teeth: the same ring with its release stores and acquire
+    loads made relaxed is reported (x86 would still run it correctly)."""
+    weak = (
+        "-U__ATOMIC_RELEASE",
+        "-D__ATOMIC_RELEASE=0",
+        "-U__ATOMIC_ACQUIRE",
+        "-D__ATOMIC_ACQUIRE=0",
+        "-Wno-builtin-macro-redefined",
+    )
+    if not cbuild.accepts(*weak):
+        pytest.skip(f"{cbuild.cc()} cannot redefine the memory order macros")
+    exe = compile_tsan(tmp_path, weak)
+    out = subprocess.run(
+        [str(exe), "threads", "20000", "256", "77"],
+        capture_output=True,
+        text=True,
+        timeout=600,
+        env=TSAN_ENV,
+    )
+    assert out.returncode == 66
+    assert "WARNING: ThreadSanitizer: data race" in out.stderr
+    assert "shm_read" in out.stderr
 
 
 # ---------------------------------------------------------------- Python

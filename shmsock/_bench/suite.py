@@ -18,6 +18,7 @@ import tempfile
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass, field
+from functools import partial
 from typing import Any, TextIO
 
 import trio
@@ -27,7 +28,10 @@ import shmsock
 from . import ring, workers
 
 _ctx = multiprocessing.get_context("spawn")
-KINDS = ("throughput", "fanin", "latency", "connect", "memory", "idle", "ring")
+KINDS = ("throughput", "large", "fanin", "latency", "connect", "memory", "idle", "ring")
+
+#: The message size of the "large" figure: far more than a ring holds.
+LARGE = 16 << 20
 
 
 @dataclass
@@ -53,7 +57,7 @@ class Figure:
 @dataclass
 class Options:
     sizes: tuple[int, ...] = (64, 1024)
-    seconds: float = 1.0
+    seconds: float = 0.75
     warmup: float = 0.3
     peers: bool = True
     kinds: tuple[str, ...] = KINDS
@@ -172,6 +176,7 @@ class Suite:
                 _start(started, sender, spec)
             for p in started[1:]:
                 p.expect_ready()
+            rx.conn.send("go")  # shmsock's and pyzmq's receivers wait for it
             return self._rate(rx.recv(o.seconds + o.warmup + 60))
 
     # -- trials -----------------------------------------------------------------
@@ -182,14 +187,19 @@ class Suite:
         if "throughput" in o.kinds:
             for size in o.sizes:
                 steps.extend(
-                    lambda s=size, m=mode, c=checksum: self.throughput(s, m, c)
+                    partial(self.throughput, size, mode, checksum)
                     for mode in ("await", "nowait", "batch")
                     for checksum in (True, False)
                 )
+                steps.append(partial(self.throughput, size, "iter", True))
                 if self.zmq:
-                    steps.append(lambda s=size: self.peer_throughput("pyzmq", s))
+                    steps.append(partial(self.peer_throughput, "pyzmq", size))
                 if o.peers:
-                    steps.append(lambda s=size: self.peer_throughput("unix", s))
+                    steps.append(partial(self.peer_throughput, "unix", size))
+        if "large" in o.kinds:
+            steps.append(self.large)
+            if self.zmq:
+                steps.append(partial(self.peer_throughput, "pyzmq", LARGE))
         if "fanin" in o.kinds:
             size = 1024 if 1024 in o.sizes else o.sizes[-1]
             steps.append(lambda: self.fanin(size))
@@ -262,11 +272,27 @@ class Suite:
             )
         )
 
+    def large(self) -> None:
+        for ring_size in (256 << 10, 1 << 20):
+            self._say(f"16 MiB messages, streamed through a {_size(ring_size)} ring")
+            spec = {
+                "endpoint": self._endpoint(),
+                "mode": "large",
+                "size": LARGE,
+                "checksum": True,
+                "ring_size": ring_size,
+            }
+            value = self._throughput(workers.shm_receiver, workers.shm_sender, spec) * 1e6
+            label = f"16 MiB await, {_size(ring_size)} ring"
+            self.figures.append(Figure("large", label, "msg/s", value, True, key=f"tp{LARGE}"))
+
     def peer_throughput(self, peer: str, size: int) -> None:
         self._say(f"throughput {size} B, {peer}")
         if peer == "pyzmq":
             spec = {"address": "ipc://" + self._ipc("zmq"), "size": size}
             value = self._throughput(workers.zmq_receiver, workers.zmq_sender, spec)
+            if size == LARGE:
+                value *= 1e6  # messages per second, as the "large" figure
         else:
             spec = {"path": self._ipc("unix"), "size": size}
             value = self._throughput(workers.unix_receiver, workers.unix_sender, spec)
@@ -422,6 +448,8 @@ class Suite:
 
 
 def _size(n: int) -> str:
+    if n >= 1 << 20 and n % (1 << 20) == 0:
+        return f"{n >> 20} MiB"
     return f"{n // 1024} KiB" if n >= 1024 and n % 1024 == 0 else f"{n} B"
 
 
@@ -452,6 +480,7 @@ def render(figures: list[Figure], out: TextIO = sys.stdout) -> None:
     )
     titles = {
         "throughput": "Throughput, PUSH -> PULL between two processes (M msg/s, higher is better)",
+        "large": "Large messages, 16 MiB each, PUSH -> PULL (msg/s; 1 msg/s = 16.8 MB/s)",
         "fanin": "Fan-in, 8 producer processes -> 1 PULL (M msg/s aggregate)",
         "latency": "Round trip, REQ/REP between two processes (microseconds, lower is better)",
         "connect": "Connect -> first message delivered (ms)",

@@ -47,9 +47,13 @@ def shm_receiver(conn: Connection, spec: Spec) -> None:
     mode, seconds, warmup = spec["mode"], spec["seconds"], spec["warmup"]
 
     async def main() -> None:
-        async with shmsock.socket(shmsock.PULL, checksum=spec["checksum"], linger=0) as s:
+        options = {"checksum": spec["checksum"], "ring_size": spec.get("ring_size", 256 << 10)}
+        async with shmsock.socket(shmsock.PULL, linger=0, **options) as s:
             s.bind(spec["endpoint"])
             conn.send("ready")
+            # Count only once every sender is up: starting one takes long on
+            # a loaded machine, and a late one would find us gone.
+            await trio.to_thread.run_sync(conn.recv)
             await s.recv_many(1)
 
             async def count_until(deadline: float) -> int:
@@ -59,6 +63,14 @@ def shm_receiver(conn: Connection, spec: Spec) -> None:
                         for _ in range(100):
                             await s.recv()
                         n += 100
+                    elif mode == "large":
+                        await s.recv()
+                        n += 1
+                    elif mode == "iter":
+                        async for _ in s:
+                            n += 1
+                            if n % 1000 == 0:
+                                break
                     elif mode == "nowait":
                         try:
                             for _ in range(500):
@@ -89,15 +101,16 @@ def shm_sender(conn: Connection, spec: Spec) -> None:
     batch = [msg] * 64
 
     async def main() -> None:
-        async with shmsock.socket(shmsock.PUSH, checksum=spec["checksum"], linger=0) as s:
+        options = {"checksum": spec["checksum"], "ring_size": spec.get("ring_size", 256 << 10)}
+        async with shmsock.socket(shmsock.PUSH, linger=0, **options) as s:
             s.connect(spec["endpoint"])
             await s.wait_peers(1)
             conn.send("ready")
             with trio.move_on_after(spec["max_seconds"]):
                 while True:
-                    if mode == "await":
+                    if mode in ("await", "large"):
                         await s.send(msg)
-                    elif mode == "nowait":
+                    elif mode in ("nowait", "iter"):
                         try:
                             for _ in range(500):
                                 s.send_nowait(msg)
@@ -277,15 +290,18 @@ def zmq_receiver(conn: Connection, spec: Spec) -> None:
     s = ctx.socket(zmq.PULL)
     s.bind(spec["address"])
     conn.send("ready")
+    conn.recv()  # "go": every sender is up
     s.recv()
     recv = s.recv
+
+    step = 1 if spec["size"] > 1 << 20 else 500
 
     def count_until(deadline: float) -> int:
         n = 0
         while now() < deadline:
-            for _ in range(500):
+            for _ in range(step):
                 recv()
-            n += 500
+            n += step
         return n
 
     count_until(now() + spec["warmup"])
@@ -306,9 +322,10 @@ def zmq_sender(conn: Connection, spec: Spec) -> None:
     msg = os.urandom(spec["size"])
     send = s.send
     deadline = now() + spec["max_seconds"]
+    step = 1 if spec["size"] > 1 << 20 else 500
     try:
         while now() < deadline:
-            for _ in range(500):
+            for _ in range(step):
                 send(msg)
     except zmq.Again:
         pass

@@ -46,8 +46,19 @@ from typing import Final
 import trio
 
 from .. import _ring as R
-from .._errors import AddressInUse, CorruptMessage, ShmsockError, StateError, UnsafeFile
+from .. import _stats
+from .._errors import (
+    AddressInUse,
+    CorruptMessage,
+    SegmentError,
+    SharedMemoryFull,
+    ShmsockError,
+    StateError,
+    UnsafeFile,
+    VersionMismatch,
+)
 from .._options import Options
+from .._stats import EndpointStats
 from .._types import SocketType
 from . import _segment as seg
 from . import _wire
@@ -67,6 +78,44 @@ def _peer_cred(sock: socket.socket) -> tuple[int, int]:
     raw = sock.getsockopt(socket.SOL_SOCKET, socket.SO_PEERCRED, _CRED.size)
     pid, uid, _gid = _CRED.unpack(raw)
     return pid, uid
+
+
+def reclaim_slot(d: UserDir, name: str, k: int) -> list[str] | None:
+    """Remove slot k's files if no live connector holds it.
+
+    Deleting a slot's files requires holding its lock: we take the lock of
+    a dead holder, or create and take it when a crash left files without
+    one.  Returns the names removed (the slot is now free), or None when a
+    live connector holds the slot.  Raises UnsafeFile when the lock file is
+    not ours to touch (a symlink, another owner, another mode).
+    """
+    lockname = f"{name}@{k}.lock"
+    fd = lock_file(d, lockname, create=True)
+    if fd is None:
+        return None  # a live connector
+    try:
+        prefix = f"{name}@{k}."
+        removed = [
+            entry
+            for entry in d.listdir()
+            if entry.startswith(prefix) and entry != lockname and d.unlink(entry)
+        ]
+        if d.unlink(lockname):
+            removed.append(lockname)
+    finally:
+        os.close(fd)
+    return removed
+
+
+def _add_peer_counts(st: EndpointStats, peer: Peer) -> None:
+    # A connector's ring belongs to its slot, which counts it (see stats()).
+    if peer.owns_tx:
+        st.messages_sent += peer.tx.messages
+        st.bytes_sent += peer.tx.bytes
+    st.messages_received += peer.rx.messages
+    st.bytes_received += peer.rx.bytes
+    st.dropped += peer.dropped
+    st.corrupt += peer.corrupt
 
 
 class Binding:
@@ -96,6 +145,7 @@ class Slot:
         "lock_fd",
         "name",
         "peer",
+        "redials",
         "refused",
         "replace_ring",
         "seg",
@@ -115,6 +165,7 @@ class Slot:
         self.dialing: socket.socket | None = None
         self.refused: Exception | None = None
         self.replace_ring = False
+        self.redials = 0  # dials in a row dropped after WELCOME (see Engine._redial)
 
     @property
     def file_prefix(self) -> str:
@@ -171,8 +222,9 @@ class Engine:
         self._retire_queue: list[Peer] = []
         self._nursery: trio.Nursery | None = None
         self.closed = False
-        # Totals of retired connections, so counters never go backwards.
-        self.retired_stats = [0, 0, 0, 0, 0, 0]  # sent, bytes, recvd, bytes, dropped, corrupt
+        # Totals of retired connections by endpoint, so counters never go
+        # backwards (see shmsock._stats).
+        self.retired_stats: dict[str, EndpointStats] = {}
 
     # -- lifecycle ---------------------------------------------------------
 
@@ -274,30 +326,13 @@ class Engine:
             self._reclaim_slot(name, k)
 
     def _reclaim_slot(self, name: str, k: int) -> bool:
-        """Remove slot k's files if no live connector holds it.
-
-        Deleting a slot's files requires holding its lock: we take the
-        lock of a dead holder, or create and take it when a crash left
-        files without one.  Returns True when the slot is now free.
-        """
+        """Remove slot k's files if no live connector holds it (see reclaim_slot)."""
         d = self._dir()
-        lockname = f"{name}@{k}.lock"
         try:
-            fd = lock_file(d, lockname, create=True)
+            return bool(reclaim_slot(d, name, k))
         except UnsafeFile:
-            log.warning("shmsock: not touching unsafe file %s/%s", d.path, lockname)
+            log.warning("shmsock: not touching unsafe file %s/%s@%d.lock", d.path, name, k)
             return False
-        if fd is None:
-            return False  # a live connector
-        try:
-            prefix = f"{name}@{k}."
-            for entry in d.listdir():
-                if entry.startswith(prefix) and entry != lockname:
-                    d.unlink(entry)
-            d.unlink(lockname)
-        finally:
-            os.close(fd)
-        return True
 
     def _on_listen(self, b: Binding) -> None:
         while True:
@@ -314,6 +349,9 @@ class Engine:
                 continue
             hs = _Handshake(conn, binding=b)
             self._register(conn.fileno(), partial(self._on_hello, hs))
+            # A connector sends its HELLO right after connecting, so it is
+            # usually here already: handle it without another poller round.
+            self._on_hello(hs)
 
     def _read_handshake(self, hs: _Handshake) -> _wire.Handshake | None:
         """Read what has arrived; return the handshake once complete.
@@ -331,10 +369,19 @@ class Engine:
             return None
         return _wire.Handshake.unpack(bytes(hs.buf))
 
-    def _refuse(self, hs: _Handshake, reason: _wire.Refusal) -> None:
+    def _refuse(
+        self, hs: _Handshake, reason: _wire.Refusal, mismatch: VersionMismatch | None = None
+    ) -> None:
         self._unregister(hs.sock.fileno())
+        refusal = _wire.Handshake(
+            _wire.Kind.REFUSE,
+            self.kind,
+            reason=reason,
+            version_found=mismatch.found if mismatch else 0,
+            version_expected=mismatch.expected if mismatch else 0,
+        )
         try:
-            hs.sock.send(_wire.Handshake(_wire.Kind.REFUSE, self.kind, reason=reason).pack())
+            hs.sock.send(refusal.pack())
         except OSError:
             pass
         hs.sock.close()
@@ -344,6 +391,12 @@ class Engine:
         assert b is not None
         try:
             msg = self._read_handshake(hs)
+        except VersionMismatch as exc:
+            # Another shmsock version: say so in our handshake's format,
+            # which it can tell from its own by the version field.
+            log.warning("shmsock: %s: refused pid %d: %s", b.endpoint, _peer_cred(hs.sock)[0], exc)
+            self._refuse(hs, _wire.Refusal.VERSION, exc)
+            return
         except (ConnectionError, ValueError, ShmsockError, OSError):
             self._unregister(hs.sock.fileno())
             hs.sock.close()
@@ -360,9 +413,15 @@ class Engine:
         if self.closed or b.name not in self.bindings:
             self._refuse(hs, _wire.Refusal.SHUTTING_DOWN)
             return
-        if self.max_peers is not None and sum(p.alive for p in self.peers) >= self.max_peers:
-            self._refuse(hs, _wire.Refusal.BUSY)
-            return
+        if self.max_peers is not None and self._live_peers() >= self.max_peers:
+            # A peer that closed a moment ago (to dial again at once, say)
+            # may have an end-of-file we have not handled: look first.
+            for p in self.peers:
+                if p.alive:
+                    self._on_doorbell(p)
+            if self._live_peers() >= self.max_peers:
+                self._refuse(hs, _wire.Refusal.BUSY)
+                return
         d = self._dir()
         try:
             rx_seg = seg.open_existing(d, f"{b.name}@{msg.slot}.c", seg.ROLE_CONNECTOR)
@@ -370,7 +429,13 @@ class Engine:
             log.warning(
                 "shmsock: %s: cannot use the ring of slot %d: %s", b.endpoint, msg.slot, exc
             )
+            if isinstance(exc, VersionMismatch):
+                self._refuse(hs, _wire.Refusal.VERSION, exc)
+                return
             self._refuse(hs, _wire.Refusal.BAD_SEGMENT)
+            # An unfinished or broken ring whose connector has died (its
+            # slot lock is free) is removed; a live connector's is not.
+            self._reclaim_slot(b.name, msg.slot)
             return
         try:
             rx = R.Consumer(rx_seg.ring, rx_seg.capacity, resync=True)
@@ -385,7 +450,8 @@ class Engine:
             log.warning("shmsock: %s: cannot create a ring: %s", b.endpoint, exc)
             rx.release()
             rx_seg.close()
-            self._refuse(hs, _wire.Refusal.SHUTTING_DOWN)
+            full = isinstance(exc, SharedMemoryFull)
+            self._refuse(hs, _wire.Refusal.NO_MEMORY if full else _wire.Refusal.SHUTTING_DOWN)
             return
         tx = R.Producer(tx_seg.ring, tx_seg.capacity, checksum=self.options.checksum)
         self._unregister(hs.sock.fileno())
@@ -417,6 +483,9 @@ class Engine:
             owns_tx=True,
         )
         self._attach(peer)
+
+    def _live_peers(self) -> int:
+        return sum(p.alive for p in self.peers)
 
     def _create_binder_ring(self, name: str, k: int) -> tuple[str, seg.Segment]:
         d = self._dir()
@@ -457,10 +526,21 @@ class Engine:
             raise
         slot = Slot(name, k, lock_fd, sg, tx)
         self.slots.append(slot)
-        if self._watch is None:
-            self._watch = DirWatch(d.fd)
-            self._register(self._watch.fd, self._on_watch)
         self._dial(slot)
+
+    def _watch_for_binders(self) -> bool:
+        """Start watching the directory for binders; True if it just started.
+
+        Only a connector that found no binder watches: an inotify watch
+        wakes us on every file created in the directory, and closing one
+        blocks for milliseconds (the kernel waits for an RCU grace period).
+        """
+        if self._watch is not None or self.closed:
+            return False
+        d = self._dir()
+        self._watch = DirWatch(d.fd)
+        self._register(self._watch.fd, self._on_watch)
+        return True
 
     def _claim_slot(self, name: str) -> tuple[int, int]:
         d = self._dir()
@@ -485,11 +565,18 @@ class Engine:
         """Try to reach the binder now; on failure wait for the next one."""
         if self.closed or slot.peer is not None or slot.dialing is not None:
             return
+        if slot.replace_ring and not self._replace_slot_ring(slot):
+            self._watch_for_binders()  # the next binder brings the next try
+            return
         d = self._dir()
         sockname = f"{slot.name}@sock"
         try:
             d.check_socket(sockname)
         except FileNotFoundError:
+            # Look once more after the watch starts, so that a binder that
+            # appeared in between is not missed.
+            if self._watch_for_binders():
+                self._dial(slot)
             return
         except UnsafeFile as exc:
             slot.refused = exc
@@ -499,6 +586,8 @@ class Engine:
             conn.connect(d.sockpath(sockname))
         except (FileNotFoundError, ConnectionRefusedError):
             conn.close()  # a dead binder's socket: the next binder replaces it
+            if self._watch_for_binders():
+                self._dial(slot)
             return
         except BlockingIOError:
             conn.close()  # its backlog is full: try again shortly
@@ -516,14 +605,40 @@ class Engine:
             conn.close()
             return
         slot.dialing = conn
+        slot.refused = None  # an earlier binder's refusal; this one may accept
         hs = _Handshake(conn, slot=slot)
         self._register(conn.fileno(), partial(self._on_welcome, hs))
 
-    async def _dial_later(self, slot: Slot) -> None:
-        # Only when a binder's listen backlog overflows; never to find one.
-        await trio.sleep(0.001)
+    async def _dial_later(self, slot: Slot, delay: float = 0.001) -> None:
+        # Only when a binder's listen backlog overflows, or it dropped us
+        # after its WELCOME; never to find one.
+        await trio.sleep(delay)
         self._dial(slot)
         self._on_change(True, True)
+
+    def _redial(self, slot: Slot) -> None:
+        """Abort this dial and dial again shortly (the binder dropped us after WELCOME).
+
+        What the binder said after its WELCOME is read first: if it found
+        our ring corrupt, the next dial brings a fresh one.  The delay
+        doubles with each such failure in a row (1 ms up to 64 ms), so a
+        binder that keeps dropping us cannot make us spin.
+        """
+        if slot.dialing is not None:
+            try:
+                said = slot.dialing.recv(4096)
+            except OSError:
+                said = b""
+            if _wire.CORRUPT in said:
+                slot.replace_ring = True
+        self._abort_dial(slot)
+        self._drop_binder_rings(slot)
+        delay = 0.001 * (1 << min(slot.redials, 6))
+        slot.redials += 1
+        if self._nursery is not None:
+            self._nursery.start_soon(self._dial_later, slot, delay)
+        else:  # not running yet (never in practice): the next binder will do
+            self._watch_for_binders()
 
     def _on_watch(self) -> None:
         assert self._watch is not None
@@ -537,17 +652,28 @@ class Engine:
         assert slot is not None
         try:
             msg = self._read_handshake(hs)
-        except (ConnectionError, ValueError, ShmsockError, OSError):
-            msg = None
+        except VersionMismatch as exc:
+            self._refused(
+                slot,
+                VersionMismatch(exc.found, exc.expected, f"the socket bound at {slot.endpoint}"),
+            )
+            return
+        except (ConnectionError, ValueError, ShmsockError, OSError) as exc:
             self._abort_dial(slot)
+            # The binder died, or garbled its answer, before we attached: a
+            # ring it was making for this slot (finished or not) is orphaned,
+            # and this slot's holder is the only one who knows it.
+            self._drop_binder_rings(slot)
+            if isinstance(exc, ConnectionError):
+                # A binder hangs up on a good HELLO only by dying or closing;
+                # the next one may be there already (if not, this watches).
+                self._dial(slot)
             return
         if msg is None:
             return
         self._unregister(hs.sock.fileno())
         if msg.kind == _wire.Kind.REFUSE:
-            slot.refused = _wire.refusal_error(msg.reason, slot.endpoint)
-            self._abort_dial(slot)
-            self._on_change(True, True)
+            self._refused(slot, _wire.refusal_error(msg, slot.endpoint))
             return
         if msg.kind != _wire.Kind.WELCOME or not msg.token:
             self._abort_dial(slot)
@@ -561,11 +687,19 @@ class Engine:
             except BaseException:
                 rx_seg.close()
                 raise
-        except (OSError, ShmsockError) as exc:
+        except OSError as exc:
+            # Gone already, most likely: the binder dropped the connection
+            # right after its WELCOME (it closed, or found our ring corrupt).
+            # Not a refusal: the binder may still be there, so dial again.
+            log.info("shmsock: %s: cannot open the binder's ring: %s", slot.endpoint, exc)
+            self._redial(slot)
+            return
+        except ShmsockError as exc:
             log.warning("shmsock: %s: cannot use the binder's ring: %s", slot.endpoint, exc)
-            self._abort_dial(slot)
+            self._refused(slot, exc)  # never trusted: senders and receivers see why
             return
         slot.dialing = None
+        slot.redials = 0
         slot.refused = None
         peer = Peer(
             endpoint=slot.endpoint,
@@ -584,6 +718,31 @@ class Engine:
         slot.peer = peer
         self._attach(peer)
 
+    def _refused(self, slot: Slot, exc: Exception) -> None:
+        """The binder will not have us: say why, and wait for the next binder.
+
+        Not again with this binder, which would refuse again, but with the
+        next socket that binds the endpoint: the watch reports it.
+        """
+        slot.refused = exc
+        self._abort_dial(slot)
+        self._watch_for_binders()
+        self._on_change(True, True)
+
+    def _drop_binder_rings(self, slot: Slot) -> None:
+        """Remove binders' rings for *slot* while it has no connection.
+
+        Only this socket connects through the slot, so with no connection
+        (and no handshake) in progress every ``NAME@<k>.b.*`` is orphaned.
+        """
+        if slot.peer is not None or slot.dialing is not None:
+            return
+        d = self._dir()
+        prefix = f"{slot.file_prefix}b."
+        for entry in d.listdir():
+            if entry.startswith(prefix):
+                d.unlink(entry)
+
     def _abort_dial(self, slot: Slot) -> None:
         if slot.dialing is not None:
             self._unregister(slot.dialing.fileno())
@@ -595,6 +754,7 @@ class Engine:
     def _attach(self, peer: Peer) -> None:
         if peer.rx.capacity > self.rbuf.size:
             self.rbuf = R.ReadBuffer(peer.rx.capacity)
+        peer.on_tx_corrupt = self._tx_corrupt
         self.peers.append(peer)
         self.want_send(peer)
         self.want_recv(peer)
@@ -654,8 +814,6 @@ class Engine:
             for slot in self.slots:
                 if slot.peer is peer:
                     slot.peer = None
-                    if slot.replace_ring:
-                        self._replace_slot_ring(slot)
                     self._dial(slot)  # a new binder may already be there
         if peer.discard or not self._can_recv():
             peer.readable = False
@@ -671,17 +829,36 @@ class Engine:
     def _can_recv(self) -> bool:
         return self.kind != SocketType.PUSH
 
-    def _replace_slot_ring(self, slot: Slot) -> None:
-        """The binder rejected our ring as corrupt: start a fresh one."""
+    def _replace_slot_ring(self, slot: Slot) -> bool:
+        """Our ring is corrupt (the binder said so, or a write found it): start a fresh one.
+
+        Only while the slot has no connection and no dial in progress.
+        Returns False, with the reason in ``slot.refused``, when no new ring
+        can be made (shared memory full, say); the next dial tries again.
+        """
         d = self._dir()
+        d.unlink(slot.seg.name)  # our mapping of it stays valid until released
+        try:
+            new_seg = seg.create(
+                d, slot.seg.name, self.options.ring_size, self.kind, seg.ROLE_CONNECTOR
+            )
+        except (OSError, ShmsockError) as exc:
+            log.warning("shmsock: %s: cannot replace the corrupt ring: %s", slot.endpoint, exc)
+            slot.refused = (
+                exc if isinstance(exc, ShmsockError) else SegmentError(f"cannot make a ring: {exc}")
+            )
+            return False
+        new_tx = R.Producer(new_seg.ring, new_seg.capacity, checksum=self.options.checksum)
         slot.replace_ring = False
-        slot.tx.release()
-        slot.seg.close()
-        d.unlink(slot.seg.name)
-        slot.seg = seg.create(
-            d, slot.seg.name, self.options.ring_size, self.kind, seg.ROLE_CONNECTOR
-        )
-        slot.tx = R.Producer(slot.seg.ring, slot.seg.capacity, checksum=self.options.checksum)
+        old_seg, old_tx = slot.seg, slot.tx
+        with _stats.LOCK:  # the old ring's counts move to the retired totals
+            st = self._retired(slot.endpoint)
+            st.messages_sent += old_tx.messages
+            st.bytes_sent += old_tx.bytes
+            slot.seg, slot.tx = new_seg, new_tx
+        old_tx.release()
+        old_seg.close()
+        return True
 
     def take(self, peer: Peer) -> Queued | None:
         """The next complete message from *peer*, or None.
@@ -751,6 +928,8 @@ class Engine:
             self._retire_queue.append(peer)
         elif peer.rx.prepare_wait():
             peer.readable = False
+            # Going idle on this ring (never per message): for `shmsock stat`.
+            peer.rx_seg.mark_caught_up()
         return got
 
     def _corrupt(self, peer: Peer) -> None:
@@ -759,6 +938,48 @@ class Engine:
             peer.ring(_wire.CORRUPT)
         peer.discard = True
         self._gone(peer)
+
+    def _tx_corrupt(self, peer: Peer, exc: CorruptMessage) -> None:
+        """A write found the peer's position in our ring impossible.
+
+        Closes the connection as broken, as if the peer had gone (what it
+        sent us is still read: that ring is not in doubt), and counts it as
+        corrupt.  The sender never sees the error: the message goes to
+        another peer, or the pattern's "no peer" rule applies.  A connector
+        starts a fresh ring for its slot before it dials again, since the
+        next consumer would find the same impossible position in this one.
+        """
+        if not peer.alive:
+            return
+        log.warning(
+            "shmsock: %s: closing the connection to pid %d: %s", peer.endpoint, peer.pid, exc.reason
+        )
+        peer.corrupt += 1
+        if not peer.bound:
+            for slot in self.slots:
+                if slot.peer is peer:
+                    slot.replace_ring = True
+        self._gone(peer)
+
+    def mute(self, peer: Peer) -> None:
+        """Stop the poller task from watching *peer*'s doorbell.
+
+        A task that waits on that doorbell itself mutes it first: otherwise
+        a ring wakes the poller as well, and its scheduling round costs more
+        than the two epoll_ctl calls that muting and unmuting take.
+        """
+        self.epoll.modify(peer.fd, 0)
+
+    def unmute(self, peer: Peer) -> None:
+        """Undo mute(), after handling what the doorbell said."""
+        if not self.closed and peer.fd in self._handlers:  # not gone meanwhile
+            self.epoll.modify(peer.fd, _EPOLL_IN)
+
+    def on_doorbell(self, peer: Peer) -> None:
+        """Handle *peer*'s doorbell now (a waiter that muted it woke up)."""
+        if peer.alive:
+            self._on_doorbell(peer)
+        self.reap()
 
     def only_peer(self) -> Peer | None:
         """The one live peer, if there is exactly one (and nobody draining)."""
@@ -779,7 +1000,6 @@ class Engine:
                 self._retire(peer)
 
     def _retire(self, peer: Peer) -> None:
-        self.peers.remove(peer)
         if peer.in_send:
             self.send_ready.remove(peer)
             peer.in_send = False
@@ -787,18 +1007,56 @@ class Engine:
             self.recv_ready.remove(peer)
             peer.in_recv = False
         peer.abandon_partial()
-        st = self.retired_stats
-        if peer.owns_tx:
-            st[0] += peer.tx.records
-            st[1] += peer.tx.bytes
-        st[2] += peer.rx.records
-        st[3] += peer.rx.bytes
-        st[4] += peer.dropped
-        st[5] += peer.corrupt
+        with _stats.LOCK:  # a concurrent stats() sees the counts exactly once
+            self.peers.remove(peer)
+            _add_peer_counts(self._retired(peer.endpoint), peer)
         peer.release()
         if peer.bound and not self.closed:
             name = peer.endpoint[len("shm://") :]
             self._reclaim_slot(name, peer.slot)
+
+    # -- statistics ----------------------------------------------------------
+
+    def _retired(self, endpoint: str) -> EndpointStats:
+        st = self.retired_stats.get(endpoint)
+        if st is None:
+            st = self.retired_stats[endpoint] = EndpointStats()
+        return st
+
+    def stats(self) -> dict[str, EndpointStats]:
+        """Counters and gauges by endpoint, read now; see shmsock._stats.
+
+        Costs nothing until called: it reads the counters the rings keep in
+        private memory, the retired totals, and (for the gauges) the ring
+        positions.  Safe from another thread while this one runs, provided
+        the caller holds ``_stats.LOCK`` (which retiring takes).  After
+        close() only the retired totals remain.
+        """
+        out: dict[str, EndpointStats] = {}
+
+        def get(endpoint: str) -> EndpointStats:
+            st = out.get(endpoint)
+            if st is None:
+                st = out[endpoint] = EndpointStats()
+            return st
+
+        for endpoint, retired in list(self.retired_stats.items()):
+            get(endpoint).add_counters(retired)
+        for peer in list(self.peers):
+            st = get(peer.endpoint)
+            _add_peer_counts(st, peer)
+            st.peers += peer.alive
+            st.used_in += peer.rx_seg.ring_used() or 0
+            if peer.owns_tx:
+                st.used_out += peer.tx_seg.ring_used() or 0
+        for slot in list(self.slots):
+            st = get(slot.endpoint)
+            st.messages_sent += slot.tx.messages
+            st.bytes_sent += slot.tx.bytes
+            st.used_out += slot.seg.ring_used() or 0
+        for b in list(self.bindings.values()):
+            get(b.endpoint)  # a bound endpoint with no peers yet still shows
+        return out
 
     # -- close -------------------------------------------------------------
 
@@ -853,6 +1111,13 @@ class Engine:
             self._unregister(b.lsock.fileno())
             b.lsock.close()
             if d is not None:
+                # Slots of connectors that died before we ever heard of them
+                # (say, killed between claiming a slot and dialling) would
+                # stay until the next bind: remove them now.
+                try:
+                    self._reclaim_stale_slots(b.name)
+                except OSError as exc:
+                    log.warning("shmsock: %s: leaving stale slots: %s", b.endpoint, exc)
                 d.unlink(f"{b.name}@sock")
                 d.unlink(f"{b.name}@lock")
             os.close(b.lock_fd)

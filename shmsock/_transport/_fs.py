@@ -145,12 +145,18 @@ class UserDir:
         return fd
 
     def open_raw(self, name: str) -> int:
-        """Open *name* without following a symlink; the caller checks it."""
+        """Open *name* without following a symlink; the caller checks it.
+
+        Raises FileNotFoundError, UnsafeFile for a symlink, a directory or
+        a socket, and OSError (PermissionError, say) for the rest.
+        """
         try:
             return os.open(name, os.O_RDWR | os.O_NONBLOCK | _O_CLOEXEC, dir_fd=self.fd)
         except OSError as exc:
             if exc.errno == errno.ELOOP:
                 raise UnsafeFile(f"{self.path}/{name} is a symlink") from None
+            if exc.errno in (errno.EISDIR, errno.ENXIO):
+                raise UnsafeFile(f"{self.path}/{name} is not a regular file") from None
             raise
 
     def open(self, name: str, mode: int = 0o600, *, create: bool = False) -> int:
@@ -198,10 +204,18 @@ class UserDir:
             raise UnsafeFile(f"{self.path}/{name} belongs to uid {st.st_uid}")
 
     def unlink(self, name: str) -> bool:
-        """Remove *name* if it is there; report whether it was."""
+        """Remove *name* if it is there; report whether it was.
+
+        A directory planted in our place is left alone (False): shmsock
+        removes names, never trees.
+        """
         try:
             os.unlink(name, dir_fd=self.fd)
         except FileNotFoundError:
+            return False
+        except OSError:  # EISDIR, or EPERM for a directory on some systems
+            if not os.path.isdir(f"/proc/self/fd/{self.fd}/{name}"):
+                raise
             return False
         return True
 

@@ -14,6 +14,7 @@ from __future__ import annotations
 import socket
 from array import array
 from collections import deque
+from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 import trio
@@ -59,6 +60,7 @@ class Peer:
         "in_send",
         "inbox",
         "max_msg",
+        "on_tx_corrupt",
         "owns_tx",
         "partial",
         "partial_aux",
@@ -125,6 +127,9 @@ class Peer:
         self.skipping = False  # dropping the rest of an oversized message
         self.dropped = 0  # incomplete messages dropped (writer gave up or died)
         self.corrupt = 0  # messages refused: oversized, or records failing checks
+        # Told when a write finds the peer's position in our ring impossible
+        # (the engine closes the connection); None: the write raises.
+        self.on_tx_corrupt: Callable[[Peer, CorruptMessage], None] | None = None
 
     def __repr__(self) -> str:
         state = "alive" if self.alive else "gone"
@@ -140,27 +145,48 @@ class Peer:
             pass  # gone: its end-of-file is on its way to the poller
 
     # -- sending ---------------------------------------------------------------
+    #
+    # A damaged ring header (the peer's consumer position, which it writes)
+    # is the peer's fault, not the message's: the write methods report it
+    # through tx_corrupt() and answer as for a full ring, so the message
+    # can go to another peer.  Check ``alive`` before using ``tx`` again.
+
+    def tx_corrupt(self, exc: CorruptMessage) -> None:
+        """Our ring to the peer failed the producer's checks: report it.
+
+        Marks the peer not writable and calls ``on_tx_corrupt``, which
+        closes the connection; raises *exc* when nobody is told.
+        """
+        self.writable = False
+        if self.on_tx_corrupt is None:
+            raise exc
+        self.on_tx_corrupt(self, exc)
 
     def offer_one(self, data: bytes) -> bool:
         """Write a one-frame message that fits a record.
 
         False when there is no room: this peer is then marked not writable,
-        and its doorbell rings once space is freed.
+        and its doorbell rings once space is freed.  False too when our
+        ring to the peer is corrupt (see tx_corrupt).
         """
-        rc = self.tx.write(data)
-        if rc < 0:
-            if not self.tx.prepare_wait(len(data)):
-                rc = self.tx.write(data)  # room appeared meanwhile
+        try:
+            rc = self.tx.write(data)
             if rc < 0:
-                self.writable = False
-                return False
+                if not self.tx.prepare_wait(len(data)):
+                    rc = self.tx.write(data)  # room appeared meanwhile
+                if rc < 0:
+                    self.writable = False
+                    return False
+        except CorruptMessage as exc:
+            self.tx_corrupt(exc)
+            return False
         if rc:
             self.ring(_wire.DATA)
         return True
 
     def send_records(
         self,
-        data: bytes,
+        data: bytes | memoryview,
         lens: array[int],
         flags: bytes | None,
         aux: int,
@@ -171,9 +197,16 @@ class Peer:
         """Write records (see Producer.write_records); return how many.
 
         With *announce*, writing nothing marks this peer not writable: its
-        doorbell will ring when space is freed.
+        doorbell will ring when space is freed.  Writes nothing when our
+        ring to the peer is corrupt (see tx_corrupt).
         """
-        n, wake = self.tx.write_records(data, lens, flags, aux, atomic=atomic, announce=announce)
+        try:
+            n, wake = self.tx.write_records(
+                data, lens, flags, aux, atomic=atomic, announce=announce
+            )
+        except CorruptMessage as exc:
+            self.tx_corrupt(exc)
+            return 0
         if wake:
             self.ring(_wire.DATA)
         elif n == 0 and announce:
@@ -181,10 +214,37 @@ class Peer:
         return n
 
     def send_many(self, messages: list[bytes]) -> int:
-        n, wake = self.tx.write_many(messages)
+        try:
+            n, wake = self.tx.write_many(messages)
+        except CorruptMessage as exc:
+            self.tx_corrupt(exc)
+            return 0
         if wake:
             self.ring(_wire.DATA)
         return n
+
+    def prepare_wait(self, size: int) -> bool:
+        """Announce a wait for room for *size* bytes (see Producer.prepare_wait).
+
+        False (do not wait) also when our ring is found corrupt: the
+        connection is then closed (see tx_corrupt).
+        """
+        try:
+            return self.tx.prepare_wait(size)
+        except CorruptMessage as exc:
+            self.tx_corrupt(exc)
+            return False
+
+    def prepare_drain(self) -> bool:
+        """Announce a wait until the peer has read everything (see Producer).
+
+        False (nothing to wait for) also when our ring is found corrupt.
+        """
+        try:
+            return self.tx.prepare_drain()
+        except CorruptMessage as exc:
+            self.tx_corrupt(exc)
+            return False
 
     # -- receiving -------------------------------------------------------------
 
@@ -278,7 +338,7 @@ class Peer:
         Idempotent.
         """
         self.close_doorbell()
-        rings = [(self.rx, self.rx_seg)]
+        rings: list[tuple[R.Consumer | R.Producer, Segment]] = [(self.rx, self.rx_seg)]
         if self.owns_tx:
             rings.append((self.tx, self.tx_seg))
         for ring, seg in rings:

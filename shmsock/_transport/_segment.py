@@ -25,8 +25,16 @@ offset  size  field
 24      4     creator pid (for display only)
 28      2     creator socket type
 30      2     role: 1 connector's ring, 2 binder's ring
-32      32    reserved, zero
+32      8     reader caught up: wall-clock ns when the ring's reader
+              last found it empty and armed its wake-up (0: never;
+              written by the reader, for display only)
+40      24    reserved, zero
 ======  ====  ===================================================
+
+Offset 32 is the only field written after publication, and not by the
+creator: the reader stamps it each time it runs out of records to read (a
+moment when it is about to sleep anyway, never per message), so monitoring
+tools can tell when a connection last moved data.
 """
 
 from __future__ import annotations
@@ -37,6 +45,7 @@ import os
 import stat
 import struct
 import sys
+import time
 from typing import Final
 
 from .. import _ring as R
@@ -49,8 +58,14 @@ HEADER: Final = 64
 ROLE_CONNECTOR: Final = 1
 ROLE_BINDER: Final = 2
 _HDR = struct.Struct("<8sIIQIHH")
+_RING_ID = struct.Struct("<8sI")  # ring header: magic, version
+_STAMP = struct.Struct("<Q")
+_STAMP_OFFSET: Final = 32
+# Ring header fields read for statistics from any thread (see ring_used).
+_POSITIONS = struct.Struct("<Q56xQ")  # tail at ring offset 64, head at 128
+_POSITIONS_OFFSET: Final = HEADER + 64
 _UNFINISHED: Final = 0o200
-_MMAP_KW: dict[str, object] = {"trackfd": False} if sys.version_info >= (3, 13) else {}
+_MMAP_KW: dict[str, bool] = {"trackfd": False} if sys.version_info >= (3, 13) else {}
 
 
 class Segment:
@@ -72,6 +87,31 @@ class Segment:
     @property
     def size(self) -> int:
         return len(self.mm)
+
+    def mark_caught_up(self) -> None:
+        """Record that the reader of this ring has just found it empty."""
+        _STAMP.pack_into(self.mm, _STAMP_OFFSET, time.time_ns())
+
+    def caught_up_ns(self) -> int:
+        """The last :meth:`mark_caught_up` time, 0 if never (untrusted)."""
+        value: int = _STAMP.unpack_from(self.mm, _STAMP_OFFSET)[0]
+        return value
+
+    def ring_used(self) -> int | None:
+        """Bytes published in the ring and not yet read, or None once closed.
+
+        Safe to call from another thread while the owner may close the
+        segment: the positions are read by one ``unpack_from`` call, which
+        holds the GIL from taking the buffer to releasing it, so a
+        concurrent ``close`` either happens before (ValueError: None) or
+        after, never during.  The result is clamped to the capacity.
+        """
+        try:
+            tail, head = _POSITIONS.unpack_from(self.mm, _POSITIONS_OFFSET)
+        except ValueError:
+            return None
+        used: int = (tail - head) & 0xFFFFFFFFFFFFFFFF
+        return min(used, self.capacity)
 
     def close(self) -> None:
         """Unmap.  Producers and consumers on ``ring`` must be released first."""
@@ -100,7 +140,7 @@ def create(d: UserDir, name: str, capacity: int, sock_type: int, role: int) -> S
                     f"no room for a {size}-byte segment in {d.path}: {os.strerror(exc.errno)}"
                 ) from None
             raise
-        mm = mmap.mmap(fd, size, **_MMAP_KW)  # type: ignore[call-overload]
+        mm = mmap.mmap(fd, size, **_MMAP_KW)
         try:
             _HDR.pack_into(mm, 0, MAGIC, VERSION, HEADER, capacity, os.getpid(), sock_type, role)
             seg = Segment(name, mm, capacity, os.getpid(), sock_type, role)
@@ -117,28 +157,39 @@ def create(d: UserDir, name: str, capacity: int, sock_type: int, role: int) -> S
     return seg
 
 
+def _refuse_unfinished(d: UserDir, name: str, st: os.stat_result) -> None:
+    if (
+        stat.S_ISREG(st.st_mode)
+        and stat.S_IMODE(st.st_mode) == _UNFINISHED
+        and st.st_uid == os.geteuid()
+    ):
+        raise SegmentError(f"{d.path}/{name} is unfinished: its creator died before publishing it")
+
+
 def open_existing(d: UserDir, name: str, role: int) -> Segment:
     """Map someone's published segment after checking everything about it.
 
-    Raises FileNotFoundError, UnsafeFile (symlink, not ours, wrong mode),
-    SegmentError (unfinished, truncated, not a segment, wrong role) or
-    VersionMismatch.
+    Raises FileNotFoundError, UnsafeFile (symlink, FIFO or anything but a
+    regular file, not ours, wrong mode), SegmentError (unfinished,
+    truncated, not a segment, wrong role) or VersionMismatch (the segment
+    header or the ring header has another version; both are named).  The
+    file is mapped only once its size is known, and read only once the size
+    matches what its header declares, so a short file never causes SIGBUS.
     """
-    fd = d.open_raw(name)
+    try:
+        fd = d.open_raw(name)
+    except PermissionError:
+        # Without root, a write-only (unfinished) file cannot be opened for
+        # reading; say what it is.  (The name is looked at, not trusted.)
+        _refuse_unfinished(d, name, os.stat(name, dir_fd=d.fd, follow_symlinks=False))
+        raise
     try:
         st = os.fstat(fd)
-        if (
-            stat.S_ISREG(st.st_mode)
-            and stat.S_IMODE(st.st_mode) == _UNFINISHED
-            and st.st_uid == os.geteuid()
-        ):
-            raise SegmentError(
-                f"{d.path}/{name} is unfinished: its creator died before publishing it"
-            )
+        _refuse_unfinished(d, name, st)
         d.check(fd, name, 0o600)
         if st.st_size < HEADER:
             raise SegmentError(f"{d.path}/{name} is truncated ({st.st_size} bytes)")
-        mm = mmap.mmap(fd, st.st_size, **_MMAP_KW)  # type: ignore[call-overload]
+        mm = mmap.mmap(fd, st.st_size, **_MMAP_KW)
     finally:
         os.close(fd)
     try:
@@ -155,6 +206,11 @@ def open_existing(d: UserDir, name: str, role: int) -> Segment:
             raise SegmentError(f"{d.path}/{name} does not have the size its header declares")
         if seg_role != role:
             raise SegmentError(f"{d.path}/{name} has role {seg_role}, expected {role}")
+        ring_magic, ring_version = _RING_ID.unpack_from(mm, HEADER)
+        if ring_magic != R.RING_MAGIC:
+            raise SegmentError(f"{d.path}/{name} does not hold a shmsock ring")
+        if ring_version != R.RING_VERSION:
+            raise VersionMismatch(ring_version, R.RING_VERSION, f"the ring in {d.path}/{name}")
         return Segment(name, mm, capacity, pid, sock_type, seg_role)
     except BaseException:
         mm.close()

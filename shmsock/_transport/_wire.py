@@ -21,8 +21,14 @@ offset  size  field
 24      8     binder token, ASCII hex (WELCOME): its ring is
               ``NAME@<slot>.b.<token>``
 32      4     refusal reason (REFUSE)
-36      28    reserved, zero
+36      4     REFUSE for VERSION: the version the refuser found
+40      4     REFUSE for VERSION: the version the refuser speaks
+44      20    reserved, zero
 ======  ====  ====================================================
+
+The magic and the version are the first six bytes of every handshake, in
+every version, so that two versions can always tell that they differ: a
+receiver checks them before it reads anything else.
 """
 
 from __future__ import annotations
@@ -32,12 +38,12 @@ import struct
 from dataclasses import dataclass
 from typing import Final
 
-from .._errors import IncompatiblePeer, VersionMismatch
+from .._errors import IncompatiblePeer, SharedMemoryFull, VersionMismatch
 
 SIZE: Final = 64
 MAGIC: Final = b"SSHK"
 VERSION: Final = 1
-_HS = struct.Struct("<4sHBBIIQ8sI28x")
+_HS = struct.Struct("<4sHBBIIQ8sIII20x")
 
 # Doorbell bytes.
 DATA: Final = b"D"  # "I published records; you had said you would sleep"
@@ -56,6 +62,8 @@ class Refusal(enum.IntEnum):
     BUSY = 2  # PAIR binder already has its peer
     BAD_SEGMENT = 3  # the connector's ring could not be used
     SHUTTING_DOWN = 4  # the binder is closing
+    VERSION = 5  # the handshake or a ring has another protocol version
+    NO_MEMORY = 6  # the binder has no shared memory left for its ring
 
 
 @dataclass(frozen=True)
@@ -67,6 +75,8 @@ class Handshake:
     capacity: int = 0
     token: str = ""
     reason: int = 0
+    version_found: int = 0
+    version_expected: int = 0
 
     def pack(self) -> bytes:
         return _HS.pack(
@@ -79,28 +89,56 @@ class Handshake:
             self.capacity,
             self.token.encode("ascii"),
             self.reason,
+            self.version_found,
+            self.version_expected,
         )
 
     @classmethod
     def unpack(cls, raw: bytes) -> Handshake:
-        """Parse a handshake; raise ValueError if it is not one."""
+        """Parse a handshake.
+
+        Raises ValueError if it is not one, VersionMismatch (naming both
+        versions) if it is one of another protocol version.
+        """
         if len(raw) != SIZE:
             raise ValueError("short handshake")
-        magic, version, kind, sock_type, slot, pid, capacity, token, reason = _HS.unpack(raw)
-        if magic != MAGIC:
+        if raw[:4] != MAGIC:
             raise ValueError("not a shmsock handshake")
+        version = int.from_bytes(raw[4:6], "little")
         if version != VERSION:
-            raise VersionMismatch(version, VERSION, "peer")
+            raise VersionMismatch(version, VERSION, "the peer")
+        (_m, _v, kind, sock_type, slot, pid, capacity, token, reason, found, expected) = _HS.unpack(
+            raw
+        )
         try:
             tok = token.rstrip(b"\0").decode("ascii")
         except UnicodeDecodeError:
             raise ValueError("bad token") from None
         if not all(c in "0123456789abcdef" for c in tok):
             raise ValueError("bad token")
-        return cls(Kind(kind), sock_type, slot, pid, capacity, tok, reason)
+        return cls(Kind(kind), sock_type, slot, pid, capacity, tok, reason, found, expected)
 
 
-def refusal_error(reason: int, endpoint: str) -> Exception:
+def refusal_error(msg: Handshake, endpoint: str) -> Exception:
+    """The exception a connector raises for the binder's REFUSE *msg*."""
+    reason = msg.reason
     if reason == Refusal.INCOMPATIBLE:
         return IncompatiblePeer(f"the socket bound at {endpoint} cannot talk to this socket type")
+    if reason == Refusal.VERSION:
+        # The binder found version_found on our side and speaks version_expected.
+        return VersionMismatch(
+            msg.version_expected, msg.version_found, f"the socket bound at {endpoint}"
+        )
+    if reason == Refusal.NO_MEMORY:
+        return SharedMemoryFull(
+            f"the socket bound at {endpoint} has no shared memory left for this connection's"
+            " ring (its filesystem is full)"
+        )
+    if reason == Refusal.BAD_SEGMENT:
+        return ConnectionRefusedError(
+            f"{endpoint} refused the connection: this socket's ring failed its checks"
+            " (the binder's log says why)"
+        )
+    if reason == Refusal.BUSY:
+        return ConnectionRefusedError(f"{endpoint} refused the connection: it already has its peer")
     return ConnectionRefusedError(f"{endpoint} refused the connection (reason {reason})")

@@ -1,0 +1,36 @@
+"""Sphinx configuration for the shmsock documentation.
+
+Build it with ``tox -e docs`` (warnings are errors there), or by hand:
+``sphinx-build -W --keep-going -b html docs /tmp/docs-html``.  The pages
+are Markdown, read by MyST; the API reference imports the installed
+``shmsock`` package, so install it first (``pip install -e '.[docs]'``).
+"""
+
+from __future__ import annotations
+
+from importlib.metadata import version as _version
+
+project = "shmsock"
+author = "the shmsock authors"
+copyright = "the shmsock authors"
+release = _version("shmsock")
+version = release
+
+extensions = [
+    "myst_parser",
+    "sphinx.ext.autodoc",
+]
+
+source_suffix = {".md": "markdown"}
+root_doc = "index"
+exclude_patterns = ["_build", "Thumbs.db", ".DS_Store"]
+
+# Links like [text](#section-title) to headings within and across pages.
+myst_heading_anchors = 3
+myst_enable_extensions = ["deflist"]
+
+autodoc_member_order = "bysource"
+autodoc_typehints = "signature"
+
+html_theme = "furo"
+html_title = f"shmsock {release}"

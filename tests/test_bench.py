@@ -1,0 +1,99 @@
+"""The benchmark's smoke test: it runs and reports sane numbers.
+
+Benchmarks are not tests: nothing here judges speed.  It checks that every
+figure of a short run is there, finite and internally consistent, so that
+the README's first command cannot rot.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import subprocess
+import sys
+
+import pytest
+
+KINDS = ["throughput", "large", "fanin", "latency", "connect", "memory", "idle", "ring"]
+
+
+def run_bench(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "shmsock", "bench", *args],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env=os.environ.copy(),
+        check=False,
+    )
+
+
+@pytest.fixture(scope="module")
+def report() -> dict:
+    result = run_bench(
+        "--only", ",".join(KINDS), "--sizes", "64", "--seconds", "0.05", "--no-peers",
+        "--json", "--quiet",
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    return json.loads(result.stdout)
+
+
+def figures(report: dict, section: str) -> list[dict]:
+    found = [f for f in report["figures"] if f["section"] == section]
+    assert found, f"no {section} figure"
+    return found
+
+
+def test_every_figure_is_a_finite_positive_number(report):
+    assert {f["section"] for f in report["figures"]} == set(KINDS)
+    for f in report["figures"]:
+        assert math.isfinite(f["value"]), f
+        if f["section"] != "idle":
+            assert f["value"] > 0, f
+
+
+def test_throughput_covers_every_api_with_and_without_checksums(report):
+    labels = {f["label"] for f in figures(report, "throughput")}
+    for mode in ("await", "nowait", "batch"):
+        for crc in ("on", "off"):
+            assert f"64 B {mode} CRC {crc}" in labels
+    assert "64 B iter CRC on" in labels
+
+
+def test_latency_percentiles_are_ordered(report):
+    runs = figures(report, "latency")
+    assert len(runs) == 2  # parked and spinning
+    for f in runs:
+        d = f["details"]
+        assert d["count"] > 0
+        assert 0 < d["p50_us"] <= d["p99_us"] <= d["p999_us"] <= d["max_us"]
+
+
+def test_memory_and_connect_are_plausible(report):
+    bound, per_connection = figures(report, "memory")
+    assert bound["details"]["shm_bytes"] >= 0
+    # Two rings of the default 256 KiB at least, and far less than 3 MB.
+    assert 0.5 <= per_connection["value"] < 3
+    (connect,) = figures(report, "connect")
+    assert connect["value"] <= connect["details"]["max_ms"]
+
+
+def test_idle_peers_cost_almost_no_cpu(report):
+    (idle,) = figures(report, "idle")
+    assert 0 <= idle["value"] < 50  # percent of one CPU; a poller would show
+
+
+def test_the_table_and_help_explain_the_figures():
+    result = run_bench("--only", "ring", "--seconds", "0.05", "--quiet")
+    assert result.returncode == 0, result.stderr
+    assert "M rec/s" in result.stdout
+    helped = run_bench("--help")
+    for kind in KINDS:
+        assert kind in helped.stdout
+
+
+def test_bad_arguments_fail_with_one_line():
+    result = run_bench("--only", "nonsense")
+    assert result.returncode != 0
+    assert "unknown figure" in result.stderr
