@@ -59,7 +59,7 @@ __all__ = [
 _NAME: Final = r"[A-Za-z0-9._-]{1,64}"
 # The names shmsock makes; anything else in the directory is not ours to read.
 _ENTRY: Final = re.compile(
-    rf"(?P<name>{_NAME})@(?:(?P<bind>lock|sock(?:\.[0-9a-f]{{8}})?)"
+    rf"(?P<name>{_NAME})@(?:(?P<bind>lock|(?:sock|spare)(?:\.[0-9a-f]{{8}})?)"
     r"|(?P<slot>\d{1,4})\.(?P<kind>lock|c|b\.[0-9a-f]{8}))"
 )
 _LOCK_CONTENT: Final = re.compile(rb"(\d{1,10}) ([A-Z]{3,4})\n")

@@ -16,7 +16,7 @@ import trio
 
 import shmsock
 import shmsock._ring as ring
-from shmsock._transport import _segment, _wire
+from shmsock._transport import _engine, _segment, _wire
 
 # Where a segment's creator can die before publishing it (see _segment.create).
 CREATE_POINTS = ("created", "sized", "formatted")
@@ -63,6 +63,11 @@ def die_creating_segment(conn: Connection, endpoint: str, bind: bool, point: str
     creating the ring for that connection.
     """
 
+    if bind:
+        # Without a spare ring made ahead, the binder creates one at accept:
+        # that is the path this covers (die_creating_spare covers the other).
+        _engine.Engine._make_spare = lambda self, b: None  # type: ignore[method-assign]
+
     async def main() -> None:
         async with shmsock.socket(shmsock.PULL if bind else shmsock.PUSH) as sock:
             if bind:
@@ -74,6 +79,18 @@ def die_creating_segment(conn: Connection, endpoint: str, bind: bool, point: str
                 _stop_at(conn, point)
                 sock.connect(endpoint)
             await trio.sleep_forever()
+
+    trio.run(main)
+
+
+def die_creating_spare(conn: Connection, endpoint: str, point: str) -> None:
+    """Bind, and stop at *point* while creating the binder's spare ring."""
+
+    async def main() -> None:
+        async with shmsock.socket(shmsock.PULL) as sock:
+            _stop_at(conn, point)
+            sock.bind(endpoint)  # makes the spare ring, and stops in it
+            await trio.sleep_forever()  # pragma: no cover
 
     trio.run(main)
 

@@ -20,7 +20,7 @@ KINDS = ["throughput", "large", "fanin", "latency", "connect", "memory", "idle",
 
 def run_bench(*args: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [sys.executable, "-m", "shmsock", "bench", *args],
+        [sys.executable, "-P", "-m", "shmsock", "bench", *args],
         capture_output=True,
         text=True,
         timeout=300,

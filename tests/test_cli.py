@@ -18,7 +18,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 import shmsock
 
-CLI = [sys.executable, "-m", "shmsock._cli"]
+CLI = [sys.executable, "-P", "-m", "shmsock._cli"]  # -P: the installed package, not ./shmsock
 
 
 def shmsock_cli(*args: str) -> subprocess.CompletedProcess[str]:

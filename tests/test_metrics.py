@@ -329,6 +329,6 @@ def test_environment_variable_decides_the_default_registration(value, registered
     )
     env = {**os.environ, "SHMSOCK_METRICS": value}
     out = subprocess.run(
-        [sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True
+        [sys.executable, "-P", "-c", code], env=env, capture_output=True, text=True, check=True
     )
     assert out.stdout == f"{registered}\n"

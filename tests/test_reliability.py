@@ -31,14 +31,15 @@ from procs import forked, spawn
 import shmsock
 from shmsock import PAIR, PULL, PUSH
 from shmsock import _ring as R
-from shmsock._transport import _segment, _wire
+from shmsock._transport import _engine, _segment, _wire
 from shmsock._transport._fs import UserDir
 
 KiB = 1024
 
 
 def _names(userdir) -> set[str]:
-    return set(os.listdir(userdir))
+    """The files under the user directory, less a binder's spare ring."""
+    return {n for n in os.listdir(userdir) if "@spare." not in n}
 
 
 def _sentinels(count: int = 16) -> list[int]:
@@ -357,6 +358,8 @@ async def test_binder_ring_name_taken_by_a_squatter_is_skipped(userdir, tmp_path
     victim = tmp_path / "victim"
     victim.write_bytes(b"precious")
     squatter = userdir / "sqt@0.b.00000000"
+    # The ring is made at accept (no spare ring made ahead): the path covered.
+    monkeypatch.setattr(_engine.Engine, "_make_spare", lambda self, b: None)
     async with shmsock.socket(PUSH) as push, shmsock.socket(PULL) as pull:
         push.bind("shm://sqt")
         tokens = iter([bytes(4)])
@@ -419,6 +422,25 @@ async def test_binder_killed_while_creating_a_ring_for_us(point, userdir):
                 pull.bind("shm://halfb")  # takes the dead binder's endpoint
                 await push.send(b"to the next binder")
                 assert await pull.recv() == b"to the next binder"
+    finally:
+        child.close()
+
+
+@pytest.mark.parametrize("point", crashpeers.CREATE_POINTS)
+async def test_binder_killed_while_making_its_spare_ring(point, userdir):
+    child = spawn(crashpeers.die_creating_spare, "shm://spare", point)
+    try:
+        await child.expect(point)
+        (unfinished,) = [n for n in os.listdir(userdir) if "@spare." in n]
+        assert stat.S_IMODE(os.stat(userdir / unfinished).st_mode) == 0o200
+        child.kill()
+        await child.join()
+        async with shmsock.socket(PULL) as pull, shmsock.socket(PUSH) as push:
+            pull.bind("shm://spare")  # takes over, and removes the dead binder's spare
+            assert not (userdir / unfinished).exists()
+            push.connect("shm://spare")
+            await push.send(b"through a fresh ring")
+            assert await pull.recv() == b"through a fresh ring"
     finally:
         child.close()
 

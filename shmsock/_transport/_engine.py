@@ -121,13 +121,16 @@ def _add_peer_counts(st: EndpointStats, peer: Peer) -> None:
 class Binding:
     """An endpoint this socket is bound to."""
 
-    __slots__ = ("endpoint", "lock_fd", "lsock", "name")
+    __slots__ = ("endpoint", "lock_fd", "lsock", "name", "spare")
 
     def __init__(self, name: str, lock_fd: int, lsock: socket.socket) -> None:
         self.name = name
         self.endpoint = f"shm://{name}"
         self.lock_fd = lock_fd
         self.lsock = lsock
+        # A ring made ahead of time for the next connector (NAME@spare.TOKEN),
+        # so that creating and first touching it is off the connect path.
+        self.spare: tuple[str, seg.Segment] | None = None
 
 
 class Slot:
@@ -295,6 +298,9 @@ class Engine:
         lsock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM | socket.SOCK_NONBLOCK)
         try:
             self._reclaim_stale_slots(name)
+            for entry in d.listdir():  # a dead binder's spare ring
+                if entry.startswith(f"{name}@spare."):
+                    d.unlink(entry)
             d.unlink(sockname)  # a dead binder's
             os.ftruncate(lock_fd, 0)
             os.pwrite(lock_fd, f"{os.getpid()} {self.kind.name}\n".encode(), 0)
@@ -313,6 +319,35 @@ class Engine:
         b = Binding(name, lock_fd, lsock)
         self.bindings[name] = b
         self._register(lsock.fileno(), partial(self._on_listen, b))
+        self._make_spare(b)
+
+    def _make_spare(self, b: Binding) -> None:
+        """Create the binding's spare ring; without one, accept creates it."""
+        if self.closed or b.spare is not None or self.bindings.get(b.name) is not b:
+            return
+        d = self._dir()
+        token = os.urandom(4).hex()
+        try:
+            sg = seg.create(
+                d, f"{b.name}@spare.{token}", self.options.ring_size, self.kind, seg.ROLE_BINDER
+            )
+        except (OSError, ShmsockError) as exc:
+            log.debug("shmsock: %s: no spare ring: %s", b.endpoint, exc)
+            return
+        b.spare = (token, sg)
+
+    def _drop_spare(self, b: Binding) -> None:
+        if b.spare is not None:
+            _token, sg = b.spare
+            b.spare = None
+            sg.close()
+            self._dir().unlink(sg.name)
+
+    async def _replenish_spare(self, b: Binding) -> None:
+        # Not in the round that accepted a connector: its first message
+        # should not wait behind the next connector's ring.
+        await trio.sleep(0.002)
+        self._make_spare(b)
 
     def _reclaim_stale_slots(self, name: str) -> None:
         prefix = f"{name}@"
@@ -489,6 +524,21 @@ class Engine:
 
     def _create_binder_ring(self, name: str, k: int) -> tuple[str, seg.Segment]:
         d = self._dir()
+        b = self.bindings.get(name)
+        if b is not None and b.spare is not None:
+            token, sg = b.spare
+            b.spare = None
+            ring_name = f"{name}@{k}.b.{token}"
+            try:
+                os.rename(sg.name, ring_name, src_dir_fd=d.fd, dst_dir_fd=d.fd)
+            except OSError:
+                sg.close()
+                d.unlink(sg.name)
+            else:
+                sg.name = ring_name
+                if self._nursery is not None:
+                    self._nursery.start_soon(self._replenish_spare, b)
+                return token, sg
         for _ in range(8):
             token = os.urandom(4).hex()
             try:
@@ -1110,6 +1160,8 @@ class Engine:
         for b in self.bindings.values():
             self._unregister(b.lsock.fileno())
             b.lsock.close()
+            if d is not None:
+                self._drop_spare(b)
             if d is not None:
                 # Slots of connectors that died before we ever heard of them
                 # (say, killed between claiming a slot and dialling) would
