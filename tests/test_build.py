@@ -8,6 +8,7 @@ import sysconfig
 from pathlib import Path
 
 import pytest
+
 from shmsock._shmring import lib
 
 ROOT = Path(__file__).resolve().parent.parent
