@@ -436,17 +436,9 @@ int shm_producer_prepare_drain(shm_producer *p)
 {
     if (!p || !p->ring)
         return SHM_EINVAL;
-    _Atomic uint32_t *w = at32(p->ring, OFF_PRODUCER_WAITING);
-    atomic_store_explicit(w, 1, memory_order_relaxed);
-    atomic_thread_fence(memory_order_seq_cst);
-    int rc = reload_head(p);
-    if (rc)
-        return rc;
-    if (p->head_cache == p->tail) {
-        atomic_store_explicit(w, 0, memory_order_relaxed);
-        return 1;
-    }
-    return 0;
+    /* Drained means the whole capacity is free: reload_head has checked
+     * that tail - head lies within [0, capacity]. */
+    return announce_need(p, p->capacity);
 }
 
 int64_t shm_producer_unread(shm_producer *p)
