@@ -197,6 +197,7 @@ int shm_producer_attach(shm_producer *p, void *region, size_t region_size, uint6
     p->seq = atomic_load_explicit(at64(ring, OFF_TAIL_SEQ), memory_order_relaxed);
     p->bytes = atomic_load_explicit(at64(ring, OFF_BYTES_WRITTEN), memory_order_relaxed);
     p->msgs = atomic_load_explicit(at64(ring, OFF_MSGS_WRITTEN), memory_order_relaxed);
+    p->checksum = 1;
     return 0;
 }
 
@@ -269,7 +270,7 @@ static inline void put_header(uint8_t *dst, uint8_t flags, uint32_t len, uint64_
 /* Writes one record at `pos` (room already checked) and returns the new
  * position. */
 static inline uint64_t put_record(shm_producer *p, uint64_t pos, const uint8_t *src,
-                                  uint32_t len, uint8_t flags, uint32_t aux, int checksum)
+                                  uint32_t len, uint8_t flags, uint32_t aux)
 {
     uint64_t size = rec_size(len);
     uint64_t off = pos & p->mask;
@@ -286,7 +287,7 @@ static inline uint64_t put_record(shm_producer *p, uint64_t pos, const uint8_t *
     uint32_t crc = 0;
     if (!(flags & SHM_F_START))
         aux = 0;
-    if (checksum)
+    if (p->checksum)
         crc = rec_crc(src, len, flags, p->seq, aux);
     else
         flags |= SHM_F_NOCRC;
@@ -353,8 +354,7 @@ static int announce_need(shm_producer *p, uint64_t need)
 }
 
 int64_t shm_write(shm_producer *p, const uint8_t *data, const uint32_t *lens,
-                  size_t count, const uint8_t *flags, uint32_t aux, int checksum, int atomic,
-                  int announce)
+                  size_t count, const uint8_t *flags, uint32_t aux, int atomic, int announce)
 {
     if (!p || !p->ring || (count && (!lens || !data)))
         return SHM_EINVAL;
@@ -391,7 +391,7 @@ int64_t shm_write(shm_producer *p, const uint8_t *data, const uint32_t *lens,
             if (!room)
                 break;
         }
-        pos = put_record(p, pos, src, lens[n], flags ? flags[n] : SHM_F_START, aux, checksum);
+        pos = put_record(p, pos, src, lens[n], flags ? flags[n] : SHM_F_START, aux);
         src += lens[n];
     }
     if (n == 0)
@@ -400,17 +400,16 @@ int64_t shm_write(shm_producer *p, const uint8_t *data, const uint32_t *lens,
     return ((int64_t)n << 1) | wake;
 }
 
-int shm_write_one(shm_producer *p, const uint8_t *data, uint32_t len, uint8_t flags,
-                  uint32_t aux, int checksum)
+int shm_write_one(shm_producer *p, const uint8_t *data, uint32_t len)
 {
-    if (!p || !p->ring || (len && !data) || !valid_write_flags(flags))
+    if (!p || !p->ring || (len && !data))
         return SHM_EINVAL;
     if (len > p->capacity / 2 - SHM_REC_HEADER_SIZE)
         return SHM_ETOOBIG;
     int room = has_room(p, p->tail, space_needed(p, p->tail, rec_size(len)));
     if (room <= 0)
         return room ? room : SHM_AGAIN;
-    uint64_t pos = put_record(p, p->tail, data, len, flags, aux, checksum);
+    uint64_t pos = put_record(p, p->tail, data, len, SHM_F_START, 0);
     return publish_tail(p, pos);
 }
 
@@ -507,7 +506,7 @@ int64_t shm_read(shm_consumer *c, uint8_t *out, size_t out_cap, uint32_t *lens,
     const uint64_t start = c->head;
     uint64_t head = start;
     size_t n = 0, used = 0;
-    int mixed = 0, err = 0;
+    int mixed = 0, uneven = 0, err = 0;
 
     while (n < max_count) {
         if (head == c->tail_cache) {
@@ -601,6 +600,7 @@ int64_t shm_read(shm_consumer *c, uint8_t *out, size_t out_cap, uint32_t *lens,
             c->resync = 0;
         }
         lens[n] = h.len;
+        uneven |= h.len != lens[0];
         if (flags)
             flags[n] = h.flags & (uint8_t)~SHM_F_NOCRC;
         if (aux)
@@ -619,7 +619,7 @@ int64_t shm_read(shm_consumer *c, uint8_t *out, size_t out_cap, uint32_t *lens,
         wake = publish_head(c, head);
     if (n == 0 && err)
         return err;
-    return ((int64_t)n << 2) | (mixed << 1) | wake;
+    return ((int64_t)n << 3) | (uneven << 2) | (mixed << 1) | wake;
 }
 
 int64_t shm_consumer_available(shm_consumer *c)

@@ -74,6 +74,8 @@ typedef struct shm_producer {
     uint64_t bytes;       /* payload bytes written, for statistics */
     uint64_t records;     /* non-padding records written */
     uint64_t msgs;        /* records written that end a message (statistics) */
+    int checksum;         /* 1 (set by attach): records carry CRC32C; 0: NOCRC.
+                           * The owner may change it between calls. */
 } shm_producer;
 
 typedef struct shm_consumer {
@@ -136,8 +138,8 @@ int shm_consumer_attach(shm_consumer *c, void *region, size_t region_size,
  * Write `count` records.  Record i carries lens[i] payload bytes, taken back
  * to back from `data`, and flags flags[i] (or SHM_F_START for every record
  * when flags is NULL).  `aux` goes into the aux field of records that carry
- * SHM_F_START, 0 elsewhere.  With checksum, each record's crc covers its
- * payload and its flags, len, seq and aux (docs/protocol.md); when checksum
+ * SHM_F_START, 0 elsewhere.  With p->checksum, each record's crc covers
+ * its payload and its flags, len, seq and aux (docs/protocol.md); when it
  * is 0 the records carry SHM_F_NOCRC and crc 0 instead.
  *
  * With atomic != 0 either all records are written or none (SHM_AGAIN).
@@ -155,11 +157,12 @@ int shm_consumer_attach(shm_consumer *c, void *region, size_t region_size,
  */
 int64_t shm_write(shm_producer *p, const uint8_t *data, const uint32_t *lens,
                   size_t count, const uint8_t *flags, uint32_t aux,
-                  int checksum, int atomic, int announce);
+                  int atomic, int announce);
 
-/* One record; returns 0 or 1 (wake) on success, or an error as above. */
-int shm_write_one(shm_producer *p, const uint8_t *data, uint32_t len,
-                  uint8_t flags, uint32_t aux, int checksum);
+/* One record holding a whole one-frame message (SHM_F_START, aux 0): the
+ * common case, with the fewest arguments because a call from Python pays
+ * for each.  Returns 0 or 1 (wake) on success, or an error as above. */
+int shm_write_one(shm_producer *p, const uint8_t *data, uint32_t len);
 
 /*
  * Read up to max_count records into `out` (payloads back to back, at most
@@ -170,10 +173,13 @@ int shm_write_one(shm_producer *p, const uint8_t *data, uint32_t len,
  * verified on that private copy.
  *
  * The head is published once, at the end, and the records read before a
- * failure stay read.  On success returns (n << 2) | (mixed << 1) | wake:
- * n records; mixed is 1 when any record had flags other than
- * SHM_F_START or a non-zero aux; wake is 1 when the producer had announced
- * that it was waiting for space and must now be signalled.  Returns
+ * failure stay read.  On success returns
+ * (n << 3) | (uneven << 2) | (mixed << 1) | wake: n records; uneven is 1
+ * when their payload lengths are not all the same (0 lets a caller cut
+ * the payloads apart without looking at lens[]); mixed is 1 when any
+ * record had flags other than SHM_F_START or a non-zero aux; wake is 1
+ * when the producer had announced that it was waiting for space and
+ * must now be signalled.  Returns
  * SHM_ENOBUFS when the first record does not fit in `out`,
  * SHM_EDISCARDED when the producer withdrew what was unread, or a
  * corruption code when the next record is invalid.  An empty ring gives n 0.

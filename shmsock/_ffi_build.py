@@ -45,6 +45,28 @@ def sanitizer_args(sanitize: str) -> tuple[list[str], list[str]]:
     return [flag, "-fno-omit-frame-pointer", "-fno-sanitize-recover=all", "-O1", "-g"], [flag]
 
 
+# cffi's wrappers release the GIL and save and restore errno around every
+# call.  The ring's functions never block, never touch errno and return in
+# well under a microsecond, so that bracket cost more than the call itself:
+# about 130 ns of the 180 ns a one-argument call took on the 2-core CI
+# machine (docs/performance.md).  The wrappers come after this preamble in
+# the generated source, so defining the bracket away here keeps the GIL
+# held.  Anything added to csrc/ that can block must not be called through
+# this module.
+PREAMBLE = """
+#include "shmring.h"
+
+#undef Py_BEGIN_ALLOW_THREADS
+#define Py_BEGIN_ALLOW_THREADS {
+#undef Py_END_ALLOW_THREADS
+#define Py_END_ALLOW_THREADS }
+#undef _cffi_restore_errno
+#define _cffi_restore_errno() ((void)0)
+#undef _cffi_save_errno
+#define _cffi_save_errno() ((void)0)
+"""
+
+
 def make_builder(*, relative: bool) -> FFI:
     """The FFI builder; setuptools wants paths relative to the project root."""
 
@@ -56,7 +78,7 @@ def make_builder(*, relative: bool) -> FFI:
     builder.cdef(read_cdef(CSRC / "shmring.h"))
     builder.set_source(
         "shmsock._shmring",
-        '#include "shmring.h"',
+        PREAMBLE,
         sources=[path(CSRC / name) for name in SOURCES],
         include_dirs=[path(CSRC)],
         depends=[path(CSRC / "shmring.h")],

@@ -33,7 +33,7 @@ import trio
 
 from . import _ring as R
 from . import _stats
-from ._errors import CorruptMessage, MessageTooLarge, MultipartMessage, StateError
+from ._errors import MessageTooLarge, MultipartMessage, StateError
 from ._options import Options, make_options
 from ._patterns import make_pattern
 from ._stats import EndpointStats
@@ -136,9 +136,11 @@ class Socket:
         self._max_record = R.max_payload(cap)
         # PUSH, PULL and PAIR move plain messages with no state to keep:
         # their *_nowait calls have a fast path.
-        self._plain_send = kind in (SocketType.PUSH, SocketType.PAIR)
+        plain_send = kind in (SocketType.PUSH, SocketType.PAIR)
         self._plain_recv = kind in (SocketType.PULL, SocketType.PAIR)
-        self._plain_limit = min(self._max_record, options.max_msg_size)
+        # -1 when there is no fast path: no message is that short.
+        self._plain_limit = min(self._max_record, options.max_msg_size) if plain_send else -1
+        self._send_ready = self._engine.send_ready
         self._rotate_recv = self._pattern.rotate_recv
         self._fragment = cap // 4 - R.RECORD_HEADER_SIZE
         self._max_atomic = cap // 2
@@ -264,16 +266,14 @@ class Socket:
         """
         # Fast path: a plain message to the peer at the head of the ready
         # queue (PUSH and PAIR; everything else takes the general path).
-        if self._plain_send and type(data) is bytes and len(data) <= self._plain_limit:
-            ready = self._engine.send_ready
+        # Anything but a clean write (full, corrupt) goes the general way,
+        # which tries again and handles it.
+        if type(data) is bytes and len(data) <= self._plain_limit:
+            ready = self._send_ready
             if ready:
                 peer = ready[0]
                 if peer.alive and not peer.streaming:
-                    try:
-                        rc = peer.tx.write(data)
-                    except CorruptMessage as exc:
-                        peer.tx_corrupt(exc)  # closes it; the general path goes on
-                        rc = -1
+                    rc = peer.tx.try_write(data, len(data))
                     if rc >= 0:
                         if rc:
                             peer.ring(DATA)
@@ -911,7 +911,7 @@ class Socket:
 
     def _mark_closed(self) -> None:
         self._closed = True
-        self._plain_send = self._plain_recv = False  # the general paths raise
+        self._plain_limit, self._plain_recv = -1, False  # the general paths raise
         self._recv_lot.unpark_all()
         self._send_lot.unpark_all()
         self._peers_lot.unpark_all()

@@ -167,6 +167,45 @@ def test_batch_write_and_read():
     assert read_all(cons, buf) == msgs[50:]
 
 
+@pytest.mark.parametrize(
+    "lens",
+    [[0, 0, 0], [7] * 64, [1024] * 3, [5, 5, 6], [6, 5, 5], [300, 0, 300], [9]],
+    ids=["empty", "same-64", "same-1k", "last-differs", "first-differs", "zero-between", "one"],
+)
+def test_a_batch_comes_back_as_written_whether_or_not_lengths_agree(lens):
+    # Batches whose payloads share one length are cut apart another way
+    # than mixed ones; both must give the same bytes objects back.
+    _region, prod, cons, buf = make(cap=1 << 17)
+    msgs = [os.urandom(n) for n in lens]
+    assert prod.write_many(msgs) == (len(msgs), False)
+    got = cons.read(buf)[0]
+    assert got == msgs
+    assert all(type(m) is bytes for m in got)
+
+
+def test_write_with_flags_and_aux_goes_through_the_general_path():
+    _region, prod, cons, buf = make()
+    assert prod.write(b"head", R.START | R.MORE, aux=7) == 0
+    assert prod.write(b"tail", 0) == 0
+    got, flags, aux, _wake = cons.read(buf)
+    assert got == [b"head", b"tail"]
+    assert flags == [R.START | R.MORE, 0] and aux == [7, 0]
+
+
+def test_try_write_is_write_without_the_error_handling():
+    _region, prod, cons, buf = make()
+    payload = bytes(400)
+    assert prod.try_write(payload, len(payload)) == 0
+    assert prod.try_write(payload, len(payload)) == 0
+    assert prod.try_write(payload, len(payload)) < 0  # full: write() says why
+    assert prod.write(payload) == -1
+    big = bytes(CAP)
+    assert prod.try_write(big, len(big)) < 0
+    with pytest.raises(MessageTooLarge):
+        prod.write(big)
+    assert read_all(cons, buf) == [payload, payload]
+
+
 def test_batch_write_stops_when_full_and_atomic_writes_all_or_nothing():
     _region, prod, cons, buf = make()
     msgs = [bytes(100)] * 10

@@ -183,7 +183,7 @@ static void honest_write(ring_t *r)
     int atomic = (int)below(2);
     int announce = (int)below(2);
     uint32_t aux = (uint32_t)below(3) * 0x7fffffffu;
-    int64_t rc = shm_write(&r->p, data, lens, count, flags, aux, r->checksum, atomic, announce);
+    int64_t rc = shm_write(&r->p, data, lens, count, flags, aux, atomic, announce);
     if (rc == SHM_AGAIN || rc == SHM_ETOOBIG || (rc == SHM_EPOSITION && r->mutations))
         return;
     if (rc < 0)
@@ -225,7 +225,7 @@ static void checked_read(ring_t *r)
         r->sticky = corruption(rc) ? (int)rc : 0;
         r->errors++;
     } else {
-        size_t n = (size_t)(rc >> 2), used = 0;
+        size_t n = (size_t)(rc >> 3), used = 0;
         if (r->sticky)
             FAIL("corruption %d, then a read returned %zu records", r->sticky, n);
         if (n > max_count)
@@ -304,7 +304,7 @@ static void checked_producer(ring_t *r)
     } else if (op == 1) {
         uint8_t *data = malloc(len ? len : 1);
         fill(data, len, 0);
-        rc = shm_write_one(&r->p, data, len, SHM_F_START, 0, r->checksum);
+        rc = shm_write_one(&r->p, data, len);
         free(data);
         if (rc != 0 && rc != 1 && rc != SHM_AGAIN && rc != SHM_ETOOBIG && rc != SHM_EPOSITION)
             FAIL("write_one returned %lld", (long long)rc);
@@ -497,6 +497,7 @@ static void run_case(ring_t *r)
     if (shm_producer_attach(&r->p, r->region, r->size, r->cap) ||
         shm_consumer_attach(&r->c, r->region, r->size, r->cap, resync))
         FAIL("attach");
+    r->p.checksum = r->checksum;
     for (uint64_t i = 0, n = 1 + below(10); i < n; i++) {
         uint64_t step = below(10);
         if (step < 5)

@@ -118,8 +118,8 @@ static void *producer(void *arg)
         }
         size_t done = 0, off = 0;
         while (done < want) {
-            int64_t rc = shm_write(&p, data + off, lens + done, want - done, NULL, 0,
-                                   (int)(seq & 1), 0, 0);
+            p.checksum = (int)(seq & 1);
+            int64_t rc = shm_write(&p, data + off, lens + done, want - done, NULL, 0, 0, 0);
             if (rc >= 0) {
                 size_t n = (size_t)(rc >> 1);
                 for (size_t i = 0; i < n; i++)
@@ -172,7 +172,7 @@ static void *consumer(void *arg)
             ctx->failed = 1;
             return NULL;
         }
-        size_t n = (size_t)(rc >> 2);
+        size_t n = (size_t)(rc >> 3);
         if (rc & 1)
             signal_to(ctx->space_pipe[1]);
         if (n == 0) {
