@@ -28,7 +28,8 @@ figures:
                already there) against a send_nowait sender, CRC on only.
                Counted at the receiver after a warm-up.
   large        16 MiB messages PUSH -> PULL with await send/recv, streamed
-               in fragments through the default 256 KiB ring, CRC on.
+               in fragments through the default 512 KiB ring and a 1 MiB
+               ring, CRC on.
   fanin        8 PUSH processes into one PULL (batch API), aggregate rate.
   latency      REQ/REP round trip of a 1 KiB message between two
                processes: p50, p99, p99.9, max, once parked (spin_us=0, the

@@ -22,7 +22,7 @@ class Options:
     ring_size
         Bytes of each ring this socket writes, one per connection (the peer
         sizes the ring in the other direction).  Rounded up to a power of
-        two, from 4 KiB to 1 MiB.  Default 256 KiB.
+        two, from 4 KiB to 1 MiB.  Default 512 KiB.
     max_msg_size
         Largest message, in payload bytes over all frames, that this socket
         sends or accepts.  Default 64 MiB; at most 2**40.
@@ -39,7 +39,7 @@ class Options:
         discards at once; ``None`` waits without bound.  Default 1.0.
     """
 
-    ring_size: int = 256 * KiB
+    ring_size: int = 512 * KiB
     max_msg_size: int = 64 * MiB
     spin_us: int = 0
     checksum: bool = True

@@ -325,6 +325,10 @@ class Socket:
         unless *messages* is a list (or other iterable) of bytes-like
         objects.
         """
+        self._send_batch_nowait(self._encode_batch(messages))
+
+    def _encode_batch(self, messages: Sequence[bytes]) -> tuple[bytes, array[int]]:
+        """A batch's payloads back to back and their lengths, checked."""
         self._check_open()
         self._pattern.check_send()
         if self._kind in (SocketType.REQ, SocketType.REP):
@@ -337,13 +341,19 @@ class Socket:
             data = b"".join(messages)
         lens = array("I", map(len, messages))
         if sum(lens) != len(data):  # a buffer whose items are not bytes
-            return self.send_many_nowait([_as_bytes(m) for m in messages])
-        count = len(lens)
-        if not count:
-            return None
+            return self._encode_batch([_as_bytes(m) for m in messages])
         limit = self._options.max_msg_size
         if len(data) > limit and max(lens) > limit:
             raise MessageTooLarge(f"a message of {max(lens)} bytes exceeds max_msg_size {limit}")
+        return data, lens
+
+    def _send_batch_nowait(self, batch: tuple[bytes, array[int]]) -> None:
+        """Place an encoded batch with one peer, or raise trio.WouldBlock."""
+        self._check_open()
+        data, lens = batch
+        count = len(lens)
+        if not count:
+            return
 
         def offer(peer: Peer) -> bool:
             return peer.send_records(data, lens, None, 0, atomic=True, announce=True) == count
@@ -352,7 +362,6 @@ class Socket:
             self._place(offer)
         except MessageTooLarge:
             raise self._batch_too_large(lens) from None
-        return None
 
     def _batch_too_large(self, lens: array[int]) -> MessageTooLarge:
         """Say why a batch can never be written in one piece."""
@@ -374,12 +383,13 @@ class Socket:
         One C call and at most one checkpoint per batch.  Waits like
         :meth:`send`; on cancellation nothing is sent.
         """
-        messages = _sequence(messages, "send_many")
         await _checkpoint_if_cancelled()
+        # Joined once: a batch that waits for room is not copied again.
+        batch = self._encode_batch(messages)
         waited = False
         while True:
             try:
-                self.send_many_nowait(messages)
+                self._send_batch_nowait(batch)
             except trio.WouldBlock:
                 await self._wait_send()
                 waited = True

@@ -301,7 +301,7 @@ class Pipelined(Conformance):
                 while True:
                     await link.tx.send(payload)
                     sent += 1
-            assert 0 < sent < 1000  # the ring (256 KiB) filled and send waited
+            assert 0 < sent < 1000  # the ring (512 KiB) filled and send waited
             for _ in range(sent):
                 assert await link.rx.recv() == payload
             await link.tx.send(b"more")

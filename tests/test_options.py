@@ -17,7 +17,7 @@ KiB, MiB = 1024, 1 << 20
 
 async def test_defaults_are_documented_values():
     async with shmsock.socket(PUSH) as s:
-        assert s.ring_size == 256 * KiB
+        assert s.ring_size == 512 * KiB
         assert s.max_msg_size == 64 * MiB
         assert s.spin_us == 0
         assert s.checksum is True

@@ -369,8 +369,8 @@ POINTS = [
 ]
 # The writer's messages before the crash: the reader reads the two large
 # ones first, so the crash's records fit behind the two small ones and
-# wrap around the end of the ring (a 256 KiB ring by default).
-BEFORE = [[os.urandom(100_000)], [os.urandom(100_000)], [b"m2"], [b"m3"]]
+# wrap around the end of the ring (a 512 KiB ring by default).
+BEFORE = [[os.urandom(230_000)], [os.urandom(230_000)], [b"m2"], [b"m3"]]
 READ_FIRST = 2
 
 

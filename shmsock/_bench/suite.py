@@ -273,7 +273,7 @@ class Suite:
         )
 
     def large(self) -> None:
-        for ring_size in (256 << 10, 1 << 20):
+        for ring_size in (512 << 10, 1 << 20):
             self._say(f"16 MiB messages, streamed through a {_size(ring_size)} ring")
             spec = {
                 "endpoint": self._endpoint(),

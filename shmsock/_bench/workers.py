@@ -47,7 +47,7 @@ def shm_receiver(conn: Connection, spec: Spec) -> None:
     mode, seconds, warmup = spec["mode"], spec["seconds"], spec["warmup"]
 
     async def main() -> None:
-        options = {"checksum": spec["checksum"], "ring_size": spec.get("ring_size", 256 << 10)}
+        options = {"checksum": spec["checksum"], "ring_size": spec.get("ring_size", 512 << 10)}
         async with shmsock.socket(shmsock.PULL, linger=0, **options) as s:
             s.bind(spec["endpoint"])
             conn.send("ready")
@@ -101,7 +101,7 @@ def shm_sender(conn: Connection, spec: Spec) -> None:
     batch = [msg] * 64
 
     async def main() -> None:
-        options = {"checksum": spec["checksum"], "ring_size": spec.get("ring_size", 256 << 10)}
+        options = {"checksum": spec["checksum"], "ring_size": spec.get("ring_size", 512 << 10)}
         async with shmsock.socket(shmsock.PUSH, linger=0, **options) as s:
             s.connect(spec["endpoint"])
             await s.wait_peers(1)
