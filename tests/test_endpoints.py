@@ -14,6 +14,7 @@ from procs import spawn
 
 import shmsock
 from shmsock import PAIR, PULL, PUSH
+from shmsock._transport import _engine
 
 GOOD = ["a", "jobs", "A-b_c.9", "x" * 64, "...", ".hidden", "a..b"]
 BAD = [
@@ -181,6 +182,26 @@ async def test_squatted_bind_lock_is_refused(what, userdir, tmp_path):
     path.unlink()
 
 
+async def test_connector_refuses_a_squatted_socket_then_takes_the_next_real_binder(
+    userdir, tmp_path
+):
+    userdir.mkdir(mode=0o700)
+    victim = tmp_path / "victim"
+    victim.write_bytes(b"precious")
+    (userdir / "sqs@sock").symlink_to(victim)
+    async with shmsock.socket(PUSH) as push:
+        push.connect("shm://sqs")
+        with trio.fail_after(10):  # a hang guard only
+            with pytest.raises(shmsock.UnsafeFile):
+                await push.send(b"not to a symlink")
+            (userdir / "sqs@sock").unlink()
+            async with shmsock.socket(PULL) as pull:
+                pull.bind("shm://sqs")
+                await push.send(b"to the real binder")
+                assert await pull.recv() == b"to the real binder"
+    assert victim.read_bytes() == b"precious"
+
+
 async def test_squatted_slot_lock_is_skipped_never_followed(userdir, tmp_path, caplog):
     userdir.mkdir(mode=0o700)
     victim = tmp_path / "victim"
@@ -280,3 +301,77 @@ async def test_binder_dropping_us_right_after_welcome_is_retried_not_a_refusal(h
         assert push._engine.slots[0].refused is None
         # Told its ring was corrupt, the connector came back with a new one.
         assert (push._engine.slots[0].seg is not first_ring) == (how == "finds-corrupt")
+
+
+async def test_binder_of_another_user_is_refused_saying_so_and_the_next_one_is_used(monkeypatch):
+    """The process listening at NAME@sock runs as another user (SO_PEERCRED).
+
+    Tests cannot switch users, so the connector's view of the binder's uid
+    is forged.  It never talks to that binder: send and recv raise why
+    while it has no peer, and the next socket that binds is connected to.
+    """
+    real_peer_cred = _engine._peer_cred
+    foreign = True
+
+    def peer_cred(sock):
+        pid, uid = real_peer_cred(sock)
+        return (pid, uid + 1) if foreign else (pid, uid)
+
+    monkeypatch.setattr(_engine, "_peer_cred", peer_cred)
+    child = spawn(peers.bind_and_hold, "shm://foreign", "PAIR")
+    try:
+        await child.expect("ready")
+        async with shmsock.socket(PAIR) as pair:
+            pair.connect("shm://foreign")
+            other = f"uid {os.geteuid() + 1}, not {os.geteuid()}"
+            with trio.fail_after(10):  # a hang guard: both raise at once
+                with pytest.raises(ConnectionRefusedError, match="another user") as info:
+                    await pair.send(b"not for them")
+                assert other in str(info.value)
+                with pytest.raises(ConnectionRefusedError, match="another user"):
+                    await pair.recv()
+            foreign = False
+            child.send("exit")
+            assert await child.join() == 0
+            async with shmsock.socket(PAIR) as ours:
+                ours.bind("shm://foreign")
+                with trio.fail_after(10):
+                    await pair.send(b"for us")
+                    assert await ours.recv() == b"for us"
+    finally:
+        child.close()
+
+
+async def test_binder_dying_between_our_connect_and_hello_is_retried_with_the_next(monkeypatch):
+    """The binder dies after accepting our connect() into its backlog, before our HELLO.
+
+    A real race, forced: the binder (another process) is killed at the one
+    point between the two, so the HELLO meets a reset connection.  The
+    connector waits for the next binder like one that found a dead
+    binder's socket, and attaches to it.
+    """
+    child = spawn(peers.bind_and_hold, "shm://gone-at-hello")
+    real_peer_cred = _engine._peer_cred
+    killed = []
+
+    def kill_then_peer_cred(sock):
+        if not killed:  # _dial asks for the binder's uid right before the HELLO
+            child.kill()
+            killed.append(child.pid)
+        return real_peer_cred(sock)
+
+    try:
+        await child.expect("ready")
+        async with shmsock.socket(PUSH) as push:
+            monkeypatch.setattr(_engine, "_peer_cred", kill_then_peer_cred)
+            push.connect("shm://gone-at-hello")
+            assert killed == [child.pid]
+            assert push._engine.slots[0].refused is None  # a dead binder is no refusal
+            monkeypatch.setattr(_engine, "_peer_cred", real_peer_cred)
+            async with shmsock.socket(PULL) as pull:
+                pull.bind("shm://gone-at-hello")  # takes the dead binder's endpoint over
+                with trio.fail_after(10):  # a hang guard, not a timing assertion
+                    await push.send(b"through the next binder")
+                    assert await pull.recv() == b"through the next binder"
+    finally:
+        child.close()

@@ -629,7 +629,7 @@ class Engine:
                 self._dial(slot)
             return
         except UnsafeFile as exc:
-            slot.refused = exc
+            self._refused(slot, exc)  # a sound socket bound later brings the next try
             return
         conn = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM | socket.SOCK_NONBLOCK)
         try:
@@ -647,12 +647,30 @@ class Engine:
         hello = _wire.Handshake(
             _wire.Kind.HELLO, self.kind, slot.index, os.getpid(), slot.seg.capacity
         )
+        binder_uid = _peer_cred(conn)[1]
+        if binder_uid != os.geteuid():
+            # The socket file is ours (checked above), but SO_PEERCRED names
+            # whoever listens on it: another user's process is never talked
+            # to.  Say why, and wait for the next binder as for a refusal.
+            conn.close()
+            self._refused(
+                slot,
+                ConnectionRefusedError(
+                    f"not connecting to {slot.endpoint}: the socket bound there runs as"
+                    f" another user (uid {binder_uid}, not {os.geteuid()})"
+                ),
+            )
+            return
         try:
-            if _peer_cred(conn)[1] != os.geteuid():
-                raise ConnectionRefusedError("the binder is another user")
             conn.send(hello.pack())
         except OSError:
+            # The binder died between our connect and our HELLO (EPIPE,
+            # ECONNRESET): as with a dead binder's socket above, the next
+            # binder brings the next try.  This recurses at most once, since
+            # the watch starts only once.
             conn.close()
+            if self._watch_for_binders():
+                self._dial(slot)
             return
         slot.dialing = conn
         slot.refused = None  # an earlier binder's refusal; this one may accept
