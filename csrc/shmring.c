@@ -340,7 +340,10 @@ static inline int valid_write_flags(uint8_t flags)
 static int announce_need(shm_producer *p, uint64_t need)
 {
     _Atomic uint32_t *w = at32(p->ring, OFF_PRODUCER_WAITING);
-    atomic_store_explicit(w, 1, memory_order_relaxed);
+    /* The announcement is the room we need (docs/protocol.md): the
+     * consumer wakes us once that much is free, not at every read.
+     * capacity <= 1 GiB, so it fits in 32 bits; 0 would mean "not waiting". */
+    atomic_store_explicit(w, need ? (uint32_t)need : 1u, memory_order_relaxed);
     /* Store-load barrier: the mirror image of publish_head's fence. */
     atomic_thread_fence(memory_order_seq_cst);
     int rc = reload_head(p);
@@ -478,7 +481,10 @@ static inline int reload_tail(shm_consumer *c)
     return 0;
 }
 
-/* Publishes the consumer position; see publish_tail for the argument. */
+/* Publishes the consumer position; see publish_tail for the argument.  The
+ * free space is counted against our last view of the tail, which is never
+ * ahead of the real one: a stale view or a bogus announcement can only make
+ * the wake early, and the producer then looks again and re-announces. */
 static inline int publish_head(shm_consumer *c, uint64_t pos)
 {
     atomic_store_explicit(at64(c->ring, OFF_HEAD), pos, memory_order_release);
@@ -488,7 +494,8 @@ static inline int publish_head(shm_consumer *c, uint64_t pos)
     c->head = pos;
     atomic_thread_fence(memory_order_seq_cst);
     _Atomic uint32_t *w = at32(c->ring, OFF_PRODUCER_WAITING);
-    if (atomic_load_explicit(w, memory_order_relaxed) == 0)
+    uint32_t want = atomic_load_explicit(w, memory_order_relaxed);
+    if (want == 0 || c->capacity - (c->tail_cache - pos) < want)
         return 0;
     return atomic_exchange_explicit(w, 0, memory_order_relaxed) != 0;
 }

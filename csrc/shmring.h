@@ -145,7 +145,8 @@ int shm_consumer_attach(shm_consumer *c, void *region, size_t region_size,
  * With atomic != 0 either all records are written or none (SHM_AGAIN).
  * Otherwise as many leading records as fit are written.  With announce,
  * a call that can write nothing announces that the producer waits for
- * space (as shm_producer_prepare_wait does for the space this call needs)
+ * the space this call needs (as shm_producer_prepare_wait does; the reader
+ * reports the wake only once that much is free)
  * before returning SHM_AGAIN, or writes after all if space appeared.
  *
  * The tail is published once, at the end.  On success returns
@@ -202,7 +203,8 @@ int64_t shm_consumer_available(shm_consumer *c);
  * stays set and the producer will report wake on its next publish), 1 when
  * data arrived meanwhile (the flag is cleared; do not sleep), or
  * SHM_EPOSITION.  shm_producer_prepare_wait does the same for a producer
- * that needs `need` bytes of payload space.
+ * that needs `need` bytes of payload space; the consumer reports its wake
+ * once the room that takes is free, not at every read.
  */
 int shm_consumer_prepare_wait(shm_consumer *c);
 void shm_consumer_cancel_wait(shm_consumer *c);

@@ -178,7 +178,9 @@ class RefConsumer:
         wake = False
         if head != start:
             self.head = head
-            wake = rf.get(region, "producer_waiting") != 0
+            # The producer announces the free space it waits for.
+            want = rf.get(region, "producer_waiting")
+            wake = want != 0 and cap - (self.tail_cache - head) % M64 >= want
         if not records and err:
             raise RefError(err)
         return ReadResult(records, wake, self.head)

@@ -227,6 +227,23 @@ async def _leave_a_stale_endpoint(endpoint: str, connectors: int) -> None:
             c.close()
 
 
+async def test_connect_takes_a_slot_whose_ring_file_lost_its_lock(userdir):
+    """A ring file left without its lock (say, the lock removed by hand) is
+    replaced, not an obstacle: connect no longer scans the directory for
+    leftovers, so it must not trip over this one."""
+    userdir.mkdir(mode=0o700, exist_ok=True)
+    (userdir / "nolock@0.c").write_bytes(b"stale")
+    os.chmod(userdir / "nolock@0.c", 0o600)
+    async with shmsock.socket(PULL) as pull, shmsock.socket(PUSH) as push:
+        pull.bind("shm://nolock")
+        push.connect("shm://nolock")
+        await push.send(b"through slot 0")
+        with trio.fail_after(10):
+            assert await pull.recv() == b"through slot 0"
+        assert (userdir / "nolock@0.lock").exists()
+        assert (userdir / "nolock@0.c").stat().st_size > len(b"stale")
+
+
 async def test_racing_binders_on_a_stale_endpoint_one_wins_and_cleans(userdir):
     await _leave_a_stale_endpoint("shm://stale3", 3)
     left = _names(userdir)

@@ -315,7 +315,7 @@ def test_waiter_flags_producer_side():
     while prod.write(bytes(100)) >= 0:
         pass
     assert prod.prepare_wait(100) is True
-    assert rf.get(region, "producer_waiting") == 1
+    assert rf.get(region, "producer_waiting") == rf.rec_size(100)  # the room it waits for
     got, _f, _a, wake = cons.read(buf, max_count=1)
     assert len(got) == 1 and wake is True
     assert rf.get(region, "producer_waiting") == 0
@@ -325,16 +325,35 @@ def test_waiter_flags_producer_side():
         prod.prepare_wait(R.max_payload(CAP) + 1)
 
 
+def test_a_waiting_producer_is_woken_only_once_its_room_is_free():
+    """A reader that frees less than the writer waits for does not wake it."""
+    region, prod, cons, buf = make()
+    while prod.write(bytes(100)) >= 0:
+        pass
+    big = R.max_payload(CAP)  # needs about half the ring
+    assert prod.prepare_wait(big) is True
+    wakes = []
+    while True:
+        got, _f, _a, wake = cons.read(buf, max_count=1)
+        assert got
+        wakes.append(wake)
+        if wake:
+            break
+    assert len(wakes) > 1 and not any(wakes[:-1])  # no early, useless wake-ups
+    assert prod.write(bytes(big)) >= 0  # and the room is there when it is woken
+    assert rf.get(region, "producer_waiting") == 0
+
+
 def test_drain_wait_for_a_lingering_close():
     region, prod, cons, buf = make()
     assert prod.prepare_drain() is False  # nothing written: already drained
     prod.write_many([b"a", b"b"])
     assert prod.unread() == 2 * rf.rec_size(1)
     assert prod.prepare_drain() is True
-    assert rf.get(region, "producer_waiting") == 1
-    assert cons.read(buf, max_count=1)[3] is True  # the reader wakes us
-    assert prod.prepare_drain() is True  # one record still unread
-    assert cons.read(buf)[3] is True
+    assert rf.get(region, "producer_waiting") == CAP  # all of it
+    assert cons.read(buf, max_count=1)[3] is False  # one record still unread
+    assert rf.get(region, "producer_waiting") == CAP  # still waiting
+    assert cons.read(buf)[3] is True  # the reader wakes us once drained
     assert prod.unread() == 0
     assert prod.prepare_drain() is False
 

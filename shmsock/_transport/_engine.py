@@ -555,9 +555,14 @@ class Engine:
         d = self._dir()
         k, lock_fd = self._claim_slot(name)
         try:
-            for entry in d.listdir():  # a dead holder's leftovers: the slot is ours now
-                if entry.startswith(f"{name}@{k}.") and not entry.endswith(".lock"):
-                    d.unlink(entry)
+            # Our lock file is new: a dead holder's files went with its stale
+            # lock (reclaim_slot).  No listing here, which would make every
+            # connect pay for every file in the directory: a binder's old
+            # ring for this slot has its own token, so it cannot clash with
+            # the next one, and it goes when its binder sees the connection
+            # end, with the next bind, or with `shmsock clean`.  A ring file
+            # left without its lock (removed by hand) would make create fail.
+            d.unlink(f"{name}@{k}.c")
             sg = seg.create(
                 d, f"{name}@{k}.c", self.options.ring_size, self.kind, seg.ROLE_CONNECTOR
             )
