@@ -84,12 +84,24 @@ def test_idle_peers_cost_almost_no_cpu(report):
     assert 0 <= idle["value"] < 50  # percent of one CPU; a poller would show
 
 
+def test_fanin_with_nice_producers_is_its_own_opt_in_figure():
+    result = run_bench(
+        "--only", "fanin,fanin-nice", "--sizes", "64", "--seconds", "0.05", "--no-peers",
+        "--json", "--quiet",
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    plain, niced = figures(json.loads(result.stdout), "fanin")
+    assert "nice" not in plain["label"] and niced["label"].endswith("nice 10")
+    assert plain["value"] > 0 and niced["value"] > 0
+    assert plain["key"] != niced["key"]  # each is compared with its own pyzmq run
+
+
 def test_the_table_and_help_explain_the_figures():
     result = run_bench("--only", "ring", "--seconds", "0.05", "--quiet")
     assert result.returncode == 0, result.stderr
     assert "M rec/s" in result.stdout
     helped = run_bench("--help")
-    for kind in KINDS:
+    for kind in [*KINDS, "fanin-nice"]:
         assert kind in helped.stdout
 
 

@@ -95,7 +95,13 @@ def shm_receiver(conn: Connection, spec: Spec) -> None:
     trio.run(main)
 
 
+def _renice(spec: Spec) -> None:
+    if spec.get("nice"):
+        os.nice(spec["nice"])
+
+
 def shm_sender(conn: Connection, spec: Spec) -> None:
+    _renice(spec)
     mode, size = spec["mode"], spec["size"]
     msg = os.urandom(size)
     batch = [msg] * 64
@@ -314,6 +320,7 @@ def zmq_receiver(conn: Connection, spec: Spec) -> None:
 def zmq_sender(conn: Connection, spec: Spec) -> None:
     import zmq
 
+    _renice(spec)
     ctx = zmq.Context()
     s = ctx.socket(zmq.PUSH)
     s.setsockopt(zmq.SNDTIMEO, 1000)
