@@ -93,5 +93,5 @@ if __name__ == "__main__":
     args = parser.parse_args()
     try:
         trio.run(main, args.port, args.messages, args.seconds)
-    except KeyboardInterrupt:
+    except* KeyboardInterrupt:  # bare, or from inside the nursery, in a group
         say("metrics: stopped")
