@@ -12,6 +12,8 @@ import time
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any, NoReturn
 
+from ._bench import DEFAULT_KINDS, KINDS
+
 if TYPE_CHECKING:
     from ._admin import Connection, Endpoint, RingInfo
 
@@ -65,8 +67,6 @@ def _sizes(text: str) -> tuple[int, ...]:
 
 
 def _kinds(text: str) -> tuple[str, ...]:
-    from ._bench.suite import KINDS
-
     kinds = tuple(k.strip() for k in text.split(","))
     bad = [k for k in kinds if k not in KINDS]
     if bad:
@@ -367,10 +367,7 @@ def build_parser() -> argparse.ArgumentParser:
         type=_kinds,
         default=None,
         metavar="FIGURES",
-        help=(
-            "comma-separated subset of: throughput, large, fanin, fanin-nice, latency,"
-            " connect, memory, idle, ring"
-        ),
+        help=f"comma-separated subset of: {', '.join(KINDS)}",
     )
     bench.add_argument(
         "--no-peers", dest="peers", action="store_false", help="skip pyzmq and the Unix socket"
@@ -386,8 +383,6 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     if getattr(args, "only", "") is None:
-        from ._bench.suite import DEFAULT_KINDS
-
         args.only = DEFAULT_KINDS
     try:
         return int(args.func(args))

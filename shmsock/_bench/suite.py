@@ -25,15 +25,13 @@ import trio
 
 import shmsock
 
-from . import ring, workers
+from . import DEFAULT_KINDS, ring, workers
 
 _ctx = multiprocessing.get_context("spawn")
-# "fanin-nice" (not in the default suite) runs the fan-in with the producers
-# at this niceness: with more busy processes than cores, the fair scheduler
-# gives the one receiver only its share (see docs/performance.md).
+# "fanin-nice" runs the fan-in with the producers at this niceness: with more
+# busy processes than cores, the fair scheduler gives the one receiver only
+# its share (see docs/performance.md).
 FANIN_NICE = 10
-DEFAULT_KINDS = ("throughput", "large", "fanin", "latency", "connect", "memory", "idle", "ring")
-KINDS = (*DEFAULT_KINDS, "fanin-nice")
 
 #: The message size of the "large" figure: far more than a ring holds.
 LARGE = 16 << 20
@@ -69,6 +67,11 @@ class Options:
     rounds: int = 3000
     spin_us: int = 50
     idle_peers: int = 100
+
+
+def _niceness(nice: int) -> str:
+    """The label suffix of a fan-in run with niced producers."""
+    return f", nice {nice}" if nice else ""
 
 
 class _Proc:
@@ -205,9 +208,9 @@ class Suite:
             steps.append(self.large)
             if self.zmq:
                 steps.append(partial(self.peer_throughput, "pyzmq", LARGE))
+        size = 1024 if 1024 in o.sizes else o.sizes[-1]
         for kind, nice in (("fanin", 0), ("fanin-nice", FANIN_NICE)):
             if kind in o.kinds:
-                size = 1024 if 1024 in o.sizes else o.sizes[-1]
                 steps.append(partial(self.fanin, size, nice))
                 if self.zmq:
                     steps.append(partial(self.peer_fanin, size, nice))
@@ -305,7 +308,7 @@ class Suite:
         self.figures.append(Figure("peer", peer, "M msg/s", value, True, key=f"tp{size}"))
 
     def fanin(self, size: int, nice: int = 0) -> None:
-        how = f", nice {nice}" if nice else ""
+        how = _niceness(nice)
         self._say(f"8 producers -> 1 PULL, {size} B, batch{how}")
         spec = {
             "endpoint": self._endpoint(),
@@ -327,7 +330,7 @@ class Suite:
         )
 
     def peer_fanin(self, size: int, nice: int = 0) -> None:
-        self._say(f"8 producers -> 1 PULL, {size} B, pyzmq" + (f", nice {nice}" if nice else ""))
+        self._say(f"8 producers -> 1 PULL, {size} B, pyzmq{_niceness(nice)}")
         spec = {"address": "ipc://" + self._ipc("zmqf"), "size": size, "nice": nice}
         value = self._throughput(workers.zmq_receiver, workers.zmq_sender, spec, senders=8)
         self.figures.append(
