@@ -30,7 +30,7 @@ figures:
                already there) against a send_nowait sender, CRC on only.
                Counted at the receiver after a warm-up.
   large        16 MiB messages PUSH -> PULL with await send/recv, streamed
-               in fragments through the default 512 KiB ring and a 1 MiB
+               in fragments through the default 1 MiB ring and a 4 MiB
                ring, CRC on.
   fanin        8 PUSH processes into one PULL (batch API), aggregate rate.
   fanin-nice   the same with the 8 producers at nice 10 (pyzmq's too), so
@@ -41,9 +41,11 @@ figures:
                default) and once with --spin-us on both sides.
   connect      from connect() in a new socket to the first message read by
                the binder in the other process; median and max of 30.
-  memory       a bound socket with no peers (private RSS growth plus its
-               shared-memory files), and the cost of each connection (both
-               rings plus the binder's private state, averaged over 20).
+  memory       a bound REP with no peers (private RSS growth plus its
+               shared-memory files), and the cost of each REQ -> REP
+               connection (both rings plus the binder's private state,
+               averaged over 20).  REQ and REP both write, so this is the
+               most a connection costs; a PULL's ring is only 4 KiB.
   idle         CPU used by a binder and 100 connected, idle peers over 2 s.
   ring         the C ring alone: 1 KiB records, batches of 64, written and
                read in one thread (no second process, no waiting).

@@ -10,7 +10,7 @@ KiB: Final = 1024
 MiB: Final = 1024 * KiB
 
 RING_SIZE_MIN: Final = 4 * KiB
-RING_SIZE_MAX: Final = 1 * MiB
+RING_SIZE_MAX: Final = 64 * MiB
 MAX_MSG_SIZE_MAX: Final = 1 << 40
 SPIN_US_MAX: Final = 1_000_000
 
@@ -22,7 +22,9 @@ class Options:
     ring_size
         Bytes of each ring this socket writes, one per connection (the peer
         sizes the ring in the other direction).  Rounded up to a power of
-        two, from 4 KiB to 1 MiB.  Default 512 KiB.
+        two, from 4 KiB to 64 MiB.  Default 1 MiB.  A PULL socket never
+        writes a message, so its rings take the smallest size whatever
+        this says.
     max_msg_size
         Largest message, in payload bytes over all frames, that this socket
         sends or accepts.  Default 64 MiB; at most 2**40.
@@ -39,7 +41,7 @@ class Options:
         discards at once; ``None`` waits without bound.  Default 1.0.
     """
 
-    ring_size: int = 512 * KiB
+    ring_size: int = 1024 * KiB
     max_msg_size: int = 64 * MiB
     spin_us: int = 0
     checksum: bool = True

@@ -113,6 +113,7 @@ class Socket:
         self._engine = Engine(
             kind,
             options,
+            self._pattern.can_send,
             self._pattern.max_peers,
             self._changed,
             self._attached,
@@ -154,7 +155,11 @@ class Socket:
 
     @property
     def ring_size(self) -> int:
-        """Bytes of each ring this socket writes (after rounding up)."""
+        """The ``ring_size`` option, rounded up: bytes of each ring this socket writes.
+
+        A PULL socket never writes a message, so its rings take the
+        smallest size whatever this says.
+        """
         return self._options.ring_size
 
     @property

@@ -19,7 +19,7 @@ import sys
 import trio
 
 import shmsock
-from shmsock import PULL, PUSH
+from shmsock import PAIR, PULL, PUSH
 
 SMALL = 4096  # a ring that fits
 BIG = 1 << 20  # a ring that does not
@@ -45,9 +45,10 @@ async def scenario() -> dict[str, object]:
             out["left_by_connect"] = sorted(set(_listing()) - set(before))
         # A binder that cannot allocate its ring for a connection refuses it,
         # and the connector is told why.
+        # (PAIRs: a PULL's rings are the smallest whatever its ring_size.)
         async with (
-            shmsock.socket(PULL, ring_size=BIG) as big_binder,
-            shmsock.socket(PUSH, ring_size=SMALL) as small,
+            shmsock.socket(PAIR, ring_size=BIG) as big_binder,
+            shmsock.socket(PAIR, ring_size=SMALL) as small,
         ):
             big_binder.bind("shm://full2")
             small.connect("shm://full2")

@@ -73,7 +73,7 @@ def test_latency_percentiles_are_ordered(report):
 def test_memory_and_connect_are_plausible(report):
     bound, per_connection = figures(report, "memory")
     assert bound["details"]["shm_bytes"] >= 0
-    # Two rings of the default 512 KiB at least, and far less than 3 MB.
+    # The PUSH's ring of the default 1 MiB at least, and less than 3 MB.
     assert 1 <= per_connection["value"] < 3
     (connect,) = figures(report, "connect")
     assert connect["value"] <= connect["details"]["max_ms"]

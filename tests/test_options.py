@@ -17,7 +17,7 @@ KiB, MiB = 1024, 1 << 20
 
 async def test_defaults_are_documented_values():
     async with shmsock.socket(PUSH) as s:
-        assert s.ring_size == 512 * KiB
+        assert s.ring_size == MiB
         assert s.max_msg_size == 64 * MiB
         assert s.spin_us == 0
         assert s.checksum is True
@@ -29,7 +29,15 @@ async def test_defaults_are_documented_values():
 
 @pytest.mark.parametrize(
     ("given", "expected"),
-    [(1, 4 * KiB), (4096, 4096), (5000, 8192), (65536, 65536), (65537, 131072), (MiB, MiB)],
+    [
+        (1, 4 * KiB),
+        (4096, 4096),
+        (5000, 8192),
+        (65536, 65536),
+        (65537, 131072),
+        (MiB + 1, 2 * MiB),
+        (64 * MiB, 64 * MiB),
+    ],
 )
 async def test_ring_size_is_rounded_up_to_a_power_of_two(given, expected):
     async with shmsock.socket(PUSH, ring_size=given) as s:
@@ -43,8 +51,8 @@ async def test_ring_size_is_rounded_up_to_a_power_of_two(given, expected):
         ({"ring_size": "big"}, TypeError, "ring_size must be an int"),
         ({"ring_size": 4096.0}, TypeError, "ring_size must be an int"),
         ({"ring_size": True}, TypeError, "ring_size"),
-        ({"ring_size": 0}, ValueError, "ring_size must be from 1 to 1048576"),
-        ({"ring_size": MiB + 1}, ValueError, "ring_size must be from 1 to 1048576"),
+        ({"ring_size": 0}, ValueError, "ring_size must be from 1 to 67108864"),
+        ({"ring_size": 64 * MiB + 1}, ValueError, "ring_size must be from 1 to 67108864"),
         ({"max_msg_size": -1}, ValueError, "max_msg_size must be from 0"),
         ({"max_msg_size": 1 << 41}, ValueError, "max_msg_size"),
         ({"spin_us": -5}, ValueError, "spin_us must be from 0 to 1000000"),
@@ -77,6 +85,32 @@ async def test_each_side_sizes_the_ring_it_writes():
         assert a._engine.peers[0].tx.capacity == 8 * KiB
         assert a._engine.peers[0].rx.capacity == 64 * KiB
         assert b._engine.peers[0].tx.capacity == 64 * KiB
+
+
+async def test_a_pull_socket_writes_rings_of_the_smallest_size():
+    # A PULL never writes a message, so a large ring_size would only waste
+    # shared memory, on the binding side and the connecting side alike.
+    async with (
+        shmsock.socket(PULL, ring_size=MiB) as bound,
+        shmsock.socket(PULL, ring_size=MiB) as connecting,
+        shmsock.socket(PUSH, ring_size=64 * KiB) as a,
+        shmsock.socket(PUSH, ring_size=64 * KiB) as b,
+    ):
+        bound.bind("shm://pullring")
+        a.connect("shm://pullring")
+        b.bind("shm://pushring")
+        connecting.connect("shm://pushring")
+        for push in (a, b):
+            await wait_peers(push, 1)
+            assert push._engine.peers[0].rx.capacity == 4 * KiB
+            assert push._engine.peers[0].tx.capacity == 64 * KiB
+        batch = [b"%d" % i * 300 for i in range(60)]  # 60 KiB, far more than 4 KiB
+        await a.send_many(batch)
+        got: list[bytes] = []
+        with trio.fail_after(10):
+            while len(got) < len(batch):
+                got += await bound.recv_many(100)
+        assert got == batch
 
 
 async def test_checksum_off_still_delivers():

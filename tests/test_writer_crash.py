@@ -35,6 +35,7 @@ from procs import spawn
 import shmsock
 from shmsock import PAIR, PULL, PUSH
 from shmsock import _ring as R
+from shmsock._options import Options
 from shmsock._transport._peer import Message, Peer
 
 M64 = 1 << 64
@@ -368,9 +369,10 @@ POINTS = [
     "fragmented, some fragments published",
 ]
 # The writer's messages before the crash: the reader reads the two large
-# ones first, so the crash's records fit behind the two small ones and
-# wrap around the end of the ring (a 512 KiB ring by default).
-BEFORE = [[os.urandom(230_000)], [os.urandom(230_000)], [b"m2"], [b"m3"]]
+# ones first (7/8 of the default ring between them), so the crash's records
+# fit behind the two small ones and wrap around the end of the ring.
+_LARGE = Options().ring_size * 7 // 16
+BEFORE = [[os.urandom(_LARGE)], [os.urandom(_LARGE)], [b"m2"], [b"m3"]]
 READ_FIRST = 2
 
 

@@ -282,7 +282,7 @@ class Suite:
         )
 
     def large(self) -> None:
-        for ring_size in (512 << 10, 1 << 20):
+        for ring_size in (1 << 20, 4 << 20):
             self._say(f"16 MiB messages, streamed through a {_size(ring_size)} ring")
             spec = {
                 "endpoint": self._endpoint(),
@@ -394,11 +394,11 @@ class Suite:
     def memory(self) -> None:
         self._say("memory: bound socket, and per connection")
         peers = 20
-        spec = {"endpoint": self._endpoint(), "peers": peers, "send_one": True}
+        spec = {"endpoint": self._endpoint(), "peers": peers, "type": "REQ", "send_one": True}
         with _procs() as started:
             binder = _start(started, workers.shm_memory_binder, spec)
             bound = binder.recv(60)["bound"]
-            pushers = _start(started, workers.shm_many_pushers, spec)
+            pushers = _start(started, workers.shm_many_connectors, spec)
             pushers.expect_ready(60)
             after = binder.recv(60)
         # Both rings of every connection are files in the root, so shm_bytes
@@ -413,7 +413,7 @@ class Suite:
         self.figures.append(
             Figure(
                 "memory",
-                "bound socket, no peers",
+                "bound REP, no peers",
                 "MB",
                 total_bound / 1e6,
                 False,
@@ -423,7 +423,7 @@ class Suite:
         self.figures.append(
             Figure(
                 "memory",
-                "each connection (both rings + binder state)",
+                "each REQ -> REP connection",
                 "MB",
                 per_conn / 1e6,
                 False,
@@ -434,11 +434,11 @@ class Suite:
     def idle(self) -> None:
         n = self.opts.idle_peers
         self._say(f"idle CPU with {n} connected peers")
-        spec = {"endpoint": self._endpoint(), "peers": n}
+        spec = {"endpoint": self._endpoint(), "peers": n, "type": "PUSH"}
         with _procs() as started:
             binder = _start(started, workers.shm_idle_binder, spec)
             binder.expect_ready()
-            pushers = _start(started, workers.shm_many_pushers, spec)
+            pushers = _start(started, workers.shm_many_connectors, spec)
             pushers.expect_ready(120)
             time.sleep(0.2)
             c0 = binder.cpu_seconds() + pushers.cpu_seconds()

@@ -43,11 +43,19 @@ def _summary(samples_ns: list[int]) -> dict[str, float]:
 # -- shmsock throughput -------------------------------------------------------
 
 
+def _ring_options(spec: Spec) -> dict[str, Any]:
+    """The socket options a throughput spec sets; the ring size defaults to the library's."""
+    options: dict[str, Any] = {"checksum": spec["checksum"]}
+    if "ring_size" in spec:
+        options["ring_size"] = spec["ring_size"]
+    return options
+
+
 def shm_receiver(conn: Connection, spec: Spec) -> None:
     mode, seconds, warmup = spec["mode"], spec["seconds"], spec["warmup"]
 
     async def main() -> None:
-        options = {"checksum": spec["checksum"], "ring_size": spec.get("ring_size", 512 << 10)}
+        options = _ring_options(spec)
         async with shmsock.socket(shmsock.PULL, linger=0, **options) as s:
             s.bind(spec["endpoint"])
             conn.send("ready")
@@ -107,7 +115,7 @@ def shm_sender(conn: Connection, spec: Spec) -> None:
     batch = [msg] * 64
 
     async def main() -> None:
-        options = {"checksum": spec["checksum"], "ring_size": spec.get("ring_size", 512 << 10)}
+        options = _ring_options(spec)
         async with shmsock.socket(shmsock.PUSH, linger=0, **options) as s:
             s.connect(spec["endpoint"])
             await s.wait_peers(1)
@@ -215,26 +223,31 @@ def _shm_bytes(root: str) -> int:
 
 
 def shm_memory_binder(conn: Connection, spec: Spec) -> None:
-    """Private memory and shared memory of a bound socket, then per connection."""
+    """Private memory and shared memory of a bound REP, then per connection.
+
+    REQ and REP both write, so each connection holds two full rings: the
+    most any pattern costs (a PULL's rings are the smallest size).
+    """
     root = os.environ["SHMSOCK_ROOT"]
 
     async def main() -> None:
         # Warm up imports and lazily created objects with a throwaway socket.
-        async with shmsock.socket(shmsock.PULL) as warm:
+        async with shmsock.socket(shmsock.REP) as warm:
             warm.bind(spec["endpoint"] + "-warm")
         await trio.sleep(0.05)
         rss0, shm0 = _status_kib("RssAnon") * 1024, _shm_bytes(root)
-        async with shmsock.socket(shmsock.PULL) as pull:
-            pull.bind(spec["endpoint"])
+        async with shmsock.socket(shmsock.REP) as rep:
+            rep.bind(spec["endpoint"])
             await trio.sleep(0.05)
             bound = {
                 "private_bytes": _status_kib("RssAnon") * 1024 - rss0,
                 "shm_bytes": _shm_bytes(root) - shm0,
             }
             conn.send({"bound": bound})
-            await pull.wait_peers(spec["peers"])
+            await rep.wait_peers(spec["peers"])
             for _ in range(spec["peers"]):
-                await pull.recv()  # one message per connection: rings in use
+                await rep.recv()  # a message each way per connection: rings in use
+                await rep.send(b"y")
             conn.send(
                 {
                     "private_bytes": _status_kib("RssAnon") * 1024 - rss0,
@@ -246,19 +259,20 @@ def shm_memory_binder(conn: Connection, spec: Spec) -> None:
     trio.run(main)
 
 
-def shm_many_pushers(conn: Connection, spec: Spec) -> None:
-    """*peers* PUSH sockets in one process, connected to one endpoint."""
+def shm_many_connectors(conn: Connection, spec: Spec) -> None:
+    """*peers* sockets of *type* in one process, connected to one endpoint."""
+    kind = shmsock.SocketType[spec["type"]]
 
     async def main() -> None:
         async with trio.open_nursery() as nursery:
             ready = trio.Semaphore(0)
 
             async def one() -> None:
-                async with shmsock.socket(shmsock.PUSH, linger=0) as push:
-                    push.connect(spec["endpoint"])
+                async with shmsock.socket(kind, linger=0) as sock:
+                    sock.connect(spec["endpoint"])
                     if spec.get("send_one"):
-                        await push.send(b"x")
-                    await push.wait_peers(1)
+                        await sock.send(b"x")
+                    await sock.wait_peers(1)
                     ready.release()
                     await trio.sleep_forever()
 

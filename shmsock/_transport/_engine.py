@@ -57,7 +57,7 @@ from .._errors import (
     UnsafeFile,
     VersionMismatch,
 )
-from .._options import Options
+from .._options import RING_SIZE_MIN, Options
 from .._stats import EndpointStats
 from .._types import SocketType
 from . import _segment as seg
@@ -200,6 +200,7 @@ class Engine:
         self,
         kind: SocketType,
         options: Options,
+        can_send: bool,
         max_peers: int | None,
         on_change: Callable[[bool, bool], None],
         on_attach: Callable[[Peer], None],
@@ -207,6 +208,9 @@ class Engine:
     ) -> None:
         self.kind = kind
         self.options = options
+        # A socket that never sends (PULL) writes only positions and state
+        # into its rings, so the smallest ring does.
+        self.ring_size = options.ring_size if can_send else RING_SIZE_MIN
         self.max_peers = max_peers
         self._on_change = on_change
         self._on_attach = on_attach
@@ -329,7 +333,7 @@ class Engine:
         token = os.urandom(4).hex()
         try:
             sg = seg.create(
-                d, f"{b.name}@spare.{token}", self.options.ring_size, self.kind, seg.ROLE_BINDER
+                d, f"{b.name}@spare.{token}", self.ring_size, self.kind, seg.ROLE_BINDER
             )
         except (OSError, ShmsockError) as exc:
             log.debug("shmsock: %s: no spare ring: %s", b.endpoint, exc)
@@ -543,7 +547,7 @@ class Engine:
             token = os.urandom(4).hex()
             try:
                 return token, seg.create(
-                    d, f"{name}@{k}.b.{token}", self.options.ring_size, self.kind, seg.ROLE_BINDER
+                    d, f"{name}@{k}.b.{token}", self.ring_size, self.kind, seg.ROLE_BINDER
                 )
             except FileExistsError:
                 continue
@@ -563,9 +567,7 @@ class Engine:
             # end, with the next bind, or with `shmsock clean`.  A ring file
             # left without its lock (removed by hand) would make create fail.
             d.unlink(f"{name}@{k}.c")
-            sg = seg.create(
-                d, f"{name}@{k}.c", self.options.ring_size, self.kind, seg.ROLE_CONNECTOR
-            )
+            sg = seg.create(d, f"{name}@{k}.c", self.ring_size, self.kind, seg.ROLE_CONNECTOR)
         except BaseException:
             d.unlink(f"{name}@{k}.lock")
             os.close(lock_fd)
@@ -912,9 +914,7 @@ class Engine:
         d = self._dir()
         d.unlink(slot.seg.name)  # our mapping of it stays valid until released
         try:
-            new_seg = seg.create(
-                d, slot.seg.name, self.options.ring_size, self.kind, seg.ROLE_CONNECTOR
-            )
+            new_seg = seg.create(d, slot.seg.name, self.ring_size, self.kind, seg.ROLE_CONNECTOR)
         except (OSError, ShmsockError) as exc:
             log.warning("shmsock: %s: cannot replace the corrupt ring: %s", slot.endpoint, exc)
             slot.refused = (
