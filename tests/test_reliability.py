@@ -443,6 +443,42 @@ async def test_binder_killed_while_creating_a_ring_for_us(point, userdir):
         child.close()
 
 
+async def test_a_connector_that_closes_before_noticing_its_binder_died_removes_its_ring(userdir):
+    # The binder's ring to us is ours to remove once the binder is gone (a
+    # 1 MiB file by default); closing without a checkpoint gives the socket
+    # no chance to have seen the hang-up before.
+    binder = spawn(peers.bind_and_hold, "shm://gonebinder", "PAIR")
+    try:
+        await binder.expect("ready")
+        async with shmsock.socket(PAIR) as pair:
+            pair.connect("shm://gonebinder")
+            await wait_peers(pair, 1)
+            assert any(n.startswith("gonebinder@0.b.") for n in os.listdir(userdir))
+            binder.kill()
+            pair.close()
+    finally:
+        binder.close()
+    # What stays is what a dead binder leaves for the next one to take over.
+    assert _names(userdir) == {"gonebinder@lock", "gonebinder@sock"}
+    async with shmsock.socket(PAIR) as again:
+        again.bind("shm://gonebinder")
+
+
+async def test_a_connector_that_closes_leaves_a_live_binders_ring_to_it(userdir):
+    async with shmsock.socket(PAIR) as binder:
+        binder.bind("shm://livebinder")
+        async with shmsock.socket(PAIR) as pair:
+            pair.connect("shm://livebinder")
+            await wait_peers(binder, 1)
+            ring = binder._engine.peers[0].tx_seg.name
+            pair.close()
+            assert ring in os.listdir(userdir)  # the binder's to remove, once it notices
+        with trio.fail_after(10):
+            while binder.peer_count:  # noqa: ASYNC110 (until its poller has seen it go)
+                await trio.sleep(0.01)
+        assert ring not in os.listdir(userdir)
+
+
 @pytest.mark.parametrize("point", crashpeers.CREATE_POINTS)
 async def test_binder_killed_while_making_its_spare_ring(point, userdir):
     child = spawn(crashpeers.die_creating_spare, "shm://spare", point)

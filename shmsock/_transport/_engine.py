@@ -189,6 +189,13 @@ class _Handshake:
         self.buf = bytearray()
 
 
+def _hung_up(fd: int) -> bool:
+    """Whether the other end of the stream socket *fd* has closed, now."""
+    poller = select.poll()
+    poller.register(fd, select.POLLRDHUP)
+    return bool(poller.poll(0))
+
+
 class Engine:
     """Everything below the socket API, for one socket.
 
@@ -564,10 +571,12 @@ class Engine:
             # connect pay for every file in the directory: a binder's old
             # ring for this slot has its own token, so it cannot clash with
             # the next one, and it goes when its binder sees the connection
-            # end, with the next bind, or with `shmsock clean`.  A ring file
-            # left without its lock (removed by hand) would make create fail.
-            d.unlink(f"{name}@{k}.c")
-            sg = seg.create(d, f"{name}@{k}.c", self.ring_size, self.kind, seg.ROLE_CONNECTOR)
+            # end, when we close and find its binder gone, with the next
+            # bind, or with `shmsock clean`.  A ring file left without its
+            # lock (removed by hand) would make create fail.
+            ring_name = f"{name}@{k}.c"
+            d.unlink(ring_name)
+            sg = seg.create(d, ring_name, self.ring_size, self.kind, seg.ROLE_CONNECTOR)
         except BaseException:
             d.unlink(f"{name}@{k}.lock")
             os.close(lock_fd)
@@ -1164,8 +1173,14 @@ class Engine:
             if peer.alive:
                 peer.alive = False
                 self._unregister(peer.fd)
-                if peer.bound and d is not None:
-                    d.unlink(peer.tx_seg.name)
+                if d is not None:
+                    if peer.bound:
+                        d.unlink(peer.tx_seg.name)
+                    elif _hung_up(peer.fd):
+                        # Its binder died and we had not heard yet: nobody
+                        # else would remove its ring to us before the next
+                        # bind.  A live binder removes it itself.
+                        d.unlink(peer.rx_seg.name)
             peer.release()
         self.peers.clear()
         self.send_ready.clear()
