@@ -45,6 +45,12 @@ from ._types import SocketType
 
 _checkpoint_if_cancelled = trio.lowlevel.checkpoint_if_cancelled
 _shielded_checkpoint = trio.lowlevel.cancel_shielded_checkpoint
+# The public methods run with KeyboardInterrupt protection, as Trio's own
+# channels do: a Ctrl-C that lands between a write and the doorbell that
+# write claimed would leave the reader asleep over unread data, and one
+# between taking records from a ring and returning them would lose them.
+# Trio then raises it in the main task at its next checkpoint instead.
+_ki_protected = trio.lowlevel.enable_ki_protection
 _MORE_START: Final = bytes([R.START | R.MORE])
 
 
@@ -206,6 +212,7 @@ class Socket:
 
     # -- endpoints ------------------------------------------------------------
 
+    @_ki_protected
     def bind(self, endpoint: str) -> None:
         """Bind to ``shm://NAME``; peers that connect there attach.
 
@@ -219,6 +226,7 @@ class Socket:
         self._engine.bind(name)
         self._endpoints += 1
 
+    @_ki_protected
     def connect(self, endpoint: str) -> None:
         """Connect to ``shm://NAME``, now or whenever a binder appears there.
 
@@ -238,6 +246,7 @@ class Socket:
         """Connections attached now, to live peers."""
         return sum(p.alive for p in self._engine.peers)
 
+    @_ki_protected
     async def wait_peers(self, count: int = 1) -> None:
         """Wait until at least *count* live peers are attached.
 
@@ -261,6 +270,7 @@ class Socket:
 
     # -- sending ----------------------------------------------------------------
 
+    @_ki_protected
     def send_nowait(self, data: bytes) -> None:
         """Send one message now or raise trio.WouldBlock.
 
@@ -286,6 +296,7 @@ class Socket:
                         return
         self._send_nowait([_as_bytes(data)])
 
+    @_ki_protected
     async def send(self, data: bytes) -> None:
         """Send one message, waiting for a peer with room.
 
@@ -306,6 +317,7 @@ class Socket:
         """
         await self._send([_as_bytes(data)])
 
+    @_ki_protected
     def send_multipart_nowait(self, frames: Iterable[bytes]) -> None:
         """Send a multipart message now, all frames or none; see send_nowait.
 
@@ -314,6 +326,7 @@ class Socket:
         """
         self._send_nowait(_frames(frames))
 
+    @_ki_protected
     async def send_multipart(self, frames: Iterable[bytes]) -> None:
         """Send a message of several frames, delivered all together or not at all.
 
@@ -321,6 +334,7 @@ class Socket:
         """
         await self._send(_frames(frames))
 
+    @_ki_protected
     def send_many_nowait(self, messages: Sequence[bytes]) -> None:
         """Send a batch of one-frame messages to one peer, all or none, now.
 
@@ -382,6 +396,7 @@ class Socket:
             f" socket's {self.ring_size}-byte ring holds: send smaller batches"
         )
 
+    @_ki_protected
     async def send_many(self, messages: Sequence[bytes]) -> None:
         """Send a batch of one-frame messages to one peer, all or none.
 
@@ -606,6 +621,7 @@ class Socket:
 
     # -- receiving ------------------------------------------------------------
 
+    @_ki_protected
     def recv_nowait(self) -> bytes:
         """Receive one message now or raise trio.WouldBlock.
 
@@ -627,6 +643,7 @@ class Socket:
         item = self._recv_item(multipart=False)
         return item if type(item) is bytes else item.frames[0]  # type: ignore[union-attr]
 
+    @_ki_protected
     async def recv(self) -> bytes:
         """Receive one message, waiting until there is one.
 
@@ -644,16 +661,19 @@ class Socket:
         item = await self._recv(multipart=False)
         return item if type(item) is bytes else item.frames[0]  # type: ignore[union-attr]
 
+    @_ki_protected
     def recv_multipart_nowait(self) -> list[bytes]:
         """Receive one message as its list of frames, now or trio.WouldBlock."""
         item = self._recv_item(multipart=True)
         return [item] if type(item) is bytes else list(item.frames)  # type: ignore[union-attr]
 
+    @_ki_protected
     async def recv_multipart(self) -> list[bytes]:
         """Receive one message as its list of frames (one frame or several)."""
         item = await self._recv(multipart=True)
         return [item] if type(item) is bytes else list(item.frames)  # type: ignore[union-attr]
 
+    @_ki_protected
     def recv_many_nowait(self, max_count: int = 256) -> list[bytes]:
         """Up to *max_count* one-frame messages from one peer, now.
 
@@ -710,6 +730,7 @@ class Socket:
                 break
         return out
 
+    @_ki_protected
     async def recv_many(self, max_count: int = 256) -> list[bytes]:
         """Wait for at least one message; return up to *max_count* of them.
 
@@ -777,7 +798,7 @@ class Socket:
                     waited = True
                     continue
                 break
-        except trio.Cancelled:
+        except (trio.Cancelled, KeyboardInterrupt):  # KI: delivered at the wait, like a cancel
             self._pattern.recv_cancelled()
             raise
         if not waited:
@@ -864,6 +885,7 @@ class Socket:
     def __aiter__(self) -> AsyncIterator[bytes]:
         return self
 
+    @_ki_protected
     async def __anext__(self) -> bytes:
         """The next message, as recv() gives it; the iteration ends when the
         socket is closed.
@@ -896,6 +918,7 @@ class Socket:
         if self._closed:
             raise trio.ClosedResourceError("the socket is closed")
 
+    @_ki_protected
     def close(self) -> None:
         """Close now, without waiting: unread messages are discarded.
 
@@ -907,6 +930,7 @@ class Socket:
         self._mark_closed()
         self._teardown(discard=True)
 
+    @_ki_protected
     async def aclose(self) -> None:
         """Close, first waiting up to ``linger`` for peers to read what was sent.
 
@@ -995,12 +1019,14 @@ class _SocketContext:
         self._socket = Socket(kind, options)
         self._nursery_manager: Any = None
 
+    @_ki_protected
     async def __aenter__(self) -> Socket:
         self._nursery_manager = trio.open_nursery()
         nursery = await self._nursery_manager.__aenter__()
         self._socket._start(nursery)
         return self._socket
 
+    @_ki_protected
     async def __aexit__(
         self,
         exc_type: type[BaseException] | None,

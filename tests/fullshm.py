@@ -33,7 +33,7 @@ def _listing() -> list[str]:
 async def scenario() -> dict[str, object]:
     out: dict[str, object] = {}
     async with shmsock.socket(PULL, ring_size=SMALL) as pull:
-        pull.bind("shm://full")  # binding allocates no segment
+        pull.bind("shm://full")  # binding needs no room
         before = _listing()
         # A connector whose ring cannot be allocated fails in connect().
         async with shmsock.socket(PUSH, ring_size=BIG) as big:

@@ -8,6 +8,9 @@ connected, then whatever the test asks for.
 from __future__ import annotations
 
 import hashlib
+import os
+import signal
+import threading
 from multiprocessing.connection import Connection
 
 import trio
@@ -199,3 +202,81 @@ def req_client(conn: Connection, endpoint: str, bind: bool, name: str, count: in
             await trio.to_thread.run_sync(conn.recv)
 
     trio.run(main)
+
+
+def push_ctrl_c_at_doorbell(conn: Connection, endpoint: str) -> None:
+    """Send one message, with a Ctrl-C arriving just as its write has
+    claimed the sleeping reader's wake-up; report how trio.run ended and
+    which doorbells rang.  linger=None: a lost wake-up would hang the exit.
+    """
+    from shmsock._transport._peer import Peer
+
+    rung: list[bytes] = []
+    real_ring = Peer.ring
+
+    def ring(self: Peer, what: bytes) -> None:
+        if not rung:
+            # Python runs the handler at the next bytecode, here, before
+            # the real doorbell: where a real Ctrl-C can land.
+            signal.raise_signal(signal.SIGINT)
+        rung.append(what)
+        real_ring(self, what)
+
+    async def main() -> None:
+        async with shmsock.socket(shmsock.PUSH, linger=None) as push:
+            push.connect(endpoint)
+            await push.wait_peers(1)
+            conn.send("ready")
+            await trio.to_thread.run_sync(conn.recv)  # the reader sleeps now
+            Peer.ring = ring  # type: ignore[method-assign]
+            await push.send(b"hello")
+            await trio.sleep_forever()
+
+    try:
+        trio.run(main)
+    except KeyboardInterrupt:
+        conn.send(("interrupted", rung))
+    else:
+        conn.send(("returned", rung))
+
+
+def ctrl_c_in_blocked_recv(conn: Connection, endpoint: str) -> None:
+    """Block the main task in recv() and Ctrl-C it from outside; report what
+    the recv raised and what the PAIR and a REQ do next."""
+
+    async def main() -> list[object]:
+        out: list[object] = []
+        async with (
+            shmsock.socket(shmsock.PAIR) as a,
+            shmsock.socket(shmsock.PAIR) as b,
+            shmsock.socket(shmsock.REP) as rep,
+            shmsock.socket(shmsock.REQ) as req,
+        ):
+            a.bind(endpoint)
+            b.connect(endpoint)
+            rep.bind(endpoint + "-rr")
+            req.connect(endpoint + "-rr")
+            await b.wait_peers(1)
+            await req.wait_peers(1)
+            await req.send(b"q1")
+            assert await rep.recv() == b"q1"  # and no reply yet
+            for sock in (b, req):
+                # The signal comes while every task sleeps: Trio hands it to
+                # the main task, blocked in a protected recv.
+                timer = threading.Timer(0.3, os.kill, (os.getpid(), signal.SIGINT))
+                timer.start()
+                try:
+                    out.append(await sock.recv())
+                except KeyboardInterrupt:
+                    out.append("KeyboardInterrupt")
+                timer.join()
+            await a.send(b"after")
+            out.append(await b.recv())  # nothing was taken; the PAIR works on
+            await req.send(b"q2")  # the interrupted recv abandoned q1, as a cancel does
+            await rep.send(b"r1")
+            out.append(await rep.recv())
+            await rep.send(b"r2")
+            out.append(await req.recv())
+        return out
+
+    conn.send(trio.run(main))

@@ -246,6 +246,7 @@ class Engine:
         self._nursery = nursery
         nursery.start_soon(self.run)
 
+    @trio.lowlevel.enable_ki_protection  # see shmsock._socket: no half-handled event
     async def run(self) -> None:
         """Wait for events on every descriptor of this socket; dispatch them."""
         if self.closed:  # closed before this task first ran
