@@ -41,7 +41,7 @@ class Options:
         discards at once; ``None`` waits without bound.  Default 1.0.
     """
 
-    ring_size: int = 1024 * KiB
+    ring_size: int = 1 * MiB
     max_msg_size: int = 64 * MiB
     spin_us: int = 0
     checksum: bool = True

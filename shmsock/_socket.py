@@ -17,6 +17,10 @@ Trio semantics, for every socket type:
   each message goes to exactly one of them.
 - ``close()``/``aclose()`` wake every task blocked on the socket with
   :class:`trio.ClosedResourceError`.
+- The public methods are protected from KeyboardInterrupt, as Trio's own
+  channels are: Trio raises a Ctrl-C that arrives during one in the main
+  task at its next checkpoint, and a main task blocked in one is
+  interrupted at its wait, as by a cancel.
 """
 
 from __future__ import annotations
