@@ -10,10 +10,10 @@ from __future__ import annotations
 import hashlib
 import os
 import signal
-import threading
 from multiprocessing.connection import Connection
 
 import trio
+import trio.testing
 
 import shmsock
 
@@ -240,6 +240,11 @@ def push_ctrl_c_at_doorbell(conn: Connection, endpoint: str) -> None:
         conn.send(("returned", rung))
 
 
+async def _ctrl_c_once_all_blocked() -> None:
+    await trio.testing.wait_all_tasks_blocked()
+    os.kill(os.getpid(), signal.SIGINT)
+
+
 def ctrl_c_in_blocked_recv(conn: Connection, endpoint: str) -> None:
     """Block the main task in recv() and Ctrl-C it from outside; report what
     the recv raised and what the PAIR and a REQ do next."""
@@ -261,15 +266,14 @@ def ctrl_c_in_blocked_recv(conn: Connection, endpoint: str) -> None:
             await req.send(b"q1")
             assert await rep.recv() == b"q1"  # and no reply yet
             for sock in (b, req):
-                # The signal comes while every task sleeps: Trio hands it to
-                # the main task, blocked in a protected recv.
-                timer = threading.Timer(0.3, os.kill, (os.getpid(), signal.SIGINT))
-                timer.start()
+                # A system task (KI-protected, like Trio's run loop) sends
+                # the signal once every task sleeps; Trio hands it to the
+                # main task, blocked in recv.
+                trio.lowlevel.spawn_system_task(_ctrl_c_once_all_blocked)
                 try:
                     out.append(await sock.recv())
                 except KeyboardInterrupt:
                     out.append("KeyboardInterrupt")
-                timer.join()
             await a.send(b"after")
             out.append(await b.recv())  # nothing was taken; the PAIR works on
             await req.send(b"q2")  # the interrupted recv abandoned q1, as a cancel does
