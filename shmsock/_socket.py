@@ -41,7 +41,7 @@ from ._errors import MessageTooLarge, MultipartMessage, StateError
 from ._options import Options, make_options
 from ._patterns import make_pattern
 from ._stats import EndpointStats
-from ._transport._engine import Engine
+from ._transport._engine import Engine, ki_protected
 from ._transport._fs import parse_endpoint
 from ._transport._peer import Message, Peer, Queued
 from ._transport._wire import DATA
@@ -49,12 +49,6 @@ from ._types import SocketType
 
 _checkpoint_if_cancelled = trio.lowlevel.checkpoint_if_cancelled
 _shielded_checkpoint = trio.lowlevel.cancel_shielded_checkpoint
-# The public methods run with KeyboardInterrupt protection, as Trio's own
-# channels do: a Ctrl-C that lands between a write and the doorbell that
-# write claimed would leave the reader asleep over unread data, and one
-# between taking records from a ring and returning them would lose them.
-# Trio then raises it in the main task at its next checkpoint instead.
-_ki_protected = trio.lowlevel.enable_ki_protection
 _MORE_START: Final = bytes([R.START | R.MORE])
 
 
@@ -216,7 +210,7 @@ class Socket:
 
     # -- endpoints ------------------------------------------------------------
 
-    @_ki_protected
+    @ki_protected
     def bind(self, endpoint: str) -> None:
         """Bind to ``shm://NAME``; peers that connect there attach.
 
@@ -230,7 +224,7 @@ class Socket:
         self._engine.bind(name)
         self._endpoints += 1
 
-    @_ki_protected
+    @ki_protected
     def connect(self, endpoint: str) -> None:
         """Connect to ``shm://NAME``, now or whenever a binder appears there.
 
@@ -250,7 +244,7 @@ class Socket:
         """Connections attached now, to live peers."""
         return sum(p.alive for p in self._engine.peers)
 
-    @_ki_protected
+    @ki_protected
     async def wait_peers(self, count: int = 1) -> None:
         """Wait until at least *count* live peers are attached.
 
@@ -274,7 +268,7 @@ class Socket:
 
     # -- sending ----------------------------------------------------------------
 
-    @_ki_protected
+    @ki_protected
     def send_nowait(self, data: bytes) -> None:
         """Send one message now or raise trio.WouldBlock.
 
@@ -300,7 +294,7 @@ class Socket:
                         return
         self._send_nowait([_as_bytes(data)])
 
-    @_ki_protected
+    @ki_protected
     async def send(self, data: bytes) -> None:
         """Send one message, waiting for a peer with room.
 
@@ -321,7 +315,7 @@ class Socket:
         """
         await self._send([_as_bytes(data)])
 
-    @_ki_protected
+    @ki_protected
     def send_multipart_nowait(self, frames: Iterable[bytes]) -> None:
         """Send a multipart message now, all frames or none; see send_nowait.
 
@@ -330,7 +324,7 @@ class Socket:
         """
         self._send_nowait(_frames(frames))
 
-    @_ki_protected
+    @ki_protected
     async def send_multipart(self, frames: Iterable[bytes]) -> None:
         """Send a message of several frames, delivered all together or not at all.
 
@@ -338,7 +332,7 @@ class Socket:
         """
         await self._send(_frames(frames))
 
-    @_ki_protected
+    @ki_protected
     def send_many_nowait(self, messages: Sequence[bytes]) -> None:
         """Send a batch of one-frame messages to one peer, all or none, now.
 
@@ -400,7 +394,7 @@ class Socket:
             f" socket's {self.ring_size}-byte ring holds: send smaller batches"
         )
 
-    @_ki_protected
+    @ki_protected
     async def send_many(self, messages: Sequence[bytes]) -> None:
         """Send a batch of one-frame messages to one peer, all or none.
 
@@ -625,7 +619,7 @@ class Socket:
 
     # -- receiving ------------------------------------------------------------
 
-    @_ki_protected
+    @ki_protected
     def recv_nowait(self) -> bytes:
         """Receive one message now or raise trio.WouldBlock.
 
@@ -647,7 +641,7 @@ class Socket:
         item = self._recv_item(multipart=False)
         return item if type(item) is bytes else item.frames[0]  # type: ignore[union-attr]
 
-    @_ki_protected
+    @ki_protected
     async def recv(self) -> bytes:
         """Receive one message, waiting until there is one.
 
@@ -665,19 +659,19 @@ class Socket:
         item = await self._recv(multipart=False)
         return item if type(item) is bytes else item.frames[0]  # type: ignore[union-attr]
 
-    @_ki_protected
+    @ki_protected
     def recv_multipart_nowait(self) -> list[bytes]:
         """Receive one message as its list of frames, now or trio.WouldBlock."""
         item = self._recv_item(multipart=True)
         return [item] if type(item) is bytes else list(item.frames)  # type: ignore[union-attr]
 
-    @_ki_protected
+    @ki_protected
     async def recv_multipart(self) -> list[bytes]:
         """Receive one message as its list of frames (one frame or several)."""
         item = await self._recv(multipart=True)
         return [item] if type(item) is bytes else list(item.frames)  # type: ignore[union-attr]
 
-    @_ki_protected
+    @ki_protected
     def recv_many_nowait(self, max_count: int = 256) -> list[bytes]:
         """Up to *max_count* one-frame messages from one peer, now.
 
@@ -734,7 +728,7 @@ class Socket:
                 break
         return out
 
-    @_ki_protected
+    @ki_protected
     async def recv_many(self, max_count: int = 256) -> list[bytes]:
         """Wait for at least one message; return up to *max_count* of them.
 
@@ -889,7 +883,7 @@ class Socket:
     def __aiter__(self) -> AsyncIterator[bytes]:
         return self
 
-    @_ki_protected
+    @ki_protected
     async def __anext__(self) -> bytes:
         """The next message, as recv() gives it; the iteration ends when the
         socket is closed.
@@ -922,7 +916,7 @@ class Socket:
         if self._closed:
             raise trio.ClosedResourceError("the socket is closed")
 
-    @_ki_protected
+    @ki_protected
     def close(self) -> None:
         """Close now, without waiting: unread messages are discarded.
 
@@ -934,7 +928,7 @@ class Socket:
         self._mark_closed()
         self._teardown(discard=True)
 
-    @_ki_protected
+    @ki_protected
     async def aclose(self) -> None:
         """Close, first waiting up to ``linger`` for peers to read what was sent.
 
@@ -1023,14 +1017,14 @@ class _SocketContext:
         self._socket = Socket(kind, options)
         self._nursery_manager: Any = None
 
-    @_ki_protected
+    @ki_protected
     async def __aenter__(self) -> Socket:
         self._nursery_manager = trio.open_nursery()
         nursery = await self._nursery_manager.__aenter__()
         self._socket._start(nursery)
         return self._socket
 
-    @_ki_protected
+    @ki_protected
     async def __aexit__(
         self,
         exc_type: type[BaseException] | None,

@@ -189,10 +189,13 @@ class _Handshake:
         self.buf = bytearray()
 
 
-# The socket's background tasks run with KeyboardInterrupt protection, as
-# its public methods do (see shmsock._socket): a Ctrl-C must not leave an
-# event half-handled; Trio raises it in the main task instead.
-_ki_protected = trio.lowlevel.enable_ki_protection
+# The socket's public methods (shmsock._socket) and its background tasks
+# here run with KeyboardInterrupt protection, as Trio's own channels do: a
+# Ctrl-C that lands between a write and the doorbell that write claimed
+# would leave the reader asleep over unread data, and one between taking
+# records from a ring and returning them would lose them.  Trio raises it
+# in the main task at its next checkpoint instead.
+ki_protected = trio.lowlevel.enable_ki_protection
 
 
 def _hung_up(fd: int) -> bool:
@@ -252,7 +255,7 @@ class Engine:
         self._nursery = nursery
         nursery.start_soon(self.run)
 
-    @_ki_protected
+    @ki_protected
     async def run(self) -> None:
         """Wait for events on every descriptor of this socket; dispatch them."""
         if self.closed:  # closed before this task first ran
@@ -361,7 +364,7 @@ class Engine:
             sg.close()
             self._dir().unlink(sg.name)
 
-    @_ki_protected
+    @ki_protected
     async def _replenish_spare(self, b: Binding) -> None:
         # Not in the round that accepted a connector: its first message
         # should not wait behind the next connector's ring.
@@ -701,7 +704,7 @@ class Engine:
         hs = _Handshake(conn, slot=slot)
         self._register(conn.fileno(), partial(self._on_welcome, hs))
 
-    @_ki_protected
+    @ki_protected
     async def _dial_later(self, slot: Slot, delay: float = 0.001) -> None:
         # Only when a binder's listen backlog overflows, or it dropped us
         # after its WELCOME; never to find one.
