@@ -403,7 +403,8 @@ int64_t shm_write(shm_producer *p, const uint8_t *data, const uint32_t *lens,
     return ((int64_t)n << 1) | wake;
 }
 
-int shm_write_one(shm_producer *p, const uint8_t *data, uint32_t len)
+static inline int write_single(shm_producer *p, const uint8_t *data, uint32_t len,
+                               uint32_t aux)
 {
     if (!p || !p->ring || (len && !data))
         return SHM_EINVAL;
@@ -412,8 +413,18 @@ int shm_write_one(shm_producer *p, const uint8_t *data, uint32_t len)
     int room = has_room(p, p->tail, space_needed(p, p->tail, rec_size(len)));
     if (room <= 0)
         return room ? room : SHM_AGAIN;
-    uint64_t pos = put_record(p, p->tail, data, len, SHM_F_START, 0);
+    uint64_t pos = put_record(p, p->tail, data, len, SHM_F_START, aux);
     return publish_tail(p, pos);
+}
+
+int shm_write_one(shm_producer *p, const uint8_t *data, uint32_t len)
+{
+    return write_single(p, data, len, 0);
+}
+
+int shm_write_tagged(shm_producer *p, const uint8_t *data, uint32_t len, uint32_t aux)
+{
+    return write_single(p, data, len, aux);
 }
 
 int shm_producer_can_write(shm_producer *p, uint32_t len)

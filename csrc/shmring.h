@@ -165,6 +165,10 @@ int64_t shm_write(shm_producer *p, const uint8_t *data, const uint32_t *lens,
  * for each.  Returns 0 or 1 (wake) on success, or an error as above. */
 int shm_write_one(shm_producer *p, const uint8_t *data, uint32_t len);
 
+/* The same with an aux word: a one-frame REQ or REP message, whose aux
+ * carries the request id.  Results as for shm_write_one. */
+int shm_write_tagged(shm_producer *p, const uint8_t *data, uint32_t len, uint32_t aux);
+
 /*
  * Read up to max_count records into `out` (payloads back to back, at most
  * out_cap bytes), their lengths into lens[], flags into flags[] and aux

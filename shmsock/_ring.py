@@ -242,8 +242,11 @@ class Producer(_Side):
 
     def write(self, data: bytes, flags: int = START, aux: int = 0) -> int:
         """Write one record; see the class docstring for the result."""
-        if flags == START and not aux:
-            rc: int = lib.shm_write_one(self._p, data, len(data))
+        if flags == START:
+            if aux:
+                rc: int = lib.shm_write_tagged(self._p, data, len(data), aux)
+            else:
+                rc = lib.shm_write_one(self._p, data, len(data))
         else:
             n, wake = self.write_records(
                 data, array("I", [len(data)]), bytes([flags]), aux, atomic=True
@@ -438,7 +441,13 @@ class Consumer(_Side):
             return [], None, None, bool(rc & 1)
         raw = buf.view
         out: list[bytes]
-        if n > 1 and not rc & 4:
+        if n == 1:
+            # One record (a round trip's request or reply): no lists to unpack.
+            out = [raw[: buf.lens[0]]]
+            if rc & 2:
+                return out, [buf.flags[0]], [buf.aux[0]], bool(rc & 1)
+            return out, None, None, bool(rc & 1)
+        if not rc & 4:
             # Payloads of one length (the common case of a batch): one
             # Struct call makes all the bytes objects, with no Python-level
             # loop; it is three times faster than slicing one by one.

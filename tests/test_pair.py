@@ -183,6 +183,109 @@ async def test_sigkilled_peer_gives_broken_to_a_blocked_receiver_after_its_messa
         child.close()
 
 
+async def test_a_peer_that_dies_after_waking_a_reader_is_seen_gone_without_another_read():
+    # A reader woken on its doorbell leaves the doorbell's bytes unread for
+    # later (Engine.rang).  The peer's death must reach the socket all the
+    # same while the task does something else: no message may go to a dead
+    # peer's ring.
+    child = spawn(peers.pair_echo, "shm://held", True)
+    try:
+        await child.expect("ready")
+        async with shmsock.socket(PAIR, linger=0) as pair:
+            pair.connect("shm://held")
+            await wait_peers(pair, 1)
+            got = []
+
+            async def reader():
+                got.append(await pair.recv())
+
+            async with trio.open_nursery() as nursery:
+                nursery.start_soon(reader)
+                await trio.testing.wait_all_tasks_blocked()
+                await pair.send(b"ping")
+            assert got == [b"ping"]
+            assert pair._engine.held is not None  # the wake-up left the doorbell unread
+            child.kill()
+            with trio.fail_after(10):
+                while pair.peer_count:  # noqa: ASYNC110 (until the poller has seen it go)
+                    await trio.sleep(0.005)
+            with pytest.raises(trio.BrokenResourceError):
+                pair.send_nowait(b"lost")
+        async with shmsock.socket(PAIR) as heir:
+            heir.bind("shm://held")  # takes over the dead binder's files
+    finally:
+        child.close()
+
+
+async def test_a_cancelled_direct_wait_hands_the_doorbell_back_to_the_other_waiters():
+    # The first receiver waits on the peer's doorbell itself and the second
+    # parks; once the first is cancelled, the second must still be woken.
+    async with shmsock.socket(PAIR) as a, shmsock.socket(PAIR) as b:
+        a.bind("shm://handback")
+        b.connect("shm://handback")
+        await wait_peers(a, 1)
+        got = []
+
+        async def second():
+            got.append(await a.recv())
+
+        first = trio.CancelScope()
+
+        async def direct():
+            with first:
+                await a.recv()
+
+        with trio.fail_after(10):
+            async with trio.open_nursery() as nursery:
+                nursery.start_soon(direct)
+                await trio.testing.wait_all_tasks_blocked()
+                nursery.start_soon(second)
+                await trio.testing.wait_all_tasks_blocked()
+                first.cancel()
+                await trio.testing.wait_all_tasks_blocked()
+                await b.send(b"for the second")
+        assert got == [b"for the second"]
+
+
+async def test_a_sender_parked_behind_a_waiting_receiver_gets_the_room_freed_with_a_reply():
+    # The receiver waits on the doorbell itself, so the sender parks.  Room
+    # and a reply then arrive together: the reply ends the receiver's part,
+    # and the sender must still hear of the room.
+    async with shmsock.socket(PAIR, ring_size=4096) as a, shmsock.socket(PAIR) as b:
+        a.bind("shm://parked")
+        b.connect("shm://parked")
+        await wait_peers(a, 1)
+        filled = 0
+        while True:
+            try:
+                a.send_nowait(bytes(1000))
+            except trio.WouldBlock:
+                break
+            filled += 1
+        got, sent = [], []
+
+        async def receiver():
+            got.append(await a.recv())
+
+        async def sender():
+            await a.send(b"after")
+            sent.append(True)
+
+        with trio.fail_after(10):
+            async with trio.open_nursery() as nursery:
+                nursery.start_soon(receiver)
+                await trio.testing.wait_all_tasks_blocked()
+                nursery.start_soon(sender)
+                await trio.testing.wait_all_tasks_blocked()
+                assert sent == []
+                for _ in range(filled):
+                    b.recv_nowait()  # frees the room; a's doorbell rings SPACE
+                b.send_nowait(b"reply")  # and DATA, on the same doorbell
+        assert got == [b"reply"]
+        assert sent == [True]
+        assert await b.recv() == b"after"
+
+
 async def test_sigkilled_peer_releases_a_blocked_sender_with_broken():
     child = spawn(peers.pair_send_then_wait, "shm://pks", True, [])
     try:

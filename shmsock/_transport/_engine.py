@@ -243,6 +243,8 @@ class Engine:
         self._watch: DirWatch | None = None
         self.rbuf = R.ReadBuffer(R.MIN_CAPACITY)
         self._retire_queue: list[Peer] = []
+        # The peer whose doorbell a woken waiter left muted and unread (see rang).
+        self.held: Peer | None = None
         self._nursery: trio.Nursery | None = None
         self.closed = False
         # Totals of retired connections by endpoint, so counters never go
@@ -1016,6 +1018,10 @@ class Engine:
             return None
         if got is None or got:
             return got
+        if peer is self.held:
+            # Read the doorbell before announcing again: any DATA on it is
+            # older than the announcement, and must not end the next wait.
+            self.settle()
         if not peer.alive:
             peer.readable = False
             peer.abandon_partial()
@@ -1070,10 +1076,51 @@ class Engine:
             self.epoll.modify(peer.fd, _EPOLL_IN)
 
     def on_doorbell(self, peer: Peer) -> None:
-        """Handle *peer*'s doorbell now (a waiter that muted it woke up)."""
+        """Read and handle *peer*'s doorbell now."""
         if peer.alive:
             self._on_doorbell(peer)
         self.reap()
+
+    def rang(self, peer: Peer) -> None:
+        """A receiver waiting on *peer*'s muted doorbell woke: act on it unread.
+
+        Reading the doorbell would put a system call, and unmuting it a
+        turn of the poller task, between the wake-up and the message.  So
+        the receiver assumes DATA (a wrong guess costs one look at the
+        ring) and the doorbell is *held*: left muted, its bytes unread,
+        until settle().  Muted, it still reports a hang-up to the poller
+        (epoll always reports EPOLLHUP), so a peer's death is seen as
+        promptly as ever.  What it does not report is a DATA or SPACE byte,
+        so the socket holds it only while no other task is parked waiting
+        for one, and settles it before any later wait: a new DATA or SPACE
+        byte comes only after a new announcement, which settles first
+        (reading) or is followed by a wait that settles and looks again
+        (writing).
+
+        Only a receiver guesses: a sender that wrote after a wrong guess of
+        SPACE could write to a peer that is gone.
+        """
+        if not peer.alive:
+            return
+        self.held = peer
+        peer.readable = True
+        self.want_recv(peer)
+        self._on_change(True, False)
+
+    def settle(self) -> None:
+        """Read the held doorbell, if any, and hand it back to the poller.
+
+        Call before announcing a wait on the held peer's rings, and before
+        any wait that a doorbell byte must end.  Does not retire anything
+        (see reap), so it is safe in the middle of reading.
+        """
+        peer = self.held
+        if peer is None:
+            return
+        self.held = None
+        if peer.alive:
+            self._on_doorbell(peer)
+        self.unmute(peer)
 
     def only_peer(self) -> Peer | None:
         """The one live peer, if there is exactly one (and nobody draining)."""
@@ -1175,6 +1222,7 @@ class Engine:
         if self.closed:
             return
         self.closed = True
+        self.held = None
         d = self.dir
         for peer in self.peers:
             if peer.owns_tx:

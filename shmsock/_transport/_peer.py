@@ -162,18 +162,18 @@ class Peer:
             raise exc
         self.on_tx_corrupt(self, exc)
 
-    def offer_one(self, data: bytes) -> bool:
-        """Write a one-frame message that fits a record.
+    def offer_one(self, data: bytes, aux: int = 0) -> bool:
+        """Write a one-frame message that fits a record, with *aux*.
 
         False when there is no room: this peer is then marked not writable,
         and its doorbell rings once space is freed.  False too when our
         ring to the peer is corrupt (see tx_corrupt).
         """
         try:
-            rc = self.tx.write(data)
+            rc = self.tx.write(data, R.START, aux)
             if rc < 0:
                 if not self.tx.prepare_wait(len(data)):
-                    rc = self.tx.write(data)  # room appeared meanwhile
+                    rc = self.tx.write(data, R.START, aux)  # room appeared meanwhile
                 if rc < 0:
                     self.writable = False
                     return False
@@ -263,8 +263,14 @@ class Peer:
             self.ring(_wire.SPACE)
         if not payloads:
             return payloads
-        if flags is None and self.partial is None and not self.skipping and not self.check_size:
-            return payloads
+        if self.partial is None and not self.skipping and not self.check_size:
+            if flags is None:
+                return payloads
+            if len(payloads) == 1 and flags[0] == _SIMPLE and aux is not None:
+                # One whole message with an aux word: a REQ's request or a
+                # REP's reply, the round trip's path.
+                self.inbox.append(Message(payloads, aux[0]) if aux[0] else payloads[0])
+                return None
         self._assemble(payloads, flags, aux)
         return None
 

@@ -178,6 +178,25 @@ static void honest_write(ring_t *r)
         fill(data + used, lens[i], (uint32_t)(r->nsent + i));
         used += lens[i];
     }
+    if (below(4) == 0) {
+        /* The one-record entry points: a plain message, or one tagged with
+         * an aux word as REQ and REP write them. */
+        uint32_t tag_aux = (uint32_t)below(3) * 0x7fffffffu;
+        int rc1 = tag_aux ? shm_write_tagged(&r->p, data, lens[0], tag_aux)
+                          : shm_write_one(&r->p, data, lens[0]);
+        if (rc1 == SHM_AGAIN || rc1 == SHM_ETOOBIG || (rc1 == SHM_EPOSITION && r->mutations))
+            return;
+        if (rc1 != 0 && rc1 != 1)
+            FAIL("one-record write returned %d", rc1);
+        if (r->nsent < MAX_SENT) {
+            r->sent[r->nsent].len = lens[0];
+            r->sent[r->nsent].tag = (uint32_t)r->nsent;
+            r->sent[r->nsent].flags = SHM_F_START;
+            r->sent[r->nsent].aux = tag_aux;
+            r->nsent++;
+        }
+        return;
+    }
     /* One draw per statement: the order of evaluation of arguments is
      * unspecified, and runs must be reproducible from their seed. */
     int atomic = (int)below(2);
