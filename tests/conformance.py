@@ -86,25 +86,30 @@ def damage_consumer_position(ring: memoryview) -> None:
     ring[128:136] = (tail + 64).to_bytes(8, "little")
 
 
-def fill_then_drain(tx: shmsock.Socket, rxs: list[shmsock.Socket], fill: bytes) -> None:
-    """Send *fill* until every ring from *tx* is full, then read it all.
-
-    The writer then believes its rings full, so its next write to each one
-    reloads the consumer position from the ring header.  Every message must
-    have the size of *fill* for that to hold.
-    """
+def fill(tx: shmsock.Socket, message: bytes) -> int:
+    """Send *message* with send_nowait until no ring takes it; return how many went."""
     sent = 0
     while True:
         try:
-            tx.send_nowait(fill)
+            tx.send_nowait(message)
         except trio.WouldBlock:
-            break
+            return sent
         sent += 1
+
+
+def fill_then_drain(tx: shmsock.Socket, rxs: list[shmsock.Socket], message: bytes) -> None:
+    """Send *message* until every ring from *tx* is full, then read it all.
+
+    The writer then believes its rings full, so its next write to each one
+    reloads the consumer position from the ring header.  Every message must
+    have the size of *message* for that to hold.
+    """
+    sent = fill(tx, message)
     read = 0
     for rx in rxs:
         while True:
             try:
-                assert rx.recv_nowait() == fill
+                assert rx.recv_nowait() == message
             except trio.WouldBlock:
                 break
             read += 1

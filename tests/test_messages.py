@@ -8,7 +8,7 @@ import peers
 import pytest
 import trio
 import trio.testing
-from conformance import wait_peers
+from conformance import fill, wait_peers
 from procs import spawn
 
 import shmsock
@@ -54,13 +54,7 @@ async def test_cancelled_multipart_send_sends_no_frame():
         a.bind("shm://mpc")
         b.connect("shm://mpc")
         await wait_peers(a, 1)
-        filler = 0
-        while True:  # leave too little room for the whole message
-            try:
-                a.send_nowait(bytes(1000))
-                filler += 1
-            except trio.WouldBlock:
-                break
+        filler = fill(a, bytes(1000))  # leaves too little room for the whole message
         with trio.move_on_after(0.05) as cs:
             await a.send_multipart([b"first", bytes(3000), b"last"])
         assert cs.cancelled_caught

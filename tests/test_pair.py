@@ -9,6 +9,7 @@ import trio.testing
 from conformance import (
     Pipelined,
     damage_consumer_position,
+    fill,
     fill_then_drain,
     link_factory,
     wait_peers,
@@ -17,6 +18,13 @@ from procs import spawn
 
 import shmsock
 from shmsock import PAIR
+
+
+async def start_in_turn(nursery: trio.Nursery, *tasks) -> None:
+    """Start each of *tasks* once every task started before it is blocked."""
+    for task in tasks:
+        nursery.start_soon(task)
+        await trio.testing.wait_all_tasks_blocked()
 
 
 class TestConformancePairBinderSends(Pipelined):
@@ -237,10 +245,7 @@ async def test_a_cancelled_direct_wait_hands_the_doorbell_back_to_the_other_wait
 
         with trio.fail_after(10):
             async with trio.open_nursery() as nursery:
-                nursery.start_soon(direct)
-                await trio.testing.wait_all_tasks_blocked()
-                nursery.start_soon(second)
-                await trio.testing.wait_all_tasks_blocked()
+                await start_in_turn(nursery, direct, second)
                 first.cancel()
                 await trio.testing.wait_all_tasks_blocked()
                 await b.send(b"for the second")
@@ -255,13 +260,7 @@ async def test_a_sender_parked_behind_a_waiting_receiver_gets_the_room_freed_wit
         a.bind("shm://parked")
         b.connect("shm://parked")
         await wait_peers(a, 1)
-        filled = 0
-        while True:
-            try:
-                a.send_nowait(bytes(1000))
-            except trio.WouldBlock:
-                break
-            filled += 1
+        filled = fill(a, bytes(1000))
         got, sent = [], []
 
         async def receiver():
@@ -273,10 +272,7 @@ async def test_a_sender_parked_behind_a_waiting_receiver_gets_the_room_freed_wit
 
         with trio.fail_after(10):
             async with trio.open_nursery() as nursery:
-                nursery.start_soon(receiver)
-                await trio.testing.wait_all_tasks_blocked()
-                nursery.start_soon(sender)
-                await trio.testing.wait_all_tasks_blocked()
+                await start_in_turn(nursery, receiver, sender)
                 assert sent == []
                 for _ in range(filled):
                     b.recv_nowait()  # frees the room; a's doorbell rings SPACE
