@@ -605,10 +605,9 @@ class Socket:
                 peer.writable = False
                 start = time.perf_counter()
                 try:
-                    await self._send_lot.park()
+                    await self._wait(self._send_lot)
                 finally:
                     self._add_blocked({peer.endpoint}, time.perf_counter() - start)
-                self._check_open()
         return True
 
     # -- receiving ------------------------------------------------------------
