@@ -1014,9 +1014,9 @@ class Socket:
         # waiters of a descriptor about to close: its wait raises
         # ClosedResourceError, and it re-checks like any woken waiter.  The
         # descriptor stays open.  A cancel scope around each wait would do
-        # the same, but entering and leaving one costs more than the rest
-        # of the wake-up path together (7.6 us against 0.4 us for an
-        # epoll_ctl, on the 2-core test machine).
+        # the same, but entering and leaving one costs 7.6 us on the 2-core
+        # test machine (timeit, warm), about a fifth of what the whole path
+        # from a wake-up to the message took (docs/performance.md).
         peer = self._direct_peer
         if peer is not None and peer.sock.fileno() >= 0:
             trio.lowlevel.notify_closing(peer.sock)
