@@ -855,10 +855,8 @@ class Socket:
             # wait for a SPACE byte on it.
             engine.rang(peer)
         else:
-            try:
-                engine.on_doorbell(peer)
-            finally:
-                engine.unmute(peer)
+            engine.reopen(peer)
+            engine.reap()
         self._check_open()
         return True
 

@@ -1075,12 +1075,6 @@ class Engine:
         if not self.closed and peer.fd in self._handlers:  # not gone meanwhile
             self.epoll.modify(peer.fd, _EPOLL_IN)
 
-    def on_doorbell(self, peer: Peer) -> None:
-        """Read and handle *peer*'s doorbell now."""
-        if peer.alive:
-            self._on_doorbell(peer)
-        self.reap()
-
     def rang(self, peer: Peer) -> None:
         """A receiver waiting on *peer*'s muted doorbell woke: act on it unread.
 
@@ -1115,12 +1109,17 @@ class Engine:
         (see reap), so it is safe in the middle of reading.
         """
         peer = self.held
-        if peer is None:
-            return
-        self.held = None
-        if peer.alive:
-            self._on_doorbell(peer)
-        self.unmute(peer)
+        if peer is not None:
+            self.held = None
+            self.reopen(peer)
+
+    def reopen(self, peer: Peer) -> None:
+        """Read *peer*'s muted doorbell, then hand it back to the poller."""
+        try:
+            if peer.alive:
+                self._on_doorbell(peer)
+        finally:
+            self.unmute(peer)
 
     def only_peer(self) -> Peer | None:
         """The one live peer, if there is exactly one (and nobody draining)."""
