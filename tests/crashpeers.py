@@ -31,6 +31,8 @@ def _stop_at(conn: Connection, point: str) -> None:
 
     real_fallocate = os.posix_fallocate
     real_init = ring.init_ring
+    # (A connector's ring is sized before its first allocation: "created"
+    # finds it full-size but unallocated, "sized" with its first page.)
     if point == "created":  # the file exists, empty, mode 0200
 
         def before_sizing(fd: int, offset: int, length: int) -> None:

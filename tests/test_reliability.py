@@ -730,6 +730,24 @@ async def test_full_shared_memory_fails_at_connect_or_accept_never_sigbus(how, t
     assert out["left_at_end"] == []
 
 
+async def test_a_connectors_ring_is_wholly_allocated_once_connect_returns():
+    # connect() allocates most of its ring while the binder answers the
+    # HELLO; a write must never reach a page the filesystem has not given
+    # (SIGBUS when it is full), so all of it is there by the time it returns.
+    async with shmsock.socket(PULL) as pull, shmsock.socket(PUSH, ring_size=1024 * KiB) as push:
+        pull.bind("shm://allocated")
+        push.connect("shm://allocated")
+        d = UserDir()
+        try:
+            st = os.stat("allocated@0.c", dir_fd=d.fd)
+        finally:
+            d.close()
+        assert st.st_size == _segment.segment_size(1024 * KiB)
+        assert st.st_blocks * 512 >= st.st_size
+        await push.send(b"x")
+        assert await pull.recv() == b"x"
+
+
 # -- case 10: no leaks -----------------------------------------------------------
 
 

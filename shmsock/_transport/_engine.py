@@ -589,7 +589,9 @@ class Engine:
             # lock (removed by hand) would make create fail.
             ring_name = f"{name}@{k}.c"
             d.unlink(ring_name)
-            sg = seg.create(d, ring_name, self.ring_size, self.kind, seg.ROLE_CONNECTOR)
+            sg = seg.create(
+                d, ring_name, self.ring_size, self.kind, seg.ROLE_CONNECTOR, deferred=True
+            )
         except BaseException:
             d.unlink(f"{name}@{k}.lock")
             os.close(lock_fd)
@@ -605,7 +607,29 @@ class Engine:
             raise
         slot = Slot(name, k, lock_fd, sg, tx)
         self.slots.append(slot)
-        self._dial(slot)
+        try:
+            self._dial(slot)
+            # Allocating the ring is the slowest step of a connect, so it
+            # overlaps the binder's answer to our HELLO.  Nothing can be
+            # written to the ring before this returns: the connection exists
+            # only once the poller has read the WELCOME.
+            sg.reserve()
+        except BaseException:
+            # A binder that attached our ring already sees the connection
+            # end, as when a connector dies, and drops its side.
+            self.slots.remove(slot)
+            self._release_slot(slot, d)
+            raise
+
+    def _release_slot(self, slot: Slot, d: UserDir | None) -> None:
+        """End *slot*'s dial, unmap its ring, and remove its files from *d*."""
+        self._abort_dial(slot)
+        slot.tx.release()
+        slot.seg.close()
+        if d is not None:
+            d.unlink(slot.seg.name)
+            d.unlink(f"{slot.name}@{slot.index}.lock")
+        os.close(slot.lock_fd)
 
     def _watch_for_binders(self) -> bool:
         """Start watching the directory for binders; True if it just started.
@@ -1246,13 +1270,7 @@ class Engine:
         self.recv_ready.clear()
         self._retire_queue.clear()
         for slot in self.slots:
-            self._abort_dial(slot)
-            slot.tx.release()
-            slot.seg.close()
-            if d is not None:
-                d.unlink(slot.seg.name)
-                d.unlink(f"{slot.name}@{slot.index}.lock")
-            os.close(slot.lock_fd)
+            self._release_slot(slot, d)
         self.slots.clear()
         for b in self.bindings.values():
             self._unregister(b.lsock.fileno())
