@@ -727,13 +727,12 @@ class Socket:
 
         Never waits to fill the batch.  One checkpoint per call.
         """
-        await _checkpoint_if_cancelled()
-        waited = False
+        waited = await self._enter_recv()
         while True:
             try:
                 out = self.recv_many_nowait(max_count)
             except trio.WouldBlock:
-                if await self._wait_recv(waited):
+                if await self._wait_recv():
                     waited = True
                 continue
             if not waited:
@@ -780,12 +779,12 @@ class Socket:
     async def _recv(self, multipart: bool) -> Queued:
         waited = False
         try:
-            await _checkpoint_if_cancelled()
+            waited = await self._enter_recv()
             while True:
                 try:
                     item = self._recv_item(multipart, self._engine.only_peer() is None)
                 except trio.WouldBlock:
-                    if await self._wait_recv(waited):
+                    if await self._wait_recv():
                         waited = True
                     continue
                 break
@@ -803,18 +802,27 @@ class Socket:
     # the path from "data arrived" to "recv returned".  Cancellation stays
     # atomic: a cancelled wait raises before anything is taken.
 
-    async def _wait_recv(self, waited: bool) -> bool:
-        """Wait for a message, as _wait does; *waited*: this call has waited before."""
+    async def _enter_recv(self) -> bool:
+        """A receive call's first step; True if that was its checkpoint.
+
+        A spinning socket takes the call's checkpoint before it first
+        looks, so that once the spin sees data the call can return without
+        yielding again.  Looking first would also announce a wait on an
+        empty ring for as long as the checkpoint takes, and a sender that
+        wrote meanwhile would ring the doorbell (a system call on each
+        side) only for the spin to find its message anyway.
+        """
+        if self._options.spin_us:
+            await trio.lowlevel.checkpoint()
+            return True
+        await _checkpoint_if_cancelled()
+        return False
+
+    async def _wait_recv(self) -> bool:
+        """Wait for a message, as _wait does, spinning first if spin_us is set."""
         spin = self._options.spin_us
-        if spin:
-            if not waited:
-                # The call's checkpoint comes first, so that once the spin
-                # sees data the call can return without yielding again.  Other
-                # tasks ran meanwhile: look again before spinning.
-                await trio.lowlevel.checkpoint()
-                return True
-            if self._spin(spin):
-                return True
+        if spin and self._spin(spin):
+            return True
         return await self._wait(self._recv_lot)
 
     async def _wait(self, lot: trio.lowlevel.ParkingLot) -> bool:

@@ -156,15 +156,20 @@ def bind_race(conn: Connection, endpoint: str) -> None:
     trio.run(main)
 
 
-def rep_server(conn: Connection, endpoint: str, bind: bool, name: str) -> None:
-    """A REP answering b"<name>:" + request, until it receives b"quit"."""
+def rep_server(conn: Connection, endpoint: str, bind: bool, name: str, **options: object) -> None:
+    """A REP answering b"<name>:" + request, until it receives b"quit".
+
+    It answers b"nap" 20 ms late, long enough for a spinning REQ to sleep.
+    """
 
     async def main() -> None:
-        async with shmsock.socket(shmsock.REP) as rep:
+        async with shmsock.socket(shmsock.REP, **options) as rep:
             _attach(rep, endpoint, bind)
             conn.send("ready")
             while True:
                 req = await rep.recv()
+                if req == b"nap":
+                    await trio.sleep(0.02)
                 await rep.send(name.encode() + b":" + req)
                 if req == b"quit":
                     break

@@ -35,6 +35,10 @@ class TestConformancePairConnectorSends(Pipelined):
     make_link = staticmethod(link_factory(PAIR, PAIR, tx_binds=False))
 
 
+class TestConformancePairSpinning(Pipelined):
+    make_link = staticmethod(link_factory(PAIR, PAIR, tx_binds=False, spin_us=200))
+
+
 async def test_both_directions_at_once():
     async with shmsock.socket(PAIR) as a, shmsock.socket(PAIR) as b:
         a.bind("shm://duplex")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import collections
+import functools
 
 import peers
 import pytest
@@ -27,6 +28,14 @@ class TestConformanceRepBinds(Conformance):
 
 class TestConformanceReqBinds(Conformance):
     make_link = staticmethod(link_factory(REQ, REP, tx_binds=True, link_cls=ReqRepLink))
+
+
+class TestConformanceSpinning(Conformance):
+    """With spin_us, a receive polls before it sleeps: the same promises hold."""
+
+    make_link = staticmethod(
+        link_factory(REQ, REP, tx_binds=False, link_cls=ReqRepLink, spin_us=200)
+    )
 
 
 async def test_state_errors_leave_the_state_unchanged():
@@ -152,6 +161,27 @@ async def test_multipart_requests_and_replies():
         assert await rep.recv_multipart() == [b"method", b"arg1", b""]
         await rep.send_multipart([b"ok", b"42"])
         assert await req.recv_multipart() == [b"ok", b"42"]
+
+
+async def test_spinning_req_and_rep_across_processes_also_sleep_and_wake():
+    rep = spawn(functools.partial(peers.rep_server, spin_us=200), "shm://spinning", True, "r")
+    try:
+        await rep.expect("ready")
+        async with shmsock.socket(REQ, spin_us=200) as req:
+            req.connect("shm://spinning")
+            for i in range(300):
+                # Every tenth answer comes late: both sides spin out and sleep,
+                # and the doorbells must wake them.
+                body = b"nap" if i % 10 == 0 else b"%d" % i
+                await req.send(body)
+                assert await req.recv() == b"r:" + body
+            await req.send(b"quit")
+            assert await req.recv() == b"r:quit"
+        await rep.expect("done")
+        rep.send("exit")
+        assert await rep.join() == 0
+    finally:
+        rep.close()
 
 
 async def test_several_reqs_and_several_reps_across_processes():
