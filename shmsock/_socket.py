@@ -872,7 +872,8 @@ class Socket:
         """Busy-poll the rings for up to *spin_us*; True if data arrived.
 
         While we watch, producers need not ring the doorbell, so the waiter
-        flags are withdrawn, and announced again before we give up.
+        flags are withdrawn.  They are announced again when the spin ends,
+        on every ring but the one where data appeared.
         """
         deadline = time.perf_counter_ns() + spin_us * 1000
         self._engine.settle()  # we announce again below
@@ -887,9 +888,18 @@ class Socket:
                 if peer.rx.available():
                     peer.readable = True
                     engine.want_recv(peer)
+                    if len(idle) > 1:
+                        # Another task may be parked on this socket, waiting
+                        # for the doorbells of the peers we stopped watching.
+                        self._announce([p for p in idle if p is not peer])
                     return True
+        return self._announce(idle)
+
+    def _announce(self, peers: list[Peer]) -> bool:
+        """Announce a wait on each of *peers*' rings; True if one had data after all."""
         found = False
-        for peer in idle:
+        engine = self._engine
+        for peer in peers:
             if not peer.rx.prepare_wait():
                 peer.readable = found = True
                 engine.want_recv(peer)

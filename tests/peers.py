@@ -42,6 +42,25 @@ def push_numbers(
     trio.run(main)
 
 
+def push_when_told(conn: Connection, endpoint: str, bind: bool) -> None:
+    """On each (delay, message) from the test, wait *delay* seconds and send it.
+
+    The delay lets the test be busy (spinning, say) when the message comes.
+    None ends it.
+    """
+
+    async def main() -> None:
+        async with shmsock.socket(shmsock.PUSH, linger=None) as push:
+            _attach(push, endpoint, bind)
+            conn.send("ready")
+            while (order := await trio.to_thread.run_sync(conn.recv)) is not None:
+                delay, message = order
+                await trio.sleep(delay)
+                await push.send(message)
+
+    trio.run(main)
+
+
 def pull_digest(conn: Connection, endpoint: str, bind: bool, count: int) -> None:
     """Receive *count* messages; report how many, and a digest of them in order."""
 

@@ -178,6 +178,42 @@ async def test_pull_fair_queues_between_pushers():
             assert mine == [bytes([tag]) + b"%d" % i for i in range(200)]  # order per peer
 
 
+async def test_a_spinning_recv_leaves_a_parked_receiver_its_doorbells():
+    # A spin withdraws every idle peer's announcement while it polls.  When it
+    # finds a message on one peer, the other peers must be announced again:
+    # a task parked on this socket waits for their doorbells.
+    pushers = [spawn(peers.push_when_told, "shm://spinwait", False) for _ in range(2)]
+    try:
+        async with shmsock.socket(PULL, spin_us=300_000) as pull:
+            pull.bind("shm://spinwait")
+            for p in pushers:
+                await p.expect("ready")
+            await wait_peers(pull, 2)
+            parked: list[bytes] = []
+            woken = trio.Event()
+
+            async def receive() -> None:
+                parked.append(await pull.recv())
+                woken.set()
+
+            async with trio.open_nursery() as nursery:
+                nursery.start_soon(receive)
+                await trio.testing.wait_all_tasks_blocked()  # spun, then parked
+                pushers[0].send((0.1, b"for the spinner"))  # comes while we spin
+                assert await pull.recv() == b"for the spinner"
+                assert not parked
+                pushers[1].send((0, b"for the parked task"))
+                with trio.fail_after(10):
+                    await woken.wait()
+            assert parked == [b"for the parked task"]
+        for p in pushers:
+            p.send(None)
+            assert await p.join() == 0
+    finally:
+        for p in pushers:
+            p.close()
+
+
 async def test_connect_before_bind_attaches_when_the_binder_appears():
     async with shmsock.socket(PUSH) as push:
         push.connect("shm://later")
