@@ -29,9 +29,9 @@ import logging
 import math
 import time
 from array import array
-from collections.abc import AsyncIterator, Iterable, Sequence
+from collections.abc import AsyncIterator, Callable, Iterable, Sequence
 from types import TracebackType
-from typing import Any, ClassVar, Final, NoReturn
+from typing import Any, ClassVar, Final, NoReturn, TypeVar
 
 import trio
 
@@ -50,6 +50,7 @@ from ._types import SocketType
 _checkpoint_if_cancelled = trio.lowlevel.checkpoint_if_cancelled
 _shielded_checkpoint = trio.lowlevel.cancel_shielded_checkpoint
 _MORE_START: Final = bytes([R.START | R.MORE])
+_T = TypeVar("_T")
 
 
 def _as_bytes(data: object) -> bytes:
@@ -730,7 +731,7 @@ class Socket:
         waited = await self._enter_recv()
         while True:
             try:
-                out = self.recv_many_nowait(max_count)
+                out = self._look(self.recv_many_nowait, max_count)
             except trio.WouldBlock:
                 if await self._wait_recv():
                     waited = True
@@ -782,7 +783,7 @@ class Socket:
             waited = await self._enter_recv()
             while True:
                 try:
-                    item = self._recv_item(multipart, self._engine.only_peer() is None)
+                    item = self._look(self._recv_item, multipart, self._engine.only_peer() is None)
                 except trio.WouldBlock:
                     if await self._wait_recv():
                         waited = True
@@ -817,6 +818,39 @@ class Socket:
             return True
         await _checkpoint_if_cancelled()
         return False
+
+    def _look(self, take: Callable[..., _T], *args: Any) -> _T:
+        """``take(*args)``, for a receive call that waits if it raises WouldBlock.
+
+        A spinning socket looks without announcing a wait on the rings it
+        finds empty: its spin withdraws such announcements at once, and a
+        sender that wrote in between would ring the doorbell (a system call
+        on each side, and a turn of our poller task) for nothing.  The spin
+        that follows a WouldBlock announces them when it ends; any other
+        outcome announces them here.
+        """
+        engine = self._engine
+        if not self._options.spin_us:
+            return take(*args)
+        engine.quiet = True
+        try:
+            got = take(*args)
+        except trio.WouldBlock:
+            engine.quiet = False
+            raise
+        except BaseException:
+            engine.quiet = False
+            self._announce_unannounced()
+            raise
+        engine.quiet = False
+        if engine.unannounced:
+            self._announce_unannounced()
+        return got
+
+    def _announce_unannounced(self) -> None:
+        engine = self._engine
+        peers, engine.unannounced = engine.unannounced, []
+        self._announce([p for p in peers if p.alive and not p.readable])
 
     async def _wait_recv(self) -> bool:
         """Wait for a message, as _wait does, spinning first if spin_us is set."""
@@ -879,6 +913,7 @@ class Socket:
         self._engine.settle()  # we announce again below
         if self._engine.recv_ready:
             return True  # something is already marked readable: go and look
+        self._engine.unannounced.clear()  # among the idle peers below
         idle = [p for p in self._engine.peers if p.alive and not p.readable]
         for peer in idle:
             peer.rx.cancel_wait()
@@ -900,7 +935,9 @@ class Socket:
         found = False
         engine = self._engine
         for peer in peers:
-            if not peer.rx.prepare_wait():
+            if peer.rx.prepare_wait():
+                peer.rx_seg.mark_caught_up()  # as Engine._read does
+            else:
                 peer.readable = found = True
                 engine.want_recv(peer)
         return found

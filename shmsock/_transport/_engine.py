@@ -245,6 +245,11 @@ class Engine:
         self._retire_queue: list[Peer] = []
         # The peer whose doorbell a woken waiter left muted and unread (see rang).
         self.held: Peer | None = None
+        # While set, a read that finds a ring empty does not announce the
+        # wait but lists the peer in `unannounced`, for the caller to
+        # announce (a spinning receiver: see Socket._look).
+        self.quiet = False
+        self.unannounced: list[Peer] = []
         self._nursery: trio.Nursery | None = None
         self.closed = False
         # Totals of retired connections by endpoint, so counters never go
@@ -1050,6 +1055,9 @@ class Engine:
             peer.readable = False
             peer.abandon_partial()
             self._retire_queue.append(peer)
+        elif self.quiet:
+            peer.readable = False
+            self.unannounced.append(peer)
         elif peer.rx.prepare_wait():
             peer.readable = False
             # Going idle on this ring (never per message): for `shmsock stat`.
