@@ -728,10 +728,19 @@ class Socket:
 
         Never waits to fill the batch.  One checkpoint per call.
         """
-        waited = await self._enter_recv()
+        spin = self._options.spin_us
+        if spin:
+            await trio.lowlevel.checkpoint()  # first: see _look
+            waited = True
+        else:
+            await _checkpoint_if_cancelled()
+            waited = False
         while True:
             try:
-                out = self._look(self.recv_many_nowait, max_count)
+                if spin:
+                    out = self._look(self.recv_many_nowait, max_count)
+                else:
+                    out = self.recv_many_nowait(max_count)
             except trio.WouldBlock:
                 if await self._wait_recv():
                     waited = True
@@ -779,11 +788,20 @@ class Socket:
 
     async def _recv(self, multipart: bool) -> Queued:
         waited = False
+        spin = self._options.spin_us
         try:
-            waited = await self._enter_recv()
+            if spin:
+                await trio.lowlevel.checkpoint()  # first: see _look
+                waited = True
+            else:
+                await _checkpoint_if_cancelled()
             while True:
                 try:
-                    item = self._look(self._recv_item, multipart, self._engine.only_peer() is None)
+                    poll = self._engine.only_peer() is None
+                    if spin:
+                        item = self._look(self._recv_item, multipart, poll)
+                    else:
+                        item = self._recv_item(multipart, poll)
                 except trio.WouldBlock:
                     if await self._wait_recv():
                         waited = True
@@ -803,35 +821,18 @@ class Socket:
     # the path from "data arrived" to "recv returned".  Cancellation stays
     # atomic: a cancelled wait raises before anything is taken.
 
-    async def _enter_recv(self) -> bool:
-        """A receive call's first step; True if that was its checkpoint.
-
-        A spinning socket takes the call's checkpoint before it first
-        looks, so that once the spin sees data the call can return without
-        yielding again.  Looking first would also announce a wait on an
-        empty ring for as long as the checkpoint takes, and a sender that
-        wrote meanwhile would ring the doorbell (a system call on each
-        side) only for the spin to find its message anyway.
-        """
-        if self._options.spin_us:
-            await trio.lowlevel.checkpoint()
-            return True
-        await _checkpoint_if_cancelled()
-        return False
-
     def _look(self, take: Callable[..., _T], *args: Any) -> _T:
-        """``take(*args)``, for a receive call that waits if it raises WouldBlock.
+        """``take(*args)`` for a spinning socket's receive call.
 
-        A spinning socket looks without announcing a wait on the rings it
-        finds empty: its spin withdraws such announcements at once, and a
-        sender that wrote in between would ring the doorbell (a system call
-        on each side, and a turn of our poller task) for nothing.  The spin
-        that follows a WouldBlock announces them when it ends; any other
-        outcome announces them here.
+        Such a call takes its checkpoint before it first looks, so that once
+        the spin sees data the call can return without yielding again.  And
+        it looks without announcing a wait on the rings it finds empty: the
+        spin that follows withdraws such announcements at once, and a sender
+        that wrote in between would ring the doorbell (a system call on
+        each side, and a turn of our poller task) for nothing.  That spin
+        announces them when it ends; any other outcome announces them here.
         """
         engine = self._engine
-        if not self._options.spin_us:
-            return take(*args)
         engine.quiet = True
         try:
             got = take(*args)
