@@ -38,7 +38,12 @@ figures:
                the default suite.
   latency      REQ/REP round trip of a 1 KiB message between two
                processes: p50, p99, p99.9, max, once parked (spin_us=0, the
-               default) and once with --spin-us on both sides.
+               default) and once with --spin-us on both sides.  Then the
+               floor under Trio's rules: the same exchange with shmsock's
+               layers taken away, each side writing and reading its rings
+               with one C call, polling without pause, and taking the one
+               checkpoint per send and per receive that every async method
+               must.  No spinning socket can beat it.
   connect      from connect() in a new socket to the first message read by
                the binder in the other process; median and max of 30.
   memory       a bound REP with no peers (private RSS growth plus its

@@ -63,7 +63,7 @@ def test_throughput_covers_every_api_with_and_without_checksums(report):
 
 def test_latency_percentiles_are_ordered(report):
     runs = figures(report, "latency")
-    assert len(runs) == 2  # parked and spinning
+    assert len(runs) == 3  # parked, spinning, and the floor
     for f in runs:
         d = f["details"]
         assert d["count"] > 0

@@ -217,6 +217,7 @@ class Suite:
         if "latency" in o.kinds:
             steps.append(lambda: self.latency(0))
             steps.append(lambda: self.latency(o.spin_us))
+            steps.append(self.floor)
             if self.zmq:
                 steps.append(lambda: self.peer_latency("pyzmq"))
             if o.peers:
@@ -361,6 +362,16 @@ class Suite:
                 "latency", f"REQ/REP 1 KiB, {label}", "us", r["p50_us"], False, key="rtt", details=r
             )
         )
+
+    def floor(self) -> None:
+        self._say("round trip, 1 KiB, the spinning floor under Trio's rules")
+        r = self._latency(workers.floor_echo, workers.floor_client, {"endpoint": self._endpoint()})
+        self.figures.append(
+            Figure(
+                "latency", "floor: ring + checkpoints only", "us", r["p50_us"], False,
+                key="rtt", details=r,
+            )
+        )  # fmt: skip
 
     def peer_latency(self, peer: str) -> None:
         self._say(f"round trip, 1 KiB, {peer}")

@@ -176,6 +176,69 @@ def shm_req(conn: Connection, spec: Spec) -> None:
     trio.run(main)
 
 
+# The floor: what is left of a spinning round trip under Trio's rules when
+# the library's layers are taken away.  Each side writes straight into its
+# ring with one C call, reads straight from the other with one, polls
+# without pause, and takes the one checkpoint per call that the rules ask
+# of every async method.  Nobody ever announces a wait, so no doorbell
+# rings.  It reaches into a PAIR socket for its rings: this is a yardstick,
+# not an API.
+
+
+async def _floor_rings(sock: shmsock.Socket) -> tuple[Any, Any, Any]:
+    await sock.wait_peers(1)
+    engine = sock._engine
+    peer = engine.peers[0]
+    return peer.tx, peer.rx, engine.rbuf
+
+
+async def _floor_send(tx: Any, msg: bytes) -> None:
+    tx.write(msg)
+    await trio.lowlevel.cancel_shielded_checkpoint()
+
+
+async def _floor_recv(rx: Any, buf: Any) -> bytes:
+    await trio.lowlevel.cancel_shielded_checkpoint()
+    while True:
+        payloads = rx.read(buf, 1)[0]
+        if payloads:
+            return payloads[0]  # type: ignore[no-any-return]
+
+
+def floor_echo(conn: Connection, spec: Spec) -> None:
+    async def main() -> None:
+        async with shmsock.socket(shmsock.PAIR) as pair:
+            pair.bind(spec["endpoint"])
+            conn.send("ready")
+            tx, rx, buf = await _floor_rings(pair)
+            while True:
+                await _floor_send(tx, await _floor_recv(rx, buf))
+
+    trio.run(main)
+
+
+def floor_client(conn: Connection, spec: Spec) -> None:
+    msg = os.urandom(spec["size"])
+
+    async def main() -> None:
+        async with shmsock.socket(shmsock.PAIR) as pair:
+            pair.connect(spec["endpoint"])
+            tx, rx, buf = await _floor_rings(pair)
+            for _ in range(spec["warmup_rounds"]):
+                await _floor_send(tx, msg)
+                await _floor_recv(rx, buf)
+            samples = []
+            clock = time.perf_counter_ns
+            for _ in range(spec["rounds"]):
+                t0 = clock()
+                await _floor_send(tx, msg)
+                await _floor_recv(rx, buf)
+                samples.append(clock() - t0)
+            conn.send(_summary(samples))
+
+    trio.run(main)
+
+
 def shm_connect_binder(conn: Connection, spec: Spec) -> None:
     async def main() -> None:
         async with shmsock.socket(shmsock.PULL) as pull:
