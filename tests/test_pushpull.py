@@ -178,6 +178,35 @@ async def test_pull_fair_queues_between_pushers():
             assert mine == [bytes([tag]) + b"%d" % i for i in range(200)]  # order per peer
 
 
+async def test_a_spinning_pull_takes_every_message_of_several_processes_in_order():
+    # Spinning looks leave announcing to the spin (or to the look's end); with
+    # several peers, some empty and some not, nothing may be lost or stall.
+    count = 5000
+    pushers = [spawn(peers.push_numbers, "shm://spinfan", False, 0, count, t) for t in "abc"]
+    try:
+        async with shmsock.socket(PULL, spin_us=100) as pull:
+            pull.bind("shm://spinfan")
+            got: list[bytes] = []
+            with trio.fail_after(60):
+                while len(got) < 3 * count:
+                    if len(got) % 2:
+                        got.append(await pull.recv())
+                    else:
+                        got.extend(await pull.recv_many(50))
+            for tag in "abc":
+                assert [m for m in got if m.startswith(tag.encode())] == [
+                    f"{tag}:{i}".encode() for i in range(count)
+                ]
+        for p in pushers:
+            await p.expect("ready")
+            await p.expect("sent")
+            p.send("exit")
+            assert await p.join() == 0
+    finally:
+        for p in pushers:
+            p.close()
+
+
 async def test_a_spinning_recv_leaves_a_parked_receiver_its_doorbells():
     # A spin withdraws every idle peer's announcement while it polls.  When it
     # finds a message on one peer, the other peers must be announced again:
