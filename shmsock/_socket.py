@@ -837,21 +837,20 @@ class Socket:
         try:
             got = take(*args)
         except trio.WouldBlock:
-            engine.quiet = False
-            raise
+            raise  # the spin that follows announces them
         except BaseException:
-            engine.quiet = False
             self._announce_unannounced()
             raise
-        engine.quiet = False
-        if engine.unannounced:
-            self._announce_unannounced()
+        finally:
+            engine.quiet = False
+        self._announce_unannounced()
         return got
 
     def _announce_unannounced(self) -> None:
         engine = self._engine
-        peers, engine.unannounced = engine.unannounced, []
-        self._announce([p for p in peers if p.alive and not p.readable])
+        if engine.unannounced:
+            peers, engine.unannounced = engine.unannounced, []
+            self._announce([p for p in peers if p.alive and not p.readable])
 
     async def _wait_recv(self) -> bool:
         """Wait for a message, as _wait does, spinning first if spin_us is set."""
