@@ -213,7 +213,7 @@ async def test_a_spinning_recv_leaves_a_parked_receiver_its_doorbells():
     # a task parked on this socket waits for their doorbells.
     pushers = [spawn(peers.push_when_told, "shm://spinwait", False) for _ in range(2)]
     try:
-        async with shmsock.socket(PULL, spin_us=300_000) as pull:
+        async with shmsock.socket(PULL, spin_us=500_000) as pull:
             pull.bind("shm://spinwait")
             for p in pushers:
                 await p.expect("ready")
@@ -228,7 +228,8 @@ async def test_a_spinning_recv_leaves_a_parked_receiver_its_doorbells():
             async with trio.open_nursery() as nursery:
                 nursery.start_soon(receive)
                 await trio.testing.wait_all_tasks_blocked()  # spun, then parked
-                pushers[0].send((0.1, b"for the spinner"))  # comes while we spin
+                # It comes while we spin: 50 ms into a spin of up to 500 ms.
+                pushers[0].send((0.05, b"for the spinner"))
                 assert await pull.recv() == b"for the spinner"
                 assert not parked
                 pushers[1].send((0, b"for the parked task"))
