@@ -38,7 +38,7 @@ from . import _ring as R
 from ._errors import ShmsockError, UnsafeFile
 from ._stats import EndpointStats
 from ._transport import _segment as seg
-from ._transport._engine import reclaim_slot
+from ._transport._engine import reclaim_slot, slot_files
 from ._transport._fs import UserDir, lock_file, user_dir_path
 from ._types import SocketType
 
@@ -60,7 +60,7 @@ _NAME: Final = r"[A-Za-z0-9._-]{1,64}"
 # The names shmsock makes; anything else in the directory is not ours to read.
 _ENTRY: Final = re.compile(
     rf"(?P<name>{_NAME})@(?:(?P<bind>lock|(?:sock|spare)(?:\.[0-9a-f]{{8}})?)"
-    r"|(?P<slot>\d{1,4})\.(?P<kind>lock|c|b\.[0-9a-f]{8}))"
+    r"|(?P<slot>0|[1-9]\d{0,3})\.(?P<kind>lock|c|b\.[0-9a-f]{8}))"
 )
 _LOCK_CONTENT: Final = re.compile(rb"(\d{1,10}) ([A-Z]{3,4})\n")
 _TYPES: Final = {t.name for t in SocketType}
@@ -366,7 +366,9 @@ def _would_reclaim(d: UserDir, name: str, slot: Slot) -> list[str]:
         if fd is None:
             return []
         os.close(fd)
-    return list(slot.files)
+    # Its own listing, not slot.files: the slot's prefix also covers names
+    # scan() does not recognise, and reclaim_slot removes those too.
+    return sorted(f for f in slot_files(d, name, slot.index) if not d.is_dir(f))
 
 
 def clean(d: UserDir, *, dry_run: bool = False) -> CleanReport:

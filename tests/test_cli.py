@@ -219,6 +219,29 @@ async def test_clean_removes_what_killed_processes_left_and_nothing_live(userdir
         await stop(live_pusher, live_binder)
 
 
+async def test_clean_dry_run_reports_exactly_what_clean_then_removes(userdir):
+    """The dry run lists every file of a dead slot, names scan() does not know too."""
+    async with shmsock.socket(shmsock.PULL) as pull:
+        pull.bind("shm://cli-other")  # makes the directory
+    dead = ["odd@1.lock", "odd@1.c", "odd@1.b.0000abcd", "odd@1.b.from-elsewhere"]
+    for name in [*dead, "odd@01.c"]:  # a leading zero: no slot of ours, left alone
+        fd = os.open(userdir / name, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o600)
+        os.write(fd, b"99999999 PUSH\n" if name.endswith(".lock") else b"\0" * 64)
+        os.close(fd)
+    os.mkdir(userdir / "odd@1.dir", 0o700)  # shmsock removes names, never trees
+
+    dry = await cli_ok("clean", "--dry-run")
+    assert sorted(line.rsplit("/", 1)[1] for line in dry.splitlines()) == sorted(dead)
+    out = await cli_ok("clean")
+    assert sorted(line.rsplit("/", 1)[1] for line in out.splitlines()) == sorted(dead)
+    assert sorted(n for n in os.listdir(userdir) if n.startswith("odd@")) == [
+        "odd@01.c",
+        "odd@1.dir",
+    ]
+    os.unlink(userdir / "odd@01.c")
+    os.rmdir(userdir / "odd@1.dir")
+
+
 async def test_unsafe_files_are_reported_and_never_followed(userdir, tmp_path):
     async with shmsock.socket(shmsock.PULL) as pull:
         pull.bind("shm://cli-safe")  # makes the directory

@@ -80,6 +80,17 @@ def _peer_cred(sock: socket.socket) -> tuple[int, int]:
     return pid, uid
 
 
+def slot_files(d: UserDir, name: str, k: int) -> list[str]:
+    """The names that make up slot k of endpoint *name*: every ``NAME@k.*``.
+
+    What reclaim_slot removes, and so what ``shmsock clean --dry-run``
+    reports: one rule for both, whatever else a crash or an older version
+    left under the slot's prefix.
+    """
+    prefix = f"{name}@{k}."
+    return [entry for entry in d.listdir() if entry.startswith(prefix)]
+
+
 def reclaim_slot(d: UserDir, name: str, k: int) -> list[str] | None:
     """Remove slot k's files if no live connector holds it.
 
@@ -94,11 +105,8 @@ def reclaim_slot(d: UserDir, name: str, k: int) -> list[str] | None:
     if fd is None:
         return None  # a live connector
     try:
-        prefix = f"{name}@{k}."
         removed = [
-            entry
-            for entry in d.listdir()
-            if entry.startswith(prefix) and entry != lockname and d.unlink(entry)
+            entry for entry in slot_files(d, name, k) if entry != lockname and d.unlink(entry)
         ]
         if d.unlink(lockname):
             removed.append(lockname)

@@ -214,10 +214,18 @@ class UserDir:
         except FileNotFoundError:
             return False
         except OSError:  # EISDIR, or EPERM for a directory on some systems
-            if not os.path.isdir(f"/proc/self/fd/{self.fd}/{name}"):
+            if not self.is_dir(name):
                 raise
             return False
         return True
+
+    def is_dir(self, name: str) -> bool:
+        """Is *name* a directory (not a symlink to one)?  False if it is gone."""
+        try:
+            st = os.stat(name, dir_fd=self.fd, follow_symlinks=False)
+        except FileNotFoundError:
+            return False
+        return stat.S_ISDIR(st.st_mode)
 
     def is_same(self, fd: int, name: str) -> bool:
         """Does *name* still refer to the file open as *fd*?"""
