@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import random
 import signal
 from multiprocessing.connection import Connection
 
@@ -36,6 +37,31 @@ def push_numbers(
             conn.send("ready")
             for i in range(start, start + count):
                 await push.send(f"{tag}:{i}".encode())
+            conn.send("sent")
+            await trio.to_thread.run_sync(conn.recv)
+
+    trio.run(main)
+
+
+def push_bursts(
+    conn: Connection, endpoint: str, bind: bool, count: int, tag: str, seed: int
+) -> None:
+    """Send b"<tag>:<i>" for i in [0, count) in bursts of 1 to 40 with short
+    pauses between some, so that a receiver keeps running dry and waking;
+    then wait to be told to exit."""
+
+    async def main() -> None:
+        rng = random.Random(seed)
+        async with shmsock.socket(shmsock.PUSH, linger=None) as push:
+            _attach(push, endpoint, bind)
+            conn.send("ready")
+            i = 0
+            while i < count:
+                for _ in range(min(rng.choice((1, 2, 5, 40)), count - i)):
+                    await push.send(f"{tag}:{i}".encode())
+                    i += 1
+                if rng.random() < 0.3:
+                    await trio.sleep(rng.choice((0.0001, 0.0005, 0.002)))
             conn.send("sent")
             await trio.to_thread.run_sync(conn.recv)
 

@@ -207,6 +207,66 @@ async def test_a_spinning_pull_takes_every_message_of_several_processes_in_order
             p.close()
 
 
+@pytest.mark.parametrize("spin_us", [0, 300])
+async def test_tasks_sharing_a_pull_take_every_message_once_in_each_senders_order(spin_us):
+    # Receivers of every kind share one socket, and the senders pause between
+    # bursts: each task parks (or spins), is woken and runs dry over and over.
+    count = 3000
+    tags = "abc"
+    pushers = [
+        spawn(peers.push_bursts, "shm://shared", False, count, tag, seed)
+        for seed, tag in enumerate(tags)
+    ]
+    try:
+        async with shmsock.socket(PULL, spin_us=spin_us) as pull:
+            pull.bind("shm://shared")
+            by_task: dict[str, list[bytes]] = collections.defaultdict(list)
+            taken: list[bytes] = []
+            everything = trio.Event()
+
+            def take(task: str, message: bytes) -> None:
+                by_task[task].append(message)
+                taken.append(message)
+                if len(taken) == len(tags) * count:
+                    everything.set()
+
+            async def by_recv(task: str) -> None:
+                while True:
+                    take(task, await pull.recv())
+
+            async def by_recv_many(task: str) -> None:
+                while True:
+                    for message in await pull.recv_many(16):
+                        take(task, message)
+
+            async def by_iteration(task: str) -> None:
+                async for message in pull:
+                    take(task, message)
+
+            with trio.fail_after(60):
+                async with trio.open_nursery() as nursery:
+                    nursery.start_soon(by_recv, "recv 1")
+                    nursery.start_soon(by_recv, "recv 2")
+                    nursery.start_soon(by_recv_many, "recv_many")
+                    nursery.start_soon(by_iteration, "async for")
+                    await everything.wait()
+                    nursery.cancel_scope.cancel()
+            expected = [f"{tag}:{i}".encode() for tag in tags for i in range(count)]
+            assert sorted(taken) == sorted(expected)  # each exactly once
+            for task, messages in by_task.items():
+                for tag in tags:
+                    seq = [int(m[2:]) for m in messages if m.startswith(tag.encode())]
+                    assert seq == sorted(seq), f"{task} got {tag}'s messages out of order"
+        for p in pushers:
+            await p.expect("ready")
+            await p.expect("sent")
+            p.send("exit")
+            assert await p.join() == 0
+    finally:
+        for p in pushers:
+            p.close()
+
+
 async def test_a_spinning_recv_leaves_a_parked_receiver_its_doorbells():
     # A spin withdraws every idle peer's announcement while it polls.  When it
     # finds a message on one peer, the other peers must be announced again:
