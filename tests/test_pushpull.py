@@ -17,7 +17,7 @@ from conformance import (
     link_factory,
     wait_peers,
 )
-from procs import spawn
+from procs import Child, spawn
 
 import shmsock
 from shmsock import PULL, PUSH
@@ -29,6 +29,15 @@ class TestConformancePushBinds(Pipelined):
 
 class TestConformancePullBinds(Pipelined):
     make_link = staticmethod(link_factory(PUSH, PULL, tx_binds=False))
+
+
+async def all_sent_then_exit(pushers: list[Child]) -> None:
+    """Each peers.push_* child reported all it sent, and exits cleanly when told."""
+    for p in pushers:
+        await p.expect("ready")
+        await p.expect("sent")
+        p.send("exit")
+        assert await p.join() == 0
 
 
 def digest(msgs):
@@ -197,11 +206,7 @@ async def test_a_spinning_pull_takes_every_message_of_several_processes_in_order
                 assert [m for m in got if m.startswith(tag.encode())] == [
                     f"{tag}:{i}".encode() for i in range(count)
                 ]
-        for p in pushers:
-            await p.expect("ready")
-            await p.expect("sent")
-            p.send("exit")
-            assert await p.join() == 0
+        await all_sent_then_exit(pushers)
     finally:
         for p in pushers:
             p.close()
@@ -257,11 +262,7 @@ async def test_tasks_sharing_a_pull_take_every_message_once_in_each_senders_orde
                 for tag in tags:
                     seq = [int(m[2:]) for m in messages if m.startswith(tag.encode())]
                     assert seq == sorted(seq), f"{task} got {tag}'s messages out of order"
-        for p in pushers:
-            await p.expect("ready")
-            await p.expect("sent")
-            p.send("exit")
-            assert await p.join() == 0
+        await all_sent_then_exit(pushers)
     finally:
         for p in pushers:
             p.close()
