@@ -33,6 +33,13 @@ figures:
                in fragments through the default 1 MiB ring and a 4 MiB
                ring, CRC on.
   fanin        8 PUSH processes into one PULL (batch API), aggregate rate.
+               Below it, where the CPU went while it was measured: each
+               side's CPU time per message, the receiver's share of a core,
+               and how often the senders slept (voluntary context
+               switches, all threads: libzmq's I/O threads count too).
+               With more busy processes than cores the rate is about
+               cores / (senders' + receiver's CPU per message).  CPU time
+               is read from /proc to the kernel's tick (10 ms).
   fanin-nice   the same with the 8 producers at nice 10 (pyzmq's too), so
                the receiver is not held to a ninth share of the CPU; not in
                the default suite.

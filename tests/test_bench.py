@@ -7,6 +7,7 @@ the README's first command cannot rot.
 
 from __future__ import annotations
 
+import io
 import json
 import math
 import os
@@ -14,6 +15,8 @@ import subprocess
 import sys
 
 import pytest
+
+from shmsock._bench import suite
 
 KINDS = ["throughput", "large", "fanin", "latency", "connect", "memory", "idle", "ring"]
 
@@ -82,6 +85,21 @@ def test_memory_and_connect_are_plausible(report):
 def test_idle_peers_cost_almost_no_cpu(report):
     (idle,) = figures(report, "idle")
     assert 0 <= idle["value"] < 50  # percent of one CPU; a poller would show
+
+
+def test_throughput_trials_say_where_the_cpu_went(report):
+    keys = {"receiver_us_per_msg", "senders_us_per_msg", "receiver_cores", "senders_cores",
+            "receiver_sleeps_per_s", "senders_sleeps_per_s"}  # fmt: skip
+    for section in ("throughput", "large", "fanin"):
+        for f in figures(report, section):
+            assert keys <= f["details"].keys(), f
+            for key in keys:
+                assert math.isfinite(f["details"][key]) and f["details"][key] >= 0, (key, f)
+    (fanin,) = figures(report, "fanin")
+    out = io.StringIO()
+    suite.render([suite.Figure(**fanin)], out)
+    assert "CPU per message:" in out.getvalue()
+    assert f"{fanin['details']['senders_us_per_msg']:.2f} us" in out.getvalue()
 
 
 def test_fanin_with_nice_producers_is_its_own_opt_in_figure():

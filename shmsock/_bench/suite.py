@@ -69,6 +69,31 @@ class Options:
     idle_peers: int = 100
 
 
+def _cpu_shares(
+    messages: int, wall: float, before: list[tuple[float, int]], after: list[tuple[float, int]]
+) -> dict[str, float]:
+    """Where a throughput trial's CPU went: the receiver (first) and the senders.
+
+    Per message and in cores (CPU seconds per second), with how often each
+    side went to sleep.  On a machine with fewer cores than busy processes
+    the rate is about cores / (receiver + senders' CPU per message): this
+    is what explains a fan-in figure (docs/performance.md).
+    """
+    deltas = [(a[0] - b[0], a[1] - b[1]) for a, b in zip(after, before, strict=True)]
+    (rx_cpu, rx_sleeps), senders = deltas[0], deltas[1:]
+    tx_cpu = sum(cpu for cpu, _ in senders)
+    tx_sleeps = sum(sleeps for _, sleeps in senders)
+    n = max(messages, 1)
+    return {
+        "receiver_us_per_msg": rx_cpu / n * 1e6,
+        "senders_us_per_msg": tx_cpu / n * 1e6,
+        "receiver_cores": rx_cpu / wall,
+        "senders_cores": tx_cpu / wall,
+        "receiver_sleeps_per_s": rx_sleeps / wall,
+        "senders_sleeps_per_s": tx_sleeps / wall,
+    }
+
+
 def _niceness(nice: int) -> str:
     """The label suffix of a fan-in run with niced producers."""
     return f", nice {nice}" if nice else ""
@@ -98,10 +123,28 @@ class _Proc:
         self.conn.close()
 
     def cpu_seconds(self) -> float:
+        """CPU time of all its threads so far, to the kernel's tick (10 ms)."""
         assert self.proc.pid is not None
         with open(f"/proc/{self.proc.pid}/stat") as f:
             fields = f.read().rsplit(")", 1)[1].split()
         return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+    def sleeps(self) -> int:
+        """How often its threads have gone to sleep so far (voluntary switches)."""
+        tasks = f"/proc/{self.proc.pid}/task"
+        total = 0
+        for tid in os.listdir(tasks):
+            try:
+                with open(f"{tasks}/{tid}/status") as f:
+                    for line in f:
+                        if line.startswith("voluntary_ctxt_switches:"):
+                            total += int(line.split()[1])
+            except FileNotFoundError:
+                pass  # a thread that ended meanwhile
+        return total
+
+    def usage(self) -> tuple[float, int]:
+        return self.cpu_seconds(), self.sleeps()
 
 
 @contextlib.contextmanager
@@ -169,7 +212,8 @@ class Suite:
         sender: Callable[..., None],
         spec: dict[str, Any],
         senders: int = 1,
-    ) -> float:
+    ) -> tuple[float, dict[str, float]]:
+        """Run one receiver and *senders* senders: the rate (M msg/s) and where the CPU went."""
         o = self.opts
         spec = {
             **spec,
@@ -177,6 +221,7 @@ class Suite:
             "warmup": o.warmup,
             "max_seconds": o.seconds + o.warmup + 30,
         }
+        timeout = o.seconds + o.warmup + 60
         with _procs() as started:
             rx = _start(started, receiver, spec)
             rx.expect_ready()
@@ -185,7 +230,15 @@ class Suite:
             for p in started[1:]:
                 p.expect_ready()
             rx.conn.send("go")  # shmsock's and pyzmq's receivers wait for it
-            return self._rate(rx.recv(o.seconds + o.warmup + 60))
+            said = rx.recv(timeout)
+            if said != workers.MEASURING:
+                raise RuntimeError(f"benchmark receiver said {said!r}")
+            t0 = time.monotonic()
+            before = [p.usage() for p in started]
+            result = rx.recv(timeout)
+            after = [p.usage() for p in started]
+            wall = time.monotonic() - t0
+        return self._rate(result), _cpu_shares(result["messages"], wall, before, after)
 
     # -- trials -----------------------------------------------------------------
 
@@ -270,7 +323,7 @@ class Suite:
         crc = "on" if checksum else "off"
         self._say(f"throughput {size} B, {mode}, CRC {crc}")
         spec = {"endpoint": self._endpoint(), "mode": mode, "size": size, "checksum": checksum}
-        value = self._throughput(workers.shm_receiver, workers.shm_sender, spec)
+        value, cpu = self._throughput(workers.shm_receiver, workers.shm_sender, spec)
         self.figures.append(
             Figure(
                 "throughput",
@@ -279,6 +332,7 @@ class Suite:
                 value,
                 True,
                 key=f"tp{size}",
+                details=cpu,
             )
         )
 
@@ -292,21 +346,25 @@ class Suite:
                 "checksum": True,
                 "ring_size": ring_size,
             }
-            value = self._throughput(workers.shm_receiver, workers.shm_sender, spec) * 1e6
+            value, cpu = self._throughput(workers.shm_receiver, workers.shm_sender, spec)
             label = f"16 MiB await, {_size(ring_size)} ring"
-            self.figures.append(Figure("large", label, "msg/s", value, True, key=f"tp{LARGE}"))
+            self.figures.append(
+                Figure("large", label, "msg/s", value * 1e6, True, key=f"tp{LARGE}", details=cpu)
+            )
 
     def peer_throughput(self, peer: str, size: int) -> None:
         self._say(f"throughput {size} B, {peer}")
         if peer == "pyzmq":
             spec = {"address": "ipc://" + self._ipc("zmq"), "size": size}
-            value = self._throughput(workers.zmq_receiver, workers.zmq_sender, spec)
+            value, cpu = self._throughput(workers.zmq_receiver, workers.zmq_sender, spec)
             if size == LARGE:
                 value *= 1e6  # messages per second, as the "large" figure
         else:
             spec = {"path": self._ipc("unix"), "size": size}
-            value = self._throughput(workers.unix_receiver, workers.unix_sender, spec)
-        self.figures.append(Figure("peer", peer, "M msg/s", value, True, key=f"tp{size}"))
+            value, cpu = self._throughput(workers.unix_receiver, workers.unix_sender, spec)
+        self.figures.append(
+            Figure("peer", peer, "M msg/s", value, True, key=f"tp{size}", details=cpu)
+        )
 
     def fanin(self, size: int, nice: int = 0) -> None:
         how = _niceness(nice)
@@ -318,7 +376,7 @@ class Suite:
             "checksum": True,
             "nice": nice,
         }
-        value = self._throughput(workers.shm_receiver, workers.shm_sender, spec, senders=8)
+        value, cpu = self._throughput(workers.shm_receiver, workers.shm_sender, spec, senders=8)
         self.figures.append(
             Figure(
                 "fanin",
@@ -327,15 +385,16 @@ class Suite:
                 value,
                 True,
                 key=f"fanin{nice or ''}",
+                details=cpu,
             )
         )
 
     def peer_fanin(self, size: int, nice: int = 0) -> None:
         self._say(f"8 producers -> 1 PULL, {size} B, pyzmq{_niceness(nice)}")
         spec = {"address": "ipc://" + self._ipc("zmqf"), "size": size, "nice": nice}
-        value = self._throughput(workers.zmq_receiver, workers.zmq_sender, spec, senders=8)
+        value, cpu = self._throughput(workers.zmq_receiver, workers.zmq_sender, spec, senders=8)
         self.figures.append(
-            Figure("peer", "pyzmq", "M msg/s", value, True, key=f"fanin{nice or ''}")
+            Figure("peer", "pyzmq", "M msg/s", value, True, key=f"fanin{nice or ''}", details=cpu)
         )
 
     def _latency(
@@ -557,4 +616,19 @@ def _row(f: Figure) -> str:
     line = f"  {f.label:<34} {f.value:8.3f} {f.unit}"
     for peer in ("pyzmq", "unix"):
         line += _ratio(f, peer)
+    if f.section == "fanin":
+        line += _cpu_line(f.details, "", "CPU per message:")
+        line += _cpu_line(f.details, "pyzmq_", "pyzmq:")
     return line + "\n"
+
+
+def _cpu_line(d: dict[str, float], prefix: str, title: str) -> str:
+    """A fan-in's CPU split (see _cpu_shares), for the table."""
+    if prefix + "senders_us_per_msg" not in d:
+        return ""
+    return (
+        f"\n    {title:<16} senders {d[prefix + 'senders_us_per_msg']:.2f} us,"
+        f" receiver {d[prefix + 'receiver_us_per_msg']:.2f} us"
+        f" ({d[prefix + 'receiver_cores']:.0%} of a core);"
+        f" senders slept {d[prefix + 'senders_sleeps_per_s']:,.0f}/s"
+    )

@@ -3,7 +3,9 @@
 Every worker takes the pipe to the coordinator and a spec dict, says
 "ready" once it can be measured against, and reports a result dict.
 Receivers do the timing; senders just send until they are stopped or the
-receiver goes away.  Inner loops check the clock every few hundred
+receiver goes away.  A throughput receiver says "measuring" when its
+warm-up ends, so that the coordinator can read every process's CPU time
+over the same window.  Inner loops check the clock every few hundred
 messages, so a fast sender can never keep a receiver in its loop forever.
 """
 
@@ -22,6 +24,7 @@ import shmsock
 
 Spec = dict[str, Any]
 now = time.perf_counter
+MEASURING = "measuring"
 
 
 def _summary(samples_ns: list[int]) -> dict[str, float]:
@@ -96,6 +99,7 @@ def shm_receiver(conn: Connection, spec: Spec) -> None:
                 return n
 
             await count_until(now() + warmup)
+            conn.send(MEASURING)
             t0 = now()
             n = await count_until(t0 + seconds)
             conn.send({"messages": n, "seconds": now() - t0})
@@ -388,6 +392,7 @@ def zmq_receiver(conn: Connection, spec: Spec) -> None:
         return n
 
     count_until(now() + spec["warmup"])
+    conn.send(MEASURING)
     t0 = now()
     n = count_until(t0 + spec["seconds"])
     conn.send({"messages": n, "seconds": now() - t0})
@@ -495,6 +500,7 @@ def unix_receiver(conn: Connection, spec: Spec) -> None:
             return n
 
         await count_until(now() + spec["warmup"])
+        conn.send(MEASURING)
         t0 = now()
         n = await count_until(t0 + spec["seconds"])
         conn.send({"messages": n, "seconds": now() - t0})
