@@ -669,7 +669,9 @@ class Socket:
     def recv_many_nowait(self, max_count: int = 256) -> list[bytes]:
         """Up to *max_count* one-frame messages from one peer, now.
 
-        Raises trio.WouldBlock when there is none, MultipartMessage when the
+        Peers take turns: one that has messages gives up to eight batches
+        in a row (BATCH_TURN in shmsock/_patterns/_base.py), then the next
+        peer's turn comes.  Raises trio.WouldBlock when there is none, MultipartMessage when the
         next message has several frames (it stays queued).  PUSH, REQ and
         REP sockets raise StateError.
         """
@@ -685,9 +687,9 @@ class Socket:
         def take(peer: Peer) -> tuple[list[Queued], bool] | None:
             return engine.take_batch(peer, max_count)
 
-        got = pattern.next_message(engine.recv_ready, take)
+        got = pattern.next_batch(engine.recv_ready, take)
         if got is None and engine.poll():  # doorbells that rang meanwhile
-            got = pattern.next_message(engine.recv_ready, take)
+            got = pattern.next_batch(engine.recv_ready, take)
         if engine.retire_pending:
             engine.reap()
         if got is None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import collections
 import hashlib
+import itertools
 import os
 
 import peers
@@ -21,6 +22,7 @@ from procs import Child, spawn
 
 import shmsock
 from shmsock import PULL, PUSH
+from shmsock._patterns._base import BATCH_TURN
 
 
 class TestConformancePushBinds(Pipelined):
@@ -185,6 +187,42 @@ async def test_pull_fair_queues_between_pushers():
         for tag in b"abc":
             mine = [m for m in got if m[0] == tag]
             assert mine == [bytes([tag]) + b"%d" % i for i in range(200)]  # order per peer
+
+
+async def test_recv_many_gives_each_peer_a_turn_of_several_batches():
+    # recv_many stays with one peer for BATCH_TURN batches while it has
+    # messages, then moves on; every peer gets its turn, and one that runs
+    # dry hands over at once.
+    turn = BATCH_TURN
+    size = 25
+    counts = {b"a": 4 * turn * size, b"b": 4 * turn * size, b"c": 2 * size}
+    async with shmsock.socket(PULL) as pull:
+        pull.bind("shm://turns")
+        async with (
+            shmsock.socket(PUSH) as a,
+            shmsock.socket(PUSH) as b,
+            shmsock.socket(PUSH) as c,
+        ):
+            for s, tag in ((a, b"a"), (b, b"b"), (c, b"c")):
+                s.connect("shm://turns")
+                await s.wait_peers(1)
+                await s.send_many([tag + b"%d" % i for i in range(counts[tag])])
+            batches = []
+            with trio.fail_after(10):
+                while sum(map(len, batches)) < sum(counts.values()):
+                    batches.append(await pull.recv_many(size))
+    for batch in batches:
+        assert len({m[:1] for m in batch}) == 1  # a batch comes from one peer
+    runs = [(tag, len(list(group))) for tag, group in itertools.groupby(b[0][:1] for b in batches)]
+    # Each run is one turn: a full one, or c's two batches and then it is dry.
+    assert all(n == turn for tag, n in runs if tag != b"c"), runs
+    assert [n for tag, n in runs if tag == b"c"] == [2], runs
+    # Turns go round: while a and b both have messages, they alternate.
+    busy = [tag for tag, _ in runs if tag != b"c"]
+    assert all(x != y for x, y in itertools.pairwise(busy)), runs
+    for tag, n in counts.items():
+        mine = [m for batch in batches for m in batch if m[:1] == tag]
+        assert mine == [tag + b"%d" % i for i in range(n)]  # each once, in order
 
 
 async def test_a_spinning_pull_takes_every_message_of_several_processes_in_order():

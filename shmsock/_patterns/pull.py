@@ -1,9 +1,9 @@
 """PULL: fair-queue over all connected peers.
 
 A PULL socket only receives.  It takes messages from its peers in turn, one
-message per peer per turn, so a fast peer cannot starve a slow one.  Order
-is kept per peer.  A peer that died is read to the end of what it sent
-before it is dropped.
+message per peer per turn (``recv_many``: up to BATCH_TURN batches per
+turn), so a fast peer cannot starve a slow one.  Order is kept per peer.
+A peer that died is read to the end of what it sent before it is dropped.
 """
 
 from __future__ import annotations
