@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import collections
+import contextlib
 import hashlib
 import itertools
 import os
+from collections.abc import AsyncIterator
 
 import peers
 import pytest
@@ -168,17 +170,24 @@ async def test_push_waits_for_a_peer_and_sends_when_one_connects():
                 assert await pull.recv() == b"patient"
 
 
+@contextlib.asynccontextmanager
+async def tagged_pushers(endpoint: str) -> AsyncIterator[list[tuple[shmsock.Socket, bytes]]]:
+    """Three PUSH sockets connected to *endpoint*, each with its tag a, b, c."""
+    async with contextlib.AsyncExitStack() as stack:
+        pushers = []
+        for tag in (b"a", b"b", b"c"):
+            s = await stack.enter_async_context(shmsock.socket(PUSH))
+            s.connect(endpoint)
+            await s.wait_peers(1)
+            pushers.append((s, tag))
+        yield pushers
+
+
 async def test_pull_fair_queues_between_pushers():
     async with shmsock.socket(PULL) as pull:
         pull.bind("shm://fair")
-        async with (
-            shmsock.socket(PUSH) as a,
-            shmsock.socket(PUSH) as b,
-            shmsock.socket(PUSH) as c,
-        ):
-            for s in (a, b, c):
-                s.connect("shm://fair")
-            for s, tag in ((a, b"a"), (b, b"b"), (c, b"c")):
+        async with tagged_pushers("shm://fair") as pushers:
+            for s, tag in pushers:
                 for i in range(200):
                     await s.send(tag + b"%d" % i)
             got = [await pull.recv() for _ in range(600)]
@@ -198,14 +207,8 @@ async def test_recv_many_gives_each_peer_a_turn_of_several_batches():
     counts = {b"a": 4 * turn * size, b"b": 4 * turn * size, b"c": 2 * size}
     async with shmsock.socket(PULL) as pull:
         pull.bind("shm://turns")
-        async with (
-            shmsock.socket(PUSH) as a,
-            shmsock.socket(PUSH) as b,
-            shmsock.socket(PUSH) as c,
-        ):
-            for s, tag in ((a, b"a"), (b, b"b"), (c, b"c")):
-                s.connect("shm://turns")
-                await s.wait_peers(1)
+        async with tagged_pushers("shm://turns") as pushers:
+            for s, tag in pushers:
                 await s.send_many([tag + b"%d" % i for i in range(counts[tag])])
             batches = []
             with trio.fail_after(10):
