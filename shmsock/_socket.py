@@ -671,9 +671,9 @@ class Socket:
 
         Peers take turns: one that has messages gives up to eight batches
         in a row (BATCH_TURN in shmsock/_patterns/_base.py), then the next
-        peer's turn comes.  Raises trio.WouldBlock when there is none, MultipartMessage when the
-        next message has several frames (it stays queued).  PUSH, REQ and
-        REP sockets raise StateError.
+        peer's turn comes.  Raises trio.WouldBlock when there is none,
+        MultipartMessage when the next message has several frames (it stays
+        queued).  PUSH, REQ and REP sockets raise StateError.
         """
         if type(max_count) is not int or max_count < 1:
             _count(max_count, "max_count", 1)
