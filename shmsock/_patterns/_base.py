@@ -53,13 +53,14 @@ def round_robin(ready: deque[P], offer: Callable[[P], bool]) -> P | None:
 
 #: How many batches in a row a batch receive (``recv_many``) takes from one
 #: peer, while that peer has messages, before it moves on.  With one batch
-#: per turn, eight producers into one PULL on two cores spent half their CPU
-#: sleeping and waking: each was woken for a few hundred records, then found
-#: its ring full again.  Longer turns let the peer being read write beside
-#: its reader while the others stay asleep; eight batches measured 20-50 %
-#: more fan-in throughput (docs/performance.md).  The price is latency
-#: under load: a peer with a message waits for up to this many batches from
-#: each peer ahead of it.
+#: per turn, eight producers into one PULL on two cores spent up to half
+#: their CPU sleeping and waking: each was woken for a few hundred records,
+#: then found its ring full again.  Longer turns let the peer being read
+#: write beside its reader while the others stay asleep; eight batches
+#: measured about 35-40 % more fan-in throughput, in medians of side-by-side
+#: runs (docs/performance.md).  The price is latency under load: a peer
+#: with a message waits for up to this many batches from each peer ahead
+#: of it.
 BATCH_TURN = 8
 
 
