@@ -143,25 +143,20 @@ class Pattern:
 
         As next_message, except that a peer keeps its turn for up to
         BATCH_TURN batches in a row while it has messages.  A peer found
-        empty, or passed over by a one-message receive meanwhile, ends its
-        turn at once.
+        empty leaves the queue as there, and the next peer's batch starts
+        a new turn; so does a peer brought to the front by a one-message
+        receive meanwhile.
         """
-        while ready:
-            peer = ready[0]
-            item = take(peer)
-            if item is not None:
-                if peer is not self._turn_peer:
-                    self._turn_peer, self._turn_left = peer, BATCH_TURN
-                self._turn_left -= 1
-                if self._turn_left == 0 and self.rotate_recv:
-                    ready.rotate(-1)
-                    self._turn_peer = None
-                return peer, item
-            ready.popleft()
-            peer.in_recv = False
-            if peer is self._turn_peer:
+        got = fair_queue(ready, take, rotate=False)
+        if got is not None and self.rotate_recv:
+            peer = got[0]
+            if peer is not self._turn_peer:
+                self._turn_peer, self._turn_left = peer, BATCH_TURN
+            self._turn_left -= 1
+            if self._turn_left == 0:
+                ready.rotate(-1)  # the peer that gave it is still in front
                 self._turn_peer = None
-        return None
+        return got
 
     def accept(self, peer: PeerView, aux: int) -> bool:
         """May this message from *peer* be delivered?  False drops it."""
