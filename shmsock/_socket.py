@@ -671,9 +671,11 @@ class Socket:
 
         Peers take turns: one that has messages gives up to eight batches
         in a row (BATCH_TURN in shmsock/_patterns/_base.py), then the next
-        peer's turn comes.  Raises trio.WouldBlock when there is none,
-        MultipartMessage when the next message has several frames (it stays
-        queued).  PUSH, REQ and REP sockets raise StateError.
+        peer's turn comes.  A peer whose ring was empty when the others
+        queued is served between their batches, not after their turns (see
+        Pattern.next_batch).  Raises trio.WouldBlock when there is none,
+        MultipartMessage when the next message has several frames (it
+        stays queued).  PUSH, REQ and REP sockets raise StateError.
         """
         if type(max_count) is not int or max_count < 1:
             _count(max_count, "max_count", 1)
@@ -687,9 +689,9 @@ class Socket:
         def take(peer: Peer) -> tuple[list[Queued], bool] | None:
             return engine.take_batch(peer, max_count)
 
-        got = pattern.next_batch(engine.recv_ready, take)
+        got = pattern.next_batch(engine.recv_ready, take, engine.drained)
         if got is None and engine.poll():  # doorbells that rang meanwhile
-            got = pattern.next_batch(engine.recv_ready, take)
+            got = pattern.next_batch(engine.recv_ready, take, engine.drained)
         if engine.retire_pending:
             engine.reap()
         if got is None:

@@ -228,6 +228,78 @@ async def test_recv_many_gives_each_peer_a_turn_of_several_batches():
         assert mine == [tag + b"%d" % i for i in range(n)]  # each once, in order
 
 
+async def test_recv_many_serves_a_peer_that_was_idle_between_the_batches_of_a_turn():
+    # A peer whose ring was empty, and that sends during another peer's
+    # turn, waits for one batch, not for the busy peers' turns, for as long
+    # as each batch empties its ring; left with more, it waits its turn.
+    turn = BATCH_TURN
+    size = 25
+    async with shmsock.socket(PULL) as pull:
+        pull.bind("shm://newcomer")
+        async with tagged_pushers("shm://newcomer") as pushers:
+            (a, _), (b, _), (c, _) = pushers
+            with pytest.raises(trio.WouldBlock):
+                pull.recv_many_nowait(size)  # every ring empty: every peer leaves the queue
+            for s, tag in ((a, b"a"), (b, b"b")):
+                await s.send_many([tag + b"%d" % i for i in range(2 * turn * size)])
+            await trio.testing.wait_all_tasks_blocked()  # both doorbells heard: a, b queued
+            bursts = [1, 1, size + 3]  # the last is more than a batch
+            sent = 0
+            batches = []
+            with trio.fail_after(10):
+                batches.append(await pull.recv_many(size))  # a's turn begins
+                for n in bursts:
+                    await c.send_many([b"c%d" % i for i in range(sent, sent + n)])
+                    sent += n
+                    await trio.testing.wait_all_tasks_blocked()  # its doorbell is heard
+                    batches.append(await pull.recv_many(size))
+                    batches.append(await pull.recv_many(size))
+                batches.append(await pull.recv_many(size))
+                while sum(map(len, batches)) < 4 * turn * size + sent:
+                    batches.append(await pull.recv_many(size))
+    for batch in batches:
+        assert len({m[:1] for m in batch}) == 1  # a batch comes from one peer
+    tags = [batch[0][:1] for batch in batches]
+    # c's messages came at once, a batch between two of a's, until a batch
+    # left some behind; those waited for a's turn to end and for b's.
+    start = [b"a"] + [b"c", b"a"] * len(bursts) + [b"a"]
+    assert tags[: len(start)] == start
+    assert tags[len(start) :] == (
+        [b"a"] * (turn - start.count(b"a")) + [b"b"] * turn + [b"c"] + [b"a"] * turn + [b"b"] * turn
+    )
+    assert [len(batch) for batch in batches if batch[0][:1] == b"c"] == [1, 1, size, 3]
+    for tag, n in ((b"a", 2 * turn * size), (b"b", 2 * turn * size), (b"c", sent)):
+        mine = [m for batch in batches for m in batch if m[:1] == tag]
+        assert mine == [tag + b"%d" % i for i in range(n)]  # each once, in order
+
+
+async def test_recv_many_queues_a_peer_that_ran_dry_in_its_turn_behind_the_others():
+    # A busy peer that runs dry after more than one batch of its turn, and
+    # then sends again, is no newcomer: it waits for the turn running.
+    turn = BATCH_TURN
+    size = 25
+    async with shmsock.socket(PULL) as pull:
+        pull.bind("shm://ran-dry")
+        async with tagged_pushers("shm://ran-dry") as pushers:
+            (a, _), (b, _), _ = pushers
+            with pytest.raises(trio.WouldBlock):
+                pull.recv_many_nowait(size)
+            await a.send_many([b"a%d" % i for i in range(2 * size)])
+            await b.send_many([b"b%d" % i for i in range(2 * turn * size)])
+            await trio.testing.wait_all_tasks_blocked()
+            with trio.fail_after(10):
+                batches = [await pull.recv_many(size) for _ in range(3)]  # a, a, dry: b
+                await a.send_many([b"a%d" % i for i in range(2 * size, 3 * size)])
+                await trio.testing.wait_all_tasks_blocked()  # its doorbell is heard
+                while sum(map(len, batches)) < 3 * size + 2 * turn * size:
+                    batches.append(await pull.recv_many(size))
+    tags = [batch[0][:1] for batch in batches]
+    assert tags == [b"a", b"a"] + [b"b"] * turn + [b"a"] + [b"b"] * turn
+    assert [m for batch in batches for m in batch if m[:1] == b"a"] == [
+        b"a%d" % i for i in range(3 * size)
+    ]
+
+
 async def test_a_spinning_pull_takes_every_message_of_several_processes_in_order():
     # Spinning looks leave announcing to the spin (or to the look's end); with
     # several peers, some empty and some not, nothing may be lost or stall.

@@ -25,6 +25,7 @@ class PeerView(Protocol):
     streaming: bool
     in_send: bool
     in_recv: bool
+    busy: bool
 
 
 P = TypeVar("P", bound=PeerView)
@@ -58,9 +59,11 @@ def round_robin(ready: deque[P], offer: Callable[[P], bool]) -> P | None:
 #: then found its ring full again.  Longer turns let the peer being read
 #: write beside its reader while the others stay asleep; eight batches
 #: measured about 35-40 % more fan-in throughput, in medians of side-by-side
-#: runs (docs/performance.md).  The price is latency under load: a peer
-#: with a message waits for up to this many batches from each peer ahead
-#: of it.
+#: runs (docs/performance.md).  Sixteen gained in some hours and lost in
+#: others, and came out even over sixteen pairs.  The price is latency under
+#: load for a peer with a backlog: it waits for up to this many batches from
+#: each busy peer ahead of it.  A peer that had nothing queued does not
+#: wait for the turns (Pattern.next_batch).
 BATCH_TURN = 8
 
 
@@ -134,11 +137,20 @@ class Pattern:
     def next_message(self, ready: deque[P], take: Callable[[P], T | None]) -> tuple[P, T] | None:
         return fair_queue(ready, take, self.rotate_recv)
 
-    # The peer whose batch turn is running, and the batches left in it.
+    # The peer whose batch turn is running and the batches left in it.  The
+    # first _queued peers of the ready queue were there before the others
+    # joined; _newcomer_last says the last batch was a newcomer's.
     _turn_peer: object = None
     _turn_left: int = 0
+    _queued: int = 0
+    _newcomer_last: bool = False
 
-    def next_batch(self, ready: deque[P], take: Callable[[P], T | None]) -> tuple[P, T] | None:
+    def next_batch(
+        self,
+        ready: deque[P],
+        take: Callable[[P], T | None],
+        drained: Callable[[P], bool],
+    ) -> tuple[P, T] | None:
         """The next batch from the ready peers, for a batch receive.
 
         As next_message, except that a peer keeps its turn for up to
@@ -146,17 +158,81 @@ class Pattern:
         empty leaves the queue as there, and the next peer's batch starts
         a new turn; so does a peer brought to the front by a one-message
         receive meanwhile.
+
+        A peer that joins the queue while others are in it (its ring was
+        empty, and now is not) does not wait for their turns.  Such
+        newcomers give their batches first, one between each two of the
+        queued peers' and in turn among themselves, for as long as each
+        batch empties the peer's ring (*drained* says whether it did).  A
+        newcomer left with more than a batch is a busy peer: it queues
+        behind the peers that were there before it, and waits for its
+        turn.  A peer that ran dry in its own turn after more than one
+        batch is busy too, and queues the same way when it has messages
+        again.  A peer that sends now and then thus waits for about one
+        batch, however long the busy peers' turns.
         """
+        if not self.rotate_recv:
+            return fair_queue(ready, take, rotate=False)
+        queued = min(self._queued, len(ready))
+        if 0 < queued < len(ready) and not self._newcomer_last:
+            got = self._newcomer_batch(ready, take, drained, queued)
+            if got is not None:
+                # The queued peers' batch comes next, so that newcomers,
+                # however many, cannot starve them.
+                self._newcomer_last = True
+                return got
+            queued = self._queued  # busy peers it found are queued now
+        self._newcomer_last = False
+        before = len(ready)
+        front = ready[0] if ready else None
         got = fair_queue(ready, take, rotate=False)
-        if got is not None and self.rotate_recv:
+        if len(ready) < before:  # peers found dry at the front left
+            queued -= before - len(ready)
+            if front is not None and front is self._turn_peer and self._turn_left <= BATCH_TURN - 2:
+                front.busy = True
+        if queued <= 0:
+            queued = len(ready)  # none of those is left: all are queued alike
+        if got is not None:
             peer = got[0]
+            peer.busy = False  # queued already: it has its turns
             if peer is not self._turn_peer:
                 self._turn_peer, self._turn_left = peer, BATCH_TURN
             self._turn_left -= 1
             if self._turn_left == 0:
-                ready.rotate(-1)  # the peer that gave it is still in front
+                # Behind the others queued before, ahead of any newcomer.
+                ready.popleft()
+                ready.insert(queued - 1, peer)
                 self._turn_peer = None
+        self._queued = queued
         return got
+
+    def _newcomer_batch(
+        self,
+        ready: deque[P],
+        take: Callable[[P], T | None],
+        drained: Callable[[P], bool],
+        queued: int,
+    ) -> tuple[P, T] | None:
+        """A batch from the first peer that joined behind the *queued* ones."""
+        while len(ready) > queued:
+            peer = ready[queued]
+            if peer.busy:
+                peer.busy = False  # it takes its place without a batch first
+                queued += 1
+                self._queued = queued
+                continue
+            item = take(peer)
+            del ready[queued]
+            if item is None:
+                peer.in_recv = False  # dry: it leaves, as in fair_queue
+                continue
+            if drained(peer):
+                ready.append(peer)  # still a newcomer, after the others
+            else:
+                ready.insert(queued, peer)  # busy: last of the queued peers
+                self._queued = queued + 1
+            return peer, item
+        return None
 
     def accept(self, peer: PeerView, aux: int) -> bool:
         """May this message from *peer* be delivered?  False drops it."""

@@ -2,7 +2,8 @@
 
 A PULL socket only receives.  It takes messages from its peers in turn, one
 message per peer per turn (``recv_many``: up to BATCH_TURN batches per
-turn), so a fast peer cannot starve a slow one.  Order is kept per peer.
+turn, with peers that had nothing queued served between them), so a fast
+peer cannot starve a slow one.  Order is kept per peer.
 A peer that died is read to the end of what it sent before it is dropped.
 """
 

@@ -1013,6 +1013,19 @@ class Engine:
                 return peer.inbox.popleft()
         return None
 
+    def drained(self, peer: Peer) -> bool:
+        """Whether *peer* had nothing more for us just now.
+
+        A hint for fair queueing: a ring that fails validation counts as
+        not drained, and the next read reports it.
+        """
+        if peer.inbox:
+            return False
+        try:
+            return peer.rx.available() == 0
+        except CorruptMessage:
+            return False
+
     def take_batch(self, peer: Peer, max_count: int) -> tuple[list[Queued], bool] | None:
         """Up to *max_count* complete messages from *peer*, or None.
 

@@ -49,6 +49,7 @@ class Peer:
     __slots__ = (
         "alive",
         "bound",
+        "busy",
         "check_size",
         "corrupt",
         "discard",
@@ -118,6 +119,7 @@ class Peer:
         self.streaming = False  # a fragmented send is writing to tx
         self.in_send = False  # queued in the engine's send_ready
         self.in_recv = False  # queued in the engine's recv_ready
+        self.busy = False  # ran dry in a long batch turn (Pattern.next_batch)
         self.discard = False  # the peer asked us to drop what it sent
         self.inbox: deque[Queued] = deque()
         self.partial: list[bytes] | None = None  # frames of an incomplete message
