@@ -43,6 +43,12 @@ figures:
   fanin-nice   the same with the 8 producers at nice 10 (pyzmq's too), so
                the receiver is not held to a ninth share of the CPU; not in
                the default suite.
+  fanin-quiet  the fan-in with a ninth, quiet producer that sends one
+               timestamped message every 5 ms: how long its messages wait
+               behind the busy ones (p50, p99, max), for shmsock and pyzmq.
+               The receivers look at every batch (shmsock, one await
+               recv_many each) or message (pyzmq) to find them, so the rate
+               beside it is not the fan-in's.  Not in the default suite.
   latency      REQ/REP round trip of a 1 KiB message between two
                processes: p50, p99, p99.9, max, once parked (spin_us=0, the
                default) and once with --spin-us on both sides.  Then the

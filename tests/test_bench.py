@@ -114,12 +114,28 @@ def test_fanin_with_nice_producers_is_its_own_opt_in_figure():
     assert plain["key"] != niced["key"]  # each is compared with its own pyzmq run
 
 
+def test_fanin_with_a_quiet_producer_says_how_long_its_messages_waited():
+    result = run_bench(
+        "--only", "fanin-quiet", "--sizes", "64", "--seconds", "0.3", "--no-peers",
+        "--json", "--quiet",
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    (quiet,) = figures(json.loads(result.stdout), "fanin")
+    assert "quiet" in quiet["label"] and quiet["key"] == "fanin-quiet"
+    d = quiet["details"]
+    assert d["quiet_count"] > 0
+    assert 0 < d["quiet_p50_ms"] <= d["quiet_p99_ms"] <= d["quiet_max_ms"]
+    out = io.StringIO()
+    suite.render([suite.Figure(**quiet)], out)
+    assert f"its messages waited p50 {d['quiet_p50_ms']:.2f} ms" in out.getvalue()
+
+
 def test_the_table_and_help_explain_the_figures():
     result = run_bench("--only", "ring", "--seconds", "0.05", "--quiet")
     assert result.returncode == 0, result.stderr
     assert "M rec/s" in result.stdout
     helped = run_bench("--help")
-    for kind in [*KINDS, "fanin-nice"]:
+    for kind in [*KINDS, "fanin-nice", "fanin-quiet"]:
         assert kind in helped.stdout
 
 

@@ -94,6 +94,15 @@ def _cpu_shares(
     }
 
 
+def _fanin_key(nice: int, quiet: bool) -> str:
+    return f"fanin{nice or ''}{'-quiet' if quiet else ''}"
+
+
+def _not_quiet(size: int) -> int:
+    """A busy sender's message size the receiver cannot take for a quiet one's."""
+    return size + 1 if size == workers.QUIET.size else size
+
+
 def _niceness(nice: int) -> str:
     """The label suffix of a fan-in run with niced producers."""
     return f", nice {nice}" if nice else ""
@@ -212,8 +221,14 @@ class Suite:
         sender: Callable[..., None],
         spec: dict[str, Any],
         senders: int = 1,
+        quiet: Callable[..., None] | None = None,
     ) -> tuple[float, dict[str, float]]:
-        """Run one receiver and *senders* senders: the rate (M msg/s) and where the CPU went."""
+        """Run one receiver and *senders* senders: the rate (M msg/s) and where the CPU went.
+
+        With *quiet*, one more sender of that kind runs too (its CPU counts
+        among the senders'), and the details say how long its messages
+        waited (``quiet_p50_ms``, ``quiet_p99_ms``, ``quiet_max_ms``).
+        """
         o = self.opts
         spec = {
             **spec,
@@ -227,6 +242,8 @@ class Suite:
             rx.expect_ready()
             for _ in range(senders):
                 _start(started, sender, spec)
+            if quiet is not None:
+                _start(started, quiet, spec)
             for p in started[1:]:
                 p.expect_ready()
             rx.conn.send("go")  # shmsock's and pyzmq's receivers wait for it
@@ -238,7 +255,16 @@ class Suite:
             result = rx.recv(timeout)
             after = [p.usage() for p in started]
             wall = time.monotonic() - t0
-        return self._rate(result), _cpu_shares(result["messages"], wall, before, after)
+        details = _cpu_shares(result["messages"], wall, before, after)
+        if "quiet" in result:
+            q = result["quiet"]
+            details.update(
+                quiet_p50_ms=q["p50_us"] / 1000,
+                quiet_p99_ms=q["p99_us"] / 1000,
+                quiet_max_ms=q["max_us"] / 1000,
+                quiet_count=q["count"],
+            )
+        return self._rate(result), details
 
     # -- trials -----------------------------------------------------------------
 
@@ -262,11 +288,12 @@ class Suite:
             if self.zmq:
                 steps.append(partial(self.peer_throughput, "pyzmq", LARGE))
         size = 1024 if 1024 in o.sizes else o.sizes[-1]
-        for kind, nice in (("fanin", 0), ("fanin-nice", FANIN_NICE)):
+        for kind, nice in (("fanin", 0), ("fanin-nice", FANIN_NICE), ("fanin-quiet", 0)):
             if kind in o.kinds:
-                steps.append(partial(self.fanin, size, nice))
+                quiet = kind == "fanin-quiet"
+                steps.append(partial(self.fanin, size, nice, quiet))
                 if self.zmq:
-                    steps.append(partial(self.peer_fanin, size, nice))
+                    steps.append(partial(self.peer_fanin, size, nice, quiet))
         if "latency" in o.kinds:
             steps.append(lambda: self.latency(0))
             steps.append(lambda: self.latency(o.spin_us))
@@ -366,35 +393,54 @@ class Suite:
             Figure("peer", peer, "M msg/s", value, True, key=f"tp{size}", details=cpu)
         )
 
-    def fanin(self, size: int, nice: int = 0) -> None:
+    def fanin(self, size: int, nice: int = 0, quiet: bool = False) -> None:
         how = _niceness(nice)
-        self._say(f"8 producers -> 1 PULL, {size} B, batch{how}")
+        if quiet:
+            size = _not_quiet(size)
+            self._say(f"8 producers + 1 quiet -> 1 PULL, {size} B, batch")
+        else:
+            self._say(f"8 producers -> 1 PULL, {size} B, batch{how}")
         spec = {
             "endpoint": self._endpoint(),
             "mode": "batch",
             "size": size,
             "checksum": True,
             "nice": nice,
+            "quiet": quiet,
         }
-        value, cpu = self._throughput(workers.shm_receiver, workers.shm_sender, spec, senders=8)
+        value, cpu = self._throughput(
+            workers.shm_receiver,
+            workers.shm_sender,
+            spec,
+            senders=8,
+            quiet=workers.shm_quiet_sender if quiet else None,
+        )
+        label = (
+            f"8 PUSH + 1 quiet -> 1 PULL, {_size(size)}"
+            if quiet
+            else f"8 PUSH -> 1 PULL, {_size(size)} batch{how}"
+        )
         self.figures.append(
-            Figure(
-                "fanin",
-                f"8 PUSH -> 1 PULL, {_size(size)} batch{how}",
-                "M msg/s",
-                value,
-                True,
-                key=f"fanin{nice or ''}",
-                details=cpu,
-            )
+            Figure("fanin", label, "M msg/s", value, True, key=_fanin_key(nice, quiet), details=cpu)
         )
 
-    def peer_fanin(self, size: int, nice: int = 0) -> None:
-        self._say(f"8 producers -> 1 PULL, {size} B, pyzmq{_niceness(nice)}")
-        spec = {"address": "ipc://" + self._ipc("zmqf"), "size": size, "nice": nice}
-        value, cpu = self._throughput(workers.zmq_receiver, workers.zmq_sender, spec, senders=8)
+    def peer_fanin(self, size: int, nice: int = 0, quiet: bool = False) -> None:
+        if quiet:
+            size = _not_quiet(size)
+        who = "8 producers + 1 quiet" if quiet else "8 producers"
+        self._say(f"{who} -> 1 PULL, {size} B, pyzmq{_niceness(nice)}")
+        spec = {"address": "ipc://" + self._ipc("zmqf"), "size": size, "nice": nice, "quiet": quiet}
+        value, cpu = self._throughput(
+            workers.zmq_receiver,
+            workers.zmq_sender,
+            spec,
+            senders=8,
+            quiet=workers.zmq_quiet_sender if quiet else None,
+        )
         self.figures.append(
-            Figure("peer", "pyzmq", "M msg/s", value, True, key=f"fanin{nice or ''}", details=cpu)
+            Figure(
+                "peer", "pyzmq", "M msg/s", value, True, key=_fanin_key(nice, quiet), details=cpu
+            )
         )
 
     def _latency(
@@ -617,9 +663,26 @@ def _row(f: Figure) -> str:
     for peer in ("pyzmq", "unix"):
         line += _ratio(f, peer)
     if f.section == "fanin":
+        line += _quiet_line(f.details)
         line += _cpu_line(f.details, "", "CPU per message:")
         line += _cpu_line(f.details, "pyzmq_", "pyzmq:")
     return line + "\n"
+
+
+def _quiet_line(d: dict[str, float]) -> str:
+    """How long the quiet sender's messages waited, for the table."""
+    if "quiet_p50_ms" not in d:
+        return ""
+    line = (
+        f"\n    {'quiet sender:':<16} its messages waited p50 {d['quiet_p50_ms']:.2f} ms,"
+        f" p99 {d['quiet_p99_ms']:.2f} ms, max {d['quiet_max_ms']:.2f} ms"
+    )
+    if "pyzmq_quiet_p50_ms" in d:
+        line += (
+            f"\n    {'':<16} pyzmq: p50 {d['pyzmq_quiet_p50_ms']:.2f} ms,"
+            f" p99 {d['pyzmq_quiet_p99_ms']:.2f} ms, max {d['pyzmq_quiet_max_ms']:.2f} ms"
+        )
+    return line
 
 
 def _cpu_line(d: dict[str, float], prefix: str, title: str) -> str:

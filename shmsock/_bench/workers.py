@@ -26,6 +26,13 @@ Spec = dict[str, Any]
 now = time.perf_counter
 MEASURING = "measuring"
 
+# The quiet sender of "fanin-quiet": one message every QUIET_GAP seconds,
+# carrying the time it was sent.  perf_counter is CLOCK_MONOTONIC on Linux,
+# one clock for every process.  The busy senders' messages are never this
+# size (the suite sees to it), which is how the receiver tells them apart.
+QUIET_GAP = 0.005
+QUIET = struct.Struct("=dc")
+
 
 def _summary(samples_ns: list[int]) -> dict[str, float]:
     s = sorted(samples_ns)
@@ -90,6 +97,11 @@ def shm_receiver(conn: Connection, spec: Spec) -> None:
                         except trio.WouldBlock:
                             await s.recv()
                             n += 1
+                    elif waits is not None:
+                        got = await s.recv_many(256)
+                        n += len(got)
+                        if len(got[0]) == QUIET.size:
+                            _note_quiet(got, waits)
                     else:
                         try:
                             for _ in range(20):
@@ -100,9 +112,41 @@ def shm_receiver(conn: Connection, spec: Spec) -> None:
 
             await count_until(now() + warmup)
             conn.send(MEASURING)
+            if waits is not None:
+                waits.clear()
             t0 = now()
             n = await count_until(t0 + seconds)
-            conn.send({"messages": n, "seconds": now() - t0})
+            conn.send(_result(n, now() - t0, waits))
+
+    waits: list[int] | None = [] if spec.get("quiet") else None
+    trio.run(main)
+
+
+def _note_quiet(got: Any, waits: list[int]) -> None:
+    """Record how long each of the quiet sender's messages in *got* waited."""
+    t = now()
+    waits.extend(int((t - QUIET.unpack(m)[0]) * 1e9) for m in got)
+
+
+def _result(messages: int, seconds: float, waits: list[int] | None) -> dict[str, Any]:
+    result: dict[str, Any] = {"messages": messages, "seconds": seconds}
+    if waits:
+        result["quiet"] = _summary(waits)
+    return result
+
+
+def shm_quiet_sender(conn: Connection, spec: Spec) -> None:
+    """Send one message every QUIET_GAP seconds (see QUIET)."""
+
+    async def main() -> None:
+        async with shmsock.socket(shmsock.PUSH, linger=0) as s:
+            s.connect(spec["endpoint"])
+            await s.wait_peers(1)
+            conn.send("ready")
+            with trio.move_on_after(spec["max_seconds"]):
+                while True:
+                    await trio.sleep(QUIET_GAP)
+                    await s.send(QUIET.pack(now(), b"q"))
 
     trio.run(main)
 
@@ -382,20 +426,29 @@ def zmq_receiver(conn: Connection, spec: Spec) -> None:
     recv = s.recv
 
     step = 1 if spec["size"] > 1 << 20 else 500
+    waits: list[int] | None = [] if spec.get("quiet") else None
 
     def count_until(deadline: float) -> int:
         n = 0
         while now() < deadline:
-            for _ in range(step):
-                recv()
+            if waits is None:
+                for _ in range(step):
+                    recv()
+            else:
+                for _ in range(step):
+                    m = recv()
+                    if len(m) == QUIET.size:
+                        _note_quiet([m], waits)
             n += step
         return n
 
     count_until(now() + spec["warmup"])
     conn.send(MEASURING)
+    if waits is not None:
+        waits.clear()
     t0 = now()
     n = count_until(t0 + spec["seconds"])
-    conn.send({"messages": n, "seconds": now() - t0})
+    conn.send(_result(n, now() - t0, waits))
     os._exit(0)  # without waiting for the senders (libzmq linger)
 
 
@@ -416,6 +469,25 @@ def zmq_sender(conn: Connection, spec: Spec) -> None:
         while now() < deadline:
             for _ in range(step):
                 send(msg)
+    except zmq.Again:
+        pass
+    os._exit(0)
+
+
+def zmq_quiet_sender(conn: Connection, spec: Spec) -> None:
+    """pyzmq's shm_quiet_sender."""
+    import zmq
+
+    ctx = zmq.Context()
+    s = ctx.socket(zmq.PUSH)
+    s.setsockopt(zmq.SNDTIMEO, 1000)
+    s.connect(spec["address"])
+    conn.send("ready")
+    deadline = now() + spec["max_seconds"]
+    try:
+        while now() < deadline:
+            time.sleep(QUIET_GAP)
+            s.send(QUIET.pack(now(), b"q"))
     except zmq.Again:
         pass
     os._exit(0)
