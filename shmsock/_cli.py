@@ -23,8 +23,11 @@ figures:
                "await" is one `await send()` / `await recv()` per message (a
                Trio checkpoint each, about 5 us here); "nowait" is
                send_nowait/recv_nowait, waiting only when they would block;
-               "batch" is send_many (64 messages) / recv_many (up to 256),
-               one C call and at most one checkpoint per batch.  Each with
+               "batch" is batches of 64 messages sent and up to 256
+               received, one C call each: up to 20 send_many_nowait /
+               recv_many_nowait calls, then one await send_many /
+               recv_many (which waits if it must), so a checkpoint per 20
+               batches at most.  Each with
                CRC32C on and off.  "iter" is `async for msg in sock` at the
                receiver (a full checkpoint every 64 messages that are
                already there) against a send_nowait sender, CRC on only.
