@@ -32,14 +32,19 @@ def run_bench(*args: str) -> subprocess.CompletedProcess[str]:
     )
 
 
-@pytest.fixture(scope="module")
-def report() -> dict:
+def run_json(kinds: list[str], seconds: str = "0.05") -> dict:
+    """A short run of *kinds* without peers, as JSON."""
     result = run_bench(
-        "--only", ",".join(KINDS), "--sizes", "64", "--seconds", "0.05", "--no-peers",
+        "--only", ",".join(kinds), "--sizes", "64", "--seconds", seconds, "--no-peers",
         "--json", "--quiet",
     )  # fmt: skip
     assert result.returncode == 0, result.stderr
     return json.loads(result.stdout)
+
+
+@pytest.fixture(scope="module")
+def report() -> dict:
+    return run_json(KINDS)
 
 
 def figures(report: dict, section: str) -> list[dict]:
@@ -103,24 +108,14 @@ def test_throughput_trials_say_where_the_cpu_went(report):
 
 
 def test_fanin_with_nice_producers_is_its_own_opt_in_figure():
-    result = run_bench(
-        "--only", "fanin,fanin-nice", "--sizes", "64", "--seconds", "0.05", "--no-peers",
-        "--json", "--quiet",
-    )  # fmt: skip
-    assert result.returncode == 0, result.stderr
-    plain, niced = figures(json.loads(result.stdout), "fanin")
+    plain, niced = figures(run_json(["fanin", "fanin-nice"]), "fanin")
     assert "nice" not in plain["label"] and niced["label"].endswith("nice 10")
     assert plain["value"] > 0 and niced["value"] > 0
     assert plain["key"] != niced["key"]  # each is compared with its own pyzmq run
 
 
 def test_fanin_with_a_quiet_producer_says_how_long_its_messages_waited():
-    result = run_bench(
-        "--only", "fanin-quiet", "--sizes", "64", "--seconds", "0.3", "--no-peers",
-        "--json", "--quiet",
-    )  # fmt: skip
-    assert result.returncode == 0, result.stderr
-    (quiet,) = figures(json.loads(result.stdout), "fanin")
+    (quiet,) = figures(run_json(["fanin-quiet"], seconds="0.3"), "fanin")
     assert "quiet" in quiet["label"] and quiet["key"] == "fanin-quiet"
     d = quiet["details"]
     assert d["quiet_count"] > 0

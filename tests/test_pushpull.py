@@ -228,35 +228,59 @@ async def test_recv_many_gives_each_peer_a_turn_of_several_batches():
         assert mine == [tag + b"%d" % i for i in range(n)]  # each once, in order
 
 
+@contextlib.asynccontextmanager
+async def idle_pushers(endpoint: str) -> AsyncIterator[tuple[shmsock.Socket, list[shmsock.Socket]]]:
+    """A PULL bound to *endpoint* and three PUSH peers of it that sent nothing.
+
+    The PULL has looked at each, found it empty, and taken it out of its
+    ready queue: a peer comes back when it sends.
+    """
+    async with shmsock.socket(PULL) as pull:
+        pull.bind(endpoint)
+        async with tagged_pushers(endpoint) as pushers:
+            with pytest.raises(trio.WouldBlock):
+                pull.recv_many_nowait()
+            yield pull, [s for s, _ in pushers]
+
+
+async def recv_batches(pull: shmsock.Socket, batches: list[list[bytes]], total: int) -> None:
+    """recv_many(25) into *batches* until they hold *total* messages."""
+    with trio.fail_after(10):
+        while sum(map(len, batches)) < total:
+            batches.append(await pull.recv_many(25))
+
+
+def each_once_in_order(batches: list[list[bytes]], counts: dict[bytes, int]) -> bool:
+    """Whether the tagged messages came once each, in each sender's order."""
+    return all(
+        [m for batch in batches for m in batch if m[:1] == tag]
+        == [tag + b"%d" % i for i in range(n)]
+        for tag, n in counts.items()
+    )
+
+
 async def test_recv_many_serves_a_peer_that_was_idle_between_the_batches_of_a_turn():
     # A peer whose ring was empty, and that sends during another peer's
     # turn, waits for one batch, not for the busy peers' turns, for as long
     # as each batch empties its ring; left with more, it waits its turn.
     turn = BATCH_TURN
     size = 25
-    async with shmsock.socket(PULL) as pull:
-        pull.bind("shm://newcomer")
-        async with tagged_pushers("shm://newcomer") as pushers:
-            (a, _), (b, _), (c, _) = pushers
-            with pytest.raises(trio.WouldBlock):
-                pull.recv_many_nowait(size)  # every ring empty: every peer leaves the queue
-            for s, tag in ((a, b"a"), (b, b"b")):
-                await s.send_many([tag + b"%d" % i for i in range(2 * turn * size)])
-            await trio.testing.wait_all_tasks_blocked()  # both doorbells heard: a, b queued
-            bursts = [1, 1, size + 3]  # the last is more than a batch
-            sent = 0
-            batches = []
-            with trio.fail_after(10):
-                batches.append(await pull.recv_many(size))  # a's turn begins
-                for n in bursts:
-                    await c.send_many([b"c%d" % i for i in range(sent, sent + n)])
-                    sent += n
-                    await trio.testing.wait_all_tasks_blocked()  # its doorbell is heard
-                    batches.append(await pull.recv_many(size))
-                    batches.append(await pull.recv_many(size))
-                batches.append(await pull.recv_many(size))
-                while sum(map(len, batches)) < 4 * turn * size + sent:
-                    batches.append(await pull.recv_many(size))
+    counts = {b"a": 2 * turn * size, b"b": 2 * turn * size, b"c": 0}
+    bursts = [1, 1, size + 3]  # the last is more than a batch
+    batches: list[list[bytes]] = []
+    async with idle_pushers("shm://newcomer") as (pull, (a, b, c)):
+        for s, tag in ((a, b"a"), (b, b"b")):
+            await s.send_many([tag + b"%d" % i for i in range(counts[tag])])
+        await trio.testing.wait_all_tasks_blocked()  # both doorbells heard: a, b queued
+        await recv_batches(pull, batches, 1)  # a's turn begins
+        for n in bursts:
+            sent = counts[b"c"]
+            await c.send_many([b"c%d" % i for i in range(sent, sent + n)])
+            counts[b"c"] += n
+            await trio.testing.wait_all_tasks_blocked()  # its doorbell is heard
+            batches.append(await pull.recv_many(size))
+            batches.append(await pull.recv_many(size))
+        await recv_batches(pull, batches, sum(counts.values()))
     for batch in batches:
         assert len({m[:1] for m in batch}) == 1  # a batch comes from one peer
     tags = [batch[0][:1] for batch in batches]
@@ -268,9 +292,7 @@ async def test_recv_many_serves_a_peer_that_was_idle_between_the_batches_of_a_tu
         [b"a"] * (turn - start.count(b"a")) + [b"b"] * turn + [b"c"] + [b"a"] * turn + [b"b"] * turn
     )
     assert [len(batch) for batch in batches if batch[0][:1] == b"c"] == [1, 1, size, 3]
-    for tag, n in ((b"a", 2 * turn * size), (b"b", 2 * turn * size), (b"c", sent)):
-        mine = [m for batch in batches for m in batch if m[:1] == tag]
-        assert mine == [tag + b"%d" % i for i in range(n)]  # each once, in order
+    assert each_once_in_order(batches, counts)
 
 
 async def test_recv_many_queues_a_peer_that_ran_dry_in_its_turn_behind_the_others():
@@ -278,26 +300,18 @@ async def test_recv_many_queues_a_peer_that_ran_dry_in_its_turn_behind_the_other
     # then sends again, is no newcomer: it waits for the turn running.
     turn = BATCH_TURN
     size = 25
-    async with shmsock.socket(PULL) as pull:
-        pull.bind("shm://ran-dry")
-        async with tagged_pushers("shm://ran-dry") as pushers:
-            (a, _), (b, _), _ = pushers
-            with pytest.raises(trio.WouldBlock):
-                pull.recv_many_nowait(size)
-            await a.send_many([b"a%d" % i for i in range(2 * size)])
-            await b.send_many([b"b%d" % i for i in range(2 * turn * size)])
-            await trio.testing.wait_all_tasks_blocked()
-            with trio.fail_after(10):
-                batches = [await pull.recv_many(size) for _ in range(3)]  # a, a, dry: b
-                await a.send_many([b"a%d" % i for i in range(2 * size, 3 * size)])
-                await trio.testing.wait_all_tasks_blocked()  # its doorbell is heard
-                while sum(map(len, batches)) < 3 * size + 2 * turn * size:
-                    batches.append(await pull.recv_many(size))
+    batches: list[list[bytes]] = []
+    async with idle_pushers("shm://ran-dry") as (pull, (a, b, _)):
+        await a.send_many([b"a%d" % i for i in range(2 * size)])
+        await b.send_many([b"b%d" % i for i in range(2 * turn * size)])
+        await trio.testing.wait_all_tasks_blocked()
+        batches += [await pull.recv_many(size) for _ in range(3)]  # a, a, dry: b's turn
+        await a.send_many([b"a%d" % i for i in range(2 * size, 3 * size)])
+        await trio.testing.wait_all_tasks_blocked()  # its doorbell is heard
+        await recv_batches(pull, batches, 3 * size + 2 * turn * size)
     tags = [batch[0][:1] for batch in batches]
     assert tags == [b"a", b"a"] + [b"b"] * turn + [b"a"] + [b"b"] * turn
-    assert [m for batch in batches for m in batch if m[:1] == b"a"] == [
-        b"a%d" % i for i in range(3 * size)
-    ]
+    assert each_once_in_order(batches, {b"a": 3 * size, b"b": 2 * turn * size})
 
 
 async def test_a_spinning_pull_takes_every_message_of_several_processes_in_order():

@@ -94,10 +94,6 @@ def _cpu_shares(
     }
 
 
-def _fanin_key(nice: int, quiet: bool) -> str:
-    return f"fanin{nice or ''}{'-quiet' if quiet else ''}"
-
-
 def _not_quiet(size: int) -> int:
     """A busy sender's message size the receiver cannot take for a quiet one's."""
     return size + 1 if size == workers.QUIET.size else size
@@ -293,7 +289,7 @@ class Suite:
                 quiet = kind == "fanin-quiet"
                 steps.append(partial(self.fanin, size, nice, quiet))
                 if self.zmq:
-                    steps.append(partial(self.peer_fanin, size, nice, quiet))
+                    steps.append(partial(self.fanin, size, nice, quiet, zmq=True))
         if "latency" in o.kinds:
             steps.append(lambda: self.latency(0))
             steps.append(lambda: self.latency(o.spin_us))
@@ -393,55 +389,34 @@ class Suite:
             Figure("peer", peer, "M msg/s", value, True, key=f"tp{size}", details=cpu)
         )
 
-    def fanin(self, size: int, nice: int = 0, quiet: bool = False) -> None:
-        how = _niceness(nice)
-        if quiet:
-            size = _not_quiet(size)
-            self._say(f"8 producers + 1 quiet -> 1 PULL, {size} B, batch")
-        else:
-            self._say(f"8 producers -> 1 PULL, {size} B, batch{how}")
-        spec = {
-            "endpoint": self._endpoint(),
-            "mode": "batch",
-            "size": size,
-            "checksum": True,
-            "nice": nice,
-            "quiet": quiet,
-        }
-        value, cpu = self._throughput(
-            workers.shm_receiver,
-            workers.shm_sender,
-            spec,
-            senders=8,
-            quiet=workers.shm_quiet_sender if quiet else None,
-        )
-        label = (
-            f"8 PUSH + 1 quiet -> 1 PULL, {_size(size)}"
-            if quiet
-            else f"8 PUSH -> 1 PULL, {_size(size)} batch{how}"
-        )
-        self.figures.append(
-            Figure("fanin", label, "M msg/s", value, True, key=_fanin_key(nice, quiet), details=cpu)
-        )
-
-    def peer_fanin(self, size: int, nice: int = 0, quiet: bool = False) -> None:
+    def fanin(self, size: int, nice: int = 0, quiet: bool = False, zmq: bool = False) -> None:
+        """The fan-in (or, with *zmq*, pyzmq's), with a quiet ninth sender if *quiet*."""
         if quiet:
             size = _not_quiet(size)
         who = "8 producers + 1 quiet" if quiet else "8 producers"
-        self._say(f"{who} -> 1 PULL, {size} B, pyzmq{_niceness(nice)}")
-        spec = {"address": "ipc://" + self._ipc("zmqf"), "size": size, "nice": nice, "quiet": quiet}
+        how = _niceness(nice)
+        self._say(f"{who} -> 1 PULL, {size} B, {'pyzmq' if zmq else 'batch'}{how}")
+        spec: dict[str, Any] = {"size": size, "nice": nice, "quiet": quiet}
+        if zmq:
+            spec["address"] = "ipc://" + self._ipc("zmqf")
+            sides = (workers.zmq_receiver, workers.zmq_sender, workers.zmq_quiet_sender)
+        else:
+            spec.update(endpoint=self._endpoint(), mode="batch", checksum=True)
+            sides = (workers.shm_receiver, workers.shm_sender, workers.shm_quiet_sender)
+        receiver, sender, quiet_sender = sides
         value, cpu = self._throughput(
-            workers.zmq_receiver,
-            workers.zmq_sender,
-            spec,
-            senders=8,
-            quiet=workers.zmq_quiet_sender if quiet else None,
+            receiver, sender, spec, senders=8, quiet=quiet_sender if quiet else None
         )
-        self.figures.append(
-            Figure(
-                "peer", "pyzmq", "M msg/s", value, True, key=_fanin_key(nice, quiet), details=cpu
-            )
+        key = f"fanin{nice or ''}{'-quiet' if quiet else ''}"
+        if zmq:
+            self.figures.append(Figure("peer", "pyzmq", "M msg/s", value, True, key, details=cpu))
+            return
+        label = (
+            f"8 PUSH + 1 quiet -> 1 PULL, {_size(size)}"
+            if quiet
+            else (f"8 PUSH -> 1 PULL, {_size(size)} batch{how}")
         )
+        self.figures.append(Figure("fanin", label, "M msg/s", value, True, key, details=cpu))
 
     def _latency(
         self, server: Callable[..., None], client: Callable[..., None], spec: dict[str, Any]
