@@ -414,7 +414,7 @@ class Suite:
         label = (
             f"8 PUSH + 1 quiet -> 1 PULL, {_size(size)}"
             if quiet
-            else (f"8 PUSH -> 1 PULL, {_size(size)} batch{how}")
+            else f"8 PUSH -> 1 PULL, {_size(size)} batch{how}"
         )
         self.figures.append(Figure("fanin", label, "M msg/s", value, True, key, details=cpu))
 
