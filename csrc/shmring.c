@@ -356,18 +356,25 @@ static int announce_need(shm_producer *p, uint64_t need)
     return 0;
 }
 
-int64_t shm_write(shm_producer *p, const uint8_t *data, const uint32_t *lens,
-                  size_t count, const uint8_t *flags, uint32_t aux, int atomic, int announce)
+int64_t shm_write(shm_producer *p, const uint8_t *data, size_t data_len,
+                  const uint32_t *lens, size_t count, const uint8_t *flags, uint32_t aux,
+                  int atomic, int announce)
 {
     if (!p || !p->ring || (count && (!lens || !data)))
         return SHM_EINVAL;
     uint64_t max_payload = p->capacity / 2 - SHM_REC_HEADER_SIZE;
+    /* The payloads are copied from data: lens that add up to more than the
+     * caller's buffer would copy whatever lies beyond it into the ring. */
+    uint64_t total = 0;
     for (size_t i = 0; i < count; i++) {
         if (lens[i] > max_payload)
             return SHM_ETOOBIG;
         if (flags && !valid_write_flags(flags[i]))
             return SHM_EINVAL;
+        total += lens[i];
     }
+    if (total > data_len)
+        return SHM_EINVAL;
     if (atomic && count) {
         uint64_t end = p->tail;
         for (size_t i = 0; i < count; i++)

@@ -136,8 +136,9 @@ int shm_consumer_attach(shm_consumer *c, void *region, size_t region_size,
 
 /*
  * Write `count` records.  Record i carries lens[i] payload bytes, taken back
- * to back from `data`, and flags flags[i] (or SHM_F_START for every record
- * when flags is NULL).  `aux` goes into the aux field of records that carry
+ * to back from `data`, which holds `data_len` bytes: lens that add up to
+ * more are SHM_EINVAL, and nothing is written.  Record i has flags
+ * flags[i] (or SHM_F_START for every record when flags is NULL).  `aux` goes into the aux field of records that carry
  * SHM_F_START, 0 elsewhere.  With p->checksum, each record's crc covers
  * its payload and its flags, len, seq and aux (docs/protocol.md); when it
  * is 0 the records carry SHM_F_NOCRC and crc 0 instead.
@@ -153,12 +154,12 @@ int shm_consumer_attach(shm_consumer *c, void *region, size_t region_size,
  * (written << 1) | wake, where wake is 1 when the consumer had announced
  * that it was going to sleep and must now be signalled.  Returns SHM_AGAIN
  * when not even the first record fits, SHM_ETOOBIG when a record can never
- * fit, SHM_EINVAL on bad flags, SHM_EPOSITION when the consumer's position
+ * fit, SHM_EINVAL on bad flags or lengths, SHM_EPOSITION when the consumer's position
  * in the header is impossible.
  */
-int64_t shm_write(shm_producer *p, const uint8_t *data, const uint32_t *lens,
-                  size_t count, const uint8_t *flags, uint32_t aux,
-                  int atomic, int announce);
+int64_t shm_write(shm_producer *p, const uint8_t *data, size_t data_len,
+                  const uint32_t *lens, size_t count, const uint8_t *flags,
+                  uint32_t aux, int atomic, int announce);
 
 /* One record holding a whole one-frame message (SHM_F_START, aux 0): the
  * common case, with the fewest arguments because a call from Python pays

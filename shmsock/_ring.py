@@ -273,7 +273,8 @@ class Producer(_Side):
     ) -> tuple[int, bool]:
         """Write records whose payloads lie back to back in *data*.
 
-        *lens* is an ``array('I')`` of payload sizes and *flags* a bytes
+        *lens* is an ``array('I')`` of payload sizes (ValueError if they add
+        up to more than *data* holds) and *flags* a bytes
         object of one flag byte per record (None: every record is a
         one-frame message).  *aux* goes to records flagged START.  With
         *atomic*, all records are written or none.  With *announce*, a call
@@ -281,9 +282,14 @@ class Producer(_Side):
         consumer reports "wake" once it frees space (see prepare_wait).
         """
         count = len(lens)
+        if isinstance(data, bytes):
+            buf, size = data, len(data)
+        else:
+            buf, size = ffi.from_buffer(data), data.nbytes
         rc: int = lib.shm_write(
             self._p,
-            data if type(data) is bytes else ffi.from_buffer(data),
+            buf,
+            size,
             ffi.from_buffer("uint32_t[]", lens),
             count,
             ffi.NULL if flags is None else flags,

@@ -250,6 +250,20 @@ def test_invalid_write_flags_are_rejected():
             prod.write(b"x", bad)
 
 
+@pytest.mark.parametrize("data", [b"abcde", memoryview(b"abcdefgh")[2:7]])
+def test_lengths_beyond_the_data_are_refused_before_anything_is_written(data):
+    # C copies the payloads from the caller's buffer: lengths that add up
+    # to more than it holds would copy whatever lies beyond it into the ring.
+    region, prod, cons, buf = make()
+    before = bytes(region)
+    for atomic in (True, False):
+        with pytest.raises(ValueError, match="invalid ring arguments"):
+            prod.write_records(data, array("I", [2, 4]), None, 0, atomic=atomic)
+    assert bytes(region) == before
+    assert prod.write_records(data, array("I", [2, 3]), None, 0, atomic=True) == (2, False)
+    assert cons.read(buf)[0] == [bytes(data[:2]), bytes(data[2:])]
+
+
 def test_sequence_numbers_count_records_not_padding():
     region, prod, cons, buf = make(start_seq=1000)
     for i in range(20):

@@ -202,7 +202,7 @@ static void honest_write(ring_t *r)
     int atomic = (int)below(2);
     int announce = (int)below(2);
     uint32_t aux = (uint32_t)below(3) * 0x7fffffffu;
-    int64_t rc = shm_write(&r->p, data, lens, count, flags, aux, atomic, announce);
+    int64_t rc = shm_write(&r->p, data, used, lens, count, flags, aux, atomic, announce);
     if (rc == SHM_AGAIN || rc == SHM_ETOOBIG || (rc == SHM_EPOSITION && r->mutations))
         return;
     if (rc < 0)

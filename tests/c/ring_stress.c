@@ -119,7 +119,8 @@ static void *producer(void *arg)
         size_t done = 0, off = 0;
         while (done < want) {
             p.checksum = (int)(seq & 1);
-            int64_t rc = shm_write(&p, data + off, lens + done, want - done, NULL, 0, 0, 0);
+            int64_t rc =
+                shm_write(&p, data + off, used - off, lens + done, want - done, NULL, 0, 0, 0);
             if (rc >= 0) {
                 size_t n = (size_t)(rc >> 1);
                 for (size_t i = 0; i < n; i++)
