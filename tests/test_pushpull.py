@@ -243,11 +243,13 @@ async def idle_pushers(endpoint: str) -> AsyncIterator[tuple[shmsock.Socket, lis
             yield pull, [s for s, _ in pushers]
 
 
-async def recv_batches(pull: shmsock.Socket, batches: list[list[bytes]], total: int) -> None:
-    """recv_many(25) into *batches* until they hold *total* messages."""
+async def recv_batches(
+    pull: shmsock.Socket, batches: list[list[bytes]], total: int, size: int
+) -> None:
+    """recv_many(*size*) into *batches* until they hold *total* messages."""
     with trio.fail_after(10):
         while sum(map(len, batches)) < total:
-            batches.append(await pull.recv_many(25))
+            batches.append(await pull.recv_many(size))
 
 
 def each_once_in_order(batches: list[list[bytes]], counts: dict[bytes, int]) -> bool:
@@ -272,7 +274,7 @@ async def test_recv_many_serves_a_peer_that_was_idle_between_the_batches_of_a_tu
         for s, tag in ((a, b"a"), (b, b"b")):
             await s.send_many([tag + b"%d" % i for i in range(counts[tag])])
         await trio.testing.wait_all_tasks_blocked()  # both doorbells heard: a, b queued
-        await recv_batches(pull, batches, 1)  # a's turn begins
+        await recv_batches(pull, batches, 1, size)  # a's turn begins
         for n in bursts:
             sent = counts[b"c"]
             await c.send_many([b"c%d" % i for i in range(sent, sent + n)])
@@ -280,7 +282,7 @@ async def test_recv_many_serves_a_peer_that_was_idle_between_the_batches_of_a_tu
             await trio.testing.wait_all_tasks_blocked()  # its doorbell is heard
             batches.append(await pull.recv_many(size))
             batches.append(await pull.recv_many(size))
-        await recv_batches(pull, batches, sum(counts.values()))
+        await recv_batches(pull, batches, sum(counts.values()), size)
     for batch in batches:
         assert len({m[:1] for m in batch}) == 1  # a batch comes from one peer
     tags = [batch[0][:1] for batch in batches]
@@ -308,7 +310,7 @@ async def test_recv_many_queues_a_peer_that_ran_dry_in_its_turn_behind_the_other
         batches += [await pull.recv_many(size) for _ in range(3)]  # a, a, dry: b's turn
         await a.send_many([b"a%d" % i for i in range(2 * size, 3 * size)])
         await trio.testing.wait_all_tasks_blocked()  # its doorbell is heard
-        await recv_batches(pull, batches, 3 * size + 2 * turn * size)
+        await recv_batches(pull, batches, 3 * size + 2 * turn * size, size)
     tags = [batch[0][:1] for batch in batches]
     assert tags == [b"a", b"a"] + [b"b"] * turn + [b"a"] + [b"b"] * turn
     assert each_once_in_order(batches, {b"a": 3 * size, b"b": 2 * turn * size})
