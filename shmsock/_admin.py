@@ -36,6 +36,7 @@ from typing import Any, Final
 
 from . import _ring as R
 from ._errors import ShmsockError, UnsafeFile
+from ._patterns import PATTERNS
 from ._stats import EndpointStats
 from ._transport import _segment as seg
 from ._transport._engine import reclaim_slot, slot_files
@@ -433,9 +434,11 @@ def clean(d: UserDir, *, dry_run: bool = False) -> CleanReport:
 
 
 def _peer_type(kind: str | None) -> str:
+    """The type that reads what a *kind* socket writes, when only one can."""
     if kind is None:
         return "unknown"
-    return SocketType[kind].peer_type.name
+    compatible = PATTERNS[SocketType[kind]].compatible
+    return next(iter(compatible)).name if len(compatible) == 1 else "unknown"
 
 
 @dataclass

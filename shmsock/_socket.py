@@ -31,7 +31,7 @@ import time
 from array import array
 from collections.abc import AsyncIterator, Callable, Iterable, Sequence
 from types import TracebackType
-from typing import Any, ClassVar, Final, NoReturn, TypeVar
+from typing import Any, ClassVar, Final, NoReturn, TypeVar, cast
 
 import trio
 
@@ -39,7 +39,7 @@ from . import _ring as R
 from . import _stats
 from ._errors import MessageTooLarge, MultipartMessage, StateError
 from ._options import Options, make_options
-from ._patterns import make_pattern
+from ._patterns import Dropped, Fanout, make_pattern
 from ._stats import EndpointStats
 from ._transport._engine import Engine, ki_protected
 from ._transport._fs import parse_endpoint
@@ -114,15 +114,18 @@ class Socket:
     def __init__(self, kind: SocketType, options: Options) -> None:
         self._kind = kind
         self._options = options
-        self._pattern = make_pattern(kind)
+        self._pattern = pattern = make_pattern(kind)
         self._engine = Engine(
             kind,
             options,
-            self._pattern.can_send,
-            self._pattern.max_peers,
-            self._changed,
-            self._attached,
-            self._gone,
+            pattern.queues,  # type: ignore[arg-type]
+            writes_data=pattern.writes_data,
+            reads_data=pattern.reads_data,
+            compatible=pattern.compatible,
+            max_peers=pattern.max_peers,
+            on_change=self._changed,
+            on_attach=self._attached,
+            on_gone=self._gone,
         )
         self._recv_lot = trio.lowlevel.ParkingLot()
         self._send_lot = trio.lowlevel.ParkingLot()
@@ -141,12 +144,13 @@ class Socket:
         # connection; these follow from it.
         cap = options.ring_size
         self._max_record = R.max_payload(cap)
-        # PUSH, PULL and PAIR move plain messages with no state to keep:
-        # their *_nowait calls have a fast path.
-        plain_send = kind in (SocketType.PUSH, SocketType.PAIR)
-        self._plain_recv = kind in (SocketType.PULL, SocketType.PAIR)
+        # Types that move plain messages with no state to keep have a fast
+        # path in their *_nowait calls.
+        self._plain_recv = pattern.plain_recv
         # -1 when there is no fast path: no message is that short.
-        self._plain_limit = min(self._max_record, options.max_msg_size) if plain_send else -1
+        self._plain_limit = (
+            min(self._max_record, options.max_msg_size) if pattern.plain_send else -1
+        )
         self._send_ready = self._engine.send_ready
         self._rotate_recv = self._pattern.rotate_recv
         self._fragment = cap // 4 - R.RECORD_HEADER_SIZE
@@ -265,8 +269,13 @@ class Socket:
         await _shielded_checkpoint()
 
     def _check_endpoint_count(self) -> None:
-        if self._pattern.max_peers == 1 and self._endpoints:
-            raise StateError("a PAIR socket has exactly one peer: bind or connect it once")
+        limit = self._pattern.max_endpoints
+        if limit is not None and self._endpoints >= limit:
+            raise StateError(
+                f"a {self._kind.name} socket has exactly one peer: bind or connect it once"
+                if limit == 1
+                else f"a {self._kind.name} socket binds or connects at most {limit} times"
+            )
 
     # -- sending ----------------------------------------------------------------
 
@@ -349,9 +358,7 @@ class Socket:
     def _encode_batch(self, messages: Sequence[bytes]) -> tuple[bytes, array[int]]:
         """A batch's payloads back to back and their lengths, checked."""
         self._check_open()
-        self._pattern.check_send()
-        if self._kind in (SocketType.REQ, SocketType.REP):
-            raise StateError(f"{self._kind.name} sockets send one message at a time")
+        self._pattern.check_send_many()
         messages = _sequence(messages, "send_many")
         try:
             data = b"".join(messages)
@@ -374,11 +381,11 @@ class Socket:
         if not count:
             return
 
-        def offer(peer: Peer) -> bool:
-            return peer.send_records(data, lens, None, 0, atomic=True, announce=True) == count
+        def offer(peer: Peer, aux: int) -> bool:
+            return peer.send_records(data, lens, None, aux, atomic=True, announce=True) == count
 
         try:
-            self._place(offer)
+            self._place(offer, 0)
         except MessageTooLarge:
             raise self._batch_too_large(lens) from None
 
@@ -423,12 +430,9 @@ class Socket:
         pattern = self._pattern
         pattern.check_send()
         size = self._size_check(frames)
-        if pattern.discard_reply():
-            return
         if len(frames) == 1 and size <= self._max_record:
             data = frames[0]
-            aux = pattern.send_aux()
-            self._place(lambda peer: peer.offer_one(data, aux))
+            self._place(lambda peer, aux: peer.offer_one(data, aux), pattern.send_aux())
             return
         joined, lens, flags, need = self._encode(frames)
         if need > self._max_atomic:
@@ -438,22 +442,33 @@ class Socket:
             )
         aux = pattern.send_aux()
 
-        def offer_records(peer: Peer) -> bool:
+        def offer_records(peer: Peer, aux: int) -> bool:
             return peer.send_records(joined, lens, flags, aux, atomic=True, announce=True) > 0
 
-        self._place(offer_records)
+        self._place(offer_records, aux)
 
-    def _place(self, offer: Any) -> None:
-        """Route a message with *offer*; raise WouldBlock if no peer takes it."""
-        engine = self._engine
-        peer = self._pattern.route(engine.send_ready, offer)
-        if peer is None and engine.poll():  # doorbells that rang meanwhile
-            peer = self._pattern.route(engine.send_ready, offer)
-        if peer is None:
-            if self._pattern.discard_reply():
-                return  # REP: the peer owed the reply went while we tried
-            self._nothing_to_send()
-        self._pattern.sent(peer)
+    def _place(self, offer: Any, aux: int) -> None:
+        """Place a message with *offer*; raise WouldBlock if no peer takes it."""
+        pattern = self._pattern
+        polled = False
+        while True:
+            target = pattern.route()
+            if target is None:
+                if not polled and self._engine.poll():  # doorbells that rang meanwhile
+                    polled = True
+                    continue
+                self._nothing_to_send()
+            if isinstance(target, Dropped):
+                return  # REP: the peer owed the reply has gone
+            if isinstance(target, Fanout):
+                for pipe in target.pipes:
+                    if not offer(pipe, aux):
+                        pattern.dropped(pipe)
+                return
+            if offer(target, aux):
+                pattern.sent(target)
+                return
+            pattern.refused(target)
 
     def _nothing_to_send(self) -> NoReturn:
         peers = self._engine.peers
@@ -559,13 +574,14 @@ class Socket:
         while True:
             self._check_open()
             pattern.check_send()
-            if pattern.discard_reply():
-                await _shielded_checkpoint()
-                return
             aux = pattern.send_aux()
             # Any peer that is not streaming already will do: once placed,
             # the message waits for that peer's ring, fragment by fragment.
-            peer = pattern.route(self._engine.send_ready, lambda p: True)
+            target = pattern.route()
+            if isinstance(target, Dropped):
+                await _shielded_checkpoint()
+                return
+            peer = cast(Peer | None, target)
             if peer is None:
                 try:
                     self._nothing_to_send()
@@ -670,10 +686,10 @@ class Socket:
         """Up to *max_count* one-frame messages from one peer, now.
 
         Peers take turns: one that has messages gives up to eight batches
-        in a row (BATCH_TURN in shmsock/_patterns/_base.py), then the next
+        in a row (BATCH_TURN in shmsock/_patterns/_queues.py), then the next
         peer's turn comes.  A peer whose ring was empty when the others
         queued is served between their batches, not after their turns (see
-        Pattern.next_batch).  Raises trio.WouldBlock when there is none,
+        _patterns._queues.BatchTurns).  Raises trio.WouldBlock when there is none,
         MultipartMessage when the next message has several frames (it
         stays queued).  PUSH, REQ and REP sockets raise StateError.
         """
@@ -681,17 +697,11 @@ class Socket:
             _count(max_count, "max_count", 1)
         self._check_open()
         pattern = self._pattern
-        pattern.check_recv()
-        if self._kind in (SocketType.REQ, SocketType.REP):
-            raise StateError(f"{self._kind.name} sockets receive one message at a time")
+        pattern.check_recv_many()
         engine = self._engine
-
-        def take(peer: Peer) -> tuple[list[Queued], bool] | None:
-            return engine.take_batch(peer, max_count)
-
-        got = pattern.next_batch(engine.recv_ready, take, engine.drained)
+        got = pattern.next_batch(max_count)
         if got is None and engine.poll():  # doorbells that rang meanwhile
-            got = pattern.next_batch(engine.recv_ready, take, engine.drained)
+            got = pattern.next_batch(max_count)
         if engine.retire_pending:
             engine.reap()
         if got is None:
@@ -699,12 +709,13 @@ class Socket:
             if not any(p.alive for p in engine.peers):
                 engine.check_usable()
             raise trio.WouldBlock
-        peer, (items, plain) = got
+        peer, batch = got
+        items, plain = cast(tuple[list[Queued], bool], batch)
         if plain:
             return items  # type: ignore[return-value]
         for i, item in enumerate(items):
             if type(item) is not bytes:
-                return self._unwrap_batch(peer, items, i)
+                return self._unwrap_batch(cast(Peer, peer), items, i)
         return items  # type: ignore[return-value]
 
     @staticmethod
@@ -764,7 +775,7 @@ class Socket:
         engine = self._engine
         polled = not poll
         while True:
-            got: tuple[Peer, Queued] | None = pattern.next_message(engine.recv_ready, engine.take)
+            got: tuple[Peer, Queued] | None = pattern.next_message()  # type: ignore[assignment]
             if got is None:
                 if not polled and engine.poll():  # doorbells that rang meanwhile
                     polled = True

@@ -8,7 +8,8 @@ import enum
 class SocketType(enum.IntEnum):
     """The kinds of socket, numbered as in libzmq.
 
-    Compatible pairs: PUSH with PULL, PAIR with PAIR, REQ with REP.
+    Compatible pairs: PUSH with PULL, PAIR with PAIR, REQ with REP (each
+    pattern's ``compatible`` set, in ``shmsock._patterns``, is the rule).
     """
 
     PAIR = 0
@@ -16,17 +17,3 @@ class SocketType(enum.IntEnum):
     REP = 4
     PULL = 7
     PUSH = 8
-
-    @property
-    def peer_type(self) -> SocketType:
-        """The only type a socket of this type talks to."""
-        return _PEER[self]
-
-
-_PEER = {
-    SocketType.PAIR: SocketType.PAIR,
-    SocketType.REQ: SocketType.REP,
-    SocketType.REP: SocketType.REQ,
-    SocketType.PULL: SocketType.PUSH,
-    SocketType.PUSH: SocketType.PULL,
-}

@@ -24,7 +24,7 @@ from procs import Child, spawn
 
 import shmsock
 from shmsock import PULL, PUSH
-from shmsock._patterns._base import BATCH_TURN
+from shmsock._patterns import BATCH_TURN
 
 
 class TestConformancePushBinds(Pipelined):

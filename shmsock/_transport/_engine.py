@@ -38,10 +38,9 @@ import os
 import select
 import socket
 import struct
-from collections import deque
 from collections.abc import Callable
 from functools import partial
-from typing import Final
+from typing import TYPE_CHECKING, Final
 
 import trio
 
@@ -65,6 +64,9 @@ from . import _wire
 from ._fs import UserDir, lock_file, try_lock
 from ._inotify import DirWatch
 from ._peer import Peer, Queued, corrupt_reason
+
+if TYPE_CHECKING:
+    from .._patterns._queues import ReadyQueues
 
 log = logging.getLogger("shmsock")
 
@@ -224,7 +226,11 @@ class Engine:
         self,
         kind: SocketType,
         options: Options,
-        can_send: bool,
+        queues: ReadyQueues[Peer],
+        *,
+        writes_data: bool,
+        reads_data: bool,
+        compatible: frozenset[SocketType],
         max_peers: int | None,
         on_change: Callable[[bool, bool], None],
         on_attach: Callable[[Peer], None],
@@ -234,7 +240,9 @@ class Engine:
         self.options = options
         # A socket that never sends (PULL) writes only positions and state
         # into its rings, so the smallest ring does.
-        self.ring_size = options.ring_size if can_send else RING_SIZE_MIN
+        self.ring_size = options.ring_size if writes_data else RING_SIZE_MIN
+        self.reads_data = reads_data
+        self.compatible = compatible
         self.max_peers = max_peers
         self._on_change = on_change
         self._on_attach = on_attach
@@ -243,9 +251,10 @@ class Engine:
         self.epoll = select.epoll()
         self._handlers: dict[int, Callable[[], None]] = {}
         self.peers: list[Peer] = []
-        # Peers that may take a message / may have one (see _patterns._base).
-        self.send_ready: deque[Peer] = deque()
-        self.recv_ready: deque[Peer] = deque()
+        # Peers that may take a message / may have one (see _patterns._queues).
+        self.queues = queues
+        self.send_ready = queues.send
+        self.recv_ready = queues.recv
         self.bindings: dict[str, Binding] = {}
         self.slots: list[Slot] = []
         self._watch: DirWatch | None = None
@@ -479,7 +488,7 @@ class Engine:
             self._unregister(hs.sock.fileno())
             hs.sock.close()
             return
-        if msg.sock_type != self.kind.peer_type:
+        if msg.sock_type not in self.compatible:
             self._refuse(hs, _wire.Refusal.INCOMPATIBLE)
             return
         if self.closed or b.name not in self.bindings:
@@ -890,6 +899,9 @@ class Engine:
         if peer.rx.capacity > self.rbuf.size:
             self.rbuf = R.ReadBuffer(peer.rx.capacity)
         peer.on_tx_corrupt = self._tx_corrupt
+        peer.take = partial(self.take, peer)
+        peer.take_batch = partial(self.take_batch, peer)
+        peer.drained = partial(self.drained, peer)
         self.peers.append(peer)
         self.want_send(peer)
         self.want_recv(peer)
@@ -923,14 +935,10 @@ class Engine:
             self._on_change(recv, send)
 
     def want_send(self, peer: Peer) -> None:
-        if not peer.in_send:
-            peer.in_send = True
-            self.send_ready.append(peer)
+        self.queues.want_send(peer)
 
     def want_recv(self, peer: Peer) -> None:
-        if not peer.in_recv:
-            peer.in_recv = True
-            self.recv_ready.append(peer)
+        self.queues.want_recv(peer)
 
     def _gone(self, peer: Peer) -> None:
         """The doorbell hit end-of-file: the peer closed or died."""
@@ -950,7 +958,7 @@ class Engine:
                 if slot.peer is peer:
                     slot.peer = None
                     self._dial(slot)  # a new binder may already be there
-        if peer.discard or not self._can_recv():
+        if peer.discard or not self.reads_data:
             peer.readable = False
             peer.inbox.clear()
         else:
@@ -960,9 +968,6 @@ class Engine:
         if not peer.readable and not peer.inbox:
             self._retire_queue.append(peer)
         self._on_change(True, True)
-
-    def _can_recv(self) -> bool:
-        return self.kind != SocketType.PUSH
 
     def _replace_slot_ring(self, slot: Slot) -> bool:
         """Our ring is corrupt (the binder said so, or a write found it): start a fresh one.
@@ -1193,12 +1198,7 @@ class Engine:
                 self._retire(peer)
 
     def _retire(self, peer: Peer) -> None:
-        if peer.in_send:
-            self.send_ready.remove(peer)
-            peer.in_send = False
-        if peer.in_recv:
-            self.recv_ready.remove(peer)
-            peer.in_recv = False
+        self.queues.remove(peer)
         peer.abandon_partial()
         with _stats.LOCK:  # a concurrent stats() sees the counts exactly once
             self.peers.remove(peer)
@@ -1295,8 +1295,7 @@ class Engine:
                         d.unlink(peer.rx_seg.name)
             peer.release()
         self.peers.clear()
-        self.send_ready.clear()
-        self.recv_ready.clear()
+        self.queues.clear()
         self._retire_queue.clear()
         for slot in self.slots:
             self._release_slot(slot, d)

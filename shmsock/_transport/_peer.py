@@ -53,6 +53,7 @@ class Peer:
         "check_size",
         "corrupt",
         "discard",
+        "drained",
         "dropped",
         "endpoint",
         "fd",
@@ -74,6 +75,8 @@ class Peer:
         "slot",
         "sock",
         "streaming",
+        "take",
+        "take_batch",
         "token",
         "tx",
         "tx_seg",
@@ -132,6 +135,10 @@ class Peer:
         # Told when a write finds the peer's position in our ring impossible
         # (the engine closes the connection); None: the write raises.
         self.on_tx_corrupt: Callable[[Peer, CorruptMessage], None] | None = None
+        # Reading, for the ready queues (the engine sets them on attach).
+        self.take: Callable[[], Queued | None]
+        self.take_batch: Callable[[int], tuple[list[Queued], bool] | None]
+        self.drained: Callable[[], bool]
 
     def __repr__(self) -> str:
         state = "alive" if self.alive else "gone"
