@@ -1,0 +1,348 @@
+"""One inproc connection: two queues of whole messages, and a pipe at each end.
+
+See the package docstring for the rules; this file keeps them for one
+connection.  A queue is the reader's ``inbox``: the writer appends to it and
+the reader pops it, so the queue itself counts the bytes in it and wakes a
+writer that was refused for room.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING
+
+from ..._stats import EndpointStats
+from ..._types import SocketType
+from .. import Message, Queued
+
+if TYPE_CHECKING:
+    from array import array
+
+    from ._transport import InprocTransport
+
+__all__ = ["InprocPipe", "connect_pipes", "count_pipe"]
+
+
+def _size(item: Queued) -> int:
+    if isinstance(item, Message):
+        return sum(map(len, item.frames))
+    return len(item)
+
+
+def _refuse(data: bytes, n: int) -> int:
+    return -1
+
+
+class _Queue(deque[Queued]):
+    """One direction of a connection: the reader's inbox, with its accounting.
+
+    The reader's fast path pops it directly, so :meth:`popleft` itself
+    keeps the byte count and wakes a writer that was refused for room.
+    """
+
+    __slots__ = (
+        "budget",
+        "drain_waiting",
+        "multi",
+        "nbytes",
+        "reader_waiting",
+        "writer",
+        "writer_waiting",
+    )
+
+    def __init__(self, budget: int) -> None:
+        super().__init__()
+        self.budget = budget
+        self.nbytes = 0  # bytes of the messages in the queue
+        self.multi = 0  # how many of them are Messages rather than bytes
+        self.reader_waiting = False  # the reader found it empty: wake it on a write
+        self.writer_waiting = False  # the writer was refused: wake it on a take
+        self.drain_waiting = False  # the writer lingers: wake it on a take
+        self.writer: InprocPipe | None = None
+
+    def fits(self, n: int) -> bool:
+        return not self or self.nbytes + n <= self.budget
+
+    def put(self, item: Queued, n: int) -> bool:
+        """Append *item* of *n* bytes; return whether the reader must be woken."""
+        self.append(item)
+        self.nbytes += n
+        if type(item) is not bytes:
+            self.multi += 1
+        if self.reader_waiting:
+            self.reader_waiting = False
+            return True
+        return False
+
+    def popleft(self) -> Queued:
+        item = deque.popleft(self)
+        if type(item) is bytes:
+            self.nbytes -= len(item)
+        else:
+            self.nbytes -= _size(item)
+            self.multi -= 1
+        if self.writer_waiting or self.drain_waiting:
+            self._room()
+        return item
+
+    def _room(self) -> None:
+        self.writer_waiting = self.drain_waiting = False
+        writer = self.writer
+        if writer is not None and writer.alive:
+            writer.writable = True
+            writer.events.ready(writer, False, True)
+
+
+class _Stream:
+    """Streaming, for a socket whose other transports need it: one offer."""
+
+    __slots__ = ("_aux", "_frames", "_pipe")
+
+    def __init__(self, pipe: InprocPipe, frames: list[bytes], aux: int) -> None:
+        self._pipe, self._frames, self._aux = pipe, frames, aux
+        pipe.streaming = True
+
+    def step(self) -> int:
+        pipe = self._pipe
+        if not pipe.alive:
+            return -1
+        return 1 if pipe.offer(self._frames, self._aux) else 0
+
+    def close(self) -> None:
+        self._pipe.streaming = False
+
+
+class InprocPipe:
+    """One end of an in-memory connection."""
+
+    __slots__ = (
+        "_done",
+        "_out",
+        "_owner",
+        "_peer",
+        "alive",
+        "busy",
+        "bytes_sent",
+        "dropped",
+        "dropped_bytes",
+        "endpoint",
+        "events",
+        "in_recv",
+        "in_send",
+        "inbox",
+        "messages_sent",
+        "peer_identity",
+        "peer_limit",
+        "peer_type",
+        "readable",
+        "streaming",
+        "try_write",
+        "writable",
+    )
+
+    def __init__(self, owner: InprocTransport, endpoint: str, inbox: _Queue) -> None:
+        self._owner = owner
+        self.endpoint = endpoint
+        self.events = owner.events
+        self.inbox = inbox
+        self._out: _Queue  # the peer's inbox (set by _connect)
+        self._peer: InprocPipe
+        self.peer_type = SocketType.PAIR
+        self.peer_limit = 0
+        self.peer_identity = b""
+        self.alive = self.readable = self.writable = True
+        self.streaming = self.in_send = self.in_recv = self.busy = False
+        self.try_write: Callable[[bytes, int], int] = self._try_write
+        # What we received is what the peer sent, less what is still queued
+        # and what we dropped (see received()): the fast path that pops the
+        # inbox then counts nothing.
+        self.messages_sent = self.bytes_sent = 0
+        self.dropped = self.dropped_bytes = 0
+        self._done = False  # reported finished
+
+    def __repr__(self) -> str:
+        return f"<InprocPipe {self.endpoint} {'alive' if self.alive else 'gone'}>"
+
+    # -- writing ---------------------------------------------------------------
+
+    def _try_write(self, data: bytes, n: int) -> int:
+        out = self._out
+        if out and out.nbytes + n > out.budget:
+            return -1
+        self.messages_sent += 1
+        self.bytes_sent += n
+        return 1 if out.put(data, n) else 0
+
+    def wake(self) -> None:
+        peer = self._peer
+        peer.readable = True
+        peer.events.ready(peer, True, False)
+
+    def _put(self, item: Queued, n: int) -> bool:
+        out = self._out
+        if not self.alive:
+            return False
+        if not out.fits(n):
+            out.writer_waiting = True
+            self.writable = False
+            return False
+        self.messages_sent += 1
+        self.bytes_sent += n
+        if out.put(item, n):
+            self.wake()
+        return True
+
+    def offer(self, frames: list[bytes], aux: int) -> bool:
+        if len(frames) == 1 and not aux:
+            return self._put(frames[0], len(frames[0]))
+        return self._put(Message(list(frames), aux), sum(map(len, frames)))
+
+    def offer_batch(self, data: bytes, lens: array[int]) -> bool:
+        out = self._out
+        if not self.alive:
+            return False
+        if not out.fits(len(data)):
+            out.writer_waiting = True
+            self.writable = False
+            return False
+        pos = 0
+        wake = False
+        for n in lens:
+            wake |= out.put(data[pos : pos + n], n)
+            pos += n
+        self.messages_sent += len(lens)
+        self.bytes_sent += pos
+        if wake:
+            self.wake()
+        return True
+
+    def stream(self, frames: list[bytes], aux: int) -> _Stream:
+        return _Stream(self, frames, aux)
+
+    def send_control(self, frames: list[bytes]) -> bool:
+        if self.alive:
+            self._peer.events.control(self._peer, list(frames))
+        return True
+
+    def unsent_bytes(self) -> int:
+        """Bytes we sent that the peer has not taken yet."""
+        return self._out.nbytes
+
+    def unread(self) -> bool:
+        return self.alive and bool(self._out)
+
+    def prepare_drain(self) -> bool:
+        if not self.unread():
+            return False
+        self._out.drain_waiting = True
+        return True
+
+    # -- reading ---------------------------------------------------------------
+
+    def _empty(self) -> None:
+        """Nothing to take: ask to be woken, or finish a pipe whose peer is gone."""
+        self.readable = False
+        if self.alive:
+            self.inbox.reader_waiting = True
+        elif not self._done:
+            self._done = True
+            self.events.finished(self)
+
+    def take(self) -> Queued | None:
+        inbox = self.inbox
+        if not inbox:
+            self._empty()
+            return None
+        return inbox.popleft()
+
+    def take_batch(self, max_count: int) -> tuple[list[Queued], bool] | None:
+        inbox = self.inbox
+        if not inbox:
+            self._empty()
+            return None
+        plain = not inbox.multi
+        popleft = inbox.popleft
+        return [popleft() for _ in range(min(max_count, len(inbox)))], plain
+
+    def drained(self) -> bool:
+        return not self.inbox
+
+    def push_back(self, items: Sequence[Queued]) -> None:
+        inbox = self.inbox
+        for item in reversed(items):
+            inbox.appendleft(item)
+            inbox.nbytes += _size(item)
+            inbox.multi += type(item) is not bytes
+
+    def received(self) -> tuple[int, int]:
+        """Messages and bytes taken so far."""
+        peer, inbox = self._peer, self.inbox
+        return (
+            peer.messages_sent - len(inbox) - self.dropped,
+            peer.bytes_sent - inbox.nbytes - self.dropped_bytes,
+        )
+
+    # -- ending ----------------------------------------------------------------
+
+    def _peer_left(self) -> None:
+        """The other end closed: what it sent stays takeable (rule 5)."""
+        if not self.alive:
+            return
+        self.alive = False
+        self.writable = False
+        self.try_write = _refuse
+        self.events.gone(self)
+        if not self.inbox:
+            self._empty()
+        else:
+            self.readable = True
+            self.events.ready(self, True, False)
+
+    def close(self) -> None:
+        """This end closes: the peer hears it; what we had not taken is dropped."""
+        if self.alive:
+            self.alive = False
+            self.writable = self.readable = False
+            self.try_write = _refuse
+            self._peer._peer_left()
+        inbox = self.inbox
+        self.dropped += len(inbox)
+        self.dropped_bytes += inbox.nbytes
+        inbox.writer_waiting = inbox.drain_waiting = False  # nobody to wake now
+        inbox.clear()
+        inbox.nbytes = inbox.multi = 0
+
+    def retire(self) -> None:
+        self._owner.retire(self)
+
+
+def connect_pipes(
+    binder: InprocTransport, dialer: InprocTransport, endpoint: str
+) -> tuple[InprocPipe, InprocPipe]:
+    """A connection between two sockets of one run: (binder's pipe, dialer's pipe)."""
+    b_spec, d_spec = binder.spec, dialer.spec
+    b_in = _Queue(d_spec.options.ring_size)  # the dialer writes it
+    d_in = _Queue(b_spec.options.ring_size)
+    b = InprocPipe(binder, endpoint, b_in)
+    d = InprocPipe(dialer, endpoint, d_in)
+    b._out, b._peer, d._out, d._peer = d_in, d, b_in, b
+    d_in.writer, b_in.writer = b, d
+    b.peer_type, d.peer_type = d_spec.kind, b_spec.kind
+    b.peer_limit, d.peer_limit = d_spec.options.max_msg_size, b_spec.options.max_msg_size
+    return b, d
+
+
+def count_pipe(st: EndpointStats, pipe: InprocPipe, *, gauges: bool = True) -> None:
+    """Add *pipe*'s counters to *st*, and with *gauges* its gauges."""
+    st.messages_sent += pipe.messages_sent
+    st.bytes_sent += pipe.bytes_sent
+    messages, nbytes = pipe.received()
+    st.messages_received += messages
+    st.bytes_received += nbytes
+    st.dropped += pipe.dropped
+    if gauges:
+        st.used_in += pipe.inbox.nbytes
+        if pipe.alive:
+            st.peers += 1
+            st.used_out += pipe.unsent_bytes()
