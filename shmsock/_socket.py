@@ -29,6 +29,7 @@ import logging
 import math
 import time
 from array import array
+from collections import deque
 from collections.abc import AsyncIterator, Callable, Iterable, Sequence
 from types import TracebackType
 from typing import Any, ClassVar, Final, NoReturn, TypeVar, cast
@@ -118,7 +119,7 @@ class Socket:
         self._engine = Engine(
             kind,
             options,
-            pattern.queues,  # type: ignore[arg-type]
+            pattern.queues,
             writes_data=pattern.writes_data,
             reads_data=pattern.reads_data,
             compatible=pattern.compatible,
@@ -641,7 +642,7 @@ class Socket:
         # Fast path: a plain message already read from the ring (PULL and
         # PAIR; everything else takes the general path).
         if self._plain_recv:
-            ready = self._engine.recv_ready
+            ready: deque[Peer] = self._engine.recv_ready
             if ready:
                 inbox = ready[0].inbox
                 if inbox and type(inbox[0]) is bytes:

@@ -195,6 +195,7 @@ class Pipe(Protocol):
     in_send: bool
     in_recv: bool
     busy: bool
+
     @property
     def inbox(self) -> deque[Queued]:
         """Messages taken from the transport already, in order.
@@ -202,6 +203,7 @@ class Pipe(Protocol):
         The receive fast path pops it directly (and may rotate the receive
         queue); everything else goes through :meth:`take`.
         """
+
     #: The send fast path: ``try_write(data, len(data))`` for a one-frame
     #: message with aux 0 (``data`` is bytes).  >= 0: written (1: call
     #: ``wake()`` now); < 0: nothing written, use ``offer``.

@@ -40,7 +40,7 @@ import socket
 import struct
 from collections.abc import Callable
 from functools import partial
-from typing import TYPE_CHECKING, Final
+from typing import Any, Final
 
 import trio
 
@@ -64,9 +64,6 @@ from . import _wire
 from ._fs import UserDir, lock_file, try_lock
 from ._inotify import DirWatch
 from ._peer import Peer, Queued, corrupt_reason
-
-if TYPE_CHECKING:
-    from .._patterns._queues import ReadyQueues
 
 log = logging.getLogger("shmsock")
 
@@ -226,7 +223,7 @@ class Engine:
         self,
         kind: SocketType,
         options: Options,
-        queues: ReadyQueues[Peer],
+        queues: Any,  # the pattern's ReadyQueues (see _patterns._queues)
         *,
         writes_data: bool,
         reads_data: bool,
