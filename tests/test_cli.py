@@ -9,6 +9,7 @@ import subprocess
 import sys
 import urllib.request
 from multiprocessing.connection import Connection
+from pathlib import Path
 
 import peers
 import pytest
@@ -299,6 +300,20 @@ async def test_exporter_port_in_use_is_one_line():
     assert result.returncode == 1
     assert result.stderr.startswith("shmsock exporter: error: ")
     assert result.stderr.count("\n") == 1
+
+
+@pytest.mark.parametrize(
+    "command",
+    [CLI, [str(Path(sys.executable).with_name("shmsock"))]],
+    ids=["python -m shmsock._cli", "shmsock"],
+)
+def test_version_prints_the_version(command):
+    result = subprocess.run([*command, "--version"], capture_output=True, text=True, timeout=60)
+    assert (result.returncode, result.stdout, result.stderr) == (
+        0,
+        f"shmsock {shmsock.__version__}\n",
+        "",
+    )
 
 
 @pytest.mark.parametrize("command", ["ls", "stat", "clean", "exporter", "bench"])
