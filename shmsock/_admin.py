@@ -575,11 +575,11 @@ class NodeCollector:
             return current
 
     def collect(self) -> Iterable[Any]:
-        from .metrics import build_families
+        from .metrics import _build_families
 
-        return build_families(self.snapshot(), counters=self.COUNTERS)
+        return _build_families(self.snapshot(), counters=self.COUNTERS)
 
     def describe(self) -> Iterable[Any]:
-        from .metrics import build_families
+        from .metrics import _build_families
 
-        return build_families({}, counters=self.COUNTERS)
+        return _build_families({}, counters=self.COUNTERS)

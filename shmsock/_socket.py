@@ -30,6 +30,7 @@ import math
 import time
 from array import array
 from collections.abc import AsyncIterator, Callable, Iterable, Sequence
+from contextlib import AbstractAsyncContextManager
 from types import TracebackType
 from typing import Any, ClassVar, Final, NoReturn, TypeVar
 
@@ -670,13 +671,13 @@ class Socket:
         """Up to *max_count* one-frame messages from one peer, now.
 
         Peers take turns: one that has messages gives up to eight batches
-        in a row (BATCH_TURN in shmsock/_patterns/_base.py), then the next
-        peer's turn comes.  A peer whose ring was empty when the others
-        queued is served between their batches, not after their turns (see
-        Pattern.next_batch).  Raises trio.WouldBlock when there is none,
+        in a row, then the next peer's turn comes.  A peer whose ring was
+        empty when the others queued is served between their batches, not
+        after their turns.  Raises trio.WouldBlock when there is none,
         MultipartMessage when the next message has several frames (it
         stays queued).  PUSH, REQ and REP sockets raise StateError.
         """
+        # The turns: BATCH_TURN and Pattern.next_batch in _patterns/_base.py.
         if type(max_count) is not int or max_count < 1:
             _count(max_count, "max_count", 1)
         self._check_open()
@@ -1128,7 +1129,7 @@ class _SocketContext:
         raise TypeError("use 'async with shmsock.socket(...) as sock:'")
 
 
-def socket(kind: SocketType | int | str, **options: Any) -> _SocketContext:
+def socket(kind: SocketType | int | str, **options: Any) -> AbstractAsyncContextManager[Socket]:
     """Create a socket of *kind*: ``async with shmsock.socket(shmsock.PUSH) as s:``.
 
     The socket's background tasks live inside the ``async with`` block;
