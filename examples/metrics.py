@@ -1,15 +1,18 @@
 """Metrics: a small pipeline that serves its Prometheus metrics on /metrics.
 
-    python examples/metrics.py                  # serve on port 9464 until Ctrl-C
-    python examples/metrics.py --port 0         # any free port
-    python examples/metrics.py --messages 500 --seconds 30
+    python examples/metrics.py                                 # shell 1
+    curl -s http://127.0.0.1:9464/metrics | grep '^shmsock_'   # shell 2
 
-A ventilator sends --messages tasks to a worker, which sends each result on
-to a sink; all three run in this process.  Importing shmsock registered its
-collector in prometheus_client's default registry, so serving that registry
-is all it takes: once the pipeline is done, the counters show every message
-(curl http://127.0.0.1:9464/metrics | grep shmsock_).  It keeps serving for
---seconds (default: until Ctrl-C) and then exits.
+A ventilator sends --messages tasks (default 1000) to a worker, which sends
+each result on to a sink; all three run in this process, at endpoints named
+after its process id (shm://metrics-PID-jobs and shm://metrics-PID-results)
+so that two runs never meet.  Importing shmsock registered its collector in
+prometheus_client's default registry, so serving that registry is all it
+takes: once the pipeline is done, the counters show every message.  It
+serves on --port (default 9464; 0 takes any free port and prints it) for
+--seconds (default: until Ctrl-C), and then exits:
+
+    python examples/metrics.py --port 0 --messages 500 --seconds 30
 """
 
 from __future__ import annotations

@@ -1,19 +1,28 @@
 """RPC over REQ/REP: a small calculator server and a client.
 
-    python examples/rpc.py                  # server and client, two processes
-    python examples/rpc.py server | client  # one role
+Server and client at once, each in a process of its own:
 
-Requests are multipart messages ``[method, json-args]``; replies are
-``[b"ok", json-result]`` or ``[b"error", message]``.  The client guards
-each call with a Trio deadline: a server that dies mid-call turns into
-trio.BrokenResourceError at once, not a hang.
+    python examples/rpc.py
+
+Or one per shell, started in either order:
+
+    python examples/rpc.py server    # shell 1
+    python examples/rpc.py client    # shell 2
+
+The server binds a REP socket at shm://rpc (--endpoint names another; give
+both the same) and answers until a client asks it to quit, which this
+client does after its calls.  Requests are multipart messages
+``[method, json-args]``; replies are ``[b"ok", json-result]`` or
+``[b"error", message]``.  The client guards each call with a Trio
+deadline: a server that dies mid-call turns into trio.BrokenResourceError
+at once, not a hang.
 """
 
 from __future__ import annotations
 
+import argparse
 import json
 import math
-import os
 import subprocess
 import sys
 from typing import Any
@@ -22,13 +31,12 @@ import trio
 
 import shmsock
 
-ENDPOINT = os.environ.get("RPC_ENDPOINT", f"shm://rpc-{os.getpid()}")
 METHODS = {"add": lambda a, b: a + b, "sqrt": math.sqrt, "upper": str.upper}
 
 
-async def server() -> None:
+async def server(endpoint: str) -> None:
     async with shmsock.socket(shmsock.REP) as rep:
-        rep.bind(ENDPOINT)
+        rep.bind(endpoint)
         print("server: ready", flush=True)
         while True:
             method, raw = await rep.recv_multipart()
@@ -51,9 +59,9 @@ async def call(req: shmsock.Socket, method: str, *args: Any) -> Any:
     return json.loads(payload)
 
 
-async def client() -> None:
+async def client(endpoint: str) -> None:
     async with shmsock.socket(shmsock.REQ) as req:
-        req.connect(ENDPOINT)
+        req.connect(endpoint)
         print("add(2, 3) =", await call(req, "add", 2, 3))
         print("sqrt(2) =", round(await call(req, "sqrt", 2), 6))
         print("upper('shm') =", await call(req, "upper", "shm"))
@@ -65,13 +73,18 @@ async def client() -> None:
 
 
 def main() -> None:
-    role = sys.argv[1] if len(sys.argv) > 1 else "all"
-    if role == "all":
-        env = {**os.environ, "RPC_ENDPOINT": ENDPOINT}
-        server_proc = subprocess.Popen([sys.executable, __file__, "server"], env=env)
-        client_proc = subprocess.Popen([sys.executable, __file__, "client"], env=env)
+    parser = argparse.ArgumentParser(description="RPC over REQ/REP.")
+    parser.add_argument(
+        "role", nargs="?", default="all", choices=["all", "server", "client"], help="default: all"
+    )
+    parser.add_argument("--endpoint", default="shm://rpc", help="where they meet (%(default)s)")
+    args = parser.parse_args()
+    if args.role == "all":
+        flags = ["--endpoint", args.endpoint]
+        server_proc = subprocess.Popen([sys.executable, __file__, "server", *flags])
+        client_proc = subprocess.Popen([sys.executable, __file__, "client", *flags])
         sys.exit(max(client_proc.wait(), server_proc.wait()))
-    trio.run(server if role == "server" else client)
+    trio.run(server if args.role == "server" else client, args.endpoint)
 
 
 if __name__ == "__main__":

@@ -35,6 +35,8 @@ PULL = SocketType.PULL
 REQ = SocketType.REQ
 REP = SocketType.REP
 
+# The one place the version is written: pyproject.toml reads it from here
+# (as a literal, without importing), so keep it a plain string.
 __version__ = "0.1.0"
 
 __all__ = [

@@ -448,14 +448,16 @@ class _RingCounts:
     counts: tuple[int, int, int, int]  # messages and bytes written, read
 
 
-def _ring_counts(d: UserDir) -> Iterator[tuple[tuple[int, int], _RingCounts, int, bool]]:
+def _ring_counts(
+    d: UserDir, endpoints: Iterable[Endpoint]
+) -> Iterator[tuple[tuple[int, int], _RingCounts, int, bool]]:
     """(ring identity, counts, used bytes, counts as a peer) of every live ring.
 
     A ring is live while the connector of its slot is: once that process
     is gone, its rings never come back (a new connector in the slot makes
     new files), so a ring leaves this list only once.
     """
-    for ep in scan(d):
+    for ep in endpoints:
         if not ep.live:
             continue
         endpoint = ep.endpoint
@@ -492,6 +494,9 @@ def endpoint_stats(
 ) -> tuple[dict[tuple[str, str], EndpointStats], dict[tuple[int, int], _RingCounts]]:
     """Statistics by (endpoint, socket type) of every live endpoint in *d*.
 
+    A live binder has its entry even with no peers (all zero); a peer's
+    comes from the rings of its connection.
+
     Also returns each ring's counts by ring identity (device, inode), so
     that a caller can tell which rings have gone since (see NodeCollector).
     """
@@ -503,8 +508,16 @@ def endpoint_stats(
             st = out[key] = EndpointStats()
         return st
 
+    endpoints = scan(d)
+    for ep in endpoints:
+        # A live binder is there before any peer, and after the last one:
+        # its series exist, at zero, as the binding process's own do.  (Its
+        # type is unknown only for the instant between taking the lock and
+        # writing it; the next scrape has it.)
+        if ep.binder == "alive" and ep.binder_type is not None:
+            get((ep.endpoint, ep.binder_type))
     seen: dict[tuple[int, int], _RingCounts] = {}
-    for inode, rc, used, peer in _ring_counts(d):
+    for inode, rc, used, peer in _ring_counts(d, endpoints):
         seen[inode] = rc
         w, r = get(rc.writer), get(rc.reader)
         w.messages_sent += rc.counts[0]
@@ -565,11 +578,11 @@ class NodeCollector:
             return current
 
     def collect(self) -> Iterable[Any]:
-        from .metrics import build_families
+        from .metrics import _build_families
 
-        return build_families(self.snapshot(), counters=self.COUNTERS)
+        return _build_families(self.snapshot(), counters=self.COUNTERS)
 
     def describe(self) -> Iterable[Any]:
-        from .metrics import build_families
+        from .metrics import _build_families
 
-        return build_families({}, counters=self.COUNTERS)
+        return _build_families({}, counters=self.COUNTERS)

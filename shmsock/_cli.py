@@ -12,6 +12,7 @@ import time
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any, NoReturn
 
+from . import __version__
 from ._bench import DEFAULT_KINDS, KINDS
 
 if TYPE_CHECKING:
@@ -355,6 +356,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(
         prog="shmsock", description="ZeroMQ-style sockets for Trio over shared memory."
     )
+    parser.add_argument("--version", action="version", version=f"shmsock {__version__}")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     bench = sub.add_parser(
         "bench",

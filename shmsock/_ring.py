@@ -12,13 +12,73 @@ transport decides what to do with "full", "empty" and "wake".
 from __future__ import annotations
 
 import struct
+import sys
 from array import array
 from collections.abc import Callable, Sequence
 from functools import partial
+from importlib.machinery import EXTENSION_SUFFIXES
+from pathlib import Path
 from typing import Final, NoReturn
 
 from ._errors import CorruptMessage, MessageTooLarge
-from ._shmring import ffi, lib
+
+
+def _built(package: Path) -> bool:
+    """Whether the directory *package* holds a compiled ``_shmring``."""
+    return any((package / f"_shmring{suffix}").is_file() for suffix in EXTENSION_SUFFIXES)
+
+
+def _installed_elsewhere(source: Path, search: Sequence[str]) -> Path | None:
+    """A built shmsock found on *search* without the entries that lead to *source*."""
+    others = [entry for entry in search if Path(entry or ".").resolve() != source.parent]
+    saved = sys.path[:]
+    found: list[str] = []
+    try:
+        # Ask every finder (an editable install's too), as an import would:
+        # importlib.util.find_spec would answer from sys.modules instead.
+        sys.path[:] = others
+        for finder in sys.meta_path:
+            find_spec = getattr(finder, "find_spec", None)
+            spec = find_spec("shmsock", None) if find_spec is not None else None
+            if spec is not None:
+                found += spec.submodule_search_locations or ()
+    finally:
+        sys.path[:] = saved
+    for location in found:
+        if Path(location).resolve() != source and _built(Path(location)):
+            return Path(location)
+    return None
+
+
+def _not_built(package: Path, search: Sequence[str], error: ImportError) -> str:
+    """What to tell a user whose ``import shmsock._shmring`` failed, and what to run."""
+    core = "shmsock's C core (the extension module shmsock._shmring)"
+    if _built(package):
+        return (
+            f"{core} in {package} does not load ({error}); rebuild it: "
+            "`pip install -e .` in a source tree, or reinstall shmsock"
+        )
+    installed = _installed_elsewhere(package, search)
+    if installed is not None:
+        return (
+            f"{core} is not built in {package}, a source tree that comes first on sys.path "
+            f"and hides the shmsock installed in {installed}. Run from another directory or "
+            "with `python -P` (no current directory on sys.path), or build the source tree "
+            "in place with `pip install -e .`"
+        )
+    return (
+        f"{core} is not built in {package}, a source tree. Build it in place with "
+        "`pip install -e .` (this needs a C compiler and the Python headers), or install "
+        "shmsock with `pip install .` and import it from another directory"
+    )
+
+
+try:
+    from ._shmring import ffi, lib
+except ImportError as exc:
+    raise ImportError(
+        _not_built(Path(__file__).resolve().parent, sys.path, exc), name="shmsock._shmring"
+    ) from exc
 
 
 class Withdrawn(Exception):

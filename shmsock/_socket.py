@@ -31,6 +31,7 @@ import time
 from array import array
 from collections import deque
 from collections.abc import AsyncIterator, Callable, Iterable, Sequence
+from contextlib import AbstractAsyncContextManager
 from types import TracebackType
 from typing import Any, ClassVar, Final, NoReturn, TypeVar, cast
 
@@ -687,13 +688,13 @@ class Socket:
         """Up to *max_count* one-frame messages from one peer, now.
 
         Peers take turns: one that has messages gives up to eight batches
-        in a row (BATCH_TURN in shmsock/_patterns/_queues.py), then the next
-        peer's turn comes.  A peer whose ring was empty when the others
-        queued is served between their batches, not after their turns (see
-        _patterns._queues.BatchTurns).  Raises trio.WouldBlock when there is none,
+        in a row, then the next peer's turn comes.  A peer whose ring was
+        empty when the others queued is served between their batches, not
+        after their turns.  Raises trio.WouldBlock when there is none,
         MultipartMessage when the next message has several frames (it
         stays queued).  PUSH, REQ and REP sockets raise StateError.
         """
+        # The turns: BATCH_TURN and BatchTurns in _patterns/_queues.py.
         if type(max_count) is not int or max_count < 1:
             _count(max_count, "max_count", 1)
         self._check_open()
@@ -1140,7 +1141,7 @@ class _SocketContext:
         raise TypeError("use 'async with shmsock.socket(...) as sock:'")
 
 
-def socket(kind: SocketType | int | str, **options: Any) -> _SocketContext:
+def socket(kind: SocketType | int | str, **options: Any) -> AbstractAsyncContextManager[Socket]:
     """Create a socket of *kind*: ``async with shmsock.socket(shmsock.PUSH) as s:``.
 
     The socket's background tasks live inside the ``async with`` block;

@@ -8,8 +8,7 @@ import enum
 class SocketType(enum.IntEnum):
     """The kinds of socket, numbered as in libzmq.
 
-    Compatible pairs: PUSH with PULL, PAIR with PAIR, REQ with REP (each
-    pattern's ``compatible`` set, in ``shmsock._patterns``, is the rule).
+    Compatible pairs: PUSH with PULL, PAIR with PAIR, REQ with REP.
     """
 
     PAIR = 0

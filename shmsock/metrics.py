@@ -54,7 +54,7 @@ from prometheus_client.registry import REGISTRY, Collector, CollectorRegistry
 from . import _stats
 from ._stats import EndpointStats
 
-__all__ = ["COLLECTOR", "ENV", "ShmsockCollector", "build_families", "register", "unregister"]
+__all__ = ["COLLECTOR", "ENV", "ShmsockCollector", "register", "unregister"]
 
 #: Environment variable that, set to ``0`` (or ``false``, ``no``, ``off``),
 #: keeps ``import shmsock`` from registering the collector.
@@ -101,7 +101,7 @@ _PEERS_HELP: Final = "Live connections attached."
 _USED_HELP: Final = "Bytes written to rings and not read yet (in: rings read, out: rings written)."
 
 
-def build_families(
+def _build_families(
     data: Mapping[tuple[str, str], EndpointStats], counters: Iterable[str] | None = None
 ) -> list[Metric]:
     """Metric families for *data*, keyed by ``(endpoint, socket type)``.
@@ -135,11 +135,11 @@ class ShmsockCollector(Collector):
     """Reads the sockets' own counters at scrape time (see the module doc)."""
 
     def collect(self) -> Iterable[Metric]:
-        return build_families(_stats.snapshot())
+        return _build_families(_stats.snapshot())
 
     def describe(self) -> Iterable[Metric]:
         # The names, without reading anything (so registering is free).
-        return build_families({})
+        return _build_families({})
 
 
 #: The collector that ``import shmsock`` registers.

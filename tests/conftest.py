@@ -2,13 +2,65 @@
 
 Every test runs with its own shmsock root (SHMSOCK_ROOT) and, when it
 ends, must have left no file of shmsock's behind in it.
+
+The suite tests the shmsock that imports: the checkout itself after
+``pip install -e .`` (which builds the C core in place), or the installed
+package after ``pip install .``.  ``python -m pytest`` puts the checkout
+first on sys.path, where its source tree, with no C core built, would hide
+the installed package; this file then takes the checkout off sys.path
+before anything imports shmsock.
 """
 
 from __future__ import annotations
 
 import os
+import sys
+from importlib.machinery import EXTENSION_SUFFIXES
+from pathlib import Path
 
 import pytest
+
+CHECKOUT = Path(__file__).resolve().parent.parent
+
+
+def _built(package: Path) -> bool:
+    return any((package / f"_shmring{suffix}").is_file() for suffix in EXTENSION_SUFFIXES)
+
+
+def _prefer_a_built_shmsock() -> None:
+    """Take the checkout off sys.path if its shmsock is unbuilt and a built one is installed."""
+    if "shmsock" in sys.modules or _built(CHECKOUT / "shmsock"):
+        return
+    others = [entry for entry in sys.path if Path(entry or ".").resolve() != CHECKOUT]
+    saved = sys.path[:]
+    sys.path[:] = others
+    for finder in sys.meta_path:
+        find_spec = getattr(finder, "find_spec", None)
+        spec = find_spec("shmsock", None) if find_spec is not None else None
+        if spec is not None:
+            if any(_built(Path(p)) for p in spec.submodule_search_locations or ()):
+                return  # sys.path stays without the checkout
+            break
+    sys.path[:] = saved  # nothing better: the import error says what to run
+
+
+_prefer_a_built_shmsock()
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    # One clear line instead of the same import error from every test file.
+    try:
+        import shmsock  # noqa: F401
+    except ImportError as exc:
+        if exc.name != "shmsock._shmring":
+            raise
+        raise pytest.UsageError(str(exc)) from None
+
+
+def pytest_report_header(config: pytest.Config) -> str:
+    import shmsock
+
+    return f"shmsock {shmsock.__version__} from {Path(shmsock.__file__).parent}"
 
 
 def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:

@@ -9,6 +9,7 @@ import subprocess
 import sys
 import urllib.request
 from multiprocessing.connection import Connection
+from pathlib import Path
 
 import peers
 import pytest
@@ -128,25 +129,34 @@ async def test_ls_and_stat_read_another_processs_sockets():
         await stop(pusher, binder)
 
 
+async def exporter_url(exporter: subprocess.Popen[str]) -> str:
+    assert exporter.stdout is not None
+    line = await trio.to_thread.run_sync(exporter.stdout.readline)
+    assert line.startswith("shmsock exporter: serving http://127.0.0.1:"), line
+    return line.split()[3]
+
+
+def scrape_endpoint(url: str, endpoint: str) -> dict[tuple[str, str, str], float]:
+    """The exporter's samples for *endpoint*: (name, socket_type, direction) -> value."""
+    with urllib.request.urlopen(url, timeout=30) as response:
+        text = response.read().decode()
+    return {
+        (s.name, s.labels.get("socket_type", ""), s.labels.get("direction", "")): s.value
+        for family in text_string_to_metric_families(text)
+        for s in family.samples
+        if s.labels.get("endpoint") == endpoint
+    }
+
+
 async def test_exporter_serves_every_live_endpoint():
     endpoint = "shm://cli-exported"
     binder, pusher = await live_pipeline(endpoint, 30)
     exporter = start_exporter()
     try:
-        assert exporter.stdout is not None
-        line = await trio.to_thread.run_sync(exporter.stdout.readline)
-        assert line.startswith("shmsock exporter: serving http://127.0.0.1:"), line
-        url = line.split()[3]
+        url = await exporter_url(exporter)
 
         def scrape() -> dict[tuple[str, str, str], float]:
-            with urllib.request.urlopen(url, timeout=30) as response:
-                text = response.read().decode()
-            return {
-                (s.name, s.labels.get("socket_type", ""), s.labels.get("direction", "")): s.value
-                for family in text_string_to_metric_families(text)
-                for s in family.samples
-                if s.labels.get("endpoint") == endpoint
-            }
+            return scrape_endpoint(url, endpoint)
 
         got = await trio.to_thread.run_sync(scrape)
         assert got[("shmsock_messages_sent_total", "PUSH", "")] == 30
@@ -177,6 +187,43 @@ async def test_exporter_serves_every_live_endpoint():
         exporter.stdout.close()
         exporter.stderr.close()
         await stop(binder)
+
+
+async def test_exporter_shows_bound_endpoints_with_no_peers():
+    # Each binder in a process of its own, nobody connected: their series
+    # are there, the counters at zero, peers 0 and the ring gauge of the
+    # direction the socket uses at 0; nothing for a peer type that is not.
+    binders = {
+        kind: spawn(peers.bind_and_hold, f"shm://cli-alone-{kind}", kind)
+        for kind in ("PULL", "PUSH")
+    }
+    for binder in binders.values():
+        await binder.expect("ready")
+    exporter = start_exporter()
+    try:
+        url = await exporter_url(exporter)
+        pull = await trio.to_thread.run_sync(scrape_endpoint, url, "shm://cli-alone-PULL")
+        push = await trio.to_thread.run_sync(scrape_endpoint, url, "shm://cli-alone-PUSH")
+        exporter.send_signal(signal.SIGTERM)
+        assert await trio.to_thread.run_sync(exporter.wait) == 0
+    finally:
+        exporter.kill()
+        exporter.wait()
+        exporter.stdout.close()
+        exporter.stderr.close()
+        await stop(*binders.values())
+    assert pull == {
+        ("shmsock_messages_received_total", "PULL", ""): 0,
+        ("shmsock_bytes_received_total", "PULL", ""): 0,
+        ("shmsock_peers", "PULL", ""): 0,
+        ("shmsock_ring_used_bytes", "PULL", "in"): 0,
+    }
+    assert push == {
+        ("shmsock_messages_sent_total", "PUSH", ""): 0,
+        ("shmsock_bytes_sent_total", "PUSH", ""): 0,
+        ("shmsock_peers", "PUSH", ""): 0,
+        ("shmsock_ring_used_bytes", "PUSH", "out"): 0,
+    }
 
 
 async def test_clean_removes_what_killed_processes_left_and_nothing_live(userdir):
@@ -299,6 +346,20 @@ async def test_exporter_port_in_use_is_one_line():
     assert result.returncode == 1
     assert result.stderr.startswith("shmsock exporter: error: ")
     assert result.stderr.count("\n") == 1
+
+
+@pytest.mark.parametrize(
+    "command",
+    [CLI, [str(Path(sys.executable).with_name("shmsock"))]],
+    ids=["python -m shmsock._cli", "shmsock"],
+)
+def test_version_prints_the_version(command):
+    result = subprocess.run([*command, "--version"], capture_output=True, text=True, timeout=60)
+    assert (result.returncode, result.stdout, result.stderr) == (
+        0,
+        f"shmsock {shmsock.__version__}\n",
+        "",
+    )
 
 
 @pytest.mark.parametrize("command", ["ls", "stat", "clean", "exporter", "bench"])

@@ -19,11 +19,16 @@ Other languages (``sh``, ``text`` on its own, no language) are never run.
 
 from __future__ import annotations
 
+import contextlib
+import importlib
+import inspect
 import re
 import subprocess
 import sys
+import typing
 from dataclasses import dataclass
 from pathlib import Path
+from types import ModuleType
 
 import pytest
 
@@ -145,6 +150,149 @@ def test_every_public_name_is_in_the_api_reference():
     api = (DOCS / "api.md").read_text()
     missing = [name for name in shmsock.__all__ if not re.search(rf"\b{name}\b", api)]
     assert missing == [], f"add to docs/api.md: {missing}"
+
+
+# -- what the API reference shows -----------------------------------------------------
+
+# A name with a leading underscore, alone or in a dotted or slashed path
+# (_SocketContext, shmsock._stats, _patterns/_base.py); not a dunder, and
+# not the "*_nowait" that names a family of methods.
+_PRIVATE = re.compile(r"(?<![\w*])_[A-Za-z]\w*")
+_DIRECTIVE = re.compile(r"^\.\. (auto\w+|module):: (\S+)$")
+
+
+def _directives(text: str) -> list[tuple[str, str, dict[str, str]]]:
+    """The reST directives of *text*: (name, argument, options)."""
+    out: list[tuple[str, str, dict[str, str]]] = []
+    for line in text.splitlines():
+        m = _DIRECTIVE.match(line)
+        if m:
+            out.append((m.group(1), m.group(2), {}))
+        elif out and (option := re.match(r"^   :([\w-]+):\s*(.*)$", line)):
+            out[-1][2][option.group(1)] = option.group(2)
+    return out
+
+
+def _doc_comment(owner: object, name: str) -> str:
+    """The ``#:`` comment lines above *name*'s assignment in *owner*'s source."""
+    try:
+        lines = inspect.getsource(owner).splitlines()  # type: ignore[arg-type]
+    except (OSError, TypeError):
+        return ""
+    for i, line in enumerate(lines):
+        if re.match(rf"^\s*{re.escape(name)}\s*[:=]", line):
+            above = []
+            for prev in reversed(lines[:i]):
+                if not prev.strip().startswith("#:"):
+                    break
+                above.append(prev.strip()[2:])
+            return "\n".join(reversed(above))
+    return ""
+
+
+def _members(cls: type, options: dict[str, str]) -> list[tuple[str, object]]:
+    """What autodoc's :members: (and :special-members:) shows of *cls*: its own
+    public attributes, not the inherited ones."""
+    special = {n.strip() for n in options.get("special-members", "").split(",") if n.strip()}
+    return [
+        (name, value)
+        for name, value in vars(cls).items()
+        if name in special or not name.startswith("_")
+    ]
+
+
+def documented() -> list[tuple[str, object, object]]:
+    """(name, object, owner) of everything docs/api.md has autodoc render."""
+    module: ModuleType = shmsock
+    out: list[tuple[str, object, object]] = []
+
+    def add(name: str, obj: object, owner: object, options: dict[str, str]) -> None:
+        out.append((name, obj, owner))
+        if isinstance(obj, type) and "members" in options:
+            for member, value in _members(obj, options):
+                out.append((f"{name}.{member}", value, obj))
+
+    for directive, arg, options in _directives((DOCS / "api.md").read_text()):
+        if directive == "module":
+            module = importlib.import_module(arg)
+        elif directive == "automodule":
+            mod = importlib.import_module(arg)
+            out.append((arg, mod, None))
+            if "members" in options:
+                for name in mod.__all__:
+                    add(f"{arg}.{name}", getattr(mod, name), mod, options)
+        elif directive in ("autofunction", "autoclass", "autoexception"):
+            add(f"{module.__name__}.{arg}", getattr(module, arg), module, options)
+    return out
+
+
+def _public_objects() -> set[int]:
+    return {
+        id(getattr(module, name))
+        for module in (shmsock, shmsock.metrics, shmsock.testing)
+        for name in module.__all__
+    }
+
+
+def _annotation_leaks(hint: object, public: set[int]) -> list[str]:
+    """shmsock classes in *hint* that no public module exports."""
+    if isinstance(hint, type):
+        private = hint.__module__.split(".")[0] == "shmsock" and id(hint) not in public
+        return [f"{hint.__module__}.{hint.__qualname__}"] if private else []
+    return [leak for arg in typing.get_args(hint) for leak in _annotation_leaks(arg, public)]
+
+
+def _shown_text(obj: object, owner: object, name: str) -> tuple[str, list[object]]:
+    """The text autodoc shows for *obj* (signature and docstring), and its annotations."""
+    func = obj.fget if isinstance(obj, property) else obj
+    if isinstance(func, (staticmethod, classmethod)):
+        func = func.__func__
+    texts: list[str] = []
+    hints: list[object] = []
+    targets = [func]
+    if isinstance(obj, type):
+        targets = [vars(obj).get("__init__")] if "__init__" in vars(obj) else []
+    for target in targets:
+        if callable(target) and not isinstance(target, type | ModuleType):
+            try:
+                texts.append(str(inspect.signature(target)))
+            except (TypeError, ValueError):
+                pass
+            try:
+                hints.extend(typing.get_type_hints(target).values())
+            except Exception:  # a hint that only exists for type checkers: the text has it
+                pass
+    if isinstance(obj, type | ModuleType) or callable(func) or isinstance(obj, property):
+        texts.append(inspect.getdoc(obj) or "")
+    else:  # data: its #: comment, and its annotation on the owner
+        texts.append(_doc_comment(owner, name.rsplit(".", 1)[-1]))
+        if isinstance(owner, type | ModuleType):
+            with contextlib.suppress(Exception):
+                hint = typing.get_type_hints(owner).get(name.rsplit(".", 1)[-1])
+                if hint is not None:
+                    hints.append(hint)
+    return "\n".join(texts), hints
+
+
+def test_the_api_reference_shows_no_private_name():
+    public = _public_objects()
+    leaks = []
+    entries = documented()
+    for name, obj, owner in entries:
+        text, hints = _shown_text(obj, owner, name)
+        leaks += [f"{name}: {m.group()}" for m in _PRIVATE.finditer(text)]
+        leaks += [f"{name}: {leak}" for hint in hints for leak in _annotation_leaks(hint, public)]
+    assert leaks == [], "private names in the API reference:\n" + "\n".join(leaks)
+    # Guards the walk itself: it must reach the members, methods and data.
+    names = {name for name, _, _ in entries}
+    assert {
+        "shmsock.socket",
+        "shmsock.Socket.recv_many_nowait",
+        "shmsock.Socket.ITER_BATCH",
+        "shmsock.Socket.__anext__",
+        "shmsock.metrics.COLLECTOR",
+        "shmsock.testing.isolated_root",
+    } <= names
 
 
 def test_fence_parsing(tmp_path: Path) -> None:

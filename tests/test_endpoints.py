@@ -143,9 +143,24 @@ async def test_user_dir_with_wider_permissions_is_refused(shm_root, userdir):
     userdir.mkdir(mode=0o755)
     os.chmod(userdir, 0o755)
     async with shmsock.socket(PULL) as s:
-        with pytest.raises(shmsock.UnsafeFile, match="mode 0755"):
+        with pytest.raises(shmsock.UnsafeFile) as caught:
             s.bind("shm://x")
+    assert str(caught.value) == (
+        f"{userdir} has mode 0755; shmsock only uses its own 0700 directories"
+    )
     os.rmdir(userdir)
+
+
+async def test_a_file_with_another_mode_is_refused_in_words(userdir):
+    userdir.mkdir(mode=0o700)
+    path = userdir / "sq@lock"
+    path.write_bytes(b"")
+    os.chmod(path, 0o644)
+    async with shmsock.socket(PULL) as s:
+        with pytest.raises(shmsock.UnsafeFile) as caught:
+            s.bind("shm://sq")
+    assert str(caught.value) == f"{path} has mode 0644; shmsock only uses its own 0600 files"
+    path.unlink()
 
 
 async def test_user_dir_as_a_symlink_is_refused(shm_root, userdir, tmp_path):

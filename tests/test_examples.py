@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import ast
+import shlex
 import signal
 import subprocess
 import sys
@@ -9,7 +11,10 @@ import urllib.request
 from pathlib import Path
 
 import pytest
+import trio
 from prometheus_client.parser import text_string_to_metric_families
+
+import shmsock
 
 EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
 
@@ -25,8 +30,49 @@ def run_example(name: str, *args: str) -> str:
     return result.stdout
 
 
-def test_pipeline():
-    out = run_example("pipeline.py")
+def shell_commands(name: str) -> list[list[str]]:
+    """The commands the example's docstring gives for separate shells, in its order."""
+    docstring = ast.get_docstring(ast.parse((EXAMPLES / name).read_text()))
+    assert docstring is not None
+    commands = []
+    for line in docstring.splitlines():
+        command, sep, _comment = line.partition("# shell")
+        if sep:
+            words = shlex.split(command)
+            assert words[:2] == ["python", f"examples/{name}"], line
+            commands.append([sys.executable, str(EXAMPLES / name), *words[2:]])
+    return commands
+
+
+def run_in_shells(name: str, *, reverse: bool = False) -> list[str]:
+    """Start the docstring's commands as separate processes; each one's stdout, in its order.
+
+    Each gets nothing but what the docstring says: the same environment (the
+    test's own SHMSOCK_ROOT) and no endpoint of its own, so the defaults
+    must meet.  *reverse* starts them last first.
+    """
+    commands = shell_commands(name)
+    assert len(commands) >= 2
+    shells = range(len(commands))
+    procs: dict[int, subprocess.Popen[str]] = {}
+    outs = []
+    try:
+        for i in reversed(shells) if reverse else shells:
+            procs[i] = subprocess.Popen(
+                commands[i], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+            )
+        for i in shells:
+            out, err = procs[i].communicate(timeout=60)
+            assert procs[i].returncode == 0, (commands[i], err)
+            outs.append(out)
+    finally:
+        for proc in procs.values():
+            proc.kill()
+            proc.wait()
+    return outs
+
+
+def check_pipeline(out: str) -> None:
     assert "ventilator: sent 100 tasks" in out
     assert "sink: 100 results, sum of squares 328350" in out
     done = [int(line.split()[3]) for line in out.splitlines() if line.startswith("worker")]
@@ -35,17 +81,88 @@ def test_pipeline():
     assert all(n > 0 for n in done)  # every worker got work
 
 
+def test_pipeline():
+    check_pipeline(run_example("pipeline.py"))
+
+
+@pytest.mark.parametrize("reverse", [False, True], ids=["in-order", "reversed"])
+def test_pipeline_in_separate_shells(reverse):
+    outs = run_in_shells("pipeline.py", reverse=reverse)
+    assert [out.split(":")[0].split()[0] for out in outs] == [
+        "sink",
+        "worker",
+        "worker",
+        "worker",
+        "ventilator",
+    ]
+    check_pipeline("".join(outs))
+
+
+PINGS = [f"ping got pong {n}" for n in range(5)]
+
+
 def test_pair():
-    out = run_example("pair.py")
-    assert out.splitlines() == [f"parent got pong {n}" for n in range(5)]
+    assert run_example("pair.py").splitlines() == PINGS
 
 
-def test_rpc():
-    out = run_example("rpc.py")
+@pytest.mark.parametrize("reverse", [False, True], ids=["in-order", "reversed"])
+def test_pair_in_separate_shells(reverse):
+    ping, pong = run_in_shells("pair.py", reverse=reverse)
+    assert ping.splitlines() == PINGS
+    assert pong == ""
+
+
+def check_rpc(out: str) -> None:
     assert "add(2, 3) = 5" in out
     assert "sqrt(2) = 1.414214" in out
     assert "upper('shm') = SHM" in out
     assert "sqrt(-1) failed: ValueError('math domain error')" in out
+
+
+def test_rpc():
+    check_rpc(run_example("rpc.py"))
+
+
+@pytest.mark.parametrize("reverse", [False, True], ids=["in-order", "reversed"])
+def test_rpc_in_separate_shells(reverse):
+    server, client = run_in_shells("rpc.py", reverse=reverse)
+    assert server == "server: ready\n"
+    check_rpc(client)
+
+
+@pytest.mark.parametrize(
+    ("name", "flag", "default"),
+    [
+        ("pipeline.py", "--jobs", "shm://pipeline-jobs"),
+        ("pipeline.py", "--results", "shm://pipeline-results"),
+        ("pair.py", "--endpoint", "shm://pair-pingpong"),
+        ("rpc.py", "--endpoint", "shm://rpc"),
+    ],
+)
+async def test_an_endpoint_flag_moves_every_role(name, flag, default):
+    # A socket of a kind no role pairs with holds the default: a role that
+    # binds it would fail with AddressInUse, a role that connects to it would
+    # never meet its peer.  The run ends well only if the flag, given once to
+    # the combined run, reached every role.
+    decoy = shmsock.PULL if name == "pair.py" else shmsock.PAIR
+    async with shmsock.socket(decoy) as held:
+        held.bind(default)
+        with trio.fail_after(60):
+            result = await trio.run_process(
+                [sys.executable, str(EXAMPLES / name), flag, "shm://elsewhere"],
+                capture_stdout=True,
+                capture_stderr=True,
+                check=False,
+            )
+    assert result.returncode == 0, result.stderr.decode()
+
+
+def test_the_docs_show_the_separate_shell_commands():
+    for name in ("pipeline.py", "pair.py", "rpc.py"):
+        listed = (EXAMPLES / "README.md").read_text()
+        for command in shell_commands(name):
+            line = " ".join(["python", f"examples/{name}", *command[2:]])
+            assert line in listed, line
 
 
 def test_metrics():

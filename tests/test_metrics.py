@@ -192,6 +192,39 @@ async def test_counts_of_closed_sockets_stay_and_sockets_add_up():
     assert sample("shmsock_messages_received_total", endpoint, "PULL") == 3
 
 
+def samples_of(endpoint: str) -> dict[tuple[str, str, str], float]:
+    """The default registry's samples for *endpoint*: (name, socket_type, direction) -> value."""
+    return {
+        (s.name, s.labels["socket_type"], s.labels.get("direction", "")): s.value
+        for family in REGISTRY.collect()
+        for s in family.samples
+        if s.labels.get("endpoint") == endpoint
+    }
+
+
+async def test_a_bound_socket_with_no_peers_has_its_series_at_zero():
+    # The same series as shmsock exporter shows for it (tests/test_cli.py),
+    # and the counters only a process keeps besides.
+    async with shmsock.socket(shmsock.PULL) as pull, shmsock.socket(shmsock.PUSH) as push:
+        pull.bind("shm://metrics-alone-pull")
+        push.bind("shm://metrics-alone-push")
+        assert samples_of("shm://metrics-alone-pull") == {
+            ("shmsock_messages_received_total", "PULL", ""): 0,
+            ("shmsock_bytes_received_total", "PULL", ""): 0,
+            ("shmsock_corrupt_messages_total", "PULL", ""): 0,
+            ("shmsock_dropped_messages_total", "PULL", ""): 0,
+            ("shmsock_peers", "PULL", ""): 0,
+            ("shmsock_ring_used_bytes", "PULL", "in"): 0,
+        }
+        assert samples_of("shm://metrics-alone-push") == {
+            ("shmsock_messages_sent_total", "PUSH", ""): 0,
+            ("shmsock_bytes_sent_total", "PUSH", ""): 0,
+            ("shmsock_send_blocked_seconds_total", "PUSH", ""): 0,
+            ("shmsock_peers", "PUSH", ""): 0,
+            ("shmsock_ring_used_bytes", "PUSH", "out"): 0,
+        }
+
+
 async def test_ring_used_bytes_shows_what_waits_unread():
     endpoint = "shm://metrics-used"
     async with shmsock.socket(shmsock.PULL) as pull, shmsock.socket(shmsock.PUSH) as push:

@@ -73,14 +73,14 @@ def user_dir_path(root: str | None = None) -> str:
     return os.path.join(root or root_path(), f"shmsock-{os.geteuid()}")
 
 
-def _refuse(what: str, st: os.stat_result, *, mode: int, kind: str) -> None:
+def _refuse(what: str, st: os.stat_result, *, mode: int, kinds: str) -> None:
     uid = os.geteuid()
     if st.st_uid != uid:
         raise UnsafeFile(f"{what} belongs to uid {st.st_uid}, not to this user ({uid})")
     if stat.S_IMODE(st.st_mode) != mode:
         raise UnsafeFile(
             f"{what} has mode {stat.S_IMODE(st.st_mode):04o}; shmsock only uses its own"
-            f" {mode:04o} {kind}s"
+            f" {mode:04o} {kinds}"
         )
 
 
@@ -111,7 +111,7 @@ class UserDir:
             st = os.fstat(self.fd)
             if not stat.S_ISDIR(st.st_mode):
                 raise UnsafeFile(f"{self.path} is not a directory")
-            _refuse(self.path, st, mode=0o700, kind="directory")
+            _refuse(self.path, st, mode=0o700, kinds="directories")
         except BaseException:
             os.close(self.fd)
             raise
@@ -189,7 +189,7 @@ class UserDir:
         st = os.fstat(fd)
         if not stat.S_ISREG(st.st_mode):
             raise UnsafeFile(f"{self.path}/{name} is not a regular file")
-        _refuse(f"{self.path}/{name}", st, mode=mode, kind="file")
+        _refuse(f"{self.path}/{name}", st, mode=mode, kinds="files")
         return st
 
     def check_socket(self, name: str) -> None:
