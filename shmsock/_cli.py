@@ -141,7 +141,7 @@ def _print_json(obj: object) -> None:
 
 def _ls(args: argparse.Namespace) -> int:
     from . import _admin
-    from ._transport._fs import user_dir_path
+    from ._transport.shm._fs import user_dir_path
 
     d = _admin.open_user_dir()
     try:
@@ -223,7 +223,7 @@ def _render_stat(ep: Endpoint, conns: list[Connection]) -> None:
 
 def _stat(args: argparse.Namespace) -> int:
     from . import _admin
-    from ._transport._fs import parse_endpoint, user_dir_path
+    from ._transport.shm._fs import parse_endpoint, user_dir_path
 
     name = parse_endpoint(args.endpoint)
     d = _admin.open_user_dir()
@@ -252,7 +252,7 @@ def _stat(args: argparse.Namespace) -> int:
 
 def _clean(args: argparse.Namespace) -> int:
     from . import _admin
-    from ._transport._fs import user_dir_path
+    from ._transport.shm._fs import user_dir_path
 
     d = _admin.open_user_dir()
     if d is None:

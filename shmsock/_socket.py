@@ -44,9 +44,9 @@ from ._options import Options, make_options
 from ._patterns import Dropped, Fanout, make_pattern
 from ._stats import EndpointStats
 from ._transport._engine import Engine, ki_protected
-from ._transport._fs import parse_endpoint
 from ._transport._peer import Message, Peer, Queued
-from ._transport._wire import DATA
+from ._transport.shm._fs import parse_endpoint
+from ._transport.shm._wire import DATA
 from ._types import SocketType
 
 _checkpoint_if_cancelled = trio.lowlevel.checkpoint_if_cancelled

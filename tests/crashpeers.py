@@ -16,7 +16,8 @@ import trio
 
 import shmsock
 import shmsock._ring as ring
-from shmsock._transport import _engine, _segment, _wire
+from shmsock._transport import _engine
+from shmsock._transport.shm import _segment, _wire
 
 # Where a segment's creator can die before publishing it (see _segment.create).
 CREATE_POINTS = ("created", "sized", "formatted")

@@ -17,7 +17,7 @@ from procs import spawn
 
 import shmsock
 from shmsock import PAIR, PULL, PUSH
-from shmsock._transport import _wire
+from shmsock._transport.shm import _wire
 from shmsock._transport._peer import Peer
 
 

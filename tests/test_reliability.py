@@ -31,8 +31,9 @@ from procs import forked, spawn
 import shmsock
 from shmsock import PAIR, PULL, PUSH
 from shmsock import _ring as R
-from shmsock._transport import _engine, _segment, _wire
-from shmsock._transport._fs import UserDir
+from shmsock._transport import _engine
+from shmsock._transport.shm import _segment, _wire
+from shmsock._transport.shm._fs import UserDir
 
 KiB = 1024
 

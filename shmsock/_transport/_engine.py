@@ -59,11 +59,12 @@ from .._errors import (
 from .._options import RING_SIZE_MIN, Options
 from .._stats import EndpointStats
 from .._types import SocketType
-from . import _segment as seg
-from . import _wire
-from ._fs import UserDir, lock_file, try_lock
-from ._inotify import DirWatch
 from ._peer import Peer, Queued, corrupt_reason
+from .shm import _segment as seg
+from .shm import _wire
+from .shm._fs import UserDir, lock_file, try_lock
+from .shm._inotify import DirWatch
+from .shm._layout import reclaim_slot
 
 log = logging.getLogger("shmsock")
 
@@ -77,41 +78,6 @@ def _peer_cred(sock: socket.socket) -> tuple[int, int]:
     raw = sock.getsockopt(socket.SOL_SOCKET, socket.SO_PEERCRED, _CRED.size)
     pid, uid, _gid = _CRED.unpack(raw)
     return pid, uid
-
-
-def slot_files(d: UserDir, name: str, k: int) -> list[str]:
-    """The names that make up slot k of endpoint *name*: every ``NAME@k.*``.
-
-    What reclaim_slot removes, and so what ``shmsock clean --dry-run``
-    reports: one rule for both, whatever else a crash or an older version
-    left under the slot's prefix.
-    """
-    prefix = f"{name}@{k}."
-    return [entry for entry in d.listdir() if entry.startswith(prefix)]
-
-
-def reclaim_slot(d: UserDir, name: str, k: int) -> list[str] | None:
-    """Remove slot k's files if no live connector holds it.
-
-    Deleting a slot's files requires holding its lock: we take the lock of
-    a dead holder, or create and take it when a crash left files without
-    one.  Returns the names removed (the slot is now free), or None when a
-    live connector holds the slot.  Raises UnsafeFile when the lock file is
-    not ours to touch (a symlink, another owner, another mode).
-    """
-    lockname = f"{name}@{k}.lock"
-    fd = lock_file(d, lockname, create=True)
-    if fd is None:
-        return None  # a live connector
-    try:
-        removed = [
-            entry for entry in slot_files(d, name, k) if entry != lockname and d.unlink(entry)
-        ]
-        if d.unlink(lockname):
-            removed.append(lockname)
-    finally:
-        os.close(fd)
-    return removed
 
 
 def _add_peer_counts(st: EndpointStats, peer: Peer) -> None:

@@ -21,10 +21,10 @@ import trio
 
 from .. import _ring as R
 from .._errors import CorruptMessage
-from . import _wire
+from .shm import _wire
 
 if TYPE_CHECKING:
-    from ._segment import Segment
+    from .shm._segment import Segment
 
 _SIMPLE = R.START
 _MORE_OR_CONT = R.MORE | R.CONT

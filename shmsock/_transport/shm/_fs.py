@@ -38,7 +38,7 @@ import re
 import stat
 from typing import Final
 
-from .._errors import InvalidEndpoint, UnsafeFile
+from ..._errors import InvalidEndpoint, UnsafeFile
 
 DEFAULT_ROOT: Final = "/dev/shm"
 ROOT_ENV: Final = "SHMSOCK_ROOT"

@@ -38,7 +38,7 @@ import struct
 from dataclasses import dataclass
 from typing import Final
 
-from .._errors import IncompatiblePeer, SharedMemoryFull, VersionMismatch
+from ..._errors import IncompatiblePeer, SharedMemoryFull, VersionMismatch
 
 SIZE: Final = 64
 MAGIC: Final = b"SSHK"

@@ -54,8 +54,8 @@ import sys
 import time
 from typing import Final
 
-from .. import _ring as R
-from .._errors import SegmentError, SharedMemoryFull, VersionMismatch
+from ... import _ring as R
+from ..._errors import SegmentError, SharedMemoryFull, VersionMismatch
 from ._fs import UserDir
 
 MAGIC: Final = b"SHMSOCK\x01"
