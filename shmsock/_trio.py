@@ -46,17 +46,19 @@ async def retry(
     op: Callable[..., _T],
     wait: Callable[[], Awaitable[bool]],
     *args: Any,
+    checked: bool = False,
     yielded: bool = False,
 ) -> _T:
     """``op(*args)``, waiting with ``wait()`` while it raises trio.WouldBlock.
 
     *wait* returns whether it went through a schedule point (it may return
     False without waiting, when what it found means the caller should look
-    again at once).  With *yielded*, the caller has just been through a
-    full checkpoint itself, so step 1 is skipped and step 3 never needed.
-    Any other exception from *op* or *wait* propagates at once.
+    again at once).  With *checked*, the caller has just done step 1
+    itself; with *yielded*, it has just been through a full checkpoint,
+    so step 1 is skipped and step 3 never needed.  Any other exception
+    from *op* or *wait* propagates at once.
     """
-    if not yielded:
+    if not (checked or yielded):
         await checkpoint_if_cancelled()
     waited = yielded
     while True:

@@ -54,13 +54,14 @@ import re
 from collections import deque
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Final, Protocol
+from typing import TYPE_CHECKING, Any, Final, Protocol, TypeVar
 
 from .._errors import InvalidEndpoint
 from .._options import Options
 from .._types import SocketType
 
 if TYPE_CHECKING:
+    import socket
     from array import array
 
     from .._stats import EndpointStats
@@ -75,10 +76,14 @@ __all__ = [
     "SocketSpec",
     "Stream",
     "Transport",
+    "WakeUps",
     "load",
     "parse_name",
     "scheme_of",
 ]
+
+
+_T = TypeVar("_T")
 
 
 # -- messages ------------------------------------------------------------------------
@@ -270,6 +275,44 @@ class Pipe(Protocol):
         """The socket is done with this finished pipe: release what it holds."""
 
 
+class WakeUps(Protocol):
+    """A transport's pipes that a task can wait on directly: an optional capability.
+
+    The shm transport has one (``shm/_doorbell.py``, whose rules say what
+    each step means); inproc does not.  The socket's waiter uses it, when
+    the socket's only pipe is one of this transport's, to wait on that
+    pipe's descriptor itself, and to spin on the rings before it parks.
+    Issue 23 reworks both behind these methods.
+    """
+
+    #: A pipe whose descriptor a woken task left muted and unread, if any.
+    held: object | None
+
+    def doorbell(self, pipe: object) -> socket.socket | None:
+        """The descriptor a task may wait on for *pipe*, or None if not ours."""
+
+    def mute(self, pipe: Any) -> None:
+        """Before a task waits on *pipe*'s descriptor: the reactor stops watching it."""
+
+    def unmute(self, pipe: Any) -> None:
+        """The wait was cancelled: the reactor watches the descriptor again."""
+
+    def rang(self, pipe: Any) -> None:
+        """The descriptor woke a receiver: assume data, leave it held and unread."""
+
+    def reopen(self, pipe: Any) -> None:
+        """The descriptor woke another waiter: read it, and unmute it."""
+
+    def settle(self) -> None:
+        """Read the held descriptor, if any, and unmute it."""
+
+    def spin(self, spin_us: int) -> bool:
+        """Watch the idle pipes for up to *spin_us*; True if one has data."""
+
+    def look(self, take: Callable[..., _T], *args: Any) -> _T:
+        """``take(*args)`` without announcing waits on what it finds empty."""
+
+
 class Transport(Protocol):
     """What makes and keeps the pipes of one scheme, for one socket.
 
@@ -278,6 +321,8 @@ class Transport(Protocol):
 
     #: The largest one-frame message that surely passes check_atomic.
     max_simple: int
+    #: Its direct-wait capability, if it has one (see :class:`WakeUps`).
+    bells: WakeUps | None
 
     def bind(self, endpoint: str) -> None:
         """Bind *endpoint* now; peers that connect there attach (Events.attached).

@@ -14,8 +14,10 @@ those of ``shm://`` (see the rules of ``shmsock._transport``):
   raises ConnectionRefusedError, and a connect waiting for its binder
   ignores binds made in other runs.  A run that ended without closing its
   sockets leaves nothing behind: its names are taken over.
-- **Backpressure.**  Each queue holds at most the writer's ``ring_size``
-  bytes of messages.  A larger message goes when the queue is empty, so
+- **Backpressure.**  Each queue holds at most the writer's ``ring_size``,
+  each message charged what it would take of a ``shm://`` ring (24 bytes
+  a frame more, rounded up to 8), so ``ring_size`` buys as many messages
+  on either transport.  A larger message goes when the queue is empty, so
   nothing is too large to send but ``max_msg_size``.
 - **Wake-ups on edges.**  A reader that found its queue empty marks it;
   the next write says "wake" (``try_write`` returns 1, ``offer`` reports it

@@ -30,6 +30,21 @@ def _size(item: Queued) -> int:
     return len(item)
 
 
+def _charge(n: int) -> int:
+    """What a frame of *n* bytes takes of a queue's budget.
+
+    As much as a record takes of a shm:// ring (a 24-byte header, rounded
+    up to 8), so that ``ring_size`` holds as many messages either way.
+    """
+    return (n + 31) & ~7
+
+
+def _cost(item: Queued) -> int:
+    if isinstance(item, Message):
+        return sum(_charge(len(f)) for f in item.frames)
+    return _charge(len(item))
+
+
 def _refuse(data: bytes, n: int) -> int:
     return -1
 
@@ -38,7 +53,7 @@ class _Queue(deque[Queued]):
     """One direction of a connection: the reader's inbox, with its accounting.
 
     The reader's fast path pops it directly, so :meth:`popleft` itself
-    keeps the byte count and wakes a writer that was refused for room.
+    keeps the counts and wakes a writer that was refused for room.
     """
 
     __slots__ = (
@@ -47,27 +62,31 @@ class _Queue(deque[Queued]):
         "multi",
         "nbytes",
         "reader_waiting",
+        "used",
         "writer",
         "writer_waiting",
     )
 
     def __init__(self, budget: int) -> None:
         super().__init__()
-        self.budget = budget
-        self.nbytes = 0  # bytes of the messages in the queue
+        self.budget = budget  # the writer's ring_size
+        self.used = 0  # what the messages in the queue take of it (_cost)
+        self.nbytes = 0  # their payload bytes
         self.multi = 0  # how many of them are Messages rather than bytes
         self.reader_waiting = False  # the reader found it empty: wake it on a write
         self.writer_waiting = False  # the writer was refused: wake it on a take
         self.drain_waiting = False  # the writer lingers: wake it on a take
         self.writer: InprocPipe | None = None
 
-    def fits(self, n: int) -> bool:
-        return not self or self.nbytes + n <= self.budget
+    def fits(self, cost: int) -> bool:
+        """Whether a message of this cost may go now (always, into an empty queue)."""
+        return not self or self.used + cost <= self.budget
 
-    def put(self, item: Queued, n: int) -> bool:
-        """Append *item* of *n* bytes; return whether the reader must be woken."""
+    def put(self, item: Queued, n: int, cost: int) -> bool:
+        """Append *item* (*n* bytes); return whether the reader must be woken."""
         self.append(item)
         self.nbytes += n
+        self.used += cost
         if type(item) is not bytes:
             self.multi += 1
         if self.reader_waiting:
@@ -78,9 +97,12 @@ class _Queue(deque[Queued]):
     def popleft(self) -> Queued:
         item = deque.popleft(self)
         if type(item) is bytes:
-            self.nbytes -= len(item)
+            n = len(item)
+            self.nbytes -= n
+            self.used -= (n + 31) & ~7  # _charge, inline: the receive fast path
         else:
             self.nbytes -= _size(item)
+            self.used -= _cost(item)
             self.multi -= 1
         if self.writer_waiting or self.drain_waiting:
             self._room()
@@ -168,48 +190,51 @@ class InprocPipe:
 
     def _try_write(self, data: bytes, n: int) -> int:
         out = self._out
-        if out and out.nbytes + n > out.budget:
+        cost = (n + 31) & ~7  # _charge, inline: the send fast path
+        if out and out.used + cost > out.budget:
             return -1
         self.messages_sent += 1
         self.bytes_sent += n
-        return 1 if out.put(data, n) else 0
+        return 1 if out.put(data, n, cost) else 0
 
     def wake(self) -> None:
         peer = self._peer
         peer.readable = True
         peer.events.ready(peer, True, False)
 
-    def _put(self, item: Queued, n: int) -> bool:
+    def _put(self, item: Queued, n: int, cost: int) -> bool:
         out = self._out
         if not self.alive:
             return False
-        if not out.fits(n):
+        if not out.fits(cost):
             out.writer_waiting = True
             self.writable = False
             return False
         self.messages_sent += 1
         self.bytes_sent += n
-        if out.put(item, n):
+        if out.put(item, n, cost):
             self.wake()
         return True
 
     def offer(self, frames: list[bytes], aux: int) -> bool:
         if len(frames) == 1 and not aux:
-            return self._put(frames[0], len(frames[0]))
-        return self._put(Message(list(frames), aux), sum(map(len, frames)))
+            n = len(frames[0])
+            return self._put(frames[0], n, _charge(n))
+        item = Message(list(frames), aux)
+        return self._put(item, sum(map(len, frames)), _cost(item))
 
     def offer_batch(self, data: bytes, lens: array[int]) -> bool:
         out = self._out
         if not self.alive:
             return False
-        if not out.fits(len(data)):
+        if not out.fits(sum(map(_charge, lens))):
             out.writer_waiting = True
             self.writable = False
             return False
         pos = 0
         wake = False
         for n in lens:
-            wake |= out.put(data[pos : pos + n], n)
+            wake |= out.put(data[pos : pos + n], n, _charge(n))
             pos += n
         self.messages_sent += len(lens)
         self.bytes_sent += pos
@@ -226,8 +251,8 @@ class InprocPipe:
         return True
 
     def unsent_bytes(self) -> int:
-        """Bytes we sent that the peer has not taken yet."""
-        return self._out.nbytes
+        """What we sent that the peer has not taken yet takes of its queue."""
+        return self._out.used
 
     def unread(self) -> bool:
         return self.alive and bool(self._out)
@@ -273,6 +298,7 @@ class InprocPipe:
         for item in reversed(items):
             inbox.appendleft(item)
             inbox.nbytes += _size(item)
+            inbox.used += _cost(item)
             inbox.multi += type(item) is not bytes
 
     def received(self) -> tuple[int, int]:
@@ -311,7 +337,7 @@ class InprocPipe:
         self.dropped_bytes += inbox.nbytes
         inbox.writer_waiting = inbox.drain_waiting = False  # nobody to wake now
         inbox.clear()
-        inbox.nbytes = inbox.multi = 0
+        inbox.nbytes = inbox.used = inbox.multi = 0
 
     def retire(self) -> None:
         self._owner.retire(self)
@@ -342,7 +368,7 @@ def count_pipe(st: EndpointStats, pipe: InprocPipe, *, gauges: bool = True) -> N
     st.bytes_received += nbytes
     st.dropped += pipe.dropped
     if gauges:
-        st.used_in += pipe.inbox.nbytes
+        st.used_in += pipe.inbox.used
         if pipe.alive:
             st.peers += 1
             st.used_out += pipe.unsent_bytes()

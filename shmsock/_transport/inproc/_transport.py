@@ -60,6 +60,8 @@ class InprocTransport:
 
     #: No message is too large to offer whole (only max_msg_size limits it).
     max_simple: Final = sys.maxsize
+    #: No descriptor to wait on: a task parks until the writer's Events call.
+    bells: Final = None
 
     def __init__(self, spec: SocketSpec, events: Events, reactor: Reactor | None = None) -> None:
         self.spec = spec
