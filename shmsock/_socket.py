@@ -1328,6 +1328,12 @@ class Socket:
     def __exit__(self, *exc_info: object) -> None:  # pragma: no cover - __enter__ raises
         pass
 
+    def __await__(self) -> NoReturn:
+        raise TypeError(
+            "a socket is not awaited: use `async with shmsock.socket(...) as sock:`,"
+            " or `sock = shmsock.socket(...)` and later `await sock.aclose()`"
+        )
+
     def _start_system_task(self) -> None:
         """Start the background task of a socket used outside `async with`.
 
