@@ -1454,22 +1454,12 @@ class Engine:
             self._drop_unread(peer)
         peer.dropped += len(peer.inbox)
         peer.inbox.clear()
-        peer.abandon_partial()
         peer.readable = False
         if self.held is peer:
             self.held = None
         if peer in self._retire_queue:
             self._retire_queue.remove(peer)
-        if peer.in_send:
-            self.send_ready.remove(peer)
-            peer.in_send = False
-        if peer.in_recv:
-            self.recv_ready.remove(peer)
-            peer.in_recv = False
-        with _stats.LOCK:  # a concurrent stats() sees the counts exactly once
-            self.peers.remove(peer)
-            _add_peer_counts(self._retired(peer.endpoint), peer)
-        peer.release()
+        self._retire(peer)
         if was_alive:
             self._on_gone(peer)
 
