@@ -229,7 +229,6 @@ def test_each_option_by_attribute_setsockopt_and_getsockopt(name, given, expecte
         for read in _spellings(name):
             assert s.getsockopt(read) == expected
         assert getattr(s, name) == expected
-        assert getattr(s, name) is not None or expected is None
     s = shmsock.socket(PUSH)
     setattr(s, name, given)
     assert s.getsockopt(name) == expected
@@ -318,7 +317,7 @@ def test_a_bad_value_is_refused_in_both_spellings_and_changes_nothing(name, valu
         s.setsockopt(name, value)
     with pytest.raises(error, match=words):
         setattr(s, name, value)
-    assert s.getsockopt(name) == before or (before != before)  # nan never equals
+    assert s.getsockopt(name) == before
 
 
 @pytest.mark.parametrize("attach", ["bind", "connect"])
