@@ -396,18 +396,19 @@ class Socket:
 
         As pyzmq's ``unbind``: the endpoint's listening socket and lock go
         at once, so a socket that connects there afterwards waits for the
-        next binder, and the connections accepted there end as
-        :meth:`close` would end them (the ring this socket wrote to each
-        goes once that peer has seen the end).
-        What this socket sent on them stays readable by those peers; what
-        they sent that this socket has not received is discarded: the
-        messages already taken from a peer's ring are counted in
-        ``dropped``, and those still in a live connector's ring stay there
-        for the next socket that binds the endpoint (as when a binder dies).
-        The socket's other endpoints are untouched, and it may bind the
-        endpoint again (a PAIR may bind or connect anew).
+        next binder, and the connections accepted there end: their peers
+        see them end as when this socket closes.  What this socket sent on
+        them is never withdrawn: those peers still read it (the ring goes
+        once the peer has seen the end).  What they sent that this socket
+        has not received is discarded: the messages already taken from a
+        peer's ring are counted in ``dropped``, and those still in a live
+        connector's ring stay there for the next socket that binds the
+        endpoint (as when a binder dies).  The socket's other endpoints are
+        untouched, and it may bind the endpoint again (a PAIR may bind or
+        connect anew).
 
-        Synchronous and immediate.  Raises InvalidEndpoint for an endpoint
+        Synchronous: it never waits, so there is nothing to cancel.  Raises
+        InvalidEndpoint for an endpoint
         this socket has not bound (or a malformed one), and
         trio.ClosedResourceError once the socket is closed.  A task waiting
         to send or receive on the socket goes on with the other peers, or
@@ -430,18 +431,18 @@ class Socket:
         """Undo :meth:`connect` to an endpoint.
 
         As pyzmq's ``disconnect``: the connection to the binder there ends
-        as :meth:`close` would end it, and the socket's slot at the
-        endpoint is released with its lock and ring files.  What this
-        socket sent stays readable by the binder; what the binder sent
-        that this socket has not received is discarded and counted in
-        ``dropped``.  A socket that connected to the endpoint several times
-        disconnects them all.  The other endpoints are untouched, and the
-        socket may connect again.
+        (the binder sees it end as when this socket closes), and the
+        socket's slot at the endpoint is released with its lock and ring
+        files.  What this socket sent is never withdrawn: the binder still
+        reads it.  What the binder sent that this socket has not received
+        is discarded and counted in ``dropped``.  A socket that connected
+        to the endpoint several times disconnects them all.  The other
+        endpoints are untouched, and the socket may connect again.
 
-        Synchronous and immediate.  Raises InvalidEndpoint for an endpoint
-        this socket is not connected to (or a malformed one), and
-        trio.ClosedResourceError once the socket is closed.  Waiting tasks
-        are woken as by :meth:`unbind`.
+        Synchronous: it never waits, so there is nothing to cancel.  Raises
+        InvalidEndpoint for an endpoint this socket is not connected to (or
+        a malformed one), and trio.ClosedResourceError once the socket is
+        closed.  Waiting tasks go on as after :meth:`unbind`.
         """
         self._check_open()
         name = parse_endpoint(endpoint)
