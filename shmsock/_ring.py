@@ -389,6 +389,19 @@ class Producer(_Side):
         """Mark the ring closed; with *discard*, withdraw what is unread."""
         lib.shm_producer_close(self._p, discard)
 
+    @property
+    def checksum(self) -> bool:
+        """Whether the records written from now on carry a CRC32C.
+
+        The owner may change it between writes: the C side reads it on each
+        call, and each record says whether it carries one.
+        """
+        return bool(self._p.checksum)
+
+    @checksum.setter
+    def checksum(self, on: bool) -> None:
+        self._p.checksum = int(on)
+
     def prepare_drain(self) -> bool:
         """Announce that we wait for the consumer to read everything.
 

@@ -234,6 +234,7 @@ class Engine:
         self.options = options
         # A socket that never sends (PULL) writes only positions and state
         # into its rings, so the smallest ring does.
+        self._can_send = can_send
         self.ring_size = options.ring_size if can_send else RING_SIZE_MIN
         self.max_peers = max_peers
         self._on_change = on_change
@@ -258,7 +259,9 @@ class Engine:
         # announce (a spinning receiver: see Socket._look).
         self.quiet = False
         self.unannounced: list[Peer] = []
-        self._nursery: trio.Nursery | None = None
+        # Starts the background tasks other than run(): a nursery's
+        # start_soon, or one that spawns Trio system tasks (see start).
+        self._start_soon: Callable[..., object] | None = None
         self.closed = False
         # Totals of retired connections by endpoint, so counters never go
         # backwards (see shmsock._stats).
@@ -266,9 +269,13 @@ class Engine:
 
     # -- lifecycle ---------------------------------------------------------
 
-    def start(self, nursery: trio.Nursery) -> None:
-        self._nursery = nursery
-        nursery.start_soon(self.run)
+    def start(self, start_soon: Callable[..., object]) -> None:
+        """Start later background tasks (dials, spare rings) with *start_soon*.
+
+        ``start_soon(async_fn, *args)``: a nursery's, or one that spawns
+        Trio system tasks.  The caller runs :meth:`run` itself.
+        """
+        self._start_soon = start_soon
 
     @ki_protected
     async def run(self) -> None:
@@ -573,8 +580,8 @@ class Engine:
                 d.unlink(sg.name)
             else:
                 sg.name = ring_name
-                if self._nursery is not None:
-                    self._nursery.start_soon(self._replenish_spare, b)
+                if self._start_soon is not None:
+                    self._start_soon(self._replenish_spare, b)
                 return token, sg
         for _ in range(8):
             token = os.urandom(4).hex()
@@ -636,7 +643,13 @@ class Engine:
 
     def _release_slot(self, slot: Slot, d: UserDir | None) -> None:
         """End *slot*'s dial, unmap its ring, and remove its files from *d*."""
+        dialing = slot.dialing is not None
         self._abort_dial(slot)
+        if dialing and d is not None:
+            # A binder may have made its ring for us and answered while we
+            # had not read the answer; nobody else would remove that ring
+            # if the binder has gone meanwhile (Engine.unbind leaves it).
+            self._drop_binder_rings(slot)
         slot.tx.release()
         slot.seg.close()
         if d is not None:
@@ -707,8 +720,8 @@ class Engine:
             return
         except BlockingIOError:
             conn.close()  # its backlog is full: try again shortly
-            if self._nursery is not None:
-                self._nursery.start_soon(self._dial_later, slot)
+            if self._start_soon is not None:
+                self._start_soon(self._dial_later, slot)
             return
         hello = _wire.Handshake(
             _wire.Kind.HELLO, self.kind, slot.index, os.getpid(), slot.seg.capacity
@@ -770,8 +783,8 @@ class Engine:
         self._drop_binder_rings(slot)
         delay = 0.001 * (1 << min(slot.redials, 6))
         slot.redials += 1
-        if self._nursery is not None:
-            self._nursery.start_soon(self._dial_later, slot, delay)
+        if self._start_soon is not None:
+            self._start_soon(self._dial_later, slot, delay)
         else:  # not running yet (never in practice): the next binder will do
             self._watch_for_binders()
 
@@ -1331,6 +1344,139 @@ class Engine:
         if d is not None:
             d.close()
             self.dir = None
+
+    # -- options ---------------------------------------------------------------
+
+    def set_options(self, options: Options) -> None:
+        """Use *options* from now on.
+
+        ``ring_size`` and ``max_msg_size`` apply to the connections made
+        after this (the socket lets them change only before its first bind
+        or connect); ``checksum`` applies at once to every ring this socket
+        writes, from its next record.
+        """
+        self.options = options
+        self.ring_size = options.ring_size if self._can_send else RING_SIZE_MIN
+        for peer in self.peers:
+            if peer.owns_tx:
+                peer.tx.checksum = options.checksum
+        for slot in self.slots:
+            slot.tx.checksum = options.checksum
+
+    # -- unbind and disconnect ----------------------------------------------------
+    #
+    # Each ends the connections of one endpoint the way close() ends every
+    # connection, and leaves the socket's other endpoints alone.
+
+    def unbind(self, name: str) -> None:
+        """Stop accepting at *name*, end the connections accepted there, remove its files.
+
+        What a live connector sent that we had not taken from its ring stays
+        there, for the next socket bound at the endpoint (as when a binder
+        dies); see _end for the rest.  Raises KeyError unless bound here.
+        """
+        b = self.bindings.pop(name)
+        d = self._dir()
+        # First the listening socket and its name, so that a connector that
+        # sees its connection end and dials again finds nobody, and waits
+        # for the next binder.
+        self._unregister(b.lsock.fileno())
+        b.lsock.close()
+        d.unlink(f"{name}@sock")
+        self._drop_spare(b)
+        for fd, handler in list(self._handlers.items()):
+            # A handshake in progress here: hang up, and its connector dials
+            # again (it finds nobody) rather than being refused.
+            hs = handler.args[0] if isinstance(handler, partial) else None
+            if isinstance(hs, _Handshake) and hs.binding is b:
+                self._unregister(fd)
+                hs.sock.close()
+        for peer in [p for p in self.peers if p.bound and p.endpoint == b.endpoint]:
+            # A gone connector's ring is read by nobody after this.
+            self._end(peer, drain=not peer.alive)
+        try:
+            self._reclaim_stale_slots(name)  # as close() does
+        except OSError as exc:
+            log.warning("shmsock: %s: leaving stale slots: %s", b.endpoint, exc)
+        d.unlink(f"{name}@lock")
+        os.close(b.lock_fd)
+        self._on_change(True, True)
+
+    def disconnect(self, name: str) -> int:
+        """End this socket's connections to *name*; release its slots there and their files.
+
+        Undoes every connect() to *name*; returns how many (0: none, and
+        nothing was done).  What the binder sent that we had not received
+        is dropped and counted; see _end.
+        """
+        slots = [slot for slot in self.slots if slot.name == name]
+        if not slots:
+            return 0
+        endpoint = f"shm://{name}"
+        for slot in slots:
+            slot.tx.close(discard=False)  # the binder reads what we sent, then sees us go
+        for peer in [p for p in self.peers if not p.bound and p.endpoint == endpoint]:
+            self._end(peer, drain=True)
+        d = self._dir()
+        for slot in slots:
+            with _stats.LOCK:  # the ring's counts move to the retired totals
+                self.slots.remove(slot)
+                st = self._retired(slot.endpoint)
+                st.messages_sent += slot.tx.messages
+                st.bytes_sent += slot.tx.bytes
+            self._release_slot(slot, d)
+        self._on_change(True, True)
+        return len(slots)
+
+    def _end(self, peer: Peer, *, drain: bool) -> None:
+        """End one connection now, as close() does, and retire it.
+
+        The ring we write to the peer is marked closed, never withdrawn: the
+        peer still reads what we sent, then sees the connection end.  What
+        the peer sent that we had taken from its ring and not handed out is
+        dropped and counted in ``dropped``; with *drain*, so is what is in
+        its ring now (a ring nobody will read after us).
+        """
+        was_alive = peer.alive
+        d = self._dir()
+        if was_alive:
+            if peer.owns_tx:
+                peer.tx.close(discard=False)
+            peer.alive = False
+            peer.writable = False
+            self._unregister(peer.fd)
+            # Our ring to a connector stays in place: the connector removes
+            # it once it sees us go (Engine._gone), and one that has not yet
+            # read our WELCOME opens it first, so what we sent reaches it.
+            if not peer.bound and _hung_up(peer.fd):
+                d.unlink(peer.rx_seg.name)  # a dead binder's: see close()
+        if drain:
+            self._drop_unread(peer)
+        peer.dropped += len(peer.inbox)
+        peer.inbox.clear()
+        peer.readable = False
+        if self.held is peer:
+            self.held = None
+        if peer in self._retire_queue:
+            self._retire_queue.remove(peer)
+        self._retire(peer)
+        if was_alive:
+            self._on_gone(peer)
+
+    def _drop_unread(self, peer: Peer) -> None:
+        """Read what *peer*'s ring holds now and drop it, counting the messages.
+
+        A few reads at most: a writer that is still writing is not followed.
+        """
+        for _ in range(4):
+            try:
+                got = peer.read_batch(self.rbuf)
+            except (CorruptMessage, R.Withdrawn):
+                return
+            if got == []:
+                return
+            if got:
+                peer.dropped += len(got)
 
     def check_usable(self) -> None:
         """Raise the reason a connect can not succeed, if one is known."""
