@@ -20,11 +20,6 @@ from typing import Final, NoReturn
 from ._errors import CorruptMessage, MessageTooLarge
 from ._shmring import ffi, lib
 
-
-class Withdrawn(Exception):
-    """The producer closed and withdrew the records not read yet."""
-
-
 __all__ = [
     "CONT",
     "HEADER_SIZE",
@@ -35,7 +30,6 @@ __all__ = [
     "Producer",
     "ReadBuffer",
     "RingStats",
-    "Withdrawn",
     "crc32c",
     "init_ring",
     "max_payload",
@@ -77,8 +71,6 @@ def _fail(rc: int, too_big: str = "record larger than the ring can hold") -> NoR
         raise CorruptMessage(_CORRUPTION[rc], rc)
     if rc == lib.SHM_ETOOBIG:
         raise MessageTooLarge(too_big)
-    if rc == lib.SHM_EDISCARDED:
-        raise Withdrawn
     if rc == lib.SHM_ENOBUFS:
         raise BufferError("read buffer smaller than the next record")
     if rc == lib.SHM_EINVAL:
@@ -325,9 +317,9 @@ class Producer(_Side):
     def cancel_wait(self) -> None:
         lib.shm_producer_cancel_wait(self._p)
 
-    def close(self, *, discard: bool) -> None:
-        """Mark the ring closed; with *discard*, withdraw what is unread."""
-        lib.shm_producer_close(self._p, discard)
+    def close(self) -> None:
+        """Mark the ring closed (for monitoring); what it holds stays readable."""
+        lib.shm_producer_close(self._p)
 
     def prepare_drain(self) -> bool:
         """Announce that we wait for the consumer to read everything.
@@ -435,8 +427,7 @@ class Consumer(_Side):
 
         Raises CorruptMessage when the next record is invalid; records read
         before it in the same call are returned, and the error comes on
-        the next call.  Raises Withdrawn when the producer closed and
-        withdrew what was unread.
+        the next call.
         """
         count = max_count if 0 < max_count <= buf.max_count else buf.max_count
         rc: int = lib.shm_read(self._c, buf.out, buf.size, buf.lens, buf.flags, buf.aux, count)

@@ -185,7 +185,7 @@ class Socket:
 
     @property
     def linger(self) -> float | None:
-        """Seconds :meth:`aclose` waits for peers to read (None: no bound)."""
+        """Seconds :meth:`aclose` waits for readers to take what was sent (None: no bound)."""
         return self._options.linger
 
     @property
@@ -986,33 +986,36 @@ class Socket:
 
     @ki_protected
     def close(self) -> None:
-        """Close now, without waiting: unread messages are discarded.
+        """Close now, without waiting.
 
         Wakes every task blocked on the socket with ClosedResourceError and
-        removes this socket's files.  Idempotent.
+        removes this socket's files.  Nothing sent is taken back: the peers
+        attached now read what this socket sent them to the end.
+        Idempotent.
         """
         if self._closed:
             return
         self._mark_closed()
-        self._teardown(discard=True)
+        self._teardown()
 
     @ki_protected
     async def aclose(self) -> None:
-        """Close, first waiting up to ``linger`` for peers to read what was sent.
+        """Close, first waiting up to ``linger`` for readers to take what was sent.
 
-        Blocked tasks are woken with ClosedResourceError at once.  If the
-        wait is cancelled, unread messages are discarded, the socket is
-        closed all the same, and Cancelled propagates.  Idempotent.
+        Blocked tasks are woken with ClosedResourceError at once.  The wait
+        ends once every live peer has read all this socket sent it.  Its end
+        takes nothing back: a peer that is attached reads the rest after
+        the close.  If the wait is cancelled, the socket is closed all the
+        same and Cancelled propagates.  Idempotent.
         """
         if self._closed:
             await trio.lowlevel.checkpoint()
             return
         self._mark_closed()
-        drained = False
         try:
-            drained = await self._linger()
+            await self._linger()
         finally:
-            self._teardown(discard=not drained)
+            self._teardown()
 
     def _mark_closed(self) -> None:
         self._closed = True
@@ -1022,23 +1025,24 @@ class Socket:
         self._peers_lot.unpark_all()
         self._wake_direct()
 
-    async def _linger(self) -> bool:
+    async def _linger(self) -> None:
+        """Wait up to ``linger`` for the readers to take what we sent (see aclose)."""
         linger = self._options.linger
         if linger == 0:
             await trio.lowlevel.checkpoint()
-            return False
+            return
+        engine = self._engine
         with trio.move_on_after(math.inf if linger is None else linger):
             while True:
-                self._engine.settle()  # before announcing: see Engine.rang
-                waiting = self._engine.unread_peers()
+                engine.settle()  # before announcing: see Engine.rang
+                waiting = engine.unread_peers()
                 if not waiting:
                     await trio.lowlevel.checkpoint()
-                    return True
+                    return
                 if all(p.prepare_drain() for p in waiting):
                     await self._drain_lot.park()
-        return False
 
-    def _teardown(self, *, discard: bool) -> None:
+    def _teardown(self) -> None:
         try:
             _stats.closing(self)  # keep this socket's counts in the process totals
         except Exception:  # statistics must never keep a socket from closing
@@ -1046,7 +1050,7 @@ class Socket:
         # The background tasks end by themselves once the engine is closed.
         # Cancelling their nursery here would cancel the caller too: the
         # nursery that ``async with`` opened also runs the body of the block.
-        self._engine.close(discard=discard)
+        self._engine.close()
 
     # -- transport callbacks ---------------------------------------------------
 

@@ -933,7 +933,7 @@ class Engine:
             self.recv_ready.append(peer)
 
     def _gone(self, peer: Peer) -> None:
-        """The doorbell hit end-of-file: the peer closed or died."""
+        """The connection ended: the peer closed or died, or we dropped it as broken."""
         if not peer.alive:
             return
         peer.alive = False
@@ -1058,14 +1058,6 @@ class Engine:
         except CorruptMessage as exc:
             self._corrupt(peer)
             raise corrupt_reason(exc, peer) from None
-        except R.Withdrawn:
-            # The peer closed and took back what we had not read.
-            peer.discard = True
-            peer.readable = False
-            peer.abandon_partial()
-            if not peer.alive:
-                self._retire_queue.append(peer)
-            return None
         if got is None or got:
             return got
         if peer is self.held:
@@ -1265,11 +1257,12 @@ class Engine:
                     pass
         return out
 
-    def close(self, *, discard: bool) -> None:
+    def close(self) -> None:
         """Tear everything down: connections, slots, bindings, descriptors.
 
-        Every ring this socket writes is marked closed first; with
-        *discard*, what its reader has not read yet is withdrawn.
+        Every ring this socket writes is marked closed; nothing in them is
+        taken back.  A reader that is attached reads them to the end after
+        it sees the connection end.
         """
         if self.closed:
             return
@@ -1278,9 +1271,9 @@ class Engine:
         d = self.dir
         for peer in self.peers:
             if peer.owns_tx:
-                peer.tx.close(discard=discard)
+                peer.tx.close()
         for slot in self.slots:
-            slot.tx.close(discard=discard)
+            slot.tx.close()
         for peer in list(self.peers):
             if peer.alive:
                 peer.alive = False

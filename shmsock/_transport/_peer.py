@@ -120,7 +120,7 @@ class Peer:
         self.in_send = False  # queued in the engine's send_ready
         self.in_recv = False  # queued in the engine's recv_ready
         self.busy = False  # ran dry in a long batch turn (Pattern.next_batch)
-        self.discard = False  # the peer asked us to drop what it sent
+        self.discard = False  # its ring failed validation: read no more of it
         self.inbox: deque[Queued] = deque()
         self.partial: list[bytes] | None = None  # frames of an incomplete message
         self.frame: list[bytes] = []  # fragments of an incomplete frame
@@ -257,8 +257,7 @@ class Peer:
         fast path: they never touch the inbox), [] when the ring was empty,
         or None when the records went through assembly into the inbox.
         Raises CorruptMessage when the next record fails validation (the
-        caller must retire this peer: the ring cannot move past it) and
-        R.Withdrawn when the peer withdrew what it had sent.
+        caller must retire this peer: the ring cannot move past it).
         """
         payloads, flags, aux, wake = self.rx.read(buf, max_count)
         if wake:

@@ -1,0 +1,197 @@
+"""No message is lost once its ``send`` returned, while its reader lives.
+
+Every test here runs the writer in another OS process (lingerpeers.py) and
+ends it in one of the ways a process ends: ``close()``, ``aclose()`` with
+its linger run out, leaving ``async with`` and exiting, SIGTERM (unhandled,
+or handled by cancelling as a Trio program does) and SIGKILL.  The reader
+reads nothing until the writer has ended, so it is slower than any linger;
+then it must get every message whose send returned: none lost, none twice,
+in order.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+
+import lingerpeers
+import pytest
+import trio
+from conformance import wait_peers
+from lingerpeers import ENDS, number
+from procs import Child, forked, spawn
+
+import shmsock
+from shmsock import PAIR, PULL, REQ
+
+SIZE = 1024  # bytes per message
+COUNT = 40  # messages of a test whose ring does not fill
+RING = 64 * 1024  # the writer's ring: holds COUNT messages, and about 60
+FULL_ENDS = ("close", "exit", "sigkill")
+
+
+def _name(tag: str) -> str:
+    return f"shm://lg-{tag}-{os.getpid()}"
+
+
+def _attach(sock: shmsock.Socket, endpoint: str, bind: bool) -> None:
+    if bind:
+        sock.bind(endpoint)
+    else:
+        sock.connect(endpoint)
+
+
+async def _sent(child: Child) -> int:
+    tag, n = await child.recv()
+    assert tag == "sent"
+    return int(n)
+
+
+async def _ended(child: Child, end: str) -> None:
+    """Have *child* end as *end* says, and wait until it has."""
+    if end in ("close", "aclose", "exit"):
+        child.send("go")
+    if end in ("close", "aclose"):
+        await child.expect("closed")
+        return
+    if end == "sigkill":
+        child.kill()
+        assert child.proc.exitcode == -signal.SIGKILL
+        return
+    if end in ("sigterm", "sigterm-cancel"):
+        os.kill(child.pid, signal.SIGTERM)
+    code = await child.join()
+    assert code == (-signal.SIGTERM if end == "sigterm" else 0)
+
+
+async def _finish(child: Child, end: str) -> None:
+    if end in ("close", "aclose"):
+        child.send("exit")
+        assert await child.join() == 0
+
+
+async def _unread(sock: shmsock.Socket) -> int:
+    """Bytes the writer published that *sock* has not read (the test's premise)."""
+    await wait_peers(sock, 1)  # attached on this side too
+    return sum(p.rx.available() for p in sock._engine.peers)
+
+
+async def _clean(endpoint: str) -> None:
+    """Take over what a killed binder left at *endpoint*, and remove it."""
+    async with shmsock.socket(PULL) as heir:
+        heir.bind(endpoint)
+
+
+# Every end with a ring that does not fill; three of them with a full one.
+PUSH_CASES = [
+    pytest.param(end, binds, fill, id=f"{end}-{who}-{ring}")
+    for fill, ring, ends in [(False, "ring-not-full", ENDS), (True, "ring-full", FULL_ENDS)]
+    for end in ends
+    for binds, who in [(False, "push-connects"), (True, "push-binds")]
+]
+
+
+@pytest.mark.parametrize(("end", "push_binds", "fill"), PUSH_CASES)
+async def test_pull_gets_every_message_of_a_push_that_ended(end, push_binds, fill):
+    endpoint = _name(f"pp-{end}-{push_binds}-{fill}")
+    child = spawn(
+        lingerpeers.write_then_end,
+        "PUSH",
+        endpoint,
+        push_binds,
+        end,
+        COUNT,
+        SIZE,
+        RING,
+        fill,
+        ctx=forked(),
+    )
+    try:
+        async with shmsock.socket(PULL) as pull:
+            _attach(pull, endpoint, not push_binds)
+            await child.expect("ready")
+            sent = await _sent(child)
+            unread = await _unread(pull)
+            assert unread >= sent * SIZE
+            if fill:
+                assert unread > RING - 2 * SIZE
+            await _ended(child, end)
+            with trio.fail_after(10):
+                got = [number(await pull.recv()) for _ in range(sent)]
+            assert got == list(range(sent))
+            with pytest.raises(trio.WouldBlock):
+                pull.recv_nowait()  # nothing twice; and it finds the ring at its end
+            assert pull._engine.peers == []  # so the connection is retired
+            await _finish(child, end)
+        if push_binds and end not in ("close", "aclose", "exit", "sigterm-cancel"):
+            await _clean(endpoint)
+    finally:
+        child.close()
+
+
+PAIR_CASES = [
+    pytest.param(end, binds, id=f"{end}-{who}")
+    for end in ("close", "exit", "sigkill")
+    for binds, who in [(False, "writer-connects"), (True, "writer-binds")]
+]
+
+
+@pytest.mark.parametrize(("end", "writer_binds"), PAIR_CASES)
+async def test_pair_gets_every_message_of_a_peer_that_ended(end, writer_binds):
+    endpoint = _name(f"pair-{end}-{writer_binds}")
+    child = spawn(
+        lingerpeers.write_then_end,
+        "PAIR",
+        endpoint,
+        writer_binds,
+        end,
+        COUNT,
+        SIZE,
+        RING,
+        False,
+        ctx=forked(),
+    )
+    try:
+        async with shmsock.socket(PAIR) as pair:
+            _attach(pair, endpoint, not writer_binds)
+            await child.expect("ready")
+            sent = await _sent(child)
+            assert await _unread(pair) >= sent * SIZE
+            await _ended(child, end)
+            with trio.fail_after(10):
+                got = [number(await pair.recv()) for _ in range(sent)]
+            assert got == list(range(sent))
+            with pytest.raises(trio.BrokenResourceError):  # then, and only then
+                await pair.recv()
+            await _finish(child, end)
+        if writer_binds and end == "sigkill":
+            await _clean(endpoint)
+    finally:
+        child.close()
+
+
+ROUNDS = 3
+
+
+@pytest.mark.parametrize("end", ["exit", "sigkill"])
+@pytest.mark.parametrize("rep_binds", [True, False], ids=["rep-binds", "rep-connects"])
+async def test_req_gets_the_reply_a_rep_sent_just_before_it_ended(end, rep_binds):
+    endpoint = _name(f"rr-{end}-{rep_binds}")
+    child = spawn(lingerpeers.reply_then_end, endpoint, rep_binds, end, ROUNDS, ctx=forked())
+    try:
+        async with shmsock.socket(REQ) as req:
+            _attach(req, endpoint, not rep_binds)
+            await child.expect("ready")
+            with trio.fail_after(10):
+                for i in range(ROUNDS - 1):
+                    await req.send(b"%d" % i)
+                    assert await req.recv() == b"re:%d" % i
+            await req.send(b"last")
+            await child.expect("replied")  # its send returned; we have not read it
+            await _ended(child, end)
+            with trio.fail_after(10):
+                assert await req.recv() == b"re:last"
+        if rep_binds and end == "sigkill":
+            await _clean(endpoint)
+    finally:
+        child.close()
