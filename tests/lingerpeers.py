@@ -149,3 +149,24 @@ def reply_then_end(conn: Connection, endpoint: str, bind: bool, end: str, rounds
             await trio.to_thread.run_sync(conn.recv)
 
     _run(conn, end, body)
+
+
+def connect_stalled_then_read(conn: Connection, endpoint: str, count: int) -> None:
+    """Connect a PULL, then hold the Trio loop (so the binder's answer is not
+    read) until told; then receive *count* messages and report their numbers.
+    With *count* 0 it closes at once instead, the binder's answer unread."""
+
+    async def main() -> None:
+        async with shmsock.socket(shmsock.PULL) as pull:
+            pull.connect(endpoint)  # the binder is there: this sends the HELLO
+            conn.send("ready")
+            conn.recv()  # blocks the loop: nothing of the binder's is read meanwhile
+            if not count:
+                pull.close()
+                conn.send([])
+                return
+            with trio.fail_after(10):
+                got = [number(await pull.recv()) for _ in range(count)]
+            conn.send(got)
+
+    trio.run(main)

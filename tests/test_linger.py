@@ -18,11 +18,11 @@ import lingerpeers
 import pytest
 import trio
 from conformance import wait_peers
-from lingerpeers import ENDS, number
+from lingerpeers import ENDS, message, number
 from procs import Child, forked, spawn
 
 import shmsock
-from shmsock import PAIR, PULL, REQ
+from shmsock import PAIR, PULL, PUSH, REQ
 
 SIZE = 1024  # bytes per message
 COUNT = 40  # messages of a test whose ring does not fill
@@ -195,3 +195,27 @@ async def test_req_gets_the_reply_a_rep_sent_just_before_it_ended(end, rep_binds
             await _clean(endpoint)
     finally:
         child.close()
+
+
+@pytest.mark.parametrize("reads", [COUNT, 0], ids=["reads", "closes-unread"])
+async def test_a_binder_that_closes_before_its_reader_mapped_its_ring_is_still_read(reads):
+    # The connector maps the binder's ring when it reads the binder's answer
+    # to its HELLO, but the binder can send as soon as it has answered.  A
+    # binder that closes before the connector got that far must leave the
+    # ring for it; and a connector that closes without reading that answer
+    # removes the ring (the fixture checks that no file is left).
+    endpoint = _name(f"unmapped-{reads}")
+    async with shmsock.socket(PUSH) as push:
+        push.bind(endpoint)
+        child = spawn(lingerpeers.connect_stalled_then_read, endpoint, reads, ctx=forked())
+        try:
+            await child.expect("ready")
+            await wait_peers(push, 1)
+            for i in range(COUNT):
+                await push.send(message(i, SIZE))
+            push.close()
+            child.send("go")
+            assert await child.recv() == list(range(reads))
+            assert await child.join() == 0
+        finally:
+            child.close()

@@ -636,7 +636,12 @@ class Engine:
 
     def _release_slot(self, slot: Slot, d: UserDir | None) -> None:
         """End *slot*'s dial, unmap its ring, and remove its files from *d*."""
+        dialing = slot.dialing is not None
         self._abort_dial(slot)
+        if dialing and d is not None:
+            # The binder may have made its ring for us and closed since: it
+            # leaves that ring to us (see close), and only we know of it.
+            self._drop_binder_rings(slot)
         slot.tx.release()
         slot.seg.close()
         if d is not None:
@@ -1262,7 +1267,9 @@ class Engine:
 
         Every ring this socket writes is marked closed; nothing in them is
         taken back.  A reader that is attached reads them to the end after
-        it sees the connection end.
+        it sees the connection end, so the rings a binder made stay on file
+        until their connector, if it is alive, has seen that: it may not
+        have mapped its ring yet.
         """
         if self.closed:
             return
@@ -1278,14 +1285,12 @@ class Engine:
             if peer.alive:
                 peer.alive = False
                 self._unregister(peer.fd)
-                if d is not None:
-                    if peer.bound:
-                        d.unlink(peer.tx_seg.name)
-                    elif _hung_up(peer.fd):
-                        # Its binder died and we had not heard yet: nobody
-                        # else would remove its ring to us before the next
-                        # bind.  A live binder removes it itself.
-                        d.unlink(peer.rx_seg.name)
+                if d is not None and _hung_up(peer.fd):
+                    # The other side has gone, and had not told us yet:
+                    # nobody else would remove this connection's ring before
+                    # the next bind.  A live peer removes it when it sees
+                    # our end of the connection (see _gone).
+                    d.unlink(peer.tx_seg.name if peer.bound else peer.rx_seg.name)
             peer.release()
         self.peers.clear()
         self.send_ready.clear()
