@@ -339,6 +339,25 @@ class Producer(_Side):
             _fail(rc)
         return rc
 
+    def unread_messages(self) -> int:
+        """Messages written whose last record the consumer has not read yet.
+
+        For counting what is lost when nobody will read the ring again.
+        The consumer's message count comes from shared memory unchecked, so
+        the answer is only as honest as the consumer; it never exceeds the
+        records the unread bytes can hold.  Raises CorruptMessage when the
+        consumer's position is impossible.
+        """
+        unread = self.unread()
+        if not unread:
+            return 0
+        raw = ffi.new("shm_ring_stats *")
+        rc: int = lib.shm_ring_stats_read(self._buf, len(self._buf), raw)
+        if rc:
+            _fail(rc)
+        told = (int(self._p.msgs) - int(raw.msgs_read)) & _MASK64
+        return min(told, unread // int(RECORD_HEADER_SIZE))
+
     @property
     def records(self) -> int:
         """Records written through this producer."""

@@ -990,8 +990,8 @@ class Socket:
 
         Wakes every task blocked on the socket with ClosedResourceError and
         removes this socket's files.  Nothing sent is taken back: the peers
-        attached now read what this socket sent them to the end.
-        Idempotent.
+        attached now read what this socket sent them to the end.  What is
+        lost is counted in ``dropped`` (see :meth:`aclose`).  Idempotent.
         """
         if self._closed:
             return
@@ -1003,10 +1003,15 @@ class Socket:
         """Close, first waiting up to ``linger`` for readers to take what was sent.
 
         Blocked tasks are woken with ClosedResourceError at once.  The wait
-        ends once every live peer has read all this socket sent it.  Its end
-        takes nothing back: a peer that is attached reads the rest after
-        the close.  If the wait is cancelled, the socket is closed all the
-        same and Cancelled propagates.  Idempotent.
+        ends once every live peer has read all this socket sent it, and
+        every endpoint this socket connected to has a binder that read its
+        ring.  Its end decides nothing for a peer that is attached: that
+        peer reads the rest after the close.  It decides for a connected
+        endpoint whose binder is gone (dead, or closed): the messages still
+        in its ring are lost when the socket closes, and counted in
+        ``dropped``, as are messages taken from rings and never returned.
+        If the wait is cancelled, the socket is closed all the same and
+        Cancelled propagates.  Idempotent.
         """
         if self._closed:
             await trio.lowlevel.checkpoint()
@@ -1036,15 +1041,20 @@ class Socket:
             while True:
                 engine.settle()  # before announcing: see Engine.rang
                 waiting = engine.unread_peers()
-                if not waiting:
+                if not waiting and not engine.unattended():
                     await trio.lowlevel.checkpoint()
                     return
+                # _changed wakes us when a reader frees room (SPACE), a
+                # peer goes, or a binder attaches.
                 if all(p.prepare_drain() for p in waiting):
                     await self._drain_lot.park()
 
     def _teardown(self) -> None:
         try:
-            _stats.closing(self)  # keep this socket's counts in the process totals
+            try:
+                self._engine.count_lost()
+            finally:
+                _stats.closing(self)  # keep this socket's counts in the process totals
         except Exception:  # statistics must never keep a socket from closing
             logging.getLogger("shmsock").exception("shmsock: could not keep the counts")
         # The background tasks end by themselves once the engine is closed.

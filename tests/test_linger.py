@@ -7,6 +7,8 @@ or handled by cancelling as a Trio program does) and SIGKILL.  The reader
 reads nothing until the writer has ended, so it is slower than any linger;
 then it must get every message whose send returned: none lost, none twice,
 in order.
+
+The losses that remain are counted in ``dropped``: tests at the end.
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ import os
 import signal
 
 import lingerpeers
+import peers
 import pytest
 import trio
 from conformance import wait_peers
@@ -22,7 +25,7 @@ from lingerpeers import ENDS, message, number
 from procs import Child, forked, spawn
 
 import shmsock
-from shmsock import PAIR, PULL, PUSH, REQ
+from shmsock import PAIR, PULL, PUSH, REQ, _stats
 
 SIZE = 1024  # bytes per message
 COUNT = 40  # messages of a test whose ring does not fill
@@ -219,3 +222,90 @@ async def test_a_binder_that_closes_before_its_reader_mapped_its_ring_is_still_r
             assert await child.join() == 0
         finally:
             child.close()
+
+
+# -- the losses that remain, and how they are counted -----------------------------
+
+
+def _dropped(endpoint: str, kind: str) -> int:
+    return _stats.snapshot()[(endpoint, kind)].dropped
+
+
+async def _binder_killed(endpoint: str, push: shmsock.Socket, count: int) -> None:
+    """Connect *push* to a binder in another process, send *count* messages
+    it never reads, and SIGKILL it."""
+    binder = spawn(peers.pull_idle, endpoint, True, ctx=forked())
+    try:
+        await binder.expect("ready")
+        push.connect(endpoint)
+        for i in range(count):
+            await push.send(message(i, 100))
+        binder.kill()
+        with trio.fail_after(10):
+            while push.peer_count:  # noqa: ASYNC110 (until the poller has seen it go)
+                await trio.sleep(0.001)
+    finally:
+        binder.close()
+
+
+@pytest.mark.parametrize("how", ["aclose", "close"])
+async def test_a_connector_whose_binder_never_comes_back_counts_its_unread_ring_as_dropped(how):
+    endpoint = _name(f"orphan-{how}")
+    try:
+        async with shmsock.socket(PUSH, linger=0.05) as push:
+            await _binder_killed(endpoint, push, 7)
+            if how == "close":
+                push.close()
+        st = _stats.snapshot()[(endpoint, "PUSH")]
+        assert (st.messages_sent, st.dropped) == (7, 7)
+    finally:
+        await _clean(endpoint)
+
+
+async def test_a_binder_that_comes_back_within_linger_gets_what_the_connector_left():
+    endpoint = _name("comeback")
+    got = []
+    async with shmsock.socket(PUSH, linger=10) as push:
+        await _binder_killed(endpoint, push, 7)
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(push.aclose)  # waits for a binder to read the ring
+            async with shmsock.socket(PULL) as heir:
+                heir.bind(endpoint)
+                with trio.fail_after(10):
+                    got = [number(await heir.recv()) for _ in range(7)]
+    assert got == list(range(7))
+    assert _dropped(endpoint, "PUSH") == 0
+
+
+async def test_a_reader_that_dies_with_messages_unread_is_counted_by_its_writer():
+    endpoint = _name("deadreader")
+    reader = spawn(peers.pull_idle, endpoint, False, ctx=forked())
+    try:
+        async with shmsock.socket(PUSH) as push:
+            push.bind(endpoint)
+            await reader.expect("ready")
+            await wait_peers(push, 1)
+            for i in range(5):
+                await push.send(message(i, 100))
+            assert _dropped(endpoint, "PUSH") == 0
+            reader.kill()
+            with trio.fail_after(10):
+                while push.peer_count:  # noqa: ASYNC110 (until the poller has seen it go)
+                    await trio.sleep(0.001)
+            assert _dropped(endpoint, "PUSH") == 5
+    finally:
+        reader.close()
+
+
+async def test_a_reader_that_closes_counts_what_it_took_and_never_returned():
+    endpoint = _name("inbox")
+    async with shmsock.socket(PUSH) as push:
+        push.bind(endpoint)
+        async with shmsock.socket(PULL) as pull:
+            pull.connect(endpoint)
+            await wait_peers(push, 1)
+            for i in range(5):
+                await push.send(message(i, 100))
+            assert number(await pull.recv()) == 0  # takes the other four along
+        assert _dropped(endpoint, "PULL") == 4
+        assert _dropped(endpoint, "PUSH") == 0  # they were read from its ring

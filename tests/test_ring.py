@@ -388,6 +388,27 @@ def test_a_closed_producers_records_stay_readable():
     assert cons.read(buf)[0] == []
 
 
+def test_unread_messages_counts_whole_messages_left_in_the_ring():
+    region, prod, cons, buf = make()
+    assert prod.unread_messages() == 0
+    prod.write_many([b"a", b"b", b"c"])
+    prod.write_records(b"xyz", array("I", [1, 2]), bytes([R.START | R.MORE, 0]), 0, atomic=True)
+    assert prod.unread_messages() == 4  # three one-frame messages and one of two frames
+    assert cons.read(buf, max_count=2)[0] == [b"a", b"b"]
+    assert prod.unread_messages() == 2
+    assert cons.read(buf, max_count=2)[0] == [b"c", b"x"]
+    assert prod.unread_messages() == 1  # a message read in part is unread
+    cons.read(buf)
+    assert prod.unread_messages() == 0
+    # The reader's count is in shared memory: whatever it says, the answer
+    # stays within what the ring can hold.
+    prod.write_many([b"d"])
+    rf.put(region, "msgs_read", 0)
+    assert prod.unread_messages() == 1
+    rf.put(region, "msgs_read", 10**6)
+    assert prod.unread_messages() == 1
+
+
 def test_consumer_resync_takes_over_a_live_ring():
     region, prod, cons, buf = make(start_seq=50)
     prod.write_many([b"a", b"b", b"c"])

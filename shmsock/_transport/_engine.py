@@ -910,6 +910,7 @@ class Engine:
         except OSError:
             data = b""
         if not data:
+            self._lost_with_reader(peer)
             self._gone(peer)
             return
         recv = send = False
@@ -936,6 +937,19 @@ class Engine:
         if not peer.in_recv:
             peer.in_recv = True
             self.recv_ready.append(peer)
+
+    def _lost_with_reader(self, peer: Peer) -> None:
+        """*peer* hung up: count what it left unread in a ring we own.
+
+        It has stopped reading for good, and that ring goes with the
+        connection.  A connector's ring is not lost with its binder: the
+        slot keeps it for the next binder (see count_lost).
+        """
+        if peer.owns_tx:
+            try:
+                peer.dropped += peer.tx.unread_messages()
+            except CorruptMessage:
+                pass  # its position is impossible: how much it read is unknown
 
     def _gone(self, peer: Peer) -> None:
         """The connection ended: the peer closed or died, or we dropped it as broken."""
@@ -1261,6 +1275,44 @@ class Engine:
                 except CorruptMessage:
                     pass
         return out
+
+    def unattended(self, *, look: bool = False) -> list[tuple[Slot, int]]:
+        """Slots whose ring holds unread messages and no binder to read them.
+
+        Each with the count of those messages.  With *look*, a binder that
+        has hung up counts as gone before its end-of-file is handled.
+        """
+        out = []
+        for slot in self.slots:
+            peer = slot.peer
+            if peer is not None and peer.alive and not (look and _hung_up(peer.fd)):
+                continue
+            try:
+                unread = slot.tx.unread_messages()
+            except CorruptMessage:
+                continue  # the reader's position is impossible: nothing to count on
+            if unread:
+                out.append((slot, unread))
+        return out
+
+    def count_lost(self) -> None:
+        """Count in ``dropped`` what closing this socket now loses.
+
+        Called just before close(), while the counts are still this
+        socket's.  What a live reader can still read is not lost: the rings
+        this socket wrote stay mapped by their readers, who read them to
+        the end.  Lost are the unread messages of a slot's ring with no
+        binder attached (the ring goes with the slot), those of a ring we
+        own whose reader has hung up (its end-of-file not handled yet), and
+        the messages this socket took from rings but never handed out.
+        """
+        with _stats.LOCK:
+            for slot, unread in self.unattended(look=True):
+                self._retired(slot.endpoint).dropped += unread
+            for peer in self.peers:
+                peer.dropped += len(peer.inbox)
+                if peer.alive and peer.owns_tx and _hung_up(peer.fd):
+                    self._lost_with_reader(peer)
 
     def close(self) -> None:
         """Tear everything down: connections, slots, bindings, descriptors.

@@ -127,7 +127,10 @@ class Peer:
         self.partial_aux = 0
         self.partial_size = 0
         self.skipping = False  # dropping the rest of an oversized message
-        self.dropped = 0  # incomplete messages dropped (writer gave up or died)
+        # Messages lost: incomplete ones (writer gave up or died), ones left
+        # unread in our ring when the peer hung up, and ones taken into the
+        # inbox and never handed out before we closed.
+        self.dropped = 0
         self.corrupt = 0  # messages refused: oversized, or records failing checks
         # Told when a write finds the peer's position in our ring impossible
         # (the engine closes the connection); None: the write raises.
