@@ -20,6 +20,7 @@ import lingerpeers
 import peers
 import pytest
 import trio
+import trio.testing
 from conformance import wait_peers
 from lingerpeers import ENDS, message, number
 from procs import Child, forked, spawn
@@ -309,3 +310,25 @@ async def test_a_reader_that_closes_counts_what_it_took_and_never_returned():
             assert number(await pull.recv()) == 0  # takes the other four along
         assert _dropped(endpoint, "PULL") == 4
         assert _dropped(endpoint, "PUSH") == 0  # they were read from its ring
+
+
+async def test_a_lingering_close_ends_when_the_reader_it_waits_for_dies():
+    endpoint = _name("lingerdeath")
+    reader = spawn(peers.pull_idle, endpoint, False, ctx=forked())
+    try:
+        async with shmsock.socket(PUSH, linger=None) as push:
+            push.bind(endpoint)
+            await reader.expect("ready")
+            await wait_peers(push, 1)
+            for i in range(3):
+                await push.send(message(i, 100))
+            with trio.fail_after(10):
+                async with trio.open_nursery() as nursery:
+                    nursery.start_soon(push.aclose)  # waits for the reader, without bound
+                    await trio.testing.wait_all_tasks_blocked()
+                    assert not push._engine.closed
+                    reader.kill()  # and now there is nothing left to wait for
+            assert push._engine.closed
+        assert _dropped(endpoint, "PUSH") == 3
+    finally:
+        reader.close()
