@@ -15,7 +15,7 @@ import struct
 from array import array
 from collections.abc import Callable, Sequence
 from functools import partial
-from typing import Final, NoReturn
+from typing import Any, Final, NoReturn
 
 from ._errors import CorruptMessage, MessageTooLarge
 from ._shmring import ffi, lib
@@ -197,6 +197,24 @@ class _Side:
         """Drop the reference to the mapping; the object is unusable after."""
         ffi.release(self._buf)
 
+    def _header(self) -> Any:
+        """The ring header's counters now (a ``shm_ring_stats``), unchecked."""
+        raw = ffi.new("shm_ring_stats *")
+        rc: int = lib.shm_ring_stats_read(self._buf, len(self._buf), raw)
+        if rc:
+            _fail(rc)
+        return raw
+
+
+def _messages_in(unread: int, told: int) -> int:
+    """*told* unread messages, as many as *unread* bytes can hold.
+
+    For counting what is lost when nobody will read a ring again: *told* is
+    one side's own message count less the other side's, which comes from
+    the ring header unchecked, so it is only as honest as that side.
+    """
+    return min(told & _MASK64, unread // int(RECORD_HEADER_SIZE))
+
 
 class Producer(_Side):
     """The writing end of a ring in *region* (a writable buffer).
@@ -342,21 +360,14 @@ class Producer(_Side):
     def unread_messages(self) -> int:
         """Messages written whose last record the consumer has not read yet.
 
-        For counting what is lost when nobody will read the ring again.
-        The consumer's message count comes from shared memory unchecked, so
-        the answer is only as honest as the consumer; it never exceeds the
-        records the unread bytes can hold.  Raises CorruptMessage when the
-        consumer's position is impossible.
+        The consumer's count is read from the ring header (see
+        _messages_in).  Raises CorruptMessage when the consumer's position
+        is impossible.
         """
         unread = self.unread()
         if not unread:
             return 0
-        raw = ffi.new("shm_ring_stats *")
-        rc: int = lib.shm_ring_stats_read(self._buf, len(self._buf), raw)
-        if rc:
-            _fail(rc)
-        told = (int(self._p.msgs) - int(raw.msgs_read)) & _MASK64
-        return min(told, unread // int(RECORD_HEADER_SIZE))
+        return _messages_in(unread, int(self._p.msgs) - int(self._header().msgs_read))
 
     @property
     def records(self) -> int:
@@ -487,6 +498,18 @@ class Consumer(_Side):
         if rc < 0:
             _fail(rc)
         return rc
+
+    def unread_messages(self) -> int:
+        """Messages published whose last record we have not read yet.
+
+        The producer's count is read from the ring header (see
+        _messages_in).  Raises CorruptMessage when the producer's position
+        is impossible.
+        """
+        unread = self.available()
+        if not unread:
+            return 0
+        return _messages_in(unread, int(self._header().msgs_written) - int(self._c.msgs))
 
     def prepare_wait(self) -> bool:
         """Announce that we are about to sleep, then re-check.

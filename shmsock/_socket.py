@@ -1009,9 +1009,10 @@ class Socket:
         peer reads the rest after the close.  It decides for a connected
         endpoint whose binder is gone (dead, or closed): the messages still
         in its ring are lost when the socket closes, and counted in
-        ``dropped``, as are messages taken from rings and never returned.
-        If the wait is cancelled, the socket is closed all the same and
-        Cancelled propagates.  Idempotent.
+        ``dropped``, as are messages taken from rings and never returned
+        and those a peer that went left unread.  If the wait is cancelled,
+        the socket is closed all the same and Cancelled propagates.
+        Idempotent.
         """
         if self._closed:
             await trio.lowlevel.checkpoint()

@@ -312,6 +312,34 @@ async def test_a_reader_that_closes_counts_what_it_took_and_never_returned():
         assert _dropped(endpoint, "PUSH") == 0  # they were read from its ring
 
 
+@pytest.mark.parametrize("push_binds", [False, True], ids=["push-connects", "push-binds"])
+async def test_a_reader_that_closes_counts_what_a_writer_that_went_left_it(push_binds):
+    endpoint = _name(f"leftover-{push_binds}")
+    child = spawn(
+        lingerpeers.write_then_end,
+        "PUSH",
+        endpoint,
+        push_binds,
+        "exit",
+        5,
+        100,
+        RING,
+        False,
+        ctx=forked(),
+    )
+    try:
+        async with shmsock.socket(PULL) as pull:
+            _attach(pull, endpoint, not push_binds)
+            await child.expect("ready")
+            assert await _sent(child) == 5
+            assert await _unread(pull) > 0
+            await _ended(child, "exit")
+        # Nobody else maps that ring now: the writer has gone.
+        assert _dropped(endpoint, "PULL") == 5
+    finally:
+        child.close()
+
+
 async def test_a_lingering_close_ends_when_the_reader_it_waits_for_dies():
     endpoint = _name("lingerdeath")
     reader = spawn(peers.pull_idle, endpoint, False, ctx=forked())

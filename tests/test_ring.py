@@ -409,6 +409,20 @@ def test_unread_messages_counts_whole_messages_left_in_the_ring():
     assert prod.unread_messages() == 1
 
 
+def test_a_consumer_counts_the_messages_it_has_not_read():
+    region, prod, cons, buf = make()
+    assert cons.unread_messages() == 0
+    prod.write_many([b"a", b"b", b"c"])
+    prod.write_records(b"xyz", array("I", [1, 2]), bytes([R.START | R.MORE, 0]), 0, atomic=True)
+    assert cons.unread_messages() == 4
+    assert cons.read(buf, max_count=4)[0] == [b"a", b"b", b"c", b"x"]
+    assert cons.unread_messages() == 1  # the last frame is still to come
+    rf.put(region, "msgs_written", 0)  # the producer's count is not trusted
+    assert cons.unread_messages() == 1
+    cons.read(buf)
+    assert cons.unread_messages() == 0
+
+
 def test_consumer_resync_takes_over_a_live_ring():
     region, prod, cons, buf = make(start_seq=50)
     prod.write_many([b"a", b"b", b"c"])

@@ -1303,16 +1303,24 @@ class Engine:
         this socket wrote stay mapped by their readers, who read them to
         the end.  Lost are the unread messages of a slot's ring with no
         binder attached (the ring goes with the slot), those of a ring we
-        own whose reader has hung up (its end-of-file not handled yet), and
-        the messages this socket took from rings but never handed out.
+        own whose reader has hung up (its end-of-file not handled yet),
+        those a peer that has gone left in its ring to us (nobody else
+        maps it, or will), and the messages this socket took from rings
+        but never handed out.
         """
         with _stats.LOCK:
             for slot, unread in self.unattended(look=True):
                 self._retired(slot.endpoint).dropped += unread
             for peer in self.peers:
                 peer.dropped += len(peer.inbox)
-                if peer.alive and peer.owns_tx and _hung_up(peer.fd):
-                    self._lost_with_reader(peer)
+                if not peer.alive or _hung_up(peer.fd):
+                    if peer.alive and peer.owns_tx:
+                        self._lost_with_reader(peer)
+                    if not peer.discard:
+                        try:
+                            peer.dropped += peer.rx.unread_messages()
+                        except CorruptMessage:
+                            pass
 
     def close(self) -> None:
         """Tear everything down: connections, slots, bindings, descriptors.

@@ -128,8 +128,8 @@ class Peer:
         self.partial_size = 0
         self.skipping = False  # dropping the rest of an oversized message
         # Messages lost: incomplete ones (writer gave up or died), ones left
-        # unread in our ring when the peer hung up, and ones taken into the
-        # inbox and never handed out before we closed.
+        # unread in our ring when the peer hung up, and, when we close, ones
+        # in the inbox and ones a peer that went left unread in its ring.
         self.dropped = 0
         self.corrupt = 0  # messages refused: oversized, or records failing checks
         # Told when a write finds the peer's position in our ring impossible
