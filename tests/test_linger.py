@@ -86,6 +86,38 @@ async def _clean(endpoint: str) -> None:
         heir.bind(endpoint)
 
 
+def _writer(
+    kind: str,
+    endpoint: str,
+    binds: bool,
+    end: str,
+    count: int = COUNT,
+    size: int = SIZE,
+    *,
+    fill: bool = False,
+) -> Child:
+    """A writer in another process (see lingerpeers.write_then_end)."""
+    args = (kind, endpoint, binds, end, count, size, RING, fill)
+    return spawn(lingerpeers.write_then_end, *args, ctx=forked())
+
+
+async def _read_all_after_it_ended(
+    sock: shmsock.Socket, child: Child, end: str, *, full: bool = False
+) -> None:
+    """Read nothing until *child* has sent all and ended as *end* says; then
+    read every message it sent: none lost, none twice, in order."""
+    await child.expect("ready")
+    sent = await _sent(child)
+    unread = await _unread(sock)
+    assert unread >= sent * SIZE  # all of it waits in the ring
+    if full:
+        assert unread > RING - 2 * SIZE
+    await _ended(child, end)
+    with trio.fail_after(10):
+        got = [number(await sock.recv()) for _ in range(sent)]
+    assert got == list(range(sent))
+
+
 # Every end with a ring that does not fill; three of them with a full one.
 PUSH_CASES = [
     pytest.param(end, binds, fill, id=f"{end}-{who}-{ring}")
@@ -98,36 +130,16 @@ PUSH_CASES = [
 @pytest.mark.parametrize(("end", "push_binds", "fill"), PUSH_CASES)
 async def test_pull_gets_every_message_of_a_push_that_ended(end, push_binds, fill):
     endpoint = _name(f"pp-{end}-{push_binds}-{fill}")
-    child = spawn(
-        lingerpeers.write_then_end,
-        "PUSH",
-        endpoint,
-        push_binds,
-        end,
-        COUNT,
-        SIZE,
-        RING,
-        fill,
-        ctx=forked(),
-    )
+    child = _writer("PUSH", endpoint, push_binds, end, fill=fill)
     try:
         async with shmsock.socket(PULL) as pull:
             _attach(pull, endpoint, not push_binds)
-            await child.expect("ready")
-            sent = await _sent(child)
-            unread = await _unread(pull)
-            assert unread >= sent * SIZE
-            if fill:
-                assert unread > RING - 2 * SIZE
-            await _ended(child, end)
-            with trio.fail_after(10):
-                got = [number(await pull.recv()) for _ in range(sent)]
-            assert got == list(range(sent))
+            await _read_all_after_it_ended(pull, child, end, full=fill)
             with pytest.raises(trio.WouldBlock):
                 pull.recv_nowait()  # nothing twice; and it finds the ring at its end
             assert pull._engine.peers == []  # so the connection is retired
             await _finish(child, end)
-        if push_binds and end not in ("close", "aclose", "exit", "sigterm-cancel"):
+        if push_binds and end in ("sigterm", "sigkill"):
             await _clean(endpoint)
     finally:
         child.close()
@@ -143,28 +155,11 @@ PAIR_CASES = [
 @pytest.mark.parametrize(("end", "writer_binds"), PAIR_CASES)
 async def test_pair_gets_every_message_of_a_peer_that_ended(end, writer_binds):
     endpoint = _name(f"pair-{end}-{writer_binds}")
-    child = spawn(
-        lingerpeers.write_then_end,
-        "PAIR",
-        endpoint,
-        writer_binds,
-        end,
-        COUNT,
-        SIZE,
-        RING,
-        False,
-        ctx=forked(),
-    )
+    child = _writer("PAIR", endpoint, writer_binds, end)
     try:
         async with shmsock.socket(PAIR) as pair:
             _attach(pair, endpoint, not writer_binds)
-            await child.expect("ready")
-            sent = await _sent(child)
-            assert await _unread(pair) >= sent * SIZE
-            await _ended(child, end)
-            with trio.fail_after(10):
-                got = [number(await pair.recv()) for _ in range(sent)]
-            assert got == list(range(sent))
+            await _read_all_after_it_ended(pair, child, end)
             with pytest.raises(trio.BrokenResourceError):  # then, and only then
                 await pair.recv()
             await _finish(child, end)
@@ -315,18 +310,7 @@ async def test_a_reader_that_closes_counts_what_it_took_and_never_returned():
 @pytest.mark.parametrize("push_binds", [False, True], ids=["push-connects", "push-binds"])
 async def test_a_reader_that_closes_counts_what_a_writer_that_went_left_it(push_binds):
     endpoint = _name(f"leftover-{push_binds}")
-    child = spawn(
-        lingerpeers.write_then_end,
-        "PUSH",
-        endpoint,
-        push_binds,
-        "exit",
-        5,
-        100,
-        RING,
-        False,
-        ctx=forked(),
-    )
+    child = _writer("PUSH", endpoint, push_binds, "exit", 5, 100)
     try:
         async with shmsock.socket(PULL) as pull:
             _attach(pull, endpoint, not push_binds)
