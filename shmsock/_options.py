@@ -37,9 +37,13 @@ class Options:
         Whether this socket computes CRC32C over what it sends.  Receivers
         check every record that carries one.  Default True.
     linger
-        Seconds ``aclose()`` waits for connected peers to read what this
-        socket sent.  What is still unread then is discarded.  ``0``
-        discards at once; ``None`` waits without bound.  Default 1.0.
+        Seconds ``aclose()`` waits for the readers to take what this socket
+        sent; ``0`` does not wait, ``None`` waits without bound.  Default
+        1.0.  A reader that is attached gets everything whatever the wait
+        did: it reads the rest after the close.  Only where this socket
+        connected and its binder is gone is the end of the wait final:
+        the messages still in that ring are lost then, and counted in
+        ``dropped``.
     """
 
     ring_size: int = 1 * MiB

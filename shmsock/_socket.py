@@ -268,7 +268,7 @@ class Socket:
 
     @property
     def linger(self) -> float | None:
-        """Seconds :meth:`aclose` waits for peers to read (None: no bound).
+        """Seconds :meth:`aclose` waits for readers to take what was sent (None: no bound).
 
         Settable at any time before the socket is closed.
         """
@@ -1203,36 +1203,45 @@ class Socket:
 
     @ki_protected
     def close(self) -> None:
-        """Close now, without waiting: unread messages are discarded.
+        """Close now, without waiting.
 
         Wakes every task blocked on the socket with ClosedResourceError and
-        removes this socket's files.  Idempotent; never raises, and may be
-        called outside Trio.
+        removes this socket's files.  Nothing sent is taken back: the peers
+        attached now read what this socket sent them to the end.  What is
+        lost is counted in ``dropped`` (see :meth:`aclose`).  Idempotent;
+        never raises, and may be called outside Trio.
         """
         if self._closed:
             return
         self._mark_closed()
-        self._teardown(discard=True)
+        self._teardown()
 
     @ki_protected
     async def aclose(self) -> None:
-        """Close, first waiting up to ``linger`` for peers to read what was sent.
+        """Close, first waiting up to ``linger`` for readers to take what was sent.
 
-        Blocked tasks are woken with ClosedResourceError at once.  If the
-        wait is cancelled, unread messages are discarded, the socket is
-        closed all the same, and Cancelled propagates.  Idempotent.  Raises
-        NotInTrio outside ``trio.run``, before it does anything.
+        Blocked tasks are woken with ClosedResourceError at once.  The wait
+        ends once every live peer has read all this socket sent it, and
+        every endpoint this socket connected to has a binder that read its
+        ring.  Its end decides nothing for a peer that is attached: that
+        peer reads the rest after the close.  It decides for a connected
+        endpoint whose binder is gone (dead, or closed): the messages still
+        in its ring are lost when the socket closes, and counted in
+        ``dropped``, as are messages taken from rings and never returned
+        and those a peer that went left unread.  If the wait is cancelled,
+        the socket is closed all the same and Cancelled propagates.
+        Idempotent.  Raises NotInTrio outside ``trio.run``, before it does
+        anything.
         """
         _require_trio("aclose()")
         if self._closed:
             await trio.lowlevel.checkpoint()
             return
         self._mark_closed()
-        drained = False
         try:
-            drained = await self._linger()
+            await self._linger()
         finally:
-            self._teardown(discard=not drained)
+            self._teardown()
 
     def _mark_closed(self) -> None:
         self._closed = True
@@ -1242,31 +1251,37 @@ class Socket:
         self._peers_lot.unpark_all()
         self._wake_direct()
 
-    async def _linger(self) -> bool:
+    async def _linger(self) -> None:
+        """Wait up to ``linger`` for the readers to take what we sent (see aclose)."""
         linger = self._options.linger
         if linger == 0:
             await trio.lowlevel.checkpoint()
-            return False
+            return
+        engine = self._engine
         with trio.move_on_after(math.inf if linger is None else linger):
             while True:
-                self._engine.settle()  # before announcing: see Engine.rang
-                waiting = self._engine.unread_peers()
-                if not waiting:
+                engine.settle()  # before announcing: see Engine.rang
+                waiting = engine.unread_peers()
+                if not waiting and not engine.unattended():
                     await trio.lowlevel.checkpoint()
-                    return True
+                    return
+                # _changed wakes us when a reader frees room (SPACE), a
+                # peer goes, or a binder attaches.
                 if all(p.prepare_drain() for p in waiting):
                     await self._drain_lot.park()
-        return False
 
-    def _teardown(self, *, discard: bool) -> None:
+    def _teardown(self) -> None:
         try:
-            _stats.closing(self)  # keep this socket's counts in the process totals
+            try:
+                self._engine.count_lost()
+            finally:
+                _stats.closing(self)  # keep this socket's counts in the process totals
         except Exception:  # statistics must never keep a socket from closing
             logging.getLogger("shmsock").exception("shmsock: could not keep the counts")
         # The background tasks end by themselves once the engine is closed.
         # Cancelling their nursery here would cancel the caller too: the
         # nursery that ``async with`` opened also runs the body of the block.
-        self._engine.close(discard=discard)
+        self._engine.close()
 
     # -- the background task, and `async with` --------------------------------
 

@@ -646,9 +646,9 @@ class Engine:
         dialing = slot.dialing is not None
         self._abort_dial(slot)
         if dialing and d is not None:
-            # A binder may have made its ring for us and answered while we
-            # had not read the answer; nobody else would remove that ring
-            # if the binder has gone meanwhile (Engine.unbind leaves it).
+            # The binder may have made its ring for us and answered, then closed
+            # or unbound while we had not read the answer: it leaves that ring to
+            # us (see close and unbind), and only we know of it.
             self._drop_binder_rings(slot)
         slot.tx.release()
         slot.seg.close()
@@ -918,6 +918,7 @@ class Engine:
         except OSError:
             data = b""
         if not data:
+            self._lost_with_reader(peer)
             self._gone(peer)
             return
         recv = send = False
@@ -945,8 +946,21 @@ class Engine:
             peer.in_recv = True
             self.recv_ready.append(peer)
 
+    def _lost_with_reader(self, peer: Peer) -> None:
+        """*peer* hung up: count what it left unread in a ring we own.
+
+        It has stopped reading for good, and that ring goes with the
+        connection.  A connector's ring is not lost with its binder: the
+        slot keeps it for the next binder (see count_lost).
+        """
+        if peer.owns_tx:
+            try:
+                peer.dropped += peer.tx.unread_messages()
+            except CorruptMessage:
+                pass  # its position is impossible: how much it read is unknown
+
     def _gone(self, peer: Peer) -> None:
-        """The doorbell hit end-of-file: the peer closed or died."""
+        """The connection ended: the peer closed or died, or we dropped it as broken."""
         if not peer.alive:
             return
         peer.alive = False
@@ -1071,14 +1085,6 @@ class Engine:
         except CorruptMessage as exc:
             self._corrupt(peer)
             raise corrupt_reason(exc, peer) from None
-        except R.Withdrawn:
-            # The peer closed and took back what we had not read.
-            peer.discard = True
-            peer.readable = False
-            peer.abandon_partial()
-            if not peer.alive:
-                self._retire_queue.append(peer)
-            return None
         if got is None or got:
             return got
         if peer is self.held:
@@ -1278,11 +1284,60 @@ class Engine:
                     pass
         return out
 
-    def close(self, *, discard: bool) -> None:
+    def unattended(self, *, look: bool = False) -> list[tuple[Slot, int]]:
+        """Slots whose ring holds unread messages and no binder to read them.
+
+        Each with the count of those messages.  With *look*, a binder that
+        has hung up counts as gone before its end-of-file is handled.
+        """
+        out = []
+        for slot in self.slots:
+            peer = slot.peer
+            if peer is not None and peer.alive and not (look and _hung_up(peer.fd)):
+                continue
+            try:
+                unread = slot.tx.unread_messages()
+            except CorruptMessage:
+                continue  # the reader's position is impossible: nothing to count on
+            if unread:
+                out.append((slot, unread))
+        return out
+
+    def count_lost(self) -> None:
+        """Count in ``dropped`` what closing this socket now loses.
+
+        Called just before close(), while the counts are still this
+        socket's.  What a live reader can still read is not lost: the rings
+        this socket wrote stay mapped by their readers, who read them to
+        the end.  Lost are the unread messages of a slot's ring with no
+        binder attached (the ring goes with the slot), those of a ring we
+        own whose reader has hung up (its end-of-file not handled yet),
+        those a peer that has gone left in its ring to us (nobody else
+        maps it, or will), and the messages this socket took from rings
+        but never handed out.
+        """
+        with _stats.LOCK:
+            for slot, unread in self.unattended(look=True):
+                self._retired(slot.endpoint).dropped += unread
+            for peer in self.peers:
+                peer.dropped += len(peer.inbox)
+                if not peer.alive or _hung_up(peer.fd):
+                    if peer.alive and peer.owns_tx:
+                        self._lost_with_reader(peer)
+                    if not peer.discard:
+                        try:
+                            peer.dropped += peer.rx.unread_messages()
+                        except CorruptMessage:
+                            pass
+
+    def close(self) -> None:
         """Tear everything down: connections, slots, bindings, descriptors.
 
-        Every ring this socket writes is marked closed first; with
-        *discard*, what its reader has not read yet is withdrawn.
+        Every ring this socket writes is marked closed; nothing in them is
+        taken back.  A reader that is attached reads them to the end after
+        it sees the connection end, so the rings a binder made stay on file
+        until their connector, if it is alive, has seen that: it may not
+        have mapped its ring yet.
         """
         if self.closed:
             return
@@ -1291,21 +1346,19 @@ class Engine:
         d = self.dir
         for peer in self.peers:
             if peer.owns_tx:
-                peer.tx.close(discard=discard)
+                peer.tx.close()
         for slot in self.slots:
-            slot.tx.close(discard=discard)
+            slot.tx.close()
         for peer in list(self.peers):
             if peer.alive:
                 peer.alive = False
                 self._unregister(peer.fd)
-                if d is not None:
-                    if peer.bound:
-                        d.unlink(peer.tx_seg.name)
-                    elif _hung_up(peer.fd):
-                        # Its binder died and we had not heard yet: nobody
-                        # else would remove its ring to us before the next
-                        # bind.  A live binder removes it itself.
-                        d.unlink(peer.rx_seg.name)
+                if d is not None and _hung_up(peer.fd):
+                    # The other side has gone, and had not told us yet:
+                    # nobody else would remove this connection's ring before
+                    # the next bind.  A live peer removes it when it sees
+                    # our end of the connection (see _gone).
+                    d.unlink(peer.tx_seg.name if peer.bound else peer.rx_seg.name)
             peer.release()
         self.peers.clear()
         self.send_ready.clear()
@@ -1414,7 +1467,7 @@ class Engine:
             return 0
         endpoint = f"shm://{name}"
         for slot in slots:
-            slot.tx.close(discard=False)  # the binder reads what we sent, then sees us go
+            slot.tx.close()  # the binder reads what we sent, then sees us go
         for peer in [p for p in self.peers if not p.bound and p.endpoint == endpoint]:
             self._end(peer, drain=True)
         d = self._dir()
@@ -1441,7 +1494,7 @@ class Engine:
         d = self._dir()
         if was_alive:
             if peer.owns_tx:
-                peer.tx.close(discard=False)
+                peer.tx.close()
             peer.alive = False
             peer.writable = False
             self._unregister(peer.fd)
@@ -1471,7 +1524,7 @@ class Engine:
         for _ in range(4):
             try:
                 got = peer.read_batch(self.rbuf)
-            except (CorruptMessage, R.Withdrawn):
+            except CorruptMessage:
                 return
             if got == []:
                 return
