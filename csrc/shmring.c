@@ -471,11 +471,10 @@ int64_t shm_producer_unread(shm_producer *p)
     return (int64_t)(p->tail - p->head_cache);
 }
 
-void shm_producer_close(shm_producer *p, int discard)
+void shm_producer_close(shm_producer *p)
 {
     if (p && p->ring)
-        atomic_store_explicit(at32(p->ring, OFF_PRODUCER_STATE),
-                              discard ? SHM_PRODUCER_DISCARDED : SHM_PRODUCER_CLOSED,
+        atomic_store_explicit(at32(p->ring, OFF_PRODUCER_STATE), SHM_PRODUCER_CLOSED,
                               memory_order_release);
 }
 
@@ -523,9 +522,6 @@ int64_t shm_read(shm_consumer *c, uint8_t *out, size_t out_cap, uint32_t *lens,
 {
     if (!c || !c->ring || !lens || (out_cap && !out))
         return SHM_EINVAL;
-    if (atomic_load_explicit(at32(c->ring, OFF_PRODUCER_STATE), memory_order_acquire) ==
-        SHM_PRODUCER_DISCARDED)
-        return SHM_EDISCARDED;
     const uint64_t cap = c->capacity;
     const uint64_t max_payload = cap / 2 - SHM_REC_HEADER_SIZE;
     const uint64_t start = c->head;

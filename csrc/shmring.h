@@ -37,17 +37,19 @@
 #define SHM_F_CONT 8   /* this frame continues in the next record */
 #define SHM_F_NOCRC 16 /* no checksum: the crc field must be 0 and is not checked */
 
-/* Producer states, in the ring header. */
+/* Producer states, in the ring header.  A reader never acts on the state
+ * (see docs/protocol.md): it reads a closed producer's records to the end.
+ * Earlier builds stored 2 for a close that withdrew the unread records;
+ * nothing stores it any more, and readers take it for closed. */
 #define SHM_PRODUCER_OPEN 0
 #define SHM_PRODUCER_CLOSED 1
-#define SHM_PRODUCER_DISCARDED 2
 
 /* Return codes.  Non-negative values are successes (see each function). */
 #define SHM_AGAIN -1            /* ring empty (read) or full (write): try later */
 #define SHM_EINVAL -2           /* bad argument from the caller */
 #define SHM_ETOOBIG -3          /* record larger than the ring can ever hold */
 #define SHM_ENOBUFS -4          /* caller's output buffer cannot hold the next record */
-#define SHM_EDISCARDED -5       /* the producer closed and withdrew what was unread */
+                                /* -5 was EDISCARDED, which no call returns any more */
 #define SHM_EHEADER -10         /* ring header: bad magic, version or geometry */
 #define SHM_EPOSITION -11       /* positions inconsistent (backwards, ahead, misaligned) */
 #define SHM_EMAGIC -12          /* record magic wrong */
@@ -186,9 +188,10 @@ int shm_write_tagged(shm_producer *p, const uint8_t *data, uint32_t len, uint32_
  * record had flags other than SHM_F_START or a non-zero aux; wake is 1
  * when the producer had announced that it was waiting for space and
  * must now be signalled.  Returns
- * SHM_ENOBUFS when the first record does not fit in `out`,
- * SHM_EDISCARDED when the producer withdrew what was unread, or a
- * corruption code when the next record is invalid.  An empty ring gives n 0.
+ * SHM_ENOBUFS when the first record does not fit in `out`, or a
+ * corruption code when the next record is invalid.  An empty ring gives n 0,
+ * whether or not its producer has closed: what a closed producer published
+ * is read like any other record.
  * After a corruption code the consumer does not advance past the bad
  * record: every further call returns the same code.
  */
@@ -216,10 +219,9 @@ void shm_consumer_cancel_wait(shm_consumer *c);
 int shm_producer_prepare_wait(shm_producer *p, uint32_t need);
 void shm_producer_cancel_wait(shm_producer *p);
 
-/* Mark the ring closed by its producer.  With discard, the consumer's
- * next read returns SHM_EDISCARDED instead of the records it has not read
- * yet: a read that starts after this call delivers none of them. */
-void shm_producer_close(shm_producer *p, int discard);
+/* Mark the ring closed by its producer, for monitoring tools.  The records
+ * it published stay readable: a producer never takes back what it wrote. */
+void shm_producer_close(shm_producer *p);
 
 /* For a producer waiting for the consumer to read everything (a lingering
  * close): returns 1 when the ring is empty (the flag is cleared), 0 when

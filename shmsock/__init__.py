@@ -6,6 +6,9 @@
         pull.bind("shm://jobs")
         async for msg in pull:
             ...
+
+or, without the block, ``pull = shmsock.socket(shmsock.PULL)`` and, once
+done, ``await pull.aclose()``.
 """
 
 # Importing metrics registers shmsock's Prometheus collector in the default
@@ -18,6 +21,7 @@ from ._errors import (
     InvalidEndpoint,
     MessageTooLarge,
     MultipartMessage,
+    NotInTrio,
     SegmentError,
     SharedMemoryFull,
     ShmsockError,
@@ -25,7 +29,7 @@ from ._errors import (
     UnsafeFile,
     VersionMismatch,
 )
-from ._options import Options
+from ._options import Options, SocketOption
 from ._socket import Socket, socket
 from ._types import SocketType
 
@@ -35,27 +39,42 @@ PULL = SocketType.PULL
 REQ = SocketType.REQ
 REP = SocketType.REP
 
+# Option names, as pyzmq's zmq.LINGER and the like (pyzmq's others do not
+# exist here: setsockopt says what to use instead).
+RING_SIZE = SocketOption.RING_SIZE
+MAX_MSG_SIZE = SocketOption.MAX_MSG_SIZE
+SPIN_US = SocketOption.SPIN_US
+CHECKSUM = SocketOption.CHECKSUM
+LINGER = SocketOption.LINGER
+
 # The one place the version is written: pyproject.toml reads it from here
 # (as a literal, without importing), so keep it a plain string.
 __version__ = "0.1.0"
 
 __all__ = [
+    "CHECKSUM",
+    "LINGER",
+    "MAX_MSG_SIZE",
     "PAIR",
     "PULL",
     "PUSH",
     "REP",
     "REQ",
+    "RING_SIZE",
+    "SPIN_US",
     "AddressInUse",
     "CorruptMessage",
     "IncompatiblePeer",
     "InvalidEndpoint",
     "MessageTooLarge",
     "MultipartMessage",
+    "NotInTrio",
     "Options",
     "SegmentError",
     "SharedMemoryFull",
     "ShmsockError",
     "Socket",
+    "SocketOption",
     "SocketType",
     "StateError",
     "UnsafeFile",

@@ -17,6 +17,7 @@ __all__ = [
     "InvalidEndpoint",
     "MessageTooLarge",
     "MultipartMessage",
+    "NotInTrio",
     "SegmentError",
     "SharedMemoryFull",
     "ShmsockError",
@@ -39,7 +40,21 @@ class AddressInUse(ShmsockError):
 
 
 class InvalidEndpoint(ShmsockError, ValueError):
-    """The endpoint string is not of the form ``shm://NAME``."""
+    """The endpoint string is not of the form ``shm://NAME``.
+
+    Also raised by ``unbind`` and ``disconnect`` for an endpoint this
+    socket is not bound or connected to.
+    """
+
+
+class NotInTrio(ShmsockError, RuntimeError):
+    """A socket was used outside ``trio.run``: under asyncio, say, or in a thread.
+
+    shmsock's sockets are Trio objects.  Creating one is harmless anywhere;
+    entering ``async with``, ``bind``, ``connect``, ``wait_peers`` and
+    ``aclose`` raise this outside Trio, before they do anything, and the
+    message names the async library that is running, if any.
+    """
 
 
 class CorruptMessage(ShmsockError):

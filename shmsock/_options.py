@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import enum
 import math
 from dataclasses import dataclass, fields
 from typing import Any, Final
@@ -36,9 +37,13 @@ class Options:
         Whether this socket computes CRC32C over what it sends.  Receivers
         check every record that carries one.  Default True.
     linger
-        Seconds ``aclose()`` waits for connected peers to read what this
-        socket sent.  What is still unread then is discarded.  ``0``
-        discards at once; ``None`` waits without bound.  Default 1.0.
+        Seconds ``aclose()`` waits for the readers to take what this socket
+        sent; ``0`` does not wait, ``None`` waits without bound.  Default
+        1.0.  A reader that is attached gets everything whatever the wait
+        did: it reads the rest after the close.  Only where this socket
+        connected and its binder is gone is the end of the wait final:
+        the messages still in that ring are lost then, and counted in
+        ``dropped``.
     """
 
     ring_size: int = 1 * MiB
@@ -49,6 +54,86 @@ class Options:
 
 
 _NAMES: Final = tuple(f.name for f in fields(Options))
+
+
+class SocketOption(enum.StrEnum):
+    """The names of the options, for ``setsockopt`` and ``getsockopt``.
+
+    The members are strings, so ``shmsock.LINGER == "linger"``, and either
+    spelling names the option.  Unlike pyzmq's numbered constants, only the
+    options shmsock has exist: see :doc:`pyzmq` for the others.
+    """
+
+    RING_SIZE = "ring_size"
+    MAX_MSG_SIZE = "max_msg_size"
+    SPIN_US = "spin_us"
+    CHECKSUM = "checksum"
+    LINGER = "linger"
+
+
+#: Options that may change only before the socket first binds or connects.
+FIXED_ONCE_ATTACHED: Final = frozenset({"ring_size", "max_msg_size"})
+
+_FAIL_AFTER = (
+    "for a {what} timeout, put the call in a Trio cancel scope: `with trio.fail_after(seconds):`"
+    " raises trio.TooSlowError, `with trio.move_on_after(seconds):` gives up quietly;"
+    " a cancelled {call} {effect}"
+)
+_HWM = (
+    "the high-water mark is the ring: set ring_size, in bytes (the ring this socket writes"
+    " to each peer; send waits while it is full)"
+)
+
+#: pyzmq's socket options that shmsock does not have, by lower-case name,
+#: with what to do instead.  The errors for each spelling quote them.
+PYZMQ_HINTS: Final = {
+    "rcvtimeo": _FAIL_AFTER.format(what="receive", call="recv", effect="takes nothing"),
+    "sndtimeo": _FAIL_AFTER.format(what="send", call="send", effect="sends nothing"),
+    "sndhwm": _HWM,
+    "rcvhwm": _HWM + "; what waits for this socket is bounded by its peers' ring_size",
+    "hwm": _HWM,
+    "sndbuf": _HWM,
+    "rcvbuf": _HWM,
+    "maxmsgsize": "it is called max_msg_size (in bytes; there is no -1 for no limit)",
+    "immediate": "send always waits for an attached peer, as with IMMEDIATE set",
+    "reconnect_ivl": (
+        "a connecting socket attaches as soon as a binder appears: there is no interval to set"
+    ),
+    "rcvmore": "recv_multipart returns every frame of a message at once",
+    "identity": "there is no DEALER or ROUTER socket yet",
+    "routing_id": "there is no DEALER or ROUTER socket yet",
+    "subscribe": "there is no PUB or SUB socket yet",
+    "unsubscribe": "there is no PUB or SUB socket yet",
+}
+
+
+def no_such_option(name: str) -> str:
+    """Why *name* is not an option, and for pyzmq's options, what to do instead."""
+    hint = PYZMQ_HINTS.get(name.lower())
+    if hint is not None:
+        return f"shmsock has no option {name!r}: {hint}"
+    return f"unknown option {name!r}; the options are {', '.join(_NAMES)}"
+
+
+def option_name(option: object) -> str:
+    """The name of the option *option* stands for: a SocketOption or its name.
+
+    Names are matched in any case.  Raises ValueError for a name that is
+    not one of shmsock's options (for one of pyzmq's, the message says what
+    to do instead) and TypeError for anything but a str.
+    """
+    if isinstance(option, SocketOption):
+        return option.value
+    if not isinstance(option, str):
+        raise TypeError(
+            f"an option is named by shmsock.{SocketOption.LINGER.name} and the like, or by"
+            f" its name as a str, not by {type(option).__name__} {option!r} (pyzmq's numbered"
+            " constants are not shmsock's, and its units differ: linger is in seconds)"
+        )
+    name = option.lower()
+    if name not in _NAMES:
+        raise ValueError(no_such_option(option))
+    return name
 
 
 def _int(name: str, value: Any, low: int, high: int) -> int:
@@ -67,7 +152,7 @@ def make_options(**options: Any) -> Options:
     """
     for name in options:
         if name not in _NAMES:
-            raise TypeError(f"unknown option {name!r}; the options are {', '.join(_NAMES)}")
+            raise TypeError(no_such_option(name))
     values: dict[str, Any] = {}
     if "ring_size" in options:
         size = _int("ring_size", options["ring_size"], 1, RING_SIZE_MAX)

@@ -18,7 +18,7 @@ from collections.abc import Callable, Sequence
 from functools import partial
 from importlib.machinery import EXTENSION_SUFFIXES
 from pathlib import Path
-from typing import Final, NoReturn
+from typing import Any, Final, NoReturn
 
 from ._errors import CorruptMessage, MessageTooLarge
 
@@ -80,11 +80,6 @@ except ImportError as exc:
         _not_built(Path(__file__).resolve().parent, sys.path, exc), name="shmsock._shmring"
     ) from exc
 
-
-class Withdrawn(Exception):
-    """The producer closed and withdrew the records not read yet."""
-
-
 __all__ = [
     "CONT",
     "HEADER_SIZE",
@@ -95,7 +90,6 @@ __all__ = [
     "Producer",
     "ReadBuffer",
     "RingStats",
-    "Withdrawn",
     "crc32c",
     "init_ring",
     "max_payload",
@@ -137,8 +131,6 @@ def _fail(rc: int, too_big: str = "record larger than the ring can hold") -> NoR
         raise CorruptMessage(_CORRUPTION[rc], rc)
     if rc == lib.SHM_ETOOBIG:
         raise MessageTooLarge(too_big)
-    if rc == lib.SHM_EDISCARDED:
-        raise Withdrawn
     if rc == lib.SHM_ENOBUFS:
         raise BufferError("read buffer smaller than the next record")
     if rc == lib.SHM_EINVAL:
@@ -265,6 +257,24 @@ class _Side:
         """Drop the reference to the mapping; the object is unusable after."""
         ffi.release(self._buf)
 
+    def _header(self) -> Any:
+        """The ring header's counters now (a ``shm_ring_stats``), unchecked."""
+        raw = ffi.new("shm_ring_stats *")
+        rc: int = lib.shm_ring_stats_read(self._buf, len(self._buf), raw)
+        if rc:
+            _fail(rc)
+        return raw
+
+
+def _messages_in(unread: int, told: int) -> int:
+    """*told* unread messages, as many as *unread* bytes can hold.
+
+    For counting what is lost when nobody will read a ring again: *told* is
+    one side's own message count less the other side's, which comes from
+    the ring header unchecked, so it is only as honest as that side.
+    """
+    return min(told & _MASK64, unread // int(RECORD_HEADER_SIZE))
+
 
 class Producer(_Side):
     """The writing end of a ring in *region* (a writable buffer).
@@ -385,9 +395,22 @@ class Producer(_Side):
     def cancel_wait(self) -> None:
         lib.shm_producer_cancel_wait(self._p)
 
-    def close(self, *, discard: bool) -> None:
-        """Mark the ring closed; with *discard*, withdraw what is unread."""
-        lib.shm_producer_close(self._p, discard)
+    def close(self) -> None:
+        """Mark the ring closed (for monitoring); what it holds stays readable."""
+        lib.shm_producer_close(self._p)
+
+    @property
+    def checksum(self) -> bool:
+        """Whether the records written from now on carry a CRC32C.
+
+        The owner may change it between writes: the C side reads it on each
+        call, and each record says whether it carries one.
+        """
+        return bool(self._p.checksum)
+
+    @checksum.setter
+    def checksum(self, on: bool) -> None:
+        self._p.checksum = int(on)
 
     def prepare_drain(self) -> bool:
         """Announce that we wait for the consumer to read everything.
@@ -406,6 +429,18 @@ class Producer(_Side):
         if rc < 0:
             _fail(rc)
         return rc
+
+    def unread_messages(self) -> int:
+        """Messages written whose last record the consumer has not read yet.
+
+        The consumer's count is read from the ring header (see
+        _messages_in).  Raises CorruptMessage when the consumer's position
+        is impossible.
+        """
+        unread = self.unread()
+        if not unread:
+            return 0
+        return _messages_in(unread, int(self._p.msgs) - int(self._header().msgs_read))
 
     @property
     def records(self) -> int:
@@ -495,8 +530,7 @@ class Consumer(_Side):
 
         Raises CorruptMessage when the next record is invalid; records read
         before it in the same call are returned, and the error comes on
-        the next call.  Raises Withdrawn when the producer closed and
-        withdrew what was unread.
+        the next call.
         """
         count = max_count if 0 < max_count <= buf.max_count else buf.max_count
         rc: int = lib.shm_read(self._c, buf.out, buf.size, buf.lens, buf.flags, buf.aux, count)
@@ -537,6 +571,18 @@ class Consumer(_Side):
         if rc < 0:
             _fail(rc)
         return rc
+
+    def unread_messages(self) -> int:
+        """Messages published whose last record we have not read yet.
+
+        The producer's count is read from the ring header (see
+        _messages_in).  Raises CorruptMessage when the producer's position
+        is impossible.
+        """
+        unread = self.available()
+        if not unread:
+            return 0
+        return _messages_in(unread, int(self._header().msgs_written) - int(self._c.msgs))
 
     def prepare_wait(self) -> bool:
         """Announce that we are about to sleep, then re-check.

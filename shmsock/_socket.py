@@ -25,22 +25,31 @@ Trio semantics, for every socket type:
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import math
 import time
 from array import array
 from collections import deque
 from collections.abc import AsyncIterator, Callable, Iterable, Sequence
-from contextlib import AbstractAsyncContextManager
 from types import TracebackType
 from typing import Any, ClassVar, Final, NoReturn, TypeVar, cast
 
+import sniffio
 import trio
 
 from . import _ring as R
 from . import _stats
-from ._errors import MessageTooLarge, MultipartMessage, StateError
-from ._options import Options, make_options
+from ._errors import InvalidEndpoint, MessageTooLarge, MultipartMessage, NotInTrio, StateError
+from ._options import (
+    FIXED_ONCE_ATTACHED,
+    PYZMQ_HINTS,
+    Options,
+    SocketOption,
+    make_options,
+    no_such_option,
+    option_name,
+)
 from ._patterns import Dropped, Fanout, make_pattern
 from ._stats import EndpointStats
 from ._transport._engine import Engine, ki_protected
@@ -53,6 +62,8 @@ _checkpoint_if_cancelled = trio.lowlevel.checkpoint_if_cancelled
 _shielded_checkpoint = trio.lowlevel.cancel_shielded_checkpoint
 _MORE_START: Final = bytes([R.START | R.MORE])
 _T = TypeVar("_T")
+# Inside Socket, `type` is the socket type's property.
+_ExceptionType = type[BaseException]
 
 
 def _as_bytes(data: object) -> bytes:
@@ -94,6 +105,27 @@ def _frames(frames: object) -> list[bytes]:
     return [_as_bytes(f) for f in _sequence(frames, "send_multipart")]
 
 
+def _require_trio(what: str) -> None:
+    """Raise NotInTrio unless called from a Trio task; *what* names the call."""
+    try:
+        trio.lowlevel.current_task()
+    except RuntimeError:
+        pass
+    else:
+        return
+    try:
+        library = sniffio.current_async_library()
+    except sniffio.AsyncLibraryNotFoundError:
+        raise NotInTrio(
+            f"shmsock runs under Trio, but {what} ran outside trio.run: call it from a Trio"
+            " task (from another thread, through trio.from_thread.run_sync)"
+        ) from None
+    raise NotInTrio(
+        f"shmsock runs under Trio, but {what} ran under {library}:"
+        " run the program with trio.run(main) instead"
+    )
+
+
 def _count(value: object, what: str, low: int) -> int:
     if isinstance(value, bool) or not isinstance(value, int):
         raise TypeError(f"{what} must be an int, not {type(value).__name__}")
@@ -107,6 +139,13 @@ class Socket:
 
     The methods follow pyzmq's names and Trio's rules; see the module
     docstring for the rules every method keeps.
+
+    A socket is its own async context manager: ``async with`` runs its
+    background task in a nursery of the block and closes the socket when
+    the block ends.  Used without the block, the socket runs that task as a
+    Trio system task from its first ``bind`` or ``connect``; close it with
+    :meth:`aclose` (or :meth:`close`).  One left open is closed, as by
+    :meth:`close`, when ``trio.run`` ends.  See docs/trio.md, "Lifetime".
     """
 
     #: How many messages ``async for`` hands out in a row without a full
@@ -138,27 +177,41 @@ class Socket:
         self._iter_run = 0  # messages `async for` gave out since a checkpoint
         self._closed = False
         self._nursery: trio.Nursery | None = None
+        self._nursery_manager: Any = None  # the `async with` block's
+        self._entered = False  # in an `async with` block
+        self._started = False  # the background task runs (in a nursery or as a system task)
+        self._attached_once = False  # bound or connected at least once
         self._endpoints = 0
         # Seconds senders waited for room, by endpoint (see _wait_send).
         self._send_blocked: dict[str, float] = {}
         _stats.track(self)
-        # The ring this socket writes has the same capacity on every
-        # connection; these follow from it.
-        cap = options.ring_size
-        self._max_record = R.max_payload(cap)
         # Types that move plain messages with no state to keep have a fast
         # path in their *_nowait calls.
+        self._plain_send = pattern.plain_send
         self._plain_recv = pattern.plain_recv
-        # -1 when there is no fast path: no message is that short.
-        self._plain_limit = (
-            min(self._max_record, options.max_msg_size) if pattern.plain_send else -1
-        )
         self._send_ready = self._engine.send_ready
         self._rotate_recv = self._pattern.rotate_recv
+        self._derive()
+
+    def _derive(self) -> None:
+        """Set what the message paths read, precomputed, from the options."""
+        # The ring this socket writes has the same capacity on every
+        # connection; these follow from it.
+        cap = self._options.ring_size
+        self._max_record = R.max_payload(cap)
+        # -1 when there is no fast path: no message is that short.
+        self._plain_limit = (
+            min(self._max_record, self._options.max_msg_size) if self._plain_send else -1
+        )
         self._fragment = cap // 4 - R.RECORD_HEADER_SIZE
         self._max_atomic = cap // 2
 
-    # -- read-only options ---------------------------------------------------
+    # -- options ---------------------------------------------------------------
+    #
+    # Each option is an attribute (``sock.linger = 0``) and, as in pyzmq,
+    # setsockopt/getsockopt take its name.  linger, spin_us and checksum may
+    # change at any time; ring_size and max_msg_size until the first bind or
+    # connect, since the connections are made with them.
 
     @property
     def type(self) -> SocketType:
@@ -170,29 +223,112 @@ class Socket:
         """The ``ring_size`` option, rounded up: bytes of each ring this socket writes.
 
         A PULL socket never writes a message, so its rings take the
-        smallest size whatever this says.
+        smallest size whatever this says.  Settable until the first bind or
+        connect (see :meth:`setsockopt`).
         """
         return self._options.ring_size
 
+    @ring_size.setter
+    def ring_size(self, value: int) -> None:
+        self._set_option("ring_size", value)
+
     @property
     def max_msg_size(self) -> int:
-        """Largest message, in bytes over all frames, sent or accepted."""
+        """Largest message, in bytes over all frames, sent or accepted.
+
+        Settable until the first bind or connect (see :meth:`setsockopt`).
+        """
         return self._options.max_msg_size
+
+    @max_msg_size.setter
+    def max_msg_size(self, value: int) -> None:
+        self._set_option("max_msg_size", value)
 
     @property
     def spin_us(self) -> int:
-        """Microseconds a receiver busy-polls before it parks."""
+        """Microseconds a receiver busy-polls before it parks.
+
+        Settable at any time; a receive call started before the change
+        spins as it started.
+        """
         return self._options.spin_us
+
+    @spin_us.setter
+    def spin_us(self, value: int) -> None:
+        self._set_option("spin_us", value)
 
     @property
     def checksum(self) -> bool:
-        """Whether this socket computes CRC32C over what it sends."""
+        """Whether this socket computes CRC32C over what it sends.
+
+        Settable at any time: it applies from the next record this socket
+        writes, on every connection.
+        """
         return self._options.checksum
+
+    @checksum.setter
+    def checksum(self, value: bool) -> None:
+        self._set_option("checksum", value)
 
     @property
     def linger(self) -> float | None:
-        """Seconds :meth:`aclose` waits for peers to read (None: no bound)."""
+        """Seconds :meth:`aclose` waits for readers to take what was sent (None: no bound).
+
+        Settable at any time before the socket is closed.
+        """
         return self._options.linger
+
+    @linger.setter
+    def linger(self, value: float | None) -> None:
+        self._set_option("linger", value)
+
+    def setsockopt(self, option: SocketOption | str, value: Any) -> None:
+        """Set an option, as pyzmq does: ``sock.setsockopt(shmsock.LINGER, 0)``.
+
+        *option* is a :class:`SocketOption` (``shmsock.LINGER`` and the
+        like) or its name as a str, in any case; ``sock.linger = 0`` does
+        the same.  The value is checked as :func:`shmsock.socket` checks
+        it, and ``ring_size`` is rounded up the same way.  ``linger``,
+        ``spin_us`` and ``checksum`` may change at any time; ``ring_size``
+        and ``max_msg_size`` only before the first ``bind`` or ``connect``,
+        since the socket's connections are made with them.
+
+        Raises ValueError for a name that is not one of shmsock's options
+        (for one of pyzmq's, the message says what to do instead: a Trio
+        cancel scope for ``"rcvtimeo"``, ``ring_size`` for ``"sndhwm"``),
+        TypeError for a name that is not a str (pyzmq's numbered constants
+        included), TypeError or ValueError for a bad value, StateError for
+        ``ring_size`` or ``max_msg_size`` once the socket has bound or
+        connected, and trio.ClosedResourceError once it is closed.  Nothing
+        changes when it raises.  Synchronous: never a checkpoint.
+        """
+        self._set_option(option_name(option), value)
+
+    def getsockopt(self, option: SocketOption | str) -> Any:
+        """The value of an option, as pyzmq's ``getsockopt``: ``sock.getsockopt(shmsock.LINGER)``.
+
+        The same as reading the attribute (``sock.linger``): the value in
+        force, after rounding.  Works on a closed socket too.  Raises
+        ValueError or TypeError for a bad name, as :meth:`setsockopt` does.
+        """
+        return getattr(self._options, option_name(option))
+
+    def _set_option(self, name: str, value: object) -> None:
+        self._check_open()
+        if name in FIXED_ONCE_ATTACHED and self._attached_once:
+            why = (
+                "the rings of its connections are made that size"
+                if name == "ring_size"
+                else "its connections are set up with that limit"
+            )
+            raise StateError(
+                f"{name} cannot change once the socket has bound or connected: {why}; set it"
+                f" before the first bind or connect, or pass {name}= to shmsock.socket()"
+            )
+        checked = getattr(make_options(**{name: value}), name)
+        self._options = dataclasses.replace(self._options, **{name: checked})
+        self._engine.set_options(self._options)
+        self._derive()
 
     @property
     def closed(self) -> bool:
@@ -224,13 +360,17 @@ class Socket:
 
         Synchronous and immediate.  Raises InvalidEndpoint, AddressInUse
         when a live socket is bound there (a dead binder's endpoint is taken
-        over), UnsafeFile or SharedMemoryFull, and ClosedResourceError.
+        over), UnsafeFile or SharedMemoryFull, ClosedResourceError, and
+        NotInTrio outside ``trio.run``.  Outside ``async with``, the first
+        bind or connect starts the socket's background task (see
+        :class:`Socket`).
         """
         self._check_open()
         name = parse_endpoint(endpoint)
         self._check_endpoint_count()
+        _require_trio("bind()")
         self._engine.bind(name)
-        self._endpoints += 1
+        self._added_endpoint()
 
     @ki_protected
     def connect(self, endpoint: str) -> None:
@@ -238,14 +378,84 @@ class Socket:
 
         Synchronous; never waits for the binder.  The connection attaches
         in the background, and again by itself after its binder is
-        replaced.  Raises InvalidEndpoint, UnsafeFile, SharedMemoryFull and
-        ClosedResourceError.
+        replaced.  Raises InvalidEndpoint, UnsafeFile, SharedMemoryFull,
+        ClosedResourceError, and NotInTrio outside ``trio.run``.
         """
         self._check_open()
         name = parse_endpoint(endpoint)
         self._check_endpoint_count()
+        _require_trio("connect()")
         self._engine.connect(name)
+        self._added_endpoint()
+
+    def _added_endpoint(self) -> None:
         self._endpoints += 1
+        self._attached_once = True
+        if not self._started:
+            self._start_system_task()
+
+    @ki_protected
+    def unbind(self, endpoint: str) -> None:
+        """Stop accepting connections at an endpoint this socket bound.
+
+        As pyzmq's ``unbind``: the endpoint's listening socket and lock go
+        at once, so a socket that connects there afterwards waits for the
+        next binder, and the connections accepted there end: their peers
+        see them end as when this socket closes.  What this socket sent on
+        them is never withdrawn: those peers still read it (the ring goes
+        once the peer has seen the end).  What they sent that this socket
+        has not received is discarded: the messages already taken from a
+        peer's ring are counted in ``dropped``, and those still in a live
+        connector's ring stay there for the next socket that binds the
+        endpoint (as when a binder dies).  The socket's other endpoints are
+        untouched, and it may bind the endpoint again (a PAIR may bind or
+        connect anew).
+
+        Synchronous: it never waits, so there is nothing to cancel.  Raises
+        InvalidEndpoint for an endpoint
+        this socket has not bound (or a malformed one), and
+        trio.ClosedResourceError once the socket is closed.  A task waiting
+        to send or receive on the socket goes on with the other peers, or
+        waits for new ones; a PAIR is then as a new PAIR, and a REQ whose
+        request went to one of the peers it let go raises
+        trio.BrokenResourceError from its ``recv``, as when that peer dies.
+        """
+        self._check_open()
+        name = parse_endpoint(endpoint)
+        if name not in self._engine.bindings:
+            connected = any(slot.name == name for slot in self._engine.slots)
+            hint = " (it connected there: use disconnect)" if connected else ""
+            raise InvalidEndpoint(f"this socket is not bound to {endpoint}{hint}")
+        self._engine.unbind(name)
+        self._pattern.detached()
+        self._endpoints -= 1
+
+    @ki_protected
+    def disconnect(self, endpoint: str) -> None:
+        """Undo :meth:`connect` to an endpoint.
+
+        As pyzmq's ``disconnect``: the connection to the binder there ends
+        (the binder sees it end as when this socket closes), and the
+        socket's slot at the endpoint is released with its lock and ring
+        files.  What this socket sent is never withdrawn: the binder still
+        reads it.  What the binder sent that this socket has not received
+        is discarded and counted in ``dropped``.  A socket that connected
+        to the endpoint several times disconnects them all.  The other
+        endpoints are untouched, and the socket may connect again.
+
+        Synchronous: it never waits, so there is nothing to cancel.  Raises
+        InvalidEndpoint for an endpoint this socket is not connected to (or
+        a malformed one), and trio.ClosedResourceError once the socket is
+        closed.  Waiting tasks go on as after :meth:`unbind`.
+        """
+        self._check_open()
+        name = parse_endpoint(endpoint)
+        undone = self._engine.disconnect(name)
+        if not undone:
+            hint = " (it is bound there: use unbind)" if name in self._engine.bindings else ""
+            raise InvalidEndpoint(f"this socket is not connected to {endpoint}{hint}")
+        self._pattern.detached()
+        self._endpoints -= undone
 
     @property
     def peer_count(self) -> int:
@@ -263,6 +473,7 @@ class Socket:
         ValueError unless *count* is an int >= 0.
         """
         _count(count, "count", 0)
+        _require_trio("wait_peers()")
         await _checkpoint_if_cancelled()
         while self.peer_count < count:
             self._check_open()
@@ -759,7 +970,7 @@ class Socket:
                 else:
                     out = self.recv_many_nowait(max_count)
             except trio.WouldBlock:
-                if await self._wait_recv():
+                if await self._wait_recv(spin):
                     waited = True
                 continue
             if not waited:
@@ -820,7 +1031,7 @@ class Socket:
                     else:
                         item = self._recv_item(multipart, poll)
                 except trio.WouldBlock:
-                    if await self._wait_recv():
+                    if await self._wait_recv(spin):
                         waited = True
                     continue
                 break
@@ -869,9 +1080,13 @@ class Socket:
             peers, engine.unannounced = engine.unannounced, []
             self._announce([p for p in peers if p.alive and not p.readable])
 
-    async def _wait_recv(self) -> bool:
-        """Wait for a message, as _wait does, spinning first if spin_us is set."""
-        spin = self._options.spin_us
+    async def _wait_recv(self, spin: int) -> bool:
+        """Wait for a message, as _wait does, spinning first for *spin* us.
+
+        *spin* is the spin_us the receive call read when it started: a call
+        that looked with _look must spin, whatever spin_us has become since,
+        since the spin is what announces the rings it found empty.
+        """
         if spin and self._spin(spin):
             return True
         return await self._wait(self._recv_lot)
@@ -999,33 +1214,45 @@ class Socket:
 
     @ki_protected
     def close(self) -> None:
-        """Close now, without waiting: unread messages are discarded.
+        """Close now, without waiting.
 
         Wakes every task blocked on the socket with ClosedResourceError and
-        removes this socket's files.  Idempotent.
+        removes this socket's files.  Nothing sent is taken back: the peers
+        attached now read what this socket sent them to the end.  What is
+        lost is counted in ``dropped`` (see :meth:`aclose`).  Idempotent;
+        never raises, and may be called outside Trio.
         """
         if self._closed:
             return
         self._mark_closed()
-        self._teardown(discard=True)
+        self._teardown()
 
     @ki_protected
     async def aclose(self) -> None:
-        """Close, first waiting up to ``linger`` for peers to read what was sent.
+        """Close, first waiting up to ``linger`` for readers to take what was sent.
 
-        Blocked tasks are woken with ClosedResourceError at once.  If the
-        wait is cancelled, unread messages are discarded, the socket is
-        closed all the same, and Cancelled propagates.  Idempotent.
+        Blocked tasks are woken with ClosedResourceError at once.  The wait
+        ends once every live peer has read all this socket sent it, and
+        every endpoint this socket connected to has a binder that read its
+        ring.  Its end decides nothing for a peer that is attached: that
+        peer reads the rest after the close.  It decides for a connected
+        endpoint whose binder is gone (dead, or closed): the messages still
+        in its ring are lost when the socket closes, and counted in
+        ``dropped``, as are messages taken from rings and never returned
+        and those a peer that went left unread.  If the wait is cancelled,
+        the socket is closed all the same and Cancelled propagates.
+        Idempotent.  Raises NotInTrio outside ``trio.run``, before it does
+        anything.
         """
+        _require_trio("aclose()")
         if self._closed:
             await trio.lowlevel.checkpoint()
             return
         self._mark_closed()
-        drained = False
         try:
-            drained = await self._linger()
+            await self._linger()
         finally:
-            self._teardown(discard=not drained)
+            self._teardown()
 
     def _mark_closed(self) -> None:
         self._closed = True
@@ -1035,37 +1262,127 @@ class Socket:
         self._peers_lot.unpark_all()
         self._wake_direct()
 
-    async def _linger(self) -> bool:
+    async def _linger(self) -> None:
+        """Wait up to ``linger`` for the readers to take what we sent (see aclose)."""
         linger = self._options.linger
         if linger == 0:
             await trio.lowlevel.checkpoint()
-            return False
+            return
+        engine = self._engine
         with trio.move_on_after(math.inf if linger is None else linger):
             while True:
-                self._engine.settle()  # before announcing: see Engine.rang
-                waiting = self._engine.unread_peers()
-                if not waiting:
+                engine.settle()  # before announcing: see Engine.rang
+                waiting = engine.unread_peers()
+                if not waiting and not engine.unattended():
                     await trio.lowlevel.checkpoint()
-                    return True
+                    return
+                # _changed wakes us when a reader frees room (SPACE), a
+                # peer goes, or a binder attaches.
                 if all(p.prepare_drain() for p in waiting):
                     await self._drain_lot.park()
-        return False
 
-    def _teardown(self, *, discard: bool) -> None:
+    def _teardown(self) -> None:
         try:
-            _stats.closing(self)  # keep this socket's counts in the process totals
+            try:
+                self._engine.count_lost()
+            finally:
+                _stats.closing(self)  # keep this socket's counts in the process totals
         except Exception:  # statistics must never keep a socket from closing
             logging.getLogger("shmsock").exception("shmsock: could not keep the counts")
         # The background tasks end by themselves once the engine is closed.
         # Cancelling their nursery here would cancel the caller too: the
         # nursery that ``async with`` opened also runs the body of the block.
-        self._engine.close(discard=discard)
+        self._engine.close()
+
+    # -- the background task, and `async with` --------------------------------
+
+    @ki_protected
+    async def __aenter__(self) -> Socket:
+        """Run the socket's background task in a nursery of the block.
+
+        Leaving the block closes the socket as :meth:`aclose` does, however
+        it is left; an exception raised in the block comes out as it is,
+        not wrapped in an ExceptionGroup.  A socket already started outside
+        a block (by ``bind`` or ``connect``) keeps its task, and is closed
+        on leaving all the same.  Raises ClosedResourceError for a closed
+        socket, RuntimeError if the socket is in an ``async with`` block
+        already, NotInTrio outside ``trio.run``.
+        """
+        _require_trio("`async with`")
+        self._check_open()
+        if self._entered:
+            raise RuntimeError("this socket is in an `async with` block already")
+        self._entered = True
+        if not self._started:
+            self._started = True
+            manager = trio.open_nursery()
+            nursery = await manager.__aenter__()
+            self._nursery_manager, self._nursery = manager, nursery
+            self._engine.start(nursery.start_soon)
+            nursery.start_soon(self._engine.run)
+        return self
+
+    @ki_protected
+    async def __aexit__(
+        self,
+        exc_type: _ExceptionType | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> bool:
+        # The body's own exception must come out as it is, not wrapped in an
+        # ExceptionGroup by the nursery: the background tasks never raise,
+        # so the nursery is exited as if the body had finished cleanly.
+        manager, self._nursery_manager = self._nursery_manager, None
+        try:
+            await self.aclose()
+        finally:
+            if manager is not None:
+                # The body is over, so only the socket's own tasks are left
+                # in the nursery; cancelling them guarantees the exit never
+                # waits.
+                nursery = self._nursery
+                if nursery is not None:
+                    nursery.cancel_scope.cancel()
+                await manager.__aexit__(None, None, None)
+        return False
+
+    def __enter__(self) -> NoReturn:
+        raise TypeError(
+            "a shmsock socket is an async resource: use `async with shmsock.socket(...) as sock:`,"
+            " or close it with `await sock.aclose()`"
+        )
+
+    def __exit__(self, *exc_info: object) -> None:  # pragma: no cover - __enter__ raises
+        pass
+
+    def __await__(self) -> NoReturn:
+        raise TypeError(
+            "a socket is not awaited: use `async with shmsock.socket(...) as sock:`,"
+            " or `sock = shmsock.socket(...)` and later `await sock.aclose()`"
+        )
+
+    def _start_system_task(self) -> None:
+        """Start the background task of a socket used outside `async with`.
+
+        It runs as a Trio system task, as do the short tasks the engine
+        starts later (dials, spare rings).  Only from a Trio task.
+        """
+        self._started = True
+        spawn = trio.lowlevel.spawn_system_task
+        self._engine.start(spawn)
+        spawn(self._serve_until_closed, name=f"shmsock {self._kind.name} socket")
+
+    @ki_protected
+    async def _serve_until_closed(self) -> None:
+        # System tasks are cancelled when trio.run's main task has returned
+        # (or raised): a socket still open then is closed here, so that it
+        # leaves no files behind.  Nothing else cancels a system task.
+        try:
+            await self._engine.run()
+        finally:
+            self.close()
 
     # -- transport callbacks ---------------------------------------------------
-
-    def _start(self, nursery: trio.Nursery) -> None:
-        self._nursery = nursery
-        self._engine.start(nursery)
 
     def _changed(self, recv: bool, send: bool) -> None:
         # Called on every doorbell a waiter handles; the lots are most often
@@ -1102,57 +1419,44 @@ class Socket:
         self._wake_direct()
 
 
-class _SocketContext:
-    """What :func:`socket` returns: ``async with`` gives the socket."""
+class _PyzmqOption:
+    """An option of pyzmq's that shmsock lacks, as an attribute of Socket.
 
-    def __init__(self, kind: SocketType, options: Options) -> None:
-        self._socket = Socket(kind, options)
-        self._nursery_manager: Any = None
-
-    @ki_protected
-    async def __aenter__(self) -> Socket:
-        self._nursery_manager = trio.open_nursery()
-        nursery = await self._nursery_manager.__aenter__()
-        self._socket._start(nursery)
-        return self._socket
-
-    @ki_protected
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> bool:
-        # The body's own exception must come out as it is, not wrapped in an
-        # ExceptionGroup by the nursery: the background tasks never raise,
-        # so the nursery is exited as if the body had finished cleanly.
-        try:
-            await self._socket.aclose()
-        finally:
-            # The body is over, so only the socket's own tasks are left in
-            # the nursery; cancelling them guarantees the exit never waits.
-            nursery = self._socket._nursery
-            if nursery is not None:
-                nursery.cancel_scope.cancel()
-            await self._nursery_manager.__aexit__(None, None, None)
-        return False
-
-    def __await__(self) -> Any:
-        raise TypeError("use 'async with shmsock.socket(...) as sock:'")
-
-
-def socket(kind: SocketType | int | str, **options: Any) -> AbstractAsyncContextManager[Socket]:
-    """Create a socket of *kind*: ``async with shmsock.socket(shmsock.PUSH) as s:``.
-
-    The socket's background tasks live inside the ``async with`` block;
-    leaving it closes the socket (see :meth:`Socket.aclose`).  Options are
-    described in :class:`shmsock.Options`; unknown names and bad values
-    raise TypeError or ValueError naming the option.  *kind* is a
-    :class:`SocketType` such as ``shmsock.PUSH``, its libzmq number, or its
-    name (``"PUSH"``, any case); anything else raises TypeError, an unknown
-    number or name ValueError.
+    Reading or setting it raises AttributeError that says what to do
+    instead, where a plain attribute would silently take the value
+    (``sock.rcvtimeo = 1000`` is a pyzmq habit).
     """
-    return _SocketContext(_socket_type(kind), make_options(**options))
+
+    def __init__(self, name: str) -> None:
+        self._name = name
+
+    def __get__(self, obj: object, objtype: type | None = None) -> NoReturn:
+        raise AttributeError(no_such_option(self._name))
+
+    def __set__(self, obj: object, value: object) -> NoReturn:
+        raise AttributeError(no_such_option(self._name))
+
+
+for _name in PYZMQ_HINTS:
+    setattr(Socket, _name, _PyzmqOption(_name))
+
+
+def socket(kind: SocketType | int | str, **options: Any) -> Socket:
+    """Create a socket of *kind*.
+
+    Either ``async with shmsock.socket(shmsock.PUSH) as s:``, which runs the
+    socket's background task in the block and closes the socket when the
+    block ends, or ``s = shmsock.socket(shmsock.PUSH)`` and later
+    ``await s.aclose()`` (see :class:`Socket`).  Creating a socket does
+    nothing else: no file, no task, and it may be done outside Trio.
+
+    Options are described in :class:`shmsock.Options`; unknown names and
+    bad values raise TypeError or ValueError naming the option.  *kind* is
+    a :class:`SocketType` such as ``shmsock.PUSH``, its libzmq number, or
+    its name (``"PUSH"``, any case); anything else raises TypeError, an
+    unknown number or name ValueError.
+    """
+    return Socket(_socket_type(kind), make_options(**options))
 
 
 def _socket_type(kind: object) -> SocketType:

@@ -43,9 +43,12 @@ class EndpointStats:
     """Counters and gauges of one endpoint, as one socket (or several) see it.
 
     Counters: ``messages_sent``, ``bytes_sent``, ``messages_received``,
-    ``bytes_received`` (payload bytes), ``dropped`` (incomplete messages
-    whose writer gave up or died), ``corrupt`` (messages refused: oversized,
-    or records failing validation), ``send_blocked_seconds``.  Gauges:
+    ``bytes_received`` (payload bytes), ``dropped`` (messages lost:
+    incomplete ones whose writer gave up or died, ones a reader left unread
+    when it went, ones no binder read from a connecting socket's ring
+    before it closed, ones a reader closed on; see docs/reliability.md),
+    ``corrupt`` (messages refused: oversized, or records failing
+    validation), ``send_blocked_seconds``.  Gauges:
     ``peers`` (live attached connections), ``used_in`` and ``used_out``
     (bytes waiting in the rings this socket reads and writes).
     """

@@ -20,8 +20,10 @@ ones.
 ``shmsock_bytes_received_total``        counter  payload bytes read
 ``shmsock_corrupt_messages_total``      counter  messages refused: oversized, or
                                                  records failing validation
-``shmsock_dropped_messages_total``      counter  incomplete messages dropped (the
-                                                 writer gave up or died midway)
+``shmsock_dropped_messages_total``      counter  messages lost: incomplete ones,
+                                                 ones a reader left unread or
+                                                 closed on, ones no binder came
+                                                 to read (docs/reliability.md)
 ``shmsock_send_blocked_seconds_total``  counter  time senders waited for room in
                                                  full rings
 ``shmsock_peers``                       gauge    live attached connections
@@ -77,7 +79,9 @@ _COUNTERS: Final = (
     ),
     (
         "shmsock_dropped_messages",
-        "Incomplete messages dropped because their writer gave up or died midway.",
+        "Messages lost: incomplete (the writer gave up or died midway), left unread by a"
+        " reader that went or closed, or in a connecting socket's ring that no binder read"
+        " before it closed.",
         "dropped",
     ),
     (

@@ -17,7 +17,6 @@ M64 = 1 << 64
 KNOWN_FLAGS = rf.PAD | rf.START | rf.MORE | rf.CONT | rf.NOCRC
 
 # Return codes of csrc/shmring.h.
-EDISCARDED = -5
 ENOBUFS = -4
 EHEADER = -10
 EPOSITION = -11
@@ -91,8 +90,6 @@ class RefConsumer:
 
     def read(self, region: bytearray, out_cap: int, max_count: int) -> ReadResult:
         """One read call; raises RefError when it returns an error code."""
-        if rf.get(region, "producer_state") == 2:
-            raise RefError(EDISCARDED)
         cap, mask = self.cap, self.cap - 1
         maxp = cap // 2 - rf.REC
         start = head = self.head

@@ -165,6 +165,32 @@ def test_the_docs_show_the_separate_shell_commands():
             assert line in listed, line
 
 
+def test_poller():
+    out = run_example("poller.py")
+    assert sorted(out.splitlines()) == [
+        "client: stopping after 100 jobs",
+        "worker: 100 jobs, sum of squares 328350",
+    ]
+
+
+def test_poller_roles_meet_from_separate_commands():
+    # As from two shells, the worker started second: the fixed endpoint names
+    # are how they meet.
+    client = subprocess.Popen(
+        [sys.executable, str(EXAMPLES / "poller.py"), "client"],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert run_example("poller.py", "worker") == "worker: 100 jobs, sum of squares 328350\n"
+        out, _ = client.communicate(timeout=60)
+    finally:
+        client.kill()
+        client.wait()
+    assert client.returncode == 0
+    assert out == "client: stopping after 100 jobs\n"
+
+
 def test_metrics():
     # Serves until told to stop: scrape it once the pipeline is done.
     proc = subprocess.Popen(
@@ -215,7 +241,7 @@ def test_metrics():
     assert {s.value for s in families["shmsock_peers"].samples} == {0}
 
 
-@pytest.mark.parametrize("name", ["pipeline.py", "pair.py", "rpc.py", "metrics.py"])
+@pytest.mark.parametrize("name", ["pipeline.py", "pair.py", "rpc.py", "metrics.py", "poller.py"])
 def test_example_has_a_docstring_with_its_command(name):
     text = (EXAMPLES / name).read_text()
     assert text.startswith('"""')

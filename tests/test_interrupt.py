@@ -17,8 +17,8 @@ from procs import spawn
 
 import shmsock
 from shmsock import PAIR, PULL, PUSH
-from shmsock._transport.shm import _wire
 from shmsock._transport._peer import Peer
+from shmsock._transport.shm import _wire
 
 
 async def test_ctrl_c_between_a_write_and_its_doorbell_still_wakes_the_reader():

@@ -145,6 +145,12 @@ class Pattern:
     def no_target(self, pipes: Sequence[PipeView]) -> None:
         """Nothing could be sent now; raise if waiting would be pointless."""
 
+    def detached(self) -> None:
+        """The socket itself ended connections, by unbind or disconnect.
+
+        Called after ``gone`` for each of them.
+        """
+
     # -- receiving ----------------------------------------------------------
 
     def check_recv(self) -> None:

@@ -5,6 +5,8 @@ connection while it has one.  Sends wait while the peer's ring is full.
 When the peer dies or closes, everything it sent is still received; after
 that, send and recv raise trio.BrokenResourceError until a new peer
 attaches (a connecting PAIR re-attaches by itself when a new binder binds).
+A PAIR that unbinds or disconnects its endpoint itself is as a new one:
+send and recv wait for a peer.
 """
 
 from __future__ import annotations
@@ -50,3 +52,8 @@ class PairPattern(Pattern):
 
     def gone(self, pipe: PipeView) -> None:
         self._lost = True
+
+    def detached(self) -> None:
+        # Its one endpoint was unbound or disconnected: the PAIR is as a new
+        # one, waiting for the peer that a new bind or connect brings.
+        self._lost = False

@@ -203,6 +203,7 @@ class Engine:
         self.options = options
         # A socket that never sends (PULL) writes only positions and state
         # into its rings, so the smallest ring does.
+        self._can_send = writes_data
         self.ring_size = options.ring_size if writes_data else RING_SIZE_MIN
         self.reads_data = reads_data
         self.compatible = compatible
@@ -230,7 +231,9 @@ class Engine:
         # announce (a spinning receiver: see Socket._look).
         self.quiet = False
         self.unannounced: list[Peer] = []
-        self._nursery: trio.Nursery | None = None
+        # Starts the background tasks other than run(): a nursery's
+        # start_soon, or one that spawns Trio system tasks (see start).
+        self._start_soon: Callable[..., object] | None = None
         self.closed = False
         # Totals of retired connections by endpoint, so counters never go
         # backwards (see shmsock._stats).
@@ -238,9 +241,13 @@ class Engine:
 
     # -- lifecycle ---------------------------------------------------------
 
-    def start(self, nursery: trio.Nursery) -> None:
-        self._nursery = nursery
-        nursery.start_soon(self.run)
+    def start(self, start_soon: Callable[..., object]) -> None:
+        """Start later background tasks (dials, spare rings) with *start_soon*.
+
+        ``start_soon(async_fn, *args)``: a nursery's, or one that spawns
+        Trio system tasks.  The caller runs :meth:`run` itself.
+        """
+        self._start_soon = start_soon
 
     @ki_protected
     async def run(self) -> None:
@@ -545,8 +552,8 @@ class Engine:
                 d.unlink(sg.name)
             else:
                 sg.name = ring_name
-                if self._nursery is not None:
-                    self._nursery.start_soon(self._replenish_spare, b)
+                if self._start_soon is not None:
+                    self._start_soon(self._replenish_spare, b)
                 return token, sg
         for _ in range(8):
             token = os.urandom(4).hex()
@@ -608,7 +615,13 @@ class Engine:
 
     def _release_slot(self, slot: Slot, d: UserDir | None) -> None:
         """End *slot*'s dial, unmap its ring, and remove its files from *d*."""
+        dialing = slot.dialing is not None
         self._abort_dial(slot)
+        if dialing and d is not None:
+            # The binder may have made its ring for us and answered, then closed
+            # or unbound while we had not read the answer: it leaves that ring to
+            # us (see close and unbind), and only we know of it.
+            self._drop_binder_rings(slot)
         slot.tx.release()
         slot.seg.close()
         if d is not None:
@@ -679,8 +692,8 @@ class Engine:
             return
         except BlockingIOError:
             conn.close()  # its backlog is full: try again shortly
-            if self._nursery is not None:
-                self._nursery.start_soon(self._dial_later, slot)
+            if self._start_soon is not None:
+                self._start_soon(self._dial_later, slot)
             return
         hello = _wire.Handshake(
             _wire.Kind.HELLO, self.kind, slot.index, os.getpid(), slot.seg.capacity
@@ -742,8 +755,8 @@ class Engine:
         self._drop_binder_rings(slot)
         delay = 0.001 * (1 << min(slot.redials, 6))
         slot.redials += 1
-        if self._nursery is not None:
-            self._nursery.start_soon(self._dial_later, slot, delay)
+        if self._start_soon is not None:
+            self._start_soon(self._dial_later, slot, delay)
         else:  # not running yet (never in practice): the next binder will do
             self._watch_for_binders()
 
@@ -880,6 +893,7 @@ class Engine:
         except OSError:
             data = b""
         if not data:
+            self._lost_with_reader(peer)
             self._gone(peer)
             return
         recv = send = False
@@ -903,8 +917,21 @@ class Engine:
     def want_recv(self, peer: Peer) -> None:
         self.queues.want_recv(peer)
 
+    def _lost_with_reader(self, peer: Peer) -> None:
+        """*peer* hung up: count what it left unread in a ring we own.
+
+        It has stopped reading for good, and that ring goes with the
+        connection.  A connector's ring is not lost with its binder: the
+        slot keeps it for the next binder (see count_lost).
+        """
+        if peer.owns_tx:
+            try:
+                peer.dropped += peer.tx.unread_messages()
+            except CorruptMessage:
+                pass  # its position is impossible: how much it read is unknown
+
     def _gone(self, peer: Peer) -> None:
-        """The doorbell hit end-of-file: the peer closed or died."""
+        """The connection ended: the peer closed or died, or we dropped it as broken."""
         if not peer.alive:
             return
         peer.alive = False
@@ -1026,14 +1053,6 @@ class Engine:
         except CorruptMessage as exc:
             self._corrupt(peer)
             raise corrupt_reason(exc, peer) from None
-        except R.Withdrawn:
-            # The peer closed and took back what we had not read.
-            peer.discard = True
-            peer.readable = False
-            peer.abandon_partial()
-            if not peer.alive:
-                self._retire_queue.append(peer)
-            return None
         if got is None or got:
             return got
         if peer is self.held:
@@ -1228,11 +1247,60 @@ class Engine:
                     pass
         return out
 
-    def close(self, *, discard: bool) -> None:
+    def unattended(self, *, look: bool = False) -> list[tuple[Slot, int]]:
+        """Slots whose ring holds unread messages and no binder to read them.
+
+        Each with the count of those messages.  With *look*, a binder that
+        has hung up counts as gone before its end-of-file is handled.
+        """
+        out = []
+        for slot in self.slots:
+            peer = slot.peer
+            if peer is not None and peer.alive and not (look and _hung_up(peer.fd)):
+                continue
+            try:
+                unread = slot.tx.unread_messages()
+            except CorruptMessage:
+                continue  # the reader's position is impossible: nothing to count on
+            if unread:
+                out.append((slot, unread))
+        return out
+
+    def count_lost(self) -> None:
+        """Count in ``dropped`` what closing this socket now loses.
+
+        Called just before close(), while the counts are still this
+        socket's.  What a live reader can still read is not lost: the rings
+        this socket wrote stay mapped by their readers, who read them to
+        the end.  Lost are the unread messages of a slot's ring with no
+        binder attached (the ring goes with the slot), those of a ring we
+        own whose reader has hung up (its end-of-file not handled yet),
+        those a peer that has gone left in its ring to us (nobody else
+        maps it, or will), and the messages this socket took from rings
+        but never handed out.
+        """
+        with _stats.LOCK:
+            for slot, unread in self.unattended(look=True):
+                self._retired(slot.endpoint).dropped += unread
+            for peer in self.peers:
+                peer.dropped += len(peer.inbox)
+                if not peer.alive or _hung_up(peer.fd):
+                    if peer.alive and peer.owns_tx:
+                        self._lost_with_reader(peer)
+                    if not peer.discard:
+                        try:
+                            peer.dropped += peer.rx.unread_messages()
+                        except CorruptMessage:
+                            pass
+
+    def close(self) -> None:
         """Tear everything down: connections, slots, bindings, descriptors.
 
-        Every ring this socket writes is marked closed first; with
-        *discard*, what its reader has not read yet is withdrawn.
+        Every ring this socket writes is marked closed; nothing in them is
+        taken back.  A reader that is attached reads them to the end after
+        it sees the connection end, so the rings a binder made stay on file
+        until their connector, if it is alive, has seen that: it may not
+        have mapped its ring yet.
         """
         if self.closed:
             return
@@ -1241,21 +1309,19 @@ class Engine:
         d = self.dir
         for peer in self.peers:
             if peer.owns_tx:
-                peer.tx.close(discard=discard)
+                peer.tx.close()
         for slot in self.slots:
-            slot.tx.close(discard=discard)
+            slot.tx.close()
         for peer in list(self.peers):
             if peer.alive:
                 peer.alive = False
                 self._unregister(peer.fd)
-                if d is not None:
-                    if peer.bound:
-                        d.unlink(peer.tx_seg.name)
-                    elif _hung_up(peer.fd):
-                        # Its binder died and we had not heard yet: nobody
-                        # else would remove its ring to us before the next
-                        # bind.  A live binder removes it itself.
-                        d.unlink(peer.rx_seg.name)
+                if d is not None and _hung_up(peer.fd):
+                    # The other side has gone, and had not told us yet:
+                    # nobody else would remove this connection's ring before
+                    # the next bind.  A live peer removes it when it sees
+                    # our end of the connection (see _gone).
+                    d.unlink(peer.tx_seg.name if peer.bound else peer.rx_seg.name)
             peer.release()
         self.peers.clear()
         self.queues.clear()
@@ -1293,6 +1359,139 @@ class Engine:
         if d is not None:
             d.close()
             self.dir = None
+
+    # -- options ---------------------------------------------------------------
+
+    def set_options(self, options: Options) -> None:
+        """Use *options* from now on.
+
+        ``ring_size`` and ``max_msg_size`` apply to the connections made
+        after this (the socket lets them change only before its first bind
+        or connect); ``checksum`` applies at once to every ring this socket
+        writes, from its next record.
+        """
+        self.options = options
+        self.ring_size = options.ring_size if self._can_send else RING_SIZE_MIN
+        for peer in self.peers:
+            if peer.owns_tx:
+                peer.tx.checksum = options.checksum
+        for slot in self.slots:
+            slot.tx.checksum = options.checksum
+
+    # -- unbind and disconnect ----------------------------------------------------
+    #
+    # Each ends the connections of one endpoint the way close() ends every
+    # connection, and leaves the socket's other endpoints alone.
+
+    def unbind(self, name: str) -> None:
+        """Stop accepting at *name*, end the connections accepted there, remove its files.
+
+        What a live connector sent that we had not taken from its ring stays
+        there, for the next socket bound at the endpoint (as when a binder
+        dies); see _end for the rest.  Raises KeyError unless bound here.
+        """
+        b = self.bindings.pop(name)
+        d = self._dir()
+        # First the listening socket and its name, so that a connector that
+        # sees its connection end and dials again finds nobody, and waits
+        # for the next binder.
+        self._unregister(b.lsock.fileno())
+        b.lsock.close()
+        d.unlink(f"{name}@sock")
+        self._drop_spare(b)
+        for fd, handler in list(self._handlers.items()):
+            # A handshake in progress here: hang up, and its connector dials
+            # again (it finds nobody) rather than being refused.
+            hs = handler.args[0] if isinstance(handler, partial) else None
+            if isinstance(hs, _Handshake) and hs.binding is b:
+                self._unregister(fd)
+                hs.sock.close()
+        for peer in [p for p in self.peers if p.bound and p.endpoint == b.endpoint]:
+            # A gone connector's ring is read by nobody after this.
+            self._end(peer, drain=not peer.alive)
+        try:
+            self._reclaim_stale_slots(name)  # as close() does
+        except OSError as exc:
+            log.warning("shmsock: %s: leaving stale slots: %s", b.endpoint, exc)
+        d.unlink(f"{name}@lock")
+        os.close(b.lock_fd)
+        self._on_change(True, True)
+
+    def disconnect(self, name: str) -> int:
+        """End this socket's connections to *name*; release its slots there and their files.
+
+        Undoes every connect() to *name*; returns how many (0: none, and
+        nothing was done).  What the binder sent that we had not received
+        is dropped and counted; see _end.
+        """
+        slots = [slot for slot in self.slots if slot.name == name]
+        if not slots:
+            return 0
+        endpoint = f"shm://{name}"
+        for slot in slots:
+            slot.tx.close()  # the binder reads what we sent, then sees us go
+        for peer in [p for p in self.peers if not p.bound and p.endpoint == endpoint]:
+            self._end(peer, drain=True)
+        d = self._dir()
+        for slot in slots:
+            with _stats.LOCK:  # the ring's counts move to the retired totals
+                self.slots.remove(slot)
+                st = self._retired(slot.endpoint)
+                st.messages_sent += slot.tx.messages
+                st.bytes_sent += slot.tx.bytes
+            self._release_slot(slot, d)
+        self._on_change(True, True)
+        return len(slots)
+
+    def _end(self, peer: Peer, *, drain: bool) -> None:
+        """End one connection now, as close() does, and retire it.
+
+        The ring we write to the peer is marked closed, never withdrawn: the
+        peer still reads what we sent, then sees the connection end.  What
+        the peer sent that we had taken from its ring and not handed out is
+        dropped and counted in ``dropped``; with *drain*, so is what is in
+        its ring now (a ring nobody will read after us).
+        """
+        was_alive = peer.alive
+        d = self._dir()
+        if was_alive:
+            if peer.owns_tx:
+                peer.tx.close()
+            peer.alive = False
+            peer.writable = False
+            self._unregister(peer.fd)
+            # Our ring to a connector stays in place: the connector removes
+            # it once it sees us go (Engine._gone), and one that has not yet
+            # read our WELCOME opens it first, so what we sent reaches it.
+            if not peer.bound and _hung_up(peer.fd):
+                d.unlink(peer.rx_seg.name)  # a dead binder's: see close()
+        if drain:
+            self._drop_unread(peer)
+        peer.dropped += len(peer.inbox)
+        peer.inbox.clear()
+        peer.readable = False
+        if self.held is peer:
+            self.held = None
+        if peer in self._retire_queue:
+            self._retire_queue.remove(peer)
+        self._retire(peer)
+        if was_alive:
+            self._on_gone(peer)
+
+    def _drop_unread(self, peer: Peer) -> None:
+        """Read what *peer*'s ring holds now and drop it, counting the messages.
+
+        A few reads at most: a writer that is still writing is not followed.
+        """
+        for _ in range(4):
+            try:
+                got = peer.read_batch(self.rbuf)
+            except CorruptMessage:
+                return
+            if got == []:
+                return
+            if got:
+                peer.dropped += len(got)
 
     def check_usable(self) -> None:
         """Raise the reason a connect can not succeed, if one is known."""

@@ -123,14 +123,17 @@ class Peer:
         self.in_send = False  # queued in the engine's send_ready
         self.in_recv = False  # queued in the engine's recv_ready
         self.busy = False  # ran dry in a long batch turn (Pattern.next_batch)
-        self.discard = False  # the peer asked us to drop what it sent
+        self.discard = False  # its ring failed validation: read no more of it
         self.inbox: deque[Queued] = deque()
         self.partial: list[bytes] | None = None  # frames of an incomplete message
         self.frame: list[bytes] = []  # fragments of an incomplete frame
         self.partial_aux = 0
         self.partial_size = 0
         self.skipping = False  # dropping the rest of an oversized message
-        self.dropped = 0  # incomplete messages dropped (writer gave up or died)
+        # Messages lost: incomplete ones (writer gave up or died), ones left
+        # unread in our ring when the peer hung up, and, when we close, ones
+        # in the inbox and ones a peer that went left unread in its ring.
+        self.dropped = 0
         self.corrupt = 0  # messages refused: oversized, or records failing checks
         # Told when a write finds the peer's position in our ring impossible
         # (the engine closes the connection); None: the write raises.
@@ -264,8 +267,7 @@ class Peer:
         fast path: they never touch the inbox), [] when the ring was empty,
         or None when the records went through assembly into the inbox.
         Raises CorruptMessage when the next record fails validation (the
-        caller must retire this peer: the ring cannot move past it) and
-        R.Withdrawn when the peer withdrew what it had sent.
+        caller must retire this peer: the ring cannot move past it).
         """
         payloads, flags, aux, wake = self.rx.read(buf, max_count)
         if wake:

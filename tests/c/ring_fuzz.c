@@ -237,7 +237,7 @@ static void checked_read(ring_t *r)
     if (r->c.head - head0 > r->cap)
         FAIL("a read advanced %llu bytes", (unsigned long long)(r->c.head - head0));
     if (rc < 0) {
-        if (!corruption(rc) && rc != SHM_ENOBUFS && rc != SHM_EDISCARDED)
+        if (!corruption(rc) && rc != SHM_ENOBUFS)
             FAIL("read returned %lld", (long long)rc);
         if (r->sticky && corruption(rc) && rc != r->sticky)
             FAIL("corruption %d became %lld", r->sticky, (long long)rc);
