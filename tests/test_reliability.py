@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import gc
 import json
+import logging
 import os
 import shutil
 import socket
@@ -554,6 +555,56 @@ async def test_binder_refuses_and_removes_a_dead_connectors_broken_ring(shape, u
             push.connect("shm://forged")
             await push.send(b"real")
             assert await pull.recv() == b"real"
+
+
+def _warnings(caplog) -> list[str]:
+    return [r.getMessage() for r in caplog.records if r.levelno >= logging.WARNING]
+
+
+async def test_binding_and_connecting_then_closing_at_once_logs_no_warning(caplog):
+    """The shortest program: bind and connect in one process, then leave.
+
+    The connector sends its HELLO and removes its ring as it closes, before
+    the binder has read the HELLO: that is a connector gone, not a bad ring.
+    """
+    caplog.set_level(logging.DEBUG, logger="shmsock")
+    for _ in range(3):
+        async with shmsock.socket(PULL) as pull, shmsock.socket(PUSH) as push:
+            pull.bind("shm://short")
+            push.connect("shm://short")
+    assert _warnings(caplog) == []
+
+
+async def test_a_connector_gone_before_its_hello_is_read_is_handled_quietly(userdir, caplog):
+    caplog.set_level(logging.DEBUG, logger="shmsock")
+    async with shmsock.socket(PULL) as pull:
+        pull.bind("shm://gone-hello")
+        async with shmsock.socket(PUSH) as push:
+            push.connect("shm://gone-hello")
+            push.close()  # no checkpoint since the HELLO: the binder has not read it
+        await trio.testing.wait_all_tasks_blocked()  # now it has
+        assert "slot 0 hung up before its HELLO was read" in caplog.text
+        assert _warnings(caplog) == []
+        assert pull.peer_count == 0
+        assert _names(userdir) == {"gone-hello@lock", "gone-hello@sock"}
+        async with shmsock.socket(PUSH) as push:  # the endpoint serves the next one
+            push.connect("shm://gone-hello")
+            await push.send(b"next")
+            assert await pull.recv() == b"next"
+
+
+async def test_a_live_connector_whose_ring_is_missing_is_still_refused_and_logged(caplog):
+    async with shmsock.socket(PULL) as pull:
+        pull.bind("shm://no-ring")
+        d = UserDir()
+        try:
+            sockpath = f"/proc/self/fd/{d.fd}/no-ring@sock"
+            reason = await trio.to_thread.run_sync(_hello_from_nowhere, sockpath, 3)
+        finally:
+            d.close()
+        assert reason == _wire.Refusal.BAD_SEGMENT
+        assert any("cannot use the ring of slot 3" in w for w in _warnings(caplog))
+        assert pull.peer_count == 0
 
 
 @pytest.mark.parametrize(

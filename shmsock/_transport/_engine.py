@@ -498,6 +498,22 @@ class Engine:
         try:
             rx_seg = seg.open_existing(d, f"{b.name}@{msg.slot}.c", seg.ROLE_CONNECTOR)
         except (OSError, ShmsockError) as exc:
+            if _hung_up(hs.sock.fileno()):
+                # The connector sent its HELLO and went (it closed at once,
+                # say, and removed its ring) before we read it.  Nothing to
+                # refuse and nothing wrong; its dead slot is reclaimed below
+                # if it left anything.  A connector still waiting for our
+                # answer is told, and the problem logged, as before.
+                log.debug(
+                    "shmsock: %s: slot %d hung up before its HELLO was read: %s",
+                    b.endpoint,
+                    msg.slot,
+                    exc,
+                )
+                self._unregister(hs.sock.fileno())
+                hs.sock.close()
+                self._reclaim_slot(b.name, msg.slot)
+                return
             log.warning(
                 "shmsock: %s: cannot use the ring of slot %d: %s", b.endpoint, msg.slot, exc
             )
