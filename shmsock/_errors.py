@@ -72,7 +72,9 @@ class StateError(ShmsockError):
     """The operation is not allowed in the socket's current state.
 
     This is libzmq's EFSM: for example a REQ socket sending twice without
-    receiving.  The socket's state is unchanged.
+    receiving.  The socket's state is unchanged.  Also raised by every use,
+    in a ``fork()`` child, of a socket its parent created: sockets do not
+    survive fork.
     """
 
 

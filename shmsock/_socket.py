@@ -27,7 +27,9 @@ from __future__ import annotations
 
 import logging
 import math
+import os
 import time
+import weakref
 from array import array
 from collections.abc import AsyncIterator, Callable, Iterable, Sequence
 from types import TracebackType
@@ -137,6 +139,8 @@ class Socket:
         # Seconds senders waited for room, by endpoint (see _wait_send).
         self._send_blocked: dict[str, float] = {}
         _stats.track(self)
+        self._pid = os.getpid()  # the process it belongs to (see _disown)
+        _open_sockets.add(self)
         # The ring this socket writes has the same capacity on every
         # connection; these follow from it.
         cap = options.ring_size
@@ -982,7 +986,28 @@ class Socket:
 
     def _check_open(self) -> None:
         if self._closed:
+            if self._pid != os.getpid():
+                raise StateError(
+                    f"this socket belongs to the parent process (pid {self._pid}) that"
+                    " forked this one: Trio and shmsock sockets do not survive fork();"
+                    " create new sockets in the child (or start the child with"
+                    " multiprocessing's 'spawn' or 'forkserver' method)"
+                )
             raise trio.ClosedResourceError("the socket is closed")
+
+    def _disown(self) -> None:
+        """This process is a fork() child and the socket is its parent's.
+
+        Called by the at-fork hook below, in the child.  The socket counts
+        as closed there, so closing it does nothing, and every use takes
+        the general path to _check_open and raises StateError.  The engine
+        lets go of the descriptors without touching anything the parent
+        uses (see Engine.disown).  No Trio call here: the child may have
+        forked from a thread that runs no Trio loop.
+        """
+        self._closed = True
+        self._plain_limit, self._plain_recv = -1, False
+        self._engine.disown()
 
     @ki_protected
     def close(self) -> None:
@@ -1047,6 +1072,7 @@ class Socket:
         # Cancelling their nursery here would cancel the caller too: the
         # nursery that ``async with`` opened also runs the body of the block.
         self._engine.close(discard=discard)
+        _open_sockets.discard(self)
 
     # -- transport callbacks ---------------------------------------------------
 
@@ -1087,6 +1113,24 @@ class Socket:
         self._pattern.gone(peer)
         self._peers_lot.unpark_all()
         self._wake_direct()
+
+
+#: The sockets of this process whose engine is not closed yet, lingering
+#: ones included: what a fork() child must let go of.
+_open_sockets: weakref.WeakSet[Socket] = weakref.WeakSet()
+
+
+def _after_fork_in_child() -> None:
+    # Runs in the child of every os.fork() (multiprocessing's "fork" method
+    # included), before it returns to Python code.  Costs nothing per
+    # message: the sockets are poisoned here, once, and the checks that
+    # send and receive make anyway (closed, _plain_limit) do the rest.
+    for sock in list(_open_sockets):
+        sock._disown()
+    _open_sockets.clear()
+
+
+os.register_at_fork(after_in_child=_after_fork_in_child)
 
 
 class _SocketContext:

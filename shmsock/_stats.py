@@ -16,6 +16,7 @@ and never not at all.
 
 from __future__ import annotations
 
+import os
 import threading
 import weakref
 from typing import Final, Protocol
@@ -35,8 +36,10 @@ COUNTERS: Final = (
 )
 
 #: Taken (briefly) whenever counts move from one place to another, and by
-#: :func:`snapshot` while it reads; never held across a wait.
-LOCK: Final = threading.Lock()
+#: :func:`snapshot` while it reads; never held across a wait.  Replaced in
+#: a fork() child (see _forget_after_fork), so always read it as
+#: ``_stats.LOCK``.
+LOCK = threading.Lock()
 
 
 class EndpointStats:
@@ -140,3 +143,16 @@ def snapshot() -> dict[tuple[str, str], EndpointStats]:
                     total = out[(endpoint, kind)] = EndpointStats()
                 total.add(st)
     return out
+
+
+def _forget_after_fork() -> None:
+    # In a fork() child the parent's sockets and totals are the parent's:
+    # counting them here too would report them twice.  The lock may have
+    # been held by a thread of the parent that the child does not have.
+    global LOCK
+    LOCK = threading.Lock()
+    _live.clear()
+    _closed.clear()
+
+
+os.register_at_fork(after_in_child=_forget_after_fork)

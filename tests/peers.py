@@ -334,3 +334,25 @@ def ctrl_c_in_blocked_recv(conn: Connection, endpoint: str) -> None:
         return out
 
     conn.send(trio.run(main))
+
+
+def fork_and_wait(conn: Connection, bind_endpoint: str, pair_endpoint: str) -> None:
+    """Bind a PULL and connect a PAIR, fork a child that only lives on, report
+    the child's pid, then wait to be killed (the child stays)."""
+
+    async def main() -> None:
+        async with (
+            shmsock.socket(shmsock.PULL) as pull,
+            shmsock.socket(shmsock.PAIR) as pair,
+        ):
+            pull.bind(bind_endpoint)
+            pair.connect(pair_endpoint)
+            await pair.wait_peers(1)
+            pid = os.fork()
+            if pid == 0:
+                while True:  # until killed, holding whatever it inherited
+                    signal.pause()
+            conn.send(pid)
+            await trio.sleep_forever()
+
+    trio.run(main)

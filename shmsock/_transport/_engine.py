@@ -1348,6 +1348,75 @@ class Engine:
             d.close()
             self.dir = None
 
+    # -- fork ----------------------------------------------------------------
+
+    def disown(self) -> None:
+        """Let go of a socket that belongs to the parent: this process is a fork() child.
+
+        Runs in the child, from the at-fork hook (shmsock._socket).  Every
+        descriptor open at the fork is shared with the parent, and so is
+        what it leads to: a byte sent on a doorbell reaches the parent's
+        peer, a read takes the parent's byte, LOCK_UN releases the parent's
+        flock, epoll_ctl edits the parent's epoll set and a read of the
+        inotify descriptor takes the parent's events.  The rings and files
+        are shared too.  So the child touches none of it:
+
+        - the engine counts as closed, so nothing here runs again (the
+          poller's loop ends, ``close`` returns at once): no file removed,
+          no ring header written, no doorbell byte sent;
+        - each descriptor becomes a descriptor of ``/dev/null`` (dup2).
+          That drops the child's hold on the parent's open files, as
+          closing would (a dead parent's locks and doorbells are then
+          released at once, even while the child lives on), without
+          freeing the number: whatever closes it later, or an epoll_ctl
+          on it by the child's copy of the parent's Trio loop, meets only
+          ``/dev/null``, which epoll refuses.
+
+        The mappings stay until the objects holding them are collected;
+        unmapping touches nothing shared.  Never raises.
+        """
+        if self.closed:
+            return
+        self.closed = True
+        self.held = None
+        fds = set(self._handlers)
+        fds.add(self.epoll.fileno())
+        if self.dir is not None:
+            fds.add(self.dir.fd)
+        if self._watch is not None:
+            fds.add(self._watch.fd)
+        for b in self.bindings.values():
+            fds.update((b.lock_fd, b.lsock.fileno()))
+        for slot in self.slots:
+            fds.add(slot.lock_fd)
+            if slot.dialing is not None:
+                fds.add(slot.dialing.fileno())
+        for peer in self.peers:
+            fds.add(peer.sock.fileno())
+        fds.discard(-1)
+        # The child has no connections: nothing reports the parent's.
+        self.peers.clear()
+        self.send_ready.clear()
+        self.recv_ready.clear()
+        self._retire_queue.clear()
+        try:
+            null = os.open(os.devnull, os.O_RDWR | os.O_CLOEXEC)
+        except OSError:  # out of descriptors: closing is the next safest
+            for fd in fds:
+                try:
+                    os.close(fd)
+                except OSError:
+                    pass
+            return
+        try:
+            for fd in fds:
+                try:
+                    os.dup2(null, fd, inheritable=False)
+                except OSError:
+                    pass
+        finally:
+            os.close(null)
+
     def check_usable(self) -> None:
         """Raise the reason a connect can not succeed, if one is known."""
         for slot in self.slots:
