@@ -57,7 +57,9 @@ class CorruptMessage(ShmsockError):
 class MessageTooLarge(ShmsockError, ValueError):
     """The message exceeds ``max_msg_size`` (or what a ring can ever hold).
 
-    Raised before anything is written.
+    The limit is this socket's own, or the receiving peer's: each peer
+    states its ``max_msg_size`` when it connects, and the message names the
+    limit it broke.  Raised before anything is written.
     """
 
 

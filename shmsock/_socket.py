@@ -46,7 +46,7 @@ from ._stats import EndpointStats
 from ._transport._engine import Engine, ki_protected
 from ._transport._fs import parse_endpoint
 from ._transport._peer import Message, Peer, Queued
-from ._transport._wire import DATA
+from ._transport._wire import DATA, NO_LIMIT
 from ._types import SocketType
 
 _checkpoint_if_cancelled = trio.lowlevel.checkpoint_if_cancelled
@@ -147,10 +147,16 @@ class Socket:
         self._max_record = R.max_payload(cap)
         # PUSH, PULL and PAIR move plain messages with no state to keep:
         # their *_nowait calls have a fast path.
-        plain_send = kind in (SocketType.PUSH, SocketType.PAIR)
+        self._plain_send = kind in (SocketType.PUSH, SocketType.PAIR)
         self._plain_recv = kind in (SocketType.PULL, SocketType.PAIR)
-        # -1 when there is no fast path: no message is that short.
-        self._plain_limit = min(self._max_record, options.max_msg_size) if plain_send else -1
+        # The smallest max_msg_size among the live peers (see _peer_limits).
+        self._peer_limit: int = NO_LIMIT
+        # The fast path's bound on a message: a record, our max_msg_size and
+        # every live peer's; -1 when there is no fast path (no message is
+        # that short).  Kept up to date as peers come and go, so the fast
+        # path pays one comparison for all three.
+        self._plain_limit = -1
+        self._peer_limits()
         self._send_ready = self._engine.send_ready
         self._rotate_recv = self._pattern.rotate_recv
         self._fragment = cap // 4 - R.RECORD_HEADER_SIZE
@@ -377,12 +383,16 @@ class Socket:
         count = len(lens)
         if not count:
             return
+        # Each message of the batch must fit the peer that takes the batch.
+        size = max(lens) if len(data) > self._peer_limit else 0
+        if size > self._peer_limit:
+            self._check_peer_limits(size)
 
         def offer(peer: Peer) -> bool:
             return peer.send_records(data, lens, None, 0, atomic=True, announce=True) == count
 
         try:
-            self._place(offer)
+            self._place(offer, size)
         except MessageTooLarge:
             raise self._batch_too_large(lens) from None
 
@@ -429,10 +439,12 @@ class Socket:
         size = self._size_check(frames)
         if pattern.discard_reply():
             return
+        if size > self._peer_limit:
+            self._check_peer_limits(size)
         if len(frames) == 1 and size <= self._max_record:
             data = frames[0]
             aux = pattern.send_aux()
-            self._place(lambda peer: peer.offer_one(data, aux))
+            self._place(lambda peer: peer.offer_one(data, aux), size)
             return
         joined, lens, flags, need = self._encode(frames)
         if need > self._max_atomic:
@@ -445,19 +457,63 @@ class Socket:
         def offer_records(peer: Peer) -> bool:
             return peer.send_records(joined, lens, flags, aux, atomic=True, announce=True) > 0
 
-        self._place(offer_records)
+        self._place(offer_records, size)
 
-    def _place(self, offer: Any) -> None:
-        """Route a message with *offer*; raise WouldBlock if no peer takes it."""
+    def _place(self, offer: Callable[[Peer], bool], size: int = 0) -> None:
+        """Route a message of *size* bytes with *offer*; raise WouldBlock if no peer takes it.
+
+        A peer whose max_msg_size is below *size* is passed over (the
+        caller has checked that some live peer is not: _check_peer_limits).
+        """
         engine = self._engine
-        peer = self._pattern.route(engine.send_ready, offer)
+        peer = self._pattern.route(engine.send_ready, self._admitted(offer, size))
         if peer is None and engine.poll():  # doorbells that rang meanwhile
-            peer = self._pattern.route(engine.send_ready, offer)
+            # (a peer that attached just now may accept less)
+            peer = self._pattern.route(engine.send_ready, self._admitted(offer, size))
         if peer is None:
             if self._pattern.discard_reply():
                 return  # REP: the peer owed the reply went while we tried
             self._nothing_to_send()
         self._pattern.sent(peer)
+
+    def _admitted(self, offer: Callable[[Peer], bool], size: int) -> Callable[[Peer], bool]:
+        """*offer*, passing over the peers that accept less than *size* bytes."""
+        if size <= self._peer_limit:
+            return offer  # every live peer accepts it: the usual case
+        return lambda peer: size <= peer.max_send and offer(peer)
+
+    def _check_peer_limits(self, size: int) -> None:
+        """Raise MessageTooLarge unless a live peer the message may go to accepts *size* bytes.
+
+        Each peer states its max_msg_size when it attaches.  The peers that
+        count are those the pattern would send to now (a REP's: the one it
+        owes a reply); with none alive nothing is known yet, and the caller
+        waits for a peer as it would for any message.
+        """
+        targets = [p for p in self._pattern.targets(self._engine.peers) if p.alive]
+        if not targets:
+            return
+        largest = max(p.max_send for p in targets)
+        if size <= largest:
+            return
+        if len(targets) == 1:
+            peer = targets[0]
+            raise MessageTooLarge(
+                f"a message of {size} bytes exceeds the max_msg_size {largest} of its"
+                f" receiver, the peer at {peer.endpoint} (pid {peer.pid}); nothing was sent"
+            )
+        raise MessageTooLarge(
+            f"a message of {size} bytes exceeds the max_msg_size of every connected peer"
+            f" (the largest is {largest}); nothing was sent"
+        )
+
+    def _peer_limits(self) -> None:
+        """Fold the live peers' max_msg_size into the limits; on attach and gone."""
+        self._peer_limit = min(
+            (p.max_send for p in self._engine.peers if p.alive), default=NO_LIMIT
+        )
+        if self._plain_send and not self._closed:
+            self._plain_limit = min(self._max_record, self._options.max_msg_size, self._peer_limit)
 
     def _nothing_to_send(self) -> NoReturn:
         peers = self._engine.peers
@@ -523,9 +579,12 @@ class Socket:
                     waited = True
                 continue
             except MessageTooLarge:
-                if self._size_check(frames) > self._options.max_msg_size:
-                    raise
-                await self._stream(frames)
+                # Over a limit (ours, or every peer's: raised again here),
+                # or only too large to write at once: then it is streamed.
+                size = self._size_check(frames)
+                if size > self._peer_limit:
+                    self._check_peer_limits(size)
+                await self._stream(frames, size)
                 return
             if not waited:
                 await _shielded_checkpoint()
@@ -556,7 +615,7 @@ class Socket:
         for endpoint in endpoints:
             blocked[endpoint] = blocked.get(endpoint, 0.0) + share
 
-    async def _stream(self, frames: list[bytes]) -> None:
+    async def _stream(self, frames: list[bytes], size: int) -> None:
         """Send a message too large to write at once, fragment by fragment."""
         records = self._fragments(frames)
         pattern = self._pattern
@@ -566,10 +625,12 @@ class Socket:
             if pattern.discard_reply():
                 await _shielded_checkpoint()
                 return
+            self._check_peer_limits(size)  # the peers may have changed meanwhile
             aux = pattern.send_aux()
-            # Any peer that is not streaming already will do: once placed,
-            # the message waits for that peer's ring, fragment by fragment.
-            peer = pattern.route(self._engine.send_ready, lambda p: True)
+            # Any peer that accepts it and is not streaming already will
+            # do: once placed, the message waits for that peer's ring,
+            # fragment by fragment.
+            peer = pattern.route(self._engine.send_ready, lambda p: size <= p.max_send)
             if peer is None:
                 try:
                     self._nothing_to_send()
@@ -1106,11 +1167,13 @@ class Socket:
 
     def _attached(self, peer: Peer) -> None:
         self._pattern.attached(peer)
+        self._peer_limits()
         self._peers_lot.unpark_all()
         self._wake_direct()
 
     def _gone(self, peer: Peer) -> None:
         self._pattern.gone(peer)
+        self._peer_limits()
         self._peers_lot.unpark_all()
         self._wake_direct()
 

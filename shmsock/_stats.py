@@ -46,9 +46,10 @@ class EndpointStats:
     """Counters and gauges of one endpoint, as one socket (or several) see it.
 
     Counters: ``messages_sent``, ``bytes_sent``, ``messages_received``,
-    ``bytes_received`` (payload bytes), ``dropped`` (incomplete messages
-    whose writer gave up or died), ``corrupt`` (messages refused: oversized,
-    or records failing validation), ``send_blocked_seconds``.  Gauges:
+    ``bytes_received`` (payload bytes), ``dropped`` (messages lost:
+    incomplete ones whose writer gave up or died, and ones over
+    ``max_msg_size`` from a peer that did not learn the limit), ``corrupt``
+    (messages refused: records failing validation), ``send_blocked_seconds``.  Gauges:
     ``peers`` (live attached connections), ``used_in`` and ``used_out``
     (bytes waiting in the rings this socket reads and writes).
     """

@@ -544,7 +544,13 @@ class Engine:
         tx = R.Producer(tx_seg.ring, tx_seg.capacity, checksum=self.options.checksum)
         self._unregister(hs.sock.fileno())
         welcome = _wire.Handshake(
-            _wire.Kind.WELCOME, self.kind, msg.slot, os.getpid(), tx_seg.capacity, token
+            _wire.Kind.WELCOME,
+            self.kind,
+            msg.slot,
+            os.getpid(),
+            tx_seg.capacity,
+            token,
+            max_msg=self.options.max_msg_size,
         )
         try:
             hs.sock.send(welcome.pack())
@@ -568,6 +574,7 @@ class Engine:
             slot=msg.slot,
             token=token,
             max_msg=self.options.max_msg_size,
+            max_send=msg.accepts,
             owns_tx=True,
         )
         self._attach(peer)
@@ -727,7 +734,12 @@ class Engine:
                 self._nursery.start_soon(self._dial_later, slot)
             return
         hello = _wire.Handshake(
-            _wire.Kind.HELLO, self.kind, slot.index, os.getpid(), slot.seg.capacity
+            _wire.Kind.HELLO,
+            self.kind,
+            slot.index,
+            os.getpid(),
+            slot.seg.capacity,
+            max_msg=self.options.max_msg_size,
         )
         binder_uid = _peer_cred(conn)[1]
         if binder_uid != os.geteuid():
@@ -864,6 +876,7 @@ class Engine:
             slot=slot.index,
             token=msg.token,
             max_msg=self.options.max_msg_size,
+            max_send=msg.accepts,
             owns_tx=False,
         )
         slot.peer = peer
