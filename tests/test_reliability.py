@@ -15,6 +15,7 @@ import json
 import logging
 import os
 import shutil
+import signal
 import socket
 import stat
 import subprocess
@@ -208,8 +209,12 @@ async def test_killed_pair_peer_breaks_blocked_senders_and_is_cleaned_up_once(us
 # -- case 3: stale endpoints, and processes racing to clean them ---------------
 
 
-async def _leave_a_stale_endpoint(endpoint: str, connectors: int) -> None:
-    """A binder and some connectors, all SIGKILLed: only their files remain."""
+async def _leave_a_stale_endpoint(endpoint: str, connectors: int, sig: int) -> None:
+    """A binder and some connectors, all killed by *sig*: only their files remain.
+
+    SIGTERM's default action ends a process as abruptly as SIGKILL does (no
+    Python code runs, nothing is closed), so both leave the same files.
+    """
     binder = spawn(peers.pull_idle, endpoint, True, ctx=forked())
     pushes = []
     try:
@@ -222,10 +227,17 @@ async def _leave_a_stale_endpoint(endpoint: str, connectors: int) -> None:
             await c.expect("ready")
             await c.expect("sent")
         for c in [binder, *pushes]:
-            c.kill()
+            os.kill(c.pid, sig)
+        for c in [binder, *pushes]:
+            assert await c.join() == -sig
     finally:
         for c in [binder, *pushes]:
             c.close()
+
+
+_DEATHS = pytest.mark.parametrize(
+    "sig", [signal.SIGKILL, signal.SIGTERM], ids=["SIGKILL", "SIGTERM"]
+)
 
 
 async def test_connect_takes_a_slot_whose_ring_file_lost_its_lock(userdir):
@@ -245,8 +257,9 @@ async def test_connect_takes_a_slot_whose_ring_file_lost_its_lock(userdir):
         assert (userdir / "nolock@0.c").stat().st_size > len(b"stale")
 
 
-async def test_racing_binders_on_a_stale_endpoint_one_wins_and_cleans(userdir):
-    await _leave_a_stale_endpoint("shm://stale3", 3)
+@_DEATHS
+async def test_racing_binders_on_a_stale_endpoint_one_wins_and_cleans(sig, userdir):
+    await _leave_a_stale_endpoint("shm://stale3", 3, sig)
     left = _names(userdir)
     assert {"stale3@lock", "stale3@sock", "stale3@0.c", "stale3@2.lock"} <= left
     children = [spawn(peers.bind_race, "shm://stale3", ctx=forked()) for _ in range(6)]
@@ -268,8 +281,9 @@ async def test_racing_binders_on_a_stale_endpoint_one_wins_and_cleans(userdir):
             c.close()
 
 
-async def test_racing_connectors_reclaim_stale_slots_exactly_once(userdir):
-    await _leave_a_stale_endpoint("shm://stale4", 4)
+@_DEATHS
+async def test_racing_connectors_reclaim_stale_slots_exactly_once(sig, userdir):
+    await _leave_a_stale_endpoint("shm://stale4", 4, sig)
     children = [
         spawn(crashpeers.connect_race, "shm://stale4", f"c{i}", ctx=forked()) for i in range(6)
     ]
