@@ -625,7 +625,8 @@ class Socket:
             if pattern.discard_reply():
                 await _shielded_checkpoint()
                 return
-            self._check_peer_limits(size)  # the peers may have changed meanwhile
+            if size > self._peer_limit:  # the peers may have changed meanwhile
+                self._check_peer_limits(size)
             aux = pattern.send_aux()
             # Any peer that accepts it and is not streaming already will
             # do: once placed, the message waits for that peer's ring,
