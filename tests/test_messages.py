@@ -279,6 +279,29 @@ async def test_push_sends_each_message_to_a_peer_that_accepts_it():
         large.close()
 
 
+async def test_with_no_peer_a_send_waits_and_raises_once_a_peer_that_refuses_it_attaches():
+    async with shmsock.socket(PUSH) as push:
+        push.connect("shm://limit-late")
+        outcome = []
+
+        async def send_large() -> None:
+            with pytest.raises(Over, match="exceeds the max_msg_size 1000 of its receiver"):
+                await push.send(bytes(2000))
+            outcome.append("raised")
+
+        with trio.fail_after(10):
+            async with trio.open_nursery() as nursery:
+                nursery.start_soon(send_large)
+                await trio.testing.wait_all_tasks_blocked()
+                assert outcome == []  # no peer yet: it waits, as any send does
+                async with shmsock.socket(PULL, max_msg_size=1000) as pull:
+                    pull.bind("shm://limit-late")
+                    await wait_peers(push, 1)
+                    await push.send(bytes(1000))
+                    assert await pull.recv() == bytes(1000)
+        assert outcome == ["raised"]
+
+
 async def test_req_refuses_a_request_its_rep_would_not_take_and_can_send_again():
     child = spawn(partial(peers.rep_server, max_msg_size=1000), "shm://limit-rep", True, "srv")
     try:
