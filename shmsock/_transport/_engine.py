@@ -1383,10 +1383,17 @@ class Engine:
           released at once, even while the child lives on), without
           freeing the number: whatever closes it later, or an epoll_ctl
           on it by the child's copy of the parent's Trio loop, meets only
-          ``/dev/null``, which epoll refuses.
+          ``/dev/null``, which epoll refuses;
+        - the rings are let go of and unmapped, which is private to the
+          child.  Left to the garbage collector (nothing else closes them
+          here), a ring's memoryview and the C buffer over it can be
+          freed in an order that crashed CPython 3.11 in the tests: the
+          memoryview cleared while still exported;
+        - the peers count as gone and are forgotten, so nothing reports
+          the parent's connections, and a woken copy of a parent's task
+          finds nothing to act on.
 
-        The mappings stay until the objects holding them are collected;
-        unmapping touches nothing shared.  Never raises.
+        Never raises.
         """
         if self.closed:
             return
@@ -1398,20 +1405,35 @@ class Engine:
             fds.add(self.dir.fd)
         if self._watch is not None:
             fds.add(self._watch.fd)
+        segments: list[tuple[R.Producer | R.Consumer | None, seg.Segment]] = []
         for b in self.bindings.values():
             fds.update((b.lock_fd, b.lsock.fileno()))
+            if b.spare is not None:
+                segments.append((None, b.spare[1]))
         for slot in self.slots:
             fds.add(slot.lock_fd)
             if slot.dialing is not None:
                 fds.add(slot.dialing.fileno())
+            segments.append((slot.tx, slot.seg))
         for peer in self.peers:
             fds.add(peer.sock.fileno())
+            peer.alive = peer.readable = peer.writable = False
+            segments.append((peer.rx, peer.rx_seg))
+            if peer.owns_tx:
+                segments.append((peer.tx, peer.tx_seg))
         fds.discard(-1)
-        # The child has no connections: nothing reports the parent's.
         self.peers.clear()
         self.send_ready.clear()
         self.recv_ready.clear()
         self._retire_queue.clear()
+        for side, sg in segments:
+            try:
+                if not sg.mm.closed:
+                    if side is not None:
+                        side.release()
+                    sg.close()
+            except Exception:  # a buffer still exported: the collector will do
+                pass
         try:
             null = os.open(os.devnull, os.O_RDWR | os.O_CLOEXEC)
         except OSError:  # out of descriptors: closing is the next safest
