@@ -102,6 +102,15 @@ def _count(value: object, what: str, low: int) -> int:
     return value
 
 
+def _passing_over(offer: Callable[[Peer], bool], size: int) -> Callable[[Peer], bool]:
+    """*offer*, passing over the peers that accept less than *size* bytes.
+
+    Only for a message over some live peer's max_msg_size; the usual
+    message is offered as it is, at the cost of one comparison.
+    """
+    return lambda peer: size <= peer.max_send and offer(peer)
+
+
 class Socket:
     """A shmsock socket.  Create one with :func:`shmsock.socket`.
 
@@ -466,21 +475,17 @@ class Socket:
         caller has checked that some live peer is not: _check_peer_limits).
         """
         engine = self._engine
-        peer = self._pattern.route(engine.send_ready, self._admitted(offer, size))
+        admitted = offer if size <= self._peer_limit else _passing_over(offer, size)
+        peer = self._pattern.route(engine.send_ready, admitted)
         if peer is None and engine.poll():  # doorbells that rang meanwhile
             # (a peer that attached just now may accept less)
-            peer = self._pattern.route(engine.send_ready, self._admitted(offer, size))
+            admitted = offer if size <= self._peer_limit else _passing_over(offer, size)
+            peer = self._pattern.route(engine.send_ready, admitted)
         if peer is None:
             if self._pattern.discard_reply():
                 return  # REP: the peer owed the reply went while we tried
             self._nothing_to_send()
         self._pattern.sent(peer)
-
-    def _admitted(self, offer: Callable[[Peer], bool], size: int) -> Callable[[Peer], bool]:
-        """*offer*, passing over the peers that accept less than *size* bytes."""
-        if size <= self._peer_limit:
-            return offer  # every live peer accepts it: the usual case
-        return lambda peer: size <= peer.max_send and offer(peer)
 
     def _check_peer_limits(self, size: int) -> None:
         """Raise MessageTooLarge unless a live peer the message may go to accepts *size* bytes.
