@@ -12,8 +12,10 @@ from __future__ import annotations
 
 import gc
 import json
+import logging
 import os
 import shutil
+import signal
 import socket
 import stat
 import subprocess
@@ -207,8 +209,12 @@ async def test_killed_pair_peer_breaks_blocked_senders_and_is_cleaned_up_once(us
 # -- case 3: stale endpoints, and processes racing to clean them ---------------
 
 
-async def _leave_a_stale_endpoint(endpoint: str, connectors: int) -> None:
-    """A binder and some connectors, all SIGKILLed: only their files remain."""
+async def _leave_a_stale_endpoint(endpoint: str, connectors: int, sig: int) -> None:
+    """A binder and some connectors, all killed by *sig*: only their files remain.
+
+    SIGTERM's default action ends a process as abruptly as SIGKILL does (no
+    Python code runs, nothing is closed), so both leave the same files.
+    """
     binder = spawn(peers.pull_idle, endpoint, True, ctx=forked())
     pushes = []
     try:
@@ -221,10 +227,17 @@ async def _leave_a_stale_endpoint(endpoint: str, connectors: int) -> None:
             await c.expect("ready")
             await c.expect("sent")
         for c in [binder, *pushes]:
-            c.kill()
+            os.kill(c.pid, sig)
+        for c in [binder, *pushes]:
+            assert await c.join() == -sig
     finally:
         for c in [binder, *pushes]:
             c.close()
+
+
+_DEATHS = pytest.mark.parametrize(
+    "sig", [signal.SIGKILL, signal.SIGTERM], ids=["SIGKILL", "SIGTERM"]
+)
 
 
 async def test_connect_takes_a_slot_whose_ring_file_lost_its_lock(userdir):
@@ -244,8 +257,9 @@ async def test_connect_takes_a_slot_whose_ring_file_lost_its_lock(userdir):
         assert (userdir / "nolock@0.c").stat().st_size > len(b"stale")
 
 
-async def test_racing_binders_on_a_stale_endpoint_one_wins_and_cleans(userdir):
-    await _leave_a_stale_endpoint("shm://stale3", 3)
+@_DEATHS
+async def test_racing_binders_on_a_stale_endpoint_one_wins_and_cleans(sig, userdir):
+    await _leave_a_stale_endpoint("shm://stale3", 3, sig)
     left = _names(userdir)
     assert {"stale3@lock", "stale3@sock", "stale3@0.c", "stale3@2.lock"} <= left
     children = [spawn(peers.bind_race, "shm://stale3", ctx=forked()) for _ in range(6)]
@@ -267,8 +281,9 @@ async def test_racing_binders_on_a_stale_endpoint_one_wins_and_cleans(userdir):
             c.close()
 
 
-async def test_racing_connectors_reclaim_stale_slots_exactly_once(userdir):
-    await _leave_a_stale_endpoint("shm://stale4", 4)
+@_DEATHS
+async def test_racing_connectors_reclaim_stale_slots_exactly_once(sig, userdir):
+    await _leave_a_stale_endpoint("shm://stale4", 4, sig)
     children = [
         spawn(crashpeers.connect_race, "shm://stale4", f"c{i}", ctx=forked()) for i in range(6)
     ]
@@ -554,6 +569,56 @@ async def test_binder_refuses_and_removes_a_dead_connectors_broken_ring(shape, u
             push.connect("shm://forged")
             await push.send(b"real")
             assert await pull.recv() == b"real"
+
+
+def _warnings(caplog) -> list[str]:
+    return [r.getMessage() for r in caplog.records if r.levelno >= logging.WARNING]
+
+
+async def test_binding_and_connecting_then_closing_at_once_logs_no_warning(caplog):
+    """The shortest program: bind and connect in one process, then leave.
+
+    The connector sends its HELLO and removes its ring as it closes, before
+    the binder has read the HELLO: that is a connector gone, not a bad ring.
+    """
+    caplog.set_level(logging.DEBUG, logger="shmsock")
+    for _ in range(3):
+        async with shmsock.socket(PULL) as pull, shmsock.socket(PUSH) as push:
+            pull.bind("shm://short")
+            push.connect("shm://short")
+    assert _warnings(caplog) == []
+
+
+async def test_a_connector_gone_before_its_hello_is_read_is_handled_quietly(userdir, caplog):
+    caplog.set_level(logging.DEBUG, logger="shmsock")
+    async with shmsock.socket(PULL) as pull:
+        pull.bind("shm://gone-hello")
+        async with shmsock.socket(PUSH) as push:
+            push.connect("shm://gone-hello")
+            push.close()  # no checkpoint since the HELLO: the binder has not read it
+        await trio.testing.wait_all_tasks_blocked()  # now it has
+        assert "slot 0 hung up before its HELLO was read" in caplog.text
+        assert _warnings(caplog) == []
+        assert pull.peer_count == 0
+        assert _names(userdir) == {"gone-hello@lock", "gone-hello@sock"}
+        async with shmsock.socket(PUSH) as push:  # the endpoint serves the next one
+            push.connect("shm://gone-hello")
+            await push.send(b"next")
+            assert await pull.recv() == b"next"
+
+
+async def test_a_live_connector_whose_ring_is_missing_is_still_refused_and_logged(caplog):
+    async with shmsock.socket(PULL) as pull:
+        pull.bind("shm://no-ring")
+        d = UserDir()
+        try:
+            sockpath = f"/proc/self/fd/{d.fd}/no-ring@sock"
+            reason = await trio.to_thread.run_sync(_hello_from_nowhere, sockpath, 3)
+        finally:
+            d.close()
+        assert reason == _wire.Refusal.BAD_SEGMENT
+        assert any("cannot use the ring of slot 3" in w for w in _warnings(caplog))
+        assert pull.peer_count == 0
 
 
 @pytest.mark.parametrize(

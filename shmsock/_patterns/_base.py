@@ -121,6 +121,10 @@ class Pattern:
         """Place a message: the peer that took it, or None."""
         return round_robin(ready, offer)
 
+    def targets(self, peers: Sequence[P]) -> Sequence[P]:
+        """The peers a message sent now may go to, of *peers* (for the size check)."""
+        return peers
+
     def sent(self, peer: PeerView) -> None:
         """The message went to *peer*."""
 

@@ -7,13 +7,15 @@ State machine:
   StateError.
 - OWING: ``send`` writes the reply to *p*, tagged with *id*, and moves to
   IDLE.  If *p* has died meanwhile the reply is dropped without error, as
-  in libzmq.  ``recv`` raises StateError.
+  in libzmq.  A reply larger than *p*'s max_msg_size raises
+  MessageTooLarge and the REP stays OWING, so a smaller reply can follow.
+  ``recv`` raises StateError.
 """
 
 from __future__ import annotations
 
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 
 from .._errors import StateError
 from .._types import SocketType
@@ -49,6 +51,9 @@ class RepPattern(Pattern):
         if peer is not None and peer.alive and not peer.streaming and offer(peer):  # type: ignore[arg-type]
             return peer  # type: ignore[return-value]
         return None
+
+    def targets(self, peers: Sequence[P]) -> Sequence[P]:
+        return [] if self._owed_peer is None else [self._owed_peer]  # type: ignore[list-item]
 
     def sent(self, peer: PeerView) -> None:
         self._owed_peer = None
