@@ -387,3 +387,20 @@ def fork_and_wait(conn: Connection, bind_endpoint: str, pair_endpoint: str) -> N
             await trio.sleep_forever()
 
     trio.run(main)
+
+
+def bind_then_freeze(conn: Connection, endpoint: str) -> None:
+    """Bind a PUSH; on "freeze", stop handling events (reported as "frozen") until killed.
+
+    A binder alive but deaf: it never sees its connector go.
+    """
+
+    async def main() -> None:
+        async with shmsock.socket(shmsock.PUSH) as sock:
+            sock.bind(endpoint)
+            conn.send("ready")
+            assert await trio.to_thread.run_sync(conn.recv) == "freeze"
+            conn.send("frozen")
+            conn.recv()  # blocks the Trio thread: no event is handled again
+
+    trio.run(main)

@@ -1382,12 +1382,18 @@ class Engine:
             if peer.alive:
                 peer.alive = False
                 self._unregister(peer.fd)
-                if d is not None and _hung_up(peer.fd):
-                    # The other side has gone, and had not told us yet:
-                    # nobody else would remove this connection's ring before
-                    # the next bind.  A live peer removes it when it sees
-                    # our end of the connection (see _gone).
-                    d.unlink(peer.tx_seg.name if peer.bound else peer.rx_seg.name)
+                if d is not None and not peer.bound:
+                    # The binder's ring to us: we mapped it, so we are done
+                    # with it whatever the binder does.  Leaving it to a
+                    # binder that is alive now would leak it when the binder
+                    # closes at the same moment (it then sees us alive, and
+                    # leaves it to us) or dies before it hears of us.
+                    d.unlink(peer.rx_seg.name)
+                elif d is not None and _hung_up(peer.fd):
+                    # Our ring to a connector that has gone and had not told
+                    # us yet.  A live connector may not have mapped it yet
+                    # (our WELCOME unread): it removes the ring itself.
+                    d.unlink(peer.tx_seg.name)
             peer.release()
         self.peers.clear()
         self.send_ready.clear()
@@ -1530,8 +1536,10 @@ class Engine:
             # Our ring to a connector stays in place: the connector removes
             # it once it sees us go (Engine._gone), and one that has not yet
             # read our WELCOME opens it first, so what we sent reaches it.
-            if not peer.bound and _hung_up(peer.fd):
-                d.unlink(peer.rx_seg.name)  # a dead binder's: see close()
+            # The binder's ring to us we mapped: we are done with it (see
+            # close()).
+            if not peer.bound:
+                d.unlink(peer.rx_seg.name)
         if drain:
             self._drop_unread(peer)
         peer.dropped += len(peer.inbox)
