@@ -533,6 +533,38 @@ def _hello_from_nowhere(sockpath: str, slot: int) -> int:
     return answer.reason
 
 
+async def test_a_stale_hello_never_attaches_the_next_connectors_ring_of_its_slot():
+    # A connector sends its HELLO for slot 0 and goes before the binder reads
+    # it; the next connector claims slot 0 and makes its ring there.  The
+    # binder, reading the stale HELLO now, finds a ring at slot 0, but it is
+    # not the ring of the connection that asked: attaching it would give that
+    # ring two readers, each taking some of the next connector's messages.
+    # It never attaches: the stale connection has hung up, so the WELCOME
+    # that would attach it fails, and the binder lets go of the ring.
+    async with shmsock.socket(PULL) as pull, shmsock.socket(PUSH) as push:
+        pull.bind("shm://stale-hello")
+        d = UserDir()
+        try:
+            with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as gone:
+                gone.connect(d.sockpath("stale-hello@sock"))
+                hello = _wire.Handshake(_wire.Kind.HELLO, PUSH, 0, os.getpid(), 4096)
+                gone.sendall(hello.pack())
+        finally:
+            d.close()
+        # No checkpoint since: the binder has read neither HELLO yet.
+        push.connect("shm://stale-hello")
+        assert push._engine.slots[0].index == 0
+        await wait_peers(pull, 1)
+        for n in range(200):
+            await push.send(b"%d" % n)
+        with trio.fail_after(10):
+            got = [await pull.recv() for _ in range(200)]
+        assert got == [b"%d" % n for n in range(200)]
+        with pytest.raises(trio.WouldBlock):
+            pull.recv_nowait()
+        assert len(pull._engine.peers) == 1
+
+
 @pytest.mark.parametrize("shape", ["unfinished", "empty", "short", "shorter-than-declared"])
 async def test_binder_refuses_and_removes_a_dead_connectors_broken_ring(shape, userdir, caplog):
     async with shmsock.socket(PULL) as pull:
