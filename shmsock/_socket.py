@@ -28,7 +28,9 @@ from __future__ import annotations
 import dataclasses
 import logging
 import math
+import os
 import time
+import weakref
 from array import array
 from collections import deque
 from collections.abc import AsyncIterator, Callable, Iterable, Sequence
@@ -55,7 +57,7 @@ from ._stats import EndpointStats
 from ._transport._engine import Engine, ki_protected
 from ._transport._peer import Message, Peer, Queued
 from ._transport.shm._fs import parse_endpoint
-from ._transport.shm._wire import DATA
+from ._transport.shm._wire import DATA, NO_LIMIT
 from ._types import SocketType
 
 _checkpoint_if_cancelled = trio.lowlevel.checkpoint_if_cancelled
@@ -134,6 +136,15 @@ def _count(value: object, what: str, low: int) -> int:
     return value
 
 
+def _passing_over(offer: Callable[[Peer], bool], size: int) -> Callable[[Peer], bool]:
+    """*offer*, passing over the peers that accept less than *size* bytes.
+
+    Only for a message over some live peer's max_msg_size; the usual
+    message is offered as it is, at the cost of one comparison.
+    """
+    return lambda peer: size <= peer.max_send and offer(peer)
+
+
 class Socket:
     """A shmsock socket.  Create one with :func:`shmsock.socket`.
 
@@ -185,10 +196,14 @@ class Socket:
         # Seconds senders waited for room, by endpoint (see _wait_send).
         self._send_blocked: dict[str, float] = {}
         _stats.track(self)
+        self._pid = os.getpid()  # the process it belongs to (see _disown)
+        _open_sockets.add(self)
         # Types that move plain messages with no state to keep have a fast
         # path in their *_nowait calls.
         self._plain_send = pattern.plain_send
         self._plain_recv = pattern.plain_recv
+        # The smallest max_msg_size among the live peers (see _peer_limits).
+        self._peer_limit: int = NO_LIMIT
         self._send_ready = self._engine.send_ready
         self._rotate_recv = self._pattern.rotate_recv
         self._derive()
@@ -199,10 +214,14 @@ class Socket:
         # connection; these follow from it.
         cap = self._options.ring_size
         self._max_record = R.max_payload(cap)
-        # -1 when there is no fast path: no message is that short.
-        self._plain_limit = (
-            min(self._max_record, self._options.max_msg_size) if self._plain_send else -1
-        )
+        # The fast path's bound on a message: a record, our max_msg_size and
+        # every live peer's; -1 when there is no fast path (no message is
+        # that short).  Kept up to date as options change and peers come and
+        # go, so the fast path pays one comparison for all three.
+        if self._plain_send and not self._closed:
+            self._plain_limit = min(self._max_record, self._options.max_msg_size, self._peer_limit)
+        else:
+            self._plain_limit = -1
         self._fragment = cap // 4 - R.RECORD_HEADER_SIZE
         self._max_atomic = cap // 2
 
@@ -593,12 +612,16 @@ class Socket:
         count = len(lens)
         if not count:
             return
+        # Each message of the batch must fit the peer that takes the batch.
+        size = max(lens) if len(data) > self._peer_limit else 0
+        if size > self._peer_limit:
+            self._check_peer_limits(size)
 
         def offer(peer: Peer, aux: int) -> bool:
             return peer.send_records(data, lens, None, aux, atomic=True, announce=True) == count
 
         try:
-            self._place(offer, 0)
+            self._place(offer, 0, size)
         except MessageTooLarge:
             raise self._batch_too_large(lens) from None
 
@@ -643,9 +666,11 @@ class Socket:
         pattern = self._pattern
         pattern.check_send()
         size = self._size_check(frames)
+        if size > self._peer_limit:
+            self._check_peer_limits(size)
         if len(frames) == 1 and size <= self._max_record:
             data = frames[0]
-            self._place(lambda peer, aux: peer.offer_one(data, aux), pattern.send_aux())
+            self._place(lambda peer, aux: peer.offer_one(data, aux), pattern.send_aux(), size)
             return
         joined, lens, flags, need = self._encode(frames)
         if need > self._max_atomic:
@@ -658,30 +683,76 @@ class Socket:
         def offer_records(peer: Peer, aux: int) -> bool:
             return peer.send_records(joined, lens, flags, aux, atomic=True, announce=True) > 0
 
-        self._place(offer_records, aux)
+        self._place(offer_records, aux, size)
 
-    def _place(self, offer: Any, aux: int) -> None:
-        """Place a message with *offer*; raise WouldBlock if no peer takes it."""
+    def _place(self, offer: Any, aux: int, size: int) -> None:
+        """Place a message of *size* bytes with *offer*; raise WouldBlock if no peer takes it.
+
+        A peer whose max_msg_size is below *size* is passed over (the
+        caller has checked that some live peer is not: _check_peer_limits).
+        """
         pattern = self._pattern
         polled = False
+        passes = 0
         while True:
             target = pattern.route()
-            if target is None:
+            if target is None or passes > len(self._send_ready):
                 if not polled and self._engine.poll():  # doorbells that rang meanwhile
-                    polled = True
+                    polled, passes = True, 0
                     continue
                 self._nothing_to_send()
             if isinstance(target, Dropped):
                 return  # REP: the peer owed the reply has gone
             if isinstance(target, Fanout):
                 for pipe in target.pipes:
-                    if not offer(pipe, aux):
-                        pattern.dropped(pipe)
+                    if size <= pipe.max_send and offer(pipe, aux):  # type: ignore[attr-defined]
+                        continue
+                    pattern.dropped(pipe)
                 return
+            if size > target.max_send:  # type: ignore[attr-defined]
+                pattern.passed_over(target)
+                passes += 1
+                continue
             if offer(target, aux):
                 pattern.sent(target)
                 return
             pattern.refused(target)
+
+    def _check_peer_limits(self, size: int) -> None:
+        """Raise MessageTooLarge unless a live peer the message may go to accepts *size* bytes.
+
+        Each peer states its max_msg_size when it attaches.  The peers that
+        count are those the pattern would send to now (a REP's: the one it
+        owes a reply); with none alive nothing is known yet, and the caller
+        waits for a peer as it would for any message.
+        """
+        targets: list[Peer] = [
+            p  # type: ignore[misc]
+            for p in self._pattern.targets(self._engine.peers)
+            if p.alive
+        ]
+        if not targets:
+            return
+        largest = max(p.max_send for p in targets)
+        if size <= largest:
+            return
+        if len(targets) == 1:
+            peer = targets[0]
+            raise MessageTooLarge(
+                f"a message of {size} bytes exceeds the max_msg_size {largest} of its"
+                f" receiver, the peer at {peer.endpoint} (pid {peer.pid}); nothing was sent"
+            )
+        raise MessageTooLarge(
+            f"a message of {size} bytes exceeds the max_msg_size of every connected peer"
+            f" (the largest is {largest}); nothing was sent"
+        )
+
+    def _peer_limits(self) -> None:
+        """Fold the live peers' max_msg_size into the limits; on attach and gone."""
+        self._peer_limit = min(
+            (p.max_send for p in self._engine.peers if p.alive), default=NO_LIMIT
+        )
+        self._derive()
 
     def _nothing_to_send(self) -> NoReturn:
         peers = self._engine.peers
@@ -747,9 +818,12 @@ class Socket:
                     waited = True
                 continue
             except MessageTooLarge:
-                if self._size_check(frames) > self._options.max_msg_size:
-                    raise
-                await self._stream(frames)
+                # Over a limit (ours, or every peer's: raised again here),
+                # or only too large to write at once: then it is streamed.
+                size = self._size_check(frames)
+                if size > self._peer_limit:
+                    self._check_peer_limits(size)
+                await self._stream(frames, size)
                 return
             if not waited:
                 await _shielded_checkpoint()
@@ -780,21 +854,27 @@ class Socket:
         for endpoint in endpoints:
             blocked[endpoint] = blocked.get(endpoint, 0.0) + share
 
-    async def _stream(self, frames: list[bytes]) -> None:
+    async def _stream(self, frames: list[bytes], size: int) -> None:
         """Send a message too large to write at once, fragment by fragment."""
         records = self._fragments(frames)
         pattern = self._pattern
         while True:
             self._check_open()
             pattern.check_send()
+            if size > self._peer_limit:  # the peers may have changed meanwhile
+                self._check_peer_limits(size)
             aux = pattern.send_aux()
-            # Any peer that is not streaming already will do: once placed,
-            # the message waits for that peer's ring, fragment by fragment.
+            # Any peer that accepts it and is not streaming already will
+            # do: once placed, the message waits for that peer's ring,
+            # fragment by fragment.
             target = pattern.route()
             if isinstance(target, Dropped):
                 await _shielded_checkpoint()
                 return
             peer = cast(Peer | None, target)
+            if peer is not None and size > peer.max_send:
+                pattern.passed_over(peer)
+                peer = None
             if peer is None:
                 try:
                     self._nothing_to_send()
@@ -1210,7 +1290,28 @@ class Socket:
 
     def _check_open(self) -> None:
         if self._closed:
+            if self._pid != os.getpid():
+                raise StateError(
+                    f"this socket belongs to the parent process (pid {self._pid}) that"
+                    " forked this one: Trio and shmsock sockets do not survive fork();"
+                    " create new sockets in the child (or start the child with"
+                    " multiprocessing's 'spawn' or 'forkserver' method)"
+                )
             raise trio.ClosedResourceError("the socket is closed")
+
+    def _disown(self) -> None:
+        """This process is a fork() child and the socket is its parent's.
+
+        Called by the at-fork hook below, in the child.  The socket counts
+        as closed there, so closing it does nothing, and every use takes
+        the general path to _check_open and raises StateError.  The engine
+        lets go of the descriptors without touching anything the parent
+        uses (see Engine.disown).  No Trio call here: the child may have
+        forked from a thread that runs no Trio loop.
+        """
+        self._closed = True
+        self._plain_limit, self._plain_recv = -1, False
+        self._engine.disown()
 
     @ki_protected
     def close(self) -> None:
@@ -1293,6 +1394,7 @@ class Socket:
         # Cancelling their nursery here would cancel the caller too: the
         # nursery that ``async with`` opened also runs the body of the block.
         self._engine.close()
+        _open_sockets.discard(self)
 
     # -- the background task, and `async with` --------------------------------
 
@@ -1410,13 +1512,33 @@ class Socket:
 
     def _attached(self, peer: Peer) -> None:
         self._pattern.attached(peer)
+        self._peer_limits()
         self._peers_lot.unpark_all()
         self._wake_direct()
 
     def _gone(self, peer: Peer) -> None:
         self._pattern.gone(peer)
+        self._peer_limits()
         self._peers_lot.unpark_all()
         self._wake_direct()
+
+
+#: The sockets of this process whose engine is not closed yet, lingering
+#: ones included: what a fork() child must let go of.
+_open_sockets: weakref.WeakSet[Socket] = weakref.WeakSet()
+
+
+def _after_fork_in_child() -> None:
+    # Runs in the child of every os.fork() (multiprocessing's "fork" method
+    # included), before it returns to Python code.  Costs nothing per
+    # message: the sockets are poisoned here, once, and the checks that
+    # send and receive make anyway (closed, _plain_limit) do the rest.
+    for sock in list(_open_sockets):
+        sock._disown()
+    _open_sockets.clear()
+
+
+os.register_at_fork(after_in_child=_after_fork_in_child)
 
 
 class _PyzmqOption:

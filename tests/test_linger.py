@@ -220,6 +220,32 @@ async def test_a_binder_that_closes_before_its_reader_mapped_its_ring_is_still_r
             child.close()
 
 
+async def test_a_connector_removes_the_binders_ring_even_if_the_binder_never_hears_it_went(
+    userdir,
+):
+    # The connector mapped the binder's ring, so once it closes nobody uses
+    # that ring.  A binder alive at that moment would remove it on hearing
+    # the connection end; one that never hears (it dies first, or closes at
+    # the same moment and so sees the connector still there) would leave it
+    # behind for every tool to list until the next bind.
+    endpoint = _name("deaf-binder")
+    name = endpoint[len("shm://") :]
+    child = spawn(peers.bind_then_freeze, endpoint)
+    try:
+        await child.expect("ready")
+        async with shmsock.socket(PULL) as pull:
+            pull.connect(endpoint)
+            await wait_peers(pull, 1)  # the binder's ring is mapped
+            assert [f for f in os.listdir(userdir) if f.startswith(f"{name}@0.b.")]
+            child.send("freeze")
+            await child.expect("frozen")
+        child.kill()
+        assert [f for f in os.listdir(userdir) if f.startswith(f"{name}@0.b.")] == []
+    finally:
+        child.close()
+    await _clean(endpoint)
+
+
 # -- the losses that remain, and how they are counted -----------------------------
 
 

@@ -477,6 +477,22 @@ class Engine:
         try:
             rx_seg = seg.open_existing(d, f"{b.name}@{msg.slot}.c", seg.ROLE_CONNECTOR)
         except (OSError, ShmsockError) as exc:
+            if _hung_up(hs.sock.fileno()):
+                # The connector sent its HELLO and went (it closed at once,
+                # say, and removed its ring) before we read it.  Nothing to
+                # refuse and nothing wrong; its dead slot is reclaimed below
+                # if it left anything.  A connector still waiting for our
+                # answer is told, and the problem logged, as before.
+                log.debug(
+                    "shmsock: %s: slot %d hung up before its HELLO was read: %s",
+                    b.endpoint,
+                    msg.slot,
+                    exc,
+                )
+                self._unregister(hs.sock.fileno())
+                hs.sock.close()
+                self._reclaim_slot(b.name, msg.slot)
+                return
             log.warning(
                 "shmsock: %s: cannot use the ring of slot %d: %s", b.endpoint, msg.slot, exc
             )
@@ -507,7 +523,13 @@ class Engine:
         tx = R.Producer(tx_seg.ring, tx_seg.capacity, checksum=self.options.checksum)
         self._unregister(hs.sock.fileno())
         welcome = _wire.Handshake(
-            _wire.Kind.WELCOME, self.kind, msg.slot, os.getpid(), tx_seg.capacity, token
+            _wire.Kind.WELCOME,
+            self.kind,
+            msg.slot,
+            os.getpid(),
+            tx_seg.capacity,
+            token,
+            max_msg=self.options.max_msg_size,
         )
         try:
             hs.sock.send(welcome.pack())
@@ -531,6 +553,7 @@ class Engine:
             slot=msg.slot,
             token=token,
             max_msg=self.options.max_msg_size,
+            max_send=msg.accepts,
             owns_tx=True,
         )
         self._attach(peer)
@@ -696,7 +719,12 @@ class Engine:
                 self._start_soon(self._dial_later, slot)
             return
         hello = _wire.Handshake(
-            _wire.Kind.HELLO, self.kind, slot.index, os.getpid(), slot.seg.capacity
+            _wire.Kind.HELLO,
+            self.kind,
+            slot.index,
+            os.getpid(),
+            slot.seg.capacity,
+            max_msg=self.options.max_msg_size,
         )
         binder_uid = _peer_cred(conn)[1]
         if binder_uid != os.geteuid():
@@ -833,6 +861,7 @@ class Engine:
             slot=slot.index,
             token=msg.token,
             max_msg=self.options.max_msg_size,
+            max_send=msg.accepts,
             owns_tx=False,
         )
         slot.peer = peer
@@ -1316,12 +1345,18 @@ class Engine:
             if peer.alive:
                 peer.alive = False
                 self._unregister(peer.fd)
-                if d is not None and _hung_up(peer.fd):
-                    # The other side has gone, and had not told us yet:
-                    # nobody else would remove this connection's ring before
-                    # the next bind.  A live peer removes it when it sees
-                    # our end of the connection (see _gone).
-                    d.unlink(peer.tx_seg.name if peer.bound else peer.rx_seg.name)
+                if d is not None and not peer.bound:
+                    # The binder's ring to us: we mapped it, so we are done
+                    # with it whatever the binder does.  Leaving it to a
+                    # binder that is alive now would leak it when the binder
+                    # closes at the same moment (it then sees us alive, and
+                    # leaves it to us) or dies before it hears of us.
+                    d.unlink(peer.rx_seg.name)
+                elif d is not None and _hung_up(peer.fd):
+                    # Our ring to a connector that has gone and had not told
+                    # us yet.  A live connector may not have mapped it yet
+                    # (our WELCOME unread): it removes the ring itself.
+                    d.unlink(peer.tx_seg.name)
             peer.release()
         self.peers.clear()
         self.queues.clear()
@@ -1463,8 +1498,10 @@ class Engine:
             # Our ring to a connector stays in place: the connector removes
             # it once it sees us go (Engine._gone), and one that has not yet
             # read our WELCOME opens it first, so what we sent reaches it.
-            if not peer.bound and _hung_up(peer.fd):
-                d.unlink(peer.rx_seg.name)  # a dead binder's: see close()
+            # The binder's ring to us we mapped: we are done with it (see
+            # close()).
+            if not peer.bound:
+                d.unlink(peer.rx_seg.name)
         if drain:
             self._drop_unread(peer)
         peer.dropped += len(peer.inbox)
@@ -1492,6 +1529,97 @@ class Engine:
                 return
             if got:
                 peer.dropped += len(got)
+
+    # -- fork ----------------------------------------------------------------
+
+    def disown(self) -> None:
+        """Let go of a socket that belongs to the parent: this process is a fork() child.
+
+        Runs in the child, from the at-fork hook (shmsock._socket).  Every
+        descriptor open at the fork is shared with the parent, and so is
+        what it leads to: a byte sent on a doorbell reaches the parent's
+        peer, a read takes the parent's byte, LOCK_UN releases the parent's
+        flock, epoll_ctl edits the parent's epoll set and a read of the
+        inotify descriptor takes the parent's events.  The rings and files
+        are shared too.  So the child touches none of it:
+
+        - the engine counts as closed, so nothing here runs again (the
+          poller's loop ends, ``close`` returns at once): no file removed,
+          no ring header written, no doorbell byte sent;
+        - each descriptor becomes a descriptor of ``/dev/null`` (dup2).
+          That drops the child's hold on the parent's open files, as
+          closing would (a dead parent's locks and doorbells are then
+          released at once, even while the child lives on), without
+          freeing the number: whatever closes it later, or an epoll_ctl
+          on it by the child's copy of the parent's Trio loop, meets only
+          ``/dev/null``, which epoll refuses;
+        - the rings are let go of and unmapped, which is private to the
+          child.  Left to the garbage collector (nothing else closes them
+          here), a ring's memoryview and the C buffer over it can be
+          freed in an order that crashed CPython 3.11 in the tests: the
+          memoryview cleared while still exported;
+        - the peers count as gone and are forgotten, so nothing reports
+          the parent's connections, and a woken copy of a parent's task
+          finds nothing to act on.
+
+        Never raises.
+        """
+        if self.closed:
+            return
+        self.closed = True
+        self.held = None
+        fds = set(self._handlers)
+        fds.add(self.epoll.fileno())
+        if self.dir is not None:
+            fds.add(self.dir.fd)
+        if self._watch is not None:
+            fds.add(self._watch.fd)
+        segments: list[tuple[R.Producer | R.Consumer | None, seg.Segment]] = []
+        for b in self.bindings.values():
+            fds.update((b.lock_fd, b.lsock.fileno()))
+            if b.spare is not None:
+                segments.append((None, b.spare[1]))
+        for slot in self.slots:
+            fds.add(slot.lock_fd)
+            if slot.dialing is not None:
+                fds.add(slot.dialing.fileno())
+            segments.append((slot.tx, slot.seg))
+        for peer in self.peers:
+            fds.add(peer.sock.fileno())
+            peer.alive = peer.readable = peer.writable = False
+            segments.append((peer.rx, peer.rx_seg))
+            if peer.owns_tx:
+                segments.append((peer.tx, peer.tx_seg))
+        fds.discard(-1)
+        self.peers.clear()
+        self.send_ready.clear()
+        self.recv_ready.clear()
+        self._retire_queue.clear()
+        for side, sg in segments:
+            try:
+                if not sg.mm.closed:
+                    if side is not None:
+                        side.release()
+                    sg.close()
+            except Exception:  # a buffer still exported: the collector will do
+                pass
+        try:
+            null = os.open(os.devnull, os.O_RDWR | os.O_CLOEXEC)
+        except OSError:  # out of descriptors: closing is the next safest
+            for fd in fds:
+                try:
+                    os.close(fd)
+                except OSError:
+                    pass
+            return
+        try:
+            for fd in fds:
+                try:
+                    os.dup2(null, fd, inheritable=False)
+                except OSError:
+                    pass
+        finally:
+            os.close(null)
 
     def check_usable(self) -> None:
         """Raise the reason a connect can not succeed, if one is known."""

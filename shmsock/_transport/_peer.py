@@ -62,6 +62,7 @@ class Peer:
         "in_send",
         "inbox",
         "max_msg",
+        "max_send",
         "on_tx_corrupt",
         "owns_tx",
         "partial",
@@ -98,6 +99,7 @@ class Peer:
         token: str,
         max_msg: int,
         owns_tx: bool,
+        max_send: int = _wire.NO_LIMIT,
     ) -> None:
         self.endpoint = endpoint
         self.bound = bound  # True on the binder's side of the connection
@@ -110,7 +112,10 @@ class Peer:
         self.pid = pid
         self.slot = slot
         self.token = token
-        self.max_msg = max_msg
+        self.max_msg = max_msg  # the largest message we accept from the peer
+        # The largest message the peer accepts from us, as it stated in its
+        # handshake (NO_LIMIT if it did not): nothing larger is written.
+        self.max_send = max_send
         # A connector's ring outlives each connection to a binder: the slot
         # owns it.  A binder's ring belongs to the connection.
         self.owns_tx = owns_tx
@@ -130,11 +135,12 @@ class Peer:
         self.partial_aux = 0
         self.partial_size = 0
         self.skipping = False  # dropping the rest of an oversized message
-        # Messages lost: incomplete ones (writer gave up or died), ones left
-        # unread in our ring when the peer hung up, and, when we close, ones
-        # in the inbox and ones a peer that went left unread in its ring.
+        # Messages lost: incomplete ones (writer gave up or died), oversized
+        # ones from a peer that did not learn our limit, ones left unread in
+        # our ring when the peer hung up, and, when we close, ones in the
+        # inbox and ones a peer that went left unread in its ring.
         self.dropped = 0
-        self.corrupt = 0  # messages refused: oversized, or records failing checks
+        self.corrupt = 0  # records failing checks
         # Told when a write finds the peer's position in our ring impossible
         # (the engine closes the connection); None: the write raises.
         self.on_tx_corrupt: Callable[[Peer, CorruptMessage], None] | None = None
@@ -314,7 +320,10 @@ class Peer:
                 continue
             self.partial_size += len(payload)
             if self.partial_size > self.max_msg:
-                self.corrupt += 1
+                # Lost, not damaged: a peer that knows our limit (it read
+                # it in our handshake) never sends this; one that does not
+                # (an older build) cannot tell.
+                self.dropped += 1
                 self.partial, self.frame = None, []
                 self.skipping = bool(fl & _MORE_OR_CONT)
                 continue
