@@ -31,9 +31,18 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable
 from typing import Any, Final, TypeVar
 
+import sniffio
 import trio
 
-__all__ = ["checkpoint_if_cancelled", "ki_protected", "retry", "shielded_checkpoint"]
+from ._errors import NotInTrio
+
+__all__ = [
+    "checkpoint_if_cancelled",
+    "ki_protected",
+    "require_trio",
+    "retry",
+    "shielded_checkpoint",
+]
 
 _T = TypeVar("_T")
 
@@ -71,3 +80,24 @@ async def retry(
         if not waited:
             await shielded_checkpoint()
         return result
+
+
+def require_trio(what: str) -> None:
+    """Raise NotInTrio unless called from a Trio task; *what* names the call."""
+    try:
+        trio.lowlevel.current_task()
+    except RuntimeError:
+        pass
+    else:
+        return
+    try:
+        library = sniffio.current_async_library()
+    except sniffio.AsyncLibraryNotFoundError:
+        raise NotInTrio(
+            f"shmsock runs under Trio, but {what} ran outside trio.run: call it from a Trio"
+            " task (from another thread, through trio.from_thread.run_sync)"
+        ) from None
+    raise NotInTrio(
+        f"shmsock runs under Trio, but {what} ran under {library}:"
+        " run the program with trio.run(main) instead"
+    )

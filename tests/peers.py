@@ -290,18 +290,21 @@ def push_ctrl_c_at_doorbell(conn: Connection, endpoint: str) -> None:
     claimed the sleeping reader's wake-up; report how trio.run ended and
     which doorbells rang.  linger=None: a lost wake-up would hang the exit.
     """
-    from shmsock._transport._peer import Peer
+    import seam
 
     rung: list[bytes] = []
-    real_ring = Peer.ring
 
-    def ring(self: Peer, what: bytes) -> None:
+    def before_ring(conn: seam.Connection, what: bytes) -> None:
         if not rung:
             # Python runs the handler at the next bytecode, here, before
             # the real doorbell: where a real Ctrl-C can land.
             signal.raise_signal(signal.SIGINT)
         rung.append(what)
-        real_ring(self, what)
+
+    class Patcher:  # monkeypatch's setattr, without pytest in this child
+        @staticmethod
+        def setattr(obj: object, name: str, value: object) -> None:
+            setattr(obj, name, value)
 
     async def main() -> None:
         async with shmsock.socket(shmsock.PUSH, linger=None) as push:
@@ -309,7 +312,7 @@ def push_ctrl_c_at_doorbell(conn: Connection, endpoint: str) -> None:
             await push.wait_peers(1)
             conn.send("ready")
             await trio.to_thread.run_sync(conn.recv)  # the reader sleeps now
-            Peer.ring = ring  # type: ignore[method-assign]
+            seam.patch_doorbells(Patcher, before_ring)
             await push.send(b"hello")
             await trio.sleep_forever()
 

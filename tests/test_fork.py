@@ -29,6 +29,7 @@ from typing import Any
 
 import peers
 import pytest
+import seam
 import trio
 import trio.testing
 from conformance import wait_peers
@@ -184,7 +185,7 @@ def _shared_state(userdir, socks: list[shmsock.Socket]) -> dict[str, object]:
         files[name] = (st.st_ino, digest)
     pending = []
     for sock in socks:
-        for peer in sock._engine.peers:
+        for peer in seam.connections(sock):
             try:
                 pending.append(peer.sock.recv(4096, socket.MSG_PEEK | socket.MSG_DONTWAIT))
             except BlockingIOError:

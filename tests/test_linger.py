@@ -19,6 +19,7 @@ import signal
 import lingerpeers
 import peers
 import pytest
+import seam
 import trio
 import trio.testing
 from conformance import wait_peers
@@ -77,7 +78,7 @@ async def _finish(child: Child, end: str) -> None:
 async def _unread(sock: shmsock.Socket) -> int:
     """Bytes the writer published that *sock* has not read (the test's premise)."""
     await wait_peers(sock, 1)  # attached on this side too
-    return sum(p.rx.available() for p in sock._engine.peers)
+    return sum(c.rx.available() for c in seam.connections(sock))
 
 
 async def _clean(endpoint: str) -> None:
@@ -137,7 +138,7 @@ async def test_pull_gets_every_message_of_a_push_that_ended(end, push_binds, fil
             await _read_all_after_it_ended(pull, child, end, full=fill)
             with pytest.raises(trio.WouldBlock):
                 pull.recv_nowait()  # nothing twice; and it finds the ring at its end
-            assert pull._engine.peers == []  # so the connection is retired
+            assert seam.connections(pull) == []  # so the connection is retired
             await _finish(child, end)
         if push_binds and end in ("sigterm", "sigkill"):
             await _clean(endpoint)
@@ -364,9 +365,9 @@ async def test_a_lingering_close_ends_when_the_reader_it_waits_for_dies():
                 async with trio.open_nursery() as nursery:
                     nursery.start_soon(push.aclose)  # waits for the reader, without bound
                     await trio.testing.wait_all_tasks_blocked()
-                    assert not push._engine.closed
+                    assert not seam.transport_closed(push)
                     reader.kill()  # and now there is nothing left to wait for
-            assert push._engine.closed
+            assert seam.transport_closed(push)
         assert _dropped(endpoint, "PUSH") == 3
     finally:
         reader.close()

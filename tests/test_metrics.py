@@ -10,6 +10,7 @@ from multiprocessing.connection import Connection
 
 import pytest
 import ringforge as rf
+import seam
 import trio
 import trio.testing
 from procs import spawn
@@ -162,7 +163,7 @@ async def test_counts_of_disconnected_peers_stay():
                 await trio.sleep(0.01)
             with pytest.raises(trio.WouldBlock):
                 pull.recv_nowait()  # finds its ring empty: the peer is retired
-            assert pull._engine.peers == []
+            assert seam.connections(pull) == []
             # Its counts are still there.
             assert sample("shmsock_messages_received_total", endpoint, "PULL") == total
             assert sample("shmsock_bytes_received_total", endpoint, "PULL") == 10 * total

@@ -25,6 +25,7 @@ import tempfile
 import crashpeers
 import peers
 import pytest
+import seam
 import trio
 import trio.testing
 from conformance import fd_count, wait_peers
@@ -33,7 +34,6 @@ from procs import forked, spawn
 import shmsock
 from shmsock import PAIR, PULL, PUSH
 from shmsock import _ring as R
-from shmsock._transport import _engine
 from shmsock._transport.shm import _segment, _wire
 from shmsock._transport.shm._fs import UserDir
 
@@ -102,7 +102,7 @@ async def test_killed_reader_releases_blocked_push_senders_to_other_peers(userdi
             push.bind("shm://k2")
             await child.expect("ready")
             await wait_peers(push, 1)
-            dead = push._engine.peers[0]
+            dead = seam.connections(push)[0]
             assert dead.slot == 0
             # The heir re-creates the ring file's name: only the old one counts.
             dead_marks = [f"/{dead.tx_seg.name}", f"/{dead.rx_seg.name} (deleted)"]
@@ -133,13 +133,13 @@ async def test_killed_reader_releases_blocked_push_senders_to_other_peers(userdi
                 child.kill()
                 # No checkpoint since the kill: the binder has not seen it yet.
                 heir.connect("shm://k2")
-                assert heir._engine.slots[0].index == 0  # the dead one's slot
+                assert seam.slots(heir)[0].index == 0  # the dead one's slot
             got = {await heir.recv(), await heir.recv()}
             assert got == {b"blocked-1", b"blocked-2"}
             assert [await other.recv() for _ in queued] == queued
             # The dead connection is retired: no peer, no file, no descriptor
             # and no mapping of it is left; the heir's slot files are intact.
-            assert child.pid not in [p.pid for p in push._engine.peers]
+            assert child.pid not in [p.pid for p in seam.connections(push)]
             assert push.peer_count == 2
             sentinels = _sentinels()
             names = _names(userdir)
@@ -167,7 +167,7 @@ async def test_killed_pair_peer_breaks_blocked_senders_and_is_cleaned_up_once(us
             await child.expect("ready")
             await child.expect("sent")
             await wait_peers(pair, 1)
-            dead = pair._engine.peers[0]
+            dead = seam.connections(pair)[0]
             dead_marks = [f"/{dead.tx_seg.name}", f"/{dead.rx_seg.name}"]
             while True:
                 try:
@@ -392,7 +392,7 @@ async def test_binder_ring_name_taken_by_a_squatter_is_skipped(userdir, tmp_path
     victim.write_bytes(b"precious")
     squatter = userdir / "sqt@0.b.00000000"
     # The ring is made at accept (no spare ring made ahead): the path covered.
-    monkeypatch.setattr(_engine.Engine, "_make_spare", lambda self, b: None)
+    seam.no_spare_rings(monkeypatch)
     async with shmsock.socket(PUSH) as push, shmsock.socket(PULL) as pull:
         push.bind("shm://sqt")
         tokens = iter([bytes(4)])
@@ -429,7 +429,7 @@ async def test_connector_killed_while_creating_its_ring(point, userdir):
         # The next connector takes the slot over and is the only one heard.
         async with shmsock.socket(PUSH) as push:
             push.connect("shm://half")
-            assert push._engine.slots[0].index == 0
+            assert seam.slots(push)[0].index == 0
             await push.send(b"fresh")
             assert await pull.recv() == b"fresh"
             assert pull.peer_count == 1
@@ -489,7 +489,7 @@ async def test_a_connector_that_closes_removes_the_live_binders_ring_it_mapped(u
         async with shmsock.socket(PAIR) as pair:
             pair.connect("shm://livebinder")
             await wait_peers(binder, 1)
-            ring = binder._engine.peers[0].tx_seg.name
+            ring = seam.connections(binder)[0].tx_seg.name
             assert ring in os.listdir(userdir)
             pair.close()
             assert ring not in os.listdir(userdir)
@@ -554,7 +554,7 @@ async def test_a_stale_hello_never_attaches_the_next_connectors_ring_of_its_slot
             d.close()
         # No checkpoint since: the binder has read neither HELLO yet.
         push.connect("shm://stale-hello")
-        assert push._engine.slots[0].index == 0
+        assert seam.slots(push)[0].index == 0
         await wait_peers(pull, 1)
         for n in range(200):
             await push.send(b"%d" % n)
@@ -563,7 +563,7 @@ async def test_a_stale_hello_never_attaches_the_next_connectors_ring_of_its_slot
         assert got == [b"%d" % n for n in range(200)]
         with pytest.raises(trio.WouldBlock):
             pull.recv_nowait()
-        assert len(pull._engine.peers) == 1
+        assert len(seam.connections(pull)) == 1
 
 
 @pytest.mark.parametrize("shape", ["unfinished", "empty", "short", "shorter-than-declared"])

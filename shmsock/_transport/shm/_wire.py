@@ -48,14 +48,13 @@ from dataclasses import dataclass
 from typing import Final
 
 from ..._errors import IncompatiblePeer, SharedMemoryFull, VersionMismatch
+from .. import NO_LIMIT
 
 SIZE: Final = 64
 MAGIC: Final = b"SSHK"
 VERSION: Final = 1
 _HS = struct.Struct("<4sHBBIIQ8sIIIIQ8x")
 _MAX_MSG_STATED: Final = 1
-#: What a peer that stated no receive limit accepts: more than any message.
-NO_LIMIT: Final = 1 << 64
 
 # Doorbell bytes.
 DATA: Final = b"D"  # "I published records; you had said you would sleep"
