@@ -59,7 +59,8 @@ class Hub:
         #: Called when max_simple or peer_limit change (the socket's fast path
         #: folds them into one comparison).
         self.limits_changed: Callable[[], None] = _nothing
-        self._finished: list[Pipe] = []
+        #: Pipes that finished, to retire at the next safe point (reap).
+        self.finished_pipes: list[Pipe] = []
         # Where tasks wait (see _waiting): for a message, for room, for the
         # readers to drain (linger), for peers.
         self.recv_lot = trio.lowlevel.ParkingLot()
@@ -117,23 +118,19 @@ class Hub:
         not run since.  Returns whether there was anything to handle.
         """
         got = self.reactor.poll()
-        if self._finished:
+        if self.finished_pipes:
             self.reap()
         return got
 
     def reap(self) -> None:
         """Retire the pipes that finished: a safe point, between reads."""
-        finished = self._finished
+        finished = self.finished_pipes
         while finished:
             pipe = finished.pop()
             if pipe in self.pipes:
                 self.queues.remove(pipe)
                 self.pipes.remove(pipe)
                 pipe.retire()
-
-    @property
-    def retire_pending(self) -> bool:
-        return bool(self._finished)
 
     def only_pipe(self) -> Pipe | None:
         """The one live pipe, if there is exactly one."""
@@ -184,7 +181,7 @@ class Hub:
             self.limits_changed()
 
     def finished(self, pipe: Pipe) -> None:
-        self._finished.append(pipe)
+        self.finished_pipes.append(pipe)
 
     def ready(self, pipe: Pipe, recv: bool, send: bool) -> None:
         if recv:
@@ -261,7 +258,7 @@ class Hub:
         self.reactor.disown()
         self.pipes.clear()
         self.queues.clear()
-        self._finished.clear()
+        self.finished_pipes.clear()
 
     def close(self) -> None:
         """Close every transport (in the order they were made), then the reactor."""
@@ -272,5 +269,5 @@ class Hub:
             transport.close()
         self.pipes.clear()
         self.queues.clear()
-        self._finished.clear()
+        self.finished_pipes.clear()
         self.reactor.close()

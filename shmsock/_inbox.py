@@ -70,7 +70,7 @@ class Inbox:
                     f"the next message has {len(item.frames)} frames: use recv_multipart"
                 )
             pattern.received(pipe, aux)
-            if hub.retire_pending:
+            if hub.finished_pipes:
                 hub.reap()
             return item  # type: ignore[return-value]
         hub.reap()
@@ -92,7 +92,7 @@ class Inbox:
         got = pattern.next_batch(max_count)
         if got is None and hub.poll():  # events that came meanwhile
             got = pattern.next_batch(max_count)
-        if hub.retire_pending:
+        if hub.finished_pipes:
             hub.reap()
         if got is None:
             self.nothing_to_recv()

@@ -25,7 +25,7 @@ import trio
 from ._args import as_bytes, sequence_of
 from ._errors import MessageTooLarge
 from ._hub import Hub
-from ._patterns import Dropped, Fanout, Pattern
+from ._patterns import DROPPED, Dropped, Fanout, Pattern
 from ._transport import Pipe
 
 __all__ = ["Outbox"]
@@ -65,11 +65,16 @@ class Outbox:
         self._check_open()
         pattern = self._pattern
         pattern.check_send()
-        size = self.size_check(frames)
         hub = self._hub
+        if len(frames) == 1:
+            size = len(frames[0])
+            if size > self.max_msg_size:
+                self.size_check(frames)  # raises, saying why
+        else:
+            size = self.size_check(frames)
         if size > hub.peer_limit:
             self.check_peer_limits(size)
-        if len(frames) > 1 or size > hub.max_simple:
+        if size > hub.max_simple or len(frames) > 1:
             for transport in hub.transports.values():
                 transport.check_atomic(frames, size)
         self.place(frames, pattern.send_aux(), size)
@@ -86,29 +91,41 @@ class Outbox:
         polled = False
         passes = 0
         while True:
+            # (No isinstance, no len, no cast on the usual way through: this
+            # runs for every message of the general path.)
             target = pattern.route()
-            if target is None or passes > len(pattern.queues.send):
+            if target is None or (passes and passes > len(pattern.queues.send)):
                 if not polled and hub.poll():  # events that came meanwhile
                     polled, passes = True, 0
                     over = size > hub.peer_limit  # (a peer that attached may accept less)
                     continue
                 self.nothing_to_send()
-            if isinstance(target, Dropped):
+            if target is DROPPED:
                 return
-            if isinstance(target, Fanout):
-                for pipe in target.pipes:
-                    if not (over and size > pipe.peer_limit) and pipe.offer(frames, aux):  # type: ignore[attr-defined]
-                        continue
-                    pattern.dropped(pipe)
+            if pattern.fans_out and type(target) is Fanout:
+                self._fan_out(target, frames, aux, size if over else 0)
                 return
-            if over and size > target.peer_limit:  # type: ignore[attr-defined]
-                pattern.passed_over(target)
+            pipe: Pipe = target  # type: ignore[assignment]
+            if over and size > pipe.peer_limit:
+                pattern.passed_over(pipe)
                 passes += 1
                 continue
-            if target.offer(frames, aux):  # type: ignore[attr-defined]
-                pattern.sent(target)
+            if pipe.offer(frames, aux):
+                pattern.sent(pipe)
                 return
-            pattern.refused(target)
+            pattern.refused(pipe)
+
+    def _fan_out(self, fanout: Fanout, frames: list[bytes], aux: int, size: int) -> None:
+        """Offer the message to each pipe of *fanout*; one without room misses it.
+
+        *size* is the message's size if some peer accepts less, else 0.
+        """
+        pattern = self._pattern
+        for view in fanout.pipes:
+            pipe: Pipe = view  # type: ignore[assignment]
+            if not (size and size > pipe.peer_limit) and pipe.offer(frames, aux):
+                continue
+            pattern.dropped(view)
 
     def check_peer_limits(self, size: int) -> None:
         """Raise MessageTooLarge unless a live peer the message may go to accepts *size* bytes.
@@ -183,7 +200,7 @@ class Outbox:
         passes = 0
         while True:
             target = pattern.route()
-            if target is None or passes > len(pattern.queues.send):
+            if target is None or (passes and passes > len(pattern.queues.send)):
                 if not polled and hub.poll():
                     polled, passes = True, 0
                     continue

@@ -25,7 +25,7 @@ from __future__ import annotations
 
 import os
 from collections import deque
-from collections.abc import AsyncIterator, Iterable, Sequence
+from collections.abc import AsyncIterator, Coroutine, Iterable, Sequence
 from functools import partial
 from typing import Any, ClassVar
 
@@ -97,6 +97,7 @@ class Socket(SocketOptions, Lifetime):
         "_pid",
         "_plain_limit",
         "_plain_recv",
+        "_recv_cancelled",
         "_recv_ready",
         "_rotate_recv",
         "_send_ready",
@@ -133,6 +134,7 @@ class Socket(SocketOptions, Lifetime):
         self._send_ready: deque[Pipe] = pattern.queues.send  # type: ignore[assignment]
         self._recv_ready: deque[Pipe] = pattern.queues.recv  # type: ignore[assignment]
         self._rotate_recv = pattern.rotate_recv
+        self._recv_cancelled = pattern.recv_cancelled
         self._plain_recv = pattern.plain_recv
         self._plain_limit = -1
         self._derive()
@@ -377,7 +379,11 @@ class Socket(SocketOptions, Lifetime):
             Nothing is sent.  A streamed message cancelled midway is
             dropped by the receiver, never delivered in part.
         """
-        await self._send([as_bytes(data)])
+        frames = [as_bytes(data)]
+        try:
+            await retry(self._outbox.send_nowait, self._waiter.wait_send, frames)
+        except MessageTooLarge:
+            await self._stream(frames)
 
     @ki_protected
     def send_multipart_nowait(self, frames: Iterable[bytes]) -> None:
@@ -408,21 +414,23 @@ class Socket(SocketOptions, Lifetime):
         On cancel:
             No frame is sent.
         """
-        await self._send(frames_of(frames))
-
-    async def _send(self, frames: list[bytes]) -> None:
+        parts = frames_of(frames)
         try:
-            await retry(self._outbox.send_nowait, self._waiter.wait_send, frames)
+            await retry(self._outbox.send_nowait, self._waiter.wait_send, parts)
         except MessageTooLarge:
-            self._outbox.size_check(frames)  # over max_msg_size: raised again here
-            await stream(
-                frames,
-                pattern=self._pattern,
-                hub=self._hub,
-                outbox=self._outbox,
-                waiter=self._waiter,
-                check_open=self._check_open,
-            )
+            await self._stream(parts)
+
+    async def _stream(self, frames: list[bytes]) -> None:
+        """A message that was too large to write at once: over a limit, or streamed."""
+        self._outbox.size_check(frames)  # over max_msg_size: raised again here
+        await stream(
+            frames,
+            pattern=self._pattern,
+            hub=self._hub,
+            outbox=self._outbox,
+            waiter=self._waiter,
+            check_open=self._check_open,
+        )
 
     @ki_protected
     def send_many_nowait(self, messages: Sequence[bytes]) -> None:
@@ -511,7 +519,16 @@ class Socket(SocketOptions, Lifetime):
             Nothing is consumed.  A REQ's request is then abandoned: its
             reply, if it comes, is dropped.
         """
-        item = await self._recv(False)
+        if self._options.spin_us:
+            item = await self._recv_spinning(False)
+        else:
+            item = await retry(
+                self._inbox.take,
+                self._waiter.wait_recv_parked,
+                False,
+                None,  # poll unless it would wait on its one pipe directly
+                on_cancel=self._recv_cancelled,
+            )
         return item if type(item) is bytes else item.frames[0]  # type: ignore[union-attr]
 
     @ki_protected
@@ -536,26 +553,31 @@ class Socket(SocketOptions, Lifetime):
         On cancel:
             Nothing is consumed, as for :meth:`recv`.
         """
-        return _frames(await self._recv(True))
+        if self._options.spin_us:
+            return _frames(await self._recv_spinning(True))
+        item = await retry(
+            self._inbox.take,
+            self._waiter.wait_recv_parked,
+            True,
+            None,
+            on_cancel=self._recv_cancelled,
+        )
+        return _frames(item)
 
-    async def _recv(self, multipart: bool) -> Queued:
-        spin = self._options.spin_us
+    def _recv_spinning(self, multipart: bool) -> Coroutine[Any, Any, Queued]:
+        """A receive that spins before it parks (``spin_us``), as ``retry`` shapes it."""
         waiter = self._waiter
-        try:
-            if spin:
-                await trio.lowlevel.checkpoint()  # first: see WakeUps.look
-                return await retry(
-                    waiter.look,
-                    partial(waiter.wait_recv, spin),
-                    self._inbox.take,
-                    multipart,
-                    None,
-                    yielded=True,
-                )
-            return await retry(self._inbox.take, waiter.wait_recv_parked, multipart, None)
-        except (trio.Cancelled, KeyboardInterrupt):  # KI: delivered at the wait, like a cancel
-            self._pattern.recv_cancelled()
-            raise
+        # It yields first, so that once the spin sees data it can return
+        # without yielding again (see WakeUps.look).
+        return retry(
+            waiter.look,
+            partial(waiter.wait_recv, self._options.spin_us),
+            self._inbox.take,
+            multipart,
+            None,
+            yield_first=True,
+            on_cancel=self._recv_cancelled,
+        )
 
     @ki_protected
     def recv_many_nowait(self, max_count: int = 256) -> list[bytes]:
@@ -597,13 +619,12 @@ class Socket(SocketOptions, Lifetime):
         spin = self._options.spin_us
         waiter = self._waiter
         if spin:
-            await trio.lowlevel.checkpoint()  # first: see WakeUps.look
             return await retry(
                 waiter.look,
                 partial(waiter.wait_recv, spin),
                 self.recv_many_nowait,
                 max_count,
-                yielded=True,
+                yield_first=True,  # see _recv
             )
         return await retry(self.recv_many_nowait, waiter.wait_recv_parked, max_count)
 

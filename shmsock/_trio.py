@@ -56,30 +56,43 @@ async def retry(
     wait: Callable[[], Awaitable[bool]],
     *args: Any,
     checked: bool = False,
-    yielded: bool = False,
+    yield_first: bool = False,
+    on_cancel: Callable[[], None] | None = None,
 ) -> _T:
     """``op(*args)``, waiting with ``wait()`` while it raises trio.WouldBlock.
 
     *wait* returns whether it went through a schedule point (it may return
     False without waiting, when what it found means the caller should look
     again at once).  With *checked*, the caller has just done step 1
-    itself; with *yielded*, it has just been through a full checkpoint,
-    so step 1 is skipped and step 3 never needed.  Any other exception
-    from *op* or *wait* propagates at once.
+    itself.  With *yield_first*, step 1 is a full checkpoint instead, so
+    step 3 is never needed (a spinning receiver's: it yields before it
+    looks, so that once it sees data it can return without yielding
+    again).  *on_cancel* is called when the call is cancelled, or
+    interrupted (KeyboardInterrupt is delivered at the wait, like a
+    cancel), before the exception propagates: a REQ abandons its request.
+    Any other exception from *op* or *wait* propagates at once.
     """
-    if not (checked or yielded):
-        await checkpoint_if_cancelled()
-    waited = yielded
-    while True:
-        try:
-            result = op(*args)
-        except trio.WouldBlock:
-            if await wait():
-                waited = True
-            continue
-        if not waited:
-            await shielded_checkpoint()
-        return result
+    try:
+        if yield_first:
+            await trio.lowlevel.checkpoint()
+        elif not checked:
+            await checkpoint_if_cancelled()
+        waited = yield_first
+        while True:
+            try:
+                result = op(*args)
+            except trio.WouldBlock:
+                if await wait():
+                    waited = True
+                continue
+            break
+    except (trio.Cancelled, KeyboardInterrupt):
+        if on_cancel is not None:
+            on_cancel()
+        raise
+    if not waited:
+        await shielded_checkpoint()
+    return result
 
 
 def require_trio(what: str) -> None:

@@ -103,8 +103,10 @@ class Pattern:
     max_peers: ClassVar[int | None] = None
     #: Whether receiving moves on to the next pipe after each message.
     rotate_recv: ClassVar[bool] = True
+    #: Whether :meth:`route` may return a :class:`Fanout` (PUB will).
+    fans_out: ClassVar[bool] = False
     #: A class of public methods of this type alone, mixed into the socket
-    #: class of the type (see ``shmsock._context``); None: the plain Socket.
+    #: class of the type (see ``shmsock._socket``); None: the plain Socket.
     socket_methods: ClassVar[type | None] = None
 
     def __init__(self) -> None:
@@ -137,8 +139,10 @@ class Pattern:
         return pipes
 
     def sent(self, pipe: PipeView) -> None:
-        """The message went to *pipe*."""
-        self.queues.sent(pipe)
+        """The message went to *pipe*: it goes to the back of the send queue."""
+        send = self.queues.send
+        if send and send[0] is pipe:
+            send.rotate(-1)  # (a rotation keeps the queue's rule: see _queues)
 
     def refused(self, pipe: PipeView) -> None:
         """*pipe*, which :meth:`route` chose, had no room for the message."""

@@ -308,12 +308,11 @@ class Connection:
         self.home.tx_corrupt(self, exc)
 
     def offer(self, frames: list[bytes], aux: int) -> bool:
-        if len(frames) == 1:
-            return self._offer_one(frames[0], aux)
-        data, lens, flags = Framing.encode(frames)
-        return self.write_records(data, lens, flags, aux, announce=True) > 0
-
-    def _offer_one(self, data: bytes, aux: int) -> bool:
+        if len(frames) != 1:
+            joined, lens, flags = Framing.encode(frames)
+            return self.write_records(joined, lens, flags, aux, announce=True) > 0
+        # One frame, one record (the round trip's path: no other call).
+        data = frames[0]
         try:
             rc = self.tx.write(data, R.START, aux)
             if rc < 0:
