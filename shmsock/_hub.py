@@ -100,6 +100,8 @@ class Hub:
     @ki_protected
     async def run(self) -> None:
         """The background task: handle every descriptor's events until closed."""
+        if not self.reactor.opened.is_set():  # no descriptor to watch yet
+            await self.reactor.opened.wait()
         if self.closed:  # closed before this task first ran
             return
         fd = self.reactor.fileno()
