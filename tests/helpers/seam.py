@@ -14,8 +14,8 @@ from typing import Any
 import shmsock
 from shmsock._transport.shm import _handshake
 from shmsock._transport.shm._connection import Connection
-from shmsock._transport.shm._dialer import Slot
 from shmsock._transport.shm._listener import Listener
+from shmsock._transport.shm._slot import Slot
 from shmsock._transport.shm._transport import ShmTransport
 
 __all__ = [

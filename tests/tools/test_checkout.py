@@ -19,7 +19,7 @@ from pathlib import Path
 import pytest
 
 import shmsock
-from shmsock import _ring
+from shmsock import _ringcore
 
 ROOT = Path(__file__).resolve().parents[2]
 PACKAGE = Path(shmsock.__file__).resolve().parent
@@ -59,7 +59,7 @@ def _installed(tmp_path: Path) -> Path:
     """A site directory holding a built copy of the package under test."""
     site = tmp_path / "site"
     shutil.copytree(PACKAGE, site / "shmsock", ignore=shutil.ignore_patterns("__pycache__"))
-    assert _ring._built(site / "shmsock")
+    assert _ringcore._built(site / "shmsock")
     return site
 
 
@@ -127,7 +127,7 @@ def test_a_source_tree_with_nothing_installed_says_how_to_build(tmp_path, monkey
     # Only the standard path finder, so that no install of shmsock (an
     # editable one's finder included) is found beside the checkout.
     monkeypatch.setattr(sys, "meta_path", [importlib.machinery.PathFinder])
-    message = _ring._not_built(checkout / "shmsock", [str(checkout)], ImportError("no"))
+    message = _ringcore._not_built(checkout / "shmsock", [str(checkout)], ImportError("no"))
     assert f"is not built in {checkout / 'shmsock'}, a source tree." in message
     assert "`pip install -e .`" in message
     assert "`pip install .`" in message

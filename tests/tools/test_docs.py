@@ -190,13 +190,18 @@ def _doc_comment(owner: object, name: str) -> str:
     return ""
 
 
-def _members(cls: type, options: dict[str, str]) -> list[tuple[str, object]]:
-    """What autodoc's :members: (and :special-members:) shows of *cls*: its own
-    public attributes, not the inherited ones."""
+def _members(cls: type, options: dict[str, str]) -> list[tuple[str, object, type]]:
+    """What autodoc's :members: (and :special-members:) shows of *cls*, with the
+    class that defines each: its own public attributes, and with
+    :inherited-members: its bases' (but object's)."""
     special = {n.strip() for n in options.get("special-members", "").split(",") if n.strip()}
+    owners = cls.__mro__[:-1] if "inherited-members" in options else (cls,)
+    seen: dict[str, tuple[object, type]] = {}
+    for owner in reversed(owners):
+        seen.update((name, (value, owner)) for name, value in vars(owner).items())
     return [
-        (name, value)
-        for name, value in vars(cls).items()
+        (name, value, owner)
+        for name, (value, owner) in seen.items()
         if name in special or not name.startswith("_")
     ]
 
@@ -209,8 +214,8 @@ def documented() -> list[tuple[str, object, object]]:
     def add(name: str, obj: object, owner: object, options: dict[str, str]) -> None:
         out.append((name, obj, owner))
         if isinstance(obj, type) and "members" in options:
-            for member, value in _members(obj, options):
-                out.append((f"{name}.{member}", value, obj))
+            for member, value, defined_in in _members(obj, options):
+                out.append((f"{name}.{member}", value, defined_in))
 
     for directive, arg, options in _directives((DOCS / "api.md").read_text()):
         if directive == "module":
@@ -290,6 +295,8 @@ def test_the_api_reference_shows_no_private_name():
         "shmsock.Socket.recv_many_nowait",
         "shmsock.Socket.ITER_BATCH",
         "shmsock.Socket.__anext__",
+        "shmsock.Socket.aclose",  # the mixins' members are shown too
+        "shmsock.Socket.setsockopt",
         "shmsock.metrics.COLLECTOR",
         "shmsock.testing.isolated_root",
     } <= names
