@@ -1,0 +1,435 @@
+"""What every benchmark worker shares: its messages, their checks, and its loops.
+
+Every way of moving messages (shmsock's call styles and every peer) runs the
+same work, so that the figures compare like with like:
+
+- **The messages.**  A sender sends from a pool of distinct messages of
+  the trial's size, round and round.  Message ``j`` of sender ``s`` starts
+  with ``STAMP`` (``j``, ``s``): a sequence number modulo the pool's length
+  and the sender's id; the rest is the same pseudo-random bytes for all.
+  Building them ahead keeps per-message work out of the sender's loop.
+- **The checks.**  The receiver knows the pools too and checks every message
+  against the one expected next from its sender: the whole message up to
+  ``FULL_CHECK_MAX`` bytes (one C-level list comparison per batch), and
+  the stamp and the length above that (a memcmp of megabytes would cost
+  as much as moving them).  A lost, repeated, reordered or corrupt message
+  fails the trial.  At the end every sender sends an ``END`` record with
+  the number of messages it sent, and the receiver checks that exactly
+  that many arrived.  (A loss of an exact multiple of the pool's length
+  together with as many duplicates is the one thing this would miss.)
+- **The conversation with the coordinator**, over a multiprocessing pipe:
+  a worker says ``"ready"``, then serves commands until ``("quit", None)``.
+  A throughput receiver answers ``("run", params)`` with ``"armed"``, then
+  ``"measuring"`` when its warm-up ends, ``("result", {...})`` when its
+  measured window ends, and ``("done", {...})`` once every sender's END
+  came.  A sender answers ``("run", params)`` by sending until the
+  coordinator says ``("stop", None)`` (or ``max_seconds`` pass), then sends
+  its END and answers ``("stopped", {...})``.  A round-trip server answers
+  ``("serve", params)`` with ``"serving"``, echoes until the one-byte
+  ``STOP`` message (which it echoes too) and then says ``"idle"``; the
+  client answers ``("run", params)`` with ``("result", {...})``.  Any
+  failure is sent as ``("error", text)``.
+
+Throughput loops are written once, as coroutines: a peer with a blocking API
+passes coroutine functions that never suspend, and ``drive`` runs them
+without an event loop.  Round-trip loops time each round, so they come in a
+plain and an async version, without a call in between.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import os
+import random
+import signal
+import struct
+import time
+import traceback
+from array import array
+from collections.abc import Awaitable, Callable, Coroutine
+from multiprocessing.connection import Connection
+from typing import Any, NoReturn, TypeVar
+
+Spec = dict[str, Any]
+Params = dict[str, Any]
+T = TypeVar("T")
+
+now = time.perf_counter
+STAMP = struct.Struct("<II")  # (index in the pool, sender id)
+END = struct.Struct("<IIQ")  # (END_MARK, sender id, messages sent)
+END_MARK = 0xFFFFFFFF
+STOP = b"!"  # ends a round-trip trial; every echo server returns it and goes idle
+MIN_SIZE = STAMP.size
+FULL_CHECK_MAX = 2048
+POOL_BYTES = 256 << 10  # small enough to stay in the cache: a check is a memcmp
+POOL_MAX = 4096
+# The quiet sender of "fanin-quiet": one message every QUIET_GAP seconds,
+# carrying the time it was sent.  perf_counter is CLOCK_MONOTONIC on Linux,
+# one clock for every process.  The busy senders' messages are never this
+# size (the suite sees to it), which is how the receiver tells them apart.
+QUIET_GAP = 0.005
+QUIET = struct.Struct("=dc")
+PR_SET_PDEATHSIG = 1
+
+
+class Mismatch(Exception):
+    """A message was lost, repeated, reordered or damaged on its way."""
+
+
+class NotApplicable(Exception):
+    """This way cannot send messages of this size; the reason is the message."""
+
+
+# -- messages -------------------------------------------------------------------
+
+
+def pool_length(size: int) -> int:
+    """How many distinct messages a sender cycles through (at most POOL_BYTES)."""
+    return max(4, min(POOL_MAX, POOL_BYTES // size))
+
+
+def step(size: int, most: int = 500) -> int:
+    """Messages per loop turn: *most*, fewer for large messages, never beyond the pool."""
+    return max(1, min(most, (4 << 20) // size, pool_length(size)))
+
+
+def end_message(size: int, sid: int, count: int) -> bytes:
+    """A sender's END record; its length always differs from *size*."""
+    record = END.pack(END_MARK, sid, count)
+    return record + bytes(8) if size == len(record) else record
+
+
+def _body(size: int) -> bytes:
+    return random.Random(size).randbytes(size)
+
+
+class Pool:
+    """The messages one sender sends, in order, round and round."""
+
+    def __init__(self, size: int, sid: int = 0, stamps_only: bool = False) -> None:
+        if size < MIN_SIZE:
+            raise ValueError(f"messages must be at least {MIN_SIZE} bytes")
+        self.size = size
+        self.sid = sid
+        self.length = pool_length(size)
+        if stamps_only:
+            self.messages = [STAMP.pack(j, sid) for j in range(self.length)]
+        else:
+            tail = _body(size)[STAMP.size :]
+            self.messages = [STAMP.pack(j, sid) + tail for j in range(self.length)]
+        self._twice = self.messages + self.messages
+        self._pos = 0
+
+    def take(self, n: int) -> list[bytes]:
+        """The next *n* messages (at most the pool's length)."""
+        k = self._pos
+        self._pos = (k + n) % self.length
+        return self._twice[k : k + n]
+
+
+class Checker:
+    """Checks every message a receiver gets: count, order and content.
+
+    ``take(chunk)`` checks a list of messages and returns how many data
+    messages it held.  With *stamps*, the items are the messages' first
+    STAMP.size bytes (a zero-copy receiver reads only those; it checks the
+    length itself), except for END and quiet records, which are whole.
+    """
+
+    def __init__(
+        self, size: int, senders: int = 1, quiet: bool = False, stamps: bool = False
+    ) -> None:
+        self.size = size
+        self.senders = senders
+        self.stamps = stamps or size > FULL_CHECK_MAX
+        self.given_stamps = stamps
+        self.length = pool_length(size)
+        pools = [Pool(size, sid, stamps_only=self.stamps) for sid in range(senders)]
+        self._expect = [p.messages for p in pools]
+        self._twice = [p.messages + p.messages for p in pools]
+        self._pos = [0] * senders
+        self.quiet = quiet
+        self.reset()
+
+    def reset(self) -> None:
+        """Start a window: every sender's END to come, its count from zero.
+
+        The positions in the pools go on: so do the senders'.
+        """
+        self.received = [0] * (self.senders + 1)  # the last is the quiet sender's
+        self.open = self.senders + (1 if self.quiet else 0)
+        self.waits: list[int] = []  # ns each quiet message waited
+
+    @property
+    def done(self) -> bool:
+        """Whether every sender's END has come."""
+        return self.open == 0
+
+    def take(self, got: list[bytes]) -> int:
+        n = len(got)
+        if n > self.length:
+            return sum(self.take(got[i : i + self.length]) for i in range(0, n, self.length))
+        if not n:
+            return 0
+        if self.stamps and not self.given_stamps:
+            size = self.size
+            got = [m[: STAMP.size] if len(m) == size else m for m in got]
+        sid = 0
+        if self.senders > 1:
+            first = got[0]
+            sid = first[4] if len(first) >= STAMP.size else 0
+            if sid >= self.senders:
+                return self._slow(got)
+        k = self._pos[sid]
+        if got == self._twice[sid][k : k + n]:
+            self._pos[sid] = (k + n) % self.length
+            self.received[sid] += n
+            return n
+        return self._slow(got)
+
+    def _slow(self, got: list[bytes]) -> int:
+        data = 0
+        data_len = STAMP.size if self.stamps else self.size
+        for m in got:
+            if len(m) == data_len:
+                j, sid = STAMP.unpack_from(m)
+                if sid >= self.senders:
+                    raise Mismatch(f"a message from sender {sid}, and there are {self.senders}")
+                k = self._pos[sid]
+                if m != self._expect[sid][k]:
+                    if j == k:
+                        raise Mismatch(
+                            f"message {self.received[sid]} of sender {sid} arrived damaged"
+                        )
+                    raise Mismatch(
+                        f"sender {sid}: message {self.received[sid]} arrived with sequence"
+                        f" number {j}, {k} expected (mod {self.length}): lost, repeated"
+                        " or out of order"
+                    )
+                self._pos[sid] = (k + 1) % self.length
+                self.received[sid] += 1
+                data += 1
+            elif self.quiet and len(m) == QUIET.size:
+                self.waits.append(int((now() - QUIET.unpack(m)[0]) * 1e9))
+                self.received[self.senders] += 1
+            elif len(m) in (END.size, END.size + 8) and m[:4] == b"\xff\xff\xff\xff":
+                _, sid, count = END.unpack_from(m)
+                if sid > self.senders:
+                    raise Mismatch(f"an END from sender {sid}, and there are {self.senders}")
+                if self.received[sid] != count:
+                    raise Mismatch(
+                        f"sender {sid} sent {count} messages and {self.received[sid]} arrived"
+                    )
+                self.open -= 1
+            else:
+                raise Mismatch(f"a message of {len(m)} bytes, {self.size} expected")
+        return data
+
+    def report(self) -> dict[str, Any]:
+        return {"checked": sum(self.received[: self.senders])}
+
+
+# -- running coroutines without an event loop ------------------------------------
+
+
+def drive(coro: Coroutine[Any, Any, T]) -> T:
+    """Run a coroutine that never suspends (a blocking peer's loop) to its end."""
+    try:
+        coro.send(None)
+    except StopIteration as stop:
+        return stop.value  # type: ignore[no-any-return]
+    coro.close()
+    raise RuntimeError("a blocking peer's loop tried to suspend")
+
+
+def entry(role: Callable[[Connection, Spec], None], conn: Connection, spec: Spec) -> None:
+    """Start a worker: the environment and niceness it asks for, and errors reported.
+
+    A worker dies with its parent, the forkserver, which ends when the bench
+    does: a server blocked in its library's receive would otherwise outlive
+    a bench that was killed.
+    """
+    parent = os.getppid()
+    ctypes.CDLL(None).prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
+    if os.getppid() != parent:
+        os._exit(1)  # the parent went before the request took effect
+    os.environ.update(spec.get("env", {}))
+    if spec.get("nice"):
+        os.nice(spec["nice"])
+    try:
+        role(conn, spec)
+    except (EOFError, BrokenPipeError):
+        pass  # the coordinator went away
+    except BaseException as exc:
+        try:
+            conn.send(("error", _describe(exc)))
+        except OSError:
+            pass
+        raise SystemExit(1) from None
+
+
+def _describe(exc: BaseException) -> str:
+    if isinstance(exc, Mismatch):
+        return f"message check failed: {exc}"
+    tail = traceback.format_exception(exc)[-3:]
+    return "".join(tail).strip()
+
+
+def fail(text: str) -> NoReturn:
+    raise RuntimeError(text)
+
+
+# -- throughput -------------------------------------------------------------------
+
+Chunk = Callable[[], Awaitable[int]]
+
+
+async def receive_window(conn: Connection, chunk: Chunk, checker: Checker, p: Params) -> None:
+    """One measured window of a throughput receiver (see the module's docstring).
+
+    *chunk* receives some messages (at least one, never waiting once
+    *checker* is done), checks them with *checker* and returns how many
+    data messages there were.  The window starts with the first message.
+    """
+    checker.reset()
+    conn.send("armed")
+    await chunk()
+    warm_until = now() + p["warmup"]
+    while not checker.done and now() < warm_until:
+        await chunk()
+    conn.send("measuring")
+    n = 0
+    t0 = now()
+    until = t0 + p["seconds"]
+    while not checker.done and now() < until:
+        n += await chunk()
+    seconds = now() - t0
+    result: dict[str, Any] = {"messages": n, "seconds": seconds}
+    if checker.waits:
+        result["quiet"] = summary(checker.waits)
+    conn.send(("result", result))
+    while not checker.done:
+        await chunk()
+    conn.send(("done", checker.report()))
+
+
+async def send_window(
+    conn: Connection,
+    chunk: Chunk,
+    send_end: Callable[[bytes], Awaitable[None]],
+    p: Params,
+    sid: int = 0,
+    too_large: tuple[type[BaseException], ...] = (),
+) -> None:
+    """One window of a throughput sender: chunks until told to stop, then END.
+
+    *chunk* sends some messages and returns how many.  An exception in
+    *too_large* from the first chunk means this way cannot send messages of
+    this size at all: the END goes out at once and the answer says why.
+    """
+    count = 0
+    na = None
+    until = now() + p["max_seconds"]
+    try:
+        while not conn.poll() and now() < until:
+            count += await chunk()
+    except too_large as exc:
+        if count:
+            raise
+        na = str(exc) or type(exc).__name__
+    await send_end(end_message(p["size"], sid, count))
+    conn.send(("stopped", {"count": count, "na": na}))
+
+
+# -- round trips -------------------------------------------------------------------
+
+
+def _rounds_done(i: int, rounds: int, until: float) -> bool:
+    return i >= rounds or (i & 63 == 0 and now() >= until)
+
+
+def rounds_sync(
+    send: Callable[[bytes], object], recv: Callable[[], bytes], p: Params
+) -> dict[str, Any]:
+    """Time round trips of a blocking peer: *send* a message, *recv* its echo."""
+    pool = Pool(p["size"]).messages
+    length = len(pool)
+    for i in range(p["warmup_rounds"]):
+        m = pool[i % length]
+        send(m)
+        if recv() != m:
+            raise Mismatch(f"round trip {i}: the reply is not the request")
+    samples = array("q")
+    clock = time.perf_counter_ns
+    until = now() + p["max_seconds"]
+    rounds = p["rounds"]
+    i = 0
+    while not _rounds_done(i, rounds, until):
+        m = pool[i % length]
+        t0 = clock()
+        send(m)
+        r = recv()
+        samples.append(clock() - t0)
+        if r != m:
+            raise Mismatch(f"round trip {i}: the reply is not the request")
+        i += 1
+    send(STOP)
+    if recv() != STOP:
+        raise Mismatch("the server did not return the stop message")
+    return {"samples": samples.tobytes()}
+
+
+async def rounds_async(
+    send: Callable[[bytes], Awaitable[object]], recv: Callable[[], Awaitable[bytes]], p: Params
+) -> dict[str, Any]:
+    """rounds_sync for a peer whose calls are awaited."""
+    pool = Pool(p["size"]).messages
+    length = len(pool)
+    for i in range(p["warmup_rounds"]):
+        m = pool[i % length]
+        await send(m)
+        if await recv() != m:
+            raise Mismatch(f"round trip {i}: the reply is not the request")
+    samples = array("q")
+    clock = time.perf_counter_ns
+    until = now() + p["max_seconds"]
+    rounds = p["rounds"]
+    i = 0
+    while not _rounds_done(i, rounds, until):
+        m = pool[i % length]
+        t0 = clock()
+        await send(m)
+        r = await recv()
+        samples.append(clock() - t0)
+        if r != m:
+            raise Mismatch(f"round trip {i}: the reply is not the request")
+        i += 1
+    await send(STOP)
+    if await recv() != STOP:
+        raise Mismatch("the server did not return the stop message")
+    return {"samples": samples.tobytes()}
+
+
+def summary(samples_ns: list[int] | array[int]) -> dict[str, float]:
+    """Percentiles of latency samples, in microseconds."""
+    s = sorted(samples_ns)
+    n = len(s)
+    if not n:
+        return {"count": 0}
+
+    def pct(p: float) -> float:
+        return s[min(n - 1, int(p * n))] / 1000.0
+
+    return {
+        "count": n,
+        "p50_us": pct(0.50),
+        "p99_us": pct(0.99),
+        "p999_us": pct(0.999),
+        "max_us": s[-1] / 1000.0,
+    }
+
+
+def samples_of(result: dict[str, Any]) -> array[int]:
+    out = array("q")
+    out.frombytes(result["samples"])
+    return out
