@@ -112,14 +112,15 @@ with how to add it, and left out):
                Round trips busy-polling and parked in its Listener.
                Everywhere: no.  shmsock[bench].
 
-saving and comparing:
+saving, comparing and charts:
   --json FILE saves the run with every trial; --compare OLD.json prints
   every figure of this run beside the saved one with the ratio, and marks
   a change "better" or "WORSE" only when the new median lies outside the
   old trials' range and the old median outside the new ones' (else it is
   within the noise of the trials).  --compare OLD.json NEW.json compares
-  two saved runs without running; --from RUN.json uses a saved run instead
-  of running.  Timings on a shared
+  two saved runs without running.  --plot DIR writes throughput.png,
+  roundtrip.png and fanin.png (matplotlib, in shmsock[bench]); --from
+  RUN.json uses a saved run instead of running.  Timings on a shared
   machine drift between runs, so quote ratios from one run.
 """
 
@@ -217,6 +218,11 @@ def _bench(args: argparse.Namespace) -> int:
                 json.dump(run.to_json(), f, indent=1)
                 f.write("\n")
             print(f"saved the run in {args.json}", file=sys.stderr)
+    if args.plot:
+        from ._bench import plot
+
+        for path in plot.write(run, args.plot):
+            print(f"wrote {path}", file=sys.stderr)
     if args.compare:
         print(file=table_out)
         report.compare(_load_run(args.compare[0]), run, table_out)
@@ -539,10 +545,16 @@ def build_parser() -> argparse.ArgumentParser:
         " without running",
     )
     bench.add_argument(
+        "--plot",
+        metavar="DIR",
+        help="write charts (PNG) into DIR: throughput by size, round trips, fan-in"
+        " (needs matplotlib, in shmsock[bench])",
+    )
+    bench.add_argument(
         "--from",
         dest="source",
         metavar="RUN.json",
-        help="use a saved run instead of running (with --compare or alone)",
+        help="use a saved run instead of running (with --plot, --compare or alone)",
     )
     bench.add_argument("--quiet", action="store_true", help="no progress display on stderr")
     bench.set_defaults(func=_bench)

@@ -158,12 +158,13 @@ TINY_SWEEP = (64, 1 << 20)  # 1 MiB: more than half the ring, so nowait and batc
 
 @pytest.fixture(scope="module")
 def everyone(tmp_path_factory) -> tuple[dict, str, Path]:
-    """A short run of the sweep, round trips and fan-ins with every peer, saved."""
+    """A short run of the sweep, round trips and fan-ins with every peer, saved and plotted."""
     where = tmp_path_factory.mktemp("bench")
     result = run_ok(
         "--only", "latency,loaded,fanin,fanin-nice,fanin-quiet", "--sweep",
         "--sweep-sizes", ",".join(map(str, TINY_SWEEP)), "--seconds", "0.02",
         "--trials", "2", "--rounds", "100", "--json", str(where / "run.json"),
+        "--plot", str(where / "charts"),
     )  # fmt: skip
     return json.loads((where / "run.json").read_text()), result.stdout, where
 
@@ -213,6 +214,41 @@ def test_fanins_compare_with_pyzmq(everyone):
         assert d["quiet_count"] > 0
         assert 0 < d["quiet_p50_ms"] <= d["quiet_p99_ms"] <= d["quiet_max_ms"]
     assert "its messages waited p50" in table and "nice 10" in table
+
+
+def test_the_charts_are_png_files_with_every_way_in_them(everyone):
+    from matplotlib.image import imread
+
+    from shmsock._bench import plot
+
+    data, _, where = everyone
+    run = suite.Run.from_json(data)
+    for name in ("throughput", "roundtrip", "fanin"):
+        image = imread(where / "charts" / f"{name}.png")
+        assert image.shape[0] > 300 and image.shape[1] > 500
+    charts = plot.charts(run)
+    # Throughput: one line per way in the legend, drawn through its figures.
+    msg_ax = charts["throughput"].axes[0]
+    lines = {line.get_label(): line for line in msg_ax.get_lines()}
+    legend = {t.get_text() for t in charts["throughput"].legends[0].get_texts()}
+    for f in run.figures:
+        if f.section == "sweep" and not f.na:
+            assert f.label in legend and f.label in lines
+            xs, ys = lines[f.label].get_data()
+            assert ys[list(xs).index(f.size)] == pytest.approx(f.value * 1e6)
+    # Round trips: a row per way, a bar per percentile, a panel per load.
+    rt = charts["roundtrip"]
+    assert len(rt.axes) == 3
+    rows = [t.get_text() for t in rt.axes[0].get_yticklabels()]
+    assert set(rows) == {f.label for f in run.figures if f.section == "latency"}
+    assert [t.get_text() for t in rt.axes[0].get_legend().get_texts()] == ["p50", "p99", "p99.9"]
+    parked = next(f for f in run.figures if f.id == "latency/quiet/shmsock-parked")
+    widths = [bar.get_width() for bar in rt.axes[0].containers[0]]
+    assert parked.value in widths
+    # Fan-in: both ways, each kind.
+    fanin = charts["fanin"].axes[0]
+    assert [t.get_text() for t in fanin.get_legend().get_texts()] == ["shmsock (batch)", "pyzmq"]
+    assert len(fanin.containers[0]) == 3
 
 
 # -- the load goes with the bench ---------------------------------------------------------
@@ -357,7 +393,7 @@ def test_the_help_explains_every_figure():
     helped = run_ok("--help").stdout
     for kind in KINDS:
         assert kind in helped
-    for option in ("--sweep", "--compare", "--json", "--trials", "--from"):
+    for option in ("--sweep", "--plot", "--compare", "--json", "--trials", "--from"):
         assert option in helped
 
 
