@@ -164,7 +164,7 @@ def _roundtrip(run: Run) -> Chart | None:
             ways.append(f.way)
             labels[f.way] = f.label
     chart = Chart(figsize=(5 + 4 * len(loads), 1.6 + 0.42 * len(ways)), layout="constrained")
-    axes = chart.subplots(1, len(loads), sharey=True, squeeze=False)[0]
+    axes = chart.subplots(1, len(loads), sharex=True, sharey=True, squeeze=False)[0]
     height = 0.26
     for ax, load in zip(axes, loads, strict=True):
         rows = {f.way: f for f in figs if f.load == load}

@@ -23,7 +23,7 @@ SHORT = {
     "iceoryx2": "iceoryx2",
     "iceoryx2-zero-copy": "iox2 0-copy",
 }
-LOADS = {"quiet": "quiet machine", "half": "{n}, half the cores", "all": "{n}, every core"}
+LOADS = {"quiet": "quiet (no load added)", "half": "{n}, half the cores", "all": "{n}, every core"}
 ZERO_COPY_NOTE = (
     "  * zero-copy: compare only with shmsock's zero-copy lease and loan figures"
     " (not measured yet), never with a copying figure\n"
@@ -270,7 +270,7 @@ def _latency(figs: list[Figure], out: TextIO) -> None:
 
 
 def load_title(load: str, busy: int) -> str:
-    """'quiet machine', '1 busy process, half the cores', ..."""
+    """'quiet (no load added)', '1 busy process, half the cores', ..."""
     n = f"{busy} busy process{'' if busy == 1 else 'es'}"
     return LOADS[load].format(n=n).replace(" busy busy", " busy")
 
