@@ -24,7 +24,7 @@ from pathlib import Path
 
 import pytest
 
-from shmsock._bench import DEFAULT_KINDS, KINDS, peers, report, suite
+from shmsock._bench import DEFAULT_KINDS, KINDS, peers, protocol, report, suite
 
 SHMSOCK_STYLES = ("await", "nowait", "batch", "iter")
 LOADED_WAYS = {"shmsock-parked", "shmsock-spin", "pyzmq", "unix"}
@@ -51,6 +51,65 @@ def figures(data: dict, section: str) -> list[dict]:
     found = [f for f in data["figures"] if f["section"] == section]
     assert found, f"no {section} figure"
     return found
+
+
+# -- the check every receiver makes -------------------------------------------------------
+
+
+def _stream(size: int, senders: int = 1, pools: list | None = None) -> list[bytes]:
+    """What *senders* senders send in a window, interleaved, each ending with its END."""
+    pools = pools or [protocol.Pool(size, sid) for sid in range(senders)]
+    n = 2 * pools[0].length + 5  # round the pool more than once
+    out = [m for i in range(n) for m in (p.take(1)[0] for p in pools)]
+    return out + [protocol.end_message(size, sid, n) for sid in range(senders)]
+
+
+def _deliver(checker: protocol.Checker, messages: list[bytes], path: str) -> None:
+    if path == "lists":
+        for i in range(0, len(messages), 7):
+            checker.take(messages[i : i + 7])
+    else:
+        chunk = protocol.one_by_one(iter(messages).__next__, checker, 5)
+        while not checker.done:
+            protocol.drive(chunk())
+
+
+def _damaged(messages: list[bytes], i: int) -> list[bytes]:
+    m = bytearray(messages[i])
+    m[len(m) // 2] ^= 1
+    return [*messages[:i], bytes(m), *messages[i + 1 :]]
+
+
+BREAKAGES = {
+    "lost": lambda ms: ms[:10] + ms[11:],
+    "repeated": lambda ms: [*ms[:11], ms[10], *ms[11:]],
+    "reordered": lambda ms: [*ms[:10], ms[11], ms[10], *ms[12:]],
+    "damaged": lambda ms: _damaged(ms, 10),
+    "a short count": lambda ms: [*ms[:-1], protocol.end_message(len(ms[0]), 0, len(ms))],
+}
+
+
+@pytest.mark.parametrize("path", ["lists", "one by one"])
+@pytest.mark.parametrize("size", [64, 4096])  # whole messages compared; stamps only
+def test_the_check_passes_every_message_sent_in_order(path, size):
+    for senders in (1, 3):
+        checker = protocol.Checker(size, senders)
+        pools = [protocol.Pool(size, sid) for sid in range(senders)]
+        for _ in range(2):  # the next window goes on where the last one ended
+            checker.reset()
+            sent = _stream(size, senders, pools)
+            _deliver(checker, sent, path)
+            assert checker.done and checker.data == len(sent) - senders
+
+
+@pytest.mark.parametrize("path", ["lists", "one by one"])
+@pytest.mark.parametrize("size", [64, 4096])
+@pytest.mark.parametrize("breakage", list(BREAKAGES))
+def test_the_check_catches_a_lost_repeated_reordered_or_damaged_message(path, size, breakage):
+    if breakage == "damaged" and size > protocol.FULL_CHECK_MAX:
+        breakage = "reordered"  # only stamps are compared: damage there reads as disorder
+    with pytest.raises(protocol.Mismatch):
+        _deliver(protocol.Checker(size), BREAKAGES[breakage](_stream(size)), path)
 
 
 # -- the default suite, shmsock alone ----------------------------------------------------

@@ -42,6 +42,7 @@ from ..protocol import (
     Pool,
     Spec,
     drive,
+    one_by_one,
     receive_window,
     rounds_sync,
     send_window,
@@ -108,28 +109,19 @@ def receiver(conn: Connection, spec: Spec) -> None:
     checker = Checker(size, stamps=zero_copy)
     receive = subscriber.receive
     string_at = ctypes.string_at
-    per = step(size)
     head = STAMP.size
 
-    async def chunk() -> int:
-        got: list[bytes] = []
-        append = got.append
-        while len(got) < per:
+    def recv() -> bytes:
+        while True:
             sample = receive()
-            if sample is None:
-                if got:
-                    break
-                continue  # busy-polling
-            n = sample.header.number_of_elements
-            if zero_copy and n == size:
-                append(string_at(sample.payload_ptr, head))
-            else:
-                append(string_at(sample.payload_ptr, n))
-            sample.delete()
-            if n != size:
-                break
-        return checker.take(got)
+            if sample is not None:
+                break  # else busy-polling
+        n = sample.header.number_of_elements
+        data = string_at(sample.payload_ptr, head if zero_copy and n == size else n)
+        sample.delete()
+        return data
 
+    chunk = one_by_one(recv, checker, step(size))
     while True:
         cmd, p = conn.recv()
         if cmd == "quit":

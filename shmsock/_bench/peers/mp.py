@@ -19,6 +19,7 @@ from ..protocol import (
     Pool,
     Spec,
     drive,
+    one_by_one,
     receive_window,
     rounds_sync,
     send_window,
@@ -40,18 +41,7 @@ def shared(ctx: Any, params: dict[str, Any], size: int) -> dict[str, Any]:
 def _receive(conn: Connection, spec: Spec, recv: Any) -> None:
     size = spec["size"]
     checker = Checker(size)
-    per = step(size)
-
-    async def chunk() -> int:
-        got: list[bytes] = []
-        append = got.append
-        for _ in range(per):
-            m = recv()
-            append(m)
-            if len(m) != size:
-                break
-        return checker.take(got)
-
+    chunk = one_by_one(recv, checker, step(size))
     conn.send("ready")
     while True:
         cmd, p = conn.recv()

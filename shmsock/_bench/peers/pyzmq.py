@@ -22,6 +22,8 @@ from ..protocol import (
     drive,
     end_message,
     now,
+    one_by_one,
+    one_by_one_async,
     receive_window,
     rounds_sync,
     send_window,
@@ -54,18 +56,7 @@ def receiver(conn: Connection, spec: Spec) -> None:
     s.bind(address(spec))
     conn.send("ready")
     checker = Checker(size, spec.get("senders", 1), quiet=spec.get("quiet", False))
-    recv = s.recv
-    per = step(size)
-
-    async def chunk() -> int:
-        got: list[bytes] = []
-        append = got.append
-        for _ in range(per):
-            m = recv()
-            append(m)
-            if len(m) != size:
-                break
-        return checker.take(got)
+    chunk = one_by_one(s.recv, checker, step(size))
 
     while True:
         cmd, p = conn.recv()
@@ -152,16 +143,7 @@ def async_receiver(conn: Connection, spec: Spec) -> None:
         s.bind(address(spec))
         conn.send("ready")
         checker = Checker(size)
-        per = step(size, 100)
-
-        async def chunk() -> int:
-            got: list[bytes] = []
-            for _ in range(per):
-                m = await s.recv()
-                got.append(m)
-                if len(m) != size:
-                    break
-            return checker.take(got)
+        chunk = one_by_one_async(s.recv, checker, step(size, 100))
 
         while True:
             cmd, p = await _command(conn)

@@ -24,6 +24,7 @@ from ..protocol import (
     Spec,
     end_message,
     now,
+    one_by_one_async,
     receive_window,
     rounds_async,
     send_window,
@@ -60,42 +61,13 @@ async def _command(conn: Connection) -> tuple[str, Any]:
 
 def _receive_chunk(s: shmsock.Socket, mode: str, checker: Checker, size: int) -> Chunk:
     """The receiving loop of one call style (see protocol.receive_window)."""
-    take = checker.take
-    if mode in ("await", "iter"):
-        per = step(size, 100 if mode == "await" else 1000)
-
-        async def one_by_one() -> int:
-            got: list[bytes] = []
-            if mode == "await":
-                for _ in range(per):
-                    m = await s.recv()
-                    got.append(m)
-                    if len(m) != size:
-                        break
-            else:
-                async for m in s:
-                    got.append(m)
-                    if len(m) != size or len(got) >= per:
-                        break
-            return take(got)
-
-        return one_by_one
+    if mode == "await":
+        return one_by_one_async(s.recv, checker, step(size, 100))
+    if mode == "iter":
+        return one_by_one_async(s.__aiter__().__anext__, checker, step(size))  # async for
     if mode == "nowait":
-        per = step(size)
-        recv_nowait = s.recv_nowait
-
-        async def nowait() -> int:
-            got: list[bytes] = []
-            append = got.append
-            try:
-                for _ in range(per):
-                    append(recv_nowait())
-            except trio.WouldBlock:
-                if not got:
-                    append(await s.recv())
-            return take(got)
-
-        return nowait
+        return _nowait_chunk(s, checker, step(size))
+    take = checker.take
     if checker.quiet:
         # Every batch is looked at as it comes, as an application would.
         async def each_batch() -> int:
@@ -118,6 +90,45 @@ def _receive_chunk(s: shmsock.Socket, mode: str, checker: Checker, size: int) ->
         return n
 
     return batch
+
+
+def _nowait_chunk(s: shmsock.Socket, checker: Checker, per: int) -> Chunk:
+    """recv_nowait until it would block, then one await recv (see protocol.one_by_one)."""
+    recv_nowait = s.recv_nowait
+    if checker.stamps:
+        per = min(per, 16)
+
+        async def listed() -> int:
+            got: list[bytes] = []
+            try:
+                got.extend(recv_nowait() for _ in range(per))  # keeps those before WouldBlock
+            except trio.WouldBlock:
+                if not got:
+                    got.append(await s.recv())
+            return checker.take(got)
+
+        return listed
+
+    async def nowait() -> int:
+        nxt = checker.next[0]
+        n = 0
+        try:
+            for _ in range(per):
+                m = recv_nowait()
+                e = nxt()
+                if m != e:
+                    return checker.odd(m, e, n)
+                n += 1
+        except trio.WouldBlock:
+            if n == 0:  # nothing there: wait for one (never after the END)
+                m = await s.recv()
+                e = nxt()
+                if m != e:
+                    return checker.odd(m, e, 0)
+                n = 1
+        return checker.count(n)
+
+    return nowait
 
 
 def receiver(conn: Connection, spec: Spec) -> None:
