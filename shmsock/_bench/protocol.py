@@ -36,6 +36,11 @@ Throughput loops are written once, as coroutines: a peer with a blocking API
 passes coroutine functions that never suspend, and ``drive`` runs them
 without an event loop.  Round-trip loops time each round, so they come in a
 plain and an async version, without a call in between.
+
+A peer's roles are mostly setup: ``receiving``, ``sending``, ``echoing`` and
+``timing`` (and their ``_async`` twins, given a way to wait for a command
+off the event loop) serve the coordinator's commands, and ``one_by_one`` /
+``send_each`` are the loops of a peer that moves one message per call.
 """
 
 from __future__ import annotations
@@ -48,7 +53,7 @@ import struct
 import time
 import traceback
 from array import array
-from collections.abc import Awaitable, Callable, Coroutine, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine, Iterator
 from itertools import cycle, islice
 from multiprocessing.connection import Connection
 from typing import Any, NoReturn, TypeVar
@@ -276,6 +281,7 @@ class Checker:
 
 
 Chunk = Callable[[], Awaitable[int]]
+EndSender = Callable[[bytes], Awaitable[None]]
 
 
 def one_by_one(recv: Callable[[], bytes], checker: Checker, per: int) -> Chunk:
@@ -332,6 +338,20 @@ def one_by_one(recv: Callable[[], bytes], checker: Checker, per: int) -> Chunk:
         return checker.count(n)
 
     return several
+
+
+def send_each(send: Callable[[bytes], object], pool: Pool, per: int) -> tuple[Chunk, EndSender]:
+    """The sending loop of a peer that sends one message per blocking call, and its END."""
+
+    async def chunk() -> int:
+        for m in pool.take(per):
+            send(m)
+        return per
+
+    async def send_end(m: bytes) -> None:
+        send(m)
+
+    return chunk, send_end
 
 
 def one_by_one_async(recv: Callable[[], Awaitable[bytes]], checker: Checker, per: int) -> Chunk:
@@ -453,7 +473,7 @@ async def receive_window(conn: Connection, chunk: Chunk, checker: Checker, p: Pa
 async def send_window(
     conn: Connection,
     chunk: Chunk,
-    send_end: Callable[[bytes], Awaitable[None]],
+    send_end: EndSender,
     p: Params,
     sid: int = 0,
     too_large: tuple[type[BaseException], ...] = (),
@@ -545,6 +565,127 @@ async def rounds_async(
     if await recv() != STOP:
         raise Mismatch("the server did not return the stop message")
     return {"samples": samples.tobytes()}
+
+
+# -- serving the coordinator's commands ------------------------------------------------
+
+Wait = Callable[[], Awaitable[Any]]  # the next command, without blocking the event loop
+
+
+def commands(conn: Connection) -> Iterator[tuple[str, Any]]:
+    """The coordinator's commands, until it says quit.
+
+    A "stop" that comes after a sender stopped by itself is passed over.
+    """
+    while True:
+        cmd, p = conn.recv()
+        if cmd == "quit":
+            return
+        if cmd != "stop":
+            yield cmd, p
+
+
+async def commands_async(wait: Wait) -> AsyncIterator[tuple[str, Any]]:
+    """commands() for a worker under an event loop; *wait* gets one in a thread."""
+    while True:
+        cmd, p = await wait()
+        if cmd == "quit":
+            return
+        if cmd != "stop":
+            yield cmd, p
+
+
+def receiving(
+    conn: Connection, chunk: Chunk, checker: Checker, before: Callable[[], object] = bool
+) -> None:
+    """Run receive windows (see receive_window) until told to quit.
+
+    *before* runs before each window, once every sender is up.
+    """
+    for cmd, p in commands(conn):
+        if cmd == "run":
+            before()
+            drive(receive_window(conn, chunk, checker, p))
+
+
+async def receiving_async(conn: Connection, wait: Wait, chunk: Chunk, checker: Checker) -> None:
+    async for cmd, p in commands_async(wait):
+        if cmd == "run":
+            await receive_window(conn, chunk, checker, p)
+
+
+def sending(
+    conn: Connection,
+    chunk: Chunk,
+    send_end: EndSender,
+    sid: int = 0,
+    too_large: tuple[type[BaseException], ...] = (),
+) -> None:
+    """Run send windows (see send_window) until told to quit."""
+    for cmd, p in commands(conn):
+        if cmd == "run":
+            drive(send_window(conn, chunk, send_end, p, sid, too_large))
+
+
+async def sending_async(
+    conn: Connection,
+    wait: Wait,
+    chunk: Chunk,
+    send_end: EndSender,
+    sid: int = 0,
+    too_large: tuple[type[BaseException], ...] = (),
+) -> None:
+    async for cmd, p in commands_async(wait):
+        if cmd == "run":
+            await send_window(conn, chunk, send_end, p, sid, too_large)
+
+
+def echoing(conn: Connection, recv: Callable[[], bytes], send: Callable[[bytes], object]) -> None:
+    """An echo server's life: on "serve", echo until the STOP message (echoed too)."""
+    for cmd, _ in commands(conn):
+        if cmd == "serve":
+            conn.send("serving")
+            while True:
+                m = recv()
+                send(m)
+                if len(m) == len(STOP):
+                    break
+            conn.send("idle")
+
+
+async def echoing_async(
+    conn: Connection,
+    wait: Wait,
+    recv: Callable[[], Awaitable[bytes]],
+    send: Callable[[bytes], Awaitable[object]],
+) -> None:
+    async for cmd, _ in commands_async(wait):
+        if cmd == "serve":
+            conn.send("serving")
+            while True:
+                m = await recv()
+                await send(m)
+                if len(m) == len(STOP):
+                    break
+            conn.send("idle")
+
+
+def timing(conn: Connection, send: Callable[[bytes], object], recv: Callable[[], bytes]) -> None:
+    """A round-trip client's life: on "run", time the rounds and answer with them."""
+    for cmd, p in commands(conn):
+        if cmd == "run":
+            conn.send(("result", rounds_sync(send, recv, p)))
+
+
+async def timing_async(
+    conn: Connection,
+    wait: Wait,
+    send: Callable[[bytes], Awaitable[object]],
+    recv: Callable[[], Awaitable[bytes]],
+) -> None:
+    async for cmd, p in commands_async(wait):
+        if cmd == "run":
+            conn.send(("result", await rounds_async(send, recv, p)))
 
 
 def summary(samples_ns: list[int] | array[int]) -> dict[str, float]:

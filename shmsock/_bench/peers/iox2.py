@@ -41,12 +41,12 @@ from ..protocol import (
     Checker,
     Pool,
     Spec,
-    drive,
+    echoing,
     one_by_one,
-    receive_window,
-    rounds_sync,
-    send_window,
+    receiving,
+    sending,
     step,
+    timing,
 )
 
 BUFFER_BYTES = 64 << 20
@@ -122,17 +122,12 @@ def receiver(conn: Connection, spec: Spec) -> None:
         return data
 
     chunk = one_by_one(recv, checker, step(size))
-    while True:
-        cmd, p = conn.recv()
-        if cmd == "quit":
-            break
-        if cmd == "run":
-            # A subscriber connects to a publisher made after it only when it
-            # polls; until then a full buffer makes the publisher drop what
-            # it sends, even with RetryUntilDelivered (iceoryx2's sender.rs:
-            # NoConnectedReceiverAndBufferIsFull).  The senders exist now.
-            subscriber.has_samples()
-            drive(receive_window(conn, chunk, checker, p))
+    # A subscriber connects to a publisher made after it only when it polls;
+    # until then a full buffer makes the publisher drop what it sends, even
+    # with RetryUntilDelivered (iceoryx2's sender.rs: a receiver that is not
+    # connected and whose buffer is full is skipped).  So it polls once
+    # before each window, when the senders exist.
+    receiving(conn, chunk, checker, before=subscriber.has_samples)
     del subscriber, service, node
 
 
@@ -166,13 +161,7 @@ def sender(conn: Connection, spec: Spec) -> None:
     async def send_end(m: bytes) -> None:
         send(m)
 
-    chunk = stamp_only if zero_copy else copy_in
-    while True:
-        cmd, p = conn.recv()
-        if cmd == "quit":
-            break
-        if cmd == "run":
-            drive(send_window(conn, chunk, send_end, p))
+    sending(conn, stamp_only if zero_copy else copy_in, send_end)
     del publisher, service, node
 
 
@@ -240,34 +229,19 @@ class _Ends:
         self.recv = recv
 
 
+# A round trip has one message in flight, so a subscriber's buffer is never
+# full and never drops one before the subscriber first polls (see receiver).
+
+
 def echo(conn: Connection, spec: Spec) -> None:
     ends = _Ends(spec, "server", "client")
     conn.send("ready")
-    send, recv = ends.send, ends.recv
-    while True:
-        cmd, _ = conn.recv()
-        if cmd == "quit":
-            break
-        if cmd == "serve":
-            ends.subscriber.has_samples()  # connect to the client's publisher (see receiver)
-            conn.send("serving")
-            while True:
-                m = recv()
-                send(m)
-                if len(m) == 1:
-                    break
-            conn.send("idle")
+    echoing(conn, ends.recv, ends.send)
     del ends
 
 
 def client(conn: Connection, spec: Spec) -> None:
     ends = _Ends(spec, "client", "server")
     conn.send("ready")
-    while True:
-        cmd, p = conn.recv()
-        if cmd == "quit":
-            break
-        if cmd == "run":
-            ends.subscriber.has_samples()
-            conn.send(("result", rounds_sync(ends.send, ends.recv, p)))
+    timing(conn, ends.send, ends.recv)
     del ends

@@ -18,12 +18,13 @@ from ..protocol import (
     Checker,
     Pool,
     Spec,
-    drive,
+    echoing,
     one_by_one,
-    receive_window,
-    rounds_sync,
-    send_window,
+    receiving,
+    send_each,
+    sending,
     step,
+    timing,
 )
 
 QUEUE_BYTES = 64 << 20
@@ -39,37 +40,16 @@ def shared(ctx: Any, params: dict[str, Any], size: int) -> dict[str, Any]:
 
 
 def _receive(conn: Connection, spec: Spec, recv: Any) -> None:
-    size = spec["size"]
-    checker = Checker(size)
-    chunk = one_by_one(recv, checker, step(size))
+    checker = Checker(spec["size"])
+    chunk = one_by_one(recv, checker, step(spec["size"]))
     conn.send("ready")
-    while True:
-        cmd, p = conn.recv()
-        if cmd == "quit":
-            return
-        if cmd == "run":
-            drive(receive_window(conn, chunk, checker, p))
+    receiving(conn, chunk, checker)
 
 
 def _send(conn: Connection, spec: Spec, send: Any) -> None:
     pool = Pool(spec["size"])
-    per = step(pool.size)
-
-    async def chunk() -> int:
-        for m in pool.take(per):
-            send(m)
-        return per
-
-    async def send_end(m: bytes) -> None:
-        send(m)
-
     conn.send("ready")
-    while True:
-        cmd, p = conn.recv()
-        if cmd == "quit":
-            return
-        if cmd == "run":
-            drive(send_window(conn, chunk, send_end, p))
+    sending(conn, *send_each(send, pool, step(pool.size)))
 
 
 def queue_receiver(conn: Connection, spec: Spec) -> None:
@@ -92,53 +72,31 @@ def pipe_sender(conn: Connection, spec: Spec) -> None:
     _send(conn, spec, spec["ends"][1].send_bytes)
 
 
-def _serve(conn: Connection, recv: Any, send: Any) -> None:
-    conn.send("ready")
-    while True:
-        cmd, _ = conn.recv()
-        if cmd == "quit":
-            return
-        if cmd == "serve":
-            conn.send("serving")
-            while True:
-                m = recv()
-                send(m)
-                if len(m) == 1:
-                    break
-            conn.send("idle")
-
-
-def _client(conn: Connection, send: Any, recv: Any) -> None:
-    conn.send("ready")
-    while True:
-        cmd, p = conn.recv()
-        if cmd == "quit":
-            return
-        if cmd == "run":
-            conn.send(("result", rounds_sync(send, recv, p)))
-
-
 def queue_echo(conn: Connection, spec: Spec) -> None:
     replies = spec["replies"]
+    conn.send("ready")
     try:
-        _serve(conn, spec["queue"].get, replies.put)
+        echoing(conn, spec["queue"].get, replies.put)
     finally:
         replies.cancel_join_thread()
 
 
 def queue_client(conn: Connection, spec: Spec) -> None:
     requests = spec["queue"]
+    conn.send("ready")
     try:
-        _client(conn, requests.put, spec["replies"].get)
+        timing(conn, requests.put, spec["replies"].get)
     finally:
         requests.cancel_join_thread()
 
 
 def pipe_echo(conn: Connection, spec: Spec) -> None:
     end = spec["ends"][0]
-    _serve(conn, end.recv_bytes, end.send_bytes)
+    conn.send("ready")
+    echoing(conn, end.recv_bytes, end.send_bytes)
 
 
 def pipe_client(conn: Connection, spec: Spec) -> None:
     end = spec["ends"][1]
-    _client(conn, end.send_bytes, end.recv_bytes)
+    conn.send("ready")
+    timing(conn, end.send_bytes, end.recv_bytes)

@@ -19,15 +19,20 @@ from ..protocol import (
     Checker,
     Pool,
     Spec,
-    drive,
+    Wait,
+    commands,
+    echoing,
     end_message,
     now,
     one_by_one,
     one_by_one_async,
-    receive_window,
-    rounds_sync,
-    send_window,
+    receiving,
+    receiving_async,
+    send_each,
+    sending,
+    sending_async,
     step,
+    timing,
 )
 
 QUEUE_BYTES = 64 << 20
@@ -56,14 +61,7 @@ def receiver(conn: Connection, spec: Spec) -> None:
     s.bind(address(spec))
     conn.send("ready")
     checker = Checker(size, spec.get("senders", 1), quiet=spec.get("quiet", False))
-    chunk = one_by_one(s.recv, checker, step(size))
-
-    while True:
-        cmd, p = conn.recv()
-        if cmd == "quit":
-            break
-        if cmd == "run":
-            drive(receive_window(conn, chunk, checker, p))
+    receiving(conn, one_by_one(s.recv, checker, step(size)), checker)
     s.close(linger=0)
     ctx.term()
 
@@ -77,23 +75,7 @@ def sender(conn: Connection, spec: Spec) -> None:
     s = _socket(ctx, zmq.PUSH, spec["size"])
     s.connect(address(spec))
     conn.send("ready")
-    send = s.send
-    per = step(pool.size)
-
-    async def chunk() -> int:
-        for m in pool.take(per):
-            send(m)
-        return per
-
-    async def send_end(m: bytes) -> None:
-        send(m)
-
-    while True:
-        cmd, p = conn.recv()
-        if cmd == "quit":
-            break
-        if cmd == "run":
-            drive(send_window(conn, chunk, send_end, p, sid))
+    sending(conn, *send_each(s.send, pool, step(pool.size)), sid)
     s.close(linger=0)
     ctx.term()
 
@@ -106,10 +88,7 @@ def quiet_sender(conn: Connection, spec: Spec) -> None:
     s = ctx.socket(zmq.PUSH)
     s.connect(address(spec))
     conn.send("ready")
-    while True:
-        cmd, p = conn.recv()
-        if cmd == "quit":
-            break
+    for cmd, p in commands(conn):
         if cmd == "run":
             count = 0
             until = now() + p["max_seconds"]
@@ -126,8 +105,11 @@ def quiet_sender(conn: Connection, spec: Spec) -> None:
 # -- zmq.asyncio ------------------------------------------------------------------
 
 
-async def _command(conn: Connection) -> tuple[str, Any]:
-    return await asyncio.get_running_loop().run_in_executor(None, conn.recv)
+def _waiter(conn: Connection) -> Wait:
+    async def wait() -> Any:
+        return await asyncio.get_running_loop().run_in_executor(None, conn.recv)
+
+    return wait
 
 
 def async_receiver(conn: Connection, spec: Spec) -> None:
@@ -144,13 +126,7 @@ def async_receiver(conn: Connection, spec: Spec) -> None:
         conn.send("ready")
         checker = Checker(size)
         chunk = one_by_one_async(s.recv, checker, step(size, 100))
-
-        while True:
-            cmd, p = await _command(conn)
-            if cmd == "quit":
-                break
-            if cmd == "run":
-                await receive_window(conn, chunk, checker, p)
+        await receiving_async(conn, _waiter(conn), chunk, checker)
         s.close(linger=0)
         ctx.term()
 
@@ -179,12 +155,7 @@ def async_sender(conn: Connection, spec: Spec) -> None:
         async def send_end(m: bytes) -> None:
             await s.send(m)
 
-        while True:
-            cmd, p = await _command(conn)
-            if cmd == "quit":
-                break
-            if cmd == "run":
-                await send_window(conn, chunk, send_end, p)
+        await sending_async(conn, _waiter(conn), chunk, send_end)
         s.close(linger=0)
         ctx.term()
 
@@ -201,18 +172,7 @@ def rep(conn: Connection, spec: Spec) -> None:
     s = ctx.socket(zmq.REP)
     s.bind(address(spec))
     conn.send("ready")
-    while True:
-        cmd, _ = conn.recv()
-        if cmd == "quit":
-            break
-        if cmd == "serve":
-            conn.send("serving")
-            while True:
-                m = s.recv()
-                s.send(m)
-                if len(m) == 1:
-                    break
-            conn.send("idle")
+    echoing(conn, s.recv, s.send)
     s.close(linger=0)
     ctx.term()
 
@@ -224,11 +184,6 @@ def req(conn: Connection, spec: Spec) -> None:
     s = ctx.socket(zmq.REQ)
     s.connect(address(spec))
     conn.send("ready")
-    while True:
-        cmd, p = conn.recv()
-        if cmd == "quit":
-            break
-        if cmd == "run":
-            conn.send(("result", rounds_sync(s.send, s.recv, p)))
+    timing(conn, s.send, s.recv)
     s.close(linger=0)
     ctx.term()

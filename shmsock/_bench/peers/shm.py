@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import time
+from functools import partial
 from multiprocessing.connection import Connection
 from typing import Any
 
@@ -22,14 +23,17 @@ from ..protocol import (
     Chunk,
     Pool,
     Spec,
+    Wait,
+    commands_async,
+    echoing_async,
     end_message,
     now,
     one_by_one_async,
-    receive_window,
-    rounds_async,
-    send_window,
+    receiving_async,
+    sending_async,
     step,
     summary,
+    timing_async,
 )
 
 #: Messages per `send_many` batch: 64, fewer where 64 would not fit a
@@ -52,8 +56,9 @@ def _options(spec: Spec) -> dict[str, Any]:
     return options
 
 
-async def _command(conn: Connection) -> tuple[str, Any]:
-    return await trio.to_thread.run_sync(conn.recv)
+def _waiter(conn: Connection) -> Wait:
+    """The next command, received in a thread while Trio runs."""
+    return partial(trio.to_thread.run_sync, conn.recv)
 
 
 # -- throughput ---------------------------------------------------------------------
@@ -141,12 +146,7 @@ def receiver(conn: Connection, spec: Spec) -> None:
             conn.send("ready")
             checker = Checker(size, spec.get("senders", 1), quiet=spec.get("quiet", False))
             chunk = _receive_chunk(s, spec["mode"], checker, size)
-            while True:
-                cmd, p = await _command(conn)
-                if cmd == "quit":
-                    return
-                if cmd == "run":
-                    await receive_window(conn, chunk, checker, p)
+            await receiving_async(conn, _waiter(conn), chunk, checker)
 
     trio.run(main)
 
@@ -201,14 +201,8 @@ def sender(conn: Connection, spec: Spec) -> None:
             await s.wait_peers(1)
             conn.send("ready")
             chunk = _send_chunk(s, spec["mode"], pool)
-            while True:
-                cmd, p = await _command(conn)
-                if cmd == "quit":
-                    return
-                if cmd == "run":
-                    await send_window(
-                        conn, chunk, s.send, p, sid, too_large=(shmsock.MessageTooLarge,)
-                    )
+            too_large = (shmsock.MessageTooLarge,)
+            await sending_async(conn, _waiter(conn), chunk, s.send, sid, too_large)
 
     trio.run(main)
 
@@ -221,10 +215,7 @@ def quiet_sender(conn: Connection, spec: Spec) -> None:
             s.connect(endpoint(spec))
             await s.wait_peers(1)
             conn.send("ready")
-            while True:
-                cmd, p = await _command(conn)
-                if cmd == "quit":
-                    return
+            async for cmd, p in commands_async(_waiter(conn)):
                 if cmd == "run":
                     count = 0
                     until = now() + p["max_seconds"]
@@ -246,18 +237,7 @@ def rep(conn: Connection, spec: Spec) -> None:
         async with shmsock.socket(shmsock.REP, spin_us=spec["spin_us"]) as rep:
             rep.bind(endpoint(spec))
             conn.send("ready")
-            while True:
-                cmd, _ = await _command(conn)
-                if cmd == "quit":
-                    return
-                if cmd == "serve":
-                    conn.send("serving")
-                    while True:
-                        m = await rep.recv()
-                        await rep.send(m)
-                        if len(m) == 1:
-                            break
-                    conn.send("idle")
+            await echoing_async(conn, _waiter(conn), rep.recv, rep.send)
 
     trio.run(main)
 
@@ -268,12 +248,7 @@ def req(conn: Connection, spec: Spec) -> None:
             req.connect(endpoint(spec))
             await req.wait_peers(1)
             conn.send("ready")
-            while True:
-                cmd, p = await _command(conn)
-                if cmd == "quit":
-                    return
-                if cmd == "run":
-                    conn.send(("result", await rounds_async(req.send, req.recv, p)))
+            await timing_async(conn, _waiter(conn), req.send, req.recv)
 
     trio.run(main)
 
@@ -315,18 +290,7 @@ def floor_echo(conn: Connection, spec: Spec) -> None:
             pair.bind(endpoint(spec))
             conn.send("ready")
             send, recv = _floor_calls(*await _floor_rings(pair))
-            while True:
-                cmd, _ = await _command(conn)
-                if cmd == "quit":
-                    return
-                if cmd == "serve":
-                    conn.send("serving")
-                    while True:
-                        m = await recv()
-                        await send(m)
-                        if len(m) == 1:
-                            break
-                    conn.send("idle")
+            await echoing_async(conn, _waiter(conn), recv, send)
 
     trio.run(main)
 
@@ -337,12 +301,7 @@ def floor_client(conn: Connection, spec: Spec) -> None:
             pair.connect(endpoint(spec))
             send, recv = _floor_calls(*await _floor_rings(pair))
             conn.send("ready")
-            while True:
-                cmd, p = await _command(conn)
-                if cmd == "quit":
-                    return
-                if cmd == "run":
-                    conn.send(("result", await rounds_async(send, recv, p)))
+            await timing_async(conn, _waiter(conn), send, recv)
 
     trio.run(main)
 

@@ -10,12 +10,23 @@ from __future__ import annotations
 import math
 import socket as pysocket
 import struct
+from collections import deque
+from functools import partial
 from multiprocessing.connection import Connection
-from typing import Any
 
 import trio
 
-from ..protocol import Checker, Mismatch, Pool, Spec, receive_window, rounds_async, send_window
+from ..protocol import (
+    Checker,
+    Mismatch,
+    Pool,
+    Spec,
+    Wait,
+    echoing_async,
+    receiving_async,
+    sending_async,
+    timing_async,
+)
 
 _LEN = struct.Struct("<I")
 WRITE_BYTES = 256 << 10
@@ -57,8 +68,9 @@ async def _accept(conn: Connection, where: str) -> trio.SocketStream:
     return trio.SocketStream(raw)
 
 
-async def _command(conn: Connection) -> tuple[str, Any]:
-    return await trio.to_thread.run_sync(conn.recv)
+def _waiter(conn: Connection) -> Wait:
+    """The next command, received in a thread while Trio runs."""
+    return partial(trio.to_thread.run_sync, conn.recv)
 
 
 class _Reader:
@@ -67,6 +79,7 @@ class _Reader:
     def __init__(self, stream: trio.SocketStream) -> None:
         self.stream = stream
         self.buf = bytearray()
+        self.pending: deque[bytes] = deque()
 
     async def frames(self) -> list[bytes]:
         """At least one complete frame."""
@@ -79,6 +92,12 @@ class _Reader:
                 raise Mismatch("the peer closed the stream")
             self.buf.extend(data)
 
+    async def frame(self) -> bytes:
+        """The next frame."""
+        if not self.pending:
+            self.pending.extend(await self.frames())
+        return self.pending.popleft()
+
 
 def receiver(conn: Connection, spec: Spec) -> None:
     async def main() -> None:
@@ -89,12 +108,7 @@ def receiver(conn: Connection, spec: Spec) -> None:
         async def chunk() -> int:
             return checker.take(await reader.frames())
 
-        while True:
-            cmd, p = await _command(conn)
-            if cmd == "quit":
-                return
-            if cmd == "run":
-                await receive_window(conn, chunk, checker, p)
+        await receiving_async(conn, _waiter(conn), chunk, checker)
 
     trio.run(main)
 
@@ -123,12 +137,7 @@ def sender(conn: Connection, spec: Spec) -> None:
         async def send_end(m: bytes) -> None:
             await stream.send_all(_frame(m))
 
-        while True:
-            cmd, p = await _command(conn)
-            if cmd == "quit":
-                return
-            if cmd == "run":
-                await send_window(conn, chunk, send_end, p)
+        await sending_async(conn, _waiter(conn), chunk, send_end)
 
     trio.run(main)
 
@@ -137,18 +146,11 @@ def echo(conn: Connection, spec: Spec) -> None:
     async def main() -> None:
         stream = await _accept(conn, path(spec))
         reader = _Reader(stream)
-        while True:
-            cmd, _ = await _command(conn)
-            if cmd == "quit":
-                return
-            if cmd == "serve":
-                conn.send("serving")
-                stop = False
-                while not stop:
-                    for frame in await reader.frames():
-                        await stream.send_all(_frame(frame))
-                        stop = len(frame) == 1
-                conn.send("idle")
+
+        async def send(m: bytes) -> None:
+            await stream.send_all(_frame(m))
+
+        await echoing_async(conn, _waiter(conn), reader.frame, send)
 
     trio.run(main)
 
@@ -162,14 +164,6 @@ def client(conn: Connection, spec: Spec) -> None:
         async def send(m: bytes) -> None:
             await stream.send_all(_frame(m))
 
-        async def recv() -> bytes:
-            return (await reader.frames())[0]
-
-        while True:
-            cmd, p = await _command(conn)
-            if cmd == "quit":
-                return
-            if cmd == "run":
-                conn.send(("result", await rounds_async(send, recv, p)))
+        await timing_async(conn, _waiter(conn), send, reader.frame)
 
     trio.run(main)
