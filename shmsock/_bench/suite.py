@@ -54,6 +54,10 @@ FANIN_NICE = 10
 FANIN_SENDERS = 8
 #: The most warm-up of a rig's first window (fresh processes, cold caches).
 FIRST_WARMUP = 0.1
+#: The most a round-trip trial takes, warm-up and rounds: two busy-polling
+#: processes on a loaded machine may need a scheduler tick per round.
+ECHO_WARMUP = 0.1
+ECHO_SECONDS = 0.5
 #: The longest a busy process of the load may live, whatever happens.
 LOAD_SECONDS = 600.0
 
@@ -393,7 +397,8 @@ class Suite:
                 "size": MAIN_SIZE,
                 "rounds": o.rounds,
                 "warmup_rounds": max(50, o.rounds // 10),
-                "max_seconds": 1.0 if busy else 2.0,
+                "warmup_seconds": ECHO_WARMUP,
+                "max_seconds": ECHO_SECONDS,
             }
             r = rigs.echo_window(rig, params)
         except rigs.WorkerError as exc:
