@@ -65,7 +65,8 @@ figures:
                recv_many each) or message (pyzmq) to find them, so the rate
                beside it is not the fan-in's.  Not in the default suite.
   latency      a round trip of a 1 KiB message between two processes, --rounds
-               per trial: p50 and p99 (median of the trials), p99.9 and max
+               per trial (at most 0.5 s of them): p50 and p99 (median of
+               the trials), p99.9 and max
                (over all of them).  shmsock REQ/REP parked (spin_us=0, the
                default) and with --spin-us on both sides; the floor under
                Trio's rules (each side writing and reading its rings with
