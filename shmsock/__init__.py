@@ -40,6 +40,10 @@ PUSH = SocketType.PUSH
 PULL = SocketType.PULL
 REQ = SocketType.REQ
 REP = SocketType.REP
+PUB = SocketType.PUB
+SUB = SocketType.SUB
+XPUB = SocketType.XPUB
+XSUB = SocketType.XSUB
 
 # Option names, as pyzmq's zmq.LINGER and the like (pyzmq's others do not
 # exist here: setsockopt says what to use instead).
@@ -48,6 +52,11 @@ MAX_MSG_SIZE = SocketOption.MAX_MSG_SIZE
 SPIN_US = SocketOption.SPIN_US
 CHECKSUM = SocketOption.CHECKSUM
 LINGER = SocketOption.LINGER
+NODROP = SocketOption.NODROP
+CONFLATE = SocketOption.CONFLATE
+# A SUB's subscriptions through setsockopt, as pyzmq's zmq.SUBSCRIBE.
+SUBSCRIBE = "subscribe"
+UNSUBSCRIBE = "unsubscribe"
 
 # The one place the version is written: pyproject.toml reads it from here
 # (as a literal, without importing), so keep it a plain string.
@@ -55,15 +64,23 @@ __version__ = "0.1.0"
 
 __all__ = [
     "CHECKSUM",
+    "CONFLATE",
     "LINGER",
     "MAX_MSG_SIZE",
+    "NODROP",
     "PAIR",
+    "PUB",
     "PULL",
     "PUSH",
     "REP",
     "REQ",
     "RING_SIZE",
     "SPIN_US",
+    "SUB",
+    "SUBSCRIBE",
+    "UNSUBSCRIBE",
+    "XPUB",
+    "XSUB",
     "AddressInUse",
     "CorruptMessage",
     "IncompatiblePeer",

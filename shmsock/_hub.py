@@ -122,6 +122,8 @@ class Hub:
         got = self.reactor.poll()
         if self.finished_pipes:
             self.reap()
+        if got:
+            self.pattern.polled()
         return got
 
     def reap(self) -> None:
@@ -204,6 +206,13 @@ class Hub:
 
     def control(self, pipe: Pipe, frames: list[bytes]) -> None:
         self.pattern.on_control(pipe, frames)
+        if self.recv_lot:
+            self.recv_lot.unpark_all()  # an XPUB receives subscriptions
+
+    def send_control(self, frames: list[bytes]) -> None:
+        """Send a control message to every peer, now and to come (see Transport.send_control)."""
+        for transport in self.transports.values():
+            transport.send_control(frames)
 
     def call_later(self, seconds: float, fn: Callable[[], None]) -> None:
         if self.closed:

@@ -44,6 +44,20 @@ class Options:
         connected and its binder is gone is the end of the wait final:
         the messages still in that ring are lost then, and counted in
         ``dropped``.
+    nodrop
+        PUB and XPUB: a subscriber whose ring is full makes ``send`` wait
+        (``send_nowait``: raise trio.WouldBlock) until every subscriber the
+        message goes to has room, and then it goes to all of them at once;
+        a cancelled send has sent it to none.  Default False: as in
+        libzmq, that subscriber misses the message, and the drop is
+        counted in ``dropped``.  Other types ignore it.
+    conflate
+        SUB: keep only the latest message of each subscription (the
+        longest one a message matches), whole, however many frames it has;
+        ``recv`` returns the latest of each, oldest first.  The socket
+        reads its rings whenever it handles events, so it keeps up while
+        its task reaches checkpoints.  Default False.  Other types ignore
+        it.
     """
 
     ring_size: int = 1 * MiB
@@ -51,6 +65,8 @@ class Options:
     spin_us: int = 0
     checksum: bool = True
     linger: float | None = 1.0
+    nodrop: bool = False
+    conflate: bool = False
 
 
 _NAMES: Final = tuple(f.name for f in fields(Options))
@@ -69,6 +85,8 @@ class SocketOption(enum.StrEnum):
     SPIN_US = "spin_us"
     CHECKSUM = "checksum"
     LINGER = "linger"
+    NODROP = "nodrop"
+    CONFLATE = "conflate"
 
 
 #: Options that may change only before the socket first binds or connects.
@@ -102,8 +120,11 @@ PYZMQ_HINTS: Final = {
     "rcvmore": "recv_multipart returns every frame of a message at once",
     "identity": "there is no DEALER or ROUTER socket yet",
     "routing_id": "there is no DEALER or ROUTER socket yet",
-    "subscribe": "there is no PUB or SUB socket yet",
-    "unsubscribe": "there is no PUB or SUB socket yet",
+    "subscribe": "only a SUB socket subscribes (sub.subscribe(topic)); an XSUB sends"
+    " b'\\x01' + topic",
+    "unsubscribe": "only a SUB socket unsubscribes (sub.unsubscribe(topic)); an XSUB sends"
+    " b'\\x00' + topic",
+    "xpub_nodrop": "it is called nodrop (for PUB and XPUB alike)",
 }
 
 
@@ -162,10 +183,11 @@ def make_options(**options: Any) -> Options:
         values["max_msg_size"] = _int("max_msg_size", options["max_msg_size"], 0, MAX_MSG_SIZE_MAX)
     if "spin_us" in options:
         values["spin_us"] = _int("spin_us", options["spin_us"], 0, SPIN_US_MAX)
-    if "checksum" in options:
-        if not isinstance(options["checksum"], bool):
-            raise TypeError(f"option checksum must be True or False, not {options['checksum']!r}")
-        values["checksum"] = options["checksum"]
+    for name in ("checksum", "nodrop", "conflate"):
+        if name in options:
+            if not isinstance(options[name], bool):
+                raise TypeError(f"option {name} must be True or False, not {options[name]!r}")
+            values[name] = options[name]
     if "linger" in options:
         linger = options["linger"]
         if linger is not None:

@@ -20,6 +20,8 @@ from ._errors import CorruptMessage, MessageTooLarge
 __all__ = [
     "AGAIN",
     "CONT",
+    "CTRL",
+    "EFLAGS",
     "HEADER_SIZE",
     "MASK64",
     "MAX_CAPACITY",
@@ -101,6 +103,7 @@ except ImportError as exc:
 START: Final = lib.SHM_F_START
 MORE: Final = lib.SHM_F_MORE
 CONT: Final = lib.SHM_F_CONT
+CTRL: Final = lib.SHM_F_CTRL
 HEADER_SIZE: Final = lib.SHM_RING_HEADER_SIZE
 RECORD_HEADER_SIZE: Final = lib.SHM_REC_HEADER_SIZE
 MIN_CAPACITY: Final = lib.SHM_MIN_CAPACITY
@@ -111,6 +114,7 @@ RING_MAGIC: Final = b"SHMRING1"
 RING_VERSION: Final = lib.SHM_RING_VERSION
 
 AGAIN: Final = lib.SHM_AGAIN
+EFLAGS: Final = lib.SHM_EFLAGS
 MASK64: Final = (1 << 64) - 1
 
 _CORRUPTION: Final = {
@@ -193,6 +197,7 @@ class RingStats:
         "consumer_waiting",
         "head",
         "head_seq",
+        "msgs_dropped",
         "msgs_read",
         "msgs_written",
         "producer_state",
@@ -206,6 +211,7 @@ class RingStats:
     consumer_waiting: int
     head: int
     head_seq: int
+    msgs_dropped: int
     msgs_read: int
     msgs_written: int
     producer_state: int

@@ -110,10 +110,13 @@ class Socket(Sending, Receiving, SocketOptions, Lifetime):
             max_peers=pattern.max_peers,
             writes_data=pattern.writes_data,
             reads_data=pattern.reads_data,
+            greeting=pattern.greeting if pattern.greets else None,
         )
         self._hub = hub = Hub(spec, pattern)
         self._waiter = Waiter(hub, self._check_open)
         self._outbox = Outbox(pattern, hub, self._check_open, options.max_msg_size)
+        self._outbox.configure(options)
+        pattern.configure(options)
         self._inbox = Inbox(pattern, hub, self._check_open)
         self._closed = False
         self._nursery: trio.Nursery | None = None
@@ -129,7 +132,7 @@ class Socket(Sending, Receiving, SocketOptions, Lifetime):
         self._recv_ready: deque[Pipe] = pattern.queues.recv  # type: ignore[assignment]
         self._rotate_recv = pattern.rotate_recv
         self._recv_cancelled = pattern.recv_cancelled
-        self._plain_recv = pattern.plain_recv
+        self._plain_recv = False  # (set by _derive)
         self._plain_limit = -1
         self._derive()
         hub.limits_changed = self._derive
@@ -138,7 +141,8 @@ class Socket(Sending, Receiving, SocketOptions, Lifetime):
         open_sockets.add(self)
 
     def _derive(self) -> None:
-        """Set what the fast paths read from the options and the transports."""
+        """Set what the fast paths read from the options, the transports and the pattern."""
+        self._plain_recv = self._pattern.fast_recv()
         if self._pattern.plain_send and not self._closed:
             # A plain message at most this long goes by the send fast path
             # (-1: no message is that short): one comparison for every

@@ -28,6 +28,7 @@ from ._types import SocketType
 if TYPE_CHECKING:
     from ._hub import Hub
     from ._outbox import Outbox
+    from ._patterns import Pattern
 
 __all__ = ["SocketOptions", "refuse_pyzmq_options"]
 
@@ -43,6 +44,7 @@ class SocketOptions:
     _attached_once: bool
     _hub: Hub
     _outbox: Outbox
+    _pattern: Pattern
 
     if TYPE_CHECKING:  # the socket's own
 
@@ -119,6 +121,30 @@ class SocketOptions:
     def linger(self, value: float | None) -> None:
         self._set_option("linger", value)
 
+    @property
+    def nodrop(self) -> bool:
+        """PUB, XPUB: whether a send waits for room in every matching subscriber.
+
+        Settable at any time (see :class:`shmsock.Options`).
+        """
+        return self._options.nodrop
+
+    @nodrop.setter
+    def nodrop(self, value: bool) -> None:
+        self._set_option("nodrop", value)
+
+    @property
+    def conflate(self) -> bool:
+        """SUB: whether only the latest message of each subscription is kept.
+
+        Settable at any time (see :class:`shmsock.Options`).
+        """
+        return self._options.conflate
+
+    @conflate.setter
+    def conflate(self, value: bool) -> None:
+        self._set_option("conflate", value)
+
     def setsockopt(self, option: SocketOption | str, value: Any) -> None:
         """Set an option, as pyzmq does: ``sock.setsockopt(shmsock.LINGER, 0)``.
 
@@ -173,7 +199,8 @@ class SocketOptions:
         hub.spec = dataclasses.replace(hub.spec, options=options)
         for transport in hub.transports.values():
             transport.set_options(options)
-        self._outbox.max_msg_size = options.max_msg_size
+        self._outbox.configure(options)
+        self._pattern.configure(options)
         self._derive()
 
 

@@ -17,10 +17,14 @@ from .._types import SocketType
 from ._base import DROPPED, Dropped, Fanout, Pattern, Placement
 from ._queues import BATCH_TURN, PipeView
 from .pair import PairPattern
+from .pub import PubPattern
 from .pull import PullPattern
 from .push import PushPattern
 from .rep import RepPattern
 from .req import ReqPattern
+from .sub import SubPattern
+from .xpub import XPubPattern
+from .xsub import XSubPattern
 
 #: Every socket type's pattern class.
 PATTERNS: dict[SocketType, type[Pattern]] = {
@@ -29,6 +33,10 @@ PATTERNS: dict[SocketType, type[Pattern]] = {
     SocketType.PUSH: PushPattern,
     SocketType.REP: RepPattern,
     SocketType.REQ: ReqPattern,
+    SocketType.PUB: PubPattern,
+    SocketType.SUB: SubPattern,
+    SocketType.XPUB: XPubPattern,
+    SocketType.XSUB: XSubPattern,
 }
 
 

@@ -39,6 +39,17 @@ Rules (every transport keeps them; the socket relies on nothing else):
 7. **One thread.**  Everything runs in the socket's Trio thread, except
    ``Transport.stats``, which the metrics exporter calls from its own thread
    with ``shmsock._stats.LOCK`` held.
+8. **Control messages go against the data direction, in order, and are
+   never refused.**  A socket's control messages (a SUB's subscriptions)
+   reach the peer socket through its ``Events.control``, in the order they
+   were sent; what does not fit now is kept and sent as room comes.  A
+   connection carries the socket's *greeting* (``SocketSpec.greeting``)
+   before anything else, and the peer socket hears it, through
+   ``Events.control``, before it hears ``attached`` return: so a publisher
+   never writes to a subscriber whose subscriptions it has not read.  A
+   socket that reads no data (``reads_data`` false: PUB, XPUB) has its
+   peers' control messages reported as soon as they arrive; one that reads
+   data hears them no later than the data sent after them.
 
 Adding a transport: write ``_transport/<scheme>.py`` (or a package, as
 ``shm/``) with a class that implements :class:`Transport` and makes pipes
@@ -56,7 +67,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Final, Protocol, TypeVar
 
-from .._errors import InvalidEndpoint
+from .._errors import InvalidEndpoint, MessageTooLarge
 from .._options import Options
 from .._types import SocketType
 
@@ -69,9 +80,12 @@ if TYPE_CHECKING:
 
 __all__ = [
     "FRAME_ALLOWANCE",
+    "MAX_CONTROL",
+    "MAX_CONTROL_FRAMES",
     "NO_LIMIT",
     "SCHEMES",
     "Events",
+    "FanWriter",
     "Message",
     "Pipe",
     "Queued",
@@ -79,6 +93,7 @@ __all__ = [
     "Stream",
     "Transport",
     "WakeUps",
+    "check_control",
     "load",
     "parse_name",
     "scheme_of",
@@ -87,6 +102,13 @@ __all__ = [
 
 _T = TypeVar("_T")
 
+
+#: The most bytes a control message may carry over all its frames, and the
+#: most frames (a subscription is one frame: a byte and its topic).  Every
+#: transport takes a control message this large whole (shm://: a quarter of
+#: its smallest ring).
+MAX_CONTROL: Final = 1024
+MAX_CONTROL_FRAMES: Final = 16
 
 #: A pipe's ``peer_limit`` when its peer stated none: more than any message.
 NO_LIMIT: Final = 1 << 64
@@ -119,6 +141,19 @@ class Message:
 Queued = bytes | Message
 
 
+def check_control(frames: list[bytes]) -> None:
+    """Raise ValueError (no frame) or MessageTooLarge unless *frames* may be a control message."""
+    if not frames:
+        raise ValueError("a message needs at least one frame")
+    size = sum(map(len, frames))
+    if size > MAX_CONTROL or len(frames) > MAX_CONTROL_FRAMES:
+        raise MessageTooLarge(
+            f"a subscription, or a message an XSUB sends upstream, is at most {MAX_CONTROL}"
+            f" bytes in at most {MAX_CONTROL_FRAMES} frames (this one: {size} bytes in"
+            f" {len(frames)} frames)"
+        )
+
+
 # -- what a transport knows of its socket -------------------------------------------
 
 
@@ -138,8 +173,13 @@ class SocketSpec:
     max_peers: int | None
     #: Whether the socket writes messages (else the smallest buffers do).
     writes_data: bool
-    #: Whether the socket reads messages (else a gone peer is not drained).
+    #: Whether the socket reads messages (else a gone peer is not drained,
+    #: and control messages are read as soon as they arrive: rule 8).
     reads_data: bool
+    #: The control messages each new connection carries first (rule 8), or
+    #: None for a socket that has none.  A query: it changes nothing, and a
+    #: transport may call it at any time, from inside any call.
+    greeting: Callable[[], list[list[bytes]]] | None = None
 
 
 # -- the three protocols ------------------------------------------------------------
@@ -280,14 +320,50 @@ class Pipe(Protocol):
         """
 
     def send_control(self, frames: list[bytes]) -> bool:
-        """Send control frames to the peer, against the data direction.
+        """Send a control message to this pipe's peer, against the data direction.
 
-        They arrive through the peer socket's ``Events.control``.  False:
-        no room now, as for :meth:`offer`.
+        It arrives through the peer socket's ``Events.control`` (rule 8).
+        Never refused: what does not fit now is sent as room comes, and the
+        result is always True.
         """
 
     def retire(self) -> None:
         """The socket is done with this finished pipe: release what it holds."""
+
+
+class FanWriter(Protocol):
+    """Writes one message into several pipes of one transport at once (a PUB's fan-out).
+
+    Made by ``Transport.fan_out`` for a fixed list of live pipes; the
+    socket keeps it while the list stays the same, and never uses it once
+    one of them is gone.
+    """
+
+    def write(self, frames: list[bytes], aux: int) -> None:
+        """Write the message into each pipe that has room now.
+
+        Each pipe without room misses it, and the transport counts it in
+        that pipe's ``dropped``.  A pipe found broken is ended (``gone``).
+        """
+
+    def write_all(self, frames: list[bytes], aux: int) -> bool:
+        """Write the message into every pipe, or into none and return False.
+
+        False: some pipe has no room now; each such pipe is marked as
+        :meth:`room` marks it.  (One call, where ``room`` then ``write``
+        would be two.)
+        """
+
+    def room(self, frames: list[bytes]) -> bool:
+        """Whether every pipe has room for the message now.
+
+        Each that has not is marked not ``writable`` and reports
+        ``ready(send=True)`` once it may have room (rule 2), as after a
+        refused ``offer``.
+        """
+
+    def miss(self, pipe: Pipe) -> None:
+        """Count a message *pipe* (one of the list) misses unoffered (over its peer_limit)."""
 
 
 class WakeUps(Protocol):
@@ -370,6 +446,18 @@ class Transport(Protocol):
 
     def set_options(self, options: Options) -> None:
         """Use *options* from now on (the socket lets only some change once attached)."""
+
+    def send_control(self, frames: list[bytes]) -> None:
+        """Send a control message on every connection, now and being made (rule 8).
+
+        Every pipe, and every connection this transport is making that
+        carries an earlier greeting, gets it; those made later carry the
+        greeting instead.  Never refused (what does not fit waits).  Raises
+        MessageTooLarge when the message can never be sent whole.
+        """
+
+    def fan_out(self, pipes: Sequence[Pipe]) -> FanWriter:
+        """A writer of one message into all of *pipes* (this transport's, all alive)."""
 
     def undelivered(self) -> bool:
         """Whether messages sent wait where no pipe can deliver them yet.

@@ -36,6 +36,7 @@ from ..._types import SocketType
 from .. import Message, Queued
 from . import _wire
 from ._assembly import SIMPLE, Assembler
+from ._control import ControlOut
 from ._framing import Framing
 
 if TYPE_CHECKING:
@@ -64,6 +65,9 @@ class Home(Protocol):
 
     def retire(self, conn: Connection) -> None:
         """The socket is done with *conn*: release it and count it."""
+
+    def control(self, conn: Connection, messages: list[list[bytes]]) -> None:
+        """Control messages arrived from *conn*'s peer: hand them to the socket."""
 
 
 class Owner(Protocol):
@@ -130,6 +134,7 @@ class Connection:
         "bad_records",
         "bound",
         "busy",
+        "control",
         "discard",
         "endpoint",
         "fd",
@@ -175,8 +180,10 @@ class Connection:
         peer_type: SocketType,
         peer_limit: int,
         max_msg: int,
+        control: ControlOut,
     ) -> None:
         self.home = home
+        self.control = control  # the control messages of tx (a slot's, for a connector)
         self.owner = owner
         self.endpoint = owner.endpoint
         self.bound = bound  # True on the binder's side of the connection
@@ -391,7 +398,27 @@ class Connection:
             return False
 
     def send_control(self, frames: list[bytes]) -> bool:
-        raise NotImplementedError("shm:// rings carry no control frames yet (issue 20)")
+        if not self.alive:
+            return True
+        try:
+            wake = self.control.send(frames)
+        except CorruptMessage as exc:
+            self._tx_corrupt(exc)
+            return True
+        if wake:
+            self.ring(_wire.DATA)
+        return True
+
+    def flush_control(self) -> None:
+        """Write the control messages that waited for room (see ``_control``)."""
+        if self.control.pending and self.alive:
+            try:
+                wake = self.control.flush()
+            except CorruptMessage as exc:
+                self._tx_corrupt(exc)
+                return
+            if wake:
+                self.ring(_wire.DATA)
 
     # -- reading ---------------------------------------------------------------
 
@@ -477,6 +504,9 @@ class Connection:
                 asm.inbox.append(Message(payloads, aux[0]) if aux[0] else payloads[0])
                 return None
         asm.add(payloads, flags, aux)
+        if asm.controls:
+            controls, asm.controls = asm.controls, []
+            self.home.control(self, controls)
         return None
 
     # -- ending ----------------------------------------------------------------

@@ -64,7 +64,16 @@ _T = TypeVar("_T")
 class Doorbells:
     """The doorbells of one socket's shm connections, and the state of rule 3-5."""
 
-    __slots__ = ("_conns", "_events", "_gone", "_reactor", "held", "quiet", "unannounced")
+    __slots__ = (
+        "_conns",
+        "_events",
+        "_gone",
+        "_pump",
+        "_reactor",
+        "held",
+        "quiet",
+        "unannounced",
+    )
 
     def __init__(
         self,
@@ -72,11 +81,15 @@ class Doorbells:
         reactor: Reactor,
         conns: list[Connection],
         gone: Callable[[Connection], None],
+        pump: Callable[[Connection], None] | None = None,
     ) -> None:
         self._events = events
         self._reactor = reactor
         self._conns = conns  # the connection set's own list
         self._gone = gone
+        # For a socket that reads no data: read a ring that rang at once
+        # (its control messages), instead of reporting it readable.
+        self._pump = pump
         # The connection whose doorbell a woken waiter left muted and unread.
         self.held: Connection | None = None
         self.quiet = False
@@ -98,9 +111,13 @@ class Doorbells:
             return
         recv = send = False
         if _wire.DATA in data:
-            conn.readable = recv = True
+            if self._pump is not None:
+                self._pump(conn)
+            else:
+                conn.readable = recv = True
         if _wire.SPACE in data:
             conn.writable = send = True
+            conn.flush_control()
         if _wire.CORRUPT in data:
             conn.owner.on_corrupt(conn)  # only a binder sends it, about our ring
         if recv or send:

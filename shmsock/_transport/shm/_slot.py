@@ -24,6 +24,7 @@ from ..._errors import SegmentError, ShmsockError
 from ..._stats import EndpointStats
 from .. import SocketSpec
 from . import _segment as seg
+from ._control import ControlOut
 from ._fs import LazyDir, try_lock
 from ._layout import MAX_SLOTS, EndpointFiles, reclaim_dead_slot
 
@@ -43,6 +44,7 @@ class Slot:
     """
 
     __slots__ = (
+        "control",
         "dialing",
         "dir",
         "endpoint",
@@ -77,6 +79,7 @@ class Slot:
         self.lock_fd = lock_fd
         self.seg = sg
         self.tx = tx
+        self.control = ControlOut(tx)  # the ring's control messages (see _control)
         self.on_binder_gone = on_binder_gone
         self.peer: Connection | None = None
         self.dialing: socket.socket | None = None
@@ -120,6 +123,7 @@ class Slot:
         st = retired.setdefault(self.endpoint, EndpointStats())
         st.messages_sent += self.tx.messages
         st.bytes_sent += self.tx.bytes
+        st.dropped += self.tx.dropped
 
     def new_ring(self, spec: SocketSpec, ring_size: int, retired: dict[str, EndpointStats]) -> bool:
         """Our ring is corrupt (the binder said so, or a write found it): start a fresh one.
@@ -145,6 +149,9 @@ class Slot:
         with _stats.LOCK:
             self.retire_counts(retired)
             self.seg, self.tx = new_seg, new_tx
+        # What waited for room in the old ring is superseded by the greeting
+        # the next dial writes.
+        self.control = ControlOut(new_tx)
         old_seg.close()
         return True
 
