@@ -32,7 +32,9 @@ from ._errors import (
     VersionMismatch,
 )
 from ._options import Options, SocketOption
+from ._patterns.pub import Subscriber
 from ._socket import Socket, socket
+from ._stats import EndpointStats
 from ._types import SocketType
 
 PAIR = SocketType.PAIR
@@ -83,6 +85,7 @@ __all__ = [
     "XSUB",
     "AddressInUse",
     "CorruptMessage",
+    "EndpointStats",
     "IncompatiblePeer",
     "InvalidEndpoint",
     "MessageTooLarge",
@@ -96,6 +99,7 @@ __all__ = [
     "SocketOption",
     "SocketType",
     "StateError",
+    "Subscriber",
     "UnsafeFile",
     "VersionMismatch",
     "metrics",

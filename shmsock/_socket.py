@@ -164,6 +164,20 @@ class Socket(Sending, Receiving, SocketOptions, Lifetime):
             out.setdefault(endpoint, EndpointStats()).send_blocked_seconds += seconds
         return out
 
+    def stats(self) -> dict[str, EndpointStats]:
+        """This socket's counters and gauges, by endpoint (a snapshot).
+
+        The same figures the Prometheus exporter reports for the socket
+        (see :class:`shmsock.EndpointStats`): ``dropped`` counts, among
+        others, the messages a PUB's subscribers missed for want of room
+        (per subscriber: ``pub.subscribers()``).  Synchronous; an empty
+        dict once the socket is closed.
+        """
+        if self._closed:
+            return {}
+        with _stats.LOCK:
+            return self._stats_by_endpoint()
+
     def __repr__(self) -> str:
         state = "closed" if self._closed else f"{len(self._hub.pipes)} peers"
         return f"<shmsock.Socket {self._kind.name} {state}>"

@@ -71,7 +71,7 @@ class _Entry(Generic[P]):
 class Subscribers(Generic[P]):
     """A publisher's subscribers and their prefixes (rule 2), and matching (rule 4)."""
 
-    __slots__ = ("_of", "_tables", "_unions", "_lengths")
+    __slots__ = ("_lengths", "_of", "_tables", "_unions")
 
     def __init__(self) -> None:
         # prefix length -> prefix -> entry; _lengths: the lengths, ascending.
@@ -88,6 +88,10 @@ class Subscribers(Generic[P]):
     def prefixes(self, pipe: P) -> set[bytes]:
         """What *pipe* subscribed to (empty if nothing)."""
         return set(self._of.get(pipe, ()))
+
+    def pipes(self) -> list[P]:
+        """Every subscriber that holds some prefix, in the order they first subscribed."""
+        return list(self._of)
 
     def count(self, prefix: bytes) -> int:
         """How many subscribers hold *prefix*."""

@@ -19,11 +19,57 @@ XSUB may send them) are ignored, as libzmq's PUB ignores them.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from .._types import SocketType
 from ._base import Fanout, Pattern, Placement
 from ._queues import PipeView
 from ._topics import Subscribers, subscription
+
+__all__ = ["PubMethods", "PubPattern", "Subscriber"]
+
+
+@dataclass(frozen=True)
+class Subscriber:
+    """One subscriber of a PUB or XPUB socket, as ``pub.subscribers()`` sees it now."""
+
+    #: The endpoint it is connected through.
+    endpoint: str
+    #: Its process id (this process's own for ``inproc://``).
+    pid: int
+    #: The prefixes it subscribed to, sorted (``b""``: everything).
+    topics: tuple[bytes, ...]
+    #: Messages it missed since it connected (its ring was full, or the
+    #: message was over the size it accepts); also in ``stats()``'s ``dropped``.
+    dropped: int
+
+
+class PubMethods:
+    """PUB's and XPUB's own methods (``Pattern.socket_methods``)."""
+
+    __slots__ = ()
+
+    if TYPE_CHECKING:
+        _pattern: PubPattern
+
+    def subscribers(self) -> list[Subscriber]:
+        """Every connected subscriber that holds a subscription, with its drops.
+
+        Synchronous; a snapshot.  A subscriber that subscribed to nothing
+        receives nothing, and is not listed.
+        """
+        subs = self._pattern.subscribers
+        return [
+            Subscriber(
+                endpoint=pipe.endpoint,  # type: ignore[attr-defined]
+                pid=pipe.peer_pid,  # type: ignore[attr-defined]
+                topics=tuple(sorted(subs.prefixes(pipe))),
+                dropped=pipe.fan_missed,  # type: ignore[attr-defined]
+            )
+            for pipe in subs.pipes()
+            if pipe.alive
+        ]
 
 
 class PubPattern(Pattern):
@@ -32,6 +78,7 @@ class PubPattern(Pattern):
     writes_data = True
     fans_out = True
     compatible = frozenset({SocketType.SUB, SocketType.XSUB})
+    socket_methods = PubMethods
 
     def __init__(self) -> None:
         super().__init__()

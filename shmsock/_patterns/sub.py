@@ -258,4 +258,3 @@ class SubPattern(Pattern):
             if key is not None and key not in self.latest:
                 self.latest[key] = item  # type: ignore[assignment]
                 self.latest.move_to_end(key, last=False)
-

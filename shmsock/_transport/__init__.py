@@ -319,6 +319,10 @@ class Pipe(Protocol):
         the peer took more.  False: nothing is left unread.
         """
 
+    @property
+    def fan_missed(self) -> int:
+        """Messages a :class:`FanWriter` dropped for this pipe's peer (also in ``dropped``)."""
+
     def send_control(self, frames: list[bytes]) -> bool:
         """Send a control message to this pipe's peer, against the data direction.
 

@@ -15,7 +15,7 @@ HEADER = 256
 REC = 24
 MAGIC = 0x5253
 VERSION = 2  # of the ring header and of every record
-PAD, START, MORE, CONT, NOCRC = 1, 2, 4, 8, 16
+PAD, START, MORE, CONT, NOCRC, CTRL = 1, 2, 4, 8, 16, 32
 
 # Ring header fields: name -> (offset, struct format).
 FIELDS = {

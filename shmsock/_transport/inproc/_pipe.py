@@ -279,6 +279,11 @@ class InprocPipe:
         if out.put(item, n, cost):
             self.wake()
 
+    @property
+    def fan_missed(self) -> int:
+        """Messages a PUB's fan-out dropped for this peer (see ``Pipe.fan_missed``)."""
+        return self.missed
+
     def has_room(self, cost: int) -> bool:
         """Whether a message of this cost fits now; if not, ask to hear of room (rule 2)."""
         if not self.alive:

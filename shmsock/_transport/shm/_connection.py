@@ -137,6 +137,7 @@ class Connection:
         "control",
         "discard",
         "endpoint",
+        "fan_over",
         "fd",
         "home",
         "in_recv",
@@ -215,6 +216,7 @@ class Connection:
         # taken from its ring and never handed out, left in its ring when
         # this socket let go of the connection.
         self.lost = 0
+        self.fan_over = 0  # messages a fan-out passed over: above peer_limit
         # Whole records may skip assembly unless one can exceed max_msg.
         self.plain_ok = max_msg >= rx.max_payload
         # The send fast path: C with no Python frame in between.
@@ -227,7 +229,15 @@ class Connection:
     @property
     def dropped(self) -> int:
         """Messages lost: incomplete ones (the writer gave up or died), and ``lost``."""
-        return self.asm.dropped + self.lost
+        return self.asm.dropped + self.lost + self.fan_over
+
+    @property
+    def fan_missed(self) -> int:
+        """Messages a PUB's fan-out dropped for this peer (no room, or over its limit).
+
+        A connector's ring outlives its binders: its count runs over them all.
+        """
+        return self.tx.dropped + self.fan_over
 
     def count_unread_as_lost(self) -> None:
         """The peer hung up: what it left unread in a ring we own is lost.

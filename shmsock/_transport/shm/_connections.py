@@ -25,6 +25,7 @@ from ... import _stats
 from ..._errors import CorruptMessage
 from ..._stats import EndpointStats
 from .. import Events, SocketSpec
+from . import _wire
 from ._connection import Connection
 from ._doorbell import Doorbells
 from ._framing import Framing
@@ -88,6 +89,9 @@ class ConnectionSet:
             # Its greeting, before the socket can write to it (rule 8).
             self.pump(conn)
         conn.flush_control()
+        if conn.control.owed:
+            conn.control.owed = False
+            conn.ring(_wire.DATA)
 
     def control(self, conn: Connection, messages: list[list[bytes]]) -> None:
         """Hand control messages from *conn*'s peer to the socket."""

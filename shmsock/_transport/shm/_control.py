@@ -52,11 +52,16 @@ def encode_control(frames: list[bytes]) -> tuple[bytes, array[int], bytes]:
 class ControlOut:
     """The control messages of one ring (see the module docstring)."""
 
-    __slots__ = ("pending", "tx")
+    __slots__ = ("owed", "pending", "tx")
 
     def __init__(self, tx: R.Producer) -> None:
         self.tx = tx
         self.pending: deque[tuple[bytes, array[int], bytes]] = deque()
+        #: A write asked to ring the reader's doorbell while there was none
+        #: (a connector between its HELLO and the binder's WELCOME): the
+        #: connection rings it as it attaches, or the reader, which
+        #: announced an empty ring, would never look at it.
+        self.owed = False
 
     def send(self, frames: list[bytes]) -> bool:
         """Write a control message now, or queue it (rule 1); True: ring the reader's doorbell.

@@ -220,7 +220,10 @@ class Dialer:
                 peer.send_control(frames)
             elif slot.dialing is not None:
                 try:
-                    slot.control.send(frames)  # its binder reads it after our greeting
+                    # Its binder reads it after our greeting; it may have
+                    # read the greeting and gone to sleep already.
+                    if slot.control.send(frames):
+                        slot.control.owed = True
                 except CorruptMessage:
                     slot.replace_ring = True
 

@@ -83,4 +83,4 @@ class ShmFanWriter:
     def miss(self, pipe: object) -> None:
         for conn in self._conns:
             if conn is pipe:
-                conn.lost += 1
+                conn.fan_over += 1

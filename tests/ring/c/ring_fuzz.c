@@ -252,7 +252,7 @@ static void checked_read(ring_t *r)
         for (size_t i = 0; i < n; i++) {
             if (lens[i] > r->maxp || lens[i] > out_cap - used)
                 FAIL("record %zu has length %u", i, lens[i]);
-            if (flags && (flags[i] & (SHM_F_PAD | SHM_F_NOCRC | 0xe0)))
+            if (flags && (flags[i] & (SHM_F_PAD | SHM_F_NOCRC | 0xc0)))
                 FAIL("record %zu reports flags %#x", i, flags[i]);
             int truth = !r->fresh && !r->forged && r->checksum && r->mutations <= 1;
             if (truth) {
