@@ -16,17 +16,3 @@ class SocketType(enum.IntEnum):
     REP = 4
     PULL = 7
     PUSH = 8
-
-    @property
-    def peer_type(self) -> SocketType:
-        """The only type a socket of this type talks to."""
-        return _PEER[self]
-
-
-_PEER = {
-    SocketType.PAIR: SocketType.PAIR,
-    SocketType.REQ: SocketType.REP,
-    SocketType.REP: SocketType.REQ,
-    SocketType.PULL: SocketType.PUSH,
-    SocketType.PUSH: SocketType.PULL,
-}

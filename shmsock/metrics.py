@@ -55,7 +55,9 @@ from prometheus_client.metrics_core import CounterMetricFamily, GaugeMetricFamil
 from prometheus_client.registry import REGISTRY, Collector, CollectorRegistry
 
 from . import _stats
+from ._patterns import PATTERNS
 from ._stats import EndpointStats
+from ._types import SocketType
 
 __all__ = ["COLLECTOR", "ENV", "ShmsockCollector", "register", "unregister"]
 
@@ -89,17 +91,17 @@ _COUNTERS: Final = (
         "send_blocked_seconds",
     ),
 )
-# Which side of the traffic each field describes: a PULL socket never sends
-# and a PUSH socket never receives, so those series are left out.
+# Which side of the traffic each field describes: a socket type that never
+# sends (PULL) or never receives (PUSH) has those series left out.
 _SEND_SIDE: Final = frozenset({"messages_sent", "bytes_sent", "send_blocked_seconds"})
-_NO_SENDING: Final = frozenset({"PULL"})
-_NO_RECEIVING: Final = frozenset({"PUSH"})
 
 
 def _applies(field: str, kind: str) -> bool:
-    if field in _SEND_SIDE:
-        return kind not in _NO_SENDING
-    return kind not in _NO_RECEIVING
+    try:
+        pattern = PATTERNS[SocketType[kind]]
+    except KeyError:
+        return True  # a type this version does not know (the node exporter)
+    return pattern.can_send if field in _SEND_SIDE else pattern.can_recv
 
 
 _PEERS_HELP: Final = "Live connections attached."

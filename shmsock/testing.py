@@ -25,7 +25,7 @@ import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
-from ._transport._fs import DEFAULT_ROOT, ROOT_ENV
+from ._transport.shm._fs import DEFAULT_ROOT, ROOT_ENV
 
 __all__ = ["isolated_root"]
 

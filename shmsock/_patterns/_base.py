@@ -1,106 +1,119 @@
-"""What every pattern provides: round-robin, fair-queue, and the hooks.
+"""What every pattern provides: its capabilities, its placements, its hooks.
 
-The transport keeps two ready queues per socket: peers that may take a
-message (``send_ready``) and peers that may have one (``recv_ready``).  A
-peer joins a queue when its doorbell says so and leaves it when found full
-or empty, so routing costs O(1) per message however many peers there are.
+Rules:
+
+1. Every per-type rule lives in a pattern: which operations a type allows
+   and when, which peer types it talks to, how many endpoints and peers it
+   keeps, where a message goes and where the next one comes from.  Nothing
+   outside ``shmsock._patterns`` (and ``shmsock._types``) tests a
+   ``SocketType``: it reads a capability of the pattern instead.
+2. A pattern never waits and never does I/O.  Sending, it answers *where*
+   a message goes (a placement, below) and is told what happened; the
+   socket writes.  Receiving, it walks its ready queues (``_queues``),
+   which take from pipes what their transport already holds.
+3. A pattern knows pipes only as :class:`~shmsock._patterns._queues.PipeView`:
+   it imports no transport.
+
+Placements, what :meth:`Pattern.route` returns:
+
+- a pipe: the message goes to that pipe.  The socket offers it and reports
+  back: :meth:`Pattern.sent` if the pipe took it, :meth:`Pattern.refused`
+  if it had no room, :meth:`Pattern.passed_over` if the message is over
+  the limit its peer stated, and then asks again.
+- a :class:`Fanout`: the message goes to each of these pipes that has room;
+  each that has none is reported with :meth:`Pattern.dropped` (PUB's slow
+  subscriber).  The send is done either way.
+- :data:`DROPPED`: the message is dropped unsent, without error (REP's
+  reply to a requester that has gone).
+- ``None``: nowhere now.  :meth:`Pattern.no_target` then raises the reason
+  when waiting would be pointless (a PAIR whose peer has gone); otherwise
+  the socket waits for a pipe to attach or to report room.
+
+A placement is a pipe or a constant, so routing allocates nothing per
+message.
 """
 
 from __future__ import annotations
 
-from collections import deque
-from collections.abc import Callable, Sequence
-from typing import ClassVar, Protocol, TypeVar
+from collections.abc import Sequence
+from typing import ClassVar, Final
 
 from .._errors import StateError
 from .._types import SocketType
+from ._queues import BatchTurns, PipeView, ReadyQueues, fair_queue, first_batch, round_robin
 
 
-class PeerView(Protocol):
-    """What a pattern may look at on a peer."""
+class Dropped:
+    """The placement of a message dropped unsent (see :data:`DROPPED`)."""
 
-    alive: bool
-    writable: bool
-    readable: bool
-    streaming: bool
-    in_send: bool
-    in_recv: bool
-    busy: bool
+    __slots__ = ()
+
+    def __repr__(self) -> str:
+        return "DROPPED"
 
 
-P = TypeVar("P", bound=PeerView)
-T = TypeVar("T")
+#: The message is dropped unsent, without error.
+DROPPED: Final = Dropped()
 
 
-def round_robin(ready: deque[P], offer: Callable[[P], bool]) -> P | None:
-    """Offer a message to the ready peers in turn; return the one that took it.
+class Fanout:
+    """The placement of a message that goes to several pipes at once."""
 
-    A peer that took it goes to the back of the queue.  A peer found full
-    or gone leaves the queue (its doorbell brings it back); a peer busy
-    streaming another message is passed over but stays.
-    """
-    for _ in range(len(ready)):
-        peer = ready[0]
-        if peer.alive and not peer.streaming and offer(peer):
-            ready.rotate(-1)
-            return peer
-        if peer.alive and peer.writable:
-            ready.rotate(-1)
-        else:
-            ready.popleft()
-            peer.in_send = False
-    return None
+    __slots__ = ("pipes",)
+
+    def __init__(self, pipes: Sequence[PipeView]) -> None:
+        self.pipes = pipes
 
 
-#: How many batches in a row a batch receive (``recv_many``) takes from one
-#: peer, while that peer has messages, before it moves on.  With one batch
-#: per turn, eight producers into one PULL on two cores spent up to half
-#: their CPU sleeping and waking: each was woken for a few hundred records,
-#: then found its ring full again.  Longer turns let the peer being read
-#: write beside its reader while the others stay asleep; eight batches
-#: measured about 35-40 % more fan-in throughput, in medians of side-by-side
-#: runs (docs/performance.md).  Sixteen gained in some hours and lost in
-#: others, and came out even over sixteen pairs.  The price is latency under
-#: load for a peer with a backlog: it waits for up to this many batches from
-#: each busy peer ahead of it.  A peer that had nothing queued does not
-#: wait for the turns (Pattern.next_batch).
-BATCH_TURN = 8
-
-
-def fair_queue(ready: deque[P], take: Callable[[P], T | None], rotate: bool) -> tuple[P, T] | None:
-    """The next message from the ready peers, one peer after another.
-
-    With *rotate*, the peer that gave a message goes to the back, so no
-    peer starves another.  A peer found empty leaves the queue.
-    """
-    while ready:
-        peer = ready[0]
-        item = take(peer)
-        if item is not None:
-            if rotate:
-                ready.rotate(-1)
-            return peer, item
-        ready.popleft()
-        peer.in_recv = False
-    return None
+Placement = PipeView | Fanout | Dropped | None
 
 
 class Pattern:
     """Base: a socket type that neither sends nor receives.
 
-    The socket asks ``route`` to place an outgoing message and
-    ``next_message`` for an incoming one, then reports back with ``sent``
-    and ``received``.  ``aux`` words travel with messages; REQ and REP use
-    them to correlate requests with replies.
+    Subclasses set the capabilities and override the hooks they need.  The
+    socket reads the capabilities once, when it is made; the transports get
+    those that concern them (``compatible``, ``max_peers``, ``writes_data``,
+    ``reads_data``) through ``shmsock._transport.SocketSpec``.
     """
 
     kind: ClassVar[SocketType]
+    #: Whether the type sends, and receives, messages at all.
     can_send: ClassVar[bool] = False
     can_recv: ClassVar[bool] = False
-    # Connections this socket type keeps at once (None: unbounded).
+    #: Whether ``send_many`` and ``recv_many`` are allowed.
+    batch_send: ClassVar[bool] = False
+    batch_recv: ClassVar[bool] = False
+    #: Whether the ``*_nowait`` fast paths apply: plain messages with no
+    #: state to keep, to the head of the send queue and from the head of
+    #: the receive queue.
+    plain_send: ClassVar[bool] = False
+    plain_recv: ClassVar[bool] = False
+    #: Whether the type writes messages (its transports size what it writes
+    #: by ``ring_size``) and reads them (a peer that is gone is then read to
+    #: the end of what it sent).
+    writes_data: ClassVar[bool] = False
+    reads_data: ClassVar[bool] = False
+    #: The peer types a socket of this type talks to (checked when a
+    #: connection is made).
+    compatible: ClassVar[frozenset[SocketType]] = frozenset()
+    #: How many times the socket may bind or connect, and how many
+    #: connections it keeps at once (None: no limit).
+    max_endpoints: ClassVar[int | None] = None
     max_peers: ClassVar[int | None] = None
-    # Whether receiving moves on to the next peer after each message.
+    #: Whether receiving moves on to the next pipe after each message.
     rotate_recv: ClassVar[bool] = True
+    #: Whether :meth:`route` may return a :class:`Fanout` (PUB will).
+    fans_out: ClassVar[bool] = False
+    #: A class of public methods of this type alone (SUB's ``subscribe``),
+    #: mixed into the socket class of the type by ``shmsock.socket``; None:
+    #: the plain Socket.  It has ``__slots__ = ()`` and reaches its pattern
+    #: as ``self._pattern``.
+    socket_methods: ClassVar[type | None] = None
+
+    def __init__(self) -> None:
+        self.queues: ReadyQueues[PipeView] = ReadyQueues()
+        self._turns = BatchTurns()
 
     # -- sending ------------------------------------------------------------
 
@@ -109,26 +122,45 @@ class Pattern:
         if not self.can_send:
             raise StateError(f"{self.kind.name} sockets cannot send")
 
-    def discard_reply(self) -> bool:
-        """True when the message about to be sent is to be dropped unsent."""
-        return False
+    def check_send_many(self) -> None:
+        """Raise StateError if batch sends are not allowed now."""
+        if self.can_send and not self.batch_send:
+            raise StateError(f"{self.kind.name} sockets send one message at a time")
+        self.check_send()
 
     def send_aux(self) -> int:
-        """The aux word for the next message sent."""
+        """The aux word of the next message sent (0: none)."""
         return 0
 
-    def route(self, ready: deque[P], offer: Callable[[P], bool]) -> P | None:
-        """Place a message: the peer that took it, or None."""
-        return round_robin(ready, offer)
+    def route(self) -> Placement:
+        """Where the next message goes (see the module docstring)."""
+        return round_robin(self.queues.send)
 
-    def targets(self, peers: Sequence[P]) -> Sequence[P]:
-        """The peers a message sent now may go to, of *peers* (for the size check)."""
-        return peers
+    def targets(self, pipes: Sequence[PipeView]) -> Sequence[PipeView]:
+        """The pipes a message sent now may go to, of *pipes* (for the size check)."""
+        return pipes
 
-    def sent(self, peer: PeerView) -> None:
-        """The message went to *peer*."""
+    def sent(self, pipe: PipeView) -> None:
+        """The message went to *pipe*: it goes to the back of the send queue."""
+        send = self.queues.send
+        if send and send[0] is pipe:
+            send.rotate(-1)  # (a rotation keeps the queue's rule: see _queues)
 
-    def no_target(self, peers: Sequence[PeerView]) -> None:
+    def refused(self, pipe: PipeView) -> None:
+        """*pipe*, which :meth:`route` chose, had no room for the message."""
+        self.queues.refused(pipe)
+
+    def passed_over(self, pipe: PipeView) -> None:
+        """*pipe*, which :meth:`route` chose, may not take this message (over its limit).
+
+        It keeps its place in turn; :meth:`route` is asked again.
+        """
+        self.queues.sent(pipe)
+
+    def dropped(self, pipe: PipeView) -> None:
+        """*pipe*, one of a :class:`Fanout`, had no room: it misses the message."""
+
+    def no_target(self, pipes: Sequence[PipeView]) -> None:
         """Nothing could be sent now; raise if waiting would be pointless."""
 
     def detached(self) -> None:
@@ -144,114 +176,34 @@ class Pattern:
         if not self.can_recv:
             raise StateError(f"{self.kind.name} sockets cannot receive")
 
-    def next_message(self, ready: deque[P], take: Callable[[P], T | None]) -> tuple[P, T] | None:
-        return fair_queue(ready, take, self.rotate_recv)
+    def check_recv_many(self) -> None:
+        """Raise StateError if batch receives are not allowed now."""
+        if self.can_recv and not self.batch_recv:
+            raise StateError(f"{self.kind.name} sockets receive one message at a time")
+        self.check_recv()
 
-    # The peer whose batch turn is running and the batches left in it.  The
-    # first _queued peers of the ready queue were there before the others
-    # joined; _newcomer_last says the last batch was a newcomer's.
-    _turn_peer: object = None
-    _turn_left: int = 0
-    _queued: int = 0
-    _newcomer_last: bool = False
+    def next_message(self) -> tuple[PipeView, object] | None:
+        """The pipe of the next message and the message, or None."""
+        return fair_queue(self.queues.recv, self.rotate_recv)
 
-    def next_batch(
-        self,
-        ready: deque[P],
-        take: Callable[[P], T | None],
-        drained: Callable[[P], bool],
-    ) -> tuple[P, T] | None:
-        """The next batch from the ready peers, for a batch receive.
+    def next_batch(self, max_count: int) -> tuple[PipeView, object] | None:
+        """The pipe of the next batch and ``pipe.take_batch(max_count)``, or None.
 
-        As next_message, except that a peer keeps its turn for up to
-        BATCH_TURN batches in a row while it has messages.  A peer found
-        empty leaves the queue as there, and the next peer's batch starts
-        a new turn; so does a peer brought to the front by a one-message
-        receive meanwhile.
-
-        A peer that joins the queue while others are in it (its ring was
-        empty, and now is not) does not wait for their turns.  Such
-        newcomers give their batches first, one between each two of the
-        queued peers' and in turn among themselves, for as long as each
-        batch empties the peer's ring (*drained* says whether it did).  A
-        newcomer left with more than a batch is a busy peer: it queues
-        behind the peers that were there before it, and waits for its
-        turn.  A peer that ran dry in its own turn after more than one
-        batch is busy too, and queues the same way when it has messages
-        again.  A peer that sends now and then thus waits for about one
-        batch, however long the busy peers' turns.
+        Pipes take turns of up to BATCH_TURN batches (``_queues.BatchTurns``);
+        a type that keeps its pipes in order (PAIR) takes from the first.
         """
         if not self.rotate_recv:
-            return fair_queue(ready, take, rotate=False)
-        queued = min(self._queued, len(ready))
-        if 0 < queued < len(ready) and not self._newcomer_last:
-            got = self._newcomer_batch(ready, take, drained, queued)
-            if got is not None:
-                # The queued peers' batch comes next, so that newcomers,
-                # however many, cannot starve them.
-                self._newcomer_last = True
-                return got
-            queued = self._queued  # busy peers it found are queued now
-        self._newcomer_last = False
-        before = len(ready)
-        front = ready[0] if ready else None
-        got = fair_queue(ready, take, rotate=False)
-        if len(ready) < before:  # peers found dry at the front left
-            queued -= before - len(ready)
-            if front is not None and front is self._turn_peer and self._turn_left <= BATCH_TURN - 2:
-                front.busy = True
-        if queued <= 0:
-            queued = len(ready)  # none of those is left: all are queued alike
-        if got is not None:
-            peer = got[0]
-            peer.busy = False  # queued already: it has its turns
-            if peer is not self._turn_peer:
-                self._turn_peer, self._turn_left = peer, BATCH_TURN
-            self._turn_left -= 1
-            if self._turn_left == 0:
-                # Behind the others queued before, ahead of any newcomer.
-                ready.popleft()
-                ready.insert(queued - 1, peer)
-                self._turn_peer = None
-        self._queued = queued
-        return got
+            return first_batch(self.queues.recv, max_count)
+        return self._turns.next(self.queues.recv, max_count)
 
-    def _newcomer_batch(
-        self,
-        ready: deque[P],
-        take: Callable[[P], T | None],
-        drained: Callable[[P], bool],
-        queued: int,
-    ) -> tuple[P, T] | None:
-        """A batch from the first peer that joined behind the *queued* ones."""
-        while len(ready) > queued:
-            peer = ready[queued]
-            if peer.busy:
-                peer.busy = False  # it takes its place without a batch first
-                queued += 1
-                self._queued = queued
-                continue
-            item = take(peer)
-            del ready[queued]
-            if item is None:
-                peer.in_recv = False  # dry: it leaves, as in fair_queue
-                continue
-            if drained(peer):
-                ready.append(peer)  # still a newcomer, after the others
-            else:
-                ready.insert(queued, peer)  # busy: last of the queued peers
-                self._queued = queued + 1
-            return peer, item
-        return None
-
-    def accept(self, peer: PeerView, aux: int) -> bool:
-        """May this message from *peer* be delivered?  False drops it."""
+    def accept(self, pipe: PipeView, aux: int) -> bool:
+        """May this message from *pipe* be delivered?  False drops it."""
         return True
 
-    def received(self, peer: PeerView, aux: int) -> None:
-        """A message from *peer* was delivered."""
+    def received(self, pipe: PipeView, aux: int) -> None:
+        """A message from *pipe* was delivered."""
 
-    def no_message(self, peers: Sequence[PeerView]) -> None:
+    def no_message(self, pipes: Sequence[PipeView]) -> None:
         """Nothing to receive now; raise if waiting would be pointless."""
 
     def recv_cancelled(self) -> None:
@@ -259,8 +211,15 @@ class Pattern:
 
     # -- connections ---------------------------------------------------------
 
-    def attached(self, peer: PeerView) -> None:
+    def attached(self, pipe: PipeView) -> None:
         """A new connection is ready."""
 
-    def gone(self, peer: PeerView) -> None:
-        """*peer* died or closed (what it sent may still be read)."""
+    def gone(self, pipe: PipeView) -> None:
+        """*pipe*'s peer died or closed (what it sent may still be read)."""
+
+    def on_control(self, pipe: PipeView, frames: list[bytes]) -> None:
+        """Control frames arrived from *pipe*'s peer, against the data direction.
+
+        The hook for subscriptions travelling from SUB to PUB.  A type that
+        expects none ignores them.
+        """

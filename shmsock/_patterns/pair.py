@@ -16,31 +16,41 @@ from collections.abc import Sequence
 import trio
 
 from .._types import SocketType
-from ._base import Pattern, PeerView
+from ._base import Pattern
+from ._queues import PipeView
 
 
 class PairPattern(Pattern):
     kind = SocketType.PAIR
     can_send = True
     can_recv = True
+    batch_send = True
+    batch_recv = True
+    plain_send = True
+    plain_recv = True
+    writes_data = True
+    reads_data = True
+    compatible = frozenset({SocketType.PAIR})
+    max_endpoints = 1
     max_peers = 1
     # Oldest first: what a dead peer sent comes before a new peer's.
     rotate_recv = False
 
     def __init__(self) -> None:
+        super().__init__()
         self._lost = False  # the peer went away and no new one came
 
-    def no_target(self, peers: Sequence[PeerView]) -> None:
-        if self._lost and not any(p.alive for p in peers):
+    def no_target(self, pipes: Sequence[PipeView]) -> None:
+        if self._lost and not any(p.alive for p in pipes):
             raise trio.BrokenResourceError("the PAIR peer is gone")
 
-    def no_message(self, peers: Sequence[PeerView]) -> None:
-        self.no_target(peers)
+    def no_message(self, pipes: Sequence[PipeView]) -> None:
+        self.no_target(pipes)
 
-    def attached(self, peer: PeerView) -> None:
+    def attached(self, pipe: PipeView) -> None:
         self._lost = False
 
-    def gone(self, peer: PeerView) -> None:
+    def gone(self, pipe: PipeView) -> None:
         self._lost = True
 
     def detached(self) -> None:

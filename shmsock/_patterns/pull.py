@@ -16,3 +16,7 @@ from ._base import Pattern
 class PullPattern(Pattern):
     kind = SocketType.PULL
     can_recv = True
+    batch_recv = True
+    plain_recv = True
+    reads_data = True
+    compatible = frozenset({SocketType.PUSH})

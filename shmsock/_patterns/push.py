@@ -15,3 +15,7 @@ from ._base import Pattern
 class PushPattern(Pattern):
     kind = SocketType.PUSH
     can_send = True
+    batch_send = True
+    plain_send = True
+    writes_data = True
+    compatible = frozenset({SocketType.PULL})

@@ -12,7 +12,7 @@ State machine (libzmq's REQ with REQ_RELAXED and REQ_CORRELATE built in):
   abandons the request and moves to IDLE.
 
 Requests round-robin over connected REPs with room.  Request ids are
-non-zero 32-bit counters carried in the record's aux word; a REP echoes
+non-zero 32-bit counters carried in the message's aux word; a REP echoes
 the id in its reply.
 """
 
@@ -24,18 +24,23 @@ import trio
 
 from .._errors import StateError
 from .._types import SocketType
-from ._base import Pattern, PeerView
+from ._base import Pattern
+from ._queues import PipeView
 
 
 class ReqPattern(Pattern):
     kind = SocketType.REQ
     can_send = True
     can_recv = True
+    writes_data = True
+    reads_data = True
+    compatible = frozenset({SocketType.REP})
 
     def __init__(self) -> None:
+        super().__init__()
         self._next_id = 0
         self._waiting_id = 0  # 0: IDLE
-        self._waiting_peer: PeerView | None = None
+        self._waiting_pipe: PipeView | None = None
         self._broken = False  # the peer holding the request died
 
     def check_send(self) -> None:
@@ -46,23 +51,24 @@ class ReqPattern(Pattern):
         self._next_id = self._next_id % 0xFFFFFFFF + 1
         return self._next_id
 
-    def sent(self, peer: PeerView) -> None:
+    def sent(self, pipe: PipeView) -> None:
+        super().sent(pipe)
         self._waiting_id = self._next_id
-        self._waiting_peer = peer
+        self._waiting_pipe = pipe
         self._broken = False
 
     def check_recv(self) -> None:
         if not self._waiting_id:
             raise StateError("a REQ socket must send a request before receiving")
 
-    def accept(self, peer: PeerView, aux: int) -> bool:
+    def accept(self, pipe: PipeView, aux: int) -> bool:
         # Replies to abandoned requests, from any peer, are read and dropped.
-        return peer is self._waiting_peer and aux == self._waiting_id
+        return pipe is self._waiting_pipe and aux == self._waiting_id
 
-    def received(self, peer: PeerView, aux: int) -> None:
+    def received(self, pipe: PipeView, aux: int) -> None:
         self._idle()
 
-    def no_message(self, peers: Sequence[PeerView]) -> None:
+    def no_message(self, pipes: Sequence[PipeView]) -> None:
         if self._broken:
             self._idle()
             raise trio.BrokenResourceError("the REP holding the request died before replying")
@@ -70,11 +76,11 @@ class ReqPattern(Pattern):
     def recv_cancelled(self) -> None:
         self._idle()
 
-    def gone(self, peer: PeerView) -> None:
-        if peer is self._waiting_peer:
+    def gone(self, pipe: PipeView) -> None:
+        if pipe is self._waiting_pipe:
             self._broken = True
 
     def _idle(self) -> None:
         self._waiting_id = 0
-        self._waiting_peer = None
+        self._waiting_pipe = None
         self._broken = False

@@ -264,9 +264,9 @@ def req(conn: Connection, spec: Spec) -> None:
 
 async def _floor_rings(sock: shmsock.Socket) -> tuple[Any, Any, Any]:
     await sock.wait_peers(1)
-    engine = sock._engine
-    peer = engine.peers[0]
-    return peer.tx, peer.rx, engine.rbuf
+    conns = sock._hub.transports["shm"].conns  # type: ignore[attr-defined]
+    conn = conns.conns[0]
+    return conn.tx, conn.rx, conns.rbuf
 
 
 def _floor_calls(tx: Any, rx: Any, buf: Any) -> tuple[Any, Any]:

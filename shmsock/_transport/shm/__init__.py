@@ -1,0 +1,1 @@
+"""``shm://NAME``: rings in POSIX shared memory between processes of one host."""
