@@ -102,6 +102,11 @@ class Pattern:
     max_peers: ClassVar[int | None] = None
     #: Whether receiving moves on to the next pipe after each message.
     rotate_recv: ClassVar[bool] = True
+    #: What the aux word means, for a transport that must carry it in the
+    #: frames (libzmq's, where REQ and REP travel as DEALER and ROUTER with
+    #: libzmq's envelopes): None (no aux), "request" (an id the peer sends
+    #: back with its reply) or "reply" (the id of the request answered).
+    envelope: ClassVar[str | None] = None
     #: A class of public methods of this type alone, mixed into the socket
     #: class of the type (see ``shmsock._context``); None: the plain Socket.
     socket_methods: ClassVar[type | None] = None

@@ -68,6 +68,7 @@ if TYPE_CHECKING:
     from ._reactor import Reactor
 
 __all__ = [
+    "FORMS",
     "SCHEMES",
     "Events",
     "Message",
@@ -130,6 +131,10 @@ class SocketSpec:
     writes_data: bool
     #: Whether the socket reads messages (else a gone peer is not drained).
     reads_data: bool
+    #: How the pattern's aux word must travel where a transport has no room
+    #: for it (libzmq): None, "request" (REQ) or "reply" (REP); see
+    #: ``Pattern.envelope``.
+    envelope: str | None = None
 
 
 # -- the three protocols ------------------------------------------------------------
@@ -324,11 +329,13 @@ class Transport(Protocol):
     #: Its direct-wait capability, if it has one (see :class:`WakeUps`).
     bells: WakeUps | None
 
-    def bind(self, endpoint: str) -> None:
+    def bind(self, endpoint: str) -> str | None:
         """Bind *endpoint* now; peers that connect there attach (Events.attached).
 
-        Raises InvalidEndpoint, AddressInUse, and what the scheme's
-        resources raise (UnsafeFile, SharedMemoryFull, ...).
+        Returns the endpoint as bound where it differs from *endpoint* (the
+        port the system chose for ``tcp://*:0``: libzmq's LAST_ENDPOINT),
+        else None.  Raises InvalidEndpoint, AddressInUse, and what the
+        scheme's resources raise (UnsafeFile, SharedMemoryFull, ...).
         """
 
     def connect(self, endpoint: str) -> None:
@@ -368,13 +375,24 @@ class Transport(Protocol):
 SCHEMES: Final[dict[str, tuple[str, str]]] = {
     "shm": ("shmsock._transport.shm._transport", "ShmTransport"),
     "inproc": ("shmsock._transport.inproc", "InprocTransport"),
+    "tcp": ("shmsock._transport.zmq", "ZmqTransport"),
+    "ipc": ("shmsock._transport.zmq", "ZmqTransport"),
+}
+
+#: How an endpoint of each scheme is written, for error messages.
+FORMS: Final[dict[str, str]] = {
+    "shm": "'shm://NAME'",
+    "inproc": "'inproc://NAME'",
+    "tcp": "'tcp://HOST:PORT'",
+    "ipc": "'ipc://PATH'",
 }
 
 _NAME = re.compile(r"[A-Za-z0-9._-]{1,64}")
 
 
 def _schemes_text() -> str:
-    return " or ".join(f"'{s}://NAME'" for s in SCHEMES)
+    forms = [FORMS.get(s, f"'{s}://...'") for s in SCHEMES]
+    return ", ".join(forms[:-1]) + " or " + forms[-1]
 
 
 def _invalid(endpoint: str) -> InvalidEndpoint:
