@@ -1,0 +1,475 @@
+"""A link: one libzmq socket, for one endpoint bound or connected (see the package rules).
+
+A link owns its libzmq socket and that socket's monitor, registers both
+descriptors with the socket's reactor, and keeps every rule of the
+package's docstring for them: all calls into its libzmq socket are made
+here or by its pipes (``_pipe.py``), which call :meth:`Link.after_call`,
+:meth:`Link.again_send` and :meth:`Link.again_recv` as the rules say.
+
+Sessions: the monitor tells of connections (CONNECTED or ACCEPTED, and
+DISCONNECTED, each with its descriptor) and of handshakes (HANDSHAKE_*,
+which name no connection).  A link counts ``shaken``, its connections whose
+handshake succeeded, as an upper bound that is exact once no handshake is
+pending: it rises with each success and is cut to the number of open
+connections at each end.  A handshake that fails without an event (libzmq
+has a few) can only make it too high, for as long as that connection stays
+open, never too low: a live peer is never taken for gone.  While ``shaken``
+is above zero the link shows one pipe; when it falls to zero that pipe is
+gone, and is read until libzmq has nothing more (rule 5 of the contract).
+"""
+
+from __future__ import annotations
+
+import itertools
+import random
+import struct
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any, Final
+
+import zmq
+
+from ..._errors import IncompatiblePeer, SecurityError
+from ..._stats import EndpointStats
+from . import _context
+from ._pipe import Envelope, ZmqPipe, envelope_for
+
+if TYPE_CHECKING:
+    from .. import Events, SocketSpec
+    from .._reactor import Reactor
+
+__all__ = ["Link"]
+
+_POLLIN: Final = zmq.POLLIN
+_POLLOUT: Final = zmq.POLLOUT
+_EVENTS: Final = zmq.EVENTS
+_DONTWAIT: Final = zmq.DONTWAIT
+
+_MONITORED: Final = (
+    zmq.EVENT_CONNECTED
+    | zmq.EVENT_ACCEPTED
+    | zmq.EVENT_DISCONNECTED
+    | zmq.EVENT_HANDSHAKE_SUCCEEDED
+    | zmq.EVENT_HANDSHAKE_FAILED_NO_DETAIL
+    | zmq.EVENT_HANDSHAKE_FAILED_PROTOCOL
+    | zmq.EVENT_HANDSHAKE_FAILED_AUTH
+)
+_EVENT: Final = struct.Struct("=HI")
+_SECURITY_CODES: Final = frozenset(
+    {
+        zmq.PROTOCOL_ERROR_ZMTP_CRYPTOGRAPHIC,
+        zmq.PROTOCOL_ERROR_ZMTP_MECHANISM_MISMATCH,
+        zmq.PROTOCOL_ERROR_ZMTP_KEY_EXCHANGE,
+    }
+)
+_monitors = itertools.count(1)
+
+
+def _ms(seconds: float) -> int:
+    return round(seconds * 1000)
+
+
+class Link:
+    """One endpoint's libzmq socket, its monitor, and the pipe it shows."""
+
+    def __init__(
+        self,
+        spec: SocketSpec,
+        events: Events,
+        reactor: Reactor,
+        endpoint: str,
+        *,
+        bound: bool,
+        ipv6: bool,
+    ) -> None:
+        self.spec = spec
+        self.events = events
+        self.reactor = reactor
+        self.endpoint = endpoint
+        self.bound = bound
+        options = spec.options
+        self.envelope: Envelope = envelope_for(spec, random.getrandbits(32))
+        self.router = self.envelope.router
+        #: Directions the socket uses: only those are ever waited for (rule 3).
+        self.watch_recv = spec.reads_data
+        self.watch_send = spec.writes_data
+        #: A connecting link with immediate off shows its pipe from connect on.
+        self.persistent = not bound and not options.immediate
+        self.pipe: ZmqPipe | None = None  # the live pipe
+        self.draining: ZmqPipe | None = None  # a gone pipe still being read
+        self.pipes: list[ZmqPipe] = []  # every pipe not yet retired (their counts)
+        self.conns: set[int] = set()
+        self.shaken = 0
+        self.handshook = False  # since the last CONNECTED (a connecting link's)
+        self.refused: Exception | None = None
+        #: One offer_batch's messages that libzmq had no room for yet (rule 6).
+        self.backlog: tuple[memoryview, list[int], int] | None = None
+        self.drain_waiting = False
+        self.retired = EndpointStats()
+        self._reporting = False
+        self._report_recv = False
+        self._report_send = False
+        self.closed = False
+        self._zap_domain = ""
+
+        ctx = _context.context()
+        sock = self.sock = ctx.socket(self.envelope.zmq_type)
+        try:
+            self._configure(sock, ipv6)
+            self.monitor = sock.get_monitor_socket(
+                _MONITORED, f"inproc://shmsock-monitor-{next(_monitors)}"
+            )
+        except BaseException:
+            sock.close(0)
+            raise
+        self._send = sock.send
+        self._recv = sock.recv
+        self._get = sock.getsockopt
+        self.fd: int = sock.getsockopt(zmq.FD)
+        self.mfd: int = self.monitor.getsockopt(zmq.FD)
+
+    def _configure(self, sock: zmq.Socket[Any], ipv6: bool) -> None:
+        o = self.spec.options
+        sock.setsockopt(zmq.LINGER, -1 if o.linger is None else _ms(o.linger))
+        sock.setsockopt(zmq.SNDHWM, o.sndhwm)
+        sock.setsockopt(zmq.RCVHWM, o.rcvhwm)
+        # libzmq bounds each frame; the socket checks whole messages itself.
+        sock.setsockopt(zmq.MAXMSGSIZE, o.max_msg_size)
+        sock.setsockopt(zmq.HEARTBEAT_IVL, _ms(o.heartbeat_ivl))
+        sock.setsockopt(zmq.HEARTBEAT_TIMEOUT, _ms(o.heartbeat_timeout))
+        if o.heartbeat_ttl is not None:
+            sock.setsockopt(zmq.HEARTBEAT_TTL, _ms(o.heartbeat_ttl))
+        sock.setsockopt(zmq.RECONNECT_IVL, -1 if o.reconnect_ivl is None else _ms(o.reconnect_ivl))
+        sock.setsockopt(zmq.RECONNECT_IVL_MAX, _ms(o.reconnect_ivl_max))
+        if not self.bound:
+            sock.setsockopt(zmq.IMMEDIATE, int(o.immediate))
+        sock.setsockopt(zmq.IPV6, int(o.ipv6 or ipv6))
+        if self.router:
+            # A reply to a requester that has gone fails (and is dropped, as
+            # REP does) instead of vanishing; and a full requester says Again.
+            sock.setsockopt(zmq.ROUTER_MANDATORY, 1)
+        if o.curve_server:
+            if o.curve_secretkey is None:
+                raise ValueError(
+                    "curve_server needs curve_secretkey, the server's secret key"
+                    " (shmsock.curve_keypair() makes a key pair)"
+                )
+            sock.setsockopt(zmq.CURVE_SERVER, 1)
+            sock.setsockopt(zmq.CURVE_SECRETKEY, o.curve_secretkey)
+            if o.curve_publickey is not None:
+                sock.setsockopt(zmq.CURVE_PUBLICKEY, o.curve_publickey)
+            if o.curve_clients is not None:
+                domain = self._zap_domain = f"shmsock-{id(self):x}-{random.getrandbits(32):08x}"
+                sock.setsockopt(zmq.ZAP_DOMAIN, domain.encode())
+                _context.allow_clients(domain, frozenset(map(_z85, o.curve_clients)))
+        elif o.curve_serverkey is not None:
+            public, secret = o.curve_publickey, o.curve_secretkey
+            if public is None or secret is None:
+                public, secret = zmq.curve_keypair()  # a client may be anonymous
+            sock.setsockopt(zmq.CURVE_SERVERKEY, o.curve_serverkey)
+            sock.setsockopt(zmq.CURVE_PUBLICKEY, public)
+            sock.setsockopt(zmq.CURVE_SECRETKEY, secret)
+
+    def start(self) -> None:
+        """Watch the descriptors (after bind or connect succeeded)."""
+        self.reactor.register(self.mfd, self._on_monitor)
+        self.reactor.register(self.fd, self._on_fd)
+        # Rule 2, for the monitor: its descriptor signals only after a read
+        # found it empty.  The data socket's turn comes with its first pipe.
+        self._on_monitor()
+        if self.persistent:
+            self._attach()
+
+    @property
+    def reader(self) -> ZmqPipe | None:
+        """The pipe that reads what libzmq holds: the live one, else a gone one draining."""
+        return self.pipe or self.draining
+
+    # -- the EVENTS discipline (the package's rules 2-5) -----------------------------
+
+    def _on_fd(self) -> None:
+        """Rule 5: the descriptor woke; see what is ready, and report it now."""
+        if not self.closed:
+            self.sync(direct=True)
+
+    def sync(self, direct: bool) -> int:
+        """Read EVENTS and set the pipes' flags; report what turned ready.
+
+        *direct*: from the reactor, where the socket may be told at once;
+        otherwise (inside a call the socket made) the report waits for the
+        reactor's next poll.  Returns the events read.
+        """
+        ev: int = self._get(_EVENTS)
+        if ev & _POLLOUT and self.backlog is not None:
+            self._flush_backlog()
+            if self.backlog is not None:
+                ev &= ~_POLLOUT  # what room there was went to the backlog
+            elif self.drain_waiting:
+                self.drain_waiting = False
+                self._report_send = True
+        reader = self.reader
+        if ev & _POLLIN and reader is not None and not reader.readable and self.watch_recv:
+            reader.readable = True
+            self._report_recv = True
+        pipe = self.pipe
+        if (
+            ev & _POLLOUT
+            and pipe is not None
+            and not pipe.writable
+            and (direct or not self.router)  # ROUTER's POLLOUT is not this requester's room
+            and self.backlog is None
+        ):
+            pipe.writable = True
+            self._report_send = True
+        if self._report_recv or self._report_send:
+            if direct:
+                self._report()
+            elif not self._reporting:
+                self._reporting = True
+                self.reactor.soon(self._report)
+        return ev
+
+    def _report(self) -> None:
+        self._reporting = False
+        recv, send = self._report_recv, self._report_send
+        self._report_recv = self._report_send = False
+        if self.closed:
+            return
+        if recv:
+            reader = self.reader
+            if reader is not None:
+                self.events.ready(reader, True, False)
+        if send:
+            pipe = self.pipe
+            if pipe is not None:
+                self.events.ready(pipe, False, True)
+
+    def after_call(self) -> None:
+        """Rule 3: after a call, when a direction is marked not ready."""
+        self.sync(direct=False)
+
+    def again_send(self, pipe: ZmqPipe) -> bool:
+        """Rule 4, for a send that met Again: True if it should be tried again now."""
+        pipe.writable = False
+        ev = self.sync(direct=False)
+        if ev & _POLLOUT and not self.router:
+            pipe.writable = True
+            return True
+        return False
+
+    def again_recv(self, pipe: ZmqPipe) -> bool:
+        """Rule 4, for a receive that met Again: True if it should be tried again now."""
+        pipe.readable = False
+        ev = self.sync(direct=False)
+        if ev & _POLLIN:
+            pipe.readable = True
+            return True
+        if pipe is self.draining:
+            self.draining = None
+            self.events.finished(pipe)  # gone and drained (the contract's rule 5)
+        return False
+
+    # -- a batch's rest (rule 6) ------------------------------------------------------
+
+    def hold(self, data: memoryview, lens: list[int], pos: int) -> None:
+        """Keep what an offer_batch could not hand over: *lens* from offset *pos*."""
+        self.backlog = (data, lens, pos)
+
+    def _flush_backlog(self) -> None:
+        assert self.backlog is not None
+        data, lens, pos = self.backlog
+        send = self._send
+        for i, n in enumerate(lens):
+            try:
+                send(data[pos : pos + n], _DONTWAIT)
+            except zmq.Again:
+                self.backlog = (data, lens[i:], pos)
+                return
+            pos += n
+        self.backlog = None
+
+    def backlog_size(self) -> tuple[int, int]:
+        """Messages and bytes the backlog holds."""
+        if self.backlog is None:
+            return 0, 0
+        _data, lens, _pos = self.backlog
+        return len(lens), sum(lens)
+
+    # -- sessions (rule 8) ---------------------------------------------------------
+
+    def _on_monitor(self) -> None:
+        recv = self.monitor.recv_multipart
+        while not self.closed:
+            try:
+                frames = recv(_DONTWAIT)
+            except zmq.Again:
+                return
+            except zmq.ZMQError:  # pragma: no cover - closed under us
+                return
+            if len(frames) != 2 or len(frames[0]) != _EVENT.size:  # pragma: no cover
+                continue
+            event, value = _EVENT.unpack(frames[0])
+            self._on_event(event, value)
+
+    def _on_event(self, event: int, value: int) -> None:
+        if event in (zmq.EVENT_CONNECTED, zmq.EVENT_ACCEPTED):
+            self.conns.add(value)
+            self.handshook = False
+        elif event == zmq.EVENT_HANDSHAKE_SUCCEEDED:
+            self.handshook = True
+            self.shaken = min(self.shaken + 1, len(self.conns))
+            if self.refused is not None:
+                self.refused = None
+            if self.shaken == 1 and self.pipe is None:
+                self._attach()
+        elif event == zmq.EVENT_DISCONNECTED:
+            if value in self.conns:
+                self.conns.discard(value)
+                self.shaken = min(self.shaken, len(self.conns))
+                if not self.handshook and not self.bound and self.refused is None:
+                    self._refuse(
+                        IncompatiblePeer(
+                            f"the socket at {self.endpoint} closed the connection during the"
+                            " handshake without a reason: most likely its type cannot talk to"
+                            f" a {self.spec.kind.name} (libzmq then stops reconnecting)"
+                        )
+                    )
+                self.handshook = True  # one refusal per connection
+                if self.shaken == 0 and not self.persistent and self.pipe is not None:
+                    self._detach()
+        elif not self.bound:  # a handshake failed: the server refused us, or we it
+            self.handshook = True
+            self._refuse(self._failure(event, value))
+
+    def _failure(self, event: int, value: int) -> Exception:
+        where = f"the handshake with {self.endpoint} failed"
+        o = self.spec.options
+        if event == zmq.EVENT_HANDSHAKE_FAILED_AUTH:
+            return SecurityError(
+                f"{where}: the server refused this client (ZAP status {value}): its public key"
+                " is not among the server's curve_clients"
+            )
+        if event == zmq.EVENT_HANDSHAKE_FAILED_PROTOCOL:
+            if value == zmq.PROTOCOL_ERROR_ZMTP_MECHANISM_MISMATCH:
+                why = (
+                    "this socket speaks CURVE and the server does not"
+                    if o.curve_serverkey is not None
+                    else "the server speaks CURVE: set curve_serverkey to its public key"
+                )
+                return SecurityError(f"{where}: {why}")
+            if value in _SECURITY_CODES:
+                return SecurityError(f"{where}: CURVE error {value:#x}")
+            return IncompatiblePeer(f"{where}: ZMTP protocol error {value:#x}")
+        if o.curve_serverkey is not None:
+            return SecurityError(
+                f"{where}: the server closed the connection during the CURVE handshake, most"
+                " likely because curve_serverkey is not its public key"
+            )
+        return ConnectionRefusedError(f"{where}: the connection closed during the handshake")
+
+    def _refuse(self, exc: Exception) -> None:
+        """A connect that brought no peer, and why (check_usable raises it)."""
+        if self.pipe is None or not self.pipe.alive:
+            self.refused = exc
+            self.events.changed()
+
+    def _attach(self) -> None:
+        old = self.draining
+        if old is not None:
+            # Its peer is gone and a new one came: what libzmq still holds
+            # from the old one is read through the new pipe, in order.
+            self.draining = None
+            old.readable = False
+            self.events.finished(old)
+        pipe = self.pipe = ZmqPipe(self)
+        self.pipes.append(pipe)
+        self.events.attached(pipe)
+        self.sync(direct=True)
+
+    def _detach(self) -> None:
+        """The last peer went: the pipe is gone, and read while libzmq holds anything."""
+        pipe = self.pipe
+        assert pipe is not None
+        self.pipe = None
+        pipe.alive = False
+        pipe.writable = False
+        pipe.try_write = pipe.refuse
+        if self.watch_recv:
+            ev: int = self._get(_EVENTS)
+            pipe.readable = bool(ev & _POLLIN)
+        else:
+            pipe.readable = False
+        if pipe.readable:
+            self.draining = pipe
+        self.events.gone(pipe)
+        if not pipe.readable:
+            self.events.finished(pipe)
+
+    # -- the end ---------------------------------------------------------------------
+
+    def set_linger(self, linger: float | None) -> None:
+        if not self.closed:
+            self.sock.setsockopt(zmq.LINGER, -1 if linger is None else _ms(linger))
+            if self.pipe is not None and not (self.pipe.readable and self.pipe.writable):
+                self.after_call()
+
+    def close(self) -> None:
+        """Close the libzmq socket; libzmq sends what it holds for up to its LINGER.
+
+        What the backlog still holds is handed over if there is room, and
+        otherwise lost and counted in ``dropped``; what libzmq received
+        that was not taken is lost uncounted (libzmq does not say).  The
+        pipes end: the socket forgets them with the transport.
+        """
+        if self.closed:
+            return
+        if self.backlog is not None:
+            self._flush_backlog()
+            lost, _nbytes = self.backlog_size()
+            self.retired.dropped += lost
+            self.backlog = None
+        self.closed = True
+        self.reactor.unregister(self.fd)
+        self.reactor.unregister(self.mfd)
+        for pipe in (self.pipe, self.draining):
+            if pipe is not None:
+                pipe.alive = pipe.readable = pipe.writable = False
+                pipe.try_write = pipe.refuse
+        if self._zap_domain:
+            _context.forget_clients(self._zap_domain)
+        try:
+            self.sock.disable_monitor()
+        except zmq.ZMQError:  # pragma: no cover
+            pass
+        self.monitor.close(0)
+        self.sock.close()
+
+    def disown(self) -> None:
+        """A fork() child: forget the sockets without a call into libzmq."""
+        self.closed = True
+        for pipe in (self.pipe, self.draining):
+            if pipe is not None:
+                pipe.alive = pipe.readable = pipe.writable = False
+
+    def count(self, st: EndpointStats) -> None:
+        """Add this link's counters and gauges to *st*."""
+        st.add_counters(self.retired)
+        for pipe in self.pipes:
+            pipe.count(st)
+        st.peers += self.shaken if not self.closed else 0
+        st.used_out += self.backlog_size()[1]
+
+    def retire(self, pipe: ZmqPipe) -> None:
+        """The socket is done with *pipe*: its counts move to the link's."""
+        if pipe in self.pipes:
+            self.pipes.remove(pipe)
+            pipe.count(self.retired)
+
+
+def _z85(key: bytes) -> bytes:
+    """A CURVE key as 40 bytes of Z85, as the ZAP handler names clients."""
+    from zmq.utils import z85
+
+    return z85.encode(key) if len(key) == 32 else key
+
+
+Callback = Callable[[], None]

@@ -1,0 +1,468 @@
+"""A link's pipe, and the envelopes that carry REQ and REP over DEALER and ROUTER.
+
+A pipe is what a link shows its socket while it has a peer (``_link.py``).
+Every call it makes into libzmq keeps the package's rules: DONTWAIT, then
+``Link.after_call`` when the other direction is marked not ready (rule 3),
+and ``Link.again_send`` / ``Link.again_recv`` on Again (rule 4).
+
+Envelopes (libzmq's own wire forms, so that any ZeroMQ peer understands):
+
+- plain (PUSH, PULL, PAIR): a message is its frames;
+- request (our REQ, a DEALER in libzmq): ``[id, b"", *frames]``, where *id*
+  is 4 bytes, the request id of the aux word plus a random offset per link
+  (libzmq's REQ_CORRELATE form; a plain REP, a ROUTER broker and our REP
+  all send it back).  A reply is accepted with its id only when its second
+  frame is empty; anything else is dropped and counted.
+- reply (our REP, a ROUTER): a request is everything up to and including
+  the first empty frame (the routing id first: libzmq's "traceback
+  stack"), then the body.  The stack is kept under a token, the message's
+  aux word, which REP hands back with its reply; the reply goes out as
+  ``stack + frames``.  This serves libzmq's REQ with or without
+  REQ_CORRELATE, DEALER clients and brokers alike.  A requester that has
+  gone (EHOSTUNREACH, ROUTER_MANDATORY) loses its reply, as REP does on
+  ``shm://``.
+"""
+
+from __future__ import annotations
+
+import errno
+import struct
+import sys
+from collections import deque
+from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING, Final
+
+import zmq
+
+from ..._stats import EndpointStats
+from .. import Message, Queued
+
+if TYPE_CHECKING:
+    from array import array
+
+    from .. import SocketSpec
+    from ._link import Link
+
+__all__ = ["Envelope", "ZmqPipe", "envelope_for"]
+
+_DONTWAIT: Final = zmq.DONTWAIT
+_MORE: Final = zmq.DONTWAIT | zmq.SNDMORE
+#: Frames from this size up are handed to libzmq without a copy.
+_COPY_BELOW: Final = 1 << 16
+_ID: Final = struct.Struct("=I")
+_MASK: Final = 0xFFFFFFFF
+#: How often one offer or take calls libzmq again at once (rules 4 and 6).
+_TRIES: Final = 4
+
+
+class Envelope:
+    """How one socket type's messages, and their aux word, travel over libzmq."""
+
+    #: The libzmq socket type.
+    zmq_type: int = 0
+    #: Messages are their frames: the fast paths apply.
+    plain = True
+    #: A ROUTER: its POLLOUT is not a given requester's room, and a send may
+    #: meet a requester that has gone.
+    router = False
+    #: After Again on a later frame, send the rest so that libzmq stops
+    #: dropping (its load balancer does; PAIR and ROUTER need not).
+    ends_dropping = False
+
+    def encode(self, frames: list[bytes], aux: int) -> list[bytes] | None:
+        """The frames to send; None drops the message (nowhere to send it)."""
+        return frames
+
+    def sent(self, aux: int) -> None:
+        """The message of *aux* went, or was dropped for good."""
+
+    def decode(self, frames: list[bytes]) -> Queued | None:
+        """The message to deliver, or None to drop what came (malformed)."""
+        if len(frames) == 1:
+            return frames[0]
+        return Message(frames, 0)
+
+
+class _Plain(Envelope):
+    def __init__(self, zmq_type: int) -> None:
+        self.zmq_type = zmq_type
+        self.ends_dropping = zmq_type == zmq.PUSH
+
+
+class _Request(Envelope):
+    zmq_type = zmq.DEALER
+    plain = False
+    ends_dropping = True
+
+    def __init__(self, salt: int) -> None:
+        # Ids on the wire start at a random point, as libzmq's do, so that a
+        # late reply to an earlier socket's request is not taken for ours.
+        self._salt = salt
+
+    def encode(self, frames: list[bytes], aux: int) -> list[bytes] | None:
+        return [_ID.pack((aux + self._salt) & _MASK), b"", *frames]
+
+    def decode(self, frames: list[bytes]) -> Queued | None:
+        if len(frames) < 3 or frames[1] or len(frames[0]) != 4:
+            return None
+        aux = (_ID.unpack(frames[0])[0] - self._salt) & _MASK
+        return Message(frames[2:], aux)
+
+
+class _Reply(Envelope):
+    zmq_type = zmq.ROUTER
+    plain = False
+    router = True
+
+    def __init__(self) -> None:
+        self._stacks: dict[int, list[bytes]] = {}
+        self._token = 0
+
+    def encode(self, frames: list[bytes], aux: int) -> list[bytes] | None:
+        stack = self._stacks.get(aux)
+        if stack is None:
+            return None
+        return stack + frames
+
+    def sent(self, aux: int) -> None:
+        self._stacks.pop(aux, None)
+
+    def decode(self, frames: list[bytes]) -> Queued | None:
+        for i in range(1, len(frames) - 1):
+            if not frames[i]:
+                break
+        else:
+            return None  # no delimiter, or no body: not a request
+        token = self._token = self._token % _MASK + 1
+        self._stacks[token] = frames[: i + 1]
+        return Message(frames[i + 1 :], token)
+
+
+def _size(item: Queued) -> int:
+    return sum(map(len, item.frames)) if isinstance(item, Message) else len(item)
+
+
+def envelope_for(spec: SocketSpec, salt: int) -> Envelope:
+    """The envelope of a socket of *spec* (its pattern's ``envelope`` capability)."""
+    if spec.envelope == "request":
+        return _Request(salt)
+    if spec.envelope == "reply":
+        return _Reply()
+    # Other types are the libzmq type of the same number (shmsock._types).
+    return _Plain(int(spec.kind))
+
+
+class _Stream:
+    """A message too large to offer at once: never, over libzmq (one offer)."""
+
+    __slots__ = ("_aux", "_frames", "_pipe")
+
+    def __init__(self, pipe: ZmqPipe, frames: list[bytes], aux: int) -> None:
+        self._pipe, self._frames, self._aux = pipe, frames, aux
+        pipe.streaming = True
+
+    def step(self) -> int:
+        pipe = self._pipe
+        if not pipe.alive:
+            return -1
+        return 1 if pipe.offer(self._frames, self._aux) else 0
+
+    def close(self) -> None:
+        self._pipe.streaming = False
+
+
+class ZmqPipe:
+    """What a link shows its socket while it has a peer: one pipe of the contract."""
+
+    __slots__ = (
+        "_drained",
+        "_envelope",
+        "_get",
+        "_max",
+        "_recv",
+        "_send",
+        "_watch_recv",
+        "_watch_send",
+        "alive",
+        "busy",
+        "bytes_received",
+        "bytes_sent",
+        "corrupt",
+        "dropped",
+        "endpoint",
+        "in_recv",
+        "in_send",
+        "inbox",
+        "link",
+        "messages_received",
+        "messages_sent",
+        "peer_identity",
+        "peer_limit",
+        "peer_type",
+        "readable",
+        "streaming",
+        "try_write",
+        "writable",
+    )
+
+    def __init__(self, link: Link) -> None:
+        spec = link.spec
+        self.link = link
+        self.endpoint = link.endpoint
+        self.peer_type = min(spec.compatible) if spec.compatible else spec.kind
+        self.peer_limit = sys.maxsize  # libzmq peers do not say; theirs drop what is too big
+        self.peer_identity = b""
+        self.alive = self.readable = self.writable = True
+        self.streaming = self.in_send = self.in_recv = self.busy = False
+        self.inbox: deque[Queued] = deque()
+        self._envelope = link.envelope
+        self._send = link.sock.send
+        self._recv = link.sock.recv
+        self._get = link.sock.getsockopt
+        self._max = spec.options.max_msg_size
+        self._watch_recv = link.watch_recv
+        self._watch_send = link.watch_send
+        self._drained = False
+        self.try_write: Callable[[bytes, int], int] = (
+            self._try_write if link.envelope.plain else self.refuse
+        )
+        self.messages_sent = self.bytes_sent = 0
+        self.messages_received = self.bytes_received = 0
+        self.dropped = self.corrupt = 0
+
+    def __repr__(self) -> str:
+        return f"<ZmqPipe {self.endpoint} {'alive' if self.alive else 'gone'}>"
+
+    # -- writing ---------------------------------------------------------------
+
+    @staticmethod
+    def refuse(data: bytes, n: int) -> int:
+        """``try_write`` of a pipe with no fast path, or gone: take the general path."""
+        return -1
+
+    def _try_write(self, data: bytes, n: int) -> int:
+        try:
+            if n < _COPY_BELOW:
+                self._send(data, _DONTWAIT)
+            else:
+                self._send(data, _DONTWAIT, copy=False)
+        except zmq.Again:
+            return -1  # offer() then meets it again, and keeps rule 4
+        self.messages_sent += 1
+        self.bytes_sent += n
+        if self._watch_recv and not self.readable:
+            self.link.after_call()
+        return 0
+
+    def wake(self) -> None:
+        """libzmq wakes its peers itself."""
+
+    def _send_frames(self, wire: list[bytes]) -> int:
+        """Send one message: 1 sent, 0 Again before anything went, -1 unreachable."""
+        send = self._send
+        last = len(wire) - 1
+        for _ in range(_TRIES):
+            i = 0
+            try:
+                for i, frame in enumerate(wire):
+                    flags = _MORE if i < last else _DONTWAIT
+                    if len(frame) < _COPY_BELOW:
+                        send(frame, flags)
+                    else:
+                        send(frame, flags, copy=False)
+                return 1
+            except zmq.Again:
+                if i == 0:
+                    return 0
+                # A connection ended mid-message (rule 6): libzmq drops the
+                # rest of it, and the whole message goes again.
+                if self._envelope.ends_dropping:
+                    for j in range(i + 1, len(wire)):
+                        try:
+                            send(wire[j], _MORE if j < last else _DONTWAIT)
+                        except zmq.ZMQError:
+                            break
+            except zmq.ZMQError as exc:
+                if exc.errno == errno.EHOSTUNREACH and i == 0:
+                    return -1
+                raise
+        return 0
+
+    def offer(self, frames: list[bytes], aux: int) -> bool:
+        if not self.alive:
+            return False
+        link = self.link
+        envelope = self._envelope
+        wire = envelope.encode(frames, aux)
+        if wire is None:
+            self.dropped += 1  # a reply whose request did not come through this pipe
+            return True
+        for _ in range(_TRIES):
+            sent = self._send_frames(wire)
+            if sent:
+                break
+            if not link.again_send(self):
+                return False
+        else:
+            return False
+        envelope.sent(aux)
+        if sent < 0:
+            self.dropped += 1  # the requester has gone: its reply is dropped, as REP does
+            return True
+        self.messages_sent += 1
+        self.bytes_sent += sum(map(len, frames))
+        if self._watch_recv and not self.readable:
+            link.after_call()
+        return True
+
+    def offer_batch(self, data: bytes, lens: array[int]) -> bool:
+        """Hand a batch to libzmq, all of it: what has no room yet waits in the link."""
+        link = self.link
+        if not self.alive or link.backlog is not None:
+            return False
+        view = memoryview(data)
+        send = self._send
+        for _ in range(_TRIES):
+            pos = 0
+            for i, n in enumerate(lens):
+                try:
+                    send(view[pos : pos + n], _DONTWAIT, copy=n < _COPY_BELOW)
+                except zmq.Again:
+                    if i == 0:
+                        break
+                    link.hold(view, list(lens[i:]), pos)
+                    self.writable = False
+                    link.after_call()  # rule 4: arms the descriptor, may flush at once
+                    return self._sent_batch(data, lens)
+                pos += n
+            else:
+                return self._sent_batch(data, lens)
+            if not link.again_send(self):
+                return False
+        return False
+
+    def _sent_batch(self, data: bytes, lens: array[int]) -> bool:
+        self.messages_sent += len(lens)
+        self.bytes_sent += len(data)
+        if self._watch_recv and not self.readable:
+            self.link.after_call()
+        return True
+
+    def stream(self, frames: list[bytes], aux: int) -> _Stream:
+        return _Stream(self, frames, aux)
+
+    def send_control(self, frames: list[bytes]) -> bool:
+        return True  # libzmq's own socket types carry their control (subscriptions)
+
+    def unread(self) -> bool:
+        """Whether the link still holds some of what was sent (libzmq's queue is unknown)."""
+        return self.alive and self.link.backlog is not None
+
+    def prepare_drain(self) -> bool:
+        if not self.unread():
+            return False
+        self.link.drain_waiting = True
+        return True
+
+    # -- reading ---------------------------------------------------------------
+
+    def _rest(self, first: zmq.Frame) -> Queued | None:
+        """The message that starts with *first*: all its frames, checked and decoded."""
+        frames = [first.bytes]
+        frame = first
+        recv = self._recv
+        while frame.more:
+            frame = recv(_DONTWAIT, copy=False)  # libzmq delivers whole messages
+            frames.append(frame.bytes)
+        size = sum(map(len, frames))
+        if size > self._max:
+            self.corrupt += 1
+            return None
+        item = self._envelope.decode(frames)
+        if item is None:
+            self.dropped += 1
+            return None
+        self.messages_received += 1
+        self.bytes_received += size
+        return item
+
+    def _take(self) -> Queued | None:
+        link = self.link
+        if link.reader is not self or link.closed:
+            self.readable = False
+            return None
+        recv = self._recv
+        tries = 0
+        while True:
+            try:
+                frame = recv(_DONTWAIT, copy=False)
+            except zmq.Again:
+                tries += 1
+                if tries < _TRIES and link.again_recv(self):
+                    continue
+                self.readable = False
+                return None
+            if not frame.more and self._envelope.plain:
+                data: bytes = frame.bytes
+                n = len(data)
+                if n <= self._max:
+                    self.messages_received += 1
+                    self.bytes_received += n
+                    return data
+                self.corrupt += 1
+                continue
+            item = self._rest(frame)
+            if item is not None:
+                return item
+
+    def take(self) -> Queued | None:
+        inbox = self.inbox
+        if inbox:
+            return inbox.popleft()
+        item = self._take()
+        if item is not None and self._watch_send:
+            pipe = self.link.pipe
+            if pipe is not None and not pipe.writable:
+                self.link.after_call()
+        return item
+
+    def take_batch(self, max_count: int) -> tuple[list[Queued], bool] | None:
+        items: list[Queued] = []
+        inbox = self.inbox
+        while inbox and len(items) < max_count:
+            items.append(inbox.popleft())
+        take = self._take
+        self._drained = False
+        while len(items) < max_count:
+            item = take()
+            if item is None:
+                self._drained = True
+                break
+            items.append(item)
+        if not items:
+            return None
+        if self._watch_send:
+            pipe = self.link.pipe
+            if pipe is not None and not pipe.writable:
+                self.link.after_call()
+        return items, all(type(item) is bytes for item in items)
+
+    def drained(self) -> bool:
+        return self._drained and not self.inbox
+
+    def push_back(self, items: Sequence[Queued]) -> None:
+        self.inbox.extendleft(reversed(items))
+
+    # -- ending ----------------------------------------------------------------
+
+    def retire(self) -> None:
+        self.link.retire(self)
+
+    def count(self, st: EndpointStats) -> None:
+        """Add this pipe's counters to *st* (what its inbox holds counts as received)."""
+        st.messages_sent += self.messages_sent
+        st.bytes_sent += self.bytes_sent
+        st.messages_received += self.messages_received - len(self.inbox)
+        st.bytes_received += self.bytes_received - sum(map(_size, self.inbox))
+        st.dropped += self.dropped
+        st.corrupt += self.corrupt
