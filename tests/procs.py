@@ -28,7 +28,9 @@ def forked() -> multiprocessing.context.BaseContext:
     server itself is a fresh interpreter, so no test's state leaks into it.
     """
     ctx = multiprocessing.get_context("forkserver")
-    ctx.set_forkserver_preload(["trio", "shmsock", "procs", "peers", "crashpeers", "soak"])
+    ctx.set_forkserver_preload(
+        ["trio", "shmsock", "procs", "peers", "crashpeers", "soak", "zmq", "zmq_peers"]
+    )
     return ctx
 
 
