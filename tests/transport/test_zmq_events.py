@@ -94,7 +94,7 @@ async def test_a_send_after_a_quiet_moment_does_not_strand_a_parked_receiver(our
                 for i in range(count):
                     await room.acquire()
                     await pair.send(b"%d" % i)
-                    time.sleep(0.004)  # holds the thread: no task runs, the echo arrives
+                    time.sleep(0.004)  # noqa: ASYNC251 - on purpose: no task runs meanwhile
 
             async def receiver() -> None:
                 while len(got) < count:
