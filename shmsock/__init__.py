@@ -14,6 +14,7 @@ done, ``await pull.aclose()``.
 # Importing metrics registers shmsock's Prometheus collector in the default
 # registry, unless SHMSOCK_METRICS=0 (see shmsock.metrics).
 from . import metrics, testing
+from ._curve import curve_keypair
 from ._errors import (
     AddressInUse,
     CorruptMessage,
@@ -81,6 +82,7 @@ __all__ = [
     "StateError",
     "UnsafeFile",
     "VersionMismatch",
+    "curve_keypair",
     "metrics",
     "socket",
     "testing",

@@ -195,3 +195,29 @@ def stubborn_requester(
     conn.send(("reply", s.recv_multipart()))
     conn.recv()
     s.close(0)
+
+
+def hold(
+    conn: Connection, endpoint: str, bind: bool, kind: str, options: dict[str, Any] | None = None
+) -> None:
+    """Receive one message, report it, and never answer: a REP that holds a request."""
+    s, endpoint = _socket(kind, endpoint, bind, options)
+    conn.send(("ready", endpoint))
+    conn.send(("got", s.recv_multipart()))
+    conn.recv()
+    s.close(0)
+
+
+def idle(
+    conn: Connection, endpoint: str, bind: bool, kind: str, options: dict[str, Any] | None = None
+) -> None:
+    """Bind or connect, and read nothing until told; then report all that came."""
+    s, endpoint = _socket(kind, endpoint, bind, options)
+    conn.send(("ready", endpoint))
+    conn.recv()
+    got = []
+    while s.poll(500):
+        got.append(s.recv_multipart())
+    conn.send(("got", got))
+    conn.recv()
+    s.close(0)

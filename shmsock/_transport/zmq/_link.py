@@ -311,6 +311,12 @@ class Link:
             self._on_event(event, value)
 
     def _on_event(self, event: int, value: int) -> None:
+        shaken = self.shaken
+        self._count_event(event, value)
+        if self.shaken != shaken and not self.closed:
+            self.events.changed()  # the peers gauge moved (stats, and who waits on it)
+
+    def _count_event(self, event: int, value: int) -> None:
         if event in (zmq.EVENT_CONNECTED, zmq.EVENT_ACCEPTED):
             self.conns.add(value)
             self.handshook = False

@@ -168,8 +168,8 @@ class ZmqTransport:
             return
         self.closed = True
         for link in self.links():
-            self._keep(link)
             link.close()
+            self._keep(link)
 
     def _keep(self, link: Link) -> None:
         st = self.retired.setdefault(link.endpoint, EndpointStats())
