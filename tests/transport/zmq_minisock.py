@@ -127,6 +127,8 @@ class MiniSocket:
                 pipe.retire()
 
     async def run(self) -> None:
+        if self.closed:
+            return
         fd = self.reactor.fileno()
         try:
             while not self.closed:

@@ -344,9 +344,11 @@ class Link:
                     self._detach()
         elif not self.bound:  # a handshake failed: the server refused us, or we it
             self.handshook = True
-            self._refuse(self._failure(event, value))
+            failure = self._failure(event, value)
+            if failure is not None:
+                self._refuse(failure)
 
-    def _failure(self, event: int, value: int) -> Exception:
+    def _failure(self, event: int, value: int) -> Exception | None:
         where = f"the handshake with {self.endpoint} failed"
         o = self.spec.options
         if event == zmq.EVENT_HANDSHAKE_FAILED_AUTH:
@@ -370,7 +372,9 @@ class Link:
                 f"{where}: the server closed the connection during the CURVE handshake, most"
                 " likely because curve_serverkey is not its public key"
             )
-        return ConnectionRefusedError(f"{where}: the connection closed during the handshake")
+        # The connection closed mid-handshake with no reason: a peer that
+        # restarts, or that is no ZeroMQ program.  libzmq dials again.
+        return None
 
     def _refuse(self, exc: Exception) -> None:
         """A connect that brought no peer, and why (check_usable raises it)."""

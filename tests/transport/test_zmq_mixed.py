@@ -1,0 +1,124 @@
+"""One socket on several transports at once; pyzmq only where tcp:// is used.
+
+A PULL bound on ``inproc://`` and ``tcp://`` at once fair-queues between
+its in-process peer and a pyzmq peer in another process; a PUSH connected
+both ways round-robins over them.  (``shm://`` joins these once the shared
+memory transport is on the contract.)  And: ``shm://`` and ``inproc://``
+never import pyzmq, and without pyzmq ``tcp://`` says what to install.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import textwrap
+
+import pytest
+import trio
+from zmq_helpers import LOOPBACK, peer, zsocket
+
+from shmsock import PULL, PUSH, IncompatiblePeer
+
+pytestmark = pytest.mark.timeout(60)
+
+
+async def test_a_pull_on_inproc_and_tcp_takes_from_both_in_turn():
+    name = f"inproc://mixed-{os.getpid()}"
+    async with zsocket(PULL) as pull, zsocket(PUSH) as local:
+        pull.bind(name)
+        endpoint = pull.bind(LOOPBACK)
+        local.connect(name)
+        remote_sent = [[b"remote %d" % i] for i in range(200)]
+        async with peer("source", endpoint, False, "PUSH", remote_sent, None, True) as theirs:
+            await pull.wait_peers(2)
+            for i in range(200):
+                await local.send(b"local %d" % i)
+            theirs.send("go")
+            got = [await pull.recv() for _ in range(400)]
+            await theirs.expect("sent")
+            theirs.send("exit")
+    assert [m for m in got if m.startswith(b"local")] == [b"local %d" % i for i in range(200)]
+    assert [[m] for m in got if m.startswith(b"remote")] == remote_sent
+    # Fair-queued: after the first remote message, the tcp:// pipe (with
+    # 199 more queued) does not starve the inproc:// one.
+    first = next(i for i, m in enumerate(got) if m.startswith(b"remote"))
+    assert sum(m.startswith(b"local") for m in got[first + 1 : first + 21]) >= 5
+
+
+async def test_a_push_on_inproc_and_tcp_deals_to_both():
+    name = f"inproc://deal-{os.getpid()}"
+    async with zsocket(PUSH) as push, zsocket(PULL) as local:
+        local.bind(name)
+        push.connect(name)
+        async with peer("sink", LOOPBACK, True, "PULL", 50) as theirs:
+            push.connect(theirs.endpoint)
+            await push.wait_peers(2)
+            for i in range(100):
+                await push.send(b"%d" % i)
+            remote = [frames[0] for frames in await theirs.expect("got")]
+            theirs.send("exit")
+        local_got = [local.recv_nowait() for _ in range(50)]
+    assert sorted(remote + local_got, key=int) == [b"%d" % i for i in range(100)]
+
+
+async def test_a_connect_to_a_binder_of_an_incompatible_type_says_so():
+    async with peer("idle", LOOPBACK, True, "PUSH") as theirs, zsocket(PUSH) as push:
+        push.connect(theirs.endpoint)
+        with trio.fail_after(10), pytest.raises(IncompatiblePeer, match="cannot talk to a PUSH"):
+            await push.send(b"to another pusher")
+        theirs.send("go")
+
+
+def run_python(code: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-c", textwrap.dedent(code)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env={**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)},
+    )
+
+
+def test_shm_and_inproc_never_import_pyzmq():
+    done = run_python(
+        """
+        import sys, trio, shmsock
+        from shmsock._transport import load
+
+        async def main():
+            async with shmsock.socket(shmsock.PULL) as pull, shmsock.socket(shmsock.PUSH) as push:
+                pull.bind("shm://no-zmq-here")
+                push.connect("shm://no-zmq-here")
+                await push.send(b"x")
+                assert await pull.recv() == b"x"
+            load("inproc")
+            shmsock.socket(shmsock.PUSH, sndhwm=10, heartbeat_ivl=0.5)  # options need no pyzmq
+
+        trio.run(main)
+        assert "zmq" not in sys.modules, sorted(m for m in sys.modules if "zmq" in m)
+        print("clean")
+        """
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "clean"
+
+
+def test_without_pyzmq_tcp_names_the_extra_to_install():
+    done = run_python(
+        """
+        import sys
+        sys.modules["zmq"] = None  # as if pyzmq were not installed
+        import shmsock
+        from shmsock._transport import load
+        for what in (lambda: load("tcp"), lambda: load("ipc"), shmsock.curve_keypair):
+            try:
+                what()
+            except ImportError as exc:
+                print(exc)
+        """
+    )
+    assert done.returncode == 0, done.stderr
+    lines = done.stdout.splitlines()
+    assert len(lines) == 3
+    assert all("pip install 'shmsock[zmq]'" in line for line in lines)
