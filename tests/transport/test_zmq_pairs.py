@@ -9,6 +9,7 @@ that multipart is kept whole on the wire both ways.
 
 from __future__ import annotations
 
+import hashlib
 import os
 import tempfile
 
@@ -173,3 +174,35 @@ async def test_batches_both_ways():
             for i in range(0, len(sent), 500):
                 await push.send_many(sent[i : i + 500])  # more than the HWM at once
         assert got == sent
+
+
+async def test_16_mib_messages_both_ways():
+    sizes = [16 << 20, 1, 16 << 20]
+    async with zsocket(PULL) as pull, peer("big_source", LOOPBACK, True, sizes) as theirs:
+        pull.connect(theirs.endpoint)
+        got = [await pull.recv() for _ in sizes]
+        digests = await theirs.expect("sent")
+        assert [[(len(m), hashlib.sha256(m).hexdigest())] for m in got] == digests
+        theirs.send("exit")
+    big = os.urandom(16 << 20)
+    frames = [big, b"", big[::-1]]
+    async with zsocket(PUSH) as push, peer("sink", LOOPBACK, True, "PULL", 2, None, True) as theirs:
+        push.connect(theirs.endpoint)
+        await push.send(big)
+        await push.send_multipart(frames)
+        got = await theirs.expect("got")
+        view = [[(len(f), hashlib.sha256(f).hexdigest()) for f in m] for m in ([big], frames)]
+        assert got == view
+        theirs.send("exit")
+
+
+async def test_a_message_over_max_msg_size_is_dropped_and_counted():
+    async with zsocket(PULL, max_msg_size=1000) as pull:
+        endpoint = pull.bind(LOOPBACK)
+        sent = [[b"small"], [b"x" * 600, b"y" * 600], [b"after"]]  # 1200 bytes over two frames
+        async with peer("source", endpoint, False, "PUSH", sent) as theirs:
+            assert await pull.recv() == b"small"
+            assert await pull.recv() == b"after"
+            [st] = pull.stats().values()
+            assert st.corrupt == 1 and st.messages_received == 2
+            theirs.send("exit")
