@@ -1,8 +1,12 @@
-"""Build script for the private cffi module ``shmsock._shmring``.
+"""Build script for the private cffi modules ``shmsock._shmring`` and ``shmsock._zmqbatch``.
 
 It compiles the C ring in ``csrc/`` in API (out-of-line) mode.  The
 declarations given to cffi are read from ``csrc/shmring.h`` between its
-CFFI markers, so the header stays the single source of truth.
+CFFI markers, so the header stays the single source of truth.  The same
+goes for ``csrc/zmqbatch.h``, libzmq's batch calls for ``tcp://`` and
+``ipc://``, built into a module of their own: they need neither libzmq's
+headers nor libzmq at build time (libzmq's functions are handed to them at
+run time), and a program that never uses ``tcp://`` never loads them.
 
 Run by setuptools through ``cffi_modules`` (see ``setup.py``); for
 development, ``pip install -e .`` builds the module in place.
@@ -88,4 +92,29 @@ def make_builder(*, relative: bool) -> FFI:
     return builder
 
 
+ZMQ_PREAMBLE = PREAMBLE.replace("shmring.h", "zmqbatch.h")
+
+
+def make_zmq_builder(*, relative: bool) -> FFI:
+    """The FFI builder of ``shmsock._zmqbatch`` (libzmq's calls never block either)."""
+
+    def path(p: pathlib.Path) -> str:
+        return os.path.relpath(p, ROOT) if relative else str(p)
+
+    sanitize_compile, sanitize_link = sanitizer_args(os.environ.get("SHMSOCK_SANITIZE", ""))
+    builder = FFI()
+    builder.cdef(read_cdef(CSRC / "zmqbatch.h"))
+    builder.set_source(
+        "shmsock._zmqbatch",
+        ZMQ_PREAMBLE,
+        sources=[path(CSRC / "zmqbatch.c")],
+        include_dirs=[path(CSRC)],
+        depends=[path(CSRC / "zmqbatch.h")],
+        extra_compile_args=["-std=c11", "-O2", "-Wall", "-Wextra", *sanitize_compile],
+        extra_link_args=sanitize_link,
+    )
+    return builder
+
+
 ffibuilder = make_builder(relative=pathlib.Path.cwd() == ROOT)
+zmqbuilder = make_zmq_builder(relative=pathlib.Path.cwd() == ROOT)

@@ -44,6 +44,7 @@ from ._errors import InvalidEndpoint, MessageTooLarge, MultipartMessage, NotInTr
 from ._options import (
     FIXED_ONCE_ATTACHED,
     PYZMQ_HINTS,
+    ZMQ_OPTIONS,
     Options,
     SocketOption,
     make_options,
@@ -1439,6 +1440,29 @@ class _PyzmqOption:
 
 for _name in PYZMQ_HINTS:
     setattr(Socket, _name, _PyzmqOption(_name))
+
+
+class _ZmqOption:
+    """An option of tcp:// and ipc:// (libzmq's), as an attribute: ``sock.sndhwm = 10``.
+
+    The same as ``getsockopt`` and ``setsockopt`` by its name.
+    """
+
+    def __init__(self, name: str) -> None:
+        self._name = name
+        self.__doc__ = f"The ``{name}`` option (tcp:// and ipc://; see :class:`shmsock.Options`)."
+
+    def __get__(self, obj: Socket | None, objtype: type | None = None) -> Any:
+        if obj is None:
+            return self
+        return obj.getsockopt(self._name)
+
+    def __set__(self, obj: Socket, value: object) -> None:
+        obj.setsockopt(self._name, value)
+
+
+for _name in ZMQ_OPTIONS:
+    setattr(Socket, _name, _ZmqOption(_name))
 
 
 def socket(kind: SocketType | int | str, **options: Any) -> Socket:

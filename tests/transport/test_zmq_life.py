@@ -232,9 +232,12 @@ async def test_rep_drops_the_reply_to_a_requester_that_has_gone():
                 await wait_until(rep, lambda: link.shaken == 2)
                 a.child.kill()
                 await wait_until(rep, lambda: link.shaken == 1)
-                await rep.send(b"re:q0")  # to the dead one: dropped
+                await rep.send(b"re:q0")  # to the dead one: dropped, without error
+                # Counted as dropped when libzmq knows the requester has gone
+                # (EHOSTUNREACH); until its socket has processed the end of
+                # that connection, libzmq takes the reply and drops it itself.
                 [st] = rep.stats().values()
-                assert st.dropped == 1 and st.messages_sent == 0
+                assert st.dropped + st.messages_sent == 1
                 assert await rep.recv() == b"q0"  # b's
                 await rep.send(b"re:q0")
                 assert await b.expect("replies") == [[b"re:q0"]]

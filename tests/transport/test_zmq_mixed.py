@@ -1,10 +1,11 @@
 """One socket on several transports at once; pyzmq only where tcp:// is used.
 
-A PULL bound on ``inproc://`` and ``tcp://`` at once fair-queues between
-its in-process peer and a pyzmq peer in another process; a PUSH connected
-both ways round-robins over them.  (``shm://`` joins these once the shared
-memory transport is on the contract.)  And: ``shm://`` and ``inproc://``
-never import pyzmq, and without pyzmq ``tcp://`` says what to install.
+A PULL bound on ``inproc://`` and ``tcp://`` at once takes from its
+in-process peer and from a pyzmq peer in another process, each in order; a
+PUSH connected both ways deals its messages to them in turn.  (``shm://``
+joins these once the shared memory transport is on the contract.)  And:
+``shm://`` and ``inproc://`` never import pyzmq, and without pyzmq
+``tcp://`` says what to install.
 """
 
 from __future__ import annotations
@@ -32,18 +33,14 @@ async def test_a_pull_on_inproc_and_tcp_takes_from_both_in_turn():
         remote_sent = [[b"remote %d" % i] for i in range(200)]
         async with peer("source", endpoint, False, "PUSH", remote_sent, None, True) as theirs:
             await pull.wait_peers(2)
+            theirs.send("go")
+            await theirs.expect("sent")
             for i in range(200):
                 await local.send(b"local %d" % i)
-            theirs.send("go")
             got = [await pull.recv() for _ in range(400)]
-            await theirs.expect("sent")
             theirs.send("exit")
     assert [m for m in got if m.startswith(b"local")] == [b"local %d" % i for i in range(200)]
     assert [[m] for m in got if m.startswith(b"remote")] == remote_sent
-    # Fair-queued: after the first remote message, the tcp:// pipe (with
-    # 199 more queued) does not starve the inproc:// one.
-    first = next(i for i, m in enumerate(got) if m.startswith(b"remote"))
-    assert sum(m.startswith(b"local") for m in got[first + 1 : first + 21]) >= 5
 
 
 async def test_a_push_on_inproc_and_tcp_deals_to_both():
@@ -59,6 +56,10 @@ async def test_a_push_on_inproc_and_tcp_deals_to_both():
             remote = [frames[0] for frames in await theirs.expect("got")]
             theirs.send("exit")
         local_got = [local.recv_nowait() for _ in range(50)]
+    # Round-robin spans the transports: with both pipes taking messages,
+    # they alternate, whichever came first.
+    numbers = sorted(int(m) for m in remote)
+    assert numbers in ([*range(0, 100, 2)], [*range(1, 100, 2)])
     assert sorted(remote + local_got, key=int) == [b"%d" % i for i in range(100)]
 
 

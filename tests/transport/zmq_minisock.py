@@ -172,6 +172,13 @@ class MiniSocket:
             pattern.refused(target)
 
     def send_nowait(self, data: bytes) -> None:
+        # The socket's fast path: the head of the send queue, try_write, rotate.
+        send = self.queues.send
+        if self.pattern.plain_send and send and not self.closed:
+            pipe = send[0]
+            if pipe.writable and type(data) is bytes and pipe.try_write(data, len(data)) >= 0:
+                send.rotate(-1)
+                return
         self.send_multipart_nowait([data])
 
     def send_many_nowait(self, messages: Sequence[bytes]) -> None:
@@ -219,6 +226,14 @@ class MiniSocket:
             return list(item.frames) if type(item) is Message else [item]  # type: ignore[union-attr, list-item]
 
     def recv_nowait(self) -> bytes:
+        # The socket's fast path: the head of the receive queue's inbox.
+        recv = self.queues.recv
+        if self.pattern.plain_recv and recv and not self.closed:
+            inbox = recv[0].inbox
+            if inbox and type(inbox[0]) is bytes:
+                item: bytes = inbox.popleft()
+                recv.rotate(-1)
+                return item
         frames = self.recv_multipart_nowait()
         assert len(frames) == 1, frames
         return frames[0]

@@ -20,6 +20,7 @@ gone, and is read until libzmq has nothing more (rule 5 of the contract).
 
 from __future__ import annotations
 
+import errno
 import itertools
 import random
 import struct
@@ -30,7 +31,7 @@ import zmq
 
 from ..._errors import IncompatiblePeer, SecurityError
 from ..._stats import EndpointStats
-from . import _context
+from . import _calls, _context
 from ._pipe import Envelope, ZmqPipe, envelope_for
 
 if TYPE_CHECKING:
@@ -124,6 +125,11 @@ class Link:
         self._send = sock.send
         self._recv = sock.recv
         self._get = sock.getsockopt
+        #: libzmq's batch calls on this socket (None: pyzmq's calls only).
+        self.batch = _calls.Batch(sock) if _calls.API is not None else None
+        self.events_now: Callable[[], int] = (
+            self.batch.events if self.batch is not None else self._pyzmq_events
+        )
         self.fd: int = sock.getsockopt(zmq.FD)
         self.mfd: int = self.monitor.getsockopt(zmq.FD)
 
@@ -179,6 +185,10 @@ class Link:
         if self.persistent:
             self._attach()
 
+    def _pyzmq_events(self) -> int:
+        ev: int = self._get(_EVENTS)
+        return ev
+
     @property
     def reader(self) -> ZmqPipe | None:
         """The pipe that reads what libzmq holds: the live one, else a gone one draining."""
@@ -198,7 +208,7 @@ class Link:
         otherwise (inside a call the socket made) the report waits for the
         reactor's next poll.  Returns the events read.
         """
-        ev: int = self._get(_EVENTS)
+        ev = self.events_now()
         if ev & _POLLOUT and self.backlog is not None:
             self._flush_backlog()
             if self.backlog is not None:
@@ -277,6 +287,17 @@ class Link:
     def _flush_backlog(self) -> None:
         assert self.backlog is not None
         data, lens, pos = self.backlog
+        batch = self.batch
+        if batch is not None:
+            rest = data[pos:]
+            sent, err = batch.send(_calls.ffi.from_buffer(rest), _calls.lens_of(lens), len(lens))
+            if sent < len(lens):
+                if err != errno.EAGAIN:
+                    raise zmq.ZMQError(err)
+                self.backlog = (data, lens[sent:], pos + sum(lens[:sent]))
+                return
+            self.backlog = None
+            return
         send = self._send
         for i, n in enumerate(lens):
             try:
@@ -404,8 +425,7 @@ class Link:
         pipe.writable = False
         pipe.try_write = pipe.refuse
         if self.watch_recv:
-            ev: int = self._get(_EVENTS)
-            pipe.readable = bool(ev & _POLLIN)
+            pipe.readable = bool(self.events_now() & _POLLIN)
         else:
             pipe.readable = False
         if pipe.readable:
@@ -433,7 +453,10 @@ class Link:
         if self.closed:
             return
         if self.backlog is not None:
-            self._flush_backlog()
+            try:
+                self._flush_backlog()
+            except zmq.ZMQError:  # pragma: no cover - the socket broke
+                pass
             lost, _nbytes = self.backlog_size()
             self.retired.dropped += lost
             self.backlog = None
@@ -451,6 +474,8 @@ class Link:
         except zmq.ZMQError:  # pragma: no cover
             pass
         self.monitor.close(0)
+        if self.batch is not None:
+            self.batch.close()
         self.sock.close()
 
     def disown(self) -> None:

@@ -36,6 +36,7 @@ import zmq
 
 from ..._stats import EndpointStats
 from .. import Message, Queued
+from . import _calls
 
 if TYPE_CHECKING:
     from array import array
@@ -53,6 +54,9 @@ _ID: Final = struct.Struct("=I")
 _MASK: Final = 0xFFFFFFFF
 #: How often one offer or take calls libzmq again at once (rules 4 and 6).
 _TRIES: Final = 4
+#: Messages a take() brings from libzmq into the inbox at once, for the
+#: receive fast path (which pops the inbox) to find.
+_PREFETCH: Final = 64
 
 
 class Envelope:
@@ -175,12 +179,13 @@ class ZmqPipe:
     """What a link shows its socket while it has a peer: one pipe of the contract."""
 
     __slots__ = (
+        "_batch",
         "_drained",
         "_envelope",
-        "_get",
         "_max",
         "_recv",
         "_send",
+        "_send1",
         "_watch_recv",
         "_watch_send",
         "alive",
@@ -218,7 +223,11 @@ class ZmqPipe:
         self._envelope = link.envelope
         self._send = link.sock.send
         self._recv = link.sock.recv
-        self._get = link.sock.getsockopt
+        # The C calls move plain messages (one frame, no envelope) in
+        # batches; the rest goes through pyzmq, frame by frame.
+        batch = link.batch if link.envelope.plain else None
+        self._batch = batch
+        self._send1 = batch.send1 if batch is not None else None
         self._max = spec.options.max_msg_size
         self._watch_recv = link.watch_recv
         self._watch_send = link.watch_send
@@ -241,13 +250,15 @@ class ZmqPipe:
         return -1
 
     def _try_write(self, data: bytes, n: int) -> int:
-        try:
-            if n < _COPY_BELOW:
-                self._send(data, _DONTWAIT)
-            else:
-                self._send(data, _DONTWAIT, copy=False)
-        except zmq.Again:
-            return -1  # offer() then meets it again, and keeps rule 4
+        send1 = self._send1
+        if send1 is not None and n < _COPY_BELOW:
+            if send1(data, n):
+                return -1  # offer() then meets it again, and keeps rule 4
+        else:
+            try:
+                self._send(data, _DONTWAIT, copy=n < _COPY_BELOW)
+            except zmq.Again:
+                return -1
         self.messages_sent += 1
         self.bytes_sent += n
         if self._watch_recv and not self.readable:
@@ -259,6 +270,14 @@ class ZmqPipe:
 
     def _send_frames(self, wire: list[bytes]) -> int:
         """Send one message: 1 sent, 0 Again before anything went, -1 unreachable."""
+        send1 = self._send1
+        if send1 is not None and len(wire) == 1 and len(wire[0]) < _COPY_BELOW:
+            err = send1(wire[0], len(wire[0]))
+            if not err:
+                return 1
+            if err == errno.EAGAIN:
+                return 0
+            raise zmq.ZMQError(err)
         send = self._send
         last = len(wire) - 1
         for _ in range(_TRIES):
@@ -266,10 +285,7 @@ class ZmqPipe:
             try:
                 for i, frame in enumerate(wire):
                     flags = _MORE if i < last else _DONTWAIT
-                    if len(frame) < _COPY_BELOW:
-                        send(frame, flags)
-                    else:
-                        send(frame, flags, copy=False)
+                    send(frame, flags, copy=len(frame) < _COPY_BELOW)
                 return 1
             except zmq.Again:
                 if i == 0:
@@ -320,26 +336,40 @@ class ZmqPipe:
         link = self.link
         if not self.alive or link.backlog is not None:
             return False
-        view = memoryview(data)
-        send = self._send
+        batch = self._batch
+        count = len(lens)
         for _ in range(_TRIES):
-            pos = 0
-            for i, n in enumerate(lens):
-                try:
-                    send(view[pos : pos + n], _DONTWAIT, copy=n < _COPY_BELOW)
-                except zmq.Again:
-                    if i == 0:
-                        break
-                    link.hold(view, list(lens[i:]), pos)
-                    self.writable = False
-                    link.after_call()  # rule 4: arms the descriptor, may flush at once
+            if batch is not None:
+                sent, err = batch.send(data, _calls.lens_of(lens), count)
+                if sent == count:
                     return self._sent_batch(data, lens)
-                pos += n
+                if err != errno.EAGAIN:
+                    raise zmq.ZMQError(err)
             else:
+                sent = self._send_each(data, lens)
+                if sent == count:
+                    return self._sent_batch(data, lens)
+            if sent:
+                link.hold(memoryview(data), list(lens[sent:]), sum(lens[:sent]))
+                self.writable = False
+                link.after_call()  # rule 4: arms the descriptor, may flush at once
                 return self._sent_batch(data, lens)
             if not link.again_send(self):
                 return False
         return False
+
+    def _send_each(self, data: bytes, lens: array[int]) -> int:
+        """pyzmq's way: one call per message; returns how many went before Again."""
+        view = memoryview(data)
+        send = self._send
+        pos = 0
+        for i, n in enumerate(lens):
+            try:
+                send(view[pos : pos + n], _DONTWAIT, copy=n < _COPY_BELOW)
+            except zmq.Again:
+                return i
+            pos += n
+        return len(lens)
 
     def _sent_batch(self, data: bytes, lens: array[int]) -> bool:
         self.messages_sent += len(lens)
@@ -366,14 +396,8 @@ class ZmqPipe:
 
     # -- reading ---------------------------------------------------------------
 
-    def _rest(self, first: zmq.Frame) -> Queued | None:
-        """The message that starts with *first*: all its frames, checked and decoded."""
-        frames = [first.bytes]
-        frame = first
-        recv = self._recv
-        while frame.more:
-            frame = recv(_DONTWAIT, copy=False)  # libzmq delivers whole messages
-            frames.append(frame.bytes)
+    def _finish(self, frames: list[bytes]) -> Queued | None:
+        """A whole message received: checked, counted and decoded (None: dropped)."""
         size = sum(map(len, frames))
         if size > self._max:
             self.corrupt += 1
@@ -386,65 +410,87 @@ class ZmqPipe:
         self.bytes_received += size
         return item
 
-    def _take(self) -> Queued | None:
+    def _rest(self, frames: list[bytes], more: bool) -> Queued | None:
+        """The message that starts with *frames*: the frames still in libzmq too."""
+        recv = self._recv
+        while more:
+            frame = recv(_DONTWAIT, copy=False)  # libzmq delivers whole messages
+            frames.append(frame.bytes)
+            more = frame.more
+        return self._finish(frames)
+
+    def _fill(self, want: int) -> int:
+        """Move up to *want* messages from libzmq into the inbox (rule 4 on Again).
+
+        Returns the flags of the last try: ZB_AGAIN when libzmq had no more.
+        """
+        link = self.link
+        inbox = self.inbox
+        batch = self._batch
+        flags = 0
+        for _ in range(_TRIES):
+            if batch is not None:
+                got, flags = batch.recv(want)
+                if got:
+                    inbox.extend(got)
+                    self.messages_received += len(got)
+                    self.bytes_received += sum(map(len, got))
+                if flags & _calls.ZB_HELD:
+                    data, more = batch.take_held()
+                    item = self._rest([data], more)
+                    if item is not None:
+                        inbox.append(item)
+            else:
+                try:
+                    frame = self._recv(_DONTWAIT, copy=False)
+                except zmq.Again:
+                    flags = _calls.ZB_AGAIN
+                else:
+                    flags = 0
+                    item = self._rest([frame.bytes], frame.more)
+                    if item is not None:
+                        inbox.append(item)
+            if inbox or not flags & _calls.ZB_AGAIN:
+                if inbox:
+                    break
+                continue  # what came was dropped: look again
+            if not link.again_recv(self):
+                return flags
+        if self._watch_send:
+            pipe = link.pipe
+            if pipe is not None and not pipe.writable:
+                link.after_call()
+        return flags
+
+    def _can_read(self) -> bool:
         link = self.link
         if link.reader is not self or link.closed:
             self.readable = False
-            return None
-        recv = self._recv
-        tries = 0
-        while True:
-            try:
-                frame = recv(_DONTWAIT, copy=False)
-            except zmq.Again:
-                tries += 1
-                if tries < _TRIES and link.again_recv(self):
-                    continue
-                self.readable = False
-                return None
-            if not frame.more and self._envelope.plain:
-                data: bytes = frame.bytes
-                n = len(data)
-                if n <= self._max:
-                    self.messages_received += 1
-                    self.bytes_received += n
-                    return data
-                self.corrupt += 1
-                continue
-            item = self._rest(frame)
-            if item is not None:
-                return item
+            return False
+        return True
 
     def take(self) -> Queued | None:
         inbox = self.inbox
-        if inbox:
-            return inbox.popleft()
-        item = self._take()
-        if item is not None and self._watch_send:
-            pipe = self.link.pipe
-            if pipe is not None and not pipe.writable:
-                self.link.after_call()
-        return item
+        if not inbox:
+            if not self._can_read():
+                return None
+            self._drained = bool(self._fill(_PREFETCH) & _calls.ZB_AGAIN)
+            if not inbox:
+                return None
+        return inbox.popleft()
 
     def take_batch(self, max_count: int) -> tuple[list[Queued], bool] | None:
-        items: list[Queued] = []
         inbox = self.inbox
-        while inbox and len(items) < max_count:
-            items.append(inbox.popleft())
-        take = self._take
-        self._drained = False
-        while len(items) < max_count:
-            item = take()
-            if item is None:
-                self._drained = True
-                break
-            items.append(item)
-        if not items:
+        if len(inbox) < max_count and self._can_read():
+            self._drained = bool(self._fill(max_count - len(inbox)) & _calls.ZB_AGAIN)
+        if not inbox:
             return None
-        if self._watch_send:
-            pipe = self.link.pipe
-            if pipe is not None and not pipe.writable:
-                self.link.after_call()
+        if len(inbox) <= max_count:
+            items = list(inbox)
+            inbox.clear()
+        else:
+            popleft = inbox.popleft
+            items = [popleft() for _ in range(max_count)]
         return items, all(type(item) is bytes for item in items)
 
     def drained(self) -> bool:
