@@ -488,7 +488,7 @@ class Link:
     def count(self, st: EndpointStats) -> None:
         """Add this link's counters and gauges to *st*."""
         st.add_counters(self.retired)
-        for pipe in self.pipes:
+        for pipe in list(self.pipes):  # the exporter's thread calls this too
             pipe.count(st)
         st.peers += self.shaken if not self.closed else 0
         st.used_out += self.backlog_size()[1]

@@ -505,10 +505,16 @@ class ZmqPipe:
         self.link.retire(self)
 
     def count(self, st: EndpointStats) -> None:
-        """Add this pipe's counters to *st* (what its inbox holds counts as received)."""
+        """Add this pipe's counters to *st*; what waits in its inbox is not received yet.
+
+        The exporter's thread calls this too: the inbox is copied (under the
+        GIL) before it is looked at.
+        """
+        inbox = list(self.inbox)
         st.messages_sent += self.messages_sent
         st.bytes_sent += self.bytes_sent
-        st.messages_received += self.messages_received - len(self.inbox)
-        st.bytes_received += self.bytes_received - sum(map(_size, self.inbox))
+        st.messages_received += self.messages_received - len(inbox)
+        st.bytes_received += self.bytes_received - sum(map(_size, inbox))
+        st.used_in += sum(map(_size, inbox))
         st.dropped += self.dropped
         st.corrupt += self.corrupt

@@ -132,8 +132,9 @@ class ZmqTransport:
         return len(links)
 
     def links(self) -> list[Link]:
+        """Every open link.  Copies under the GIL: the exporter's thread calls it too."""
         out = list(self.bound.values())
-        for links in self.connected.values():
+        for links in list(self.connected.values()):
             out.extend(links)
         return out
 
@@ -187,7 +188,7 @@ class ZmqTransport:
         for endpoint, st in list(self.retired.items()):
             out.setdefault(endpoint, EndpointStats()).add_counters(st)
         if not self.closed:
-            for link in [*self.links(), *self.ended]:
+            for link in [*self.links(), *list(self.ended)]:
                 link.count(out.setdefault(link.endpoint, EndpointStats()))
         return out
 
