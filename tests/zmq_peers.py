@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import hashlib
 import os
-import time
 from multiprocessing.connection import Connection
 from typing import Any
 
@@ -72,23 +71,14 @@ def sink(
 def collect(
     conn: Connection, endpoint: str, bind: bool, kind: str, options: dict[str, Any] | None = None
 ) -> None:
-    """Receive until told; on any word from the test, report everything received."""
+    """Receive until the message b"END" (not reported), then report everything before it."""
     s, endpoint = _socket(kind, endpoint, bind, options)
     conn.send(("ready", endpoint))
     got: list[list[bytes]] = []
-
-    def take() -> None:
-        while True:
-            try:
-                got.append(s.recv_multipart(zmq.DONTWAIT))
-            except zmq.Again:
-                return
-
-    _until_told(conn, s, take)
-    conn.recv()
-    time.sleep(0.05)
-    take()
+    while (frames := s.recv_multipart()) != [b"END"]:
+        got.append(frames)
     conn.send(("got", got))
+    conn.recv()
     s.close(0)
 
 
@@ -114,6 +104,7 @@ def source(
     conn.send("sent")
     conn.recv()
     s.close()
+    s.context.term()  # waits (for up to LINGER) until libzmq has sent it all
 
 
 def big_source(conn: Connection, endpoint: str, bind: bool, sizes: list[int]) -> None:

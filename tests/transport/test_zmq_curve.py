@@ -55,6 +55,7 @@ async def test_our_client_reaches_their_server_with_the_right_key_and_never_with
         async with zsocket(PUSH, curve_serverkey=SERVER[0]) as push:  # an anonymous client
             push.connect(theirs.endpoint)
             await push.send(b"for the server")
+            await push.send(b"END")  # sent last, so it tells the server to report
         async with zsocket(PUSH, curve_serverkey=STRANGER[0]) as wrong:
             wrong.connect(theirs.endpoint)
             with trio.fail_after(10), pytest.raises(SecurityError, match="curve_serverkey"):
@@ -63,8 +64,8 @@ async def test_our_client_reaches_their_server_with_the_right_key_and_never_with
             plain.connect(theirs.endpoint)
             with trio.fail_after(10), pytest.raises(SecurityError, match="speaks CURVE"):
                 await plain.send(b"in the clear")
-        theirs.send("report")
         assert await theirs.expect("got") == [[b"for the server"]]
+        theirs.send("exit")
 
 
 async def test_curve_clients_lets_in_only_the_listed_keys():

@@ -12,7 +12,8 @@ methods have the socket's names, so the tests read as the socket's.
 from __future__ import annotations
 
 from array import array
-from collections.abc import Sequence
+from collections.abc import AsyncIterator, Sequence
+from contextlib import asynccontextmanager
 from typing import Any
 
 import trio
@@ -338,25 +339,14 @@ class MiniSocket:
         self.close()
 
 
-class running:
+@asynccontextmanager
+async def running(sock: MiniSocket) -> AsyncIterator[MiniSocket]:
     """``async with running(MiniSocket(...)) as s``: its background task runs in the block."""
-
-    def __init__(self, sock: MiniSocket) -> None:
-        self.sock = sock
-        self._cm: Any = None
-
-    async def __aenter__(self) -> MiniSocket:
-        self._cm = trio.open_nursery()
-        nursery = await self._cm.__aenter__()
-        nursery.start_soon(self.sock.run)
-        self._nursery = nursery
-        return self.sock
-
-    async def __aexit__(self, *exc: object) -> bool | None:
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(sock.run)
         try:
-            if exc[0] is None:
-                await self.sock.aclose()
+            yield sock
+            await sock.aclose()
         finally:
-            self.sock.close()
-            self._nursery.cancel_scope.cancel()
-        return await self._cm.__aexit__(*exc)  # type: ignore[no-any-return]
+            sock.close()
+            nursery.cancel_scope.cancel()

@@ -405,13 +405,16 @@ class Link:
 
     def _attach(self) -> None:
         old = self.draining
+        pipe = ZmqPipe(self)
         if old is not None:
             # Its peer is gone and a new one came: what libzmq still holds
-            # from the old one is read through the new pipe, in order.
+            # from the old one is read through the new pipe, in order, and
+            # so is what the old one had taken into its inbox.
             self.draining = None
+            old.hand_over(pipe)
             old.readable = False
             self.events.finished(old)
-        pipe = self.pipe = ZmqPipe(self)
+        self.pipe = pipe
         self.pipes.append(pipe)
         self.events.attached(pipe)
         self.sync(direct=True)
@@ -425,7 +428,7 @@ class Link:
         pipe.writable = False
         pipe.try_write = pipe.refuse
         if self.watch_recv:
-            pipe.readable = bool(self.events_now() & _POLLIN)
+            pipe.readable = bool(pipe.inbox) or bool(self.events_now() & _POLLIN)
         else:
             pipe.readable = False
         if pipe.readable:
@@ -467,6 +470,7 @@ class Link:
             if pipe is not None:
                 pipe.alive = pipe.readable = pipe.writable = False
                 pipe.try_write = pipe.refuse
+                pipe.drop_inbox()
         if self._zap_domain:
             _context.forget_clients(self._zap_domain)
         try:

@@ -499,6 +499,28 @@ class ZmqPipe:
     def push_back(self, items: Sequence[Queued]) -> None:
         self.inbox.extendleft(reversed(items))
 
+    def hand_over(self, successor: ZmqPipe) -> None:
+        """What this gone pipe took into its inbox goes first in *successor*'s."""
+        inbox = self.inbox
+        if inbox:
+            n, nbytes = len(inbox), sum(map(_size, inbox))
+            successor.inbox.extendleft(reversed(inbox))
+            inbox.clear()
+            self.messages_received -= n
+            self.bytes_received -= nbytes
+            successor.messages_received += n
+            successor.bytes_received += nbytes
+
+    def drop_inbox(self) -> None:
+        """The link closes: what the inbox holds is lost, and counted in ``dropped``."""
+        inbox = self.inbox
+        if inbox:
+            n, nbytes = len(inbox), sum(map(_size, inbox))
+            inbox.clear()
+            self.messages_received -= n
+            self.bytes_received -= nbytes
+            self.dropped += n
+
     # -- ending ----------------------------------------------------------------
 
     def retire(self) -> None:
