@@ -13,6 +13,7 @@ import signal
 
 import pytest
 import trio
+import zmq
 from zmq_helpers import LOOPBACK, attached, peer, zsocket
 from zmq_minisock import MiniSocket, running
 
@@ -280,3 +281,32 @@ async def test_what_a_gone_peer_sent_is_all_read_even_after_a_new_peer_came():
             assert [m for m in got if m[0][:1] == b"a"] == first[1:]
             assert [m for m in got if m[0][:1] == b"b"] == second
             b.send("exit")
+
+
+async def test_a_fork_child_lets_go_of_the_links_without_touching_them():
+    # The socket's at-fork hook calls disown(); the child must not close or
+    # use the parent's libzmq sockets (pyzmq would not close them anyway),
+    # and a libzmq context made in the child is the child's own.
+    async with zsocket(PUSH) as push, peer("sink", LOOPBACK, True, "PULL", 4) as theirs:
+        push.connect(theirs.endpoint)
+        await push.send(b"before")
+        pid = os.fork()
+        if pid == 0:  # pragma: no cover - the child
+            code = 1
+            try:
+                push.transports["tcp"].disown()
+                from shmsock._transport.zmq import _context
+
+                ctx = _context.context()  # a new one: the parent's is not the child's
+                s = ctx.socket(zmq.PUSH)
+                s.close(0)
+                ctx.term()
+                code = 0
+            finally:
+                os._exit(code)
+        _, status = os.waitpid(pid, 0)
+        assert os.waitstatus_to_exitcode(status) == 0
+        for message in (b"after", b"the", b"fork"):
+            await push.send(message)
+        assert await theirs.expect("got") == [[b"before"], [b"after"], [b"the"], [b"fork"]]
+        theirs.send("exit")
