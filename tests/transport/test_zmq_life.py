@@ -304,7 +304,7 @@ async def test_a_fork_child_lets_go_of_the_links_without_touching_them():
                 code = 0
             finally:
                 os._exit(code)
-        _, status = os.waitpid(pid, 0)
+        _, status = await trio.to_thread.run_sync(os.waitpid, pid, 0)
         assert os.waitstatus_to_exitcode(status) == 0
         for message in (b"after", b"the", b"fork"):
             await push.send(message)
