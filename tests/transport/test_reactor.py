@@ -17,8 +17,9 @@ def readable(fd: int) -> bool:
 def test_soon_runs_at_the_next_poll_once_each_in_order_and_wakes_a_waiter():
     reactor = Reactor()
     ran: list[str] = []
-    assert not readable(reactor.fileno())
+    assert not reactor.opened.is_set()  # no epoll descriptor until one is needed
     reactor.soon(lambda: ran.append("a"))
+    assert reactor.opened.is_set()
     reactor.soon(lambda: ran.append("b"))
     # The background task waiting on the epoll descriptor would wake now.
     assert readable(reactor.fileno())
@@ -66,6 +67,8 @@ def test_a_failing_handler_is_logged_and_the_others_still_run(caplog):
 
 async def test_close_wakes_a_task_waiting_on_it_and_soon_does_nothing_after():
     reactor = Reactor()
+    r, w = os.pipe()
+    reactor.register(r, lambda: None)
     async with trio.open_nursery() as nursery:
         woke = trio.Event()
 
@@ -77,8 +80,10 @@ async def test_close_wakes_a_task_waiting_on_it_and_soon_does_nothing_after():
 
         nursery.start_soon(wait)
         await trio.testing.wait_all_tasks_blocked()
-        reactor.soon(lambda: None)  # makes its eventfd, then close releases it
+        reactor.soon(lambda: None)  # makes its eventfd (the waiter runs later)
         reactor.close()
         await woke.wait()
     reactor.soon(lambda: None)
     assert not reactor.poll()
+    os.close(r)
+    os.close(w)

@@ -14,9 +14,10 @@ import signal
 import pytest
 import trio
 import zmq
+from helpers import seam
 from zmq_helpers import LOOPBACK, attached, peer, zsocket
-from zmq_minisock import MiniSocket, running
 
+import shmsock
 from shmsock import PAIR, PULL, PUSH, REP, REQ
 
 pytestmark = pytest.mark.timeout(60)
@@ -33,9 +34,7 @@ async def test_a_connecting_push_reaches_the_binder_that_replaces_a_dead_one():
                 await push.send(b"a%d" % i)
             assert await first.expect("got") == [[b"a%d" % i] for i in range(10)]
             first.child.kill()
-        with trio.fail_after(10):
-            while push.peer_count:  # the kernel closed the dead peer's connection
-                await push.lot.park()
+        await seam.until(push, lambda: not push.peer_count)  # the kernel closed its connection
         # The same port, bound by a new process: libzmq redials by itself.
         async with peer("sink", endpoint, True, "PULL", 10) as second:
             with trio.fail_after(10):
@@ -54,16 +53,7 @@ async def test_a_bound_pull_takes_from_a_pusher_that_comes_back():
                 assert [await pull.recv_multipart() for _ in sent] == sent
                 await theirs.expect("sent")
                 theirs.child.kill()
-        # One pipe per peer's lifetime: each came, went, and was read to its end.
-        kinds = [kind for kind, _ in pull.log if kind != "changed"]
-        assert kinds[:3] == ["attached", "gone", "finished"]
-
-
-async def wait_until(sock: MiniSocket, condition, timeout: float = 10) -> None:
-    """Wait until *condition* holds; the transport reports a change of its peers."""
-    with trio.fail_after(timeout):
-        while not condition():
-            await sock.lot.park()
+            await seam.until(pull, lambda: not seam.pipes(pull))  # gone, read, and retired
 
 
 @pytest.mark.parametrize("how", ["killed", "stopped"])
@@ -149,8 +139,7 @@ async def test_close_leaves_libzmq_to_deliver_what_it_holds_for_linger():
     # aclose returns at once: nothing says when a tcp peer has everything.
     # libzmq goes on sending in its own thread, for up to linger.
     async with peer("idle", LOOPBACK, True, "PULL") as theirs:
-        sock = MiniSocket(PUSH, linger=5)
-        async with running(sock) as push:
+        async with shmsock.socket(PUSH, linger=5) as push:
             push.connect(theirs.endpoint)
             await push.wait_peers(1)
             for i in range(100):
@@ -164,22 +153,23 @@ async def test_close_leaves_libzmq_to_deliver_what_it_holds_for_linger():
 
 async def test_a_batch_libzmq_has_no_room_for_waits_in_the_link_and_close_lingers_for_it():
     big = [bytes(64 << 10)] * 200  # 12.5 MiB: more than libzmq and the kernel hold
-    async with peer("idle", LOOPBACK, True, "PULL", {"RCVHWM": 1}) as theirs:
-        sock = MiniSocket(PUSH, sndhwm=1, linger=0.3)
-        async with running(sock) as push:
-            push.connect(theirs.endpoint)
-            await push.wait_peers(1)
-            await push.send_many(big)  # taken whole
-            [pipe] = push.pipes
-            assert pipe.unread()  # the link holds the rest
-            with pytest.raises(trio.WouldBlock):
-                push.send_nowait(b"more")  # not writable till the rest is handed over
-            start = trio.current_time()
-            await push.aclose()
-            assert trio.current_time() - start >= 0.25  # it lingered
-            [st] = sock.transports["tcp"].stats().values()
-            assert 0 < st.dropped < 200
-            assert st.messages_sent == 200
+    async with (
+        peer("idle", LOOPBACK, True, "PULL", {"RCVHWM": 1}) as theirs,
+        shmsock.socket(PUSH, sndhwm=1, linger=0.3) as push,
+    ):
+        push.connect(theirs.endpoint)
+        await push.wait_peers(1)
+        await push.send_many(big)  # taken whole
+        [pipe] = seam.pipes(push)
+        assert pipe.unread()  # the link holds the rest
+        with pytest.raises(trio.WouldBlock):
+            push.send_nowait(b"more")  # not writable till the rest is handed over
+        start = trio.current_time()
+        await push.aclose()
+        assert trio.current_time() - start >= 0.25  # it lingered
+        [st] = seam.zmq(push).stats().values()
+        assert 0 < st.dropped < 200
+        assert st.messages_sent == 200
 
 
 async def test_one_pipe_per_bound_endpoint_whatever_the_number_of_remote_peers():
@@ -195,7 +185,7 @@ async def test_one_pipe_per_bound_endpoint_whatever_the_number_of_remote_peers()
             assert sorted(got) == sorted(a_sent + b_sent)
             assert [m for m in got if m[0][:1] == b"a"] == a_sent  # each in its order
             assert pull.peer_count == 1
-            [st] = pull.stats().values()
+            [st] = seam.stats(pull).values()
             assert st.peers == 2 and st.messages_received == 100
             a.send("exit")
             b.send("exit")
@@ -212,9 +202,7 @@ async def test_unbind_and_disconnect_end_the_pipe_and_may_be_done_again():
         with pytest.raises(trio.WouldBlock):
             push.send_nowait(b"nobody")
         pull.unbind(endpoint)
-        with trio.fail_after(5):
-            while pull.peer_count:
-                await pull.lot.park()
+        await seam.until(pull, lambda: not pull.peer_count)
         # libzmq frees the port in its own thread, a moment later: bind anew.
         endpoint = pull.bind("tcp://127.0.0.1:0")
         push.connect(endpoint)
@@ -228,18 +216,18 @@ async def test_rep_drops_the_reply_to_a_requester_that_has_gone():
     # without error, as it does on shm://.
     async with zsocket(REP) as rep:
         endpoint = rep.bind(LOOPBACK)
-        [link] = rep.transports["tcp"].bound.values()
+        [link] = seam.zmq(rep).bound.values()
         async with peer("requester", endpoint, False, 1) as a:
             assert await rep.recv() == b"q0"
             async with peer("requester", endpoint, False, 1) as b:
-                await wait_until(rep, lambda: link.shaken == 2)
+                await seam.until(rep, lambda: link.shaken == 2)
                 a.child.kill()
-                await wait_until(rep, lambda: link.shaken == 1)
+                await seam.until(rep, lambda: link.shaken == 1)
                 await rep.send(b"re:q0")  # to the dead one: dropped, without error
                 # Counted as dropped when libzmq knows the requester has gone
                 # (EHOSTUNREACH); until its socket has processed the end of
                 # that connection, libzmq takes the reply and drops it itself.
-                [st] = rep.stats().values()
+                [st] = seam.stats(rep).values()
                 assert st.dropped + st.messages_sent == 1
                 assert await rep.recv() == b"q0"  # b's
                 await rep.send(b"re:q0")
@@ -263,18 +251,15 @@ async def test_what_a_gone_peer_sent_is_all_read_even_after_a_new_peer_came():
             await a.expect("sent")
             with trio.fail_after(10):
                 assert await pull.recv_multipart() == first[0]
-            [pipe] = pull.pipes
+            [pipe] = seam.pipes(pull)
             a.send("exit")  # it closes, and its libzmq sends all it holds first
             assert await a.child.join() == 0
-            with trio.fail_after(10):
-                while ("gone", pipe) not in pull.log:
-                    await pull.lot.park()
+            await seam.until(pull, lambda: not pipe.alive)
         second = [[b"b%d" % i] for i in range(10)]
         async with peer("source", endpoint, False, "PUSH", second) as b:
             await b.expect("sent")
+            await seam.until(pull, lambda: pull.peer_count == 1)
             with trio.fail_after(10):
-                while not pull.peer_count:
-                    await pull.lot.park()
                 got = [await pull.recv_multipart() for _ in range(109)]
             # Each peer's in order, nothing lost (libzmq fair-queues what it
             # still holds from the old peer with the new peer's).
@@ -294,7 +279,7 @@ async def test_a_fork_child_lets_go_of_the_links_without_touching_them():
         if pid == 0:  # pragma: no cover - the child
             code = 1
             try:
-                push.transports["tcp"].disown()
+                seam.zmq(push).disown()  # the socket's at-fork hook did it already
                 from shmsock._transport.zmq import _context
 
                 ctx = _context.context()  # a new one: the parent's is not the child's

@@ -15,6 +15,7 @@ import tempfile
 
 import pytest
 import trio
+from helpers import seam
 from zmq_helpers import LOOPBACK, attached, peer, zsocket
 
 from shmsock import PAIR, PULL, PUSH, REP, REQ
@@ -203,6 +204,6 @@ async def test_a_message_over_max_msg_size_is_dropped_and_counted():
         async with peer("source", endpoint, False, "PUSH", sent) as theirs:
             assert await pull.recv() == b"small"
             assert await pull.recv() == b"after"
-            [st] = pull.stats().values()
+            [st] = seam.stats(pull).values()
             assert st.corrupt == 1 and st.messages_received == 2
             theirs.send("exit")

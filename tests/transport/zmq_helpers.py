@@ -1,4 +1,4 @@
-"""What the tcp:// tests share: sockets over the contract, pyzmq peers in other processes."""
+"""What the tcp:// tests share: sockets, and plain pyzmq peers in other processes."""
 
 from __future__ import annotations
 
@@ -6,11 +6,10 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
 
-import trio
-import zmq_peers
-from procs import Child, forked
-from zmq_minisock import MiniSocket, running
+from helpers import zmq_peers
+from helpers.procs import Child, forked
 
+import shmsock
 from shmsock import SocketType
 
 __all__ = ["LOOPBACK", "Peer", "attached", "peer", "zsocket"]
@@ -20,14 +19,14 @@ LOOPBACK = "tcp://127.0.0.1:0"
 
 
 @asynccontextmanager
-async def zsocket(kind: SocketType, **options: Any) -> AsyncIterator[MiniSocket]:
-    """A socket (for now the contract's MiniSocket) with its background task running."""
-    async with running(MiniSocket(kind, **options)) as sock:
+async def zsocket(kind: SocketType, **options: Any) -> AsyncIterator[shmsock.Socket]:
+    """A socket, open for the block."""
+    async with shmsock.socket(kind, **options) as sock:
         yield sock
 
 
 class Peer:
-    """A pyzmq peer in another process (a function of zmq_peers)."""
+    """A pyzmq peer in another process (a function of helpers.zmq_peers)."""
 
     def __init__(self, child: Child, endpoint: str) -> None:
         self.child = child
@@ -62,7 +61,7 @@ async def peer(role: str, *args: Any) -> AsyncIterator[Peer]:
 
 @asynccontextmanager
 async def attached(
-    ours: MiniSocket, ours_bind: bool, role: str, *args: Any, endpoint: str = LOOPBACK
+    ours: shmsock.Socket, ours_bind: bool, role: str, *args: Any, endpoint: str = LOOPBACK
 ) -> AsyncIterator[Peer]:
     """A pyzmq peer doing *role* with *ours*: ours binds and theirs connects, or the reverse."""
     if ours_bind:
@@ -72,8 +71,3 @@ async def attached(
         async with peer(role, endpoint, True, *args) as theirs:
             ours.connect(theirs.endpoint)
             yield theirs
-
-
-async def within(seconds: float, fn: Any, *args: Any) -> Any:
-    with trio.fail_after(seconds):
-        return await fn(*args)

@@ -27,7 +27,6 @@ from __future__ import annotations
 
 import errno
 import struct
-import sys
 from collections import deque
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Final
@@ -35,7 +34,7 @@ from typing import TYPE_CHECKING, Final
 import zmq
 
 from ..._stats import EndpointStats
-from .. import Message, Queued
+from .. import NO_LIMIT, Message, Queued
 from . import _calls
 
 if TYPE_CHECKING:
@@ -215,7 +214,7 @@ class ZmqPipe:
         self.link = link
         self.endpoint = link.endpoint
         self.peer_type = min(spec.compatible) if spec.compatible else spec.kind
-        self.peer_limit = sys.maxsize  # libzmq peers do not say; theirs drop what is too big
+        self.peer_limit = NO_LIMIT  # libzmq peers do not say; they drop what is too big
         self.peer_identity = b""
         self.alive = self.readable = self.writable = True
         self.streaming = self.in_send = self.in_recv = self.busy = False
@@ -241,6 +240,11 @@ class ZmqPipe:
 
     def __repr__(self) -> str:
         return f"<ZmqPipe {self.endpoint} {'alive' if self.alive else 'gone'}>"
+
+    @property
+    def peer_pid(self) -> int:
+        """0: a libzmq peer's process is not known (it may be on another host)."""
+        return 0
 
     # -- writing ---------------------------------------------------------------
 
