@@ -58,12 +58,23 @@ class Options:
         for sending, and for receiving.  Default 1000; 0 means no limit.
         (On ``shm://`` the high-water mark is ``ring_size``, in bytes.)
     heartbeat_ivl
-        Seconds between ZMTP heartbeats on each connection; 0 sends none.
-        Default 1.0, so that a peer whose host died or whose network went
-        is noticed: it is gone after ``heartbeat_timeout``.
+        Seconds between ZMTP heartbeats on each connection; 0 (the default)
+        sends none.  With heartbeats, a peer whose host died or whose
+        network went is gone ``heartbeat_timeout`` after a heartbeat that
+        nothing answered.  Beware: libzmq counts only what it reads, and
+        stops reading a connection whose receiver lets its queue fill, so a
+        receiver that does not read for longer than ``heartbeat_timeout``
+        while its queue is full loses a healthy connection.
     heartbeat_timeout
         Seconds without any traffic, after a heartbeat was sent, before the
         connection counts as dead and is closed.  Default 3.0.
+    tcp_keepalive
+        Seconds a ``tcp://`` connection may be idle before the kernel
+        probes its peer (every second, three times, then the connection is
+        closed as dead).  Default 10.0: a peer whose host died or whose
+        network went is noticed some 13 seconds after the connection went
+        quiet, whether or not anyone reads it.  None leaves the system's
+        setting (usually off).
     heartbeat_ttl
         Asks the peer to close the connection if it hears nothing from this
         socket for that many seconds (at most 6553.5, rounded down to a
@@ -113,9 +124,10 @@ class Options:
     # tcp:// and ipc:// (libzmq) only; see ZMQ_OPTIONS.
     sndhwm: int = 1000
     rcvhwm: int = 1000
-    heartbeat_ivl: float = 1.0
+    heartbeat_ivl: float = 0.0
     heartbeat_timeout: float = 3.0
     heartbeat_ttl: float | None = None
+    tcp_keepalive: float | None = 10.0
     reconnect_ivl: float | None = 0.1
     reconnect_ivl_max: float = 0.0
     immediate: bool = True
@@ -148,6 +160,7 @@ class SocketOption(enum.StrEnum):
     HEARTBEAT_IVL = "heartbeat_ivl"
     HEARTBEAT_TIMEOUT = "heartbeat_timeout"
     HEARTBEAT_TTL = "heartbeat_ttl"
+    TCP_KEEPALIVE = "tcp_keepalive"
     RECONNECT_IVL = "reconnect_ivl"
     RECONNECT_IVL_MAX = "reconnect_ivl_max"
     IMMEDIATE = "immediate"
@@ -170,6 +183,7 @@ ZMQ_OPTIONS: Final = frozenset(
         "heartbeat_ivl",
         "heartbeat_timeout",
         "heartbeat_ttl",
+        "tcp_keepalive",
         "reconnect_ivl",
         "reconnect_ivl_max",
         "immediate",
@@ -333,6 +347,13 @@ def _positive_seconds(name: str, value: Any) -> float:
     return seconds
 
 
+def _keepalive(name: str, value: Any) -> float | None:
+    seconds = _seconds(name, value, 2**31 - 1, none=True)
+    if seconds is not None and seconds < 1:
+        raise ValueError(f"option {name} must be None or at least 1 second, not {value}")
+    return seconds
+
+
 def curve_key(name: str, value: Any) -> bytes:
     """A CURVE key as bytes: 40 characters of Z85 (str or bytes) or 32 raw bytes.
 
@@ -378,6 +399,7 @@ _ZMQ_CHECKS: Final[dict[str, Any]] = {
     "heartbeat_ivl": _seconds,
     "heartbeat_timeout": _positive_seconds,
     "heartbeat_ttl": lambda name, value: _seconds(name, value, _TTL_MAX, none=True),
+    "tcp_keepalive": lambda name, value: _keepalive(name, value),
     "reconnect_ivl": lambda name, value: _seconds(name, value, none=True),
     "reconnect_ivl_max": _seconds,
     "immediate": _bool,

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import errno
 import itertools
+import math
 import random
 import struct
 from collections.abc import Callable
@@ -63,6 +64,9 @@ _SECURITY_CODES: Final = frozenset(
     }
 )
 _monitors = itertools.count(1)
+#: tcp_keepalive's probes: one a second, three unanswered and the peer is dead.
+_KEEPALIVE_INTERVAL: Final = 1
+_KEEPALIVE_PROBES: Final = 3
 
 
 def _ms(seconds: float) -> int:
@@ -144,6 +148,13 @@ class Link:
         sock.setsockopt(zmq.HEARTBEAT_TIMEOUT, _ms(o.heartbeat_timeout))
         if o.heartbeat_ttl is not None:
             sock.setsockopt(zmq.HEARTBEAT_TTL, _ms(o.heartbeat_ttl))
+        if o.tcp_keepalive is not None:
+            # The kernel answers probes whether or not anyone reads, so a
+            # slow receiver is never taken for a dead one (heartbeats can be).
+            sock.setsockopt(zmq.TCP_KEEPALIVE, 1)
+            sock.setsockopt(zmq.TCP_KEEPALIVE_IDLE, math.ceil(o.tcp_keepalive))
+            sock.setsockopt(zmq.TCP_KEEPALIVE_INTVL, _KEEPALIVE_INTERVAL)
+            sock.setsockopt(zmq.TCP_KEEPALIVE_CNT, _KEEPALIVE_PROBES)
         sock.setsockopt(zmq.RECONNECT_IVL, -1 if o.reconnect_ivl is None else _ms(o.reconnect_ivl))
         sock.setsockopt(zmq.RECONNECT_IVL_MAX, _ms(o.reconnect_ivl_max))
         if not self.bound:
