@@ -91,8 +91,8 @@ class Receiving:
             StateError: the socket type or its state forbids receiving.
             trio.BrokenResourceError: a PAIR whose peer is gone, or a REQ
                 whose REP died holding the request.
-            IncompatiblePeer, VersionMismatch, SharedMemoryFull, UnsafeFile,
-                ConnectionRefusedError: while it has no peer, why the binder
+            IncompatiblePeer, VersionMismatch, SharedMemoryFull, UnsafeFile, ConnectionRefusedError:
+                while it has no peer, why the binder
                 refused this connecting socket (it tries again when a socket
                 next binds the endpoint).
             trio.ClosedResourceError: the socket is closed, or closes meanwhile.
@@ -119,8 +119,8 @@ class Receiving:
 
         Raises:
             trio.WouldBlock: no message now.
-            CorruptMessage, StateError, trio.BrokenResourceError,
-                trio.ClosedResourceError: as for :meth:`recv_nowait`.
+            CorruptMessage, StateError, trio.BrokenResourceError, trio.ClosedResourceError:
+                as for :meth:`recv_nowait`.
         """
         return _frames(self._inbox.take(True))
 
@@ -129,8 +129,8 @@ class Receiving:
         """Receive one message as its list of frames (one frame or several).
 
         Raises:
-            CorruptMessage, StateError, trio.BrokenResourceError,
-                trio.ClosedResourceError: as for :meth:`recv`.
+            CorruptMessage, StateError, trio.BrokenResourceError, trio.ClosedResourceError:
+                as for :meth:`recv`.
 
         On cancel:
             Nothing is consumed, as for :meth:`recv`.
@@ -191,9 +191,10 @@ class Receiving:
         Never waits to fill the batch.  One checkpoint per call.
 
         Raises:
-            MultipartMessage, TypeError, ValueError, StateError,
-                CorruptMessage, trio.BrokenResourceError,
-                trio.ClosedResourceError: as for :meth:`recv_many_nowait`.
+            MultipartMessage, TypeError, ValueError, StateError, CorruptMessage: as for
+                :meth:`recv_many_nowait`.
+            trio.BrokenResourceError, trio.ClosedResourceError: as for
+                :meth:`recv_many_nowait`.
 
         On cancel:
             Nothing is consumed.
@@ -228,8 +229,8 @@ class Receiving:
 
         Raises:
             StopAsyncIteration: the socket is closed.
-            MultipartMessage, CorruptMessage, StateError,
-                trio.BrokenResourceError: as for :meth:`recv`.
+            MultipartMessage, CorruptMessage, StateError, trio.BrokenResourceError:
+                as for :meth:`recv`.
 
         On cancel:
             Nothing is consumed, as for :meth:`recv`.

@@ -90,8 +90,8 @@ class Sending:
             MessageTooLarge: over ``max_msg_size``.
             StateError: the socket type or its state forbids sending.
             trio.BrokenResourceError: a PAIR whose peer is gone.
-            IncompatiblePeer, VersionMismatch, SharedMemoryFull, UnsafeFile,
-                ConnectionRefusedError: while it has no peer, why the binder
+            IncompatiblePeer, VersionMismatch, SharedMemoryFull, UnsafeFile, ConnectionRefusedError:
+                while it has no peer, why the binder
                 refused this connecting socket (see ``recv``).
             TypeError: *data* is not bytes-like.
             trio.ClosedResourceError: the socket is closed, or closes meanwhile.
@@ -117,8 +117,8 @@ class Sending:
             trio.WouldBlock: no peer has room now (nothing was sent).
             ValueError: no frame.
             TypeError: a frame is not bytes-like, or *frames* is bytes or str.
-            MessageTooLarge, StateError, trio.BrokenResourceError,
-                trio.ClosedResourceError: as for :meth:`send_nowait`.
+            MessageTooLarge, StateError, trio.BrokenResourceError, trio.ClosedResourceError:
+                as for :meth:`send_nowait`.
         """
         self._outbox.send_nowait(frames_of(frames))
 
@@ -129,8 +129,8 @@ class Sending:
         Raises:
             ValueError: no frame.
             TypeError: a frame is not bytes-like, or *frames* is bytes or str.
-            MessageTooLarge, StateError, trio.BrokenResourceError,
-                trio.ClosedResourceError: as for :meth:`send`.
+            MessageTooLarge, StateError, trio.BrokenResourceError, trio.ClosedResourceError:
+                as for :meth:`send`.
 
         On cancel:
             No frame is sent.
@@ -178,8 +178,9 @@ class Sending:
         :meth:`send`.
 
         Raises:
-            MessageTooLarge, StateError, TypeError, trio.BrokenResourceError,
-                trio.ClosedResourceError: as for :meth:`send_many_nowait`.
+            MessageTooLarge, StateError, TypeError: as for :meth:`send_many_nowait`.
+            trio.BrokenResourceError, trio.ClosedResourceError: as for
+                :meth:`send_many_nowait`.
 
         On cancel:
             Nothing is sent.

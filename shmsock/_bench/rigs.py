@@ -144,6 +144,12 @@ class Rig:
                     msg = w.conn.recv()
                 except (EOFError, OSError):
                     w.proc.join(1)
+                    if w is not worker and w.proc.exitcode == 0:
+                        # It finished its part and exited (the connect
+                        # figure's connector): not a death.  Its end of
+                        # file may come before *worker*'s answer.
+                        del by_conn[c]
+                        continue
                     raise WorkerError(
                         f"{self.label}: the {w.name} died (exit code {w.proc.exitcode})"
                     ) from None

@@ -198,7 +198,7 @@ def samples_of(endpoint: str) -> dict[tuple[str, str, str], float]:
 
 
 async def test_a_bound_socket_with_no_peers_has_its_series_at_zero():
-    # The same series as shmsock exporter shows for it (tests/test_cli.py),
+    # The same series as shmsock exporter shows for it (tests/tools/test_cli.py),
     # and the counters only a process keeps besides.
     async with shmsock.socket(shmsock.PULL) as pull, shmsock.socket(shmsock.PUSH) as push:
         pull.bind("shm://metrics-alone-pull")

@@ -46,6 +46,10 @@ class ShmTransport:
         self.dialer = Dialer(spec, events, reactor, self.conns, self.dir, ring_size)
         #: The wake-up protocol, for the socket's waiter (direct waits, spin).
         self.bells = self.conns.bells
+        # A record of at most max_record bytes always fits, and frames whose
+        # sizes plus FRAME_ALLOWANCE each add up to at most that take at most
+        # that much of the ring (a record takes 24 bytes and padding to 8
+        # more than its payload), less than the half check_atomic allows.
         self.max_simple = self.conns.framing.max_record
         self.closed = False
 
