@@ -87,11 +87,12 @@ class Options:
         failed try, up to this.  Default 0: no back-off.
     immediate
         Default True: a connecting socket counts its peer as attached only
-        once the connection is made (libzmq's IMMEDIATE), so ``send`` waits
-        for a peer as on ``shm://``, and a REQ or PAIR whose peer's
-        connection is lost hears of it.  False: the connection counts as
-        attached from ``connect()`` on, and libzmq queues messages (up to
-        ``sndhwm``) while it is not made or is being made again.
+        once the connection is made and its handshake done (as libzmq's
+        IMMEDIATE, which shmsock leaves off: see :doc:`network`), so
+        ``send`` waits for a peer as on ``shm://``, and a REQ or PAIR whose
+        peer's connection is lost hears of it.  False: the connection
+        counts as attached from ``connect()`` on, and libzmq queues messages
+        (up to ``sndhwm``) while it is not made or is being made again.
     ipv6
         Whether ``tcp://`` endpoints may use IPv6 (and names resolve to IPv6
         addresses).  Default False, as in libzmq.

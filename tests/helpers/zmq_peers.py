@@ -212,3 +212,26 @@ def idle(
     conn.send(("got", got))
     conn.recv()
     s.close(0)
+
+
+def burst(
+    conn: Connection,
+    endpoint: str,
+    bind: bool,
+    kind: str,
+    messages: list[list[bytes]],
+    options: dict[str, Any] | None = None,
+) -> None:
+    """Send *messages* as soon as a peer is there, close, and exit at once.
+
+    The close waits (LINGER) until libzmq has written them all: the peer
+    then sees them and the end of the connection nearly together.
+    """
+    s, endpoint = _socket(kind, endpoint, bind, options)
+    s.setsockopt(zmq.LINGER, -1)
+    conn.send(("ready", endpoint))
+    for frames in messages:
+        s.send_multipart(frames)  # a bound PUSH waits here for its first peer
+    s.close()
+    s.context.term()
+    conn.send("sent")

@@ -102,6 +102,8 @@ class Link:
         self.pipe: ZmqPipe | None = None  # the live pipe
         self.draining: ZmqPipe | None = None  # a gone pipe still being read
         self.pipes: list[ZmqPipe] = []  # every pipe not yet retired (their counts)
+        #: A peer's handshake succeeded and the pipe waits for POLLOUT (_arrive).
+        self.arriving = False
         self.conns: set[int] = set()
         self.shaken = 0
         self.handshook = False  # since the last CONNECTED (a connecting link's)
@@ -157,8 +159,12 @@ class Link:
             sock.setsockopt(zmq.TCP_KEEPALIVE_CNT, _KEEPALIVE_PROBES)
         sock.setsockopt(zmq.RECONNECT_IVL, -1 if o.reconnect_ivl is None else _ms(o.reconnect_ivl))
         sock.setsockopt(zmq.RECONNECT_IVL_MAX, _ms(o.reconnect_ivl_max))
-        if not self.bound:
-            sock.setsockopt(zmq.IMMEDIATE, int(o.immediate))
+        # libzmq's IMMEDIATE stays off: "send waits for a peer" is the link's
+        # own (a pipe shows only while a connection is up, rule 8).  With it
+        # on, libzmq throws away what the socket had received and not yet
+        # read when the connection drops (a peer that sends and exits), and
+        # what was queued for sending too.
+        sock.setsockopt(zmq.IMMEDIATE, 0)
         sock.setsockopt(zmq.IPV6, int(o.ipv6 or ipv6))
         if self.router:
             # A reply to a requester that has gone fails (and is dropped, as
@@ -220,6 +226,12 @@ class Link:
         reactor's next poll.  Returns the events read.
         """
         ev = self.events_now()
+        if self.arriving and ev & _POLLOUT:
+            if direct:
+                self._attach()  # reads EVENTS again: it reports what it finds itself
+            else:
+                self.reactor.soon(self._on_fd)  # attaching reports: not from here
+            return ev
         if ev & _POLLOUT and self.backlog is not None:
             self._flush_backlog()
             if self.backlog is not None:
@@ -284,7 +296,7 @@ class Link:
         if ev & _POLLIN:
             pipe.readable = True
             return True
-        if pipe is self.draining:
+        if pipe is self.draining and pipe.took_since_gone:
             self.draining = None
             self.events.finished(pipe)  # gone and drained (the contract's rule 5)
         return False
@@ -358,7 +370,7 @@ class Link:
             if self.refused is not None:
                 self.refused = None
             if self.shaken == 1 and self.pipe is None:
-                self._attach()
+                self._arrive()
         elif event == zmq.EVENT_DISCONNECTED:
             if value in self.conns:
                 self.conns.discard(value)
@@ -372,8 +384,10 @@ class Link:
                         )
                     )
                 self.handshook = True  # one refusal per connection
-                if self.shaken == 0 and not self.persistent and self.pipe is not None:
-                    self._detach()
+                if self.shaken == 0 and not self.persistent:
+                    self.arriving = False
+                    if self.pipe is not None:
+                        self._detach()
         elif not self.bound:  # a handshake failed: the server refused us, or we it
             self.handshook = True
             failure = self._failure(event, value)
@@ -414,7 +428,24 @@ class Link:
             self.refused = exc
             self.events.changed()
 
+    def _arrive(self) -> None:
+        """A peer's handshake succeeded: attach once libzmq's socket can send to it.
+
+        The monitor hears of the handshake before the socket has the
+        connection's queue (a command in its mailbox), and a send made in
+        between meets Again: the pipe would start refused, and round-robin
+        would pass it over for the first messages after ``wait_peers``.  So
+        a socket that sends waits for POLLOUT (the descriptor signals the
+        queue's arrival); one that only receives attaches at once.
+        """
+        if not self.watch_send:
+            self._attach()
+            return
+        self.arriving = True
+        self.sync(direct=True)
+
     def _attach(self) -> None:
+        self.arriving = False
         old = self.draining
         pipe = ZmqPipe(self)
         if old is not None:
@@ -438,15 +469,19 @@ class Link:
         pipe.alive = False
         pipe.writable = False
         pipe.try_write = pipe.refuse
-        if self.watch_recv:
-            pipe.readable = bool(pipe.inbox) or bool(self.events_now() & _POLLIN)
-        else:
+        if not self.watch_recv:
             pipe.readable = False
-        if pipe.readable:
-            self.draining = pipe
-        self.events.gone(pipe)
-        if not pipe.readable:
+            self.events.gone(pipe)
             self.events.finished(pipe)
+            return
+        # libzmq reports the disconnect before it hands the socket the last
+        # messages it read from the connection: what EVENTS says now may not
+        # be all.  The gone pipe stays the reader (finished once a take finds
+        # it empty after something came, or a new peer's pipe takes over, or
+        # the link closes), and the descriptor says when more is there.
+        pipe.readable = bool(pipe.inbox) or bool(self.events_now() & _POLLIN)
+        self.draining = pipe
+        self.events.gone(pipe)
 
     # -- the end ---------------------------------------------------------------------
 

@@ -205,6 +205,7 @@ class ZmqPipe:
         "peer_type",
         "readable",
         "streaming",
+        "took_since_gone",
         "try_write",
         "writable",
     )
@@ -231,6 +232,8 @@ class ZmqPipe:
         self._watch_recv = link.watch_recv
         self._watch_send = link.watch_send
         self._drained = False
+        #: Gone, and something taken from libzmq since (see Link._detach).
+        self.took_since_gone = False
         self.try_write: Callable[[bytes, int], int] = (
             self._try_write if link.envelope.plain else self.refuse
         )
@@ -436,10 +439,14 @@ class ZmqPipe:
             if batch is not None:
                 got, flags = batch.recv(want)
                 if got:
+                    if not self.alive:
+                        self.took_since_gone = True
                     inbox.extend(got)
                     self.messages_received += len(got)
                     self.bytes_received += sum(map(len, got))
                 if flags & _calls.ZB_HELD:
+                    if not self.alive:
+                        self.took_since_gone = True
                     data, more = batch.take_held()
                     item = self._rest([data], more)
                     if item is not None:
@@ -451,6 +458,8 @@ class ZmqPipe:
                     flags = _calls.ZB_AGAIN
                 else:
                     flags = 0
+                    if not self.alive:
+                        self.took_since_gone = True
                     item = self._rest([frame.bytes], frame.more)
                     if item is not None:
                         inbox.append(item)
