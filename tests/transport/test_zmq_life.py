@@ -272,6 +272,10 @@ async def test_what_a_gone_peer_sent_is_all_read_even_after_a_new_peer_came():
             b.send("exit")
 
 
+@pytest.mark.filterwarnings(
+    # libzmq's threads: the child touches nothing of them (as test_fork.py says).
+    "ignore:This process .* is multi-threaded:DeprecationWarning"
+)
 async def test_a_fork_child_lets_go_of_the_links_without_touching_them():
     # The socket's at-fork hook calls disown(); the child must not close or
     # use the parent's libzmq sockets (pyzmq would not close them anyway),
