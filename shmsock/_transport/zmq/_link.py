@@ -22,18 +22,18 @@ from __future__ import annotations
 
 import errno
 import itertools
-import math
 import random
 import struct
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any, Final
+from typing import TYPE_CHECKING, Final
 
 import zmq
 
-from ..._errors import IncompatiblePeer, SecurityError
+from ..._errors import IncompatiblePeer
 from ..._stats import EndpointStats
-from . import _calls, _context
-from ._pipe import Envelope, ZmqPipe, envelope_for
+from . import _calls, _context, _setup
+from ._envelope import Envelope, envelope_for
+from ._pipe import ZmqPipe
 
 if TYPE_CHECKING:
     from .. import Events, SocketSpec
@@ -56,21 +56,7 @@ _MONITORED: Final = (
     | zmq.EVENT_HANDSHAKE_FAILED_AUTH
 )
 _EVENT: Final = struct.Struct("=HI")
-_SECURITY_CODES: Final = frozenset(
-    {
-        zmq.PROTOCOL_ERROR_ZMTP_CRYPTOGRAPHIC,
-        zmq.PROTOCOL_ERROR_ZMTP_MECHANISM_MISMATCH,
-        zmq.PROTOCOL_ERROR_ZMTP_KEY_EXCHANGE,
-    }
-)
 _monitors = itertools.count(1)
-#: tcp_keepalive's probes: one a second, three unanswered and the peer is dead.
-_KEEPALIVE_INTERVAL: Final = 1
-_KEEPALIVE_PROBES: Final = 3
-
-
-def _ms(seconds: float) -> int:
-    return round(seconds * 1000)
 
 
 class Link:
@@ -121,7 +107,9 @@ class Link:
         ctx = _context.context()
         sock = self.sock = ctx.socket(self.envelope.zmq_type)
         try:
-            self._configure(sock, ipv6)
+            self._zap_domain = _setup.configure(
+                sock, options, bound=bound, router=self.router, ipv6=ipv6
+            )
             self.monitor = sock.get_monitor_socket(
                 _MONITORED, f"inproc://shmsock-monitor-{next(_monitors)}"
             )
@@ -138,59 +126,6 @@ class Link:
         )
         self.fd: int = sock.getsockopt(zmq.FD)
         self.mfd: int = self.monitor.getsockopt(zmq.FD)
-
-    def _configure(self, sock: zmq.Socket[Any], ipv6: bool) -> None:
-        o = self.spec.options
-        sock.setsockopt(zmq.LINGER, -1 if o.linger is None else _ms(o.linger))
-        sock.setsockopt(zmq.SNDHWM, o.sndhwm)
-        sock.setsockopt(zmq.RCVHWM, o.rcvhwm)
-        # libzmq bounds each frame; the socket checks whole messages itself.
-        sock.setsockopt(zmq.MAXMSGSIZE, o.max_msg_size)
-        sock.setsockopt(zmq.HEARTBEAT_IVL, _ms(o.heartbeat_ivl))
-        sock.setsockopt(zmq.HEARTBEAT_TIMEOUT, _ms(o.heartbeat_timeout))
-        if o.heartbeat_ttl is not None:
-            sock.setsockopt(zmq.HEARTBEAT_TTL, _ms(o.heartbeat_ttl))
-        if o.tcp_keepalive is not None:
-            # The kernel answers probes whether or not anyone reads, so a
-            # slow receiver is never taken for a dead one (heartbeats can be).
-            sock.setsockopt(zmq.TCP_KEEPALIVE, 1)
-            sock.setsockopt(zmq.TCP_KEEPALIVE_IDLE, math.ceil(o.tcp_keepalive))
-            sock.setsockopt(zmq.TCP_KEEPALIVE_INTVL, _KEEPALIVE_INTERVAL)
-            sock.setsockopt(zmq.TCP_KEEPALIVE_CNT, _KEEPALIVE_PROBES)
-        sock.setsockopt(zmq.RECONNECT_IVL, -1 if o.reconnect_ivl is None else _ms(o.reconnect_ivl))
-        sock.setsockopt(zmq.RECONNECT_IVL_MAX, _ms(o.reconnect_ivl_max))
-        # libzmq's IMMEDIATE stays off: "send waits for a peer" is the link's
-        # own (a pipe shows only while a connection is up, rule 8).  With it
-        # on, libzmq throws away what the socket had received and not yet
-        # read when the connection drops (a peer that sends and exits), and
-        # what was queued for sending too.
-        sock.setsockopt(zmq.IMMEDIATE, 0)
-        sock.setsockopt(zmq.IPV6, int(o.ipv6 or ipv6))
-        if self.router:
-            # A reply to a requester that has gone fails (and is dropped, as
-            # REP does) instead of vanishing; and a full requester says Again.
-            sock.setsockopt(zmq.ROUTER_MANDATORY, 1)
-        if o.curve_server:
-            if o.curve_secretkey is None:
-                raise ValueError(
-                    "curve_server needs curve_secretkey, the server's secret key"
-                    " (shmsock.curve_keypair() makes a key pair)"
-                )
-            sock.setsockopt(zmq.CURVE_SERVER, 1)
-            sock.setsockopt(zmq.CURVE_SECRETKEY, o.curve_secretkey)
-            if o.curve_publickey is not None:
-                sock.setsockopt(zmq.CURVE_PUBLICKEY, o.curve_publickey)
-            if o.curve_clients is not None:
-                domain = self._zap_domain = f"shmsock-{id(self):x}-{random.getrandbits(32):08x}"
-                sock.setsockopt(zmq.ZAP_DOMAIN, domain.encode())
-                _context.allow_clients(domain, frozenset(map(_z85, o.curve_clients)))
-        elif o.curve_serverkey is not None:
-            public, secret = o.curve_publickey, o.curve_secretkey
-            if public is None or secret is None:
-                public, secret = zmq.curve_keypair()  # a client may be anonymous
-            sock.setsockopt(zmq.CURVE_SERVERKEY, o.curve_serverkey)
-            sock.setsockopt(zmq.CURVE_PUBLICKEY, public)
-            sock.setsockopt(zmq.CURVE_SECRETKEY, secret)
 
     def start(self) -> None:
         """Watch the descriptors (after bind or connect succeeded)."""
@@ -390,37 +325,9 @@ class Link:
                         self._detach()
         elif not self.bound:  # a handshake failed: the server refused us, or we it
             self.handshook = True
-            failure = self._failure(event, value)
+            failure = _setup.failure(event, value, self.endpoint, self.spec.options)
             if failure is not None:
                 self._refuse(failure)
-
-    def _failure(self, event: int, value: int) -> Exception | None:
-        where = f"the handshake with {self.endpoint} failed"
-        o = self.spec.options
-        if event == zmq.EVENT_HANDSHAKE_FAILED_AUTH:
-            return SecurityError(
-                f"{where}: the server refused this client (ZAP status {value}): its public key"
-                " is not among the server's curve_clients"
-            )
-        if event == zmq.EVENT_HANDSHAKE_FAILED_PROTOCOL:
-            if value == zmq.PROTOCOL_ERROR_ZMTP_MECHANISM_MISMATCH:
-                why = (
-                    "this socket speaks CURVE and the server does not"
-                    if o.curve_serverkey is not None
-                    else "the server speaks CURVE: set curve_serverkey to its public key"
-                )
-                return SecurityError(f"{where}: {why}")
-            if value in _SECURITY_CODES:
-                return SecurityError(f"{where}: CURVE error {value:#x}")
-            return IncompatiblePeer(f"{where}: ZMTP protocol error {value:#x}")
-        if o.curve_serverkey is not None:
-            return SecurityError(
-                f"{where}: the server closed the connection during the CURVE handshake, most"
-                " likely because curve_serverkey is not its public key"
-            )
-        # The connection closed mid-handshake with no reason: a peer that
-        # restarts, or that is no ZeroMQ program.  libzmq dials again.
-        return None
 
     def _refuse(self, exc: Exception) -> None:
         """A connect that brought no peer, and why (check_usable raises it)."""
@@ -487,7 +394,7 @@ class Link:
 
     def set_linger(self, linger: float | None) -> None:
         if not self.closed:
-            self.sock.setsockopt(zmq.LINGER, -1 if linger is None else _ms(linger))
+            self.sock.setsockopt(zmq.LINGER, -1 if linger is None else _setup.ms(linger))
             if self.pipe is not None and not (self.pipe.readable and self.pipe.writable):
                 self.after_call()
 
@@ -548,13 +455,3 @@ class Link:
         if pipe in self.pipes:
             self.pipes.remove(pipe)
             pipe.count(self.retired)
-
-
-def _z85(key: bytes) -> bytes:
-    """A CURVE key as 40 bytes of Z85, as the ZAP handler names clients."""
-    from zmq.utils import z85
-
-    return z85.encode(key) if len(key) == 32 else key
-
-
-Callback = Callable[[], None]
