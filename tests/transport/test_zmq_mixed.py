@@ -1,9 +1,8 @@
 """One socket on several transports at once; pyzmq only where tcp:// is used.
 
-A PULL bound on ``inproc://`` and ``tcp://`` at once takes from its
-in-process peer and from a pyzmq peer in another process, each in order; a
-PUSH connected both ways deals its messages to them in turn.  (``shm://``
-joins these once the shared memory transport is on the contract.)  And:
+A PULL bound on ``shm://`` (or ``inproc://``) and ``tcp://`` at once takes
+from a shmsock peer and from a pyzmq peer in other processes, each in order;
+a PUSH connected both ways deals its messages to them in turn.  And:
 ``shm://`` and ``inproc://`` never import pyzmq, and without pyzmq
 ``tcp://`` says what to install.
 """
@@ -17,6 +16,8 @@ import textwrap
 
 import pytest
 import trio
+from helpers import peers
+from helpers.procs import forked, spawn
 from zmq_helpers import LOOPBACK, peer, zsocket
 
 from shmsock import PULL, PUSH, IncompatiblePeer
@@ -40,6 +41,27 @@ async def test_a_pull_on_inproc_and_tcp_takes_from_both_in_turn():
             got = [await pull.recv() for _ in range(400)]
             theirs.send("exit")
     assert [m for m in got if m.startswith(b"local")] == [b"local %d" % i for i in range(200)]
+    assert [[m] for m in got if m.startswith(b"remote")] == remote_sent
+
+
+async def test_a_pull_on_shm_and_tcp_takes_from_a_shm_peer_and_a_pyzmq_peer():
+    # Three processes: ours binds shm:// and tcp:// on one PULL; a shmsock
+    # PUSH connects over shared memory, a plain pyzmq PUSH over tcp://.
+    name = f"shm://both-{os.getpid()}"
+    remote_sent = [[b"remote:%d" % i] for i in range(300)]
+    async with zsocket(PULL) as pull:
+        pull.bind(name)
+        endpoint = pull.bind(LOOPBACK)
+        with spawn(peers.push_numbers, name, False, 0, 300, "local", ctx=forked()) as local:
+            async with peer("source", endpoint, False, "PUSH", remote_sent) as remote:
+                await local.expect("ready")
+                with trio.fail_after(20):
+                    got = [await pull.recv() for _ in range(600)]
+                await remote.expect("sent")
+                remote.send("exit")
+            await local.expect("sent")
+            local.send("exit")
+    assert [m for m in got if m.startswith(b"local")] == [b"local:%d" % i for i in range(300)]
     assert [[m] for m in got if m.startswith(b"remote")] == remote_sent
 
 
