@@ -1,6 +1,6 @@
 """The contract between a socket and its transports.
 
-A *transport* serves one scheme (``shm://``, ``inproc://``; later ``tcp://``
+A *transport* serves one scheme (``shm://``, ``inproc://``, and ``tcp://``
 and ``ipc://`` through libzmq): it binds and connects endpoints of that
 scheme and makes a *pipe* for each connection to a peer.  The socket and its
 pattern see pipes only.  Round-robin and fair-queueing span every pipe of a
@@ -412,7 +412,7 @@ class Transport(Protocol):
 
 #: Scheme -> (module, class) of its transport, imported on first use, so that
 #: a program that never names a scheme never imports what serves it (tcp://
-#: will need pyzmq; shm:// and inproc:// must never import it).
+#: and ipc:// need pyzmq; shm:// and inproc:// must never import it).
 SCHEMES: Final[dict[str, tuple[str, str]]] = {
     "shm": ("shmsock._transport.shm._transport", "ShmTransport"),
     "inproc": ("shmsock._transport.inproc", "InprocTransport"),
