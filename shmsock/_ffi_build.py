@@ -71,49 +71,34 @@ PREAMBLE = """
 """
 
 
-def make_builder(*, relative: bool) -> FFI:
-    """The FFI builder; setuptools wants paths relative to the project root."""
-
+def _make(module: str, header: str, sources: list[str], preamble: str, relative: bool) -> FFI:
     def path(p: pathlib.Path) -> str:
         return os.path.relpath(p, ROOT) if relative else str(p)
 
     sanitize_compile, sanitize_link = sanitizer_args(os.environ.get("SHMSOCK_SANITIZE", ""))
     builder = FFI()
-    builder.cdef(read_cdef(CSRC / "shmring.h"))
+    builder.cdef(read_cdef(CSRC / header))
     builder.set_source(
-        "shmsock._shmring",
-        PREAMBLE,
-        sources=[path(CSRC / name) for name in SOURCES],
+        module,
+        preamble,
+        sources=[path(CSRC / name) for name in sources],
         include_dirs=[path(CSRC)],
-        depends=[path(CSRC / "shmring.h")],
+        depends=[path(CSRC / header)],
         extra_compile_args=["-std=c11", "-O2", "-Wall", "-Wextra", *sanitize_compile],
         extra_link_args=sanitize_link,
     )
     return builder
 
 
-ZMQ_PREAMBLE = PREAMBLE.replace("shmring.h", "zmqbatch.h")
+def make_builder(*, relative: bool) -> FFI:
+    """The FFI builder; setuptools wants paths relative to the project root."""
+    return _make("shmsock._shmring", "shmring.h", SOURCES, PREAMBLE, relative)
 
 
 def make_zmq_builder(*, relative: bool) -> FFI:
     """The FFI builder of ``shmsock._zmqbatch`` (libzmq's calls never block either)."""
-
-    def path(p: pathlib.Path) -> str:
-        return os.path.relpath(p, ROOT) if relative else str(p)
-
-    sanitize_compile, sanitize_link = sanitizer_args(os.environ.get("SHMSOCK_SANITIZE", ""))
-    builder = FFI()
-    builder.cdef(read_cdef(CSRC / "zmqbatch.h"))
-    builder.set_source(
-        "shmsock._zmqbatch",
-        ZMQ_PREAMBLE,
-        sources=[path(CSRC / "zmqbatch.c")],
-        include_dirs=[path(CSRC)],
-        depends=[path(CSRC / "zmqbatch.h")],
-        extra_compile_args=["-std=c11", "-O2", "-Wall", "-Wextra", *sanitize_compile],
-        extra_link_args=sanitize_link,
-    )
-    return builder
+    preamble = PREAMBLE.replace("shmring.h", "zmqbatch.h")
+    return _make("shmsock._zmqbatch", "zmqbatch.h", ["zmqbatch.c"], preamble, relative)
 
 
 ffibuilder = make_builder(relative=pathlib.Path.cwd() == ROOT)

@@ -80,6 +80,7 @@ __all__ = [
     "Stream",
     "Transport",
     "WakeUps",
+    "WholeStream",
     "load",
     "parse_name",
     "scheme_of",
@@ -194,6 +195,29 @@ class Stream(Protocol):
         A stream closed before its last piece is dropped by the receiver:
         it never delivers part of a message.
         """
+
+
+class WholeStream:
+    """The :class:`Stream` of a transport that takes any message whole (inproc, libzmq).
+
+    Its ``check_atomic`` never refuses, so only a socket whose other
+    transports stream a message asks for one: it is one ``offer``.
+    """
+
+    __slots__ = ("_aux", "_frames", "_pipe")
+
+    def __init__(self, pipe: Any, frames: list[bytes], aux: int) -> None:
+        self._pipe, self._frames, self._aux = pipe, frames, aux
+        pipe.streaming = True
+
+    def step(self) -> int:
+        pipe = self._pipe
+        if not pipe.alive:
+            return -1
+        return 1 if pipe.offer(self._frames, self._aux) else 0
+
+    def close(self) -> None:
+        self._pipe.streaming = False
 
 
 class Pipe(Protocol):

@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Final
 import zmq
 
 from ..._stats import EndpointStats
-from .. import NO_LIMIT, Queued
+from .. import NO_LIMIT, Queued, WholeStream
 from . import _calls
 from ._envelope import size_of
 
@@ -39,25 +39,6 @@ _TRIES: Final = 4
 #: Messages a take() brings from libzmq into the inbox at once, for the
 #: receive fast path (which pops the inbox) to find.
 _PREFETCH: Final = 64
-
-
-class _Stream:
-    """A message too large to offer at once: never, over libzmq (one offer)."""
-
-    __slots__ = ("_aux", "_frames", "_pipe")
-
-    def __init__(self, pipe: ZmqPipe, frames: list[bytes], aux: int) -> None:
-        self._pipe, self._frames, self._aux = pipe, frames, aux
-        pipe.streaming = True
-
-    def step(self) -> int:
-        pipe = self._pipe
-        if not pipe.alive:
-            return -1
-        return 1 if pipe.offer(self._frames, self._aux) else 0
-
-    def close(self) -> None:
-        self._pipe.streaming = False
 
 
 class ZmqPipe:
@@ -271,8 +252,8 @@ class ZmqPipe:
             self.link.after_call()
         return True
 
-    def stream(self, frames: list[bytes], aux: int) -> _Stream:
-        return _Stream(self, frames, aux)
+    def stream(self, frames: list[bytes], aux: int) -> WholeStream:
+        return WholeStream(self, frames, aux)
 
     def send_control(self, frames: list[bytes]) -> bool:
         return True  # libzmq's own socket types carry their control (subscriptions)
