@@ -40,7 +40,7 @@ from ._inbox import Inbox
 from ._lifetime import Lifetime, open_sockets
 from ._options import Options, make_options
 from ._outbox import Outbox
-from ._patterns import make_pattern
+from ._patterns import PATTERNS, make_pattern
 from ._receiving import Receiving
 from ._sending import Sending
 from ._sockopts import SocketOptions, refuse_pyzmq_options
@@ -355,4 +355,23 @@ def socket(kind: SocketType | int | str, **options: Any) -> Socket:
     its name (``"PUSH"``, any case); anything else raises TypeError, an
     unknown number or name ValueError.
     """
-    return Socket(socket_type(kind), make_options(**options))
+    kind = socket_type(kind)
+    return _socket_class(kind)(kind, make_options(**options))
+
+
+_classes: dict[SocketType, type[Socket]] = {}
+
+
+def _socket_class(kind: SocketType) -> type[Socket]:
+    """Socket, or for a type with methods of its own (its pattern's
+    ``socket_methods``, say SUB's ``subscribe``) a subclass with them mixed in."""
+    cls = _classes.get(kind)
+    if cls is None:
+        methods = PATTERNS[kind].socket_methods
+        if methods is None:
+            cls = Socket
+        else:
+            name = f"{kind.name.capitalize()}Socket"
+            cls = type(name, (methods, Socket), {"__slots__": (), "__module__": "shmsock"})
+        _classes[kind] = cls
+    return cls

@@ -367,3 +367,20 @@ def test_environment_variable_decides_the_default_registration(value, registered
         [sys.executable, "-P", "-c", code], env=env, capture_output=True, text=True, check=True
     )
     assert out.stdout == f"{registered}\n"
+
+
+def test_endpoint_stats_start_at_zero_and_add_every_counter():
+    from shmsock._stats import COUNTERS, EndpointStats
+
+    st = EndpointStats()
+    assert all(getattr(st, name) == 0 for name in EndpointStats.__slots__)
+    other = EndpointStats()
+    for i, name in enumerate(EndpointStats.__slots__, start=1):
+        setattr(other, name, i)
+    st.add_counters(other)
+    assert {name: getattr(st, name) for name in COUNTERS} == {
+        name: getattr(other, name) for name in COUNTERS
+    }
+    assert (st.peers, st.used_in, st.used_out) == (0, 0, 0)  # gauges are not counters
+    st.add(other)
+    assert (st.peers, st.used_in, st.used_out) == (other.peers, other.used_in, other.used_out)
