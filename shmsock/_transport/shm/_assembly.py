@@ -25,7 +25,7 @@ from typing import Final
 
 from ... import _ring as R
 from ..._errors import CorruptMessage
-from .. import Message, Queued
+from .. import MAX_CONTROL, MAX_CONTROL_FRAMES, Message, Queued
 
 __all__ = ["SIMPLE", "Assembler"]
 
@@ -125,6 +125,15 @@ class Assembler:
             return  # the tail of one we did not see start (we took the ring over)
         else:
             self.ctrl_partial.append(payload)
+        parts = self.ctrl_partial
+        if len(parts) > MAX_CONTROL_FRAMES or sum(map(len, parts)) > MAX_CONTROL:
+            # No shmsock socket sends one (check_control): a forged one must
+            # not make us hold, or hand the socket, unbounded memory.
+            self.ctrl_partial = None
+            raise CorruptMessage(
+                f"a control message over {MAX_CONTROL} bytes or {MAX_CONTROL_FRAMES} frames",
+                R.EFLAGS,
+            )
         if not fl & R.MORE:
             self.controls.append(self.ctrl_partial)
             self.ctrl_partial = None
