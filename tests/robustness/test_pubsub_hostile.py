@@ -1,4 +1,4 @@
-"""A subscriber that forges what it writes upstream: the publisher refuses it, the others lose nothing.
+"""A subscriber that forges what it writes upstream: refused, and the others lose nothing.
 
 A SUB's ring toward its publisher carries only control messages (records
 flagged CTRL, docs/protocol.md).  Here one of two subscribers writes
