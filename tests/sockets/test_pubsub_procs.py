@@ -124,7 +124,7 @@ async def test_a_slow_subscriber_process_never_blocks_the_publisher_and_its_drop
             # `shmsock stat` reads the same count from the ring's header.
             d = _admin.open_user_dir()
             assert d is not None
-            ep, conns = _admin.stat(d, endpoint.removeprefix("shm://"))
+            _ep, conns = _admin.stat(d, endpoint.removeprefix("shm://"))
             by_pid = {c.slot.pid: sum(r.messages_dropped for r in c.to_connector) for c in conns}
             assert by_pid == {slow.pid: n - kept, os.getpid(): 0}
             await slow.finish()
