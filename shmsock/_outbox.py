@@ -18,7 +18,7 @@ from __future__ import annotations
 
 from array import array
 from collections.abc import Callable, Sequence
-from typing import Final, NoReturn
+from typing import Final, NoReturn, cast
 
 import trio
 
@@ -188,7 +188,7 @@ class Outbox:
                 return
             plan: FanPlan = fan.plan  # type: ignore[assignment]
             if plan is None:
-                plan = fan.plan = self._plan(pipes)  # type: ignore[assignment]
+                plan = fan.plan = self._plan(pipes)
             if size > hub.peer_limit:
                 plan = self._within_limits(plan, pipes, size)
             if not self.nodrop:
@@ -203,8 +203,9 @@ class Outbox:
     def _plan(self, pipes: Sequence[PipeView]) -> FanPlan:
         """A writer for *pipes*: their transports' own, one per transport."""
         groups: dict[str, list[Pipe]] = {}
-        for pipe in pipes:
-            groups.setdefault(scheme_of(pipe.endpoint), []).append(pipe)  # type: ignore[attr-defined]
+        for view in pipes:
+            pipe = cast("Pipe", view)
+            groups.setdefault(scheme_of(pipe.endpoint), []).append(pipe)
         transports = self._hub.transports
         writers = [transports[scheme].fan_out(group) for scheme, group in groups.items()]
         return writers[0] if len(writers) == 1 else _Plans(writers)

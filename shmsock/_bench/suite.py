@@ -38,7 +38,18 @@ import trio
 import shmsock
 
 from . import DEFAULT_KINDS, KINDS, SWEEP_SIZES, rigs, ring
-from .peers import ECHOES, FANIN, PEERS, QUIET_SENDERS, STREAMS, TCP_STREAMS, Echo, Stream, shm
+from .peers import (
+    ECHOES,
+    FANIN,
+    PEERS,
+    QUIET_SENDERS,
+    STREAMS,
+    TCP_STREAMS,
+    Echo,
+    Stream,
+    fanout,
+    shm,
+)
 from .protocol import QUIET, samples_of, summary
 
 FORMAT = "shmsock-bench/2"
@@ -52,6 +63,8 @@ MAIN_SIZE = 1024
 # its share (see docs/performance.md).
 FANIN_NICE = 10
 FANIN_SENDERS = 8
+#: The subscribers of the PUB/SUB fan-out figure.
+FANOUT_SUBSCRIBERS = 8
 #: The most warm-up of a rig's first window (fresh processes, cold caches).
 FIRST_WARMUP = 0.1
 #: The most a round-trip trial takes, warm-up and rounds: two busy-polling
@@ -412,6 +425,35 @@ class Suite:
         pooled.extend(samples)
         fig.details.update({f"all_{k}": v for k, v in summary(pooled).items()}, busy=busy)
 
+    def fanout_trial(self, way: fanout.FanWay, size: int) -> None:
+        """One window of a PUB -> FANOUT_SUBSCRIBERS SUB rig (see peers/fanout.py)."""
+        o = self.opts
+        n = FANOUT_SUBSCRIBERS
+        fid = f"pubsub/{way.key}"
+        fig = self.figure(
+            fid, section="pubsub", label=way.label, unit="M msg/s", higher_is_better=True,
+            peer=way.peer, way=way.key, size=size, style=way.style,
+        )  # fmt: skip
+        if fig.na:
+            return
+        try:
+            rig = self.rigs.get(fid)
+            first = rig is None
+            if rig is None:
+                spec = self.spec(size=size, subscribers=n, style=way.style)
+                rig = self.rigs[fid] = rigs.Rig(f"PUB -> {n} SUB, {way.label}, {_size(size)}")
+                rig.start(way.publisher, spec, "publisher")
+                for i in range(n):
+                    rig.start(way.subscriber, spec, f"subscriber {i}")
+            warmup = min(FIRST_WARMUP, 2 * o.seconds) if first else min(o.warmup, o.seconds)
+            params = {"seconds": o.seconds, "warmup": warmup}
+            r = rigs.fanout_window(rig, params, o.seconds + warmup + 30)
+        except rigs.WorkerError as exc:
+            self._failed(fig, fid, exc)
+            return
+        fig.add(r["rate"] / 1e6, slowest=r["slowest"] / 1e6, fastest=r["fastest"] / 1e6,
+                checked=r["checked"])  # fmt: skip
+
     # -- the one-off figures ------------------------------------------------------------
 
     def connect_time(self) -> None:
@@ -625,6 +667,22 @@ def _fanin(kind: str, nice: int = 0, quiet: bool = False) -> Callable[[Suite], l
     return plan
 
 
+def plan_pubsub(suite: Suite) -> list[Trial]:
+    """PUB -> 8 SUB at 1 KiB (the --sizes value nearest it), every message to every one."""
+    size = _main_size(suite.opts.sizes)
+    ways = [w for w in fanout.WAYS if suite.has(w.peer)]
+
+    def make(w: fanout.FanWay, t: int) -> Trial:
+        label = f"PUB -> {FANOUT_SUBSCRIBERS} SUB, {_size(size)}, {w.label}"
+        return Trial(
+            f"{label} {_of(t, suite)}",
+            partial(suite.fanout_trial, w, size),
+            group="pubsub",
+        )
+
+    return list(_alternate(suite, ways, make))
+
+
 def _loads() -> list[tuple[str, int]]:
     n = rigs.cores()
     return [("half", max(1, n // 2)), ("all", n)]
@@ -670,6 +728,7 @@ SECTIONS: dict[str, Callable[[Suite], list[Trial]]] = {
     "fanin": _fanin("fanin"),
     "fanin-nice": _fanin("fanin-nice", nice=FANIN_NICE),
     "fanin-quiet": _fanin("fanin-quiet", quiet=True),
+    "pubsub": plan_pubsub,
     "latency": plan_latency,
     "loaded": plan_loaded,
     "connect": lambda s: [Trial("connect -> first message delivered", s.connect_time)],

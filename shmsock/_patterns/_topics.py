@@ -25,10 +25,11 @@ Nothing here waits or does I/O; pipes are only keys.
 
 from __future__ import annotations
 
-from collections.abc import Hashable, Iterable
+from collections.abc import Iterator
 from typing import Final, Generic, TypeVar
 
 from ._base import Fanout
+from ._queues import PipeView
 
 __all__ = ["NOBODY", "SUBSCRIBE", "UNSUBSCRIBE", "Subscribers", "Topics", "subscription"]
 
@@ -39,7 +40,7 @@ UNSUBSCRIBE: Final = 0
 #: The placement of a message nobody subscribed to.
 NOBODY: Final = Fanout(())
 
-P = TypeVar("P", bound=Hashable)
+P = TypeVar("P", bound=PipeView)
 
 
 def subscription(frames: list[bytes]) -> tuple[bool, bytes] | None:
@@ -209,7 +210,7 @@ class Topics:
     def __len__(self) -> int:
         return len(self._counts)
 
-    def __iter__(self) -> Iterable[bytes]:  # type: ignore[override]
+    def __iter__(self) -> Iterator[bytes]:
         return iter(self._counts)
 
     @property

@@ -28,7 +28,7 @@ from __future__ import annotations
 
 from collections import OrderedDict
 from collections.abc import Sequence
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 from .._args import as_bytes
 from .._options import Options
@@ -61,7 +61,7 @@ def topic_bytes(topic: object) -> bytes:
 
 
 def first_frame(item: object) -> bytes:
-    return item if type(item) is bytes else item.frames[0]  # type: ignore[attr-defined,no-any-return]
+    return item if type(item) is bytes else item.frames[0]  # type: ignore[attr-defined]
 
 
 class SubMethods:
@@ -191,7 +191,7 @@ class SubPattern(Pattern):
             self._take_all()
             if not self.latest:
                 return None
-            return self._held, self.latest.popitem(last=False)[1]  # type: ignore[return-value]
+            return self._held, self.latest.popitem(last=False)[1]
         recv = self.queues.recv
         if not self._checks():
             return fair_queue(recv, True)
@@ -208,7 +208,7 @@ class SubPattern(Pattern):
             if not latest:
                 return None
             items = [latest.popitem(last=False)[1] for _ in range(min(max_count, len(latest)))]
-            return self._held, (items, False)  # type: ignore[return-value]
+            return self._held, (items, False)
         if not self._checks():
             return super().next_batch(max_count)
         matches = self.topics.matches
@@ -216,8 +216,9 @@ class SubPattern(Pattern):
             got = super().next_batch(max_count)
             if got is None:
                 return None
-            pipe, (items, plain) = got  # type: ignore[misc]
-            kept = [m for m in items if matches(first_frame(m))]
+            pipe, batch = got
+            taken, plain = cast("tuple[list[object], bool]", batch)
+            kept = [m for m in taken if matches(first_frame(m))]
             if kept:
                 return pipe, (kept, plain)
 

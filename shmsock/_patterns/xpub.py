@@ -17,6 +17,8 @@ arrives waits in the socket until received, in order.
 from __future__ import annotations
 
 from collections import deque
+from collections.abc import Sequence
+from typing import cast
 
 from .._transport import Message, Queued
 from .._types import SocketType
@@ -32,7 +34,10 @@ class XPubPattern(PubPattern):
     def __init__(self) -> None:
         super().__init__()
         self.pending: deque[Queued] = deque()
-        self._held = Held(lambda items: self.pending.extendleft(reversed(items)))
+        self._held = Held(self._give_back)
+
+    def _give_back(self, items: Sequence[object]) -> None:
+        self.pending.extendleft(cast("list[Queued]", list(reversed(items))))
 
     def subscribed(self, message: bytes, first: bool) -> None:
         if first:
@@ -46,5 +51,5 @@ class XPubPattern(PubPattern):
 
     def next_message(self) -> tuple[PipeView, object] | None:
         if self.pending:
-            return self._held, self.pending.popleft()  # type: ignore[return-value]
+            return self._held, self.pending.popleft()
         return None

@@ -61,8 +61,12 @@ class TestReqRepSpinning(Conformance):
 # The SUB subscribes to everything before it connects, so its subscription
 # travels with the connection: once both sides are attached, the PUB's next
 # message reaches it (docs/pubsub.md, "When a subscription takes effect").
-# tcp:// is not among their schemes yet: over libzmq, a PUB would need its
-# links to report subscriptions upstream (see the issue 20 report).
+# Over tcp:// libzmq's PUB filters, and learns a subscription some time
+# after the connection is made (libzmq's slow joiner): the link is ready
+# once a warm-up message came through.  The suite does not run PUB/SUB on
+# tcp:// yet (three of its promises failed there: see the issue 20 report);
+# tests/transport/test_zmq_pubsub.py covers what works.  XPUB/XSUB run on
+# shm:// and inproc:// only.
 
 PUBSUB_SCHEMES = ("shm", "inproc")
 
@@ -72,7 +76,20 @@ class PubSubLink(Link):
         with trio.fail_after(10):
             await self.tx.wait_peers(1)
             await self.rx.wait_peers(1)
+            if "tcp" in self.tx._hub.transports:
+                await self._until_subscribed()
+                return
         await super().roundtrip_ready()
+
+    async def _until_subscribed(self) -> None:
+        while True:
+            await self.tx.send(b"warm-up")
+            with trio.move_on_after(0.01):
+                assert await self.rx.recv() == b"warm-up"
+                break
+        await self.tx.send(b"synced")
+        while (msg := await self.rx.recv()) != b"synced":
+            assert msg == b"warm-up"
 
 
 def subscribe_to_everything(tx: shmsock.Socket, rx: shmsock.Socket) -> None:
@@ -131,4 +148,8 @@ class TestPubBindsSubConnectsWithoutDropping(_PubSubPipelined):
 
 
 class TestXPubXSub(_PubSubPipelined):
+    @pytest.fixture(autouse=True, params=("shm", "inproc"))
+    def _on_scheme(self, request: pytest.FixtureRequest) -> None:
+        self.scheme = request.param
+
     link = staticmethod(pubsub_factory(XPUB, XSUB, tx_binds=True, nodrop=True))
