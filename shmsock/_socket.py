@@ -173,8 +173,10 @@ class Socket(Sending, Receiving, SocketOptions, Lifetime):
         The same figures the Prometheus exporter reports for the socket
         (see :class:`shmsock.EndpointStats`): ``dropped`` counts, among
         others, the messages a PUB's subscribers missed for want of room
-        (per subscriber: ``pub.subscribers()``).  Synchronous; an empty
-        dict once the socket is closed.
+        (per subscriber: ``pub.subscribers()``).  Synchronous.
+
+        Raises:
+            Nothing: a closed socket has no statistics left (an empty dict).
         """
         if self._closed:
             return {}

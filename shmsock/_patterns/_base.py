@@ -39,7 +39,7 @@ message.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import ClassVar, Final
+from typing import ClassVar, Final, Protocol
 
 from .._errors import StateError
 from .._options import Options
@@ -58,6 +58,13 @@ class Dropped:
 
 #: The message is dropped unsent, without error.
 DROPPED: Final = Dropped()
+
+
+class Upstream(Protocol):
+    """What a type's own methods (``socket_methods``) may ask of the socket's hub."""
+
+    def send_control(self, frames: list[bytes]) -> None:
+        """Send a control message to every peer, now and to come."""
 
 
 class Fanout:

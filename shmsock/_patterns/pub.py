@@ -52,13 +52,19 @@ class PubMethods:
 
     if TYPE_CHECKING:
         _pattern: PubPattern
+        _closed: bool
 
     def subscribers(self) -> list[Subscriber]:
         """Every connected subscriber that holds a subscription, with its drops.
 
         Synchronous; a snapshot.  A subscriber that subscribed to nothing
         receives nothing, and is not listed.
+
+        Raises:
+            Nothing: a closed socket has no subscribers (an empty list).
         """
+        if self._closed:
+            return []
         subs = self._pattern.subscribers
         return [
             Subscriber(

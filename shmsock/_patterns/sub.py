@@ -31,8 +31,8 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any, cast
 
 from .._args import as_bytes
+from .._message import Queued, check_control
 from .._options import Options
-from .._transport import Queued, check_control
 from .._types import SocketType
 from ._base import Pattern
 from ._held import Held
@@ -40,7 +40,7 @@ from ._queues import PipeView, drain, fair_queue
 from ._topics import Topics
 
 if TYPE_CHECKING:
-    from .._hub import Hub
+    from ._base import Upstream
 
 __all__ = ["SubMethods", "SubPattern", "topic_bytes"]
 
@@ -71,7 +71,7 @@ class SubMethods:
 
     if TYPE_CHECKING:
         _pattern: SubPattern
-        _hub: Hub
+        _hub: Upstream
 
         def _check_open(self) -> None: ...
 

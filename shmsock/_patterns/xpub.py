@@ -20,7 +20,7 @@ from collections import deque
 from collections.abc import Sequence
 from typing import cast
 
-from .._transport import Message, Queued
+from .._message import Message, Queued
 from .._types import SocketType
 from ._held import Held
 from ._queues import PipeView

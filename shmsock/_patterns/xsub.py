@@ -22,14 +22,14 @@ from collections.abc import Iterable
 from typing import TYPE_CHECKING
 
 from .._args import as_bytes, frames_of
-from .._transport import check_control
+from .._message import check_control
 from .._trio import ki_protected, retry
 from .._types import SocketType
 from ._base import Pattern
 from ._topics import Topics, subscription
 
 if TYPE_CHECKING:
-    from .._hub import Hub
+    from ._base import Upstream
 
 __all__ = ["XSubMethods", "XSubPattern"]
 
@@ -41,7 +41,7 @@ class XSubMethods:
 
     if TYPE_CHECKING:
         _pattern: XSubPattern
-        _hub: Hub
+        _hub: Upstream
 
         def _check_open(self) -> None: ...
 
