@@ -19,11 +19,13 @@ from . import _ring, metrics, testing  # noqa: F401
 from ._errors import (
     AddressInUse,
     CorruptMessage,
+    HostUnreachable,
     IncompatiblePeer,
     InvalidEndpoint,
     MessageTooLarge,
     MultipartMessage,
     NotInTrio,
+    RoutingIdInUse,
     SegmentError,
     SharedMemoryFull,
     ShmsockError,
@@ -40,6 +42,8 @@ PUSH = SocketType.PUSH
 PULL = SocketType.PULL
 REQ = SocketType.REQ
 REP = SocketType.REP
+DEALER = SocketType.DEALER
+ROUTER = SocketType.ROUTER
 
 # Option names, as pyzmq's zmq.LINGER and the like (pyzmq's others do not
 # exist here: setsockopt says what to use instead).
@@ -48,6 +52,8 @@ MAX_MSG_SIZE = SocketOption.MAX_MSG_SIZE
 SPIN_US = SocketOption.SPIN_US
 CHECKSUM = SocketOption.CHECKSUM
 LINGER = SocketOption.LINGER
+ROUTING_ID = SocketOption.ROUTING_ID
+ROUTER_MANDATORY = SocketOption.ROUTER_MANDATORY
 
 # The one place the version is written: pyproject.toml reads it from here
 # (as a literal, without importing), so keep it a plain string.
@@ -55,6 +61,7 @@ __version__ = "0.1.0"
 
 __all__ = [
     "CHECKSUM",
+    "DEALER",
     "LINGER",
     "MAX_MSG_SIZE",
     "PAIR",
@@ -63,15 +70,20 @@ __all__ = [
     "REP",
     "REQ",
     "RING_SIZE",
+    "ROUTER",
+    "ROUTER_MANDATORY",
+    "ROUTING_ID",
     "SPIN_US",
     "AddressInUse",
     "CorruptMessage",
+    "HostUnreachable",
     "IncompatiblePeer",
     "InvalidEndpoint",
     "MessageTooLarge",
     "MultipartMessage",
     "NotInTrio",
     "Options",
+    "RoutingIdInUse",
     "SegmentError",
     "SharedMemoryFull",
     "ShmsockError",

@@ -132,6 +132,7 @@ class Hub:
             if pipe in self.pipes:
                 self.queues.remove(pipe)
                 self.pipes.remove(pipe)
+                self.pattern.retired(pipe)
                 pipe.retire()
 
     def only_pipe(self) -> Pipe | None:
@@ -204,6 +205,9 @@ class Hub:
 
     def control(self, pipe: Pipe, frames: list[bytes]) -> None:
         self.pattern.on_control(pipe, frames)
+
+    def identity_in_use(self, identity: bytes) -> bool:
+        return self.pattern.identity_in_use(identity)
 
     def call_later(self, seconds: float, fn: Callable[[], None]) -> None:
         if self.closed:

@@ -44,6 +44,16 @@ class Options:
         connected and its binder is gone is the end of the wait final:
         the messages still in that ring are lost then, and counted in
         ``dropped``.
+    routing_id
+        What this socket asks its ROUTER peers to call it (libzmq's
+        ``ZMQ_ROUTING_ID``): 1 to 255 bytes, not starting with a zero byte
+        (those are the ids a ROUTER makes up).  Default None: each ROUTER
+        gives it an id of its own.  A ROUTER that has a live peer of that
+        id already refuses the connection (RoutingIdInUse).
+    router_mandatory
+        ROUTER only: whether sending to a routing id that names no peer
+        raises HostUnreachable (True, the default) or drops the message
+        silently, counting it (False, libzmq's default).
     """
 
     ring_size: int = 1 * MiB
@@ -51,6 +61,8 @@ class Options:
     spin_us: int = 0
     checksum: bool = True
     linger: float | None = 1.0
+    routing_id: bytes | None = None
+    router_mandatory: bool = True
 
 
 _NAMES: Final = tuple(f.name for f in fields(Options))
@@ -69,10 +81,12 @@ class SocketOption(enum.StrEnum):
     SPIN_US = "spin_us"
     CHECKSUM = "checksum"
     LINGER = "linger"
+    ROUTING_ID = "routing_id"
+    ROUTER_MANDATORY = "router_mandatory"
 
 
 #: Options that may change only before the socket first binds or connects.
-FIXED_ONCE_ATTACHED: Final = frozenset({"ring_size", "max_msg_size"})
+FIXED_ONCE_ATTACHED: Final = frozenset({"ring_size", "max_msg_size", "routing_id"})
 
 _FAIL_AFTER = (
     "for a {what} timeout, put the call in a Trio cancel scope: `with trio.fail_after(seconds):`"
@@ -100,8 +114,7 @@ PYZMQ_HINTS: Final = {
         "a connecting socket attaches as soon as a binder appears: there is no interval to set"
     ),
     "rcvmore": "recv_multipart returns every frame of a message at once",
-    "identity": "there is no DEALER or ROUTER socket yet",
-    "routing_id": "there is no DEALER or ROUTER socket yet",
+    "identity": "it is called routing_id (bytes)",
     "subscribe": "there is no PUB or SUB socket yet",
     "unsubscribe": "there is no PUB or SUB socket yet",
 }
@@ -177,4 +190,27 @@ def make_options(**options: Any) -> Options:
                 raise ValueError(f"option linger must be None or >= 0 seconds, not {linger}")
             linger = float(linger)
         values["linger"] = linger
+    if "routing_id" in options:
+        values["routing_id"] = check_routing_id(options["routing_id"])
+    if "router_mandatory" in options:
+        mandatory = options["router_mandatory"]
+        if not isinstance(mandatory, bool):
+            raise TypeError(f"option router_mandatory must be True or False, not {mandatory!r}")
+        values["router_mandatory"] = mandatory
     return Options(**values)
+
+
+def check_routing_id(value: Any) -> bytes | None:
+    """*value* as a routing id a socket may ask for (None: none), or TypeError/ValueError."""
+    if value is None:
+        return None
+    if not isinstance(value, bytes | bytearray):
+        raise TypeError(f"option routing_id must be bytes or None, not {type(value).__name__}")
+    rid = bytes(value)
+    if not 1 <= len(rid) <= 255:
+        raise ValueError(f"option routing_id must be 1 to 255 bytes, not {len(rid)}")
+    if rid[0] == 0:
+        raise ValueError(
+            "option routing_id must not start with a zero byte: ROUTERs make up such ids"
+        )
+    return rid

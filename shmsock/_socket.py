@@ -103,6 +103,7 @@ class Socket(Sending, Receiving, SocketOptions, Lifetime):
         self._kind = kind
         self._options = options
         self._pattern = pattern = make_pattern(kind)
+        pattern.set_options(options)
         spec = SocketSpec(
             kind=kind,
             options=options,

@@ -12,6 +12,10 @@ from shmsock._patterns import Pattern
 
 
 class FakePipe:
+    #: What the peer said when it connected (a test sets them as it needs).
+    peer_type: object = None
+    peer_identity = b""
+
     def __init__(self, name: str, *messages: bytes) -> None:
         self.name = name
         self.messages = list(messages)

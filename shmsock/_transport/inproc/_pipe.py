@@ -376,6 +376,8 @@ def connect_pipes(
     d_in.writer, b_in.writer = b, d
     b.peer_type, d.peer_type = d_spec.kind, b_spec.kind
     b.peer_limit, d.peer_limit = d_spec.options.max_msg_size, b_spec.options.max_msg_size
+    b.peer_identity = d_spec.options.routing_id or b""
+    d.peer_identity = b_spec.options.routing_id or b""
     return b, d
 
 

@@ -175,6 +175,7 @@ class Connection:
         peer_type: SocketType,
         peer_limit: int,
         max_msg: int,
+        peer_identity: bytes = b"",
     ) -> None:
         self.home = home
         self.owner = owner
@@ -191,7 +192,7 @@ class Connection:
         self.token = token
         self.peer_type = peer_type
         self.peer_limit = peer_limit
-        self.peer_identity = b""
+        self.peer_identity = peer_identity
         # A connector's ring outlives each connection to a binder: the slot
         # owns it.  A binder's ring belongs to the connection.
         self.owns_tx = bound
