@@ -34,6 +34,8 @@ from ._errors import (
     VersionMismatch,
 )
 from ._options import Options, SocketOption
+from ._peerevents import PeerEvent, PeerEventKind, PeerEvents
+from ._proxy import proxy
 from ._socket import Socket, socket
 from ._types import SocketType
 
@@ -83,6 +85,9 @@ __all__ = [
     "MultipartMessage",
     "NotInTrio",
     "Options",
+    "PeerEvent",
+    "PeerEventKind",
+    "PeerEvents",
     "RoutingIdInUse",
     "SegmentError",
     "SharedMemoryFull",
@@ -94,6 +99,7 @@ __all__ = [
     "UnsafeFile",
     "VersionMismatch",
     "metrics",
+    "proxy",
     "socket",
     "testing",
 ]

@@ -41,13 +41,22 @@ class Inbox:
         self._hub = hub
         self._check_open = check_open
 
-    def take(self, multipart: bool, poll: bool | None = True) -> Queued:
+    def take(
+        self,
+        multipart: bool,
+        poll: bool | None = True,
+        forward: Callable[[list[bytes]], None] | None = None,
+    ) -> Queued:
         """The next message that may be delivered now, or WouldBlock.
 
         *poll* False skips handling events the background task has not
         handled yet: only a caller about to wait on the descriptor that
         would bring them may skip it.  None: skip when the socket has one
         pipe (an async receive, which would wait on it directly).
+
+        *forward* (``shmsock.proxy``'s) is handed the message's frames
+        before it counts as received; if it raises, the message goes back
+        where it was, first in its pipe, and the error propagates.
         """
         self._check_open()
         pattern = self._pattern
@@ -77,6 +86,12 @@ class Inbox:
                 raise MultipartMessage(
                     f"the next message has {len(item.frames)} frames: use recv_multipart"
                 )
+            if forward is not None:
+                try:
+                    forward([item] if type(item) is bytes else item.frames)  # type: ignore[attr-defined]
+                except BaseException:
+                    cast(Pipe, pipe).push_back([taken])  # type: ignore[list-item]
+                    raise
             pattern.received(pipe, aux)
             if hub.finished_pipes:
                 hub.reap()
