@@ -16,6 +16,7 @@ done, ``await pull.aclose()``.
 # Importing metrics registers shmsock's Prometheus collector in the default
 # registry, unless SHMSOCK_METRICS=0 (see shmsock.metrics).
 from . import _ring, metrics, testing  # noqa: F401
+from ._curve import curve_keypair
 from ._errors import (
     AddressInUse,
     CorruptMessage,
@@ -26,6 +27,7 @@ from ._errors import (
     MultipartMessage,
     NotInTrio,
     RoutingIdInUse,
+    SecurityError,
     SegmentError,
     SharedMemoryFull,
     ShmsockError,
@@ -89,6 +91,7 @@ __all__ = [
     "PeerEventKind",
     "PeerEvents",
     "RoutingIdInUse",
+    "SecurityError",
     "SegmentError",
     "SharedMemoryFull",
     "ShmsockError",
@@ -98,6 +101,7 @@ __all__ = [
     "StateError",
     "UnsafeFile",
     "VersionMismatch",
+    "curve_keypair",
     "metrics",
     "proxy",
     "socket",

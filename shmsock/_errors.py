@@ -20,6 +20,7 @@ __all__ = [
     "MultipartMessage",
     "NotInTrio",
     "RoutingIdInUse",
+    "SecurityError",
     "SegmentError",
     "SharedMemoryFull",
     "ShmsockError",
@@ -121,6 +122,17 @@ class RoutingIdInUse(ShmsockError):
     Raised on the socket that asked for the id (the connecting DEALER or
     REQ), as every refusal is: by ``send`` and ``recv`` while it has no
     other peer.  It tries again when a socket next binds the endpoint.
+    """
+
+
+class SecurityError(ShmsockError):
+    """A CURVE handshake failed, so a ``tcp://`` or ``ipc://`` connect brought no peer.
+
+    The server's public key given as ``curve_serverkey`` is not its key, the
+    server does not let this client in (its ``curve_clients``), or one side
+    speaks CURVE and the other does not.  Raised by the calls that would
+    otherwise wait for the peer (``send``, ``recv``), while no connection is
+    up; libzmq keeps trying, and a later success ends it.
     """
 
 

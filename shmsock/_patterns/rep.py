@@ -39,6 +39,7 @@ class RepPattern(Pattern):
     can_recv = True
     writes_data = True
     reads_data = True
+    envelope = "reply"
     compatible = frozenset({SocketType.REQ, SocketType.DEALER})
 
     def __init__(self) -> None:
