@@ -115,7 +115,8 @@ class Pattern:
     #: What the aux word means, for a transport that must carry it in the
     #: frames (libzmq's, where REQ and REP travel as DEALER and ROUTER with
     #: libzmq's envelopes): None (no aux), "request" (an id the peer sends
-    #: back with its reply) or "reply" (the id of the request answered).
+    #: back with its reply), "reply" (the id of the request answered) or
+    #: "routed" (each message behind its peer's routing id: ROUTER).
     envelope: ClassVar[str | None] = None
     #: Whether :meth:`route` may return a :class:`Fanout` (PUB will).
     fans_out: ClassVar[bool] = False

@@ -36,11 +36,13 @@ class PipeView(Protocol):
     ``alive``, ``readable``, ``writable`` and ``streaming`` are the
     transport's; ``in_send``, ``in_recv`` and ``busy`` are this module's;
     ``peer_type`` and ``peer_identity`` are what the peer said when it
-    connected (the routing id it asked for, or b"").
+    connected (the routing id it asked for, or b""); ``carries_ids``: the
+    pipe carries many peers, each message behind its routing id.
     """
 
     peer_type: SocketType
     peer_identity: bytes
+    carries_ids: bool
     alive: bool
     writable: bool
     readable: bool

@@ -26,6 +26,16 @@ Rules (libzmq's ROUTER, with ROUTER_MANDATORY on by default):
    (other peers are not tried: the id says where the message goes), and
    ``send_nowait`` raise WouldBlock.  A peer that departs meanwhile is
    rule 4.
+6. **Pipes that carry many peers** (``carries_ids``: a ``tcp://`` or
+   ``ipc://`` link, one libzmq ROUTER) have no id of their own: their
+   messages come with the peer's routing id in front already, given by
+   libzmq (the peer's ``routing_id``, or five bytes libzmq makes up), and
+   go out through the pipe a routing id last came from; an id never seen
+   goes to the first such pipe, whose libzmq socket knows its peers.
+   libzmq, not this pattern, decides there whether the id is known (rule 4
+   then as above), and a duplicate id there is libzmq's rule: the newcomer
+   is ignored, without an error on its side.  ``peer_ids()`` lists the
+   peers of the other pipes only.
 """
 
 from __future__ import annotations
@@ -49,6 +59,8 @@ log = logging.getLogger("shmsock")
 #: A REQ's request id in its envelope: 4 bytes, as libzmq's REQ_CORRELATE.
 REQUEST_ID: Final = struct.Struct("=I")
 _AUTO_ID: Final = struct.Struct(">BI")
+#: Routing ids remembered for rule 6 (libzmq does not say when a peer departs).
+_CAME_FROM_MAX: Final = 1 << 16
 
 
 class RouterMethods:
@@ -76,6 +88,7 @@ class RouterPattern(Pattern):
     reads_data = True
     compatible = frozenset({SocketType.REQ, SocketType.DEALER, SocketType.ROUTER})
     socket_methods = RouterMethods
+    envelope = "routed"
     shapes_send = True
     shapes_recv = True
 
@@ -90,6 +103,9 @@ class RouterPattern(Pattern):
         self._target: PipeView | None = None
         self._target_id = b""
         self.unroutable = 0
+        #: Rule 6: the pipes that carry many peers, and where each id came from.
+        self._carriers: list[PipeView] = []
+        self._came_from: dict[bytes, PipeView] = {}
 
     def set_options(self, options: Options) -> None:
         self._mandatory = options.router_mandatory
@@ -103,6 +119,9 @@ class RouterPattern(Pattern):
         return self._id_of.get(pipe)
 
     def attached(self, pipe: PipeView) -> None:
+        if pipe.carries_ids:
+            self._carriers.append(pipe)
+            return
         rid = pipe.peer_identity
         if rid and rid in self.by_id:
             # The transport asks before it accepts, so only a transport that
@@ -129,6 +148,12 @@ class RouterPattern(Pattern):
             del self.by_id[rid]
 
     def retired(self, pipe: PipeView) -> None:
+        if pipe.carries_ids:
+            if pipe in self._carriers:
+                self._carriers.remove(pipe)
+            for rid in [r for r, p in self._came_from.items() if p is pipe]:
+                del self._came_from[rid]
+            return
         self.gone(pipe)
         self._id_of.pop(pipe, None)
         self._last_request.pop(pipe, None)
@@ -143,10 +168,18 @@ class RouterPattern(Pattern):
         rid = frames[0]
         pipe = self.by_id.get(rid)
         self._target_id = rid
-        self._target = pipe
         if pipe is None:
+            carriers = self._carriers
+            if carriers:  # rule 6
+                pipe = self._came_from.get(rid)
+                if pipe is None or not pipe.alive:
+                    pipe = next((p for p in carriers if p.alive), carriers[0])
+                self._target = pipe
+                return frames, 0
+            self._target = None
             self._unroutable()
             return frames, 0
+        self._target = pipe
         if pipe.peer_type is SocketType.REQ:
             return self._to_requester(pipe, frames)
         return frames[1:], 0
@@ -200,6 +233,13 @@ class RouterPattern(Pattern):
     # -- receiving ---------------------------------------------------------------------
 
     def incoming(self, pipe: PipeView, frames: list[bytes], aux: int) -> list[bytes] | None:
+        if pipe.carries_ids:  # rule 6: libzmq put the id in front
+            if len(self._carriers) > 1:  # (with one, every id goes there anyway)
+                came_from = self._came_from
+                came_from[frames[0]] = pipe
+                if len(came_from) > _CAME_FROM_MAX:  # departures are not told: forget the oldest
+                    del came_from[next(iter(came_from))]
+            return frames
         rid = self._id_of.get(pipe)
         if rid is None:  # pragma: no cover - every attached pipe has one
             return None

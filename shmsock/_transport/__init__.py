@@ -246,6 +246,9 @@ class Pipe(Protocol):
 
     #: What the peer asked to be called (ROUTER's routing id); b"" if nothing.
     peer_identity: bytes
+    #: The pipe carries many peers, each message behind its peer's routing
+    #: id (a libzmq ROUTER's link): a ROUTER routes through it by that id.
+    carries_ids: bool
     #: Flags (rule 6).
     alive: bool
     readable: bool

@@ -154,6 +154,9 @@ class InprocPipe:
         "writable",
     )
 
+    #: One peer per pipe (the contract's ``carries_ids``).
+    carries_ids = False
+
     def __init__(self, owner: Owner, endpoint: str, inbox: _Queue) -> None:
         self._owner = owner
         self.binding: object = None  # the binder's side: the binding it came through

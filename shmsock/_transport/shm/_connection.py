@@ -158,6 +158,9 @@ class Connection:
         "writable",
     )
 
+    #: One peer per pipe (the contract's ``carries_ids``).
+    carries_ids = False
+
     def __init__(
         self,
         *,
