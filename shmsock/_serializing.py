@@ -19,7 +19,7 @@ same rules hold: checkpoints, atomic cancellation, ``*_nowait`` raising
 4. **JSON is fast where it can be.**  With ``orjson`` installed (the
    ``shmsock[json]`` extra), ``send_json`` and ``recv_json`` without
    keyword arguments use it: compact UTF-8, several times faster than
-   the standard library (docs/serialization.md has the figures).  What
+   the standard library (docs/proxy.md has the figures).  What
    orjson refuses (integers over 64 bits, keys that are not str, ...) is
    handed to the standard library, so whatever ``json`` encodes or
    decodes still works; orjson also encodes dataclasses, datetimes and
@@ -47,7 +47,7 @@ except ImportError:  # pragma: no cover - tested with it, and with it hidden
 
 __all__ = ["Serializing", "json_dumps", "json_loads"]
 
-_T = TypeVar("_T")
+T = TypeVar("T")
 
 
 def json_dumps(obj: Any, **kwargs: Any) -> bytes:
@@ -272,7 +272,7 @@ class Serializing:
     # -- any codec ---------------------------------------------------------------------
 
     @ki_protected
-    async def send_serialized(self, msg: _T, serialize: Callable[[_T], Sequence[bytes]]) -> None:
+    async def send_serialized(self, msg: T, serialize: Callable[[T], Sequence[bytes]]) -> None:
         """Send ``serialize(msg)``, a list of frames, as one message.
 
         Raises:
@@ -286,7 +286,7 @@ class Serializing:
         await self.send_multipart(serialize(msg))
 
     @ki_protected
-    def send_serialized_nowait(self, msg: _T, serialize: Callable[[_T], Sequence[bytes]]) -> None:
+    def send_serialized_nowait(self, msg: T, serialize: Callable[[T], Sequence[bytes]]) -> None:
         """:meth:`send_serialized` now, or trio.WouldBlock.
 
         Raises:
@@ -298,7 +298,7 @@ class Serializing:
         self.send_multipart_nowait(serialize(msg))
 
     @ki_protected
-    async def recv_serialized(self, deserialize: Callable[[list[bytes]], _T]) -> _T:
+    async def recv_serialized(self, deserialize: Callable[[list[bytes]], T]) -> T:
         """Receive one message and return ``deserialize(frames)``.
 
         Raises:
@@ -312,7 +312,7 @@ class Serializing:
         return deserialize(await self.recv_multipart())
 
     @ki_protected
-    def recv_serialized_nowait(self, deserialize: Callable[[list[bytes]], _T]) -> _T:
+    def recv_serialized_nowait(self, deserialize: Callable[[list[bytes]], T]) -> T:
         """:meth:`recv_serialized` now, or trio.WouldBlock.
 
         Raises:

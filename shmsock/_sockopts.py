@@ -125,9 +125,10 @@ class SocketOptions:
 
     @property
     def routing_id(self) -> bytes | None:
-        """What this socket asks ROUTER peers to call it (None: a ROUTER picks an id).
+        """The routing id this socket asks its ROUTER peers to call it by, or None.
 
-        1 to 255 bytes, not starting with a zero byte.  Settable until the
+        1 to 255 bytes, not starting with a zero byte; None lets each
+        ROUTER make up an id.  Settable until the
         first bind or connect (see :meth:`setsockopt`).
         """
         return self._options.routing_id
