@@ -146,3 +146,23 @@ async def test_our_req_through_our_router_over_tcp():
             assert (len(request_id), empty, body) == (4, b"", b"ping")  # as on shm://
             await router.send_multipart([rid, request_id, b"", b"pong"])
             assert await req.recv() == b"pong"
+
+
+async def test_peer_events_over_tcp_say_when_the_endpoint_gains_and_loses_its_peers(ctx):
+    async with shmsock.socket(ROUTER) as router:
+        endpoint = router.bind(TCP)
+        async with router.peer_events() as events:
+            d = plain(ctx, zmq.DEALER, endpoint, ROUTING_ID=b"remote")
+            with trio.fail_after(10):
+                event = await events.__anext__()
+            # libzmq's one link carries every peer of the endpoint: no id, no pid.
+            assert (event.kind, event.endpoint, event.routing_id, event.peer_pid) == (
+                shmsock.PeerEventKind.CONNECTED,
+                endpoint,
+                None,
+                0,
+            )
+            d.close()
+            with trio.fail_after(10):
+                event = await events.__anext__()
+            assert event.kind is shmsock.PeerEventKind.DEPARTED
