@@ -20,11 +20,13 @@ from ._curve import curve_keypair
 from ._errors import (
     AddressInUse,
     CorruptMessage,
+    HostUnreachable,
     IncompatiblePeer,
     InvalidEndpoint,
     MessageTooLarge,
     MultipartMessage,
     NotInTrio,
+    RoutingIdInUse,
     SecurityError,
     SegmentError,
     SharedMemoryFull,
@@ -35,6 +37,8 @@ from ._errors import (
 )
 from ._options import Options, SocketOption
 from ._patterns.pub import Subscriber
+from ._peerevents import PeerEvent, PeerEventKind, PeerEvents
+from ._proxy import proxy
 from ._socket import Socket, socket
 from ._stats import EndpointStats
 from ._types import SocketType
@@ -48,6 +52,8 @@ PUB = SocketType.PUB
 SUB = SocketType.SUB
 XPUB = SocketType.XPUB
 XSUB = SocketType.XSUB
+DEALER = SocketType.DEALER
+ROUTER = SocketType.ROUTER
 
 # Option names, as pyzmq's zmq.LINGER and the like (pyzmq's others do not
 # exist here: setsockopt says what to use instead).
@@ -61,6 +67,8 @@ CONFLATE = SocketOption.CONFLATE
 # A SUB's subscriptions through setsockopt, as pyzmq's zmq.SUBSCRIBE.
 SUBSCRIBE = "subscribe"
 UNSUBSCRIBE = "unsubscribe"
+ROUTING_ID = SocketOption.ROUTING_ID
+ROUTER_MANDATORY = SocketOption.ROUTER_MANDATORY
 
 # The one place the version is written: pyproject.toml reads it from here
 # (as a literal, without importing), so keep it a plain string.
@@ -69,6 +77,7 @@ __version__ = "0.1.0"
 __all__ = [
     "CHECKSUM",
     "CONFLATE",
+    "DEALER",
     "LINGER",
     "MAX_MSG_SIZE",
     "NODROP",
@@ -79,6 +88,9 @@ __all__ = [
     "REP",
     "REQ",
     "RING_SIZE",
+    "ROUTER",
+    "ROUTER_MANDATORY",
+    "ROUTING_ID",
     "SPIN_US",
     "SUB",
     "SUBSCRIBE",
@@ -88,12 +100,17 @@ __all__ = [
     "AddressInUse",
     "CorruptMessage",
     "EndpointStats",
+    "HostUnreachable",
     "IncompatiblePeer",
     "InvalidEndpoint",
     "MessageTooLarge",
     "MultipartMessage",
     "NotInTrio",
     "Options",
+    "PeerEvent",
+    "PeerEventKind",
+    "PeerEvents",
+    "RoutingIdInUse",
     "SecurityError",
     "SegmentError",
     "SharedMemoryFull",
@@ -107,6 +124,7 @@ __all__ = [
     "VersionMismatch",
     "curve_keypair",
     "metrics",
+    "proxy",
     "socket",
     "testing",
 ]

@@ -8,8 +8,9 @@ import enum
 class SocketType(enum.IntEnum):
     """The kinds of socket, numbered as in libzmq.
 
-    Compatible pairs: PUSH with PULL, PAIR with PAIR, REQ with REP, and
-    PUB or XPUB with SUB or XSUB.
+    Compatible pairs: PUSH with PULL, PAIR with PAIR, REQ with REP, PUB or
+    XPUB with SUB or XSUB; and, as in libzmq, DEALER with REP, DEALER and
+    ROUTER, ROUTER with REQ, DEALER and ROUTER.
     """
 
     PAIR = 0
@@ -17,6 +18,8 @@ class SocketType(enum.IntEnum):
     SUB = 2
     REQ = 3
     REP = 4
+    DEALER = 5
+    ROUTER = 6
     PULL = 7
     PUSH = 8
     XPUB = 9

@@ -13,6 +13,7 @@ KINDS = (
     "pubsub",
     "latency",
     "loaded",
+    "router",
     "connect",
     "memory",
     "idle",

@@ -16,12 +16,14 @@ from __future__ import annotations
 from .._types import SocketType
 from ._base import DROPPED, Dropped, Fanout, Pattern, Placement
 from ._queues import BATCH_TURN, PipeView
+from .dealer import DealerPattern
 from .pair import PairPattern
 from .pub import PubPattern
 from .pull import PullPattern
 from .push import PushPattern
 from .rep import RepPattern
 from .req import ReqPattern
+from .router import RouterPattern
 from .sub import SubPattern
 from .xpub import XPubPattern
 from .xsub import XSubPattern
@@ -37,6 +39,8 @@ PATTERNS: dict[SocketType, type[Pattern]] = {
     SocketType.SUB: SubPattern,
     SocketType.XPUB: XPubPattern,
     SocketType.XSUB: XSubPattern,
+    SocketType.DEALER: DealerPattern,
+    SocketType.ROUTER: RouterPattern,
 }
 
 

@@ -10,13 +10,15 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 
+from .._types import SocketType
+
 __all__ = ["Held"]
 
 
 class Held:
     """Stands for the pattern as the pipe of the messages it holds."""
 
-    __slots__ = ("_give_back",)
+    __slots__ = ("_give_back", "peer_type")
 
     alive = True
     readable = False
@@ -26,9 +28,15 @@ class Held:
     in_recv = False
     busy = False
     endpoint = ""
+    peer_identity = b""
+    carries_ids = False
 
-    def __init__(self, give_back: Callable[[Sequence[object]], None]) -> None:
+    def __init__(
+        self, give_back: Callable[[Sequence[object]], None], peer_type: SocketType
+    ) -> None:
         self._give_back = give_back
+        #: Whom the messages came from: a SUB's publishers, an XPUB's subscribers.
+        self.peer_type = peer_type
 
     def push_back(self, items: Sequence[object]) -> None:
         """Give *items*, just taken, back to the pattern, in order, ahead of the rest."""

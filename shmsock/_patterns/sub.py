@@ -155,7 +155,7 @@ class SubPattern(Pattern):
         self.conflate = False
         #: A conflating SUB's latest message of each key, least recent first.
         self.latest: OrderedDict[bytes, Queued] = OrderedDict()
-        self._held = Held(self._give_back)
+        self._held = Held(self._give_back, SocketType.PUB)
 
     # -- subscriptions ---------------------------------------------------------------
 
@@ -175,7 +175,7 @@ class SubPattern(Pattern):
     def greeting(self) -> list[list[bytes]]:
         return [[b"\x01" + prefix] for prefix in self.topics]
 
-    def configure(self, options: Options) -> None:
+    def set_options(self, options: Options) -> None:
         self.conflate = options.conflate
 
     def fast_recv(self) -> bool:

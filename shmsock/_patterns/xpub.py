@@ -34,7 +34,7 @@ class XPubPattern(PubPattern):
     def __init__(self) -> None:
         super().__init__()
         self.pending: deque[Queued] = deque()
-        self._held = Held(self._give_back)
+        self._held = Held(self._give_back, SocketType.SUB)
 
     def _give_back(self, items: Sequence[object]) -> None:
         self.pending.extendleft(cast("list[Queued]", list(reversed(items))))

@@ -52,7 +52,9 @@ async def test_socket_type_by_member_number_or_name(kind, expected):
     ],
 )
 def test_bad_socket_type_is_refused_at_once(kind, error):
-    with pytest.raises(error, match="PUSH, PULL, PAIR, REQ, REP, PUB, SUB, XPUB or XSUB"):
+    with pytest.raises(
+        error, match="PUSH, PULL, PAIR, REQ, REP, PUB, SUB, DEALER, ROUTER, XPUB or XSUB"
+    ):
         shmsock.socket(kind)
 
 

@@ -164,6 +164,9 @@ class Connection:
         "writable",
     )
 
+    #: One peer per pipe (the contract's ``carries_ids``).
+    carries_ids = False
+
     def __init__(
         self,
         *,
@@ -182,6 +185,7 @@ class Connection:
         peer_limit: int,
         max_msg: int,
         control: ControlOut,
+        peer_identity: bytes = b"",
     ) -> None:
         self.home = home
         self.control = control  # the control messages of tx (a slot's, for a connector)
@@ -199,7 +203,7 @@ class Connection:
         self.token = token
         self.peer_type = peer_type
         self.peer_limit = peer_limit
-        self.peer_identity = b""
+        self.peer_identity = peer_identity
         # A connector's ring outlives each connection to a binder: the slot
         # owns it.  A binder's ring belongs to the connection.
         self.owns_tx = bound
