@@ -406,3 +406,36 @@ async def test_an_xsub_xpub_forwarder_passes_subscriptions_and_data(endpoint):
                 got = await drain(sub)
         assert set(got) == {b"keep"}
         nursery.cancel_scope.cancel()
+
+
+async def test_shmsock_proxy_is_an_xsub_xpub_forwarder(endpoint):
+    upstream = endpoint + "-up"
+    async with (
+        shmsock.socket(PUB) as pub,
+        shmsock.socket(XSUB) as xsub,
+        shmsock.socket(XPUB) as xpub,
+        shmsock.socket(SUB) as sub,
+        trio.open_nursery() as nursery,
+    ):
+        pub.bind(upstream)
+        xsub.connect(upstream)
+        xpub.bind(endpoint)
+        nursery.start_soon(shmsock.proxy, xsub, xpub)
+        await wait_peers(pub, 1)
+        sub.subscribe(b"keep")
+        sub.connect(endpoint)
+        got: list[list[bytes]] = []
+        with trio.fail_after(10):
+            while not got:
+                await pub.send_multipart([b"drop", b"x"])
+                await pub.send_multipart([b"keep", b"y"])
+                await trio.sleep(0.001)
+                while True:
+                    try:
+                        got.append(sub.recv_multipart_nowait())
+                    except trio.WouldBlock:
+                        break
+        assert {tuple(m) for m in got} == {(b"keep", b"y")}
+        # The subscription reached the publisher itself: it filters.
+        assert [s.topics for s in pub.subscribers()] == [(b"keep",)]
+        nursery.cancel_scope.cancel()
