@@ -31,8 +31,8 @@ if TYPE_CHECKING:
 
 __all__ = ["ZmqPipe"]
 
-_DONTWAIT: Final = zmq.DONTWAIT
-_MORE: Final = zmq.DONTWAIT | zmq.SNDMORE
+_DONTWAIT: Final = int(zmq.DONTWAIT)  # (plain ints: see _link.py)
+_MORE: Final = int(zmq.DONTWAIT | zmq.SNDMORE)
 #: Frames from this size up are handed to libzmq without a copy.
 _COPY_BELOW: Final = 1 << 16
 #: How often one offer or take calls libzmq again at once (rules 4 and 6).
