@@ -24,6 +24,10 @@ from cffi import FFI
 ROOT = pathlib.Path(__file__).resolve().parent.parent
 CSRC = ROOT / "csrc"
 SOURCES = ["shmring.c", "crc32c.c"]
+# The binding layer's own C (the spin: a waiting mechanism, which the ring
+# in csrc/ must not have).
+BINDING = ROOT / "shmsock"
+BINDING_SOURCES = ["_spin.c"]
 
 _MARKERS = re.compile(r"/\* CFFI-BEGIN \*/(.*?)/\* CFFI-END \*/", re.S)
 
@@ -52,9 +56,21 @@ def sanitizer_args(sanitize: str) -> tuple[list[str], list[str]]:
 # machine (docs/performance.md).  The wrappers come after this preamble in
 # the generated source, so defining the bracket away here keeps the GIL
 # held.  Anything added to csrc/ that can block must not be called through
-# this module.
+# this module.  The one call that runs long, the spin (shmsock/_spin.c),
+# releases the GIL itself, below, so another thread (the exporter's, or
+# the peer's in a test) runs meanwhile.
 PREAMBLE = """
 #include "shmring.h"
+#include "_spin.h"
+
+int shmsock_spin(shm_consumer *const *rx, shm_producer *const *tx, const int *fds,
+                 size_t n, uint64_t max_ns, uint64_t *spent_ns)
+{
+    PyThreadState *save = PyEval_SaveThread();
+    int rc = shmsock_spin_rings(rx, tx, fds, n, max_ns, spent_ns);
+    PyEval_RestoreThread(save);
+    return rc;
+}
 
 #undef Py_BEGIN_ALLOW_THREADS
 #define Py_BEGIN_ALLOW_THREADS {
@@ -76,12 +92,14 @@ def make_builder(*, relative: bool) -> FFI:
     sanitize_compile, sanitize_link = sanitizer_args(os.environ.get("SHMSOCK_SANITIZE", ""))
     builder = FFI()
     builder.cdef(read_cdef(CSRC / "shmring.h"))
+    builder.cdef(read_cdef(BINDING / "_spin.h"))
     builder.set_source(
         "shmsock._shmring",
         PREAMBLE,
-        sources=[path(CSRC / name) for name in SOURCES],
-        include_dirs=[path(CSRC)],
-        depends=[path(CSRC / "shmring.h")],
+        sources=[path(CSRC / name) for name in SOURCES]
+        + [path(BINDING / name) for name in BINDING_SOURCES],
+        include_dirs=[path(CSRC), path(BINDING)],
+        depends=[path(CSRC / "shmring.h"), path(BINDING / "_spin.h")],
         extra_compile_args=["-std=c11", "-O2", "-Wall", "-Wextra", *sanitize_compile],
         extra_link_args=sanitize_link,
     )

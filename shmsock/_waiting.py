@@ -14,8 +14,9 @@ Three ways to wait:
   transport has that capability (shm's doorbell): one scheduling round
   instead of two.  The transport's wake-up protocol says what muting,
   holding and settling mean (``_transport/shm/_doorbell.py``, rules 3-4);
-- **spinning** first, for up to ``spin_us``, when the receive call asked
-  for it (rule 5 there).
+- **spinning** first, when the receive call asked for it (``spin_us``,
+  rule 5 there): in C with the GIL released, yielding the CPU between
+  looks, for as long as :class:`SpinPolicy` says (at most ``spin_us``).
 
 Blocked-time accounting is here too: the time senders spend waiting for
 room, shared out over the endpoints whose pipes refused.
@@ -31,19 +32,96 @@ import trio
 
 from ._hub import Hub
 
-__all__ = ["Waiter"]
+__all__ = ["SpinPolicy", "Waiter"]
 
 _T = TypeVar("_T")
+
+
+class SpinPolicy:
+    """How long a receiver spins before it parks, learnt from its recent waits.
+
+    Rules (those of an adaptive mutex, with the answer time for the hold
+    time):
+
+    1. Spin for about twice as long as the recent answers that a spin
+       caught took, at least ``MIN_NS`` and never more than ``spin_us``.
+       With no history, spin up to ``spin_us``.
+    2. A spin that ends with no data (the answer took longer, the peer went
+       to sleep, a doorbell had news) is a *miss*.  After *k* misses in a
+       row the next ``2**(k-1) - 1`` waits park at once (at most 63), then
+       one spin probes again.  So a peer that answers slowly, or not at
+       all, costs a spin now and then, not at every wait.
+    3. Spins that stop paying count as misses too: when the answers a spin
+       caught take longer on average than the waits that parked (on a busy
+       machine a spinner can delay the very peer it waits for), spinning is
+       making things worse.
+    4. A spin that catches its answer in time ends the run of misses.
+
+    The times are nanoseconds from the start of the wait to the answer,
+    at most ``CLAMP`` times ``spin_us`` (a wait for a first peer, or a
+    quiet spell, says nothing about how fast answers come), averaged with
+    weight 1/4 for the newest.  Never blocks, never does I/O.
+    """
+
+    __slots__ = ("cap_ns", "hit_ns", "misses", "park_ns", "skip")
+
+    #: The shortest spin worth its set-up.
+    MIN_NS = 2_000
+    #: The longest run of misses counted: at most 2**6 - 1 waits park between probes.
+    MAX_MISSES = 7
+    #: Waits are counted up to this many times the bound.
+    CLAMP = 4
+
+    def __init__(self) -> None:
+        self.hit_ns = 0  # recent answers a spin caught (0: none yet)
+        self.park_ns = 0  # recent waits that parked (0: none yet)
+        self.misses = 0  # spins in a row that did not pay
+        self.skip = 0  # waits to park at once before the next probe
+        self.cap_ns = 0  # the bound of the latest wait
+
+    def budget(self, cap_ns: int) -> int:
+        """Nanoseconds to spin in the wait that starts now (0: park at once)."""
+        self.cap_ns = cap_ns
+        if self.skip:
+            self.skip -= 1
+            return 0
+        if not self.hit_ns:
+            return cap_ns
+        return min(cap_ns, max(2 * self.hit_ns, self.MIN_NS))
+
+    def hit(self, waited_ns: int) -> None:
+        """A spin caught the answer *waited_ns* after the wait started."""
+        waited_ns = min(waited_ns, self.CLAMP * self.cap_ns)
+        self.hit_ns = waited_ns if not self.hit_ns else (3 * self.hit_ns + waited_ns) // 4
+        if self.park_ns and self.hit_ns > self.park_ns:
+            self._miss()  # rule 3
+        else:
+            self.misses = 0
+
+    def missed(self, waited_ns: int) -> None:
+        """A spin found nothing; the task parked and woke *waited_ns* after the start."""
+        self.parked(waited_ns)
+        self._miss()
+
+    def parked(self, waited_ns: int) -> None:
+        """A wait parked (with or without spinning first) and woke after *waited_ns*."""
+        waited_ns = min(waited_ns, self.CLAMP * self.cap_ns)
+        self.park_ns = waited_ns if not self.park_ns else (3 * self.park_ns + waited_ns) // 4
+
+    def _miss(self) -> None:
+        self.misses = min(self.misses + 1, self.MAX_MISSES)
+        self.skip = (1 << (self.misses - 1)) - 1
 
 
 class Waiter:
     """The waiting of one socket's tasks."""
 
-    __slots__ = ("_check_open", "_hub", "send_blocked")
+    __slots__ = ("_check_open", "_hub", "send_blocked", "spin_policy")
 
     def __init__(self, hub: Hub, check_open: Callable[[], None]) -> None:
         self._hub = hub
         self._check_open = check_open
+        self.spin_policy = SpinPolicy()
         #: Seconds senders waited for room, by endpoint (see wait_send).
         self.send_blocked: dict[str, float] = {}
 
@@ -94,30 +172,42 @@ class Waiter:
         return True
 
     async def wait_recv(self, spin: int) -> bool:
-        """Wait for a message, spinning first for *spin* microseconds.
+        """Wait for a message, spinning first for up to *spin* microseconds.
 
         *spin* is the ``spin_us`` the receive call read when it started: a
-        call that looked without announcing (``look``) must spin, whatever
-        spin_us has become since, since the spin is what announces the
-        pipes it found empty.
+        call that looked without announcing (``look``) must go through the
+        spin, whatever spin_us has become since, since the spin is what
+        announces the pipes it found empty (a spin of no time announces
+        them and parks).  How long it really spins is the
+        :class:`SpinPolicy`'s.
         """
-        if spin and self._spin(spin):
+        hub = self._hub
+        bells = hub.bells
+        if not spin or bells is None:
+            # Nothing to watch: a writer in this thread cannot run meanwhile.
+            return await self.wait(hub.recv_lot)
+        bells.settle()  # the spin announces again
+        if hub.queues.recv:
+            return True  # something is marked readable already: go and look
+        policy = self.spin_policy
+        start = time.perf_counter_ns()
+        budget = policy.budget(spin * 1000)
+        if bells.spin(budget / 1000):
+            if budget:
+                policy.hit(time.perf_counter_ns() - start)
             return True
-        return await self.wait(self._hub.recv_lot)
+        try:
+            return await self.wait(hub.recv_lot)
+        finally:
+            waited = time.perf_counter_ns() - start
+            if budget:
+                policy.missed(waited)
+            else:
+                policy.parked(waited)
 
     async def wait_recv_parked(self) -> bool:
         """:meth:`wait_recv` with no spin (prebuilt for the common case)."""
         return await self.wait(self._hub.recv_lot)
-
-    def _spin(self, spin_us: int) -> bool:
-        hub = self._hub
-        bells = hub.bells
-        if bells is None:
-            return False  # nothing to watch: a writer in this thread cannot run meanwhile
-        bells.settle()  # it announces again below
-        if hub.queues.recv:
-            return True  # something is marked readable already: go and look
-        return bells.spin(spin_us)
 
     def look(self, take: Callable[..., _T], *args: Any) -> _T:
         """A spinning receive call's first look (see WakeUps.look)."""
