@@ -24,6 +24,7 @@ room, shared out over the endpoints whose pipes refused.
 
 from __future__ import annotations
 
+import os
 import time
 from collections.abc import Callable
 from typing import Any, TypeVar
@@ -55,7 +56,14 @@ class SpinPolicy:
        caught take longer on average than the waits that parked (on a busy
        machine a spinner can delay the very peer it waits for), spinning is
        making things worse.
-    4. A spin that catches its answer in time ends the run of misses.
+    4. A spin that catches its answer in time ends the run of misses.  One
+       that catches it later than its budget plus ``LATE_NS`` was taken
+       off the CPU meanwhile: that is a miss.
+    5. No spin while the machine has more runnable threads than CPUs
+       (``overcommitted``, sampled by the caller from /proc/loadavg every
+       ``SAMPLE_NS``): then the peer needs the CPU a spinner would hold,
+       and a spinner's CPU time also costs it the scheduler's credit for
+       sleeping, which is what makes a parked wake-up prompt.
 
     The times are nanoseconds from the start of the wait to the answer,
     at most ``CLAMP`` times ``spin_us`` (a wait for a first peer, or a
@@ -63,7 +71,7 @@ class SpinPolicy:
     weight 1/4 for the newest.  Never blocks, never does I/O.
     """
 
-    __slots__ = ("cap_ns", "hit_ns", "misses", "park_ns", "skip")
+    __slots__ = ("budget_ns", "cap_ns", "hit_ns", "misses", "overcommitted", "park_ns", "skip")
 
     #: The shortest spin worth its set-up.
     MIN_NS = 2_000
@@ -71,6 +79,10 @@ class SpinPolicy:
     MAX_MISSES = 7
     #: Waits are counted up to this many times the bound.
     CLAMP = 4
+    #: A hit this much after the budget ran out was taken off the CPU (rule 4).
+    LATE_NS = 20_000
+    #: How often the caller looks at the machine's runnable threads (rule 5).
+    SAMPLE_NS = 50_000_000
 
     def __init__(self) -> None:
         self.hit_ns = 0  # recent answers a spin caught (0: none yet)
@@ -78,16 +90,23 @@ class SpinPolicy:
         self.misses = 0  # spins in a row that did not pay
         self.skip = 0  # waits to park at once before the next probe
         self.cap_ns = 0  # the bound of the latest wait
+        self.budget_ns = 0  # the budget of the latest wait
+        self.overcommitted = False  # rule 5, as last sampled
 
     def budget(self, cap_ns: int) -> int:
         """Nanoseconds to spin in the wait that starts now (0: park at once)."""
         self.cap_ns = cap_ns
         if self.skip:
             self.skip -= 1
-            return 0
-        if not self.hit_ns:
-            return cap_ns
-        return min(cap_ns, max(2 * self.hit_ns, self.MIN_NS))
+            budget = 0
+        elif self.overcommitted:
+            budget = 0
+        elif not self.hit_ns:
+            budget = cap_ns
+        else:
+            budget = min(cap_ns, max(2 * self.hit_ns, self.MIN_NS))
+        self.budget_ns = budget
+        return budget
 
     def hit(self, waited_ns: int) -> None:
         """A spin caught the answer *waited_ns* after the wait started."""
@@ -95,6 +114,8 @@ class SpinPolicy:
         self.hit_ns = waited_ns if not self.hit_ns else (3 * self.hit_ns + waited_ns) // 4
         if self.park_ns and self.hit_ns > self.park_ns:
             self._miss()  # rule 3
+        elif waited_ns > self.budget_ns + self.LATE_NS:
+            self._miss()  # rule 4
         else:
             self.misses = 0
 
@@ -113,15 +134,33 @@ class SpinPolicy:
         self.skip = (1 << (self.misses - 1)) - 1
 
 
+def runnable_threads() -> int:
+    """Threads the machine has runnable now (running or waiting for a CPU); 0 if unknown."""
+    try:
+        with open("/proc/loadavg", "rb") as f:
+            return int(f.read().split()[3].split(b"/")[0])
+    except (OSError, ValueError, IndexError):
+        return 0
+
+
+def _cpus() -> int:
+    try:
+        return len(os.sched_getaffinity(0))
+    except (AttributeError, OSError):
+        return os.cpu_count() or 1
+
+
 class Waiter:
     """The waiting of one socket's tasks."""
 
-    __slots__ = ("_check_open", "_hub", "send_blocked", "spin_policy")
+    __slots__ = ("_check_open", "_cpus", "_hub", "_sampled", "send_blocked", "spin_policy")
 
     def __init__(self, hub: Hub, check_open: Callable[[], None]) -> None:
         self._hub = hub
         self._check_open = check_open
         self.spin_policy = SpinPolicy()
+        self._sampled = 0  # when the policy's overcommitted was last sampled
+        self._cpus = 0  # the CPUs this process may run on, once known
         #: Seconds senders waited for room, by endpoint (see wait_send).
         self.send_blocked: dict[str, float] = {}
 
@@ -191,6 +230,11 @@ class Waiter:
             return True  # something is marked readable already: go and look
         policy = self.spin_policy
         start = time.perf_counter_ns()
+        if start - self._sampled > SpinPolicy.SAMPLE_NS:
+            self._sampled = start
+            if not self._cpus:
+                self._cpus = _cpus()
+            policy.overcommitted = runnable_threads() > self._cpus
         budget = policy.budget(spin * 1000)
         if bells.spin(budget / 1000):
             if budget:

@@ -20,12 +20,13 @@ from helpers import peers, spinpeers
 from helpers.procs import spawn
 
 import shmsock
-from shmsock import PAIR, PULL, REQ
+from shmsock import PAIR, PULL, REQ, _waiting
 from shmsock._waiting import SpinPolicy
 
 # -- the policy, without I/O ------------------------------------------------------------
 
 CAP = 50_000
+RUNNABLE = _waiting.runnable_threads  # the real one: the fixture below replaces it
 
 
 def test_no_history_spins_to_the_bound_then_about_twice_the_answer_time():
@@ -80,7 +81,33 @@ def test_spins_that_catch_answers_later_than_parking_would_are_misses():
     assert p.hit_ns < p.park_ns and p.misses == 0
 
 
+def test_a_hit_long_after_the_budget_ran_out_is_a_miss():
+    p = SpinPolicy()
+    budget = p.budget(CAP)
+    p.hit(budget + SpinPolicy.LATE_NS + 1)  # taken off the CPU while spinning
+    assert p.misses == 1
+
+
+def test_no_spin_while_the_machine_is_overcommitted():
+    p = SpinPolicy()
+    p.overcommitted = True
+    assert p.budget(CAP) == 0
+    p.overcommitted = False
+    assert p.budget(CAP) == CAP
+
+
+def test_runnable_threads_counts_at_least_this_one():
+    assert RUNNABLE() >= 1
+
+
 # -- across processes -------------------------------------------------------------------
+
+
+@pytest.fixture(autouse=True)
+def _spin_whatever_the_load(monkeypatch):
+    # These tests check what happens when spins end; on a loaded machine
+    # the policy would not spin at all (rule 5), so they pretend it is idle.
+    monkeypatch.setattr(_waiting, "runnable_threads", lambda: 0)
 
 
 async def test_late_answers_make_every_spin_give_up_and_no_wakeup_is_lost():
