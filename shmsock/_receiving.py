@@ -101,7 +101,7 @@ class Receiving:
             Nothing is consumed.  A REQ's request is then abandoned: its
             reply, if it comes, is dropped.
         """
-        if self._options.spin_us:
+        if self._options.spin_us and self._waiter.plan_spin(self._options.spin_us):
             item = await self._recv_spinning(False)
         else:
             item = await retry(
@@ -135,7 +135,7 @@ class Receiving:
         On cancel:
             Nothing is consumed, as for :meth:`recv`.
         """
-        if self._options.spin_us:
+        if self._options.spin_us and self._waiter.plan_spin(self._options.spin_us):
             return _frames(await self._recv_spinning(True))
         item = await retry(
             self._inbox.take,
@@ -201,7 +201,7 @@ class Receiving:
         """
         spin = self._options.spin_us
         waiter = self._waiter
-        if spin:
+        if spin and waiter.plan_spin(spin):
             return await retry(
                 waiter.look,
                 partial(waiter.wait_recv, spin),

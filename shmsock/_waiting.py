@@ -153,7 +153,15 @@ def _cpus() -> int:
 class Waiter:
     """The waiting of one socket's tasks."""
 
-    __slots__ = ("_check_open", "_cpus", "_hub", "_sampled", "send_blocked", "spin_policy")
+    __slots__ = (
+        "_check_open",
+        "_cpus",
+        "_hub",
+        "_planned",
+        "_sampled",
+        "send_blocked",
+        "spin_policy",
+    )
 
     def __init__(self, hub: Hub, check_open: Callable[[], None]) -> None:
         self._hub = hub
@@ -161,6 +169,7 @@ class Waiter:
         self.spin_policy = SpinPolicy()
         self._sampled = 0  # when the policy's overcommitted was last sampled
         self._cpus = 0  # the CPUs this process may run on, once known
+        self._planned = -1  # the budget plan_spin chose for the next spin (-1: none)
         #: Seconds senders waited for room, by endpoint (see wait_send).
         self.send_blocked: dict[str, float] = {}
 
@@ -230,12 +239,9 @@ class Waiter:
             return True  # something is marked readable already: go and look
         policy = self.spin_policy
         start = time.perf_counter_ns()
-        if start - self._sampled > SpinPolicy.SAMPLE_NS:
-            self._sampled = start
-            if not self._cpus:
-                self._cpus = _cpus()
-            policy.overcommitted = runnable_threads() > self._cpus
-        budget = policy.budget(spin * 1000)
+        budget, self._planned = self._planned, -1
+        if budget < 0:
+            budget = policy.budget(spin * 1000)
         if bells.spin(budget / 1000):
             if budget:
                 policy.hit(time.perf_counter_ns() - start)
@@ -248,6 +254,27 @@ class Waiter:
                 policy.missed(waited)
             else:
                 policy.parked(waited)
+
+    def plan_spin(self, spin: int) -> bool:
+        """Whether a receive call that starts now should take the spinning way.
+
+        The spinning way costs a scheduling round of its own (it yields
+        before it looks, ``_receiving``), so when the :class:`SpinPolicy`
+        would not spin (backing off, or the machine is overcommitted) the
+        call takes the parked way instead, and costs what a parked one
+        does.  The budget chosen here is the first spin's.
+        """
+        if self._hub.bells is None:
+            return False  # nothing to watch: a writer in this thread cannot run meanwhile
+        policy = self.spin_policy
+        now = time.perf_counter_ns()
+        if now - self._sampled > SpinPolicy.SAMPLE_NS:
+            self._sampled = now
+            if not self._cpus:
+                self._cpus = _cpus()
+            policy.overcommitted = runnable_threads() > self._cpus
+        self._planned = policy.budget(spin * 1000)
+        return self._planned > 0
 
     async def wait_recv_parked(self) -> bool:
         """:meth:`wait_recv` with no spin (prebuilt for the common case)."""
