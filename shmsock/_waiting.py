@@ -264,8 +264,6 @@ class Waiter:
         call takes the parked way instead, and costs what a parked one
         does.  The budget chosen here is the first spin's.
         """
-        if self._hub.bells is None:
-            return False  # nothing to watch: a writer in this thread cannot run meanwhile
         policy = self.spin_policy
         now = time.perf_counter_ns()
         if now - self._sampled > SpinPolicy.SAMPLE_NS:
@@ -273,6 +271,10 @@ class Waiter:
             if not self._cpus:
                 self._cpus = _cpus()
             policy.overcommitted = runnable_threads() > self._cpus
+        if policy.overcommitted or self._hub.bells is None:
+            # The common case on a busy machine first, as cheap as it can be.
+            # No bells: nothing to watch, a writer in this thread cannot run.
+            return False
         self._planned = policy.budget(spin * 1000)
         return self._planned > 0
 
