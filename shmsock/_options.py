@@ -32,9 +32,9 @@ class Options:
     spin_us
         The most microseconds a receiver busy-polls its rings before it
         parks.  Spinning holds the Trio thread, so it trades CPU for
-        wake-up latency; it adapts to how long answers take and stops
-        when it stops paying (``_waiting.SpinPolicy``).  Default 0: park
-        at once.
+        wake-up latency; it adapts to how long answers take, and stops
+        when it stops paying or the machine has no CPU to spare.  Default
+        0: park at once.
     checksum
         Whether this socket computes CRC32C over what it sends.  Receivers
         check every record that carries one.  Default True.
