@@ -26,7 +26,7 @@ from shmsock._waiting import SpinPolicy
 # -- the policy, without I/O ------------------------------------------------------------
 
 CAP = 50_000
-RUNNABLE = _waiting.runnable_threads  # the real one: the fixture below replaces it
+RUNNABLE = _waiting.runnable_threads  # the real one: conftest's fixture replaces it
 
 
 def test_no_history_spins_to_the_bound_then_about_twice_the_answer_time():
@@ -101,13 +101,6 @@ def test_runnable_threads_counts_at_least_this_one():
 
 
 # -- across processes -------------------------------------------------------------------
-
-
-@pytest.fixture(autouse=True)
-def _spin_whatever_the_load(monkeypatch):
-    # These tests check what happens when spins end; on a loaded machine
-    # the policy would not spin at all (rule 5), so they pretend it is idle.
-    monkeypatch.setattr(_waiting, "runnable_threads", lambda: 0)
 
 
 async def test_late_answers_make_every_spin_give_up_and_no_wakeup_is_lost():
