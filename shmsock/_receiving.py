@@ -114,7 +114,7 @@ class Receiving:
                     data: bytes = inbox.popleft()  # type: ignore[assignment]
                     await shielded_checkpoint()
                     return data
-        if self._options.spin_us:
+        if self._options.spin_us and self._waiter.plan_spin(self._options.spin_us):
             item = await self._recv_spinning(False)
         else:
             item = await retry(
@@ -148,7 +148,7 @@ class Receiving:
         On cancel:
             Nothing is consumed, as for :meth:`recv`.
         """
-        if self._options.spin_us:
+        if self._options.spin_us and self._waiter.plan_spin(self._options.spin_us):
             return _frames(await self._recv_spinning(True))
         item = await retry(
             self._inbox.take,
@@ -214,7 +214,7 @@ class Receiving:
         """
         spin = self._options.spin_us
         waiter = self._waiter
-        if spin:
+        if spin and waiter.plan_spin(spin):
             return await retry(
                 waiter.look,
                 partial(waiter.wait_recv, spin),
