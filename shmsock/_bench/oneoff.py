@@ -13,7 +13,18 @@ from . import rigs, ring
 from .peers import shm
 
 if TYPE_CHECKING:
+    from .figures import Figure
     from .runner import Runner
+
+
+def _figure(
+    suite: Runner, fid: str, label: str, unit: str, higher_is_better: bool = False
+) -> Figure:
+    """The figure *fid* of the section its id begins with."""
+    section = fid.split("/")[0]
+    return suite.figure(
+        fid, section=section, label=label, unit=unit, higher_is_better=higher_is_better
+    )
 
 
 def connect_time(suite: Runner) -> None:
@@ -25,13 +36,7 @@ def connect_time(suite: Runner) -> None:
         r = rig.next(binder, 120)
     finally:
         rig.kill()
-    f = suite.figure(
-        "connect",
-        section="connect",
-        label="connect -> first message",
-        unit="ms",
-        higher_is_better=False,
-    )
+    f = _figure(suite, "connect", "connect -> first message", "ms")
     f.add(r["p50_us"] / 1000, max_ms=r["max_us"] / 1000, rounds=r["count"])
 
 
@@ -54,21 +59,9 @@ def memory(suite: Runner) -> None:
         after["private_bytes"] - bound["private_bytes"]
         + after["shm_bytes"] - bound["shm_bytes"]
     ) / peers  # fmt: skip
-    f = suite.figure(
-        "memory/bound",
-        section="memory",
-        label="bound REP, no peers",
-        unit="MB",
-        higher_is_better=False,
-    )
+    f = _figure(suite, "memory/bound", "bound REP, no peers", "MB")
     f.add(total_bound / 1e6, **{k: v / 1e6 for k, v in bound.items()})
-    f = suite.figure(
-        "memory/connection",
-        section="memory",
-        label="each REQ -> REP connection",
-        unit="MB",
-        higher_is_better=False,
-    )
+    f = _figure(suite, "memory/connection", "each REQ -> REP connection", "MB")
     f.add(per_conn / 1e6, peers=peers)
 
 
@@ -87,13 +80,7 @@ def idle(suite: Runner) -> None:
         dt = time.monotonic() - t0
     finally:
         rig.kill()
-    f = suite.figure(
-        "idle",
-        section="idle",
-        label=f"idle, {n} connected peers",
-        unit="% CPU",
-        higher_is_better=False,
-    )
+    f = _figure(suite, "idle", f"idle, {n} connected peers", "% CPU")
     f.add(100 * (c1 - c0) / dt)
 
 
@@ -101,11 +88,11 @@ def ring_figures(suite: Runner) -> None:
     for checksum in (True, False):
         crc = "on" if checksum else "off"
         r = ring.run(1024, 64, checksum, min(suite.opts.seconds * 2, 1.0))
-        f = suite.figure(
+        f = _figure(
+            suite,
             f"ring/crc-{crc}",
-            section="ring",
-            label=f"1 KiB, batch 64, CRC {crc}",
-            unit="M rec/s",
+            f"1 KiB, batch 64, CRC {crc}",
+            "M rec/s",
             higher_is_better=True,
         )
         f.add(r.records_per_s / 1e6)
