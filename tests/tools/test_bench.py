@@ -466,6 +466,18 @@ def test_a_run_is_compared_with_a_saved_one(tmp_path):
     assert all(re.search(r" \d+\.\d\dx", line) for line in compared)
 
 
+# -- the registry -----------------------------------------------------------------------
+
+
+def test_every_section_has_a_kind_and_a_plan_and_its_figures_a_table():
+    """The recipe of docs/performance.md, "Adding a section", held for every section."""
+    assert set(KINDS) == set(suite.SECTIONS), "a kind without a plan, or a plan without a kind"
+    assert set(DEFAULT_KINDS) <= set(KINDS)
+    run = _charted_run()  # every default section and the sweep
+    for section in {f.section for f in run.figures}:
+        assert report._table_of(section) in report.TABLES, f"{section} has no table"
+
+
 # -- the figures quoted in the README and the docs ---------------------------------------
 
 
