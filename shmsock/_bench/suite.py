@@ -31,7 +31,7 @@ from typing import Any, TextIO
 from . import rigs
 from .figures import FORMAT, Figure, Run, machine, size_name
 from .oneoff import connect_time, idle, memcpy, memory, ring_figures
-from .peers import ECHOES, FANIN, STREAMS, TCP_STREAMS, Echo, Stream
+from .peers import ECHOES, FANIN, QUIET_SENDERS, STREAMS, TCP_STREAMS, Echo, Stream
 from .protocol import QUIET
 from .runner import MAIN_SIZE, Options, Runner, Trial
 
@@ -164,7 +164,8 @@ def _fanin(kind: str, nice: int = 0, quiet: bool = False) -> Callable[[Suite], l
         size = _main_size(suite.opts.sizes)
         if quiet and size == QUIET.size:
             size += 1  # the receiver tells the quiet sender's messages by their size
-        ways = [w for w in FANIN if suite.has(w.peer)]
+        # The quiet sender speaks each peer's API: only the peers that have one.
+        ways = [w for w in FANIN if suite.has(w.peer) and (not quiet or w.peer in QUIET_SENDERS)]
         how = f", nice {nice}" if nice else ""
         who = f"{FANIN_SENDERS} PUSH + 1 quiet" if quiet else f"{FANIN_SENDERS} PUSH"
 

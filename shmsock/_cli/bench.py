@@ -46,7 +46,8 @@ figures:
                in fragments through the default 1 MiB ring and a 4 MiB
                ring, CRC on, and pyzmq.
   fanin        8 PUSH processes into one PULL (batch API), aggregate rate,
-               and pyzmq's.  Below it, where the CPU went while it was
+               and pyzmq's, and 8 processes putting into one
+               multiprocessing.Queue.  Below it, where the CPU went while it was
                measured: each side's CPU time per message, the receiver's
                share of a core, and how often the senders slept (voluntary
                context switches, all threads: libzmq's I/O threads count

@@ -267,10 +267,17 @@ def test_every_peer_makes_round_trips_quiet_and_the_named_ones_loaded(everyone):
     assert "busy process" in table and "every core" in table
 
 
-def test_fanins_compare_with_pyzmq(everyone):
+def test_fanins_compare_with_pyzmq_and_a_multiprocessing_queue(everyone):
     data, table, _ = everyone
-    for kind in ("fanin", "fanin-nice", "fanin-quiet"):
-        assert {f["peer"] for f in figures(data, kind)} == {"shmsock", "pyzmq"}
+    for kind in ("fanin", "fanin-nice"):
+        assert {f["peer"] for f in figures(data, kind)} == {"shmsock", "pyzmq", "multiprocessing"}
+        for f in figures(data, kind):
+            assert f["na"] is None and len(f["trials"]) == 2 and f["value"] > 0, f
+            checked, measured = f["metrics"]["checked"], f["metrics"]["messages"]
+            assert all(c >= m for c, m in zip(checked, measured, strict=True))
+    # The quiet sender speaks shmsock's and pyzmq's APIs only.
+    assert {f["peer"] for f in figures(data, "fanin-quiet")} == {"shmsock", "pyzmq"}
+    assert "multiprocessing.Queue" in table
     quiet = [f for f in figures(data, "fanin-quiet")]
     for f in quiet:
         d = f["details"]
@@ -280,6 +287,7 @@ def test_fanins_compare_with_pyzmq(everyone):
 
 
 def test_the_charts_are_png_files_with_every_way_in_them(everyone):
+    from matplotlib.container import BarContainer
     from matplotlib.image import imread
 
     from shmsock._bench import plot
@@ -308,10 +316,12 @@ def test_the_charts_are_png_files_with_every_way_in_them(everyone):
     parked = next(f for f in run.figures if f.id == "latency/quiet/shmsock-parked")
     widths = [bar.get_width() for bar in rt.axes[0].containers[0]]
     assert parked.value in widths
-    # Fan-in: both ways, each kind.
+    # Fan-in: every way, a bar for each kind it ran (the queue has no quiet sender).
     fanin = charts["fanin"].axes[0]
-    assert [t.get_text() for t in fanin.get_legend().get_texts()] == ["shmsock (batch)", "pyzmq"]
-    assert len(fanin.containers[0]) == 3
+    legend = [t.get_text() for t in fanin.get_legend().get_texts()]
+    assert legend == ["shmsock (batch)", "pyzmq", "mp.Queue"]
+    bars = [c for c in fanin.containers if isinstance(c, BarContainer)]
+    assert [len(b) for b in bars] == [3, 3, 2]
 
 
 # -- the load goes with the bench ---------------------------------------------------------

@@ -163,6 +163,15 @@ TCP_STREAMS = [
 FANIN = [
     Stream("shmsock", "shmsock batch", "shmsock", shm.receiver, shm.sender, {"mode": "batch"}),
     Stream("pyzmq", "pyzmq", "pyzmq", pyzmq.receiver, pyzmq.sender),
+    Stream(
+        "mp-queue",
+        "multiprocessing.Queue",
+        "multiprocessing",
+        mp.queue_receiver,
+        mp.queue_sender,
+        {"kind": "queue"},
+        shared=mp.shared,
+    ),
 ]
 QUIET_SENDERS: dict[str, Role] = {"shmsock": shm.quiet_sender, "pyzmq": pyzmq.quiet_sender}
 
