@@ -95,7 +95,7 @@ async def test_a_connect_to_a_binder_of_an_incompatible_type_says_so():
 
 def run_python(code: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [sys.executable, "-c", textwrap.dedent(code)],
+        [sys.executable, "-P", "-c", textwrap.dedent(code)],  # -P: not ./shmsock
         capture_output=True,
         text=True,
         timeout=60,
