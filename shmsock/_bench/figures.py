@@ -100,13 +100,21 @@ def size_name(n: int) -> str:
     return f"{n // 1024} KiB" if n >= 1024 and n % 1024 == 0 else f"{n} B"
 
 
-def machine() -> dict[str, str]:
+def machine(load_before: float | None = None) -> dict[str, str]:
+    """What the figures depend on besides the code: versions, CPUs, and how busy it was.
+
+    ``load`` is the one-minute load average (runnable processes) when the run
+    began, if *load_before* is given, and when it ended: on a machine where
+    other work runs, the figures say more with it.
+    """
+    after = f"{os.getloadavg()[0]:.1f}"
     info = {
         "python": platform.python_version(),
         "shmsock": shmsock.__version__,
         "trio": trio.__version__,
         "cpus": str(os.cpu_count()),
         "platform": platform.platform(),
+        "load": after if load_before is None else f"{load_before:.1f} -> {after}",
     }
     with contextlib.suppress(ImportError):
         import zmq

@@ -80,8 +80,9 @@ def about(run: Run) -> str:
     when = run.started.replace("T", " ").replace("+00:00", " UTC") or "an unknown date"
     peers = ", ".join(f"{k} {m[k]}" for k in ("pyzmq", "iceoryx2") if k in m)
     trials = run.options.get("trials", "?")
+    load = f" (load average {m['load']} over the run)" if "load" in m else ""
     return (
-        f"Run of {when} ({run.seconds:.0f} s): {m.get('cpus', '?')} CPUs,"
+        f"Run of {when} ({run.seconds:.0f} s): {m.get('cpus', '?')} CPUs{load},"
         f" {m.get('platform', '?')}, Python {m.get('python', '?')},"
         f" shmsock {m.get('shmsock', '?')}, Trio {m.get('trio', '?')}"
         f"{', ' + peers if peers else ''}.  Each figure is the median of {trials}"

@@ -37,6 +37,8 @@ def render(run: Run, out: TextIO) -> None:
         f"shmsock bench  (shmsock {m.get('shmsock', '?')}, Python {m.get('python', '?')},"
         f" trio {m.get('trio', '?')}, {m.get('cpus', '?')} CPUs{', ' + peers if peers else ''})\n"
     )
+    if "load" in m:
+        out.write(f"Load average (runnable processes) over the run: {m['load']}.\n")
     trials = run.options.get("trials")
     if trials:
         out.write(

@@ -170,6 +170,7 @@ class Runner:
         saved = os.environ.get("SHMSOCK_ROOT")
         os.environ["SHMSOCK_ROOT"] = self.tmp  # for the one-process figures (ring)
         started = datetime.datetime.now(datetime.UTC)
+        load_before = os.getloadavg()[0]
         group: str | None = None
         busy = 0
         hogs = contextlib.ExitStack()
@@ -209,7 +210,7 @@ class Runner:
                     f.details.setdefault(k, statistics.median(values))
         return Run(
             figures=list(self.figures.values()),
-            machine=machine(),
+            machine=machine(load_before),
             options=asdict(self.opts),
             started=started.isoformat(timespec="seconds"),
             seconds=time.monotonic() - self.started,

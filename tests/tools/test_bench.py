@@ -139,6 +139,15 @@ def test_every_default_figure_is_a_finite_positive_number(own):
             assert f["value"] > 0, f
 
 
+def test_a_run_says_how_busy_the_machine_was(own):
+    data, _ = own
+    before, after = data["machine"]["load"].split(" -> ")
+    assert float(before) >= 0 and float(after) >= 0
+    table = io.StringIO()
+    report.render(suite.Run.from_json(data), table)
+    assert f"over the run: {before} -> {after}." in table.getvalue()
+
+
 def test_the_progress_counter_ends_at_its_total(own):
     _, progress = own
     steps = [tuple(map(int, m)) for m in re.findall(r"^\[\s*(\d+)/(\d+)\]", progress, re.M)]
