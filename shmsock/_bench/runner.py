@@ -289,18 +289,18 @@ class Runner:
             rig.start(QUIET_SENDERS[way.peer], {**spec, "sid": senders}, "quiet sender")
         return rig
 
-    def echo_trial(self, way: Echo, load: str, busy: int) -> None:
+    def echo_trial(self, way: Echo, load: str, busy: int, section: str = "latency") -> None:
         """One round-trip window of *way*, on a machine with *busy* busy processes."""
         o = self.opts
         spin = o.spin_us if way.params.get("spin") else 0
-        fid = f"latency/{load}/{way.key}"
+        fid = f"{section}/{load}/{way.key}"
         fig = self.figure(
-            fid, section="latency", label=way.label.format(spin_us=o.spin_us), unit="us",
+            fid, section=section, label=way.label.format(spin_us=o.spin_us), unit="us",
             higher_is_better=False, peer=way.peer, way=way.key, size=MAIN_SIZE, load=load,
         )  # fmt: skip
         if fig.na:
             return
-        key = f"echo/{way.key}"
+        key = f"echo/{section}/{way.key}"
         try:
             rig = self.rigs.get(key)
             if rig is None:

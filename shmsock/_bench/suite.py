@@ -31,7 +31,16 @@ from typing import Any, TextIO
 from . import rigs
 from .figures import FORMAT, Figure, Run, machine, size_name
 from .oneoff import connect_time, idle, memcpy, memory, ring_figures
-from .peers import ECHOES, FANIN, QUIET_SENDERS, STREAMS, TCP_STREAMS, Echo, Stream
+from .peers import (
+    ECHOES,
+    FANIN,
+    QUIET_SENDERS,
+    ROUTER_ECHOES,
+    STREAMS,
+    TCP_STREAMS,
+    Echo,
+    Stream,
+)
 from .protocol import QUIET
 from .runner import MAIN_SIZE, Options, Runner, Trial
 
@@ -222,6 +231,20 @@ def plan_loaded(suite: Suite) -> list[Trial]:
     return trials
 
 
+def plan_router(suite: Suite) -> list[Trial]:
+    ways = [w for w in ROUTER_ECHOES if suite.has(w.peer)]
+
+    def make(w: Echo, t: int) -> Trial:
+        label = w.label.format(spin_us=suite.opts.spin_us)
+        return Trial(
+            f"round trip, {label} {_of(t, suite)}",
+            partial(suite.echo_trial, w, "quiet", 0, "router"),
+            group="router",
+        )
+
+    return list(_alternate(suite, ways, make))
+
+
 SECTIONS: dict[str, Callable[[Suite], list[Trial]]] = {
     "throughput": plan_throughput,
     "tcp": plan_tcp,
@@ -232,6 +255,7 @@ SECTIONS: dict[str, Callable[[Suite], list[Trial]]] = {
     "fanin-quiet": _fanin("fanin-quiet", quiet=True),
     "latency": plan_latency,
     "loaded": plan_loaded,
+    "router": plan_router,
     "connect": lambda s: [Trial("connect -> first message delivered", partial(connect_time, s))],
     "memory": lambda s: [Trial("memory: bound socket, and per connection", partial(memory, s))],
     "idle": lambda s: [
