@@ -37,6 +37,8 @@ def render(run: Run, out: TextIO) -> None:
         f"shmsock bench  (shmsock {m.get('shmsock', '?')}, Python {m.get('python', '?')},"
         f" trio {m.get('trio', '?')}, {m.get('cpus', '?')} CPUs{', ' + peers if peers else ''})\n"
     )
+    if "load" in m:
+        out.write(f"Load average (runnable processes) over the run: {m['load']}.\n")
     trials = run.options.get("trials")
     if trials:
         out.write(
@@ -249,6 +251,13 @@ def _fanin(figs: list[Figure], out: TextIO) -> None:
                 out.write(_cpu_line(pyzmq.details, "pyzmq:"))
         if not any(f.peer == "shmsock" for f in rows) and pyzmq is not None:
             out.write(f"  {pyzmq.label:<44} {_value(pyzmq)} {_spread(pyzmq)}\n")
+        mine = next((f for f in rows if f.peer == "shmsock"), None)
+        for f in rows:
+            if f.peer in ("shmsock", "pyzmq"):
+                continue
+            ratio = f"  shmsock {_ratio(mine, f)}" if mine is not None and not f.na else ""
+            out.write(f"  {f.label:<44} {_value(f)} {_spread(f):<15}{ratio}{_na_reason(f)}\n")
+            out.write(_cpu_line(f.details, "CPU per message:"))
 
 
 def _quiet_line(f: Figure, pyzmq: Figure | None) -> str:

@@ -1,6 +1,6 @@
 """shmsock's own roles: throughput, the fan-in, round trips, and the one-off figures.
 
-The throughput and round-trip roles follow ``protocol.py``; ``connect``,
+The throughput and round-trip roles follow ``protocol``; ``connect``,
 ``memory`` and ``idle`` run once per figure in processes of their own.
 """
 
