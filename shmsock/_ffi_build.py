@@ -23,7 +23,7 @@ from cffi import FFI
 
 ROOT = pathlib.Path(__file__).resolve().parent.parent
 CSRC = ROOT / "csrc"
-SOURCES = ["shmring.c", "crc32c.c"]
+SOURCES = ["shmring.c", "shmbulk.c", "crc32c.c"]
 
 _MARKERS = re.compile(r"/\* CFFI-BEGIN \*/(.*?)/\* CFFI-END \*/", re.S)
 
@@ -81,7 +81,7 @@ def make_builder(*, relative: bool) -> FFI:
         PREAMBLE,
         sources=[path(CSRC / name) for name in SOURCES],
         include_dirs=[path(CSRC)],
-        depends=[path(CSRC / "shmring.h")],
+        depends=[path(CSRC / "shmring.h"), path(CSRC / "shm_internal.h")],
         extra_compile_args=["-std=c11", "-O2", "-Wall", "-Wextra", *sanitize_compile],
         extra_link_args=sanitize_link,
     )

@@ -1,9 +1,10 @@
 """Python face of the C ring (``csrc/shmring.c``).
 
-This is the only module that calls into ``shmsock._shmring``, and
-:func:`_fail` is the only place where the C return codes become
-exceptions.  "Ring full" and "ring empty" are states, not errors, so they
-come back as return values; everything else raises.
+This module and its bulk half, :mod:`shmsock._bulkring`, are the only
+ones that call into ``shmsock._shmring``, and :func:`_fail` is the only
+place where the C return codes become exceptions.  "Ring full" and "ring
+empty" are states, not errors, so they come back as return values;
+everything else raises.
 
 The objects here hold no policy: they never wait, retry or signal.  The
 transport decides what to do with "full", "empty" and "wake".
@@ -82,6 +83,7 @@ except ImportError as exc:
 
 __all__ = [
     "CONT",
+    "DESC",
     "HEADER_SIZE",
     "MORE",
     "RECORD_HEADER_SIZE",
@@ -100,6 +102,7 @@ __all__ = [
 START: Final = lib.SHM_F_START
 MORE: Final = lib.SHM_F_MORE
 CONT: Final = lib.SHM_F_CONT
+DESC: Final = lib.SHM_F_DESC
 HEADER_SIZE: Final = lib.SHM_RING_HEADER_SIZE
 RECORD_HEADER_SIZE: Final = lib.SHM_REC_HEADER_SIZE
 MIN_CAPACITY: Final = lib.SHM_MIN_CAPACITY
@@ -110,6 +113,11 @@ RING_MAGIC: Final = b"SHMRING1"
 RING_VERSION: Final = lib.SHM_RING_VERSION
 
 _AGAIN: Final = lib.SHM_AGAIN
+# Corruption codes the transport names in CorruptMessage.code itself.
+EPOSITION: Final = lib.SHM_EPOSITION
+EEXTENT: Final = lib.SHM_EEXTENT
+EBULKCRC: Final = lib.SHM_EBULKCRC
+EREGION: Final = lib.SHM_EREGION
 _MASK64: Final = (1 << 64) - 1
 
 _CORRUPTION: Final = {
@@ -122,6 +130,12 @@ _CORRUPTION: Final = {
     lib.SHM_ESEQUENCE: "record has an unexpected sequence number",
     lib.SHM_ECRC: "record fails its CRC32C check (payload and header fields)",
     lib.SHM_EPAD: "padding record is malformed",
+    lib.SHM_EEXTENT: (
+        "bulk descriptor is impossible (another region, out of bounds, out of order,"
+        " overlapping what is held, or bad fields)"
+    ),
+    lib.SHM_EBULKCRC: "bulk payload fails its CRC32C check",
+    lib.SHM_EREGION: "bulk region has the wrong magic, version, size or capacity",
 }
 
 
