@@ -1,0 +1,462 @@
+"""Frames too large for a ring record: one copy in, a descriptor, one copy out.
+
+Rules (docs/protocol.md, "Bulk regions", has the bytes):
+
+1. **Inline or bulk is decided by size alone** (:func:`inline_limit`):
+   frames up to 64 KiB, or half the ring's largest record if that is
+   smaller, go into the ring as today; larger ones are copied once into
+   the writer's bulk region and travel as a DESC record, in order with
+   everything else on the ring.  Multipart, aux words and every check of
+   the ring stay as they are.
+2. **Nothing is visible before its record.**  An extent is the writer's
+   private business until the DESC record naming it is published, so a
+   message whose record is never published (no room in the ring, a
+   cancelled send, an abandoned loan) is simply undone (:meth:`BulkOut.undo`):
+   cancellation is atomic for every size.
+3. **A region per ring, kept and grown.**  The writer makes its first
+   region at its first large frame, sized for it (``_region.capacity_for``),
+   and replaces it with a larger one when a larger frame comes (up to what
+   the peer's ``max_msg_size`` needs).  Each region goes to the reader over
+   the doorbell before any descriptor naming it is published.  A
+   connector's ring outlives its binders, so a connector keeps its older
+   regions until the ring has been read past their last descriptor, and
+   passes them all with its HELLO to the next binder (:meth:`BulkOut.fds`).
+4. **The reader trusts nothing**: the C side checks each descriptor
+   against the reader's private state (``csrc/shmbulk.c``); a region is
+   checked before it is mapped (``_region.open_region``); a descriptor
+   naming a region that never came is corruption.
+5. **One copy by default.**  :meth:`BulkIn.take` copies the extent into a
+   new ``bytes``, verifies the checksum on that private copy and releases
+   the extent at once.  :meth:`BulkIn.lease` hands out a read-only view
+   instead (:class:`Lease`); leases may be released in any order: the
+   reader tracks them privately and publishes ``bulk_released`` over the
+   contiguous released prefix.  At most :data:`MAX_LEASES` are out per
+   ring; past that a lease holds a private copy.
+6. **Room is waited for like ring room**: the writer announces the
+   position it needs released (``prepare_wait``) and the reader reports
+   "wake" from the release that reaches it; the doorbell byte is the
+   ring's ``S``.
+"""
+
+from __future__ import annotations
+
+import os
+import struct
+from collections import deque
+from collections.abc import Callable
+from typing import Final
+
+from ... import _bulkring as B
+from ... import _ring as R
+from ..._errors import CorruptMessage
+from ._region import Region, capacity_for, create_region, max_capacity, open_region
+
+__all__ = ["INLINE_MAX", "MAX_LEASES", "BulkIn", "BulkOut", "Lease", "inline_limit"]
+
+#: The largest frame that goes into the ring itself.
+INLINE_MAX: Final = 64 * 1024
+#: Leases one reader may hold on one ring before it copies instead.
+MAX_LEASES: Final = 64
+#: Regions received and not yet named by a descriptor, at most.
+_MAX_PENDING: Final = 8
+_GEN = struct.Struct("<20xI8x")
+_M64: Final = 1 << 64
+_M63: Final = 1 << 63
+
+
+def inline_limit(ring_max_payload: int) -> int:
+    """The largest frame that stays in a ring whose records hold *ring_max_payload*."""
+    return min(INLINE_MAX, ring_max_payload // 2)
+
+
+class BulkOut:
+    """The bulk regions one ring's producer writes to.
+
+    *limit* is the largest message the reader accepts (its regions need
+    never be larger than that calls for).  *send_region* passes a new
+    region's descriptor to the reader now, if there is a reader; *keep*
+    (a connector's ring) keeps older regions for the next reader (rule 3).
+    """
+
+    __slots__ = ("_fresh_tail", "_keep", "_olds", "_producer", "limit", "region", "send_region")
+
+    def __init__(
+        self,
+        producer: R.Producer,
+        limit: int,
+        send_region: Callable[[int], None] | None,
+        *,
+        keep: bool = False,
+    ) -> None:
+        self._producer = producer
+        self.limit = limit
+        self.send_region = send_region
+        self._keep = keep
+        self.region: Region | None = None
+        self._olds: list[Region] = []  # replaced, kept for the next reader
+        self._fresh_tail = 0
+
+    def _writer(self, size: int) -> B.BulkWriter:
+        """The writer of a region that can hold an extent of *size*, made if need be."""
+        region = self.region
+        if region is not None:
+            writer = region.writer
+            assert writer is not None
+            if size <= writer.max_extent:
+                return writer
+        # size <= limit (the socket checked): no larger than the reader accepts.
+        new = create_region(capacity_for(size), 1 if region is None else region.gen + 1)
+        try:
+            writer = new.attach_writer(self._producer, region)
+            if self.send_region is not None:
+                self.send_region(new.fd)
+        except BaseException:
+            new.close()
+            raise
+        self.region = new
+        self._fresh_tail = writer.tail
+        if region is not None:
+            if self._keep:
+                self._olds.append(region)
+            else:
+                region.close()  # the reader has it, or it is in flight to it
+        return writer
+
+    def put(self, frame: bytes | memoryview, checksum: bool) -> bytes | None:
+        """Copy *frame* into a region; its descriptor, or None if no room now.
+
+        Raises SharedMemoryFull (no memory for a region), MessageTooLarge,
+        CorruptMessage (the reader's released position is impossible).
+        """
+        return self._writer(len(frame)).put(frame, checksum)
+
+    def alloc(self, size: int) -> tuple[memoryview, bytearray] | None:
+        """A writable view of a new extent of *size* bytes, and its descriptor.
+
+        None if no room now.  Fill the view, release it, then :meth:`seal`
+        the descriptor; or :meth:`undo` if the message is abandoned.
+        """
+        writer = self._writer(size)
+        got = writer.alloc(size)
+        if got is None:
+            return None
+        assert self.region is not None
+        offset, desc = got
+        return memoryview(self.region.mm)[offset : offset + size], desc
+
+    def seal(self, desc: bytearray, checksum: bool) -> bytes:
+        assert self.region is not None and self.region.writer is not None
+        return self.region.writer.seal(desc, checksum)
+
+    def mark(self) -> tuple[int, int]:
+        """Where the next extent goes, for :meth:`undo`."""
+        region = self.region
+        if region is None or region.writer is None:
+            return 0, 0
+        return region.gen, region.writer.tail
+
+    def undo(self, mark: tuple[int, int]) -> None:
+        """Take back every extent allocated since *mark*: their records were not published."""
+        region = self.region
+        if region is None or region.writer is None:
+            return
+        gen, tail = mark
+        region.writer.rewind(tail if gen == region.gen else self._fresh_tail)
+
+    def prepare_wait(self, size: int) -> bool:
+        """Announce a wait for room for *size* (see BulkWriter); True: sleep."""
+        return self._writer(size).prepare_wait(size)
+
+    def cancel_wait(self) -> None:
+        if self.region is not None and self.region.writer is not None:
+            self.region.writer.cancel_wait()
+
+    def fds(self) -> list[int]:
+        """The descriptors of the regions a new reader may find named, oldest first.
+
+        Forgets the older regions once the ring has been read to its end:
+        no record can name them any more.
+        """
+        if self._olds and self._producer.unread() == 0:
+            for region in self._olds:
+                region.close()
+            self._olds = []
+        regions = list(self._olds)
+        if self.region is not None:
+            regions.append(self.region)
+        return [r.fd for r in regions]
+
+    def close(self) -> None:
+        """Release every region (the reader keeps its own mappings)."""
+        for region in self._olds:
+            region.close()
+        self._olds = []
+        if self.region is not None:
+            self.region.close()
+            self.region = None
+
+
+class _Held:
+    """One extent a lease holds: released in any order, published in order."""
+
+    __slots__ = ("done", "end", "region")
+
+    def __init__(self, end: int, region: Region) -> None:
+        self.end = end
+        self.region = region
+        self.done = False
+
+
+class Lease:
+    """A received frame, read in place: a read-only view into the sender's memory.
+
+    ``buffer`` is a read-only memoryview of the frame; ``bytes`` copies it.
+    Release it with :meth:`release` or by leaving ``with lease:``; until
+    then the sender cannot reuse that part of its region.  A lease trusts
+    the sender: the bytes are checked once, when the lease is made, and a
+    sender that writes to them afterwards changes what the view shows.
+    After :meth:`release` the view is gone (a view taken from it may see
+    later messages' bytes).
+    """
+
+    __slots__ = ("__weakref__", "_held", "_owner", "_view")
+
+    def __init__(
+        self, view: memoryview, owner: BulkIn | None = None, held: _Held | None = None
+    ) -> None:
+        self._view = view
+        self._owner = owner
+        self._held = held
+
+    @property
+    def buffer(self) -> memoryview:
+        """The frame, read-only.  Raises ValueError once released."""
+        return self._view
+
+    @property
+    def bytes(self) -> bytes:
+        """A copy of the frame."""
+        return self._view.tobytes()
+
+    def __len__(self) -> int:
+        return self._view.nbytes
+
+    def __buffer__(self, flags: int) -> memoryview:
+        return self._view
+
+    def release(self) -> None:
+        """Let the sender reuse the frame's memory; idempotent."""
+        owner, held = self._owner, self._held
+        self._owner = self._held = None
+        self._view.release()
+        if owner is not None and held is not None:
+            owner.leases -= 1
+            owner.release(held)
+
+    def __enter__(self) -> Lease:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.release()
+
+    def __del__(self) -> None:
+        if self._held is not None:
+            self.release()
+
+    def __repr__(self) -> str:
+        where = "private" if self._held is None else "in place"
+        return f"<Lease {len(self)} bytes {where}>"
+
+
+class BulkIn:
+    """The bulk regions one ring's consumer reads from (rules 4 and 5).
+
+    *limit* is this reader's ``max_msg_size``; *resync* that it takes over
+    a ring another reader was reading.  *fetch* reads the doorbell now, for
+    a descriptor whose region has not been seen yet (it was sent before the
+    descriptor was published, so it is there); *wake* signals the writer
+    when a release reaches the room it waits for.
+    """
+
+    __slots__ = (
+        "_consumer",
+        "_held",
+        "_max_cap",
+        "_olds",
+        "_pending",
+        "_resync",
+        "fetch",
+        "leases",
+        "reader",
+        "region",
+        "wake",
+    )
+
+    def __init__(
+        self,
+        consumer: R.Consumer,
+        limit: int,
+        *,
+        resync: bool = False,
+        fetch: Callable[[], None] | None = None,
+        wake: Callable[[], None] | None = None,
+    ) -> None:
+        self._consumer = consumer
+        self._max_cap = max_capacity(limit)
+        self._resync = resync
+        self.fetch = fetch
+        self.wake = wake
+        self._pending: dict[int, Region] = {}
+        self.region: Region | None = None
+        self.reader: B.BulkReader | None = None
+        self._held: deque[_Held] = deque()
+        self._olds: list[Region] = []  # replaced regions that leases still hold
+        self.leases = 0
+
+    def add(self, fds: list[int]) -> None:
+        """Regions passed over the doorbell: check and map each (closes the fds).
+
+        Raises CorruptMessage if one is refused or too many are waiting.
+        """
+        for i, fd in enumerate(fds):
+            try:
+                region = open_region(fd, self._max_cap)
+            except BaseException:
+                for rest in fds[i + 1 :]:
+                    _close_fd(rest)
+                raise
+            old = self._pending.pop(region.gen, None)
+            if old is not None:
+                old.close()
+            self._pending[region.gen] = region
+        if len(self._pending) > _MAX_PENDING:
+            raise CorruptMessage(
+                f"the peer passed more than {_MAX_PENDING} bulk regions it has not used",
+                R.EREGION,
+            )
+
+    def _switch(self, gen: int) -> B.BulkReader:
+        """Start reading region *gen*, which a descriptor just named."""
+        region = self._pending.pop(gen, None)
+        if region is None and self.fetch is not None:
+            self.fetch()
+            region = self._pending.pop(gen, None)
+        if region is None:
+            raise CorruptMessage(
+                f"a bulk descriptor names region {gen}, which the peer never passed",
+                R.EEXTENT,
+            )
+        try:
+            reader = B.BulkReader(
+                self._consumer, region.capacity, gen, self.reader, resync=self._resync
+            )
+        except BaseException:
+            region.close()
+            raise
+        for stale in [g for g in self._pending if g < gen]:
+            self._pending.pop(stale).close()
+        old = self.region
+        if old is not None:
+            if any(h.region is old for h in self._held):
+                self._olds.append(old)
+            else:
+                old.close()
+        self.region, self.reader = region, reader
+        return reader
+
+    def _accept(self, desc: bytes) -> tuple[B.BulkReader, Region, int]:
+        reader = self.reader
+        if reader is None:
+            if len(desc) != B.DESC_SIZE:
+                raise CorruptMessage("bulk descriptor has the wrong size", R.EEXTENT)
+            reader = self._switch(_GEN.unpack(desc)[0])
+        size = reader.accept(desc)
+        if size < 0:
+            reader = self._switch(reader.want_gen)
+            size = reader.accept(desc)
+            if size < 0:  # pragma: no cover - the C side refuses a gen that goes back
+                raise CorruptMessage("bulk descriptor names no region", R.EEXTENT)
+        region = self.region
+        assert region is not None
+        return reader, region, size
+
+    def take(self, desc: bytes) -> bytes:
+        """The frame *desc* names, copied once, checked on the copy, released.
+
+        Raises CorruptMessage when the descriptor, the region or the
+        checksum fails.
+        """
+        reader, region, size = self._accept(desc)
+        start = reader.offset
+        data = region.mm[start : start + size]
+        reader.verify(data)
+        if self._held:
+            self.release(self._hold(reader.end, region))
+        elif reader.release(reader.end) and self.wake is not None:
+            self.wake()
+        return data
+
+    def lease(self, desc: bytes) -> Lease:
+        """The frame *desc* names, in place (a copy past :data:`MAX_LEASES`)."""
+        if self.leases >= MAX_LEASES:
+            return Lease(memoryview(self.take(desc)))
+        reader, region, size = self._accept(desc)
+        start = reader.offset
+        view = memoryview(region.mm)[start : start + size]
+        try:
+            reader.verify(view)
+        except BaseException:
+            view.release()
+            self.release(self._hold(reader.end, region))
+            raise
+        self.leases += 1
+        return Lease(view, self, self._hold(reader.end, region))
+
+    def _hold(self, end: int, region: Region) -> _Held:
+        held = _Held(end, region)
+        self._held.append(held)
+        return held
+
+    def release(self, held: _Held) -> None:
+        """*held* is done with: publish the released prefix; wake the writer if due."""
+        if held.done:
+            return
+        held.done = True
+        if self.reader is None:
+            return  # closed
+        queue = self._held
+        end = None
+        while queue and queue[0].done:
+            end = queue.popleft().end
+        # (A lease's finalizer may have published a later end meanwhile.)
+        if (
+            end is not None
+            and 0 < (end - self.reader.released) % _M64 < _M63
+            and self.reader.release(end)
+            and self.wake is not None
+        ):
+            self.wake()
+        if self._olds:
+            holding = {id(h.region) for h in queue}
+            for region in [r for r in self._olds if id(r) not in holding]:
+                self._olds.remove(region)
+                region.close()
+
+    def close(self) -> None:
+        """Unmap every region; mappings that leases still view go with the last view."""
+        self.reader = None
+        for region in [*self._pending.values(), *self._olds]:
+            region.close()
+        self._pending.clear()
+        self._olds = []
+        if self.region is not None:
+            self.region.close()
+            self.region = None
+        self._held.clear()
+
+
+def _close_fd(fd: int) -> None:
+    try:
+        os.close(fd)
+    except OSError:
+        pass
