@@ -12,7 +12,7 @@ the binder (WELCOME or REFUSE):
 offset  size  field
 ======  ====  ====================================================
 0       4     magic ``b"SSHK"``
-4       2     protocol version (1)
+4       2     protocol version (2; 1 had no bulk regions)
 6       1     kind: 1 HELLO, 2 WELCOME, 3 REFUSE
 7       1     sender's socket type
 8       4     slot number (HELLO)
@@ -42,13 +42,14 @@ from ..._errors import IncompatiblePeer, SharedMemoryFull, VersionMismatch
 
 SIZE: Final = 64
 MAGIC: Final = b"SSHK"
-VERSION: Final = 1
+VERSION: Final = 2
 _HS = struct.Struct("<4sHBBIIQ8sIII20x")
 
 # Doorbell bytes.
 DATA: Final = b"D"  # "I published records; you had said you would sleep"
 SPACE: Final = b"S"  # "I freed space; you had said you were waiting for it"
 CORRUPT: Final = b"C"  # binder to connector: "your ring failed my checks: replace it"
+REGION: Final = b"R"  # sent with a descriptor: "a new bulk region of my ring"
 
 
 class Kind(enum.IntEnum):
