@@ -1,8 +1,13 @@
 """Poller: one task per socket in a nursery, where pyzmq uses zmq.Poller.
 
-    python examples/poller.py            # the worker and a client, two processes
-    python examples/poller.py worker     # in one shell
-    python examples/poller.py client     # in another; either may start first
+Worker and client at once, each in a process of its own:
+
+    python examples/poller.py
+
+Or one per shell, started in either order:
+
+    python examples/poller.py worker    # shell 1
+    python examples/poller.py client    # shell 2
 
 The worker binds two sockets: a PULL of jobs and a REP for orders.  With
 pyzmq it would register both with a zmq.Poller and loop over the events;
@@ -10,14 +15,14 @@ with Trio each socket gets a task of its own in one nursery, and the tasks
 share their state as any Trio tasks do.  The client sends 100 jobs, then
 orders the worker to stop once it has done all 100.
 
-The endpoints are shm://poller-jobs and shm://poller-orders; set
-POLLER_PREFIX to use another name than "poller".
+The endpoints are shm://poller-jobs and shm://poller-orders (--jobs and
+--orders name others; give both roles the same).
 """
 
 from __future__ import annotations
 
+import argparse
 import math
-import os
 import subprocess
 import sys
 
@@ -26,9 +31,6 @@ import trio
 import shmsock
 
 JOBS = 100
-PREFIX = os.environ.get("POLLER_PREFIX", "poller")
-JOBS_ENDPOINT = f"shm://{PREFIX}-jobs"
-ORDERS_ENDPOINT = f"shm://{PREFIX}-orders"
 
 
 def say(line: str) -> None:
@@ -37,13 +39,13 @@ def say(line: str) -> None:
     sys.stdout.flush()
 
 
-async def worker() -> None:
+async def worker(jobs_endpoint: str, orders_endpoint: str) -> None:
     async with (
         shmsock.socket(shmsock.PULL) as jobs,
         shmsock.socket(shmsock.REP) as orders,
     ):
-        jobs.bind(JOBS_ENDPOINT)
-        orders.bind(ORDERS_ENDPOINT)
+        jobs.bind(jobs_endpoint)
+        orders.bind(orders_endpoint)
         done = total = 0
         wanted = math.inf  # stop once this many jobs are done
         all_done = trio.Event()
@@ -76,13 +78,13 @@ async def worker() -> None:
     say(f"worker: {done} jobs, sum of squares {total}")
 
 
-async def client() -> None:
+async def client(jobs_endpoint: str, orders_endpoint: str) -> None:
     async with (
         shmsock.socket(shmsock.PUSH, linger=None) as jobs,
         shmsock.socket(shmsock.REQ) as orders,
     ):
-        jobs.connect(JOBS_ENDPOINT)
-        orders.connect(ORDERS_ENDPOINT)
+        jobs.connect(jobs_endpoint)
+        orders.connect(orders_endpoint)
         for n in range(JOBS):
             await jobs.send(b"%d" % n)
         with trio.fail_after(30):  # around send and recv: send waits for a worker
@@ -92,11 +94,19 @@ async def client() -> None:
 
 
 def main() -> None:
-    role = sys.argv[1] if len(sys.argv) > 1 else "all"
-    if role == "all":
-        procs = [subprocess.Popen([sys.executable, __file__, r]) for r in ("worker", "client")]
+    parser = argparse.ArgumentParser(description="One task per socket, where pyzmq polls.")
+    parser.add_argument(
+        "role", nargs="?", default="all", choices=["all", "worker", "client"], help="default: all"
+    )
+    parser.add_argument("--jobs", default="shm://poller-jobs", help="jobs (%(default)s)")
+    parser.add_argument("--orders", default="shm://poller-orders", help="orders (%(default)s)")
+    args = parser.parse_args()
+    if args.role == "all":
+        flags = ["--jobs", args.jobs, "--orders", args.orders]
+        roles = ("worker", "client")
+        procs = [subprocess.Popen([sys.executable, __file__, r, *flags]) for r in roles]
         sys.exit(max(p.wait() for p in procs))
-    trio.run({"worker": worker, "client": client}[role])
+    trio.run(worker if args.role == "worker" else client, args.jobs, args.orders)
 
 
 if __name__ == "__main__":

@@ -11,9 +11,11 @@ or, without the block, ``pull = shmsock.socket(shmsock.PULL)`` and, once
 done, ``await pull.aclose()``.
 """
 
+# The C core loads now, or the import fails saying what to run (a source
+# tree without it built, say), rather than at the first shm:// bind.
 # Importing metrics registers shmsock's Prometheus collector in the default
 # registry, unless SHMSOCK_METRICS=0 (see shmsock.metrics).
-from . import metrics, testing
+from . import _ring, metrics, testing  # noqa: F401
 from ._errors import (
     AddressInUse,
     CorruptMessage,

@@ -72,7 +72,9 @@ class CorruptMessage(ShmsockError):
 class MessageTooLarge(ShmsockError, ValueError):
     """The message exceeds ``max_msg_size`` (or what a ring can ever hold).
 
-    Raised before anything is written.
+    The limit is this socket's own, or the receiving peer's: each peer
+    states its ``max_msg_size`` when it connects, and the message names the
+    limit it broke.  Raised before anything is written.
     """
 
 
@@ -87,7 +89,9 @@ class StateError(ShmsockError):
     """The operation is not allowed in the socket's current state.
 
     This is libzmq's EFSM: for example a REQ socket sending twice without
-    receiving.  The socket's state is unchanged.
+    receiving.  The socket's state is unchanged.  Also raised by every use,
+    in a ``fork()`` child, of a socket its parent created: sockets do not
+    survive fork.
     """
 
 

@@ -16,6 +16,7 @@ and never not at all.
 
 from __future__ import annotations
 
+import os
 import threading
 import weakref
 from typing import Final, Protocol
@@ -35,8 +36,10 @@ COUNTERS: Final = (
 )
 
 #: Taken (briefly) whenever counts move from one place to another, and by
-#: :func:`snapshot` while it reads; never held across a wait.
-LOCK: Final = threading.Lock()
+#: :func:`snapshot` while it reads; never held across a wait.  Replaced in
+#: a fork() child (see _forget_after_fork), so always read it as
+#: ``_stats.LOCK``.
+LOCK = threading.Lock()
 
 
 class EndpointStats:
@@ -44,10 +47,11 @@ class EndpointStats:
 
     Counters: ``messages_sent``, ``bytes_sent``, ``messages_received``,
     ``bytes_received`` (payload bytes), ``dropped`` (messages lost:
-    incomplete ones whose writer gave up or died, ones a reader left unread
-    when it went, ones no binder read from a connecting socket's ring
-    before it closed, ones a reader closed on; see docs/reliability.md),
-    ``corrupt`` (messages refused: oversized, or records failing
+    incomplete ones whose writer gave up or died, ones over
+    ``max_msg_size`` from a peer that did not learn the limit, ones a reader
+    left unread when it went, ones no binder read from a connecting socket's
+    ring before it closed, ones a reader closed on; see
+    docs/reliability.md), ``corrupt`` (messages refused: records failing
     validation), ``send_blocked_seconds``.  Gauges:
     ``peers`` (live attached connections), ``used_in`` and ``used_out``
     (bytes waiting in the rings this socket reads and writes).
@@ -143,3 +147,16 @@ def snapshot() -> dict[tuple[str, str], EndpointStats]:
                     total = out[(endpoint, kind)] = EndpointStats()
                 total.add(st)
     return out
+
+
+def _forget_after_fork() -> None:
+    # In a fork() child the parent's sockets and totals are the parent's:
+    # counting them here too would report them twice.  The lock may have
+    # been held by a thread of the parent that the child does not have.
+    global LOCK
+    LOCK = threading.Lock()
+    _live.clear()
+    _closed.clear()
+
+
+os.register_at_fork(after_in_child=_forget_after_fork)

@@ -31,9 +31,18 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable
 from typing import Any, Final, TypeVar
 
+import sniffio
 import trio
 
-__all__ = ["checkpoint_if_cancelled", "ki_protected", "retry", "shielded_checkpoint"]
+from ._errors import NotInTrio
+
+__all__ = [
+    "checkpoint_if_cancelled",
+    "ki_protected",
+    "require_trio",
+    "retry",
+    "shielded_checkpoint",
+]
 
 _T = TypeVar("_T")
 
@@ -47,27 +56,61 @@ async def retry(
     wait: Callable[[], Awaitable[bool]],
     *args: Any,
     checked: bool = False,
-    yielded: bool = False,
+    yield_first: bool = False,
+    on_cancel: Callable[[], None] | None = None,
 ) -> _T:
     """``op(*args)``, waiting with ``wait()`` while it raises trio.WouldBlock.
 
     *wait* returns whether it went through a schedule point (it may return
     False without waiting, when what it found means the caller should look
     again at once).  With *checked*, the caller has just done step 1
-    itself; with *yielded*, it has just been through a full checkpoint,
-    so step 1 is skipped and step 3 never needed.  Any other exception
-    from *op* or *wait* propagates at once.
+    itself.  With *yield_first*, step 1 is a full checkpoint instead, so
+    step 3 is never needed (a spinning receiver's: it yields before it
+    looks, so that once it sees data it can return without yielding
+    again).  *on_cancel* is called when the call is cancelled, or
+    interrupted (KeyboardInterrupt is delivered at the wait, like a
+    cancel), before the exception propagates: a REQ abandons its request.
+    Any other exception from *op* or *wait* propagates at once.
     """
-    if not (checked or yielded):
-        await checkpoint_if_cancelled()
-    waited = yielded
-    while True:
-        try:
-            result = op(*args)
-        except trio.WouldBlock:
-            if await wait():
-                waited = True
-            continue
-        if not waited:
-            await shielded_checkpoint()
-        return result
+    try:
+        if yield_first:
+            await trio.lowlevel.checkpoint()
+        elif not checked:
+            await checkpoint_if_cancelled()
+        waited = yield_first
+        while True:
+            try:
+                result = op(*args)
+            except trio.WouldBlock:
+                if await wait():
+                    waited = True
+                continue
+            break
+    except (trio.Cancelled, KeyboardInterrupt):
+        if on_cancel is not None:
+            on_cancel()
+        raise
+    if not waited:
+        await shielded_checkpoint()
+    return result
+
+
+def require_trio(what: str) -> None:
+    """Raise NotInTrio unless called from a Trio task; *what* names the call."""
+    try:
+        trio.lowlevel.current_task()
+    except RuntimeError:
+        pass
+    else:
+        return
+    try:
+        library = sniffio.current_async_library()
+    except sniffio.AsyncLibraryNotFoundError:
+        raise NotInTrio(
+            f"shmsock runs under Trio, but {what} ran outside trio.run: call it from a Trio"
+            " task (from another thread, through trio.from_thread.run_sync)"
+        ) from None
+    raise NotInTrio(
+        f"shmsock runs under Trio, but {what} ran under {library}:"
+        " run the program with trio.run(main) instead"
+    )

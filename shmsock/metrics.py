@@ -18,9 +18,10 @@ ones.
 ``shmsock_messages_received_total``     counter  messages read from rings
 ``shmsock_bytes_sent_total``            counter  payload bytes written
 ``shmsock_bytes_received_total``        counter  payload bytes read
-``shmsock_corrupt_messages_total``      counter  messages refused: oversized, or
-                                                 records failing validation
+``shmsock_corrupt_messages_total``      counter  records failing validation
 ``shmsock_dropped_messages_total``      counter  messages lost: incomplete ones,
+                                                 ones over ``max_msg_size`` from
+                                                 a peer that did not learn it,
                                                  ones a reader left unread or
                                                  closed on, ones no binder came
                                                  to read (docs/reliability.md)
@@ -38,7 +39,7 @@ each batch it writes or reads, in memory private to each side; the waiting
 time is measured only when a send actually waits.  A scrape reads those
 counters, so it is exact: after 1,000 messages it says 1,000.  A message
 counts once its last record is written (sent) or read off the ring
-(received, including one refused afterwards as oversized).  Counts of
+(received, including one dropped afterwards as oversized).  Counts of
 disconnected peers and closed sockets stay in the totals, so counters never
 go backwards while the process lives.
 """
@@ -74,14 +75,14 @@ _COUNTERS: Final = (
     ("shmsock_bytes_received", "Payload bytes read from shared-memory rings.", "bytes_received"),
     (
         "shmsock_corrupt_messages",
-        "Messages refused: oversized, or records failing validation.",
+        "Messages refused because their records failed validation.",
         "corrupt",
     ),
     (
         "shmsock_dropped_messages",
-        "Messages lost: incomplete (the writer gave up or died midway), left unread by a"
-        " reader that went or closed, or in a connecting socket's ring that no binder read"
-        " before it closed.",
+        "Messages lost: incomplete (the writer gave up or died midway), over max_msg_size"
+        " from a peer that did not learn it, left unread by a reader that went or closed,"
+        " or in a connecting socket's ring that no binder read before it closed.",
         "dropped",
     ),
     (

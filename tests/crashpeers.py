@@ -12,11 +12,11 @@ import os
 import time
 from multiprocessing.connection import Connection
 
+import seam
 import trio
 
 import shmsock
 import shmsock._ring as ring
-from shmsock._transport import _engine
 from shmsock._transport.shm import _segment, _wire
 
 # Where a segment's creator can die before publishing it (see _segment.create).
@@ -69,7 +69,7 @@ def die_creating_segment(conn: Connection, endpoint: str, bind: bool, point: str
     if bind:
         # Without a spare ring made ahead, the binder creates one at accept:
         # that is the path this covers (die_creating_spare covers the other).
-        _engine.Engine._make_spare = lambda self, b: None  # type: ignore[method-assign]
+        seam.Listener._make_spare = lambda self, b: None  # type: ignore[method-assign]
 
     async def main() -> None:
         async with shmsock.socket(shmsock.PULL if bind else shmsock.PUSH) as sock:
@@ -136,7 +136,7 @@ def other_version(conn: Connection, endpoint: str, bind: bool, what: str) -> Non
                 return
             sock.connect(endpoint)
             if what == "ring":
-                slot = sock._engine.slots[0]
+                slot = seam.slots(sock)[0]
                 slot.seg.ring[8:12] = future  # ring header version
             conn.send("ready")
             try:
@@ -158,7 +158,7 @@ def connect_race(conn: Connection, endpoint: str, tag: str) -> None:
             conn.send("ready")
             assert await trio.to_thread.run_sync(conn.recv) == "go"
             push.connect(endpoint)
-            conn.send(push._engine.slots[0].index)
+            conn.send(seam.slots(push)[0].index)
             await push.send(tag.encode())
             await trio.to_thread.run_sync(conn.recv)
 

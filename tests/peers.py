@@ -104,6 +104,35 @@ def pull_digest(conn: Connection, endpoint: str, bind: bool, count: int) -> None
     trio.run(main)
 
 
+def pull_collect(conn: Connection, endpoint: str, bind: bool, **options: object) -> None:
+    """A PULL that reads all the time; each time it is told "report", it
+    reports the frame lengths of every message it got since the last
+    report (all that had reached its rings) and how many it dropped.
+    Anything else ends it."""
+
+    async def main() -> None:
+        got: list[list[int]] = []
+
+        async def read(pull: shmsock.Socket) -> None:
+            while True:
+                got.append([len(f) for f in await pull.recv_multipart()])
+
+        async with shmsock.socket(shmsock.PULL, **options) as pull:
+            _attach(pull, endpoint, bind)
+            async with trio.open_nursery() as nursery:
+                nursery.start_soon(read, pull)
+                conn.send("ready")
+                while await trio.to_thread.run_sync(conn.recv) == "report":
+                    # Once the reader waits, it has taken everything there is.
+                    await trio.testing.wait_all_tasks_blocked()
+                    dropped = sum(st.dropped for st in pull._stats_by_endpoint().values())
+                    conn.send((list(got), dropped))
+                    got.clear()
+                nursery.cancel_scope.cancel()
+
+    trio.run(main)
+
+
 def pull_idle(conn: Connection, endpoint: str, bind: bool, **options: object) -> None:
     """Attach a PULL that never reads, until killed or told to exit."""
 
@@ -237,11 +266,13 @@ def rep_hold(conn: Connection, endpoint: str, bind: bool) -> None:
     trio.run(main)
 
 
-def req_client(conn: Connection, endpoint: str, bind: bool, name: str, count: int) -> None:
+def req_client(
+    conn: Connection, endpoint: str, bind: bool, name: str, count: int, **options: object
+) -> None:
     """A REQ sending *count* requests b"<name>-<i>"; reports the replies."""
 
     async def main() -> None:
-        async with shmsock.socket(shmsock.REQ) as req:
+        async with shmsock.socket(shmsock.REQ, **options) as req:
             _attach(req, endpoint, bind)
             conn.send("ready")
             replies = []
@@ -259,18 +290,21 @@ def push_ctrl_c_at_doorbell(conn: Connection, endpoint: str) -> None:
     claimed the sleeping reader's wake-up; report how trio.run ended and
     which doorbells rang.  linger=None: a lost wake-up would hang the exit.
     """
-    from shmsock._transport._peer import Peer
+    import seam
 
     rung: list[bytes] = []
-    real_ring = Peer.ring
 
-    def ring(self: Peer, what: bytes) -> None:
+    def before_ring(conn: seam.Connection, what: bytes) -> None:
         if not rung:
             # Python runs the handler at the next bytecode, here, before
             # the real doorbell: where a real Ctrl-C can land.
             signal.raise_signal(signal.SIGINT)
         rung.append(what)
-        real_ring(self, what)
+
+    class Patcher:  # monkeypatch's setattr, without pytest in this child
+        @staticmethod
+        def setattr(obj: object, name: str, value: object) -> None:
+            setattr(obj, name, value)
 
     async def main() -> None:
         async with shmsock.socket(shmsock.PUSH, linger=None) as push:
@@ -278,7 +312,7 @@ def push_ctrl_c_at_doorbell(conn: Connection, endpoint: str) -> None:
             await push.wait_peers(1)
             conn.send("ready")
             await trio.to_thread.run_sync(conn.recv)  # the reader sleeps now
-            Peer.ring = ring  # type: ignore[method-assign]
+            seam.patch_doorbells(Patcher, before_ring)
             await push.send(b"hello")
             await trio.sleep_forever()
 
@@ -334,3 +368,42 @@ def ctrl_c_in_blocked_recv(conn: Connection, endpoint: str) -> None:
         return out
 
     conn.send(trio.run(main))
+
+
+def fork_and_wait(conn: Connection, bind_endpoint: str, pair_endpoint: str) -> None:
+    """Bind a PULL and connect a PAIR, fork a child that only lives on, report
+    the child's pid, then wait to be killed (the child stays)."""
+
+    async def main() -> None:
+        async with (
+            shmsock.socket(shmsock.PULL) as pull,
+            shmsock.socket(shmsock.PAIR) as pair,
+        ):
+            pull.bind(bind_endpoint)
+            pair.connect(pair_endpoint)
+            await pair.wait_peers(1)
+            pid = os.fork()
+            if pid == 0:
+                while True:  # until killed, holding whatever it inherited
+                    signal.pause()
+            conn.send(pid)
+            await trio.sleep_forever()
+
+    trio.run(main)
+
+
+def bind_then_freeze(conn: Connection, endpoint: str) -> None:
+    """Bind a PUSH; on "freeze", stop handling events (reported as "frozen") until killed.
+
+    A binder alive but deaf: it never sees its connector go.
+    """
+
+    async def main() -> None:
+        async with shmsock.socket(shmsock.PUSH) as sock:
+            sock.bind(endpoint)
+            conn.send("ready")
+            assert await trio.to_thread.run_sync(conn.recv) == "freeze"
+            conn.send("frozen")
+            conn.recv()  # blocks the Trio thread: no event is handled again
+
+    trio.run(main)

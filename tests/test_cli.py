@@ -226,7 +226,8 @@ async def test_exporter_shows_bound_endpoints_with_no_peers():
     }
 
 
-async def test_clean_removes_what_killed_processes_left_and_nothing_live(userdir):
+@pytest.mark.parametrize("sig", [signal.SIGKILL, signal.SIGTERM], ids=["SIGKILL", "SIGTERM"])
+async def test_clean_removes_what_killed_processes_left_and_nothing_live(sig, userdir):
     live_binder, live_pusher = await live_pipeline("shm://cli-kept", 5)
     dead_binder = spawn(peers.bind_and_hold, "shm://cli-dead")
     await dead_binder.expect("ready")
@@ -234,8 +235,9 @@ async def test_clean_removes_what_killed_processes_left_and_nothing_live(userdir
     await dead_pusher.expect("ready")
     await dead_pusher.expect("sent")
     try:
-        dead_pusher.kill()
-        dead_binder.kill()
+        for dead in (dead_pusher, dead_binder):  # SIGTERM leaves as much as SIGKILL
+            os.kill(dead.pid, sig)
+            assert await dead.join() == -sig
         leftovers = sorted(n for n in os.listdir(userdir) if n.startswith("cli-dead@"))
         assert "cli-dead@lock" in leftovers
         assert "cli-dead@0.c" in leftovers

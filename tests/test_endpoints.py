@@ -9,12 +9,12 @@ import sys
 
 import peers
 import pytest
+import seam
 import trio
 from procs import spawn
 
 import shmsock
 from shmsock import PAIR, PULL, PUSH
-from shmsock._transport import _engine
 
 GOOD = ["a", "jobs", "A-b_c.9", "x" * 64, "...", ".hidden", "a..b"]
 BAD = [
@@ -292,30 +292,30 @@ async def test_binder_dropping_us_right_after_welcome_is_retried_not_a_refusal(h
     """
     async with shmsock.socket(PULL) as pull, shmsock.socket(PUSH) as push:
         pull.bind("shm://welcome-gone")
-        engine = pull._engine
-        real_attach = engine._attach
+        conns = seam.shm(pull).conns
+        real_attach = conns.attach
         dropped = []
 
-        def attach_then_drop(peer):
-            real_attach(peer)
+        def attach_then_drop(conn):
+            real_attach(conn)
             if not dropped:
-                dropped.append(peer)
+                dropped.append(conn)
                 if how == "drops":
-                    engine._gone(peer)
+                    conns.gone(conn)
                 else:
-                    engine._corrupt(peer)
+                    conn.reject()
 
-        monkeypatch.setattr(engine, "_attach", attach_then_drop)
+        monkeypatch.setattr(conns, "attach", attach_then_drop)
         push.connect("shm://welcome-gone")
-        first_ring = push._engine.slots[0].seg
+        first_ring = seam.slots(push)[0].seg
         with trio.fail_after(10):
             await push.send(b"through the retry")
             assert await pull.recv() == b"through the retry"
         assert len(dropped) == 1
         assert push.peer_count == pull.peer_count == 1
-        assert push._engine.slots[0].refused is None
+        assert seam.slots(push)[0].refused is None
         # Told its ring was corrupt, the connector came back with a new one.
-        assert (push._engine.slots[0].seg is not first_ring) == (how == "finds-corrupt")
+        assert (seam.slots(push)[0].seg is not first_ring) == (how == "finds-corrupt")
 
 
 async def test_binder_of_another_user_is_refused_saying_so_and_the_next_one_is_used(monkeypatch):
@@ -325,14 +325,13 @@ async def test_binder_of_another_user_is_refused_saying_so_and_the_next_one_is_u
     is forged.  It never talks to that binder: send and recv raise why
     while it has no peer, and the next socket that binds is connected to.
     """
-    real_peer_cred = _engine._peer_cred
     foreign = True
 
     def peer_cred(sock):
         pid, uid = real_peer_cred(sock)
         return (pid, uid + 1) if foreign else (pid, uid)
 
-    monkeypatch.setattr(_engine, "_peer_cred", peer_cred)
+    real_peer_cred = seam.patch_peer_cred(monkeypatch, peer_cred)
     child = spawn(peers.bind_and_hold, "shm://foreign", "PAIR")
     try:
         await child.expect("ready")
@@ -366,7 +365,6 @@ async def test_binder_dying_between_our_connect_and_hello_is_retried_with_the_ne
     binder's socket, and attaches to it.
     """
     child = spawn(peers.bind_and_hold, "shm://gone-at-hello")
-    real_peer_cred = _engine._peer_cred
     killed = []
 
     def kill_then_peer_cred(sock):
@@ -378,11 +376,11 @@ async def test_binder_dying_between_our_connect_and_hello_is_retried_with_the_ne
     try:
         await child.expect("ready")
         async with shmsock.socket(PUSH) as push:
-            monkeypatch.setattr(_engine, "_peer_cred", kill_then_peer_cred)
+            real_peer_cred = seam.patch_peer_cred(monkeypatch, kill_then_peer_cred)
             push.connect("shm://gone-at-hello")
             assert killed == [child.pid]
-            assert push._engine.slots[0].refused is None  # a dead binder is no refusal
-            monkeypatch.setattr(_engine, "_peer_cred", real_peer_cred)
+            assert seam.slots(push)[0].refused is None  # a dead binder is no refusal
+            seam.patch_peer_cred(monkeypatch, real_peer_cred)
             async with shmsock.socket(PULL) as pull:
                 pull.bind("shm://gone-at-hello")  # takes the dead binder's endpoint over
                 with trio.fail_after(10):  # a hang guard, not a timing assertion

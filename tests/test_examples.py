@@ -137,6 +137,8 @@ def test_rpc_in_separate_shells(reverse):
         ("pipeline.py", "--results", "shm://pipeline-results"),
         ("pair.py", "--endpoint", "shm://pair-pingpong"),
         ("rpc.py", "--endpoint", "shm://rpc"),
+        ("poller.py", "--jobs", "shm://poller-jobs"),
+        ("poller.py", "--orders", "shm://poller-orders"),
     ],
 )
 async def test_an_endpoint_flag_moves_every_role(name, flag, default):
@@ -158,7 +160,7 @@ async def test_an_endpoint_flag_moves_every_role(name, flag, default):
 
 
 def test_the_docs_show_the_separate_shell_commands():
-    for name in ("pipeline.py", "pair.py", "rpc.py"):
+    for name in ("pipeline.py", "pair.py", "rpc.py", "poller.py"):
         listed = (EXAMPLES / "README.md").read_text()
         for command in shell_commands(name):
             line = " ".join(["python", f"examples/{name}", *command[2:]])
@@ -173,22 +175,11 @@ def test_poller():
     ]
 
 
-def test_poller_roles_meet_from_separate_commands():
-    # As from two shells, the worker started second: the fixed endpoint names
-    # are how they meet.
-    client = subprocess.Popen(
-        [sys.executable, str(EXAMPLES / "poller.py"), "client"],
-        stdout=subprocess.PIPE,
-        text=True,
-    )
-    try:
-        assert run_example("poller.py", "worker") == "worker: 100 jobs, sum of squares 328350\n"
-        out, _ = client.communicate(timeout=60)
-    finally:
-        client.kill()
-        client.wait()
-    assert client.returncode == 0
-    assert out == "client: stopping after 100 jobs\n"
+@pytest.mark.parametrize("reverse", [False, True], ids=["in-order", "reversed"])
+def test_poller_in_separate_shells(reverse):
+    worker, client = run_in_shells("poller.py", reverse=reverse)
+    assert worker == "worker: 100 jobs, sum of squares 328350\n"
+    assert client == "client: stopping after 100 jobs\n"
 
 
 def test_metrics():

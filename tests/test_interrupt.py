@@ -10,6 +10,7 @@ write claimed would leave the reader asleep over unread data.
 from __future__ import annotations
 
 import peers
+import seam
 import trio
 import trio.testing
 from conformance import wait_peers
@@ -17,7 +18,6 @@ from procs import spawn
 
 import shmsock
 from shmsock import PAIR, PULL, PUSH
-from shmsock._transport._peer import Peer
 from shmsock._transport.shm import _wire
 
 
@@ -47,13 +47,9 @@ async def test_ctrl_c_between_a_write_and_its_doorbell_still_wakes_the_reader():
 
 async def test_every_doorbell_rings_under_ki_protection(monkeypatch):
     seen: list[tuple[bytes, bool]] = []
-    real_ring = Peer.ring
-
-    def ring(self: Peer, what: bytes) -> None:
-        seen.append((what, trio.lowlevel.currently_ki_protected()))
-        real_ring(self, what)
-
-    monkeypatch.setattr(Peer, "ring", ring)
+    seam.patch_doorbells(
+        monkeypatch, lambda conn, what: seen.append((what, trio.lowlevel.currently_ki_protected()))
+    )
     # Two connectors on one PULL: its poller task handles their doorbells;
     # the PAIRs wait on their one peer's doorbell directly.
     async with (

@@ -19,6 +19,7 @@ import signal
 import lingerpeers
 import peers
 import pytest
+import seam
 import trio
 import trio.testing
 from conformance import wait_peers
@@ -77,7 +78,7 @@ async def _finish(child: Child, end: str) -> None:
 async def _unread(sock: shmsock.Socket) -> int:
     """Bytes the writer published that *sock* has not read (the test's premise)."""
     await wait_peers(sock, 1)  # attached on this side too
-    return sum(p.rx.available() for p in sock._engine.peers)
+    return sum(c.rx.available() for c in seam.connections(sock))
 
 
 async def _clean(endpoint: str) -> None:
@@ -137,7 +138,7 @@ async def test_pull_gets_every_message_of_a_push_that_ended(end, push_binds, fil
             await _read_all_after_it_ended(pull, child, end, full=fill)
             with pytest.raises(trio.WouldBlock):
                 pull.recv_nowait()  # nothing twice; and it finds the ring at its end
-            assert pull._engine.peers == []  # so the connection is retired
+            assert seam.connections(pull) == []  # so the connection is retired
             await _finish(child, end)
         if push_binds and end in ("sigterm", "sigkill"):
             await _clean(endpoint)
@@ -218,6 +219,32 @@ async def test_a_binder_that_closes_before_its_reader_mapped_its_ring_is_still_r
             assert await child.join() == 0
         finally:
             child.close()
+
+
+async def test_a_connector_removes_the_binders_ring_even_if_the_binder_never_hears_it_went(
+    userdir,
+):
+    # The connector mapped the binder's ring, so once it closes nobody uses
+    # that ring.  A binder alive at that moment would remove it on hearing
+    # the connection end; one that never hears (it dies first, or closes at
+    # the same moment and so sees the connector still there) would leave it
+    # behind for every tool to list until the next bind.
+    endpoint = _name("deaf-binder")
+    name = endpoint[len("shm://") :]
+    child = spawn(peers.bind_then_freeze, endpoint)
+    try:
+        await child.expect("ready")
+        async with shmsock.socket(PULL) as pull:
+            pull.connect(endpoint)
+            await wait_peers(pull, 1)  # the binder's ring is mapped
+            assert [f for f in os.listdir(userdir) if f.startswith(f"{name}@0.b.")]
+            child.send("freeze")
+            await child.expect("frozen")
+        child.kill()
+        assert [f for f in os.listdir(userdir) if f.startswith(f"{name}@0.b.")] == []
+    finally:
+        child.close()
+    await _clean(endpoint)
 
 
 # -- the losses that remain, and how they are counted -----------------------------
@@ -338,9 +365,9 @@ async def test_a_lingering_close_ends_when_the_reader_it_waits_for_dies():
                 async with trio.open_nursery() as nursery:
                     nursery.start_soon(push.aclose)  # waits for the reader, without bound
                     await trio.testing.wait_all_tasks_blocked()
-                    assert not push._engine.closed
+                    assert not seam.transport_closed(push)
                     reader.kill()  # and now there is nothing left to wait for
-            assert push._engine.closed
+            assert seam.transport_closed(push)
         assert _dropped(endpoint, "PUSH") == 3
     finally:
         reader.close()

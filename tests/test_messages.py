@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import os
+from functools import partial
 
 import peers
 import pytest
+import seam
 import trio
 import trio.testing
 from conformance import fill, wait_peers
@@ -13,6 +15,7 @@ from procs import spawn
 
 import shmsock
 from shmsock import PAIR, PULL, PUSH
+from shmsock._transport.shm import _wire
 
 MiB = 1 << 20
 
@@ -76,7 +79,7 @@ async def test_cancelled_streaming_send_is_never_delivered_in_part():
         async with trio.open_nursery() as nursery:
             nursery.start_soon(a.send, b"next")  # waits for b to drain the fragments
             assert await b.recv_multipart() == [b"next"]  # the stalled message is dropped
-        peer = b._engine.peers[0]
+        peer = seam.connections(b)[0]
         assert peer.dropped == 1
 
 
@@ -88,7 +91,7 @@ async def test_sender_killed_midway_through_a_message_delivers_no_part_of_it():
             await child.expect("ready")
             assert await pair.recv() == b"before"
             await wait_peers(pair, 1)
-            peer = pair._engine.peers[0]
+            peer = seam.connections(pair)[0]
             with trio.fail_after(10):
                 # The child's progress shows only in shared memory: poll it.
                 while peer.rx.available() < 60_000:  # noqa: ASYNC110
@@ -140,19 +143,31 @@ async def test_send_larger_than_max_msg_size_is_refused_before_writing():
         a.bind("shm://limit")
         b.connect("shm://limit")
         await wait_peers(a, 1)
-        before = a._engine.peers[0].tx.records
+        before = seam.connections(a)[0].tx.records
         with pytest.raises(shmsock.MessageTooLarge, match="max_msg_size 1000"):
             await a.send(bytes(1001))
         with pytest.raises(shmsock.MessageTooLarge):
             await a.send_multipart([bytes(600), bytes(401)])
         with pytest.raises(shmsock.MessageTooLarge):
             a.send_nowait(bytes(1001))
-        assert a._engine.peers[0].tx.records == before
+        assert seam.connections(a)[0].tx.records == before
         await a.send(bytes(1000))
         assert await b.recv() == bytes(1000)
 
 
-async def test_oversized_incoming_message_is_dropped_counted_and_the_link_survives():
+@pytest.fixture
+def older_handshakes(monkeypatch):
+    """Handshakes as a build before the exchange of max_msg_size sends them:
+    bytes 44 to 63 zero, so neither side states its limit."""
+    pack = _wire.Handshake.pack
+    monkeypatch.setattr(_wire.Handshake, "pack", lambda self: pack(self)[:44] + bytes(20))
+
+
+async def test_oversized_message_from_a_peer_that_states_no_limit_is_dropped_and_counted(
+    older_handshakes,
+):
+    """An older peer cannot know this socket's limit: what it sends over the
+    limit is dropped, counted as dropped, and the link survives."""
     async with (
         shmsock.socket(PAIR, max_msg_size=64 * MiB) as a,
         shmsock.socket(PAIR, max_msg_size=MiB) as b,
@@ -169,11 +184,189 @@ async def test_oversized_incoming_message_is_dropped_counted_and_the_link_surviv
                 pytest.fail("an oversized message was delivered")
         await a.send(b"after")
         assert await b.recv() == b"after"
-        assert b._engine.peers[0].corrupt == 2
+        assert seam.connections(b)[0].dropped == 2
+        assert seam.connections(b)[0].corrupt == 0
+
+
+# -- the receiver's max_msg_size, learnt at the handshake ----------------------
+
+Over = shmsock.MessageTooLarge
+
+
+async def test_push_refuses_what_its_pull_would_not_take_before_writing_anything():
+    """Every way of sending, against a PULL in another process whose
+    max_msg_size is 100,000: over it raises, naming the limit, and writes
+    nothing; the PULL gets the next smaller messages and drops none.  The
+    PUSH's ring is 16 KiB, so some of these are streamed."""
+    child = spawn(partial(peers.pull_collect, max_msg_size=100_000), "shm://limit-pull", True)
+    try:
+        await child.expect("ready")
+        async with shmsock.socket(PUSH, ring_size=16384) as push:
+            push.connect("shm://limit-pull")
+            await wait_peers(push, 1)
+            words = "exceeds the max_msg_size 100000 of its receiver"
+            for send in [
+                lambda: push.send(bytes(100_001)),
+                lambda: push.send(bytes(150_000)),
+                lambda: push.send_multipart([bytes(60_000), bytes(40_001)]),
+                lambda: push.send_many([b"fits", bytes(100_001)]),
+            ]:
+                with pytest.raises(Over, match=words):
+                    await send()
+            with pytest.raises(Over, match=words):
+                push.send_nowait(bytes(100_001))
+            with pytest.raises(Over, match=words):
+                push.send_multipart_nowait([bytes(1), bytes(100_000)])
+            with pytest.raises(Over, match=words):
+                push.send_many_nowait([bytes(100_001), b"fits"])
+            assert seam.connections(push)[0].tx.records == 0  # nothing was written
+            await push.send(bytes(100_000))  # the limit itself, streamed
+            await push.send(bytes(5))
+            push.send_nowait(bytes(6))
+            await push.send_multipart([bytes(60_000), bytes(40_000)])
+            await push.send_many([bytes(7), bytes(8)])
+            child.send("report")
+            got, dropped = await child.recv()
+            assert got == [[100_000], [5], [6], [60_000, 40_000], [7], [8]]
+            assert dropped == 0
+            child.send("exit")
+            assert await child.join() == 0
+    finally:
+        child.close()
+
+
+async def test_push_sends_each_message_to_a_peer_that_accepts_it():
+    """Two PULLs in other processes, one taking up to 1,000 bytes and one up
+    to 100,000: large messages all go to the second, small ones to both;
+    one larger than both raises, naming the larger limit.  Once the second
+    PULL is gone, what only it could take raises, naming the first's."""
+    small = spawn(partial(peers.pull_collect, max_msg_size=1000), "shm://limit-two", False)
+    large = spawn(partial(peers.pull_collect, max_msg_size=100_000), "shm://limit-two", False)
+    try:
+        async with shmsock.socket(PUSH) as push:
+            push.bind("shm://limit-two")
+            await small.expect("ready")
+            await large.expect("ready")
+            await wait_peers(push, 2)
+            for i in range(20):
+                await push.send(bytes(5000 + i))
+                await push.send(bytes(10 + i))
+            with pytest.raises(Over, match="every connected peer \\(the largest is 100000\\)"):
+                await push.send(bytes(100_001))
+            small.send("report")
+            large.send("report")
+            (got_small, dropped_small), (got_large, dropped_large) = (
+                await small.recv(),
+                await large.recv(),
+            )
+            assert dropped_small == dropped_large == 0
+            assert all(n <= 1000 for [n] in got_small) and got_small
+            assert sorted(got_small + got_large) == sorted(
+                [[5000 + i] for i in range(20)] + [[10 + i] for i in range(20)]
+            )
+            large.send("exit")
+            assert await large.join() == 0
+            await trio.testing.wait_all_tasks_blocked()  # the PUSH has seen it go
+            assert push.peer_count == 1
+            with pytest.raises(Over, match="exceeds the max_msg_size 1000 of its receiver"):
+                await push.send(bytes(5000))
+            await push.send(bytes(1000))
+            small.send("report")
+            assert await small.recv() == ([[1000]], 0)
+            small.send("exit")
+            assert await small.join() == 0
+    finally:
+        small.close()
+        large.close()
+
+
+async def test_with_no_peer_a_send_waits_and_raises_once_a_peer_that_refuses_it_attaches():
+    async with shmsock.socket(PUSH) as push:
+        push.connect("shm://limit-late")
+        outcome = []
+
+        async def send_large() -> None:
+            with pytest.raises(Over, match="exceeds the max_msg_size 1000 of its receiver"):
+                await push.send(bytes(2000))
+            outcome.append("raised")
+
+        with trio.fail_after(10):
+            async with trio.open_nursery() as nursery:
+                nursery.start_soon(send_large)
+                await trio.testing.wait_all_tasks_blocked()
+                assert outcome == []  # no peer yet: it waits, as any send does
+                async with shmsock.socket(PULL, max_msg_size=1000) as pull:
+                    pull.bind("shm://limit-late")
+                    await wait_peers(push, 1)
+                    await push.send(bytes(1000))
+                    assert await pull.recv() == bytes(1000)
+        assert outcome == ["raised"]
+
+
+async def test_req_refuses_a_request_its_rep_would_not_take_and_can_send_again():
+    child = spawn(partial(peers.rep_server, max_msg_size=1000), "shm://limit-rep", True, "srv")
+    try:
+        await child.expect("ready")
+        async with shmsock.socket(shmsock.REQ) as req:
+            req.connect("shm://limit-rep")
+            await wait_peers(req, 1)
+            with pytest.raises(Over, match="exceeds the max_msg_size 1000 of its receiver"):
+                await req.send(bytes(1001))
+            with pytest.raises(Over, match="max_msg_size 1000"):
+                req.send_multipart_nowait([bytes(600), bytes(401)])
+            await req.send(bytes(996))  # still free to send: nothing was sent
+            assert await req.recv() == b"srv:" + bytes(996)  # 1000 bytes, the REP's limit
+            await req.send(b"quit")
+            assert await req.recv() == b"srv:quit"
+            await child.expect("done")
+            child.send("exit")
+            assert await child.join() == 0
+    finally:
+        child.close()
+
+
+async def test_rep_refuses_a_reply_its_req_would_not_take_and_still_owes_it():
+    child = spawn(partial(peers.req_client, max_msg_size=1000), "shm://limit-req", False, "c", 1)
+    try:
+        async with shmsock.socket(shmsock.REP) as rep:
+            rep.bind("shm://limit-req")
+            await child.expect("ready")
+            assert await rep.recv() == b"c-0"
+            with pytest.raises(Over, match="exceeds the max_msg_size 1000 of its receiver"):
+                await rep.send(bytes(1001))
+            with pytest.raises(Over, match="max_msg_size 1000"):
+                await rep.send_multipart([bytes(600), bytes(401)])
+            with pytest.raises(shmsock.StateError, match="must send the reply"):
+                rep.recv_nowait()  # it still owes the reply
+            await rep.send(bytes(1000))
+            assert await child.recv() == [bytes(1000)]
+            child.send("exit")
+            assert await child.join() == 0
+    finally:
+        child.close()
+
+
+async def test_pair_refuses_what_its_peer_would_not_take():
+    async with (
+        shmsock.socket(PAIR) as a,
+        shmsock.socket(PAIR, max_msg_size=1000) as b,
+    ):
+        a.bind("shm://limit-pair")
+        b.connect("shm://limit-pair")
+        await wait_peers(a, 1)
+        with pytest.raises(Over, match="exceeds the max_msg_size 1000 of its receiver"):
+            a.send_nowait(bytes(1001))
+        with pytest.raises(Over, match="exceeds the max_msg_size 1000 of its receiver"):
+            await a.send_many([bytes(1001)])
+        await a.send(bytes(1000))
+        assert await b.recv() == bytes(1000)
 
 
 async def test_send_nowait_refuses_what_only_streaming_can_send():
+    # The limit is shm://'s (half a ring, written at once), so it applies
+    # from the socket's first shm:// endpoint, with or without a peer.
     async with shmsock.socket(PAIR, ring_size=16384) as a:
+        a.bind("shm://nowait-big")
         with pytest.raises(shmsock.MessageTooLarge, match="use await send"):
             a.send_nowait(bytes(10_000))
 

@@ -10,6 +10,7 @@ from multiprocessing.connection import Connection
 
 import pytest
 import ringforge as rf
+import seam
 import trio
 import trio.testing
 from procs import spawn
@@ -18,6 +19,7 @@ from prometheus_client import REGISTRY, CollectorRegistry
 import shmsock
 from shmsock import _ring as R
 from shmsock import _stats
+from shmsock._transport.shm import _wire
 
 
 def sample(metric: str, endpoint: str, kind: str, registry: CollectorRegistry = REGISTRY) -> float:
@@ -161,7 +163,7 @@ async def test_counts_of_disconnected_peers_stay():
                 await trio.sleep(0.01)
             with pytest.raises(trio.WouldBlock):
                 pull.recv_nowait()  # finds its ring empty: the peer is retired
-            assert pull._engine.peers == []
+            assert seam.connections(pull) == []
             # Its counts are still there.
             assert sample("shmsock_messages_received_total", endpoint, "PULL") == total
             assert sample("shmsock_bytes_received_total", endpoint, "PULL") == 10 * total
@@ -278,8 +280,14 @@ async def test_send_blocked_seconds_counts_waits_for_room_only():
         )
 
 
-async def test_oversized_messages_count_as_corrupt():
-    endpoint = "shm://metrics-corrupt"
+async def test_oversized_messages_from_a_peer_that_states_no_limit_count_as_dropped(
+    monkeypatch,
+):
+    # A PUSH of a build before the limits were exchanged (its handshake
+    # leaves bytes 44-63 zero) cannot know the PULL's: the PULL drops.
+    pack = _wire.Handshake.pack
+    monkeypatch.setattr(_wire.Handshake, "pack", lambda self: pack(self)[:44] + bytes(20))
+    endpoint = "shm://metrics-oversized"
     async with (
         shmsock.socket(shmsock.PULL, max_msg_size=100) as pull,
         shmsock.socket(shmsock.PUSH) as push,
@@ -289,7 +297,8 @@ async def test_oversized_messages_count_as_corrupt():
         await push.send(b"z" * 200)
         await push.send(b"ok")
         assert await pull.recv() == b"ok"
-        assert sample("shmsock_corrupt_messages_total", endpoint, "PULL") == 1
+        assert sample("shmsock_dropped_messages_total", endpoint, "PULL") == 1
+        assert sample("shmsock_corrupt_messages_total", endpoint, "PULL") == 0
 
 
 async def test_scraping_from_another_thread_while_connections_come_and_go():

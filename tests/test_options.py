@@ -5,6 +5,7 @@ from __future__ import annotations
 import math
 
 import pytest
+import seam
 import trio
 import trio.testing
 from conformance import wait_peers
@@ -82,9 +83,9 @@ async def test_each_side_sizes_the_ring_it_writes():
         b.connect("shm://sizes")
         await wait_peers(a, 1)
         await wait_peers(b, 1)
-        assert a._engine.peers[0].tx.capacity == 8 * KiB
-        assert a._engine.peers[0].rx.capacity == 64 * KiB
-        assert b._engine.peers[0].tx.capacity == 64 * KiB
+        assert seam.connections(a)[0].tx.capacity == 8 * KiB
+        assert seam.connections(a)[0].rx.capacity == 64 * KiB
+        assert seam.connections(b)[0].tx.capacity == 64 * KiB
 
 
 async def test_a_pull_socket_writes_rings_of_the_smallest_size():
@@ -102,8 +103,8 @@ async def test_a_pull_socket_writes_rings_of_the_smallest_size():
         connecting.connect("shm://pushring")
         for push in (a, b):
             await wait_peers(push, 1)
-            assert push._engine.peers[0].rx.capacity == 4 * KiB
-            assert push._engine.peers[0].tx.capacity == 64 * KiB
+            assert seam.connections(push)[0].rx.capacity == 4 * KiB
+            assert seam.connections(push)[0].tx.capacity == 64 * KiB
         batch = [b"%d" % i * 300 for i in range(60)]  # 60 KiB, far more than 4 KiB
         await a.send_many(batch)
         got: list[bytes] = []
@@ -359,8 +360,8 @@ async def test_a_ring_size_set_before_bind_sizes_the_rings_and_the_send_limits()
         b.connect("shm://setsize")
         await wait_peers(a, 1)
         await wait_peers(b, 1)
-        assert a._engine.peers[0].tx.capacity == 4 * KiB
-        assert b._engine.peers[0].tx.capacity == 64 * KiB
+        assert seam.connections(a)[0].tx.capacity == 4 * KiB
+        assert seam.connections(b)[0].tx.capacity == 64 * KiB
         # What send_nowait can write at once follows the new size: half the ring.
         with pytest.raises(shmsock.MessageTooLarge, match="half the ring"):
             a.send_nowait(b"x" * 3000)
@@ -397,7 +398,7 @@ async def test_checksum_changes_on_a_live_connection_from_the_next_record():
         b.connect("shm://crcswitch")
         await wait_peers(a, 1)
         await wait_peers(b, 1)
-        ring = a._engine.peers[0].tx_seg.mm
+        ring = seam.connections(a)[0].tx_seg.mm
 
         def flip(marker: bytes) -> None:
             at = ring.find(marker)

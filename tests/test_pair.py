@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import peers
 import pytest
+import seam
 import trio
 import trio.testing
 from conformance import (
@@ -136,7 +137,7 @@ async def test_corrupt_ring_header_of_the_peer_breaks_the_pair_not_with_corrupt(
         await wait_peers(sender, 1)
         await receiver.send(b"before")
         fill_then_drain(sender, [receiver], b"fill")
-        damage_consumer_position(receiver._engine.peers[0].rx_seg.ring)
+        damage_consumer_position(seam.connections(receiver)[0].rx_seg.ring)
         with pytest.raises(trio.BrokenResourceError):
             await sender.send(b"lost")
         assert sender.peer_count == 0
@@ -216,7 +217,7 @@ async def test_a_peer_that_dies_after_waking_a_reader_is_seen_gone_without_anoth
                 await trio.testing.wait_all_tasks_blocked()
                 await pair.send(b"ping")
             assert got == [b"ping"]
-            assert pair._engine.held is not None  # the wake-up left the doorbell unread
+            assert seam.held(pair) is not None  # the wake-up left the doorbell unread
             child.kill()
             with trio.fail_after(10):
                 while pair.peer_count:  # noqa: ASYNC110 (until the poller has seen it go)
@@ -298,7 +299,7 @@ async def test_sigkilled_peer_releases_a_blocked_sender_with_broken():
                     try:
                         pair.send_nowait(bytes(10_000))
                     except trio.WouldBlock:
-                        if pair._engine.peers:
+                        if seam.connections(pair):
                             break
                         await trio.sleep(0.001)
 

@@ -11,6 +11,7 @@ from collections.abc import AsyncIterator
 
 import peers
 import pytest
+import seam
 import trio
 import trio.testing
 from conformance import (
@@ -138,7 +139,7 @@ async def test_push_drops_a_peer_whose_ring_header_is_corrupt_and_sends_to_the_o
         fill_then_drain(push, [victim, healthy], b"fill 0000")
         # The victim's incoming ring now claims a read position the PUSH
         # never wrote up to: the PUSH finds that on its next write there.
-        damage_consumer_position(victim._engine.peers[0].rx_seg.ring)
+        damage_consumer_position(seam.connections(victim)[0].rx_seg.ring)
         sent = [b"send %04d" % i for i in range(100)]
         for msg in sent:  # no checkpoint: nobody can reconnect meanwhile
             push.send_nowait(msg)
@@ -547,8 +548,8 @@ async def test_sigkilled_pull_releases_a_push_blocked_on_its_full_ring(userdir):
             assert await other.recv() == b"goes elsewhere"
             # The dead peer was retired and its files reclaimed: only the
             # live connection's remain.
-            assert child.pid not in [p.pid for p in push._engine.peers]
-            live = {p.tx_seg.name for p in push._engine.peers}
+            assert child.pid not in [p.pid for p in seam.connections(push)]
+            live = {p.tx_seg.name for p in seam.connections(push)}
             assert {n for n in os.listdir(userdir) if ".b." in n} == live
             assert len([n for n in os.listdir(userdir) if n.endswith(".c")]) == 1
     finally:
@@ -566,7 +567,7 @@ async def test_sigkilled_push_is_noticed_and_its_messages_still_delivered(userdi
             got = [await pull.recv() for _ in range(50)]
             assert got == [f":{i}".encode() for i in range(50)]
             with trio.fail_after(10):
-                while pull._engine.peers:  # retired once read to the end
+                while seam.connections(pull):  # retired once read to the end
                     with trio.move_on_after(0.01):
                         await pull.recv()
             left = sorted(n for n in os.listdir(userdir) if "@spare." not in n)

@@ -12,8 +12,10 @@ from __future__ import annotations
 
 import gc
 import json
+import logging
 import os
 import shutil
+import signal
 import socket
 import stat
 import subprocess
@@ -23,6 +25,7 @@ import tempfile
 import crashpeers
 import peers
 import pytest
+import seam
 import trio
 import trio.testing
 from conformance import fd_count, wait_peers
@@ -31,7 +34,6 @@ from procs import forked, spawn
 import shmsock
 from shmsock import PAIR, PULL, PUSH
 from shmsock import _ring as R
-from shmsock._transport import _engine
 from shmsock._transport.shm import _segment, _wire
 from shmsock._transport.shm._fs import UserDir
 
@@ -100,7 +102,7 @@ async def test_killed_reader_releases_blocked_push_senders_to_other_peers(userdi
             push.bind("shm://k2")
             await child.expect("ready")
             await wait_peers(push, 1)
-            dead = push._engine.peers[0]
+            dead = seam.connections(push)[0]
             assert dead.slot == 0
             # The heir re-creates the ring file's name: only the old one counts.
             dead_marks = [f"/{dead.tx_seg.name}", f"/{dead.rx_seg.name} (deleted)"]
@@ -131,13 +133,13 @@ async def test_killed_reader_releases_blocked_push_senders_to_other_peers(userdi
                 child.kill()
                 # No checkpoint since the kill: the binder has not seen it yet.
                 heir.connect("shm://k2")
-                assert heir._engine.slots[0].index == 0  # the dead one's slot
+                assert seam.slots(heir)[0].index == 0  # the dead one's slot
             got = {await heir.recv(), await heir.recv()}
             assert got == {b"blocked-1", b"blocked-2"}
             assert [await other.recv() for _ in queued] == queued
             # The dead connection is retired: no peer, no file, no descriptor
             # and no mapping of it is left; the heir's slot files are intact.
-            assert child.pid not in [p.pid for p in push._engine.peers]
+            assert child.pid not in [p.pid for p in seam.connections(push)]
             assert push.peer_count == 2
             sentinels = _sentinels()
             names = _names(userdir)
@@ -165,7 +167,7 @@ async def test_killed_pair_peer_breaks_blocked_senders_and_is_cleaned_up_once(us
             await child.expect("ready")
             await child.expect("sent")
             await wait_peers(pair, 1)
-            dead = pair._engine.peers[0]
+            dead = seam.connections(pair)[0]
             dead_marks = [f"/{dead.tx_seg.name}", f"/{dead.rx_seg.name}"]
             while True:
                 try:
@@ -208,8 +210,12 @@ async def test_killed_pair_peer_breaks_blocked_senders_and_is_cleaned_up_once(us
 # -- case 3: stale endpoints, and processes racing to clean them ---------------
 
 
-async def _leave_a_stale_endpoint(endpoint: str, connectors: int) -> None:
-    """A binder and some connectors, all SIGKILLed: only their files remain."""
+async def _leave_a_stale_endpoint(endpoint: str, connectors: int, sig: int) -> None:
+    """A binder and some connectors, all killed by *sig*: only their files remain.
+
+    SIGTERM's default action ends a process as abruptly as SIGKILL does (no
+    Python code runs, nothing is closed), so both leave the same files.
+    """
     binder = spawn(peers.pull_idle, endpoint, True, ctx=forked())
     pushes = []
     try:
@@ -222,10 +228,17 @@ async def _leave_a_stale_endpoint(endpoint: str, connectors: int) -> None:
             await c.expect("ready")
             await c.expect("sent")
         for c in [binder, *pushes]:
-            c.kill()
+            os.kill(c.pid, sig)
+        for c in [binder, *pushes]:
+            assert await c.join() == -sig
     finally:
         for c in [binder, *pushes]:
             c.close()
+
+
+_DEATHS = pytest.mark.parametrize(
+    "sig", [signal.SIGKILL, signal.SIGTERM], ids=["SIGKILL", "SIGTERM"]
+)
 
 
 async def test_connect_takes_a_slot_whose_ring_file_lost_its_lock(userdir):
@@ -245,8 +258,9 @@ async def test_connect_takes_a_slot_whose_ring_file_lost_its_lock(userdir):
         assert (userdir / "nolock@0.c").stat().st_size > len(b"stale")
 
 
-async def test_racing_binders_on_a_stale_endpoint_one_wins_and_cleans(userdir):
-    await _leave_a_stale_endpoint("shm://stale3", 3)
+@_DEATHS
+async def test_racing_binders_on_a_stale_endpoint_one_wins_and_cleans(sig, userdir):
+    await _leave_a_stale_endpoint("shm://stale3", 3, sig)
     left = _names(userdir)
     assert {"stale3@lock", "stale3@sock", "stale3@0.c", "stale3@2.lock"} <= left
     children = [spawn(peers.bind_race, "shm://stale3", ctx=forked()) for _ in range(6)]
@@ -268,8 +282,9 @@ async def test_racing_binders_on_a_stale_endpoint_one_wins_and_cleans(userdir):
             c.close()
 
 
-async def test_racing_connectors_reclaim_stale_slots_exactly_once(userdir):
-    await _leave_a_stale_endpoint("shm://stale4", 4)
+@_DEATHS
+async def test_racing_connectors_reclaim_stale_slots_exactly_once(sig, userdir):
+    await _leave_a_stale_endpoint("shm://stale4", 4, sig)
     children = [
         spawn(crashpeers.connect_race, "shm://stale4", f"c{i}", ctx=forked()) for i in range(6)
     ]
@@ -377,7 +392,7 @@ async def test_binder_ring_name_taken_by_a_squatter_is_skipped(userdir, tmp_path
     victim.write_bytes(b"precious")
     squatter = userdir / "sqt@0.b.00000000"
     # The ring is made at accept (no spare ring made ahead): the path covered.
-    monkeypatch.setattr(_engine.Engine, "_make_spare", lambda self, b: None)
+    seam.no_spare_rings(monkeypatch)
     async with shmsock.socket(PUSH) as push, shmsock.socket(PULL) as pull:
         push.bind("shm://sqt")
         tokens = iter([bytes(4)])
@@ -414,7 +429,7 @@ async def test_connector_killed_while_creating_its_ring(point, userdir):
         # The next connector takes the slot over and is the only one heard.
         async with shmsock.socket(PUSH) as push:
             push.connect("shm://half")
-            assert push._engine.slots[0].index == 0
+            assert seam.slots(push)[0].index == 0
             await push.send(b"fresh")
             assert await pull.recv() == b"fresh"
             assert pull.peer_count == 1
@@ -465,19 +480,23 @@ async def test_a_connector_that_closes_before_noticing_its_binder_died_removes_i
         again.bind("shm://gonebinder")
 
 
-async def test_a_connector_that_closes_leaves_a_live_binders_ring_to_it(userdir):
+async def test_a_connector_that_closes_removes_the_live_binders_ring_it_mapped(userdir):
+    # Once the connector is done with the binder's ring nobody reads it, and
+    # a binder that closes at the same moment, or dies before it notices,
+    # would leave it behind: the connector removes it (see Engine.close).
     async with shmsock.socket(PAIR) as binder:
         binder.bind("shm://livebinder")
         async with shmsock.socket(PAIR) as pair:
             pair.connect("shm://livebinder")
             await wait_peers(binder, 1)
-            ring = binder._engine.peers[0].tx_seg.name
+            ring = seam.connections(binder)[0].tx_seg.name
+            assert ring in os.listdir(userdir)
             pair.close()
-            assert ring in os.listdir(userdir)  # the binder's to remove, once it notices
+            assert ring not in os.listdir(userdir)
         with trio.fail_after(10):
             while binder.peer_count:  # noqa: ASYNC110 (until its poller has seen it go)
                 await trio.sleep(0.01)
-        assert ring not in os.listdir(userdir)
+        assert ring not in os.listdir(userdir)  # and the binder, noticing, is content
 
 
 @pytest.mark.parametrize("point", crashpeers.CREATE_POINTS)
@@ -513,6 +532,38 @@ def _hello_from_nowhere(sockpath: str, slot: int) -> int:
     answer = _wire.Handshake.unpack(data)
     assert answer.kind == _wire.Kind.REFUSE
     return answer.reason
+
+
+async def test_a_stale_hello_never_attaches_the_next_connectors_ring_of_its_slot():
+    # A connector sends its HELLO for slot 0 and goes before the binder reads
+    # it; the next connector claims slot 0 and makes its ring there.  The
+    # binder, reading the stale HELLO now, finds a ring at slot 0, but it is
+    # not the ring of the connection that asked: attaching it would give that
+    # ring two readers, each taking some of the next connector's messages.
+    # It never attaches: the stale connection has hung up, so the WELCOME
+    # that would attach it fails, and the binder lets go of the ring.
+    async with shmsock.socket(PULL) as pull, shmsock.socket(PUSH) as push:
+        pull.bind("shm://stale-hello")
+        d = UserDir()
+        try:
+            with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as gone:
+                gone.connect(d.sockpath("stale-hello@sock"))
+                hello = _wire.Handshake(_wire.Kind.HELLO, PUSH, 0, os.getpid(), 4096)
+                gone.sendall(hello.pack())
+        finally:
+            d.close()
+        # No checkpoint since: the binder has read neither HELLO yet.
+        push.connect("shm://stale-hello")
+        assert seam.slots(push)[0].index == 0
+        await wait_peers(pull, 1)
+        for n in range(200):
+            await push.send(b"%d" % n)
+        with trio.fail_after(10):
+            got = [await pull.recv() for _ in range(200)]
+        assert got == [b"%d" % n for n in range(200)]
+        with pytest.raises(trio.WouldBlock):
+            pull.recv_nowait()
+        assert len(seam.connections(pull)) == 1
 
 
 @pytest.mark.parametrize("shape", ["unfinished", "empty", "short", "shorter-than-declared"])
@@ -555,6 +606,56 @@ async def test_binder_refuses_and_removes_a_dead_connectors_broken_ring(shape, u
             push.connect("shm://forged")
             await push.send(b"real")
             assert await pull.recv() == b"real"
+
+
+def _warnings(caplog) -> list[str]:
+    return [r.getMessage() for r in caplog.records if r.levelno >= logging.WARNING]
+
+
+async def test_binding_and_connecting_then_closing_at_once_logs_no_warning(caplog):
+    """The shortest program: bind and connect in one process, then leave.
+
+    The connector sends its HELLO and removes its ring as it closes, before
+    the binder has read the HELLO: that is a connector gone, not a bad ring.
+    """
+    caplog.set_level(logging.DEBUG, logger="shmsock")
+    for _ in range(3):
+        async with shmsock.socket(PULL) as pull, shmsock.socket(PUSH) as push:
+            pull.bind("shm://short")
+            push.connect("shm://short")
+    assert _warnings(caplog) == []
+
+
+async def test_a_connector_gone_before_its_hello_is_read_is_handled_quietly(userdir, caplog):
+    caplog.set_level(logging.DEBUG, logger="shmsock")
+    async with shmsock.socket(PULL) as pull:
+        pull.bind("shm://gone-hello")
+        async with shmsock.socket(PUSH) as push:
+            push.connect("shm://gone-hello")
+            push.close()  # no checkpoint since the HELLO: the binder has not read it
+        await trio.testing.wait_all_tasks_blocked()  # now it has
+        assert "slot 0 hung up before its HELLO was read" in caplog.text
+        assert _warnings(caplog) == []
+        assert pull.peer_count == 0
+        assert _names(userdir) == {"gone-hello@lock", "gone-hello@sock"}
+        async with shmsock.socket(PUSH) as push:  # the endpoint serves the next one
+            push.connect("shm://gone-hello")
+            await push.send(b"next")
+            assert await pull.recv() == b"next"
+
+
+async def test_a_live_connector_whose_ring_is_missing_is_still_refused_and_logged(caplog):
+    async with shmsock.socket(PULL) as pull:
+        pull.bind("shm://no-ring")
+        d = UserDir()
+        try:
+            sockpath = f"/proc/self/fd/{d.fd}/no-ring@sock"
+            reason = await trio.to_thread.run_sync(_hello_from_nowhere, sockpath, 3)
+        finally:
+            d.close()
+        assert reason == _wire.Refusal.BAD_SEGMENT
+        assert any("cannot use the ring of slot 3" in w for w in _warnings(caplog))
+        assert pull.peer_count == 0
 
 
 @pytest.mark.parametrize(

@@ -43,6 +43,7 @@ import cbuild
 import fuzzpeers
 import ringforge as rf
 import ringref as ref
+import seam
 import trio
 from conformance import wait_peers
 from procs import spawn
@@ -667,7 +668,7 @@ async def test_corrupted_ring_under_a_live_connection():
             await wait_peers(binder, 1)
             await wait_peers(connector, 1)
             tx, rx = (binder, connector) if binder_writes else (connector, binder)
-            peer = rx._engine.peers[0]
+            peer = seam.connections(rx)[0]
             sent: list[bytes] = []
             got: list[bytes] = []
             send_some(tx, sent, rnd, outcomes)
@@ -719,7 +720,7 @@ async def test_corrupted_ring_of_a_writer_process():
             for r in range(rounds):
                 await wait_peers(pull, 1)
                 # The last round's broken connection may not be retired yet.
-                peer = next(p for p in pull._engine.peers if p.alive)
+                peer = next(p for p in seam.connections(pull) if p.alive)
                 # Damage the connection once the writer uses it (it has
                 # attached at its end too), unless an earlier round's damage
                 # is still there to be found.

@@ -28,6 +28,7 @@ import random
 from dataclasses import dataclass
 
 import pytest
+import seam
 import soak
 import trio
 from procs import Child, forked, spawn
@@ -110,7 +111,7 @@ async def soak_sender_kills(tmp_path, messages: int, min_kills: int, seed: int):
                 with trio.fail_after(60):
                     while not (  # noqa: ASYNC110 (the state is the receiver task's)
                         all(ledger.next.get(k, 0) >= n for k, n in final.items())
-                        and {p.pid for p in pull._engine.peers} <= survivors
+                        and {p.pid for p in seam.connections(pull)} <= survivors
                     ):
                         await trio.sleep(0.01)
                 nursery.cancel_scope.cancel()

@@ -16,6 +16,7 @@ from typing import Any
 
 import endpointpeers
 import pytest
+import seam
 import trio
 from conformance import wait_peers
 from procs import Child, spawn
@@ -286,7 +287,7 @@ async def test_what_was_sent_before_the_connector_read_our_welcome_still_reaches
     async with shmsock.socket(PUSH) as push, shmsock.socket(PULL) as pull:
         push.bind("shm://early")
         pull.connect("shm://early")  # sends its HELLO now
-        push._engine.poll()  # accept and answer it, here and now, in this task
+        seam.poll(push)  # accept and answer it, here and now, in this task
         assert push.peer_count == 1 and pull.peer_count == 0
         push.send_nowait(b"before the welcome was read")
         push.unbind("shm://early")
@@ -301,7 +302,7 @@ async def test_a_connector_closed_before_reading_the_welcome_removes_the_binders
         pull = shmsock.socket(PULL)
         push.bind("shm://early2")
         pull.connect("shm://early2")
-        push._engine.poll()
+        seam.poll(push)
         push.unbind("shm://early2")
         assert any(".b." in name for name in files(userdir))
         pull.close()

@@ -21,13 +21,13 @@ from __future__ import annotations
 import collections
 import os
 import random
-import socket
 from array import array
 
 import crashforge as cf
 import peers
 import pytest
 import ringforge as rf
+import seam
 import trio
 from conformance import wait_peers
 from procs import spawn
@@ -36,7 +36,8 @@ import shmsock
 from shmsock import PAIR, PULL, PUSH
 from shmsock import _ring as R
 from shmsock._options import Options
-from shmsock._transport._peer import Message, Peer
+from shmsock._transport import Message
+from shmsock._transport.shm._assembly import Assembler
 
 M64 = 1 << 64
 SCENARIOS = 100
@@ -54,29 +55,16 @@ def frames_of(item: bytes | Message) -> list[bytes]:
 
 
 class Reader:
-    """The receiving end of one connection: a consumer and the transport's Peer."""
+    """The receiving end of one connection: a consumer and the transport's assembler."""
 
-    def __init__(self, region: bytearray, cap: int, sock: socket.socket, buf: R.ReadBuffer) -> None:
+    def __init__(self, region: bytearray, cap: int, buf: R.ReadBuffer) -> None:
         self.cons = R.Consumer(region, cap)
         self.buf = buf
-        self.peer = Peer(
-            endpoint="shm://crash",
-            bound=True,
-            sock=sock,
-            tx=None,  # this end never sends
-            tx_seg=None,
-            rx=self.cons,
-            rx_seg=None,
-            pid=0,
-            slot=0,
-            token="",
-            max_msg=1 << 30,
-            owns_tx=False,
-        )
+        self.asm = Assembler(max_msg=1 << 30)
 
     def adopt(self, other: Reader) -> None:
         """Continue from *other*'s message assembly (our consumer starts where that one stopped)."""
-        p, q = self.peer, other.peer
+        p, q = self.asm, other.asm
         p.partial = None if q.partial is None else list(q.partial)
         p.frame = list(q.frame)
         p.partial_aux, p.partial_size, p.skipping = q.partial_aux, q.partial_size, q.skipping
@@ -85,12 +73,14 @@ class Reader:
     def drain(self) -> list[list[bytes]]:
         """Every complete message readable now."""
         for _ in range(10_000):
-            if not self.peer.fill(self.buf):
+            payloads, flags, aux, _wake = self.cons.read(self.buf)
+            if not payloads:
                 break
+            self.asm.add(payloads, flags, aux)
         else:
             raise AssertionError("the reader never ran out of records")
-        out = [frames_of(item) for item in self.peer.inbox]
-        self.peer.inbox.clear()
+        out = [frames_of(item) for item in self.asm.inbox]
+        self.asm.inbox.clear()
         return out
 
 
@@ -100,7 +90,7 @@ Batches = list[list[cf.Record]]
 class Scenario:
     """An honest writer and a reader that lags at random, on one ring."""
 
-    def __init__(self, seed: int, sock: socket.socket) -> None:
+    def __init__(self, seed: int) -> None:
         self.rnd = rnd = random.Random(seed)
         self.cap = cap = rnd.choice([256, 512, 1024])
         self.maxp = cap // 2 - rf.REC
@@ -113,7 +103,7 @@ class Scenario:
             (M64 - 8 * rnd.randrange(4 * cap)) % M64,
             (M64 - rnd.randrange(50)) % M64,
         )
-        self.reader = Reader(self.region, cap, sock, self.buf)
+        self.reader = Reader(self.region, cap, self.buf)
         self.sent: list[list[bytes]] = []
         self.delivered: list[list[bytes]] = []
         self.counter = 0
@@ -240,61 +230,56 @@ def labels(
 
 
 def test_every_crash_point_of_a_write_delivers_only_complete_messages():
-    sock, other = socket.socketpair()
     points = 0
     seen: collections.Counter[str] = collections.Counter()
-    try:
-        for seed in range(SCENARIOS):
-            sc = Scenario(seed, sock)
-            for _ in range(sc.rnd.randrange(4)):
-                sc.write(*sc.message()[1:])
-            cap = sc.cap
-            sc.move_tail_to(
-                sc.rnd.choice(
-                    [
-                        cap - 8,
-                        cap - 16,
-                        cap - 24,
-                        cap - 8 * sc.rnd.randrange(4, 12),
-                        0,
-                        8 * sc.rnd.randrange(cap // 8),
-                    ]
-                )
+    for seed in range(SCENARIOS):
+        sc = Scenario(seed)
+        for _ in range(sc.rnd.randrange(4)):
+            sc.write(*sc.message()[1:])
+        cap = sc.cap
+        sc.move_tail_to(
+            sc.rnd.choice(
+                [
+                    cap - 8,
+                    cap - 16,
+                    cap - 24,
+                    cap - 8 * sc.rnd.randrange(4, 12),
+                    0,
+                    8 * sc.rnd.randrange(cap // 8),
+                ]
             )
-            kind, msgs, batches = sc.message()
-            ends = message_ends(batches)
-            assert len(ends) == len(msgs)
-            for b, batch in enumerate(batches):
-                sc.make_room(batch)
-                tail_off = rf.get(sc.region, "tail") % cap
-                whole = cf.units(cf.plan(sc.region, cap, batch))
-                for k in range(len(whole) + 1):
-                    pieces = whole[:k]
-                    region = bytearray(sc.region)
-                    cf.apply(region, pieces)
-                    # The writer is dead: what can the reader get out of it?
-                    reader = Reader(region, cap, sock, sc.buf)
-                    reader.adopt(sc.reader)
-                    got = reader.drain()
-                    reader.peer.abandon_partial()  # the doorbell's end-of-file
-                    n_pub = b + cf.published(pieces)  # batches published
-                    complete = [m for m, (_f, last) in zip(msgs, ends, strict=True) if last < n_pub]
-                    partial = sum(first < n_pub <= last for first, last in ends)
-                    where = f"seed {seed} ({kind}) batch {b} crash after {k}/{len(whole)} stores"
-                    assert sc.delivered + got == sc.sent + complete, where
-                    assert reader.peer.dropped == sc.reader.peer.dropped + partial, where
-                    # Everything published was read; nothing beyond it.
-                    assert rf.get(region, "head") == rf.get(region, "tail"), where
-                    reader.cons.release()
-                    points += 1
-                    seen.update(labels(kind, b, whole, pieces, tail_off))
-                cf.apply(sc.region, whole)  # this time the writer lives on
-                if sc.rnd.random() < 0.3:
-                    sc.read()
-            sc.reader.cons.release()
-    finally:
-        sock.close()
-        other.close()
+        )
+        kind, msgs, batches = sc.message()
+        ends = message_ends(batches)
+        assert len(ends) == len(msgs)
+        for b, batch in enumerate(batches):
+            sc.make_room(batch)
+            tail_off = rf.get(sc.region, "tail") % cap
+            whole = cf.units(cf.plan(sc.region, cap, batch))
+            for k in range(len(whole) + 1):
+                pieces = whole[:k]
+                region = bytearray(sc.region)
+                cf.apply(region, pieces)
+                # The writer is dead: what can the reader get out of it?
+                reader = Reader(region, cap, sc.buf)
+                reader.adopt(sc.reader)
+                got = reader.drain()
+                reader.asm.abandon()  # the doorbell's end-of-file
+                n_pub = b + cf.published(pieces)  # batches published
+                complete = [m for m, (_f, last) in zip(msgs, ends, strict=True) if last < n_pub]
+                partial = sum(first < n_pub <= last for first, last in ends)
+                where = f"seed {seed} ({kind}) batch {b} crash after {k}/{len(whole)} stores"
+                assert sc.delivered + got == sc.sent + complete, where
+                assert reader.asm.dropped == sc.reader.asm.dropped + partial, where
+                # Everything published was read; nothing beyond it.
+                assert rf.get(region, "head") == rf.get(region, "tail"), where
+                reader.cons.release()
+                points += 1
+                seen.update(labels(kind, b, whole, pieces, tail_off))
+            cf.apply(sc.region, whole)  # this time the writer lives on
+            if sc.rnd.random() < 0.3:
+                sc.read()
+        sc.reader.cons.release()
     named = [
         "header partly written",
         "payload partly copied",
@@ -413,7 +398,7 @@ async def test_connector_killed_mid_write(userdir, reader, point):
             await child.expect("ready")
             await child.expect("sent")
             await wait_peers(rd, 1)
-            peer = rd._engine.peers[0]
+            peer = seam.connections(rd)[0]
             for msg in before[:read_first]:
                 assert await rd.recv_multipart() == msg
             before = before[read_first:]  # complete, still unread when the writer dies
@@ -430,7 +415,7 @@ async def test_connector_killed_mid_write(userdir, reader, point):
         # ...and the next connector takes the slot.
         async with shmsock.socket(PUSH if reader == PULL else PAIR) as again:
             again.connect(f"shm://{name}")
-            assert again._engine.slots[0].index == 0
+            assert seam.slots(again)[0].index == 0
             await again.send(b"after")
             with trio.fail_after(10):
                 assert await rd.recv() == b"after"
@@ -450,7 +435,7 @@ async def test_binder_killed_mid_write(userdir, point):
             rd.connect(f"shm://{name}")
             await child.expect("sent")
             await wait_peers(rd, 1)
-            peer = rd._engine.peers[0]
+            peer = seam.connections(rd)[0]
             for msg in BEFORE[:READ_FIRST]:
                 assert await rd.recv_multipart() == msg
             frames, delivered, dropped = crash_stores(peer.rx_seg.ring, peer.rx.capacity, point)

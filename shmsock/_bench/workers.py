@@ -235,9 +235,9 @@ def shm_req(conn: Connection, spec: Spec) -> None:
 
 async def _floor_rings(sock: shmsock.Socket) -> tuple[Any, Any, Any]:
     await sock.wait_peers(1)
-    engine = sock._engine
-    peer = engine.peers[0]
-    return peer.tx, peer.rx, engine.rbuf
+    conns = sock._hub.transports["shm"].conns  # type: ignore[attr-defined]
+    conn = conns.conns[0]
+    return conn.tx, conn.rx, conns.rbuf
 
 
 async def _floor_send(tx: Any, msg: bytes) -> None:

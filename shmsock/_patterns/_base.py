@@ -18,7 +18,8 @@ Placements, what :meth:`Pattern.route` returns:
 
 - a pipe: the message goes to that pipe.  The socket offers it and reports
   back: :meth:`Pattern.sent` if the pipe took it, :meth:`Pattern.refused`
-  if it had no room, and then asks again.
+  if it had no room, :meth:`Pattern.passed_over` if the message is over
+  the limit its peer stated, and then asks again.
 - a :class:`Fanout`: the message goes to each of these pipes that has room;
   each that has none is reported with :meth:`Pattern.dropped` (PUB's slow
   subscriber).  The send is done either way.
@@ -102,8 +103,10 @@ class Pattern:
     max_peers: ClassVar[int | None] = None
     #: Whether receiving moves on to the next pipe after each message.
     rotate_recv: ClassVar[bool] = True
+    #: Whether :meth:`route` may return a :class:`Fanout` (PUB will).
+    fans_out: ClassVar[bool] = False
     #: A class of public methods of this type alone, mixed into the socket
-    #: class of the type (see ``shmsock._context``); None: the plain Socket.
+    #: class of the type (see ``shmsock._socket``); None: the plain Socket.
     socket_methods: ClassVar[type | None] = None
 
     def __init__(self) -> None:
@@ -131,13 +134,26 @@ class Pattern:
         """Where the next message goes (see the module docstring)."""
         return round_robin(self.queues.send)
 
+    def targets(self, pipes: Sequence[PipeView]) -> Sequence[PipeView]:
+        """The pipes a message sent now may go to, of *pipes* (for the size check)."""
+        return pipes
+
     def sent(self, pipe: PipeView) -> None:
-        """The message went to *pipe*."""
-        self.queues.sent(pipe)
+        """The message went to *pipe*: it goes to the back of the send queue."""
+        send = self.queues.send
+        if send and send[0] is pipe:
+            send.rotate(-1)  # (a rotation keeps the queue's rule: see _queues)
 
     def refused(self, pipe: PipeView) -> None:
         """*pipe*, which :meth:`route` chose, had no room for the message."""
         self.queues.refused(pipe)
+
+    def passed_over(self, pipe: PipeView) -> None:
+        """*pipe*, which :meth:`route` chose, may not take this message (over its limit).
+
+        It keeps its place in turn; :meth:`route` is asked again.
+        """
+        self.queues.sent(pipe)
 
     def dropped(self, pipe: PipeView) -> None:
         """*pipe*, one of a :class:`Fanout`, had no room: it misses the message."""

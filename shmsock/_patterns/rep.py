@@ -7,10 +7,14 @@ State machine:
   StateError.
 - OWING: ``send`` writes the reply to *p*, tagged with *id*, and moves to
   IDLE.  If *p* has died meanwhile the reply is dropped without error, as
-  in libzmq, and the socket moves to IDLE.  ``recv`` raises StateError.
+  in libzmq, and the socket moves to IDLE.  A reply larger than *p*'s
+  max_msg_size raises MessageTooLarge and the REP stays OWING, so a
+  smaller reply can follow.  ``recv`` raises StateError.
 """
 
 from __future__ import annotations
+
+from collections.abc import Sequence
 
 from .._errors import StateError
 from .._types import SocketType
@@ -56,6 +60,9 @@ class RepPattern(Pattern):
         if pipe.writable and not pipe.streaming:
             return pipe
         return None  # full: its transport reports room
+
+    def targets(self, pipes: Sequence[PipeView]) -> Sequence[PipeView]:
+        return [] if self._owed_pipe is None else [self._owed_pipe]
 
     def sent(self, pipe: PipeView) -> None:
         self._idle()

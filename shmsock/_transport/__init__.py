@@ -68,6 +68,7 @@ if TYPE_CHECKING:
     from ._reactor import Reactor
 
 __all__ = [
+    "NO_LIMIT",
     "SCHEMES",
     "Events",
     "Message",
@@ -84,6 +85,10 @@ __all__ = [
 
 
 _T = TypeVar("_T")
+
+
+#: A pipe's ``peer_limit`` when its peer stated none: more than any message.
+NO_LIMIT: Final = 1 << 64
 
 
 # -- messages ------------------------------------------------------------------------
@@ -188,8 +193,13 @@ class Pipe(Protocol):
     endpoint: str
     #: The peer's socket type.
     peer_type: SocketType
-    #: The largest message (all frames) the peer accepts.
+    #: The largest message (all frames) the peer accepts (NO_LIMIT: unstated).
     peer_limit: int
+
+    @property
+    def peer_pid(self) -> int:
+        """The peer's process (for messages only)."""
+
     #: What the peer asked to be called (ROUTER's routing id); b"" if nothing.
     peer_identity: bytes
     #: Flags (rule 6).
@@ -335,10 +345,33 @@ class Transport(Protocol):
         """Connect to *endpoint*, now or whenever a binder appears; never waits."""
 
     def unbind(self, endpoint: str) -> None:
-        """Stop accepting at *endpoint*; pipes made there stay until they end."""
+        """Stop accepting at *endpoint*, and end the pipes accepted there.
 
-    def disconnect(self, endpoint: str) -> None:
-        """Drop the connection to *endpoint*, as if this socket had closed it."""
+        They end as :meth:`close` ends them: the peers still take what was
+        sent; what they sent that was not taken is dropped and counted.
+        The transport reports ``gone`` and ``finished`` for each.  Raises
+        InvalidEndpoint for an endpoint not bound here.
+        """
+
+    def disconnect(self, endpoint: str) -> int:
+        """Undo every connect() to *endpoint* (ending its pipes as unbind does).
+
+        Returns how many connects it undid.  Raises InvalidEndpoint for an
+        endpoint not connected here.
+        """
+
+    def set_options(self, options: Options) -> None:
+        """Use *options* from now on (the socket lets only some change once attached)."""
+
+    def undelivered(self) -> bool:
+        """Whether messages sent wait where no pipe can deliver them yet.
+
+        (A connector's ring whose binder is gone.)  ``aclose`` lingers for
+        them as for a pipe's unread messages.
+        """
+
+    def count_lost(self) -> None:
+        """Count in ``dropped`` what closing now loses; called just before close()."""
 
     def check_atomic(self, frames: list[bytes], size: int) -> None:
         """Raise MessageTooLarge if this message can never be offered whole."""

@@ -19,6 +19,7 @@ doorbell a task waits on itself).
 from __future__ import annotations
 
 import logging
+import os
 import select
 from collections.abc import Callable
 from typing import Final
@@ -87,6 +88,21 @@ class Reactor:
                 log.exception("shmsock: error handling an event on fd %d", fd)
         return bool(events)
 
+    def disown(self) -> None:
+        """This process is a fork() child of the socket's: let go, touch nothing.
+
+        The epoll set and every descriptor in it are shared with the parent
+        (an epoll_ctl here would edit the parent's set), so each becomes a
+        descriptor of /dev/null (see :func:`blank_descriptors`).
+        """
+        if self.closed:
+            return
+        self.closed = True
+        fds = set(self._handlers)
+        fds.add(self._epoll.fileno())
+        self._handlers.clear()
+        blank_descriptors(fds)
+
     def close(self) -> None:
         """Unregister everything and close the epoll descriptor.
 
@@ -101,3 +117,32 @@ class Reactor:
         except RuntimeError:
             pass  # outside of Trio: nobody can be waiting on it
         self._epoll.close()
+
+
+def blank_descriptors(fds: set[int]) -> None:
+    """Make each of *fds* a descriptor of /dev/null, in a fork() child.
+
+    That drops the child's hold on what the parent shares (open files,
+    locks, sockets), as closing would, without freeing the numbers:
+    whatever closes them later, or an epoll_ctl on them by the child's copy
+    of the parent's Trio loop, meets only /dev/null, which epoll refuses.
+    Never raises.
+    """
+    fds.discard(-1)
+    try:
+        null = os.open(os.devnull, os.O_RDWR | os.O_CLOEXEC)
+    except OSError:  # out of descriptors: closing is the next safest
+        for fd in fds:
+            try:
+                os.close(fd)
+            except OSError:
+                pass
+        return
+    try:
+        for fd in fds:
+            try:
+                os.dup2(null, fd, inheritable=False)
+            except OSError:
+                pass
+    finally:
+        os.close(null)

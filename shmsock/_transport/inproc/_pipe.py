@@ -8,12 +8,12 @@ writer that was refused for room.
 
 from __future__ import annotations
 
+import os
 from collections import deque
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING
 
 from ..._stats import EndpointStats
-from ..._types import SocketType
 from .. import Message, Queued
 
 if TYPE_CHECKING:
@@ -144,6 +144,7 @@ class InprocPipe:
         "_owner",
         "_peer",
         "alive",
+        "binding",
         "busy",
         "bytes_sent",
         "dropped",
@@ -156,6 +157,7 @@ class InprocPipe:
         "messages_sent",
         "peer_identity",
         "peer_limit",
+        "peer_pid",
         "peer_type",
         "readable",
         "streaming",
@@ -165,14 +167,16 @@ class InprocPipe:
 
     def __init__(self, owner: InprocTransport, endpoint: str, inbox: _Queue) -> None:
         self._owner = owner
+        self.binding: object = None  # the binder's side: the binding it came through
         self.endpoint = endpoint
         self.events = owner.events
         self.inbox = inbox
         self._out: _Queue  # the peer's inbox (set by _connect)
         self._peer: InprocPipe
-        self.peer_type = SocketType.PAIR
+        self.peer_type = owner.spec.kind  # set by connect_pipes
         self.peer_limit = 0
         self.peer_identity = b""
+        self.peer_pid = os.getpid()
         self.alive = self.readable = self.writable = True
         self.streaming = self.in_send = self.in_recv = self.busy = False
         self.try_write: Callable[[bytes, int], int] = self._try_write
@@ -332,6 +336,10 @@ class InprocPipe:
             self.writable = self.readable = False
             self.try_write = _refuse
             self._peer._peer_left()
+        self.drop_inbox()
+
+    def drop_inbox(self) -> None:
+        """What the peer sent that we did not take is lost: count it, let it go."""
         inbox = self.inbox
         self.dropped += len(inbox)
         self.dropped_bytes += inbox.nbytes
@@ -344,14 +352,16 @@ class InprocPipe:
 
 
 def connect_pipes(
-    binder: InprocTransport, dialer: InprocTransport, endpoint: str
+    binder: InprocTransport, dialer: InprocTransport, binding: object
 ) -> tuple[InprocPipe, InprocPipe]:
     """A connection between two sockets of one run: (binder's pipe, dialer's pipe)."""
     b_spec, d_spec = binder.spec, dialer.spec
+    endpoint = binding.endpoint  # type: ignore[attr-defined]
     b_in = _Queue(d_spec.options.ring_size)  # the dialer writes it
     d_in = _Queue(b_spec.options.ring_size)
     b = InprocPipe(binder, endpoint, b_in)
     d = InprocPipe(dialer, endpoint, d_in)
+    b.binding = binding
     b._out, b._peer, d._out, d._peer = d_in, d, b_in, b
     d_in.writer, b_in.writer = b, d
     b.peer_type, d.peer_type = d_spec.kind, b_spec.kind

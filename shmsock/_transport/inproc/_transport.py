@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import sys
 import threading
@@ -9,7 +10,9 @@ from typing import TYPE_CHECKING, Final
 
 import trio
 
-from ..._errors import AddressInUse, IncompatiblePeer
+from ... import _stats
+from ..._errors import AddressInUse, IncompatiblePeer, InvalidEndpoint
+from ..._options import Options
 from ..._stats import EndpointStats
 from .. import Events, SocketSpec, parse_name
 from ._pipe import InprocPipe, connect_pipes, count_pipe
@@ -68,7 +71,7 @@ class InprocTransport:
         self.events = events
         self.token = trio.lowlevel.current_trio_token()
         self.bindings: dict[str, _Binding] = {}
-        self.dialers: dict[str, _Dialer] = {}
+        self.dialers: list[_Dialer] = []
         self.pipes: list[InprocPipe] = []  # live or not yet finished
         self.retired: dict[str, EndpointStats] = {}
         self.closed = False
@@ -107,7 +110,7 @@ class InprocTransport:
                 b = None
             d = _Dialer(name, self)
             _dialing.setdefault(name, []).append(d)
-            self.dialers[endpoint] = d
+            self.dialers.append(d)
         if b is not None:
             b.transport._accept(b, d)
 
@@ -133,7 +136,7 @@ class InprocTransport:
                 ),
             )
             return
-        mine, theirs = connect_pipes(self, dialer, b.endpoint)
+        mine, theirs = connect_pipes(self, dialer, b)
         d.pipe, d.refused = theirs, None
         self.pipes.append(mine)
         dialer.pipes.append(theirs)
@@ -149,18 +152,35 @@ class InprocTransport:
         name = parse_name(endpoint)
         b = self.bindings.pop(name, None)
         if b is None:
-            raise ValueError(f"{endpoint} is not bound by this socket")
+            connected = any(d.name == name for d in self.dialers)
+            hint = " (it connected there: use disconnect)" if connected else ""
+            raise InvalidEndpoint(f"this socket is not bound to {endpoint}{hint}")
         with _LOCK:
             if _bound.get(name) is b:
                 del _bound[name]
+        for pipe in [p for p in self.pipes if p.binding is b]:
+            self._end(pipe)
 
-    def disconnect(self, endpoint: str) -> None:
-        d = self.dialers.pop(endpoint, None)
-        if d is None:
-            raise ValueError(f"{endpoint} is not connected by this socket")
-        self._forget(d)
-        if d.pipe is not None:
-            d.pipe.close()
+    def disconnect(self, endpoint: str) -> int:
+        name = parse_name(endpoint)
+        mine = [d for d in self.dialers if d.name == name]
+        if not mine:
+            hint = " (it is bound there: use unbind)" if name in self.bindings else ""
+            raise InvalidEndpoint(f"this socket is not connected to {endpoint}{hint}")
+        for d in mine:
+            self.dialers.remove(d)
+            self._forget(d)
+            if d.pipe is not None:
+                self._end(d.pipe)
+        return len(mine)
+
+    def _end(self, pipe: InprocPipe) -> None:
+        """End *pipe* from this side (unbind, disconnect): the peer keeps what we sent."""
+        was_alive = pipe.alive
+        pipe.close()
+        if was_alive:
+            self.events.gone(pipe)
+        self.events.finished(pipe)
 
     @staticmethod
     def _forget(d: _Dialer) -> None:
@@ -177,7 +197,7 @@ class InprocTransport:
         pass  # a message larger than the queue's budget goes when it is empty
 
     def check_usable(self) -> None:
-        for d in self.dialers.values():
+        for d in self.dialers:
             if d.refused is not None and (d.pipe is None or not d.pipe.alive):
                 raise d.refused
 
@@ -195,10 +215,21 @@ class InprocTransport:
             for name, b in self.bindings.items():
                 if _bound.get(name) is b:
                     del _bound[name]
-        for d in self.dialers.values():
+        for d in self.dialers:
             self._forget(d)
         for pipe in self.pipes:
             pipe.close()
+
+    def set_options(self, options: Options) -> None:
+        self.spec = dataclasses.replace(self.spec, options=options)
+
+    def undelivered(self) -> bool:
+        return False  # a message lives in a pipe, or nowhere
+
+    def count_lost(self) -> None:
+        with _stats.LOCK:
+            for pipe in self.pipes:
+                pipe.drop_inbox()
 
     def disown(self) -> None:
         """This process is a fork() child: let go without touching anything.

@@ -240,6 +240,29 @@ class UserDir:
         return os.listdir(self.fd)
 
 
+class LazyDir:
+    """The per-user directory of one transport, opened on first use."""
+
+    __slots__ = ("_d",)
+
+    def __init__(self) -> None:
+        self._d: UserDir | None = None
+
+    def get(self) -> UserDir:
+        """The directory, opened (and checked) now if it was not yet."""
+        if self._d is None:
+            self._d = UserDir()
+        return self._d
+
+    def is_open(self) -> bool:
+        return self._d is not None
+
+    def close(self) -> None:
+        if self._d is not None:
+            self._d.close()
+            self._d = None
+
+
 def try_lock(fd: int) -> bool:
     """Take an exclusive flock on *fd* without waiting; False if held."""
     try:

@@ -24,13 +24,20 @@ names, so both import this module and neither spells a name itself.
 
 from __future__ import annotations
 
+import logging
 import os
 import re
 from typing import Final
 
+from ..._errors import UnsafeFile
 from ._fs import UserDir, lock_file
 
-__all__ = ["ENTRY", "EndpointFiles", "reclaim_slot", "slot_files"]
+__all__ = ["ENTRY", "MAX_SLOTS", "EndpointFiles", "reclaim_dead_slot", "reclaim_slot", "slot_files"]
+
+#: Slots an endpoint has, at most: connectors at once (NAME@0 to NAME@4095).
+MAX_SLOTS: Final = 4096
+
+log = logging.getLogger("shmsock")
 
 #: An endpoint name's characters (see ``shmsock._transport.parse_name``).
 _NAME: Final = r"[A-Za-z0-9._-]{1,64}"
@@ -133,3 +140,17 @@ def reclaim_slot(d: UserDir, name: str, k: int) -> list[str] | None:
     finally:
         os.close(fd)
     return removed
+
+
+def reclaim_dead_slot(d: UserDir, name: str, k: int) -> bool:
+    """:func:`reclaim_slot`, for the transport: True if the slot is free now.
+
+    A lock file that is not ours to touch is logged and left alone.
+    """
+    try:
+        return bool(reclaim_slot(d, name, k))
+    except UnsafeFile:
+        log.warning(
+            "shmsock: not touching unsafe file %s/%s", d.path, EndpointFiles(name).slot_lock(k)
+        )
+        return False

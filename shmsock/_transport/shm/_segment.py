@@ -52,6 +52,7 @@ import stat
 import struct
 import sys
 import time
+import weakref
 from typing import Final
 
 from ... import _ring as R
@@ -74,10 +75,42 @@ _UNFINISHED: Final = 0o200
 _MMAP_KW: dict[str, bool] = {"trackfd": False} if sys.version_info >= (3, 13) else {}
 
 
-class Segment:
-    """A mapped segment.  ``ring`` is the ring's region within the mapping."""
+def _release(sides: list[R.Producer | R.Consumer], ring: memoryview, mm: mmap.mmap) -> None:
+    """Unmap a segment: first the ring ends over it, then the view, then the mapping.
 
-    __slots__ = ("_pending", "capacity", "mm", "name", "pid", "ring", "role", "sock_type")
+    In that order and no other: a C buffer over the view that outlives it
+    (left to the garbage collector, which frees in any order) crashed
+    CPython 3.11 once the view went first.  A segment's finalizer calls
+    this too, so the order holds however the segment is dropped.
+    """
+    for side in sides:
+        side.release()
+    sides.clear()
+    ring.release()
+    mm.close()
+
+
+class Segment:
+    """A mapped segment.  ``ring`` is the ring's region within the mapping.
+
+    The producer or consumer of its ring is made by :meth:`producer` or
+    :meth:`consumer`, and released by :meth:`close` (or when the segment is
+    collected) before the mapping: the one order that is safe.
+    """
+
+    __slots__ = (
+        "__weakref__",
+        "_close",
+        "_pending",
+        "_sides",
+        "capacity",
+        "mm",
+        "name",
+        "pid",
+        "ring",
+        "role",
+        "sock_type",
+    )
 
     def __init__(
         self, name: str, mm: mmap.mmap, capacity: int, pid: int, sock_type: int, role: int
@@ -89,8 +122,26 @@ class Segment:
         self.sock_type = sock_type
         self.role = role
         self.ring = memoryview(mm)[HEADER : HEADER + R.region_size(capacity)]
+        self._sides: list[R.Producer | R.Consumer] = []
+        self._close = weakref.finalize(self, _release, self._sides, self.ring, mm)
         # A deferred create's descriptor and directory, until reserve().
         self._pending: tuple[int, str] | None = None
+
+    def producer(self, *, checksum: bool) -> R.Producer:
+        """The writing end of this segment's ring (released by :meth:`close`)."""
+        side = R.Producer(self.ring, self.capacity, checksum=checksum)
+        self._sides.append(side)
+        return side
+
+    def consumer(self, *, resync: bool = False) -> R.Consumer:
+        """The reading end of this segment's ring (released by :meth:`close`)."""
+        side = R.Consumer(self.ring, self.capacity, resync=resync)
+        self._sides.append(side)
+        return side
+
+    @property
+    def closed(self) -> bool:
+        return not self._close.alive
 
     def reserve(self) -> None:
         """Allocate the whole segment if ``create(deferred=True)`` did not.
@@ -136,12 +187,11 @@ class Segment:
         return min(used, self.capacity)
 
     def close(self) -> None:
-        """Unmap.  Producers and consumers on ``ring`` must be released first."""
+        """Release the ring's ends, then unmap.  Idempotent."""
         if self._pending is not None:
             os.close(self._pending[0])
             self._pending = None
-        self.ring.release()
-        self.mm.close()
+        self._close()
 
 
 def segment_size(capacity: int) -> int:

@@ -23,12 +23,22 @@ offset  size  field
 32      4     refusal reason (REFUSE)
 36      4     REFUSE for VERSION: the version the refuser found
 40      4     REFUSE for VERSION: the version the refuser speaks
-44      20    reserved, zero
+44      4     flags: bit 0, ``max_msg`` is stated (HELLO, WELCOME);
+              other bits zero, and ignored
+48      8     max_msg: the largest message the sender accepts, in
+              payload bytes over all frames (its ``max_msg_size``)
+56      8     reserved, zero
 ======  ====  ====================================================
 
 The magic and the version are the first six bytes of every handshake, in
 every version, so that two versions can always tell that they differ: a
 receiver checks them before it reads anything else.
+
+Bytes 44 to 63 were reserved and zero before ``max_msg`` was added, and
+every build ignores them when it reads, so version 1 did not change for
+it: a peer that leaves bit 0 clear has stated no limit, and the other side
+does not check what it sends to it.  Version 2 (bulk regions) refuses
+version 1, so a peer of this version always states it.
 """
 
 from __future__ import annotations
@@ -39,11 +49,13 @@ from dataclasses import dataclass
 from typing import Final
 
 from ..._errors import IncompatiblePeer, SharedMemoryFull, VersionMismatch
+from .. import NO_LIMIT
 
 SIZE: Final = 64
 MAGIC: Final = b"SSHK"
 VERSION: Final = 2
-_HS = struct.Struct("<4sHBBIIQ8sIII20x")
+_HS = struct.Struct("<4sHBBIIQ8sIIIIQ8x")
+_MAX_MSG_STATED: Final = 1
 
 # Doorbell bytes.
 DATA: Final = b"D"  # "I published records; you had said you would sleep"
@@ -78,6 +90,8 @@ class Handshake:
     reason: int = 0
     version_found: int = 0
     version_expected: int = 0
+    # The sender's max_msg_size; None: not stated (an older build).
+    max_msg: int | None = None
 
     def pack(self) -> bytes:
         return _HS.pack(
@@ -92,7 +106,14 @@ class Handshake:
             self.reason,
             self.version_found,
             self.version_expected,
+            0 if self.max_msg is None else _MAX_MSG_STATED,
+            self.max_msg or 0,
         )
+
+    @property
+    def accepts(self) -> int:
+        """The largest message the sender accepts: NO_LIMIT when not stated."""
+        return NO_LIMIT if self.max_msg is None else self.max_msg
 
     @classmethod
     def unpack(cls, raw: bytes) -> Handshake:
@@ -108,16 +129,31 @@ class Handshake:
         version = int.from_bytes(raw[4:6], "little")
         if version != VERSION:
             raise VersionMismatch(version, VERSION, "the peer")
-        (_m, _v, kind, sock_type, slot, pid, capacity, token, reason, found, expected) = _HS.unpack(
-            raw
-        )
+        (
+            _m,
+            _v,
+            kind,
+            sock_type,
+            slot,
+            pid,
+            capacity,
+            token,
+            reason,
+            found,
+            expected,
+            flags,
+            limit,
+        ) = _HS.unpack(raw)
         try:
             tok = token.rstrip(b"\0").decode("ascii")
         except UnicodeDecodeError:
             raise ValueError("bad token") from None
         if not all(c in "0123456789abcdef" for c in tok):
             raise ValueError("bad token")
-        return cls(Kind(kind), sock_type, slot, pid, capacity, tok, reason, found, expected)
+        max_msg = limit if flags & _MAX_MSG_STATED else None
+        return cls(
+            Kind(kind), sock_type, slot, pid, capacity, tok, reason, found, expected, max_msg
+        )
 
 
 def refusal_error(msg: Handshake, endpoint: str) -> Exception:

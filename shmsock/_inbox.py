@@ -1,0 +1,127 @@
+"""Receiving without waiting: take a message now, or raise WouldBlock.
+
+The general path of every receive (the socket's ``recv_nowait`` fast path
+pops a plain message from the head pipe's inbox before it comes here):
+
+1. the socket is open and the pattern allows a receive now;
+2. the pattern takes the next message from its ready queues (a pipe
+   hands over what its transport holds) and says whether it may be
+   delivered (a REQ drops a late reply);
+3. a multipart message asked for with ``recv`` goes back where it was,
+   and MultipartMessage says why;
+4. "nothing now" becomes WouldBlock, after the pattern and the transports
+   have had their say (a REQ whose REP died, a connect that was refused).
+
+Pipes that finished while we read are retired here, between messages.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import NoReturn, cast
+
+import trio
+
+from ._errors import MultipartMessage
+from ._hub import Hub
+from ._patterns import Pattern
+from ._transport import Message, Pipe, Queued
+
+__all__ = ["Inbox"]
+
+
+class Inbox:
+    """The non-waiting receive paths of one socket."""
+
+    __slots__ = ("_check_open", "_hub", "_pattern")
+
+    def __init__(self, pattern: Pattern, hub: Hub, check_open: Callable[[], None]) -> None:
+        self._pattern = pattern
+        self._hub = hub
+        self._check_open = check_open
+
+    def take(self, multipart: bool, poll: bool | None = True) -> Queued:
+        """The next message that may be delivered now, or WouldBlock.
+
+        *poll* False skips handling events the background task has not
+        handled yet: only a caller about to wait on the descriptor that
+        would bring them may skip it.  None: skip when the socket has one
+        pipe (an async receive, which would wait on it directly).
+        """
+        self._check_open()
+        pattern = self._pattern
+        pattern.check_recv()
+        hub = self._hub
+        polled = hub.only_pipe() is not None if poll is None else not poll
+        while True:
+            got = pattern.next_message()
+            if got is None:
+                if not polled and hub.poll():  # events that came meanwhile
+                    polled = True
+                    continue
+                break
+            pipe, item = got
+            aux = item.aux if type(item) is Message else 0
+            if not pattern.accept(pipe, aux):
+                continue  # a late reply to an abandoned request
+            if not multipart and type(item) is Message and len(item.frames) > 1:
+                cast(Pipe, pipe).push_back([item])
+                raise MultipartMessage(
+                    f"the next message has {len(item.frames)} frames: use recv_multipart"
+                )
+            pattern.received(pipe, aux)
+            if hub.finished_pipes:
+                hub.reap()
+            return item  # type: ignore[return-value]
+        hub.reap()
+        self.nothing_to_recv()
+
+    def nothing_to_recv(self) -> NoReturn:
+        pipes = self._hub.pipes
+        self._pattern.no_message(pipes)
+        if not any(p.alive for p in pipes):
+            self._hub.check_usable()
+        raise trio.WouldBlock
+
+    def take_many(self, max_count: int) -> list[bytes]:
+        """Up to *max_count* one-frame messages from one pipe, now, or WouldBlock."""
+        self._check_open()
+        pattern = self._pattern
+        pattern.check_recv_many()
+        hub = self._hub
+        got = pattern.next_batch(max_count)
+        if got is None and hub.poll():  # events that came meanwhile
+            got = pattern.next_batch(max_count)
+        if hub.finished_pipes:
+            hub.reap()
+        if got is None:
+            self.nothing_to_recv()
+        pipe, batch = got
+        items: list[Queued]
+        plain: bool
+        items, plain = batch  # type: ignore[misc]
+        if plain:
+            return items  # type: ignore[return-value]
+        for i, item in enumerate(items):
+            if type(item) is not bytes:
+                return _unwrap(cast(Pipe, pipe), items, i)
+        return items  # type: ignore[return-value]
+
+
+def _unwrap(pipe: Pipe, items: list[Queued], start: int) -> list[bytes]:
+    """Turn one-frame Messages into bytes; stop before a multipart one."""
+    out: list[bytes] = items[:start]  # type: ignore[assignment]
+    for i in range(start, len(items)):
+        item = items[i]
+        if type(item) is bytes:
+            out.append(item)
+        elif len(item.frames) == 1:  # type: ignore[union-attr]
+            out.append(item.frames[0])  # type: ignore[union-attr]
+        else:
+            pipe.push_back(items[i:])
+            if not out:
+                raise MultipartMessage(
+                    f"the next message has {len(item.frames)} frames: use recv_multipart"  # type: ignore[union-attr]
+                )
+            break
+    return out

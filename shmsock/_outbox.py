@@ -1,0 +1,217 @@
+"""Sending without waiting: place a message now, or raise WouldBlock.
+
+The general path of every send (the socket's ``send_nowait`` fast path
+handles plain messages to the head of the send queue before it comes
+here):
+
+1. the socket is open and the pattern allows a send now;
+2. the message's size is within ``max_msg_size`` and every limit that
+   applies (a transport's "at once", the receivers' own limits);
+3. the pattern says where it goes (a placement, ``_patterns._base``);
+4. the pipe takes it, whole, or refuses (no room), and the pattern is told
+   and asked again.  "Nowhere now" becomes WouldBlock, after the pattern
+   and the transports have had their say (a PAIR whose peer is gone, a
+   connect that was refused).
+"""
+
+from __future__ import annotations
+
+from array import array
+from collections.abc import Callable, Sequence
+from typing import NoReturn
+
+import trio
+
+from ._args import as_bytes, sequence_of
+from ._errors import MessageTooLarge
+from ._hub import Hub
+from ._patterns import DROPPED, Dropped, Fanout, Pattern
+from ._transport import Pipe
+
+__all__ = ["Outbox"]
+
+
+class Outbox:
+    """The non-waiting send paths of one socket."""
+
+    __slots__ = ("_check_open", "_hub", "_pattern", "max_msg_size")
+
+    def __init__(
+        self, pattern: Pattern, hub: Hub, check_open: Callable[[], None], max_msg_size: int
+    ) -> None:
+        self._pattern = pattern
+        self._hub = hub
+        self._check_open = check_open
+        self.max_msg_size = max_msg_size
+
+    def size_check(self, frames: list[bytes]) -> int:
+        """The message's size; raises ValueError (no frame) or MessageTooLarge."""
+        if not frames:
+            raise ValueError("a message needs at least one frame")
+        size = sum(map(len, frames)) if len(frames) > 1 else len(frames[0])
+        if size > self.max_msg_size:
+            raise MessageTooLarge(
+                f"message of {size} bytes exceeds max_msg_size {self.max_msg_size}"
+            )
+        return size
+
+    def send_nowait(self, frames: list[bytes]) -> None:
+        """Place a message now, whole, or raise WouldBlock (nothing sent).
+
+        Raises MessageTooLarge when it can never be written at once by
+        some transport of this socket (``await send()`` then streams it),
+        or when no peer it may go to accepts that much.
+        """
+        self._check_open()
+        pattern = self._pattern
+        pattern.check_send()
+        hub = self._hub
+        if len(frames) == 1:
+            size = len(frames[0])
+            if size > self.max_msg_size:
+                self.size_check(frames)  # raises, saying why
+        else:
+            size = self.size_check(frames)
+        if size > hub.peer_limit:
+            self.check_peer_limits(size)
+        if size > hub.max_simple or len(frames) > 1:
+            for transport in hub.transports.values():
+                transport.check_atomic(frames, size)
+        self.place(frames, pattern.send_aux(), size)
+
+    def place(self, frames: list[bytes], aux: int, size: int) -> None:
+        """Offer the message where the pattern says, until placed or nowhere.
+
+        A pipe whose peer accepts less than *size* bytes is passed over (the
+        caller has checked that some live one does not: check_peer_limits).
+        """
+        pattern = self._pattern
+        hub = self._hub
+        over = size > hub.peer_limit  # some peer accepts less: look at each
+        polled = False
+        passes = 0
+        while True:
+            # (No isinstance, no len, no cast on the usual way through: this
+            # runs for every message of the general path.)
+            target = pattern.route()
+            if target is None or (passes and passes > len(pattern.queues.send)):
+                if not polled and hub.poll():  # events that came meanwhile
+                    polled, passes = True, 0
+                    over = size > hub.peer_limit  # (a peer that attached may accept less)
+                    continue
+                self.nothing_to_send()
+            if target is DROPPED:
+                return
+            if pattern.fans_out and type(target) is Fanout:
+                self._fan_out(target, frames, aux, size if over else 0)
+                return
+            pipe: Pipe = target  # type: ignore[assignment]
+            if over and size > pipe.peer_limit:
+                pattern.passed_over(pipe)
+                passes += 1
+                continue
+            if pipe.offer(frames, aux):
+                pattern.sent(pipe)
+                return
+            pattern.refused(pipe)
+
+    def _fan_out(self, fanout: Fanout, frames: list[bytes], aux: int, size: int) -> None:
+        """Offer the message to each pipe of *fanout*; one without room misses it.
+
+        *size* is the message's size if some peer accepts less, else 0.
+        """
+        pattern = self._pattern
+        for view in fanout.pipes:
+            pipe: Pipe = view  # type: ignore[assignment]
+            if not (size and size > pipe.peer_limit) and pipe.offer(frames, aux):
+                continue
+            pattern.dropped(view)
+
+    def check_peer_limits(self, size: int) -> None:
+        """Raise MessageTooLarge unless a live peer the message may go to accepts *size* bytes.
+
+        Each peer states its max_msg_size when it attaches.  The peers that
+        count are those the pattern would send to now (a REP's: the one it
+        owes a reply); with none alive nothing is known yet, and the caller
+        waits for a peer as it would for any message.
+        """
+        targets: list[Pipe] = [
+            p  # type: ignore[misc]
+            for p in self._pattern.targets(self._hub.pipes)
+            if p.alive
+        ]
+        if not targets:
+            return
+        largest = max(p.peer_limit for p in targets)
+        if size <= largest:
+            return
+        if len(targets) == 1:
+            pipe = targets[0]
+            raise MessageTooLarge(
+                f"a message of {size} bytes exceeds the max_msg_size {largest} of its"
+                f" receiver, the peer at {pipe.endpoint} (pid {pipe.peer_pid}); nothing was sent"
+            )
+        raise MessageTooLarge(
+            f"a message of {size} bytes exceeds the max_msg_size of every connected peer"
+            f" (the largest is {largest}); nothing was sent"
+        )
+
+    def nothing_to_send(self) -> NoReturn:
+        """Nowhere to send now: the pattern's reason, a refusal's, or WouldBlock."""
+        pipes = self._hub.pipes
+        self._pattern.no_target(pipes)
+        if not any(p.alive for p in pipes):
+            self._hub.check_usable()
+        raise trio.WouldBlock
+
+    # -- batches ---------------------------------------------------------------------
+
+    def encode_batch(self, messages: Sequence[bytes]) -> tuple[bytes, array[int]]:
+        """A batch's payloads back to back and their lengths, checked."""
+        self._check_open()
+        self._pattern.check_send_many()
+        messages = sequence_of(messages, "send_many")
+        try:
+            data = b"".join(messages)
+        except TypeError:
+            messages = [as_bytes(m) for m in messages]  # names the culprit's type
+            data = b"".join(messages)
+        lens = array("I", map(len, messages))
+        if sum(lens) != len(data):  # a buffer whose items are not bytes
+            return self.encode_batch([as_bytes(m) for m in messages])
+        limit = self.max_msg_size
+        if len(data) > limit and max(lens) > limit:
+            raise MessageTooLarge(f"a message of {max(lens)} bytes exceeds max_msg_size {limit}")
+        return data, lens
+
+    def send_batch_nowait(self, batch: tuple[bytes, array[int]]) -> None:
+        """Place an encoded batch with one pipe, all of it, or raise WouldBlock."""
+        self._check_open()
+        data, lens = batch
+        if not lens:
+            return
+        pattern = self._pattern
+        hub = self._hub
+        # Each message of the batch must fit the peer that takes the batch.
+        size = max(lens) if len(data) > hub.peer_limit else 0
+        if size > hub.peer_limit:
+            self.check_peer_limits(size)
+        polled = False
+        passes = 0
+        while True:
+            target = pattern.route()
+            if target is None or (passes and passes > len(pattern.queues.send)):
+                if not polled and hub.poll():
+                    polled, passes = True, 0
+                    continue
+                self.nothing_to_send()
+            if isinstance(target, Dropped | Fanout):  # pragma: no cover - no batch type has them
+                raise TypeError(f"{pattern.kind.name} placed a batch as {target!r}")
+            if size > target.peer_limit:  # type: ignore[attr-defined]
+                pattern.passed_over(target)
+                passes += 1
+                continue
+            if target.offer_batch(data, lens):  # type: ignore[attr-defined]
+                pattern.sent(target)
+                return
+            pattern.refused(target)

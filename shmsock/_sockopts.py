@@ -1,0 +1,201 @@
+"""A socket's options: attributes, and pyzmq's setsockopt/getsockopt.
+
+Each option is an attribute (``sock.linger = 0``) and, as in pyzmq,
+setsockopt/getsockopt take its name.  ``linger``, ``spin_us`` and
+``checksum`` may change at any time; ``ring_size`` and ``max_msg_size``
+until the first bind or connect, since the connections are made with them.
+pyzmq's options that shmsock lacks raise an error that says what to do
+instead, whichever way they are spelled.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import TYPE_CHECKING, Any, NoReturn
+
+from ._errors import StateError
+from ._options import (
+    FIXED_ONCE_ATTACHED,
+    PYZMQ_HINTS,
+    Options,
+    SocketOption,
+    make_options,
+    no_such_option,
+    option_name,
+)
+from ._types import SocketType
+
+if TYPE_CHECKING:
+    from ._hub import Hub
+    from ._outbox import Outbox
+
+__all__ = ["SocketOptions", "refuse_pyzmq_options"]
+
+
+class SocketOptions:
+    """The option attributes and methods of :class:`shmsock.Socket` (a mixin)."""
+
+    if not TYPE_CHECKING:  # (mypy would refuse the attributes Socket's slots hold)
+        __slots__ = ()
+
+    _kind: SocketType
+    _options: Options
+    _attached_once: bool
+    _hub: Hub
+    _outbox: Outbox
+
+    if TYPE_CHECKING:  # the socket's own
+
+        def _check_open(self) -> None: ...
+
+        def _derive(self) -> None: ...
+
+    @property
+    def type(self) -> SocketType:
+        """The socket's type, as given to :func:`shmsock.socket`."""
+        return self._kind
+
+    @property
+    def ring_size(self) -> int:
+        """The ``ring_size`` option, rounded up: bytes of each ring this socket writes.
+
+        A PULL socket never writes a message, so its rings take the
+        smallest size whatever this says.  Settable until the first bind or
+        connect (see :meth:`setsockopt`).
+        """
+        return self._options.ring_size
+
+    @ring_size.setter
+    def ring_size(self, value: int) -> None:
+        self._set_option("ring_size", value)
+
+    @property
+    def max_msg_size(self) -> int:
+        """Largest message, in bytes over all frames, sent or accepted.
+
+        Settable until the first bind or connect (see :meth:`setsockopt`).
+        """
+        return self._options.max_msg_size
+
+    @max_msg_size.setter
+    def max_msg_size(self, value: int) -> None:
+        self._set_option("max_msg_size", value)
+
+    @property
+    def spin_us(self) -> int:
+        """Microseconds a receiver busy-polls before it parks.
+
+        Settable at any time; a receive call started before the change
+        spins as it started.
+        """
+        return self._options.spin_us
+
+    @spin_us.setter
+    def spin_us(self, value: int) -> None:
+        self._set_option("spin_us", value)
+
+    @property
+    def checksum(self) -> bool:
+        """Whether this socket computes CRC32C over what it sends.
+
+        Settable at any time: it applies from the next record this socket
+        writes, on every connection.
+        """
+        return self._options.checksum
+
+    @checksum.setter
+    def checksum(self, value: bool) -> None:
+        self._set_option("checksum", value)
+
+    @property
+    def linger(self) -> float | None:
+        """Seconds :meth:`aclose` waits for readers to take what was sent (None: no bound).
+
+        Settable at any time before the socket is closed.
+        """
+        return self._options.linger
+
+    @linger.setter
+    def linger(self, value: float | None) -> None:
+        self._set_option("linger", value)
+
+    def setsockopt(self, option: SocketOption | str, value: Any) -> None:
+        """Set an option, as pyzmq does: ``sock.setsockopt(shmsock.LINGER, 0)``.
+
+        *option* is a :class:`SocketOption` (``shmsock.LINGER`` and the
+        like) or its name as a str, in any case; ``sock.linger = 0`` does
+        the same.  The value is checked as :func:`shmsock.socket` checks
+        it, and ``ring_size`` is rounded up the same way.  ``linger``,
+        ``spin_us`` and ``checksum`` may change at any time; ``ring_size``
+        and ``max_msg_size`` only before the first ``bind`` or ``connect``,
+        since the socket's connections are made with them.  Synchronous:
+        never a checkpoint.  Nothing changes when it raises.
+
+        Raises:
+            ValueError: a name that is not one of shmsock's options (for
+                one of pyzmq's, the message says what to do instead: a Trio
+                cancel scope for ``"rcvtimeo"``, ``ring_size`` for
+                ``"sndhwm"``), or a bad value.
+            TypeError: a name that is not a str (pyzmq's numbered
+                constants included), or a value of the wrong type.
+            StateError: ``ring_size`` or ``max_msg_size`` once the socket
+                has bound or connected.
+            trio.ClosedResourceError: the socket is closed.
+        """
+        self._set_option(option_name(option), value)
+
+    def getsockopt(self, option: SocketOption | str) -> Any:
+        """The value of an option, as pyzmq's ``getsockopt``: ``sock.getsockopt(shmsock.LINGER)``.
+
+        The same as reading the attribute (``sock.linger``): the value in
+        force, after rounding.  Works on a closed socket too.
+
+        Raises:
+            ValueError, TypeError: a bad name, as for :meth:`setsockopt`.
+        """
+        return getattr(self._options, option_name(option))
+
+    def _set_option(self, name: str, value: object) -> None:
+        self._check_open()
+        if name in FIXED_ONCE_ATTACHED and self._attached_once:
+            why = (
+                "the rings of its connections are made that size"
+                if name == "ring_size"
+                else "its connections are set up with that limit"
+            )
+            raise StateError(
+                f"{name} cannot change once the socket has bound or connected: {why}; set it"
+                f" before the first bind or connect, or pass {name}= to shmsock.socket()"
+            )
+        checked = getattr(make_options(**{name: value}), name)
+        options = self._options = dataclasses.replace(self._options, **{name: checked})
+        hub = self._hub
+        hub.spec = dataclasses.replace(hub.spec, options=options)
+        for transport in hub.transports.values():
+            transport.set_options(options)
+        self._outbox.max_msg_size = options.max_msg_size
+        self._derive()
+
+
+class _PyzmqOption:
+    """An option of pyzmq's that shmsock lacks, as an attribute of Socket.
+
+    Reading or setting it raises AttributeError that says what to do
+    instead, where a plain attribute would silently take the value
+    (``sock.rcvtimeo = 1000`` is a pyzmq habit).
+    """
+
+    def __init__(self, name: str) -> None:
+        self._name = name
+
+    def __get__(self, obj: object, objtype: type | None = None) -> NoReturn:
+        raise AttributeError(no_such_option(self._name))
+
+    def __set__(self, obj: object, value: object) -> NoReturn:
+        raise AttributeError(no_such_option(self._name))
+
+
+def refuse_pyzmq_options(cls: type) -> None:
+    """Give *cls* an attribute for each pyzmq option it lacks, one that says so."""
+    for name in PYZMQ_HINTS:
+        setattr(cls, name, _PyzmqOption(name))

@@ -1,0 +1,105 @@
+"""Records back into whole messages: a message is delivered complete, or never.
+
+A message is one or more frames, and a frame one or more records
+(``START`` opens a message, ``MORE`` says another frame follows, ``CONT``
+says this frame goes on in the next record; see "Messages on a ring" in
+docs/protocol.md).  An :class:`Assembler` takes a ring's records in order
+and queues only complete messages, so a message whose writer died, gave up
+or was cancelled halfway is dropped (and counted), never delivered in part.
+
+Queued messages are ``bytes`` (one frame, aux 0: the common case, kept
+cheap) or :class:`~shmsock._transport.Message`.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from typing import Final
+
+from ... import _ring as R
+from .. import Message, Queued
+
+__all__ = ["SIMPLE", "Assembler"]
+
+#: The flags of a record that is a whole one-frame message.
+SIMPLE: Final = R.START
+_MORE_OR_CONT: Final = R.MORE | R.CONT
+
+
+class Assembler:
+    """The incomplete message of one ring, and the inbox of complete ones."""
+
+    __slots__ = (
+        "dropped",
+        "frame",
+        "inbox",
+        "max_msg",
+        "partial",
+        "partial_aux",
+        "partial_size",
+        "skipping",
+    )
+
+    def __init__(self, max_msg: int) -> None:
+        self.max_msg = max_msg
+        self.inbox: deque[Queued] = deque()
+        self.partial: list[bytes] | None = None  # frames of an incomplete message
+        self.frame: list[bytes] = []  # fragments of an incomplete frame
+        self.partial_aux = 0
+        self.partial_size = 0
+        self.skipping = False  # dropping the rest of an oversized message
+        # Messages lost: incomplete ones (the writer gave up or died), and
+        # oversized ones from a peer that did not learn our limit.
+        self.dropped = 0
+
+    @property
+    def idle(self) -> bool:
+        """No message is half-assembled: whole records may bypass :meth:`add`."""
+        return self.partial is None and not self.skipping
+
+    def add(self, payloads: list[bytes], flags: list[int] | None, aux: list[int] | None) -> None:
+        """Assemble a batch of records; complete messages go to the inbox."""
+        n = len(payloads)
+        flag_list = flags if flags is not None else [SIMPLE] * n
+        aux_list = aux if aux is not None else [0] * n
+        for payload, fl, ax in zip(payloads, flag_list, aux_list, strict=True):
+            if fl & R.START:
+                if self.partial is not None:
+                    self.dropped += 1  # the previous message was abandoned
+                self.partial, self.frame = [], []
+                self.partial_aux, self.partial_size = ax, 0
+                self.skipping = False
+            elif self.partial is None:
+                # The tail of a message we did not see start (we took over
+                # the ring mid-message), or of one we are dropping.
+                if self.skipping and not fl & _MORE_OR_CONT:
+                    self.skipping = False
+                continue
+            self.partial_size += len(payload)
+            if self.partial_size > self.max_msg:
+                # Lost, not damaged: a peer that knows our limit (it read it
+                # in our handshake) never sends this; one that does not (an
+                # older build) cannot tell.
+                self.dropped += 1
+                self.partial, self.frame = None, []
+                self.skipping = bool(fl & _MORE_OR_CONT)
+                continue
+            self.frame.append(payload)
+            if fl & R.CONT:
+                continue
+            frame = self.frame[0] if len(self.frame) == 1 else b"".join(self.frame)
+            self.frame = []
+            self.partial.append(frame)
+            if fl & R.MORE:
+                continue
+            frames, self.partial = self.partial, None
+            if len(frames) == 1 and self.partial_aux == 0:
+                self.inbox.append(frames[0])
+            else:
+                self.inbox.append(Message(frames, self.partial_aux))
+
+    def abandon(self) -> None:
+        """The writer is gone: an incomplete message will never complete."""
+        if self.partial is not None:
+            self.dropped += 1
+            self.partial, self.frame = None, []

@@ -1,0 +1,238 @@
+"""The wake-up protocol: who rings whose doorbell, and when.  The only file that keeps it.
+
+Each connection has a doorbell, a Unix stream socket between the two
+processes.  Messages never travel on it; single bytes do (``_wire``): DATA
+"I published records", SPACE "I freed room", CORRUPT "your ring failed my
+checks".  Its end-of-file is the peer's death notice.  Rules:
+
+1. **Announce, re-check, sleep.**  A reader that finds its ring empty
+   *announces* (``Consumer.prepare_wait``: a flag in the ring header, then
+   a second look), and sleeps only if the second look found nothing.  The
+   writer rings DATA on its next publish only if it sees the flag.  A
+   writer refused for room announces the same way (``prepare_wait(size)``)
+   and the reader rings SPACE once it frees that much.  So a busy
+   connection makes no system call per message, and no wake-up is lost
+   (the C side fences the flag and the position; docs/protocol.md).
+2. **One poller, many doorbells.**  Every doorbell is registered in the
+   socket's reactor; :meth:`Doorbells.on_doorbell` reads it and reports
+   ``ready``/``gone`` through the socket's Events.
+3. **Direct wait.**  A task that waits while its socket has one connection
+   waits on that doorbell itself, one scheduling round instead of two.  It
+   *mutes* the doorbell first (the poller would wake too), and on waking
+   the doorbell is *held*: left muted and unread, and the task assumes
+   DATA (a wrong guess costs one look at the ring).  A muted doorbell
+   still reports a hang-up to the poller (epoll always reports EPOLLHUP),
+   so a death is seen as promptly as ever.
+4. **Settle before announcing.**  A held doorbell is read (``settle``)
+   before anyone announces a wait on its connection, and before any wait
+   that a doorbell byte must end: a byte on it is older than the next
+   announcement and must not end the next wait.  Only a receiver holds:
+   a sender that wrote after a wrong guess of SPACE could write to a peer
+   that is gone.
+5. **Quiet looks.**  A receiver about to spin looks at its rings *quietly*:
+   an empty ring is not announced but listed in ``unannounced`` (the spin
+   withdraws announcements anyway, and a writer would ring for nothing).
+   The spin announces them when it ends, and so does any other outcome.
+
+Issue 23 reworks the direct wait and the spin; they stay behind the
+methods here (``doorbell``, ``mute``, ``rang``, ``reopen``, ``settle``,
+``spin``, ``look``), which the socket's waiter calls.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any, TypeVar
+
+import trio
+
+from .. import Events
+from . import _wire
+from ._connection import Connection
+
+if TYPE_CHECKING:
+    import socket
+
+    from .._reactor import Reactor
+
+__all__ = ["Doorbells"]
+
+_T = TypeVar("_T")
+
+
+class Doorbells:
+    """The doorbells of one socket's shm connections, and the state of rule 3-5."""
+
+    __slots__ = ("_conns", "_events", "_gone", "_reactor", "held", "quiet", "unannounced")
+
+    def __init__(
+        self,
+        events: Events,
+        reactor: Reactor,
+        conns: list[Connection],
+        gone: Callable[[Connection], None],
+    ) -> None:
+        self._events = events
+        self._reactor = reactor
+        self._conns = conns  # the connection set's own list
+        self._gone = gone
+        # The connection whose doorbell a woken waiter left muted and unread.
+        self.held: Connection | None = None
+        self.quiet = False
+        self.unannounced: list[Connection] = []
+
+    # -- rule 2: the poller ----------------------------------------------------------
+
+    def on_doorbell(self, conn: Connection) -> None:
+        """Read *conn*'s doorbell and report what it says."""
+        try:
+            data = conn.sock.recv(4096)
+        except BlockingIOError:
+            return
+        except OSError:
+            data = b""
+        if not data:
+            conn.count_unread_as_lost()
+            self._gone(conn)
+            return
+        recv = send = False
+        if _wire.DATA in data:
+            conn.readable = recv = True
+        if _wire.SPACE in data:
+            conn.writable = send = True
+        if _wire.CORRUPT in data:
+            conn.owner.on_corrupt(conn)  # only a binder sends it, about our ring
+        if recv or send:
+            self._events.ready(conn, recv, send)
+
+    # -- rule 1: a ring found empty -------------------------------------------------
+
+    def empty(self, conn: Connection) -> None:
+        """*conn*'s ring was found empty: announce the wait, or finish a dead one."""
+        if conn is self.held:
+            self.settle()  # rule 4
+        if not conn.alive:
+            conn.readable = False
+            conn.asm.abandon()
+            self._events.finished(conn)
+        elif self.quiet:
+            conn.readable = False
+            self.unannounced.append(conn)
+        elif conn.rx.prepare_wait():
+            conn.readable = False
+            # Going idle on this ring (never per message): for `shmsock stat`.
+            conn.rx_seg.mark_caught_up()
+
+    def announce(self, conns: list[Connection]) -> bool:
+        """Announce a wait on each of *conns*' rings; True if one had data after all."""
+        found = False
+        for conn in conns:
+            if conn.rx.prepare_wait():
+                conn.rx_seg.mark_caught_up()
+            else:
+                conn.readable = found = True
+                self._events.ready(conn, True, False)
+        return found
+
+    # -- rules 3 and 4: the direct wait ---------------------------------------------
+
+    def doorbell(self, pipe: object) -> socket.socket | None:
+        """The doorbell a task may wait on for *pipe*, if it is one of ours."""
+        return pipe.sock if type(pipe) is Connection else None
+
+    def mute(self, conn: Connection) -> None:
+        """Stop the poller from watching *conn*'s doorbell (a task waits on it)."""
+        self._reactor.mute(conn.fd)
+
+    def unmute(self, conn: Connection) -> None:
+        """Undo :meth:`mute`, unless the doorbell is gone meanwhile."""
+        self._reactor.unmute(conn.fd)
+
+    def rang(self, conn: Connection) -> None:
+        """A receiver waiting on *conn*'s muted doorbell woke: act on it unread.
+
+        Reading the doorbell would put a system call, and unmuting it a
+        turn of the poller task, between the wake-up and the message.  So
+        the doorbell is held (rule 3) until :meth:`settle`.  The socket
+        holds it only while no other task is parked waiting for a byte on
+        it (a SPACE, say), and settles it before any later wait.
+        """
+        if not conn.alive:
+            return
+        self.held = conn
+        conn.readable = True
+        self._events.ready(conn, True, False)
+
+    def settle(self) -> None:
+        """Read the held doorbell, if any, and hand it back to the poller.
+
+        Does not retire anything, so it is safe in the middle of reading.
+        """
+        conn = self.held
+        if conn is not None:
+            self.held = None
+            self.reopen(conn)
+
+    def reopen(self, conn: Connection) -> None:
+        """Read *conn*'s muted doorbell, then hand it back to the poller."""
+        try:
+            if conn.alive:
+                self.on_doorbell(conn)
+        finally:
+            self.unmute(conn)
+
+    # -- rule 5: spinning -------------------------------------------------------------
+
+    def spin(self, spin_us: int) -> bool:
+        """Busy-poll the idle rings for up to *spin_us*; True if data arrived.
+
+        While we watch, writers need not ring, so the announcements are
+        withdrawn; they are made again when the spin ends, on every ring
+        but the one where data appeared.
+        """
+        deadline = time.perf_counter_ns() + spin_us * 1000
+        self.unannounced.clear()  # among the idle connections below
+        idle = [c for c in self._conns if c.alive and not c.readable]
+        for conn in idle:
+            conn.rx.cancel_wait()
+        while time.perf_counter_ns() < deadline:
+            for conn in idle:
+                if conn.rx.available():
+                    conn.readable = True
+                    self._events.ready(conn, True, False)
+                    if len(idle) > 1:
+                        # Another task may be parked on this socket, waiting
+                        # for the doorbells of the rings we stopped watching.
+                        self.announce([c for c in idle if c is not conn])
+                    return True
+        return self.announce(idle)
+
+    def look(self, take: Callable[..., _T], *args: Any) -> _T:
+        """``take(*args)`` quietly (rule 5), for a spinning receiver's first look.
+
+        If it raises WouldBlock, the spin that follows announces what it
+        found empty; any other outcome announces it here.
+        """
+        self.quiet = True
+        try:
+            got = take(*args)
+        except trio.WouldBlock:
+            raise
+        except BaseException:
+            self._announce_unannounced()
+            raise
+        finally:
+            self.quiet = False
+        self._announce_unannounced()
+        return got
+
+    def _announce_unannounced(self) -> None:
+        if self.unannounced:
+            conns, self.unannounced = self.unannounced, []
+            self.announce([c for c in conns if c.alive and not c.readable])
+
+    def forget(self) -> None:
+        """The socket closes: nothing is held or owed any more."""
+        self.held = None
+        self.unannounced.clear()
