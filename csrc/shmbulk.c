@@ -398,11 +398,11 @@ int shm_bulk_accept(shm_bulk_reader *r, const uint8_t *desc)
     return 0;
 }
 
-int shm_bulk_verify(const shm_bulk_reader *r, const uint8_t *copy)
+int shm_bulk_verify(const uint8_t *copy, uint64_t len, uint32_t crc, uint32_t checked)
 {
-    if (!r || !r->ring || (!copy && r->len))
+    if (!copy && len)
         return SHM_EINVAL;
-    if (r->checked && shm_crc32c(0, copy, r->len) != r->crc)
+    if (checked && shm_crc32c(0, copy, len) != crc)
         return SHM_EBULKCRC;
     return 0;
 }

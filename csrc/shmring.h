@@ -383,10 +383,11 @@ int shm_bulk_reader_attach(shm_bulk_reader *r, const shm_consumer *c, uint64_t c
  * refused descriptor changes nothing. */
 int shm_bulk_accept(shm_bulk_reader *r, const uint8_t *desc);
 
-/* Verify the last accepted extent's checksum on `copy` (its bytes, copied
- * out of the region, or the region itself for an advisory check).
- * Returns 0 (also when it carries none) or SHM_EBULKCRC. */
-int shm_bulk_verify(const shm_bulk_reader *r, const uint8_t *copy);
+/* Verify an accepted extent's checksum (its len, crc and checked, as
+ * shm_bulk_accept stored them) on `copy`: its bytes copied out of the
+ * region, or the region itself for an advisory check.  Returns 0 (also
+ * when checked is 0) or SHM_EBULKCRC. */
+int shm_bulk_verify(const uint8_t *copy, uint64_t len, uint32_t crc, uint32_t checked);
 
 /* Publish that every extent before position `pos` is released, and report
  * whether the producer waits for that room (1: signal it).  `pos` must lie

@@ -16,7 +16,7 @@ calls :meth:`BulkWriter.release` before unmapping
 from __future__ import annotations
 
 import mmap
-from typing import Final
+from typing import Final, NamedTuple
 
 from ._ring import Consumer, Producer, _fail
 from ._shmring import ffi, lib
@@ -29,9 +29,11 @@ __all__ = [
     "MIN_CAPACITY",
     "BulkReader",
     "BulkWriter",
+    "Extent",
     "check_region",
     "init_region",
     "region_size",
+    "verify",
 ]
 
 DESC_SIZE: Final[int] = lib.SHM_DESC_SIZE
@@ -222,9 +224,9 @@ class BulkReader:
     region this one replaces), the release accounting carries on; without,
     and with *resync*, the first extent's position is adopted as found.
 
-    After :meth:`accept` the extent's place is in :attr:`offset` (from
-    the start of the mapping) and :attr:`length`, and :attr:`end` is the
-    position to :meth:`release` once it is done with.
+    :meth:`accept` returns each extent's place and checksum, and the
+    position to :meth:`release` once it (and every extent before it) is
+    done with.
     """
 
     __slots__ = ("_r", "capacity", "gen")
@@ -247,20 +249,21 @@ class BulkReader:
         self.capacity = capacity
         self.gen = gen
 
-    def accept(self, desc: bytes) -> int:
-        """Validate the descriptor *desc*; its extent's length, or -1.
+    def accept(self, desc: bytes) -> Extent | None:
+        """Validate the descriptor *desc*; the extent it names, or None.
 
-        -1: it names a newer region, :attr:`want_gen`; attach a reader to
+        None: it names a newer region, :attr:`want_gen`; attach a reader to
         that region and call ``accept`` on it.  Raises CorruptMessage for
         an impossible descriptor; a refused one changes nothing.
         """
         if len(desc) != DESC_SIZE:
             _fail(lib.SHM_EEXTENT)
-        rc: int = lib.shm_bulk_accept(self._r, desc)
+        r = self._r
+        rc: int = lib.shm_bulk_accept(r, desc)
         if rc == 0:
-            return int(self._r.len)
+            return Extent(int(r.offset), int(r.len), int(r.crc), bool(r.checked), int(r.expect))
         if rc == _NEWREGION:
-            return -1
+            return None
         _fail(rc)
 
     @property
@@ -268,37 +271,8 @@ class BulkReader:
         return int(self._r.want_gen)
 
     @property
-    def offset(self) -> int:
-        return int(self._r.offset)
-
-    @property
-    def length(self) -> int:
-        return int(self._r.len)
-
-    @property
-    def end(self) -> int:
-        """The position that releases the last accepted extent and all before it."""
-        return int(self._r.expect)
-
-    @property
     def released(self) -> int:
         return int(self._r.released)
-
-    def verify(self, copy: object) -> None:
-        """Check the last accepted extent's checksum on *copy* (bytes or buffer).
-
-        Raises CorruptMessage (``SHM_EBULKCRC``) on a mismatch.
-        """
-        if isinstance(copy, bytes):
-            rc = lib.shm_bulk_verify(self._r, copy)
-        else:
-            buf = ffi.from_buffer(copy)
-            try:
-                rc = lib.shm_bulk_verify(self._r, buf)
-            finally:
-                ffi.release(buf)
-        if rc:
-            _fail(rc)
 
     def release(self, pos: int) -> bool:
         """Publish that everything before *pos* is released; True: wake the writer."""
@@ -306,3 +280,33 @@ class BulkReader:
         if rc < 0:
             _fail(rc)
         return rc == 1
+
+
+class Extent(NamedTuple):
+    """An accepted extent: where it is in the region's mapping, and its checksum."""
+
+    offset: int  # from the start of the mapping (header included)
+    length: int
+    crc: int
+    checked: bool  # the crc is to be verified
+    end: int  # the position that releases it (and everything before it)
+
+
+def verify(copy: object, extent: Extent) -> None:
+    """Check *extent*'s checksum on *copy* (bytes, or a buffer over the region).
+
+    Raises CorruptMessage (``SHM_EBULKCRC``) on a mismatch; nothing for an
+    extent that carries no checksum.
+    """
+    if not extent.checked:
+        return
+    if isinstance(copy, bytes):
+        rc = lib.shm_bulk_verify(copy, extent.length, extent.crc, 1)
+    else:
+        buf = ffi.from_buffer(copy)
+        try:
+            rc = lib.shm_bulk_verify(buf, extent.length, extent.crc, 1)
+        finally:
+            ffi.release(buf)
+    if rc:
+        _fail(rc)

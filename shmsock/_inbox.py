@@ -25,7 +25,7 @@ import trio
 from ._errors import MultipartMessage
 from ._hub import Hub
 from ._patterns import Pattern
-from ._transport import Message, Pipe, Queued
+from ._transport import HeldMessage, Message, Pipe, Queued
 
 __all__ = ["Inbox"]
 
@@ -113,6 +113,8 @@ def _unwrap(pipe: Pipe, items: list[Queued], start: int) -> list[bytes]:
     out: list[bytes] = items[:start]  # type: ignore[assignment]
     for i in range(start, len(items)):
         item = items[i]
+        if type(item) is HeldMessage and len(item.frames) == 1:
+            item = item.copied()
         if type(item) is bytes:
             out.append(item)
         elif len(item.frames) == 1:  # type: ignore[union-attr]

@@ -43,7 +43,7 @@ from ._patterns import make_pattern
 from ._sockopts import SocketOptions, refuse_pyzmq_options
 from ._stats import EndpointStats
 from ._stream import stream
-from ._transport import Pipe, Queued, SocketSpec
+from ._transport import HeldMessage, Pipe, Queued, SocketSpec
 from ._trio import checkpoint_if_cancelled, ki_protected, require_trio, retry
 from ._types import SocketType
 from ._waiting import Waiter
@@ -55,7 +55,22 @@ __all__ = ["Socket", "socket"]
 
 
 def _frames(item: Queued) -> list[bytes]:
-    return [item] if type(item) is bytes else list(item.frames)  # type: ignore[union-attr]
+    if type(item) is bytes:
+        return [item]
+    if type(item) is HeldMessage:
+        item = item.copied()
+        if type(item) is bytes:
+            return [item]
+    return list(item.frames)  # type: ignore[union-attr]
+
+
+def _first(item: Queued) -> bytes:
+    """The frame of a one-frame message the general path took (not bytes, or held)."""
+    if type(item) is HeldMessage:
+        item = item.copied()
+        if type(item) is bytes:
+            return item
+    return item.frames[0]  # type: ignore[union-attr]
 
 
 class Socket(SocketOptions, Lifetime):
@@ -495,7 +510,7 @@ class Socket(SocketOptions, Lifetime):
                         ready.rotate(-1)
                     return inbox.popleft()  # type: ignore[return-value]
         item = self._inbox.take(False)
-        return item if type(item) is bytes else item.frames[0]  # type: ignore[union-attr]
+        return item if type(item) is bytes else _first(item)
 
     @ki_protected
     async def recv(self) -> bytes:
@@ -529,7 +544,7 @@ class Socket(SocketOptions, Lifetime):
                 None,  # poll unless it would wait on its one pipe directly
                 on_cancel=self._recv_cancelled,
             )
-        return item if type(item) is bytes else item.frames[0]  # type: ignore[union-attr]
+        return item if type(item) is bytes else _first(item)
 
     @ki_protected
     def recv_multipart_nowait(self) -> list[bytes]:

@@ -223,7 +223,7 @@ static int accept(scene_t *s, const uint8_t *d, int honest, int scribbled)
             FAIL("accepted an extent over a held one");
     }
     const uint8_t *data = s->regions[s->r.gen] + s->r.offset;
-    int vrc = shm_bulk_verify(&s->r, data);
+    int vrc = shm_bulk_verify(data, s->r.len, s->r.crc, s->r.checked);
     if (vrc != 0 && vrc != SHM_EBULKCRC)
         FAIL("verify returned %d", vrc);
     if (!honest)

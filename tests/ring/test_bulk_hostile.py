@@ -132,7 +132,7 @@ class Scene:
         assert self.reader is not None and self.model is not None
         before = bytes(self.ring)
         want, extent = self.model.accept(desc)
-        code = self.c_accept(desc)
+        code, got = self.c_accept(desc)
         assert code == want, f"{self.where()}: C says {code}, the protocol {want} for {desc!r}"
         if want == ref.ENEWREGION:
             assert self.reader.want_gen == gen, self.where()
@@ -140,30 +140,38 @@ class Scene:
                 return None  # (BulkIn: a region never passed is corruption)
             self.switch(gen)
             want, extent = self.model.accept(desc)
-            code = self.c_accept(desc)
+            code, got = self.c_accept(desc)
             assert code == want, f"{self.where()}: C says {code}, the protocol {want}"
         where = writes_only(before, self.ring, [range(160, 176)])
         assert where is None, f"{self.where()}: accept wrote ring byte {where}"
         if extent is None:
             return None
         r = self.reader
-        assert (r.offset, r.length, r.end) == (extent.offset, extent.length, self.model.expect)
+        assert got is not None
+        assert (got.offset, got.length, got.end) == (
+            extent.offset,
+            extent.length,
+            self.model.expect,
+        )
+        assert (got.crc, got.checked) == (extent.crc, extent.checked)
+        self.last = got
         # The one guarantee for any descriptor: inside the region, under nothing held.
         assert extent.offset >= ref.HEADER
         assert extent.offset + extent.length <= ref.HEADER + r.capacity
         for pos, _end, length in self.held:
             if (pos - extent.pos) % M64 < extent.length or (extent.pos - pos) % M64 < length:
                 raise AssertionError(f"{self.where()}: accepted an extent over a held one")
-        self.held.append((extent.pos, r.end, extent.length))
-        self.order.append(r.end)
+        self.held.append((extent.pos, got.end, extent.length))
+        self.order.append(got.end)
         return extent
 
-    def c_accept(self, desc: bytes) -> int:
+    def c_accept(self, desc: bytes) -> tuple[int, B.Extent | None]:
         assert self.reader is not None
         try:
-            return ref.ENEWREGION if self.reader.accept(desc) < 0 else ref.OK
+            got = self.reader.accept(desc)
         except CorruptMessage as exc:
-            return exc.code
+            return exc.code, None
+        return (ref.OK, got) if got is not None else (ref.ENEWREGION, None)
 
     def release(self, i: int) -> None:
         """Release held extent *i*: publish the prefix, as _bulk.BulkIn does."""
@@ -192,8 +200,7 @@ class Scene:
         mm = self.regions[ref.unpack(desc)[3]]
         data = mm[extent.offset : extent.offset + extent.length]
         assert data == self.sent[extent.pos], self.where()
-        assert self.reader is not None
-        self.reader.verify(data)
+        B.verify(data, self.last)
         if not lease:
             self.release(len(self.held) - 1)
 
@@ -320,8 +327,9 @@ class Pair:
         self.a, self.b = socket.socketpair()
         self.b.setblocking(False)
         self.checksum = checksum
-        self.out = _bulk.BulkOut(self.prod, limit, lambda fd: _region.send_fds(self.a, b"R", [fd]))
-        self.inn = _bulk.BulkIn(self.cons, limit, fetch=self.fetch)
+        self.out = _bulk.BulkOut(self.prod, lambda fd: _region.send_fds(self.a, b"R", [fd]))
+        self.inn = _bulk.BulkIn(self.cons, limit)
+        self.inn.fetch = self.fetch
 
     def fetch(self) -> None:
         while True:

@@ -44,14 +44,16 @@ import os
 import struct
 from collections import deque
 from collections.abc import Callable
+from functools import partial
 from typing import Final
 
 from ... import _bulkring as B
 from ... import _ring as R
 from ..._errors import CorruptMessage
+from .. import Lease
 from ._region import Region, capacity_for, create_region, max_capacity, open_region
 
-__all__ = ["INLINE_MAX", "MAX_LEASES", "BulkIn", "BulkOut", "Lease", "inline_limit"]
+__all__ = ["INLINE_MAX", "MAX_LEASES", "BulkIn", "BulkOut", "Held", "inline_limit"]
 
 #: The largest frame that goes into the ring itself.
 INLINE_MAX: Final = 64 * 1024
@@ -66,45 +68,56 @@ _M63: Final = 1 << 63
 
 def inline_limit(ring_max_payload: int) -> int:
     """The largest frame that stays in a ring whose records hold *ring_max_payload*."""
-    return min(INLINE_MAX, ring_max_payload // 2)
+    return min(INLINE_MAX, ring_max_payload)
 
 
 class BulkOut:
     """The bulk regions one ring's producer writes to.
 
-    *limit* is the largest message the reader accepts (its regions need
-    never be larger than that calls for).  *send_region* passes a new
-    region's descriptor to the reader now, if there is a reader; *keep*
-    (a connector's ring) keeps older regions for the next reader (rule 3).
+    *send_region* passes a new region's descriptor to the reader now (None:
+    there is no reader now).  *keep* (a connector's ring) keeps older
+    regions for the next reader (rule 3).
     """
 
-    __slots__ = ("_fresh_tail", "_keep", "_olds", "_producer", "limit", "region", "send_region")
+    __slots__ = (
+        "_fresh_tail",
+        "_keep",
+        "_olds",
+        "_producer",
+        "bytes",
+        "descs",
+        "region",
+        "send_region",
+    )
 
     def __init__(
         self,
         producer: R.Producer,
-        limit: int,
-        send_region: Callable[[int], None] | None,
+        send_region: Callable[[int], None] | None = None,
         *,
         keep: bool = False,
     ) -> None:
         self._producer = producer
-        self.limit = limit
         self.send_region = send_region
         self._keep = keep
         self.region: Region | None = None
         self._olds: list[Region] = []  # replaced, kept for the next reader
         self._fresh_tail = 0
+        self.bytes = 0  # bytes of the frames published (statistics)
+        self.descs = 0  # and their number
 
     def _writer(self, size: int) -> B.BulkWriter:
-        """The writer of a region that can hold an extent of *size*, made if need be."""
+        """The writer of a region that can hold an extent of *size*, made if need be.
+
+        The socket refuses a frame larger than its receiver accepts, so
+        the region made is no larger than the receiver accepts either.
+        """
         region = self.region
         if region is not None:
             writer = region.writer
             assert writer is not None
             if size <= writer.max_extent:
                 return writer
-        # size <= limit (the socket checked): no larger than the reader accepts.
         new = create_region(capacity_for(size), 1 if region is None else region.gen + 1)
         try:
             writer = new.attach_writer(self._producer, region)
@@ -125,8 +138,9 @@ class BulkOut:
     def put(self, frame: bytes | memoryview, checksum: bool) -> bytes | None:
         """Copy *frame* into a region; its descriptor, or None if no room now.
 
-        Raises SharedMemoryFull (no memory for a region), MessageTooLarge,
-        CorruptMessage (the reader's released position is impossible).
+        Raises SharedMemoryFull (no memory for a region), CorruptMessage
+        (the reader's released position is impossible), OSError (the new
+        region could not be passed to the reader).
         """
         return self._writer(len(frame)).put(frame, checksum)
 
@@ -163,6 +177,11 @@ class BulkOut:
         gen, tail = mark
         region.writer.rewind(tail if gen == region.gen else self._fresh_tail)
 
+    def published(self, size: int, count: int) -> None:
+        """*count* frames of *size* bytes in all went out (statistics)."""
+        self.bytes += size
+        self.descs += count
+
     def prepare_wait(self, size: int) -> bool:
         """Announce a wait for room for *size* (see BulkWriter); True: sleep."""
         return self._writer(size).prepare_wait(size)
@@ -177,7 +196,11 @@ class BulkOut:
         Forgets the older regions once the ring has been read to its end:
         no record can name them any more.
         """
-        if self._olds and self._producer.unread() == 0:
+        try:
+            drained = bool(self._olds) and self._producer.unread() == 0
+        except CorruptMessage:
+            drained = False  # the reader's position is impossible: keep them
+        if drained:
             for region in self._olds:
                 region.close()
             self._olds = []
@@ -196,8 +219,8 @@ class BulkOut:
             self.region = None
 
 
-class _Held:
-    """One extent a lease holds: released in any order, published in order."""
+class _Entry:
+    """One extent the reader holds: released in any order, published in order."""
 
     __slots__ = ("done", "end", "region")
 
@@ -207,65 +230,61 @@ class _Held:
         self.done = False
 
 
-class Lease:
-    """A received frame, read in place: a read-only view into the sender's memory.
+class Held:
+    """A frame in a bulk region, accepted in order and not yet taken (a HeldFrame).
 
-    ``buffer`` is a read-only memoryview of the frame; ``bytes`` copies it.
-    Release it with :meth:`release` or by leaving ``with lease:``; until
-    then the sender cannot reuse that part of its region.  A lease trusts
-    the sender: the bytes are checked once, when the lease is made, and a
-    sender that writes to them afterwards changes what the view shows.
-    After :meth:`release` the view is gone (a view taken from it may see
-    later messages' bytes).
+    :meth:`copy` or :meth:`lease` takes it, once; dropped untaken, it is
+    released (its finalizer), so a message that is never delivered (a
+    late reply, a connection that ended) does not pin the region.
     """
 
-    __slots__ = ("__weakref__", "_held", "_owner", "_view")
+    __slots__ = ("_entry", "_extent", "_owner")
 
-    def __init__(
-        self, view: memoryview, owner: BulkIn | None = None, held: _Held | None = None
-    ) -> None:
-        self._view = view
+    def __init__(self, owner: BulkIn, extent: B.Extent, entry: _Entry) -> None:
         self._owner = owner
-        self._held = held
-
-    @property
-    def buffer(self) -> memoryview:
-        """The frame, read-only.  Raises ValueError once released."""
-        return self._view
-
-    @property
-    def bytes(self) -> bytes:
-        """A copy of the frame."""
-        return self._view.tobytes()
+        self._extent = extent
+        self._entry = entry
 
     def __len__(self) -> int:
-        return self._view.nbytes
+        return self._extent.length
 
-    def __buffer__(self, flags: int) -> memoryview:
-        return self._view
+    def copy(self) -> bytes:
+        owner, entry, ext = self._owner, self._entry, self._extent
+        if owner is None:
+            raise ValueError("this frame was taken already")
+        self._owner = None  # type: ignore[assignment]
+        try:
+            data = entry.region.mm[ext.offset : ext.offset + ext.length]
+            B.verify(data, ext)
+        except CorruptMessage:
+            owner.release(entry)
+            owner.corrupt()
+            raise
+        owner.release(entry)
+        return data
 
-    def release(self) -> None:
-        """Let the sender reuse the frame's memory; idempotent."""
-        owner, held = self._owner, self._held
-        self._owner = self._held = None
-        self._view.release()
-        if owner is not None and held is not None:
-            owner.leases -= 1
-            owner.release(held)
-
-    def __enter__(self) -> Lease:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.release()
+    def lease(self) -> Lease:
+        owner, entry, ext = self._owner, self._entry, self._extent
+        if owner is None:
+            raise ValueError("this frame was taken already")
+        if owner.leases >= MAX_LEASES:
+            return Lease(memoryview(self.copy()))
+        self._owner = None  # type: ignore[assignment]
+        view = memoryview(entry.region.mm)[ext.offset : ext.offset + ext.length]
+        try:
+            B.verify(view, ext)
+        except CorruptMessage:
+            view.release()
+            owner.release(entry)
+            owner.corrupt()
+            raise
+        owner.leases += 1
+        return Lease(view, partial(owner.end_lease, entry))
 
     def __del__(self) -> None:
-        if self._held is not None:
-            self.release()
-
-    def __repr__(self) -> str:
-        where = "private" if self._held is None else "in place"
-        return f"<Lease {len(self)} bytes {where}>"
+        owner = self._owner
+        if owner is not None:
+            owner.release(self._entry)
 
 
 class BulkIn:
@@ -275,16 +294,20 @@ class BulkIn:
     a ring another reader was reading.  *fetch* reads the doorbell now, for
     a descriptor whose region has not been seen yet (it was sent before the
     descriptor was published, so it is there); *wake* signals the writer
-    when a release reaches the room it waits for.
+    when a release reaches the room it waits for; *corrupt* ends the
+    connection when a frame fails its checksum.
     """
 
     __slots__ = (
         "_consumer",
-        "_held",
+        "_entries",
         "_max_cap",
         "_olds",
         "_pending",
         "_resync",
+        "bytes",
+        "corrupt",
+        "descs",
         "fetch",
         "leases",
         "reader",
@@ -292,26 +315,21 @@ class BulkIn:
         "wake",
     )
 
-    def __init__(
-        self,
-        consumer: R.Consumer,
-        limit: int,
-        *,
-        resync: bool = False,
-        fetch: Callable[[], None] | None = None,
-        wake: Callable[[], None] | None = None,
-    ) -> None:
+    def __init__(self, consumer: R.Consumer, limit: int, *, resync: bool = False) -> None:
         self._consumer = consumer
         self._max_cap = max_capacity(limit)
         self._resync = resync
-        self.fetch = fetch
-        self.wake = wake
+        self.fetch: Callable[[], None] = _nothing
+        self.wake: Callable[[], None] = _nothing
+        self.corrupt: Callable[[], None] = _nothing
         self._pending: dict[int, Region] = {}
         self.region: Region | None = None
         self.reader: B.BulkReader | None = None
-        self._held: deque[_Held] = deque()
-        self._olds: list[Region] = []  # replaced regions that leases still hold
+        self._entries: deque[_Entry] = deque()
+        self._olds: list[Region] = []  # replaced regions that held frames still pin
         self.leases = 0
+        self.bytes = 0  # bytes of the frames accepted (statistics)
+        self.descs = 0  # and their number
 
     def add(self, fds: list[int]) -> None:
         """Regions passed over the doorbell: check and map each (closes the fds).
@@ -338,7 +356,7 @@ class BulkIn:
     def _switch(self, gen: int) -> B.BulkReader:
         """Start reading region *gen*, which a descriptor just named."""
         region = self._pending.pop(gen, None)
-        if region is None and self.fetch is not None:
+        if region is None:
             self.fetch()
             region = self._pending.pop(gen, None)
         if region is None:
@@ -357,87 +375,65 @@ class BulkIn:
             self._pending.pop(stale).close()
         old = self.region
         if old is not None:
-            if any(h.region is old for h in self._held):
+            if any(e.region is old for e in self._entries):
                 self._olds.append(old)
             else:
                 old.close()
         self.region, self.reader = region, reader
         return reader
 
-    def _accept(self, desc: bytes) -> tuple[B.BulkReader, Region, int]:
+    def hold(self, desc: bytes) -> Held:
+        """Accept the descriptor *desc*, in ring order: the frame it names, held.
+
+        Raises CorruptMessage when the descriptor or its region is refused.
+        """
         reader = self.reader
         if reader is None:
             if len(desc) != B.DESC_SIZE:
                 raise CorruptMessage("bulk descriptor has the wrong size", R.EEXTENT)
             reader = self._switch(_GEN.unpack(desc)[0])
-        size = reader.accept(desc)
-        if size < 0:
-            reader = self._switch(reader.want_gen)
-            size = reader.accept(desc)
-            if size < 0:  # pragma: no cover - the C side refuses a gen that goes back
+        extent = reader.accept(desc)
+        if extent is None:
+            extent = self._switch(reader.want_gen).accept(desc)
+            if extent is None:  # pragma: no cover - the C side refuses a gen that goes back
                 raise CorruptMessage("bulk descriptor names no region", R.EEXTENT)
         region = self.region
         assert region is not None
-        return reader, region, size
+        entry = _Entry(extent.end, region)
+        self._entries.append(entry)
+        self.bytes += extent.length
+        self.descs += 1
+        return Held(self, extent, entry)
 
     def take(self, desc: bytes) -> bytes:
-        """The frame *desc* names, copied once, checked on the copy, released.
-
-        Raises CorruptMessage when the descriptor, the region or the
-        checksum fails.
-        """
-        reader, region, size = self._accept(desc)
-        start = reader.offset
-        data = region.mm[start : start + size]
-        reader.verify(data)
-        if self._held:
-            self.release(self._hold(reader.end, region))
-        elif reader.release(reader.end) and self.wake is not None:
-            self.wake()
-        return data
+        """The frame *desc* names, copied (see :meth:`Held.copy`)."""
+        return self.hold(desc).copy()
 
     def lease(self, desc: bytes) -> Lease:
-        """The frame *desc* names, in place (a copy past :data:`MAX_LEASES`)."""
-        if self.leases >= MAX_LEASES:
-            return Lease(memoryview(self.take(desc)))
-        reader, region, size = self._accept(desc)
-        start = reader.offset
-        view = memoryview(region.mm)[start : start + size]
-        try:
-            reader.verify(view)
-        except BaseException:
-            view.release()
-            self.release(self._hold(reader.end, region))
-            raise
-        self.leases += 1
-        return Lease(view, self, self._hold(reader.end, region))
+        """The frame *desc* names, in place (see :meth:`Held.lease`)."""
+        return self.hold(desc).lease()
 
-    def _hold(self, end: int, region: Region) -> _Held:
-        held = _Held(end, region)
-        self._held.append(held)
-        return held
+    def end_lease(self, entry: _Entry) -> None:
+        self.leases -= 1
+        self.release(entry)
 
-    def release(self, held: _Held) -> None:
-        """*held* is done with: publish the released prefix; wake the writer if due."""
-        if held.done:
+    def release(self, entry: _Entry) -> None:
+        """*entry* is done with: publish the released prefix; wake the writer if due."""
+        if entry.done:
             return
-        held.done = True
-        if self.reader is None:
+        entry.done = True
+        reader = self.reader
+        if reader is None:
             return  # closed
-        queue = self._held
+        queue = self._entries
         end = None
         while queue and queue[0].done:
             end = queue.popleft().end
-        # (A lease's finalizer may have published a later end meanwhile.)
-        if (
-            end is not None
-            and 0 < (end - self.reader.released) % _M64 < _M63
-            and self.reader.release(end)
-            and self.wake is not None
-        ):
+        # (A finalizer may have published a later end meanwhile.)
+        if end is not None and 0 < (end - reader.released) % _M64 < _M63 and reader.release(end):
             self.wake()
         if self._olds:
-            holding = {id(h.region) for h in queue}
+            holding = {id(e.region) for e in queue}
             for region in [r for r in self._olds if id(r) not in holding]:
                 self._olds.remove(region)
                 region.close()
@@ -452,7 +448,11 @@ class BulkIn:
         if self.region is not None:
             self.region.close()
             self.region = None
-        self._held.clear()
+        self._entries.clear()
+
+
+def _nothing() -> None:
+    pass
 
 
 def _close_fd(fd: int) -> None:

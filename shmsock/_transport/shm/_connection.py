@@ -19,6 +19,11 @@ A damaged ring header (the peer's consumer position, which the peer
 writes) is the peer's fault, not the message's: writing reports it to the
 home, which closes the connection, and answers as for a full ring, so the
 message can go to another pipe.  Check ``alive`` before writing again.
+
+Frames larger than ``Framing.inline_max`` go through the ring's bulk
+region (``_bulk``): ``bulk_out`` writes ours (the binder's own, made at
+its first large frame; a connector's belongs to its slot, as its ring
+does), ``bulk_in`` reads the peer's.
 """
 
 from __future__ import annotations
@@ -26,6 +31,7 @@ from __future__ import annotations
 import socket
 from array import array
 from collections.abc import Sequence
+from functools import partial
 from typing import TYPE_CHECKING, Protocol
 
 import trio
@@ -36,7 +42,9 @@ from ..._types import SocketType
 from .. import Message, Queued
 from . import _wire
 from ._assembly import SIMPLE, Assembler
+from ._bulk import BulkIn, BulkOut
 from ._framing import Framing
+from ._region import send_fds
 
 if TYPE_CHECKING:
     from ._segment import Segment
@@ -52,6 +60,9 @@ class Home(Protocol):
 
     def empty(self, conn: Connection) -> None:
         """*conn*'s ring was found empty: ask to be woken, or finish it if gone."""
+
+    def fetch(self, conn: Connection) -> None:
+        """Read *conn*'s doorbell now for the regions it carries (see ``_doorbell``)."""
 
     def gone(self, conn: Connection) -> None:
         """*conn* has ended (its peer hung up, or its rings are not to be trusted)."""
@@ -129,6 +140,8 @@ class Connection:
         "asm",
         "bad_records",
         "bound",
+        "bulk_in",
+        "bulk_out",
         "busy",
         "discard",
         "endpoint",
@@ -175,6 +188,8 @@ class Connection:
         peer_type: SocketType,
         peer_limit: int,
         max_msg: int,
+        bulk_in: BulkIn | None = None,
+        bulk_out: BulkOut | None = None,
     ) -> None:
         self.home = home
         self.owner = owner
@@ -212,6 +227,14 @@ class Connection:
         self.plain_ok = max_msg >= rx.max_payload
         # The send fast path: C with no Python frame in between.
         self.try_write = tx.try_write
+        # The bulk regions: theirs (passed with the HELLO, or over the
+        # doorbell), and ours (made at our first large frame).
+        self.bulk_in = bulk_in if bulk_in is not None else BulkIn(rx, max_msg, resync=bound)
+        self.bulk_in.fetch = partial(home.fetch, self)
+        self.bulk_in.wake = partial(self.ring, _wire.SPACE)
+        self.bulk_in.corrupt = self.reject
+        self.asm.hold = self.bulk_in.hold
+        self.bulk_out = bulk_out
 
     def __repr__(self) -> str:
         state = "alive" if self.alive else "gone"
@@ -308,11 +331,16 @@ class Connection:
         self.home.tx_corrupt(self, exc)
 
     def offer(self, frames: list[bytes], aux: int) -> bool:
+        inline = self.home.framing.inline_max
         if len(frames) != 1:
+            if max(map(len, frames)) > inline:
+                return self._offer_bulk(frames, aux, inline)
             joined, lens, flags = Framing.encode(frames)
             return self.write_records(joined, lens, flags, aux, announce=True) > 0
         # One frame, one record (the round trip's path: no other call).
         data = frames[0]
+        if len(data) > inline:
+            return self._offer_bulk(frames, aux, inline)
         try:
             rc = self.tx.write(data, R.START, aux)
             if rc < 0:
@@ -326,6 +354,68 @@ class Connection:
             return False
         if rc:
             self.ring(_wire.DATA)
+        return True
+
+    def _bulk(self) -> BulkOut:
+        bulk = self.bulk_out
+        if bulk is None:  # a binder's first large frame
+            bulk = self.bulk_out = BulkOut(self.tx, self.send_region)
+        return bulk
+
+    def send_region(self, fd: int) -> None:
+        """Pass a new bulk region of our ring to the peer (before any record names it).
+
+        Raises OSError when it cannot go (the peer is gone, or does not read
+        its doorbell at all): no record may name it then.
+        """
+        send_fds(self.sock, _wire.REGION, [fd])
+
+    def _offer_bulk(self, frames: list[bytes], aux: int, inline: int) -> bool:
+        """Write a message with frames above *inline* bytes: each in the bulk region.
+
+        All or nothing, as any offer: the frames are copied into the region
+        first, privately, and become visible with the records that name
+        them, written at once; if those cannot be written, the extents are
+        taken back.  No room in the region announces a wait for it.
+        """
+        bulk = self._bulk()
+        checksum = self.tx.checksum
+        mark = bulk.mark()
+        payloads: list[bytes] = []
+        flags = bytearray()
+        last = len(frames) - 1
+        size = count = 0
+        try:
+            for i, frame in enumerate(frames):
+                flag = (R.START if i == 0 else 0) | (R.MORE if i < last else 0)
+                if len(frame) <= inline:
+                    payloads.append(frame)
+                    flags.append(flag)
+                    continue
+                desc = bulk.put(frame, checksum)
+                if desc is None and not bulk.prepare_wait(len(frame)):
+                    desc = bulk.put(frame, checksum)  # room appeared meanwhile
+                if desc is None:
+                    bulk.undo(mark)
+                    self.writable = False  # the reader rings SPACE once it is there
+                    return False
+                payloads.append(desc)
+                flags.append(flag | R.DESC)
+                size += len(frame)
+                count += 1
+        except CorruptMessage as exc:
+            bulk.undo(mark)
+            self._tx_corrupt(exc)
+            return False
+        except OSError as exc:
+            bulk.undo(mark)
+            self._tx_corrupt(CorruptMessage(f"cannot pass a bulk region to the peer: {exc}"))
+            return False
+        lens = array("I", map(len, payloads))
+        if self.write_records(b"".join(payloads), lens, bytes(flags), aux, announce=True) == 0:
+            bulk.undo(mark)
+            return False
+        bulk.published(size, count)
         return True
 
     def offer_batch(self, data: bytes, lens: array[int]) -> bool:
@@ -485,10 +575,17 @@ class Connection:
         self.home.retire(self)
 
     def release(self) -> None:
-        """Unmap the rings this connection owns and close the doorbell.  Idempotent."""
+        """Unmap the rings and regions this connection owns and close the doorbell.
+
+        Idempotent.  A region that a lease still views is unmapped with
+        the lease's last view.
+        """
         self.close_doorbell()
+        self.bulk_in.close()
         self.rx_seg.close()  # and the consumer over it, first (see Segment)
         if self.owns_tx:
+            if self.bulk_out is not None:
+                self.bulk_out.close()
             self.tx_seg.close()
 
 

@@ -20,11 +20,13 @@ import logging
 from functools import partial
 from typing import TYPE_CHECKING
 
+from ... import _bulkring as B
 from ... import _ring as R
 from ... import _stats
 from ..._errors import CorruptMessage
 from ..._stats import EndpointStats
 from .. import Events, SocketSpec
+from ._bulk import BulkOut
 from ._connection import Connection
 from ._doorbell import Doorbells
 from ._framing import Framing
@@ -34,7 +36,7 @@ from ._handshake import hung_up
 if TYPE_CHECKING:
     from .._reactor import Reactor
 
-__all__ = ["ConnectionSet", "add_counts"]
+__all__ = ["ConnectionSet", "add_counts", "bulk_bytes"]
 
 log = logging.getLogger("shmsock")
 
@@ -44,11 +46,17 @@ def add_counts(st: EndpointStats, conn: Connection) -> None:
     # A connector's ring belongs to its slot, which counts it.
     if conn.owns_tx:
         st.messages_sent += conn.tx.messages
-        st.bytes_sent += conn.tx.bytes
+        st.bytes_sent += conn.tx.bytes + bulk_bytes(conn.bulk_out)
     st.messages_received += conn.rx.messages
-    st.bytes_received += conn.rx.bytes
+    bulk = conn.bulk_in
+    st.bytes_received += conn.rx.bytes + bulk.bytes - bulk.descs * B.DESC_SIZE
     st.dropped += conn.dropped
     st.corrupt += conn.corrupt
+
+
+def bulk_bytes(bulk: BulkOut | None) -> int:
+    """Bytes a ring's frames in bulk regions add to its own count (a descriptor each)."""
+    return 0 if bulk is None else bulk.bytes - bulk.descs * B.DESC_SIZE
 
 
 class ConnectionSet:
@@ -68,6 +76,7 @@ class ConnectionSet:
         # The wake-up protocol's steps, called by every connection.
         self.empty = self.bells.empty
         self.settle = self.bells.settle
+        self.fetch = self.bells.fetch
         self.closed = False
         # Totals of retired connections by endpoint: counters never go back.
         self.retired: dict[str, EndpointStats] = {}

@@ -13,7 +13,9 @@ the slot's life
     goes, the slot dials again; when a binder refuses, the slot keeps the
     reason (``check_usable`` raises it) and waits for the next binder.
     When the binder says our ring is corrupt, the next dial brings a fresh
-    one.
+    one.  The ring's bulk regions belong to the slot as the ring does: a
+    HELLO carries every one a record still unread may name (``_bulk``,
+    rule 3).
 
 Nothing here waits: dials that must be retried later go through
 ``Events.call_later``.
@@ -35,12 +37,14 @@ from ..._types import SocketType
 from .. import Events, SocketSpec
 from . import _handshake, _wire
 from . import _segment as seg
+from ._bulk import BulkOut
 from ._connection import Connection
-from ._connections import ConnectionSet
+from ._connections import ConnectionSet, bulk_bytes
 from ._fs import LazyDir, try_lock
 from ._handshake import PendingHandshake, hung_up
 from ._inotify import DirWatch
 from ._layout import MAX_SLOTS, EndpointFiles, reclaim_dead_slot
+from ._region import recv_with_fds, send_fds
 
 if TYPE_CHECKING:
     from .._reactor import Reactor
@@ -54,6 +58,7 @@ class Slot:
     """This socket's place at an endpoint it connected to; the owner of its connections."""
 
     __slots__ = (
+        "bulk",
         "dialer",
         "dialing",
         "endpoint",
@@ -80,6 +85,7 @@ class Slot:
         self.lock_fd = lock_fd
         self.seg = sg
         self.tx = tx
+        self.bulk = BulkOut(tx, keep=True)  # its ring's bulk regions
         self.peer: Connection | None = None
         self.dialing: socket.socket | None = None
         self.refused: Exception | None = None
@@ -91,6 +97,7 @@ class Slot:
         self.dialer.dir.get().unlink(conn.rx_seg.name)
         if self.peer is conn:
             self.peer = None
+            self.bulk.send_region = None  # the next HELLO carries the regions
             self.dialer.dial(self)  # a new binder may already be there
 
     def on_corrupt(self, conn: Connection) -> None:
@@ -199,6 +206,7 @@ class Dialer:
             # closed or unbound while we had not read the answer: it leaves
             # that ring to us, and only we know of it.
             self._drop_binder_rings(slot)
+        slot.bulk.close()  # before the ring its writers point into
         slot.seg.close()  # and its producer, first (see Segment)
         if self.dir.is_open():
             d = self.dir.get()
@@ -283,7 +291,9 @@ class Dialer:
             )
             return
         try:
-            conn.send(hello.pack())
+            # The regions of our ring go with the HELLO, before the binder
+            # can read a record naming one.
+            send_fds(conn, hello.pack(), slot.bulk.fds())
         except OSError:
             # The binder died between our connect and our HELLO (EPIPE,
             # ECONNRESET): as with a dead binder's socket above, the next
@@ -314,9 +324,11 @@ class Dialer:
         """
         if slot.dialing is not None:
             try:
-                said = slot.dialing.recv(4096)
-            except OSError:
-                said = b""
+                said, fds = recv_with_fds(slot.dialing, 4096)
+            except (OSError, CorruptMessage):
+                said, fds = b"", []
+            for fd in fds:  # a binder passes none: nothing of ours to map
+                os.close(fd)
             if _wire.CORRUPT in said:
                 slot.replace_ring = True
         self._abort_dial(slot)
@@ -347,6 +359,8 @@ class Dialer:
             return
         if msg is None:
             return
+        for fd in hs.take_fds():  # a binder passes none: nothing of ours to map
+            os.close(fd)
         self.reactor.unregister(hs.sock.fileno())
         if msg.kind == _wire.Kind.REFUSE:
             self._refused(slot, _wire.refusal_error(msg, slot.endpoint))
@@ -393,8 +407,10 @@ class Dialer:
             peer_type=SocketType(msg.sock_type),
             peer_limit=msg.accepts,
             max_msg=options.max_msg_size,
+            bulk_out=slot.bulk,
         )
         slot.peer = conn
+        slot.bulk.send_region = conn.send_region
         self.conns.attach(conn)
 
     def _refused(self, slot: Slot, exc: Exception) -> None:
@@ -449,12 +465,13 @@ class Dialer:
             return False
         new_tx = new_seg.producer(checksum=self.spec.options.checksum)
         slot.replace_ring = False
-        old_seg, old_tx = slot.seg, slot.tx
+        old_seg, old_tx, old_bulk = slot.seg, slot.tx, slot.bulk
         with _stats.LOCK:  # the old ring's counts move to the retired totals
             st = self.conns.retired.setdefault(slot.endpoint, EndpointStats())
             st.messages_sent += old_tx.messages
-            st.bytes_sent += old_tx.bytes
-            slot.seg, slot.tx = new_seg, new_tx
+            st.bytes_sent += old_tx.bytes + bulk_bytes(old_bulk)
+            slot.seg, slot.tx, slot.bulk = new_seg, new_tx, BulkOut(new_tx, keep=True)
+        old_bulk.close()
         old_seg.close()
         return True
 
@@ -477,7 +494,7 @@ class Dialer:
                 self.slots.remove(slot)
                 st = self.conns.retired.setdefault(slot.endpoint, EndpointStats())
                 st.messages_sent += slot.tx.messages
-                st.bytes_sent += slot.tx.bytes
+                st.bytes_sent += slot.tx.bytes + bulk_bytes(slot.bulk)
             self.release(slot)
         if slots:
             self.events.changed()
@@ -533,5 +550,5 @@ class Dialer:
         for slot in list(self.slots):
             st = out.setdefault(slot.endpoint, EndpointStats())
             st.messages_sent += slot.tx.messages
-            st.bytes_sent += slot.tx.bytes
+            st.bytes_sent += slot.tx.bytes + bulk_bytes(slot.bulk)
             st.used_out += slot.seg.ring_used() or 0
