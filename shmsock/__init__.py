@@ -33,6 +33,7 @@ from ._errors import (
 )
 from ._options import Options, SocketOption
 from ._socket import Socket, socket
+from ._transport import Lease
 from ._types import SocketType
 
 PAIR = SocketType.PAIR
@@ -68,6 +69,7 @@ __all__ = [
     "CorruptMessage",
     "IncompatiblePeer",
     "InvalidEndpoint",
+    "Lease",
     "MessageTooLarge",
     "MultipartMessage",
     "NotInTrio",

@@ -26,8 +26,9 @@ from __future__ import annotations
 import os
 from collections import deque
 from collections.abc import AsyncIterator, Coroutine, Iterable, Sequence
+from contextlib import AbstractAsyncContextManager
 from functools import partial
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Literal, overload
 
 import trio
 
@@ -37,13 +38,14 @@ from ._errors import MessageTooLarge, StateError
 from ._hub import Hub
 from ._inbox import Inbox
 from ._lifetime import Lifetime, open_sockets
+from ._loan import LoanBlock
 from ._options import Options, make_options
 from ._outbox import Outbox
 from ._patterns import make_pattern
 from ._sockopts import SocketOptions, refuse_pyzmq_options
 from ._stats import EndpointStats
 from ._stream import stream
-from ._transport import HeldMessage, Pipe, Queued, SocketSpec
+from ._transport import HeldMessage, Lease, Pipe, Queued, SocketSpec
 from ._trio import checkpoint_if_cancelled, ki_protected, require_trio, retry
 from ._types import SocketType
 from ._waiting import Waiter
@@ -62,6 +64,15 @@ def _frames(item: Queued) -> list[bytes]:
         if type(item) is bytes:
             return [item]
     return list(item.frames)  # type: ignore[union-attr]
+
+
+def _leases(item: Queued) -> list[Lease]:
+    """Every frame of *item* as a Lease (in place when its transport holds it)."""
+    if type(item) is bytes:
+        return [Lease(memoryview(item))]
+    if type(item) is HeldMessage:
+        return item.leased()
+    return [Lease(memoryview(f)) for f in item.frames]  # type: ignore[union-attr]
 
 
 def _first(item: Queued) -> bytes:
@@ -391,14 +402,52 @@ class Socket(SocketOptions, Lifetime):
             trio.ClosedResourceError: the socket is closed, or closes meanwhile.
 
         On cancel:
-            Nothing is sent.  A streamed message cancelled midway is
-            dropped by the receiver, never delivered in part.
+            Nothing is sent, whatever the message's size.  (Only a message
+            of thousands of frames is streamed: one cancelled midway is
+            dropped by the receiver, never delivered in part.)
         """
         frames = [as_bytes(data)]
         try:
             await retry(self._outbox.send_nowait, self._waiter.wait_send, frames)
         except MessageTooLarge:
             await self._stream(frames)
+
+    def loan(self, size: int) -> AbstractAsyncContextManager[memoryview]:
+        """Room for a one-frame message of *size* bytes, to fill in place.
+
+        ``async with sock.loan(n) as buf:`` waits, as :meth:`send` does,
+        for a peer with room, and gives ``buf``, a writable memoryview of
+        *size* bytes.  Leaving the block sends what ``buf`` holds then, as
+        one message.  On shm:// the view is of the memory the receiver
+        reads (a frame above 64 KiB: the ring's bulk region), so nothing is
+        copied; elsewhere, and for REQ and REP, it is a private buffer sent
+        at the end of the block.  Do not keep ``buf``, or a view of it,
+        past the block: the memory is the receiver's from then on.  While
+        the block runs, other messages go to other peers (or wait).
+
+        Raises:
+            TypeError, ValueError: *size* is not an int >= 0.
+            MessageTooLarge, StateError, trio.BrokenResourceError,
+                IncompatiblePeer, VersionMismatch, SharedMemoryFull,
+                UnsafeFile, ConnectionRefusedError, trio.ClosedResourceError:
+                when the block starts, as for :meth:`send`.
+
+        On cancel:
+            Nothing is sent: a block cancelled while it waits for room, or
+            while it fills ``buf``, or that raises, sends nothing.  A block
+            that ended normally and then has to wait (a private buffer, or
+            its peer gone meanwhile) sends nothing if cancelled there.
+        """
+        check_count(size, "size", 0)
+        return LoanBlock(
+            size,
+            pattern=self._pattern,
+            outbox=self._outbox,
+            waiter=self._waiter,
+            hub=self._hub,
+            check_open=self._check_open,
+            send=self.send,
+        )
 
     @ki_protected
     def send_multipart_nowait(self, frames: Iterable[bytes]) -> None:
@@ -485,9 +534,18 @@ class Socket(SocketOptions, Lifetime):
 
     # -- receiving -------------------------------------------------------------------------
 
+    @overload
+    def recv_nowait(self, *, copy: Literal[True] = True) -> bytes: ...
+
+    @overload
+    def recv_nowait(self, *, copy: Literal[False]) -> Lease: ...
+
     @ki_protected
-    def recv_nowait(self) -> bytes:
+    def recv_nowait(self, *, copy: bool = True) -> bytes | Lease:
         """Receive one message now or raise trio.WouldBlock.
+
+        With ``copy=False`` the message comes as a :class:`shmsock.Lease`,
+        as from :meth:`recv_lease`.
 
         Raises:
             trio.WouldBlock: no message now.
@@ -501,7 +559,7 @@ class Socket(SocketOptions, Lifetime):
         """
         # Fast path: a plain message already taken from the transport, at
         # the head pipe of the receive queue (types with no state to keep).
-        if self._plain_recv:
+        if self._plain_recv and copy:
             ready = self._recv_ready
             if ready:
                 inbox = ready[0].inbox
@@ -510,11 +568,24 @@ class Socket(SocketOptions, Lifetime):
                         ready.rotate(-1)
                     return inbox.popleft()  # type: ignore[return-value]
         item = self._inbox.take(False)
+        if not copy:
+            return _leases(item)[0]
         return item if type(item) is bytes else _first(item)
 
+    @overload
+    async def recv(self, *, copy: Literal[True] = True) -> bytes: ...
+
+    @overload
+    async def recv(self, *, copy: Literal[False]) -> Lease: ...
+
     @ki_protected
-    async def recv(self) -> bytes:
+    async def recv(self, *, copy: bool = True) -> bytes | Lease:
         """Receive one message, waiting until there is one.
+
+        A large message (a frame above 64 KiB, on shm://) is copied once,
+        into the bytes returned, and its checksum verified on that copy.
+        With ``copy=False`` it comes as a :class:`shmsock.Lease` instead, a
+        read-only view of the sender's memory, as from :meth:`recv_lease`.
 
         Raises:
             MultipartMessage: the next message has several frames (it stays
@@ -544,22 +615,40 @@ class Socket(SocketOptions, Lifetime):
                 None,  # poll unless it would wait on its one pipe directly
                 on_cancel=self._recv_cancelled,
             )
+        if not copy:
+            return _leases(item)[0]
         return item if type(item) is bytes else _first(item)
 
+    @overload
+    def recv_multipart_nowait(self, *, copy: Literal[True] = True) -> list[bytes]: ...
+
+    @overload
+    def recv_multipart_nowait(self, *, copy: Literal[False]) -> list[Lease]: ...
+
     @ki_protected
-    def recv_multipart_nowait(self) -> list[bytes]:
-        """Receive one message as its list of frames, now.
+    def recv_multipart_nowait(self, *, copy: bool = True) -> list[bytes] | list[Lease]:
+        """Receive one message as its list of frames, now (``copy=False``: Leases).
 
         Raises:
             trio.WouldBlock: no message now.
             CorruptMessage, StateError, trio.BrokenResourceError,
                 trio.ClosedResourceError: as for :meth:`recv_nowait`.
         """
-        return _frames(self._inbox.take(True))
+        item = self._inbox.take(True)
+        return _frames(item) if copy else _leases(item)
+
+    @overload
+    async def recv_multipart(self, *, copy: Literal[True] = True) -> list[bytes]: ...
+
+    @overload
+    async def recv_multipart(self, *, copy: Literal[False]) -> list[Lease]: ...
 
     @ki_protected
-    async def recv_multipart(self) -> list[bytes]:
+    async def recv_multipart(self, *, copy: bool = True) -> list[bytes] | list[Lease]:
         """Receive one message as its list of frames (one frame or several).
+
+        With ``copy=False`` each frame is a :class:`shmsock.Lease` (see
+        :meth:`recv_lease`).
 
         Raises:
             CorruptMessage, StateError, trio.BrokenResourceError,
@@ -569,15 +658,40 @@ class Socket(SocketOptions, Lifetime):
             Nothing is consumed, as for :meth:`recv`.
         """
         if self._options.spin_us:
-            return _frames(await self._recv_spinning(True))
-        item = await retry(
-            self._inbox.take,
-            self._waiter.wait_recv_parked,
-            True,
-            None,
-            on_cancel=self._recv_cancelled,
-        )
-        return _frames(item)
+            item = await self._recv_spinning(True)
+        else:
+            item = await retry(
+                self._inbox.take,
+                self._waiter.wait_recv_parked,
+                True,
+                None,
+                on_cancel=self._recv_cancelled,
+            )
+        return _frames(item) if copy else _leases(item)
+
+    @ki_protected
+    async def recv_lease(self) -> Lease:
+        """Receive one message as a :class:`shmsock.Lease`: ``recv(copy=False)``.
+
+        A frame the sender wrote into shared memory (a frame above 64 KiB,
+        on shm://) is read in place: the lease's ``buffer`` is a read-only
+        view of the sender's memory, with no copy.  Release the lease
+        (``with lease:``, ``lease.release()``) when done: until then the
+        sender cannot reuse that memory, and a sender whose memory is all
+        leased waits.  Its checksum is checked once, when the lease is
+        made; a lease trusts the sender not to change the bytes after.
+        Past 64 leases held on one connection, a lease holds a private copy
+        instead.  Any other message is a lease of its bytes.
+
+        Raises:
+            MultipartMessage, CorruptMessage, StateError,
+                trio.BrokenResourceError, trio.ClosedResourceError: as for
+                :meth:`recv`.
+
+        On cancel:
+            Nothing is consumed, as for :meth:`recv`.
+        """
+        return await self.recv(copy=False)
 
     def _recv_spinning(self, multipart: bool) -> Coroutine[Any, Any, Queued]:
         """A receive that spins before it parks (``spin_us``), as ``retry`` shapes it."""

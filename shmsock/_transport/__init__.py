@@ -74,6 +74,8 @@ __all__ = [
     "HeldFrame",
     "HeldMessage",
     "Lease",
+    "Lends",
+    "Loan",
     "Message",
     "Pipe",
     "Queued",
@@ -405,6 +407,46 @@ class Pipe(Protocol):
 
     def retire(self) -> None:
         """The socket is done with this finished pipe: release what it holds."""
+
+
+class Loan(Protocol):
+    """Room for one message in a pipe's memory, for the sender to fill in place.
+
+    Made by a pipe's optional ``loan(size)`` (:class:`Lends`).  The pipe
+    is ``streaming`` (no other message goes to it) until :meth:`commit` or
+    :meth:`abandon`; nothing is visible to the peer before :meth:`commit`.
+    """
+
+    #: The writable view to fill; the socket releases it before commit.
+    buffer: memoryview
+
+    def commit(self) -> bool:
+        """Send what was written, whole.  False: the pipe is gone, nothing sent.
+
+        The room was reserved when the loan was made, so it never waits.
+        After False the buffer is still readable: the socket copies it and
+        sends the copy elsewhere, then calls :meth:`abandon`.
+        """
+
+    def abandon(self) -> None:
+        """Send nothing, and give the room back.  Idempotent; also after commit.
+
+        (The socket wakes its senders after either: the pipe takes other
+        messages again.)
+        """
+
+
+class Lends(Protocol):
+    """An optional capability of a pipe: messages filled in place (``Socket.loan``)."""
+
+    def loan(self, size: int) -> Loan | None:
+        """Room for a one-frame message of *size* bytes, or None (no room now).
+
+        None marks the pipe not writable, and it reports
+        ``ready(send=True)`` once there may be room, as for ``offer``.
+        Raises what ``offer`` raises (SharedMemoryFull for the memory to
+        lend).
+        """
 
 
 class WakeUps(Protocol):

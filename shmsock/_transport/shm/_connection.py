@@ -36,6 +36,7 @@ from typing import TYPE_CHECKING, Protocol
 
 import trio
 
+from ... import _bulkring as B
 from ... import _ring as R
 from ..._errors import CorruptMessage, MessageTooLarge
 from ..._types import SocketType
@@ -49,7 +50,7 @@ from ._region import send_fds
 if TYPE_CHECKING:
     from ._segment import Segment
 
-__all__ = ["Connection", "Home", "Owner", "corrupt_reason"]
+__all__ = ["Connection", "Home", "Owner", "ShmLoan", "corrupt_reason"]
 
 
 class Home(Protocol):
@@ -127,6 +128,64 @@ class Stream:
 
     def close(self) -> None:
         conn = self._conn
+        conn.streaming = False
+        if conn.alive:
+            conn.try_write = conn.tx.try_write
+
+
+class ShmLoan:
+    """Room for one message in our ring (inline) or its bulk region (a ``Loan``)."""
+
+    __slots__ = ("_conn", "_desc", "_mark", "_private", "buffer", "size")
+
+    def __init__(
+        self,
+        conn: Connection,
+        buffer: memoryview,
+        private: bytearray | None,
+        desc: bytearray | None,
+        mark: tuple[int, int],
+    ) -> None:
+        self._conn: Connection | None = conn
+        self.buffer = buffer
+        self._private = private
+        self._desc = desc
+        self._mark = mark
+        self.size = buffer.nbytes
+        conn.streaming = True
+        conn.try_write = _refuse
+
+    def commit(self) -> bool:
+        conn = self._conn
+        if conn is None or not conn.alive:
+            return False
+        desc, private = self._desc, self._private
+        if desc is None:
+            assert private is not None
+            payload, flag = bytes(private), R.START
+        else:
+            assert conn.bulk_out is not None
+            payload, flag = conn.bulk_out.seal(desc, conn.tx.checksum), R.START | R.DESC
+        # The room was reserved by loan(), and nothing else writes meanwhile.
+        if not conn.write_records(payload, array("I", [len(payload)]), bytes([flag]), 0):
+            return False  # our ring was found corrupt: the pipe is gone
+        if desc is not None:
+            conn.bulk_out.published(self.size, 1)  # type: ignore[union-attr]
+        self.buffer.release()
+        self._end(conn)
+        return True
+
+    def abandon(self) -> None:
+        conn = self._conn
+        if conn is None:
+            return
+        self.buffer.release()
+        if self._desc is not None and conn.bulk_out is not None:
+            conn.bulk_out.undo(self._mark)
+        self._end(conn)
+
+    def _end(self, conn: Connection) -> None:
+        self._conn = None
         conn.streaming = False
         if conn.alive:
             conn.try_write = conn.tx.try_write
@@ -417,6 +476,45 @@ class Connection:
             return False
         bulk.published(size, count)
         return True
+
+    def loan(self, size: int) -> ShmLoan | None:
+        """Room for a message of *size* bytes, filled in place (see ``Lends``).
+
+        A frame above ``inline_max`` is an extent of the bulk region, the
+        view the caller fills (no copy); a smaller one a private buffer,
+        written into the ring at commit.  The ring's room for its record is
+        checked now: the pipe takes no other message until the loan ends,
+        so it is still there at commit.
+        """
+        if not self.alive:
+            return None
+        inline = self.home.framing.inline_max
+        need = size if size <= inline else B.DESC_SIZE
+        try:
+            if not self.tx.can_write(need) and (
+                self.tx.prepare_wait(need) or not self.tx.can_write(need)
+            ):
+                self.writable = False
+                return None
+            if size <= inline:
+                private = bytearray(size)
+                return ShmLoan(self, memoryview(private), private, None, (0, 0))
+            bulk = self._bulk()
+            mark = bulk.mark()
+            got = bulk.alloc(size)
+            if got is None and not bulk.prepare_wait(size):
+                got = bulk.alloc(size)  # room appeared meanwhile
+        except CorruptMessage as exc:
+            self._tx_corrupt(exc)
+            return None
+        except OSError as exc:
+            self._tx_corrupt(CorruptMessage(f"cannot pass a bulk region to the peer: {exc}"))
+            return None
+        if got is None:
+            self.writable = False
+            return None
+        view, desc = got
+        return ShmLoan(self, view, None, desc, mark)
 
     def offer_batch(self, data: bytes, lens: array[int]) -> bool:
         try:
