@@ -49,6 +49,7 @@ MAX_MSG_SIZE = SocketOption.MAX_MSG_SIZE
 SPIN_US = SocketOption.SPIN_US
 CHECKSUM = SocketOption.CHECKSUM
 LINGER = SocketOption.LINGER
+SCHEDULE_EVERY_US = SocketOption.SCHEDULE_EVERY_US
 
 # The one place the version is written: pyproject.toml reads it from here
 # (as a literal, without importing), so keep it a plain string.
@@ -64,6 +65,7 @@ __all__ = [
     "REP",
     "REQ",
     "RING_SIZE",
+    "SCHEDULE_EVERY_US",
     "SPIN_US",
     "AddressInUse",
     "CorruptMessage",

@@ -46,7 +46,15 @@ from ._sockopts import SocketOptions, refuse_pyzmq_options
 from ._stats import EndpointStats
 from ._stream import stream
 from ._transport import HeldMessage, Lease, Pipe, Queued, SocketSpec
-from ._trio import checkpoint_if_cancelled, ki_protected, require_trio, retry
+from ._trio import (
+    checkpoint_if_cancelled,
+    clock,
+    ki_protected,
+    now,
+    require_trio,
+    retry,
+    shielded_checkpoint,
+)
 from ._types import SocketType
 from ._waiting import Waiter
 
@@ -119,6 +127,7 @@ class Socket(SocketOptions, Lifetime):
         "_nursery_manager",
         "_options",
         "_outbox",
+        "_pace",
         "_pattern",
         "_pid",
         "_plain_limit",
@@ -163,6 +172,7 @@ class Socket(SocketOptions, Lifetime):
         self._recv_cancelled = pattern.recv_cancelled
         self._plain_recv = pattern.plain_recv
         self._plain_limit = -1
+        self._pace = 0
         self._derive()
         hub.limits_changed = self._derive
         self._pid = os.getpid()  # the process it belongs to (see _disown)
@@ -171,6 +181,7 @@ class Socket(SocketOptions, Lifetime):
 
     def _derive(self) -> None:
         """Set what the fast paths read from the options and the transports."""
+        self._pace = self._options.schedule_every_us * 1000  # _trio, step 3
         if self._pattern.plain_send and not self._closed:
             # A plain message at most this long goes by the send fast path
             # (-1: no message is that short): one comparison for every
@@ -406,9 +417,32 @@ class Socket(SocketOptions, Lifetime):
             of thousands of frames is streamed: one cancelled midway is
             dropped by the receiver, never delivered in part.)
         """
+        await checkpoint_if_cancelled()
+        # Fast path first: send_nowait's, then step 3 of _trio inline.
+        if type(data) is bytes and len(data) <= self._plain_limit:
+            ready = self._send_ready
+            if ready:
+                pipe = ready[0]
+                rc = pipe.try_write(data, len(data))
+                if rc >= 0:
+                    if rc:
+                        pipe.wake()
+                    ready.rotate(-1)
+                    pace = self._pace
+                    if pace and now() - clock.last < pace:
+                        return
+                    await shielded_checkpoint()
+                    clock.last = now()
+                    return
         frames = [as_bytes(data)]
         try:
-            await retry(self._outbox.send_nowait, self._waiter.wait_send, frames)
+            await retry(
+                self._outbox.send_nowait,
+                self._waiter.wait_send,
+                frames,
+                checked=True,
+                pace=self._pace,
+            )
         except MessageTooLarge:
             await self._stream(frames)
 
@@ -480,7 +514,7 @@ class Socket(SocketOptions, Lifetime):
         """
         parts = frames_of(frames)
         try:
-            await retry(self._outbox.send_nowait, self._waiter.wait_send, parts)
+            await retry(self._outbox.send_nowait, self._waiter.wait_send, parts, pace=self._pace)
         except MessageTooLarge:
             await self._stream(parts)
 
@@ -530,7 +564,13 @@ class Socket(SocketOptions, Lifetime):
         await checkpoint_if_cancelled()
         # Joined once: a batch that waits for room is not copied again.
         batch = self._outbox.encode_batch(messages)
-        await retry(self._outbox.send_batch_nowait, self._waiter.wait_send, batch, checked=True)
+        await retry(
+            self._outbox.send_batch_nowait,
+            self._waiter.wait_send,
+            batch,
+            checked=True,
+            pace=self._pace,
+        )
 
     # -- receiving -------------------------------------------------------------------------
 
@@ -605,6 +645,22 @@ class Socket(SocketOptions, Lifetime):
             Nothing is consumed.  A REQ's request is then abandoned: its
             reply, if it comes, is dropped.
         """
+        await checkpoint_if_cancelled()
+        # Fast path first: recv_nowait's, then step 3 of _trio inline.
+        if self._plain_recv and copy:
+            ready = self._recv_ready
+            if ready:
+                inbox = ready[0].inbox
+                if inbox and type(inbox[0]) is bytes:
+                    if self._rotate_recv:
+                        ready.rotate(-1)
+                    data: bytes = inbox.popleft()  # type: ignore[assignment]
+                    pace = self._pace
+                    if pace and now() - clock.last < pace:
+                        return data
+                    await shielded_checkpoint()
+                    clock.last = now()
+                    return data
         if self._options.spin_us:
             item = await self._recv_spinning(False)
         else:
@@ -613,7 +669,9 @@ class Socket(SocketOptions, Lifetime):
                 self._waiter.wait_recv_parked,
                 False,
                 None,  # poll unless it would wait on its one pipe directly
+                checked=True,
                 on_cancel=self._recv_cancelled,
+                pace=self._pace,
             )
         if not copy:
             return _leases(item)[0]
@@ -666,6 +724,7 @@ class Socket(SocketOptions, Lifetime):
                 True,
                 None,
                 on_cancel=self._recv_cancelled,
+                pace=self._pace,
             )
         return _frames(item) if copy else _leases(item)
 
@@ -755,7 +814,9 @@ class Socket(SocketOptions, Lifetime):
                 max_count,
                 yield_first=True,  # see _recv
             )
-        return await retry(self.recv_many_nowait, waiter.wait_recv_parked, max_count)
+        return await retry(
+            self.recv_many_nowait, waiter.wait_recv_parked, max_count, pace=self._pace
+        )
 
     # -- async iteration -------------------------------------------------------------------
 
@@ -791,10 +852,15 @@ class Socket(SocketOptions, Lifetime):
                 self._iter_run += 1
                 return data
         self._iter_run = 0
+        before = clock.last
         try:
-            return await self.recv()
+            data = await self.recv()
         except trio.ClosedResourceError:
             raise StopAsyncIteration from None
+        if clock.last == before:  # recv's pace let it skip the schedule point
+            await shielded_checkpoint()
+            clock.last = now()
+        return data
 
 
 refuse_pyzmq_options(Socket)
