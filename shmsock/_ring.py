@@ -476,6 +476,11 @@ class Producer(_Side):
         return (int(self._p.msgs) - self._msgs0) & _MASK64
 
     @property
+    def tail(self) -> int:
+        """The position after the last record written (this side's private copy)."""
+        return int(self._p.tail)
+
+    @property
     def used(self) -> int:
         """Bytes written and not yet known to be consumed (an upper bound)."""
         return int(self._p.tail - self._p.head_cache)

@@ -52,9 +52,9 @@ from ._errors import NotInTrio
 __all__ = [
     "checkpoint_if_cancelled",
     "clock",
+    "ki_protected",
     "now",
     "paced",
-    "ki_protected",
     "require_trio",
     "retry",
     "shielded_checkpoint",

@@ -45,7 +45,7 @@ import struct
 from collections import deque
 from collections.abc import Callable
 from functools import partial
-from typing import Final
+from typing import Any, Final
 
 from ... import _bulkring as B
 from ... import _ring as R
@@ -101,7 +101,10 @@ class BulkOut:
         self.send_region = send_region
         self._keep = keep
         self.region: Region | None = None
-        self._olds: list[Region] = []  # replaced, kept for the next reader
+        # Replaced regions kept for the next reader, each with the ring
+        # position after the last record that can name it (None: the
+        # message that replaced it is not published yet).
+        self._olds: list[list[Any]] = []
         self._fresh_tail = 0
         self.bytes = 0  # bytes of the frames published (statistics)
         self.descs = 0  # and their number
@@ -130,10 +133,25 @@ class BulkOut:
         self._fresh_tail = writer.tail
         if region is not None:
             if self._keep:
-                self._olds.append(region)
+                self._olds.append([region, None])
             else:
                 region.close()  # the reader has it, or it is in flight to it
         return writer
+
+    def _forget(self) -> None:
+        """Close the replaced regions that no record left in the ring can name."""
+        try:
+            head = self._producer.tail - self._producer.unread()
+        except CorruptMessage:
+            return  # the reader's position is impossible: keep them
+        keep = []
+        for old in self._olds:
+            end = old[1]
+            if end is not None and (head - end) % _M64 < _M63:
+                old[0].close()
+            else:
+                keep.append(old)
+        self._olds = keep
 
     def put(self, frame: bytes | memoryview, checksum: bool) -> bytes | None:
         """Copy *frame* into a region; its descriptor, or None if no room now.
@@ -142,6 +160,8 @@ class BulkOut:
         (the reader's released position is impossible), OSError (the new
         region could not be passed to the reader).
         """
+        if self._olds:
+            self._forget()
         return self._writer(len(frame)).put(frame, checksum)
 
     def alloc(self, size: int) -> tuple[memoryview, bytearray] | None:
@@ -150,6 +170,8 @@ class BulkOut:
         None if no room now.  Fill the view, release it, then :meth:`seal`
         the descriptor; or :meth:`undo` if the message is abandoned.
         """
+        if self._olds:
+            self._forget()
         writer = self._writer(size)
         got = writer.alloc(size)
         if got is None:
@@ -178,9 +200,12 @@ class BulkOut:
         region.writer.rewind(tail if gen == region.gen else self._fresh_tail)
 
     def published(self, size: int, count: int) -> None:
-        """*count* frames of *size* bytes in all went out (statistics)."""
+        """*count* frames of *size* bytes in all went out, their records published."""
         self.bytes += size
         self.descs += count
+        for old in self._olds:
+            if old[1] is None:
+                old[1] = self._producer.tail
 
     def prepare_wait(self, size: int) -> bool:
         """Announce a wait for room for *size* (see BulkWriter); True: sleep."""
@@ -193,26 +218,19 @@ class BulkOut:
     def fds(self) -> list[int]:
         """The descriptors of the regions a new reader may find named, oldest first.
 
-        Forgets the older regions once the ring has been read to its end:
-        no record can name them any more.
+        Forgets the older regions that no record left in the ring can name.
         """
-        try:
-            drained = bool(self._olds) and self._producer.unread() == 0
-        except CorruptMessage:
-            drained = False  # the reader's position is impossible: keep them
-        if drained:
-            for region in self._olds:
-                region.close()
-            self._olds = []
-        regions = list(self._olds)
+        if self._olds:
+            self._forget()
+        regions = [old[0] for old in self._olds]
         if self.region is not None:
             regions.append(self.region)
         return [r.fd for r in regions]
 
     def close(self) -> None:
         """Release every region (the reader keeps its own mappings)."""
-        for region in self._olds:
-            region.close()
+        for old in self._olds:
+            old[0].close()
         self._olds = []
         if self.region is not None:
             self.region.close()

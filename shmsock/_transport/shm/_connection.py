@@ -29,8 +29,9 @@ does), ``bulk_in`` reads the peer's.
 from __future__ import annotations
 
 import socket
+import weakref
 from array import array
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from functools import partial
 from typing import TYPE_CHECKING, Protocol
 
@@ -50,7 +51,7 @@ from ._region import send_fds
 if TYPE_CHECKING:
     from ._segment import Segment
 
-__all__ = ["Connection", "Home", "Owner", "ShmLoan", "corrupt_reason"]
+__all__ = ["Connection", "Home", "Owner", "ShmLoan", "corrupt_reason", "pass_region"]
 
 
 class Home(Protocol):
@@ -195,6 +196,7 @@ class Connection:
     """An attached connection.  The connection set makes and retires them."""
 
     __slots__ = (
+        "__weakref__",
         "alive",
         "asm",
         "bad_records",
@@ -287,11 +289,15 @@ class Connection:
         # The send fast path: C with no Python frame in between.
         self.try_write = tx.try_write
         # The bulk regions: theirs (passed with the HELLO, or over the
-        # doorbell), and ours (made at our first large frame).
+        # doorbell), and ours (made at our first large frame).  What they
+        # call back holds the connection weakly: no cycle, so a connection
+        # and its segments are freed by reference counting, in the order
+        # Segment keeps, never by the garbage collector's (see Segment).
+        me = weakref.ref(self)
         self.bulk_in = bulk_in if bulk_in is not None else BulkIn(rx, max_msg, resync=bound)
-        self.bulk_in.fetch = partial(home.fetch, self)
-        self.bulk_in.wake = partial(self.ring, _wire.SPACE)
-        self.bulk_in.corrupt = self.reject
+        self.bulk_in.fetch = partial(_call, me, _fetch)
+        self.bulk_in.wake = partial(_call, me, _wake)
+        self.bulk_in.corrupt = partial(_call, me, Connection.reject)
         self.asm.hold = self.bulk_in.hold
         self.bulk_out = bulk_out
 
@@ -418,7 +424,8 @@ class Connection:
     def _bulk(self) -> BulkOut:
         bulk = self.bulk_out
         if bulk is None:  # a binder's first large frame
-            bulk = self.bulk_out = BulkOut(self.tx, self.send_region)
+            sock = self.sock  # (not self: no cycle)
+            bulk = self.bulk_out = BulkOut(self.tx, partial(pass_region, sock))
         return bulk
 
     def send_region(self, fd: int) -> None:
@@ -427,7 +434,7 @@ class Connection:
         Raises OSError when it cannot go (the peer is gone, or does not read
         its doorbell at all): no record may name it then.
         """
-        send_fds(self.sock, _wire.REGION, [fd])
+        pass_region(self.sock, fd)
 
     def _offer_bulk(self, frames: list[bytes], aux: int, inline: int) -> bool:
         """Write a message with frames above *inline* bytes: each in the bulk region.
@@ -685,6 +692,24 @@ class Connection:
             if self.bulk_out is not None:
                 self.bulk_out.close()
             self.tx_seg.close()
+
+
+def pass_region(sock: socket.socket, fd: int) -> None:
+    send_fds(sock, _wire.REGION, [fd])
+
+
+def _call(ref: weakref.ref[Connection], fn: Callable[[Connection], None]) -> None:
+    conn = ref()
+    if conn is not None:
+        fn(conn)
+
+
+def _fetch(conn: Connection) -> None:
+    conn.home.fetch(conn)
+
+
+def _wake(conn: Connection) -> None:
+    conn.ring(_wire.SPACE)
 
 
 def corrupt_reason(exc: CorruptMessage, conn: Connection) -> CorruptMessage:

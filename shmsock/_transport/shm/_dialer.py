@@ -38,7 +38,7 @@ from .. import Events, SocketSpec
 from . import _handshake, _wire
 from . import _segment as seg
 from ._bulk import BulkOut
-from ._connection import Connection
+from ._connection import Connection, pass_region
 from ._connections import ConnectionSet, bulk_bytes
 from ._fs import LazyDir, try_lock
 from ._handshake import PendingHandshake, hung_up
@@ -410,7 +410,7 @@ class Dialer:
             bulk_out=slot.bulk,
         )
         slot.peer = conn
-        slot.bulk.send_region = conn.send_region
+        slot.bulk.send_region = partial(pass_region, conn.sock)  # (not conn: no cycle)
         self.conns.attach(conn)
 
     def _refused(self, slot: Slot, exc: Exception) -> None:
