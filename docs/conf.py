@@ -19,7 +19,14 @@ version = release
 extensions = [
     "myst_parser",
     "sphinx.ext.autodoc",
+    "sphinx.ext.napoleon",
 ]
+
+# The socket's docstrings are Google style: "Raises:" and "On cancel:"
+# sections (tests/tools/test_docstrings.py holds every method to them).
+napoleon_google_docstring = True
+napoleon_numpy_docstring = False
+napoleon_custom_sections = ["On cancel"]
 
 source_suffix = {".md": "markdown"}
 root_doc = "index"
@@ -35,6 +42,8 @@ myst_enable_extensions = ["deflist"]
 nitpicky = True
 nitpick_ignore_regex = [
     (r"py:.*", r"(collections\.abc|contextlib|os|pathlib|prometheus_client|trio|typing)\..+"),
+    # A "Raises:" section of a method that never raises says "Nothing".
+    (r"py:exc", r"Nothing"),
 ]
 
 autodoc_member_order = "bysource"

@@ -1,8 +1,8 @@
 """Python face of the bulk-region positions (``csrc/shmbulk.c``).
 
-The bulk half of the private binding: :mod:`shmsock._ring` holds the ring
-and :func:`shmsock._ring._fail`, still the one place where C return codes
-become exceptions; this module only adds the classes over
+The bulk half of the private binding: :mod:`shmsock._ring` holds the ring,
+and :func:`shmsock._ringcore.fail` is still the one place where C return
+codes become exceptions; this module only adds the classes over
 ``shm_bulk_writer`` and ``shm_bulk_reader``.  "No room" and "that
 descriptor names a newer region" are states, returned as values.
 
@@ -18,8 +18,9 @@ from __future__ import annotations
 import mmap
 from typing import Final, NamedTuple
 
-from ._ring import Consumer, Producer, _fail
-from ._shmring import ffi, lib
+from ._ring import Consumer, Producer
+from ._ringcore import fail as _fail
+from ._ringcore import ffi, lib
 
 __all__ = [
     "ALIGN",

@@ -100,6 +100,8 @@ class Hub:
     @ki_protected
     async def run(self) -> None:
         """The background task: handle every descriptor's events until closed."""
+        if not self.reactor.opened.is_set():  # no descriptor to watch yet
+            await self.reactor.opened.wait()
         if self.closed:  # closed before this task first ran
             return
         fd = self.reactor.fileno()
@@ -149,10 +151,17 @@ class Hub:
 
     def stats(self) -> dict[str, EndpointStats]:
         """Every transport's statistics by endpoint; see Transport.stats."""
+        transports = list(self.transports.values())
+        if len(transports) == 1:
+            return transports[0].stats()  # a fresh dict already
         out: dict[str, EndpointStats] = {}
-        for transport in list(self.transports.values()):
+        for transport in transports:
             for endpoint, st in transport.stats().items():
-                out.setdefault(endpoint, EndpointStats()).add(st)
+                mine = out.get(endpoint)
+                if mine is None:
+                    out[endpoint] = st
+                else:
+                    mine.add(st)
         return out
 
     # -- Events: what the transports report -------------------------------------------

@@ -205,7 +205,7 @@ class Lifetime:
         and may be called outside Trio.
 
         Raises:
-            Nothing.
+            Nothing: it never raises, even when called again.
         """
         if self._closed:
             return

@@ -26,7 +26,7 @@ from ._args import as_bytes, sequence_of
 from ._errors import MessageTooLarge
 from ._hub import Hub
 from ._patterns import DROPPED, Dropped, Fanout, Pattern
-from ._transport import Loan, Pipe
+from ._transport import FRAME_ALLOWANCE, Loan, Pipe
 
 __all__ = ["Outbox"]
 
@@ -70,11 +70,13 @@ class Outbox:
             size = len(frames[0])
             if size > self.max_msg_size:
                 self.size_check(frames)  # raises, saying why
+            simple = size <= hub.max_simple
         else:
             size = self.size_check(frames)
+            simple = size + FRAME_ALLOWANCE * len(frames) <= hub.max_simple
         if size > hub.peer_limit:
             self.check_peer_limits(size)
-        if size > hub.max_simple or len(frames) > 1:
+        if not simple:
             for transport in hub.transports.values():
                 transport.check_atomic(frames, size)
         self.place(frames, pattern.send_aux(), size)

@@ -1,10 +1,11 @@
-"""Python face of the C ring (``csrc/shmring.c``).
+"""Python face of the C ring (``csrc/shmring.c``): its producer and consumer.
 
-This module and its bulk half, :mod:`shmsock._bulkring`, are the only
-ones that call into ``shmsock._shmring``, and :func:`_fail` is the only
-place where the C return codes become exceptions.  "Ring full" and "ring
-empty" are states, not errors, so they come back as return values;
-everything else raises.
+The compiled module is loaded by :mod:`shmsock._ringcore`, which also has
+the constants, the functions on whole rings, and :func:`~._ringcore.fail`,
+the only place where the C return codes become exceptions; this module
+re-exports them, so ``_ring`` is the one name the rest of the package
+uses.  "Ring full" and "ring empty" are states, not errors, so they come
+back as return values; everything else raises.
 
 The objects here hold no policy: they never wait, retry or signal.  The
 transport decides what to do with "full", "empty" and "wake".
@@ -13,80 +14,53 @@ transport decides what to do with "full", "empty" and "wake".
 from __future__ import annotations
 
 import struct
-import sys
 from array import array
 from collections.abc import Callable, Sequence
 from functools import partial
-from importlib.machinery import EXTENSION_SUFFIXES
-from pathlib import Path
-from typing import Any, Final, NoReturn
+from typing import Any
 
-from ._errors import CorruptMessage, MessageTooLarge
-
-
-def _built(package: Path) -> bool:
-    """Whether the directory *package* holds a compiled ``_shmring``."""
-    return any((package / f"_shmring{suffix}").is_file() for suffix in EXTENSION_SUFFIXES)
-
-
-def _installed_elsewhere(source: Path, search: Sequence[str]) -> Path | None:
-    """A built shmsock found on *search* without the entries that lead to *source*."""
-    others = [entry for entry in search if Path(entry or ".").resolve() != source.parent]
-    saved = sys.path[:]
-    found: list[str] = []
-    try:
-        # Ask every finder (an editable install's too), as an import would:
-        # importlib.util.find_spec would answer from sys.modules instead.
-        sys.path[:] = others
-        for finder in sys.meta_path:
-            find_spec = getattr(finder, "find_spec", None)
-            spec = find_spec("shmsock", None) if find_spec is not None else None
-            if spec is not None:
-                found += spec.submodule_search_locations or ()
-    finally:
-        sys.path[:] = saved
-    for location in found:
-        if Path(location).resolve() != source and _built(Path(location)):
-            return Path(location)
-    return None
-
-
-def _not_built(package: Path, search: Sequence[str], error: ImportError) -> str:
-    """What to tell a user whose ``import shmsock._shmring`` failed, and what to run."""
-    core = "shmsock's C core (the extension module shmsock._shmring)"
-    if _built(package):
-        return (
-            f"{core} in {package} does not load ({error}); rebuild it: "
-            "`pip install -e .` in a source tree, or reinstall shmsock"
-        )
-    installed = _installed_elsewhere(package, search)
-    if installed is not None:
-        return (
-            f"{core} is not built in {package}, a source tree that comes first on sys.path "
-            f"and hides the shmsock installed in {installed}. Run from another directory or "
-            "with `python -P` (no current directory on sys.path), or build the source tree "
-            "in place with `pip install -e .`"
-        )
-    return (
-        f"{core} is not built in {package}, a source tree. Build it in place with "
-        "`pip install -e .` (this needs a C compiler and the Python headers), or install "
-        "shmsock with `pip install .` and import it from another directory"
-    )
-
-
-try:
-    from ._shmring import ffi, lib
-except ImportError as exc:
-    raise ImportError(
-        _not_built(Path(__file__).resolve().parent, sys.path, exc), name="shmsock._shmring"
-    ) from exc
+from ._ringcore import (
+    AGAIN,
+    CONT,
+    DESC,
+    EBULKCRC,
+    EEXTENT,
+    EPOSITION,
+    EREGION,
+    HEADER_SIZE,
+    MASK64,
+    MAX_CAPACITY,
+    MIN_CAPACITY,
+    MORE,
+    RECORD_HEADER_SIZE,
+    RING_MAGIC,
+    RING_VERSION,
+    START,
+    RingStats,
+    crc32c,
+    fail,
+    ffi,
+    init_ring,
+    lib,
+    max_payload,
+    read_stats,
+    region_size,
+)
 
 __all__ = [
     "CONT",
     "DESC",
+    "EBULKCRC",
+    "EEXTENT",
+    "EPOSITION",
+    "EREGION",
     "HEADER_SIZE",
+    "MAX_CAPACITY",
+    "MIN_CAPACITY",
     "MORE",
     "RECORD_HEADER_SIZE",
+    "RING_MAGIC",
+    "RING_VERSION",
     "START",
     "Consumer",
     "Producer",
@@ -98,156 +72,6 @@ __all__ = [
     "read_stats",
     "region_size",
 ]
-
-START: Final = lib.SHM_F_START
-MORE: Final = lib.SHM_F_MORE
-CONT: Final = lib.SHM_F_CONT
-DESC: Final = lib.SHM_F_DESC
-HEADER_SIZE: Final = lib.SHM_RING_HEADER_SIZE
-RECORD_HEADER_SIZE: Final = lib.SHM_REC_HEADER_SIZE
-MIN_CAPACITY: Final = lib.SHM_MIN_CAPACITY
-MAX_CAPACITY: Final = lib.SHM_MAX_CAPACITY
-# The first 12 bytes of every ring header: magic (the C side's RING_MAGIC as
-# bytes) and format version.  Openers check them to name a version mismatch.
-RING_MAGIC: Final = b"SHMRING1"
-RING_VERSION: Final = lib.SHM_RING_VERSION
-
-_AGAIN: Final = lib.SHM_AGAIN
-# Corruption codes the transport names in CorruptMessage.code itself.
-EPOSITION: Final = lib.SHM_EPOSITION
-EEXTENT: Final = lib.SHM_EEXTENT
-EBULKCRC: Final = lib.SHM_EBULKCRC
-EREGION: Final = lib.SHM_EREGION
-_MASK64: Final = (1 << 64) - 1
-
-_CORRUPTION: Final = {
-    lib.SHM_EHEADER: "ring header has the wrong magic, version or capacity",
-    lib.SHM_EPOSITION: "ring positions are impossible (backwards, too far ahead or misaligned)",
-    lib.SHM_EMAGIC: "record has the wrong magic",
-    lib.SHM_EVERSION: "record has an unknown version",
-    lib.SHM_EFLAGS: "record has invalid flags",
-    lib.SHM_ELENGTH: "record length is out of bounds",
-    lib.SHM_ESEQUENCE: "record has an unexpected sequence number",
-    lib.SHM_ECRC: "record fails its CRC32C check (payload and header fields)",
-    lib.SHM_EPAD: "padding record is malformed",
-    lib.SHM_EEXTENT: (
-        "bulk descriptor is impossible (another region, out of bounds, out of order,"
-        " overlapping what is held, or bad fields)"
-    ),
-    lib.SHM_EBULKCRC: "bulk payload fails its CRC32C check",
-    lib.SHM_EREGION: "bulk region has the wrong magic, version, size or capacity",
-}
-
-
-def _fail(rc: int, too_big: str = "record larger than the ring can hold") -> NoReturn:
-    """Raise the exception for C return code *rc* (the one place that does)."""
-    if rc in _CORRUPTION:
-        raise CorruptMessage(_CORRUPTION[rc], rc)
-    if rc == lib.SHM_ETOOBIG:
-        raise MessageTooLarge(too_big)
-    if rc == lib.SHM_ENOBUFS:
-        raise BufferError("read buffer smaller than the next record")
-    if rc == lib.SHM_EINVAL:
-        raise ValueError("invalid ring arguments (flags, capacity, alignment or region size)")
-    raise RuntimeError(f"unexpected ring return code {rc}")  # pragma: no cover
-
-
-def region_size(capacity: int) -> int:
-    """Bytes of memory a ring with *capacity* data bytes occupies.
-
-    Raises ValueError unless capacity is a power of two within
-    [MIN_CAPACITY, MAX_CAPACITY].
-    """
-    size: int = lib.shm_ring_region_size(capacity)
-    if size == 0:
-        raise ValueError(
-            f"ring capacity must be a power of two from {MIN_CAPACITY} to {MAX_CAPACITY},"
-            f" not {capacity}"
-        )
-    return size
-
-
-def max_payload(capacity: int) -> int:
-    """Largest payload one record can carry in a ring of *capacity* bytes."""
-    region_size(capacity)
-    return int(lib.shm_ring_max_payload(capacity))
-
-
-def init_ring(region: object, capacity: int, start_pos: int = 0, start_seq: int = 0) -> None:
-    """Format the writable buffer *region* as an empty ring.
-
-    *start_pos* (a multiple of 8) and *start_seq* are the initial values of
-    the free-running position and sequence counters.
-    """
-    buf = ffi.from_buffer(region, require_writable=True)
-    try:
-        rc = lib.shm_ring_init(buf, len(buf), capacity, start_pos, start_seq)
-    finally:
-        ffi.release(buf)
-    if rc:
-        _fail(rc)
-
-
-def crc32c(data: bytes, crc: int = 0) -> int:
-    """CRC32C of *data*, as the ring computes it."""
-    return int(lib.shm_crc32c(crc, data, len(data)))
-
-
-class RingStats:
-    """Counters of a ring, read from shared memory without validation.
-
-    For display only: a hostile or crashed peer may have written anything.
-    """
-
-    __slots__ = (
-        "bytes_read",
-        "bytes_written",
-        "capacity",
-        "consumer_waiting",
-        "head",
-        "head_seq",
-        "msgs_read",
-        "msgs_written",
-        "producer_state",
-        "producer_waiting",
-        "tail",
-        "tail_seq",
-    )
-    bytes_read: int
-    bytes_written: int
-    capacity: int
-    consumer_waiting: int
-    head: int
-    head_seq: int
-    msgs_read: int
-    msgs_written: int
-    producer_state: int
-    producer_waiting: int
-    tail: int
-    tail_seq: int
-
-    def __init__(self, raw: object) -> None:
-        for name in self.__slots__:
-            setattr(self, name, int(getattr(raw, name)))
-
-    @property
-    def used(self) -> int:
-        """Bytes between the positions, clamped to [0, capacity]."""
-        used = (self.tail - self.head) % (1 << 64)
-        return min(used, self.capacity)
-
-
-def read_stats(region: object) -> RingStats:
-    """Snapshot of the counters in the ring header at the start of *region*."""
-    buf = ffi.from_buffer(region)
-    try:
-        raw = ffi.new("shm_ring_stats *")
-        rc = lib.shm_ring_stats_read(buf, len(buf), raw)
-    finally:
-        ffi.release(buf)
-    if rc:
-        _fail(rc)
-    return RingStats(raw)
 
 
 class _Side:
@@ -276,7 +100,7 @@ class _Side:
         raw = ffi.new("shm_ring_stats *")
         rc: int = lib.shm_ring_stats_read(self._buf, len(self._buf), raw)
         if rc:
-            _fail(rc)
+            fail(rc)
         return raw
 
 
@@ -287,7 +111,7 @@ def _messages_in(unread: int, told: int) -> int:
     one side's own message count less the other side's, which comes from
     the ring header unchecked, so it is only as honest as that side.
     """
-    return min(told & _MASK64, unread // int(RECORD_HEADER_SIZE))
+    return min(told & MASK64, unread // int(RECORD_HEADER_SIZE))
 
 
 class Producer(_Side):
@@ -318,7 +142,7 @@ class Producer(_Side):
         rc = lib.shm_producer_attach(self._p, self._buf, len(self._buf), capacity)
         if rc:
             self.release()
-            _fail(rc)
+            fail(rc)
         self._p.checksum = int(checksum)
         self._bytes0, self._msgs0 = int(self._p.bytes), int(self._p.msgs)
         # A partial calls C with no Python frame in between.
@@ -335,10 +159,10 @@ class Producer(_Side):
             n, wake = self.write_records(
                 data, array("I", [len(data)]), bytes([flags]), aux, atomic=True
             )
-            return int(wake) if n else _AGAIN
-        if rc >= _AGAIN:
+            return int(wake) if n else AGAIN
+        if rc >= AGAIN:
             return rc
-        _fail(rc, f"record of {len(data)} bytes exceeds the ring's limit of {self.max_payload}")
+        fail(rc, f"record of {len(data)} bytes exceeds the ring's limit of {self.max_payload}")
 
     def write_many(self, messages: Sequence[bytes]) -> tuple[int, bool]:
         """Write as many leading *messages* as fit, one record each."""
@@ -383,15 +207,15 @@ class Producer(_Side):
         )
         if rc >= 0:
             return rc >> 1, bool(rc & 1)
-        if rc == _AGAIN:
+        if rc == AGAIN:
             return 0, False
-        _fail(rc, f"a record exceeds the ring's limit of {self.max_payload} bytes")
+        fail(rc, f"a record exceeds the ring's limit of {self.max_payload} bytes")
 
     def can_write(self, size: int) -> bool:
         """Would a record of *size* payload bytes fit now?"""
         rc: int = lib.shm_producer_can_write(self._p, size)
         if rc < 0:
-            _fail(rc)
+            fail(rc)
         return bool(rc)
 
     def prepare_wait(self, size: int) -> bool:
@@ -403,7 +227,7 @@ class Producer(_Side):
         """
         rc: int = lib.shm_producer_prepare_wait(self._p, size)
         if rc < 0:
-            _fail(rc)
+            fail(rc)
         return rc == 0
 
     def cancel_wait(self) -> None:
@@ -434,14 +258,14 @@ class Producer(_Side):
         """
         rc: int = lib.shm_producer_prepare_drain(self._p)
         if rc < 0:
-            _fail(rc)
+            fail(rc)
         return rc == 0
 
     def unread(self) -> int:
         """Bytes written that the consumer has not read yet."""
         rc: int = lib.shm_producer_unread(self._p)
         if rc < 0:
-            _fail(rc)
+            fail(rc)
         return rc
 
     def unread_messages(self) -> int:
@@ -464,7 +288,7 @@ class Producer(_Side):
     @property
     def bytes(self) -> int:
         """Payload bytes written through this producer."""
-        return (int(self._p.bytes) - self._bytes0) & _MASK64
+        return (int(self._p.bytes) - self._bytes0) & MASK64
 
     @property
     def messages(self) -> int:
@@ -473,7 +297,7 @@ class Producer(_Side):
         A plain read of private memory: safe from any thread, even after
         :meth:`release`.
         """
-        return (int(self._p.msgs) - self._msgs0) & _MASK64
+        return (int(self._p.msgs) - self._msgs0) & MASK64
 
     @property
     def tail(self) -> int:
@@ -533,7 +357,7 @@ class Consumer(_Side):
         rc = lib.shm_consumer_attach(self._c, self._buf, len(self._buf), capacity, resync)
         if rc:
             self.release()
-            _fail(rc)
+            fail(rc)
         self._bytes0, self._msgs0 = int(self._c.bytes), int(self._c.msgs)
 
     def read(
@@ -554,7 +378,7 @@ class Consumer(_Side):
         count = max_count if 0 < max_count <= buf.max_count else buf.max_count
         rc: int = lib.shm_read(self._c, buf.out, buf.size, buf.lens, buf.flags, buf.aux, count)
         if rc < 0:
-            _fail(rc)
+            fail(rc)
         n = rc >> 3
         if n == 0:
             return [], None, None, bool(rc & 1)
@@ -588,7 +412,7 @@ class Consumer(_Side):
         """Bytes the producer has published and we have not read."""
         rc: int = lib.shm_consumer_available(self._c)
         if rc < 0:
-            _fail(rc)
+            fail(rc)
         return rc
 
     def unread_messages(self) -> int:
@@ -612,7 +436,7 @@ class Consumer(_Side):
         """
         rc: int = lib.shm_consumer_prepare_wait(self._c)
         if rc < 0:
-            _fail(rc)
+            fail(rc)
         return rc == 0
 
     def cancel_wait(self) -> None:
@@ -626,7 +450,7 @@ class Consumer(_Side):
     @property
     def bytes(self) -> int:
         """Payload bytes read through this consumer."""
-        return (int(self._c.bytes) - self._bytes0) & _MASK64
+        return (int(self._c.bytes) - self._bytes0) & MASK64
 
     @property
     def messages(self) -> int:
@@ -636,4 +460,4 @@ class Consumer(_Side):
         transport then delivers it.  Safe from any thread, even after
         :meth:`release`.
         """
-        return (int(self._c.msgs) - self._msgs0) & _MASK64
+        return (int(self._c.msgs) - self._msgs0) & MASK64

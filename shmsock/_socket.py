@@ -17,44 +17,36 @@ Where things are: the pattern decides where a message goes and where the
 next comes from (``_patterns``); the outbox and the inbox place and take
 without waiting (``_outbox``, ``_inbox``); the waiter waits
 (``_waiting``); the hub is the socket's end of the transport contract
-(``_hub``, ``_transport``).  This module holds the public methods and the
-two fast paths, which touch the ready queues and a pipe directly.
+(``_hub``, ``_transport``).  This module holds the class, what it is
+made of, and the endpoint methods; its mixins hold the rest of the public
+methods: sending and receiving with the two fast paths, which touch the
+ready queues and a pipe directly (``_sending``, ``_receiving``), the
+options (``_sockopts``) and the socket's life (``_lifetime``).
 """
 
 from __future__ import annotations
 
 import os
 from collections import deque
-from collections.abc import AsyncIterator, Coroutine, Iterable, Sequence
-from contextlib import AbstractAsyncContextManager
-from functools import partial
-from typing import Any, ClassVar, Literal, overload
+from typing import Any
 
 import trio
 
 from . import _stats
-from ._args import as_bytes, check_count, frames_of, socket_type
-from ._errors import MessageTooLarge, StateError
+from ._args import check_count, socket_type
+from ._errors import StateError
 from ._hub import Hub
 from ._inbox import Inbox
 from ._lifetime import Lifetime, open_sockets
-from ._loan import LoanBlock
 from ._options import Options, make_options
 from ._outbox import Outbox
-from ._patterns import make_pattern
+from ._patterns import PATTERNS, make_pattern
+from ._receiving import Receiving
+from ._sending import Sending
 from ._sockopts import SocketOptions, refuse_pyzmq_options
 from ._stats import EndpointStats
-from ._stream import stream
-from ._transport import HeldMessage, Lease, Pipe, Queued, SocketSpec
-from ._trio import (
-    checkpoint_if_cancelled,
-    clock,
-    ki_protected,
-    now,
-    require_trio,
-    retry,
-    shielded_checkpoint,
-)
+from ._transport import Pipe, SocketSpec
+from ._trio import ki_protected, require_trio, retry
 from ._types import SocketType
 from ._waiting import Waiter
 
@@ -64,35 +56,7 @@ __all__ = ["Socket", "socket"]
 # (No typing.cast below: it is a function call, and these are hot paths.)
 
 
-def _frames(item: Queued) -> list[bytes]:
-    if type(item) is bytes:
-        return [item]
-    if type(item) is HeldMessage:
-        item = item.copied()
-        if type(item) is bytes:
-            return [item]
-    return list(item.frames)  # type: ignore[union-attr]
-
-
-def _leases(item: Queued) -> list[Lease]:
-    """Every frame of *item* as a Lease (in place when its transport holds it)."""
-    if type(item) is bytes:
-        return [Lease(memoryview(item))]
-    if type(item) is HeldMessage:
-        return item.leased()
-    return [Lease(memoryview(f)) for f in item.frames]  # type: ignore[union-attr]
-
-
-def _first(item: Queued) -> bytes:
-    """The frame of a one-frame message the general path took (not bytes, or held)."""
-    if type(item) is HeldMessage:
-        item = item.copied()
-        if type(item) is bytes:
-            return item
-    return item.frames[0]  # type: ignore[union-attr]
-
-
-class Socket(SocketOptions, Lifetime):
+class Socket(Sending, Receiving, SocketOptions, Lifetime):
     """A shmsock socket.  Create one with :func:`shmsock.socket`.
 
     The methods follow pyzmq's names and Trio's rules; docs/trio.md lists
@@ -105,10 +69,6 @@ class Socket(SocketOptions, Lifetime):
     :meth:`aclose` (or :meth:`close`).  One left open is closed, as by
     :meth:`close`, when ``trio.run`` ends.  See docs/trio.md, "Lifetime".
     """
-
-    #: How many messages ``async for`` hands out in a row without a full
-    #: checkpoint when they are already there (see :meth:`__anext__`).
-    ITER_BATCH: ClassVar[int] = 64
 
     # No __dict__: a misspelt option (``sock.lingr = 0``) raises
     # AttributeError, as in pyzmq, instead of setting nothing.  (The mixins
@@ -361,507 +321,6 @@ class Socket(SocketOptions, Lifetime):
         if self._hub.live() < count:
             raise trio.WouldBlock
 
-    # -- sending ---------------------------------------------------------------------------
-
-    @ki_protected
-    def send_nowait(self, data: bytes) -> None:
-        """Send one message now or raise trio.WouldBlock.
-
-        *data* is any bytes-like object.
-
-        Raises:
-            trio.WouldBlock: no peer has room now (nothing was sent).
-            MessageTooLarge: over ``max_msg_size``, or more than a ring can
-                take at once (only ``await send()`` streams such messages).
-            StateError: the socket type or its state forbids sending.
-            trio.BrokenResourceError: a PAIR whose peer is gone.
-            TypeError: *data* is not bytes-like.
-            trio.ClosedResourceError: the socket is closed.
-        """
-        # Fast path: a plain message to the pipe at the head of the send
-        # queue (types with no state to keep; -1 disables it).  Anything but
-        # a clean write (full, gone, streaming) goes the general way.
-        if type(data) is bytes and len(data) <= self._plain_limit:
-            ready = self._send_ready
-            if ready:
-                pipe = ready[0]
-                rc = pipe.try_write(data, len(data))
-                if rc >= 0:
-                    if rc:
-                        pipe.wake()
-                    ready.rotate(-1)
-                    return
-        self._outbox.send_nowait([as_bytes(data)])
-
-    @ki_protected
-    async def send(self, data: bytes) -> None:
-        """Send one message, waiting for a peer with room.
-
-        Waits while no peer is connected or every peer's ring is full.  A
-        message larger than half the ring is streamed in fragments while
-        the receiver drains them; the receiver delivers it only once
-        complete.
-
-        Raises:
-            MessageTooLarge: over ``max_msg_size``.
-            StateError: the socket type or its state forbids sending.
-            trio.BrokenResourceError: a PAIR whose peer is gone.
-            IncompatiblePeer, VersionMismatch, SharedMemoryFull, UnsafeFile,
-                ConnectionRefusedError: while it has no peer, why the binder
-                refused this connecting socket (see ``recv``).
-            TypeError: *data* is not bytes-like.
-            trio.ClosedResourceError: the socket is closed, or closes meanwhile.
-
-        On cancel:
-            Nothing is sent, whatever the message's size.  (Only a message
-            of thousands of frames is streamed: one cancelled midway is
-            dropped by the receiver, never delivered in part.)
-        """
-        await checkpoint_if_cancelled()
-        # Fast path first: send_nowait's, then step 3 of _trio inline.
-        if type(data) is bytes and len(data) <= self._plain_limit:
-            ready = self._send_ready
-            if ready:
-                pipe = ready[0]
-                rc = pipe.try_write(data, len(data))
-                if rc >= 0:
-                    if rc:
-                        pipe.wake()
-                    ready.rotate(-1)
-                    pace = self._pace
-                    if pace and now() - clock.last < pace:
-                        return
-                    await shielded_checkpoint()
-                    clock.last = now()
-                    return
-        frames = [as_bytes(data)]
-        try:
-            await retry(
-                self._outbox.send_nowait,
-                self._waiter.wait_send,
-                frames,
-                checked=True,
-                pace=self._pace,
-            )
-        except MessageTooLarge:
-            await self._stream(frames)
-
-    def loan(self, size: int) -> AbstractAsyncContextManager[memoryview]:
-        """Room for a one-frame message of *size* bytes, to fill in place.
-
-        ``async with sock.loan(n) as buf:`` waits, as :meth:`send` does,
-        for a peer with room, and gives ``buf``, a writable memoryview of
-        *size* bytes.  Leaving the block sends what ``buf`` holds then, as
-        one message.  On shm:// the view is of the memory the receiver
-        reads (a frame above 64 KiB: the ring's bulk region), so nothing is
-        copied; elsewhere, and for REQ and REP, it is a private buffer sent
-        at the end of the block.  Do not keep ``buf``, or a view of it,
-        past the block: the memory is the receiver's from then on.  While
-        the block runs, other messages go to other peers (or wait).
-
-        Raises:
-            TypeError, ValueError: *size* is not an int >= 0.
-            MessageTooLarge, StateError, trio.BrokenResourceError,
-                IncompatiblePeer, VersionMismatch, SharedMemoryFull,
-                UnsafeFile, ConnectionRefusedError, trio.ClosedResourceError:
-                when the block starts, as for :meth:`send`.
-
-        On cancel:
-            Nothing is sent: a block cancelled while it waits for room, or
-            while it fills ``buf``, or that raises, sends nothing.  A block
-            that ended normally and then has to wait (a private buffer, or
-            its peer gone meanwhile) sends nothing if cancelled there.
-        """
-        check_count(size, "size", 0)
-        return LoanBlock(
-            size,
-            pattern=self._pattern,
-            outbox=self._outbox,
-            waiter=self._waiter,
-            hub=self._hub,
-            check_open=self._check_open,
-            send=self.send,
-        )
-
-    @ki_protected
-    def send_multipart_nowait(self, frames: Iterable[bytes]) -> None:
-        """Send a multipart message now, all frames or none.
-
-        *frames* is a list (or other iterable) of bytes-like objects, at
-        least one.
-
-        Raises:
-            trio.WouldBlock: no peer has room now (nothing was sent).
-            ValueError: no frame.
-            TypeError: a frame is not bytes-like, or *frames* is bytes or str.
-            MessageTooLarge, StateError, trio.BrokenResourceError,
-                trio.ClosedResourceError: as for :meth:`send_nowait`.
-        """
-        self._outbox.send_nowait(frames_of(frames))
-
-    @ki_protected
-    async def send_multipart(self, frames: Iterable[bytes]) -> None:
-        """Send a message of several frames, delivered all together or not at all.
-
-        Raises:
-            ValueError: no frame.
-            TypeError: a frame is not bytes-like, or *frames* is bytes or str.
-            MessageTooLarge, StateError, trio.BrokenResourceError,
-                trio.ClosedResourceError: as for :meth:`send`.
-
-        On cancel:
-            No frame is sent.
-        """
-        parts = frames_of(frames)
-        try:
-            await retry(self._outbox.send_nowait, self._waiter.wait_send, parts, pace=self._pace)
-        except MessageTooLarge:
-            await self._stream(parts)
-
-    async def _stream(self, frames: list[bytes]) -> None:
-        """A message that was too large to write at once: over a limit, or streamed."""
-        self._outbox.size_check(frames)  # over max_msg_size: raised again here
-        await stream(
-            frames,
-            pattern=self._pattern,
-            hub=self._hub,
-            outbox=self._outbox,
-            waiter=self._waiter,
-            check_open=self._check_open,
-        )
-
-    @ki_protected
-    def send_many_nowait(self, messages: Sequence[bytes]) -> None:
-        """Send a batch of one-frame messages to one peer, all or none, now.
-
-        One C call writes the whole batch (on shm://).
-
-        Raises:
-            trio.WouldBlock: no peer has room for all of it now (nothing sent).
-            MessageTooLarge: the batch can never fit a ring at once (send
-                smaller batches), or a message is over ``max_msg_size``.
-            StateError: REQ and REP send one message at a time; PULL never sends.
-            TypeError: *messages* is not a list of bytes-like objects.
-            trio.BrokenResourceError, trio.ClosedResourceError: as for
-                :meth:`send_nowait`.
-        """
-        self._outbox.send_batch_nowait(self._outbox.encode_batch(messages))
-
-    @ki_protected
-    async def send_many(self, messages: Sequence[bytes]) -> None:
-        """Send a batch of one-frame messages to one peer, all or none.
-
-        One C call and at most one checkpoint per batch.  Waits like
-        :meth:`send`.
-
-        Raises:
-            MessageTooLarge, StateError, TypeError, trio.BrokenResourceError,
-                trio.ClosedResourceError: as for :meth:`send_many_nowait`.
-
-        On cancel:
-            Nothing is sent.
-        """
-        await checkpoint_if_cancelled()
-        # Joined once: a batch that waits for room is not copied again.
-        batch = self._outbox.encode_batch(messages)
-        await retry(
-            self._outbox.send_batch_nowait,
-            self._waiter.wait_send,
-            batch,
-            checked=True,
-            pace=self._pace,
-        )
-
-    # -- receiving -------------------------------------------------------------------------
-
-    @overload
-    def recv_nowait(self, *, copy: Literal[True] = True) -> bytes: ...
-
-    @overload
-    def recv_nowait(self, *, copy: Literal[False]) -> Lease: ...
-
-    @ki_protected
-    def recv_nowait(self, *, copy: bool = True) -> bytes | Lease:
-        """Receive one message now or raise trio.WouldBlock.
-
-        With ``copy=False`` the message comes as a :class:`shmsock.Lease`,
-        as from :meth:`recv_lease`.
-
-        Raises:
-            trio.WouldBlock: no message now.
-            MultipartMessage: the next message has several frames (it stays
-                queued for :meth:`recv_multipart_nowait`).
-            CorruptMessage: a peer's ring failed validation (that connection
-                is closed; the socket goes on with its other peers).
-            StateError: the socket type or its state forbids receiving.
-            trio.BrokenResourceError: a PAIR or REQ whose peer is gone.
-            trio.ClosedResourceError: the socket is closed.
-        """
-        # Fast path: a plain message already taken from the transport, at
-        # the head pipe of the receive queue (types with no state to keep).
-        if self._plain_recv and copy:
-            ready = self._recv_ready
-            if ready:
-                inbox = ready[0].inbox
-                if inbox and type(inbox[0]) is bytes:
-                    if self._rotate_recv:
-                        ready.rotate(-1)
-                    return inbox.popleft()  # type: ignore[return-value]
-        item = self._inbox.take(False)
-        if not copy:
-            return _leases(item)[0]
-        return item if type(item) is bytes else _first(item)
-
-    @overload
-    async def recv(self, *, copy: Literal[True] = True) -> bytes: ...
-
-    @overload
-    async def recv(self, *, copy: Literal[False]) -> Lease: ...
-
-    @ki_protected
-    async def recv(self, *, copy: bool = True) -> bytes | Lease:
-        """Receive one message, waiting until there is one.
-
-        A large message (a frame above 64 KiB, on shm://) is copied once,
-        into the bytes returned, and its checksum verified on that copy.
-        With ``copy=False`` it comes as a :class:`shmsock.Lease` instead, a
-        read-only view of the sender's memory, as from :meth:`recv_lease`.
-
-        Raises:
-            MultipartMessage: the next message has several frames (it stays
-                queued for :meth:`recv_multipart`).
-            CorruptMessage: a peer's ring failed validation (that connection
-                is closed; the socket goes on with its other peers).
-            StateError: the socket type or its state forbids receiving.
-            trio.BrokenResourceError: a PAIR whose peer is gone, or a REQ
-                whose REP died holding the request.
-            IncompatiblePeer, VersionMismatch, SharedMemoryFull, UnsafeFile,
-                ConnectionRefusedError: while it has no peer, why the binder
-                refused this connecting socket (it tries again when a socket
-                next binds the endpoint).
-            trio.ClosedResourceError: the socket is closed, or closes meanwhile.
-
-        On cancel:
-            Nothing is consumed.  A REQ's request is then abandoned: its
-            reply, if it comes, is dropped.
-        """
-        await checkpoint_if_cancelled()
-        # Fast path first: recv_nowait's, then step 3 of _trio inline.
-        if self._plain_recv and copy:
-            ready = self._recv_ready
-            if ready:
-                inbox = ready[0].inbox
-                if inbox and type(inbox[0]) is bytes:
-                    if self._rotate_recv:
-                        ready.rotate(-1)
-                    data: bytes = inbox.popleft()  # type: ignore[assignment]
-                    pace = self._pace
-                    if pace and now() - clock.last < pace:
-                        return data
-                    await shielded_checkpoint()
-                    clock.last = now()
-                    return data
-        if self._options.spin_us:
-            item = await self._recv_spinning(False)
-        else:
-            item = await retry(
-                self._inbox.take,
-                self._waiter.wait_recv_parked,
-                False,
-                None,  # poll unless it would wait on its one pipe directly
-                checked=True,
-                on_cancel=self._recv_cancelled,
-                pace=self._pace,
-            )
-        if not copy:
-            return _leases(item)[0]
-        return item if type(item) is bytes else _first(item)
-
-    @overload
-    def recv_multipart_nowait(self, *, copy: Literal[True] = True) -> list[bytes]: ...
-
-    @overload
-    def recv_multipart_nowait(self, *, copy: Literal[False]) -> list[Lease]: ...
-
-    @ki_protected
-    def recv_multipart_nowait(self, *, copy: bool = True) -> list[bytes] | list[Lease]:
-        """Receive one message as its list of frames, now (``copy=False``: Leases).
-
-        Raises:
-            trio.WouldBlock: no message now.
-            CorruptMessage, StateError, trio.BrokenResourceError,
-                trio.ClosedResourceError: as for :meth:`recv_nowait`.
-        """
-        item = self._inbox.take(True)
-        return _frames(item) if copy else _leases(item)
-
-    @overload
-    async def recv_multipart(self, *, copy: Literal[True] = True) -> list[bytes]: ...
-
-    @overload
-    async def recv_multipart(self, *, copy: Literal[False]) -> list[Lease]: ...
-
-    @ki_protected
-    async def recv_multipart(self, *, copy: bool = True) -> list[bytes] | list[Lease]:
-        """Receive one message as its list of frames (one frame or several).
-
-        With ``copy=False`` each frame is a :class:`shmsock.Lease` (see
-        :meth:`recv_lease`).
-
-        Raises:
-            CorruptMessage, StateError, trio.BrokenResourceError,
-                trio.ClosedResourceError: as for :meth:`recv`.
-
-        On cancel:
-            Nothing is consumed, as for :meth:`recv`.
-        """
-        if self._options.spin_us:
-            item = await self._recv_spinning(True)
-        else:
-            item = await retry(
-                self._inbox.take,
-                self._waiter.wait_recv_parked,
-                True,
-                None,
-                on_cancel=self._recv_cancelled,
-                pace=self._pace,
-            )
-        return _frames(item) if copy else _leases(item)
-
-    @ki_protected
-    async def recv_lease(self) -> Lease:
-        """Receive one message as a :class:`shmsock.Lease`: ``recv(copy=False)``.
-
-        A frame the sender wrote into shared memory (a frame above 64 KiB,
-        on shm://) is read in place: the lease's ``buffer`` is a read-only
-        view of the sender's memory, with no copy.  Release the lease
-        (``with lease:``, ``lease.release()``) when done: until then the
-        sender cannot reuse that memory, and a sender whose memory is all
-        leased waits.  Its checksum is checked once, when the lease is
-        made; a lease trusts the sender not to change the bytes after.
-        Past 64 leases held on one connection, a lease holds a private copy
-        instead.  Any other message is a lease of its bytes.
-
-        Raises:
-            MultipartMessage, CorruptMessage, StateError,
-                trio.BrokenResourceError, trio.ClosedResourceError: as for
-                :meth:`recv`.
-
-        On cancel:
-            Nothing is consumed, as for :meth:`recv`.
-        """
-        return await self.recv(copy=False)
-
-    def _recv_spinning(self, multipart: bool) -> Coroutine[Any, Any, Queued]:
-        """A receive that spins before it parks (``spin_us``), as ``retry`` shapes it."""
-        waiter = self._waiter
-        # It yields first, so that once the spin sees data it can return
-        # without yielding again (see WakeUps.look).
-        return retry(
-            waiter.look,
-            partial(waiter.wait_recv, self._options.spin_us),
-            self._inbox.take,
-            multipart,
-            None,
-            yield_first=True,
-            on_cancel=self._recv_cancelled,
-        )
-
-    @ki_protected
-    def recv_many_nowait(self, max_count: int = 256) -> list[bytes]:
-        """Up to *max_count* one-frame messages from one peer, now.
-
-        Peers take turns: one that has messages gives up to eight batches
-        in a row, then the next peer's turn comes.  A peer whose ring was
-        empty when the others queued is served between their batches, not
-        after their turns.
-
-        Raises:
-            trio.WouldBlock: no message now.
-            MultipartMessage: the next message has several frames (it stays
-                queued).
-            TypeError, ValueError: *max_count* is not an int >= 1.
-            StateError: PUSH, REQ and REP sockets.
-            CorruptMessage, trio.BrokenResourceError, trio.ClosedResourceError:
-                as for :meth:`recv_nowait`.
-        """
-        # The turns: BATCH_TURN and BatchTurns in _patterns/_queues.py.
-        if type(max_count) is not int or max_count < 1:
-            check_count(max_count, "max_count", 1)
-        return self._inbox.take_many(max_count)
-
-    @ki_protected
-    async def recv_many(self, max_count: int = 256) -> list[bytes]:
-        """Wait for at least one message; return up to *max_count* of them.
-
-        Never waits to fill the batch.  One checkpoint per call.
-
-        Raises:
-            MultipartMessage, TypeError, ValueError, StateError,
-                CorruptMessage, trio.BrokenResourceError,
-                trio.ClosedResourceError: as for :meth:`recv_many_nowait`.
-
-        On cancel:
-            Nothing is consumed.
-        """
-        spin = self._options.spin_us
-        waiter = self._waiter
-        if spin:
-            return await retry(
-                waiter.look,
-                partial(waiter.wait_recv, spin),
-                self.recv_many_nowait,
-                max_count,
-                yield_first=True,  # see _recv
-            )
-        return await retry(
-            self.recv_many_nowait, waiter.wait_recv_parked, max_count, pace=self._pace
-        )
-
-    # -- async iteration -------------------------------------------------------------------
-
-    def __aiter__(self) -> AsyncIterator[bytes]:
-        return self
-
-    @ki_protected
-    async def __anext__(self) -> bytes:
-        """The next message, as recv() gives it; the iteration ends when the socket is closed.
-
-        Checkpoints: a message that is already here is handed out after a
-        cancellation check only (``checkpoint_if_cancelled``), up to
-        ITER_BATCH of them in a row.  The next one after such a run, and any
-        that has to wait, goes through recv() and so a full checkpoint.  A
-        loop that never waits therefore still lets other tasks run at least
-        once every ITER_BATCH messages.
-
-        Raises:
-            StopAsyncIteration: the socket is closed.
-            MultipartMessage, CorruptMessage, StateError,
-                trio.BrokenResourceError: as for :meth:`recv`.
-
-        On cancel:
-            Nothing is consumed, as for :meth:`recv`.
-        """
-        if self._iter_run < self.ITER_BATCH and not self._closed:
-            await checkpoint_if_cancelled()
-            try:
-                data = self.recv_nowait()
-            except trio.WouldBlock:
-                pass
-            else:
-                self._iter_run += 1
-                return data
-        self._iter_run = 0
-        before = clock.last
-        try:
-            data = await self.recv()
-        except trio.ClosedResourceError:
-            raise StopAsyncIteration from None
-        if clock.last == before:  # recv's pace let it skip the schedule point
-            await shielded_checkpoint()
-            clock.last = now()
-        return data
-
 
 refuse_pyzmq_options(Socket)
 
@@ -881,4 +340,23 @@ def socket(kind: SocketType | int | str, **options: Any) -> Socket:
     its name (``"PUSH"``, any case); anything else raises TypeError, an
     unknown number or name ValueError.
     """
-    return Socket(socket_type(kind), make_options(**options))
+    kind = socket_type(kind)
+    return _socket_class(kind)(kind, make_options(**options))
+
+
+_classes: dict[SocketType, type[Socket]] = {}
+
+
+def _socket_class(kind: SocketType) -> type[Socket]:
+    """Socket, or for a type with methods of its own (its pattern's
+    ``socket_methods``, say SUB's ``subscribe``) a subclass with them mixed in."""
+    cls = _classes.get(kind)
+    if cls is None:
+        methods = PATTERNS[kind].socket_methods
+        if methods is None:
+            cls = Socket
+        else:
+            name = f"{kind.name.capitalize()}Socket"
+            cls = type(name, (methods, Socket), {"__slots__": (), "__module__": "shmsock"})
+        _classes[kind] = cls
+    return cls

@@ -71,14 +71,22 @@ class EndpointStats:
     used_out: int
 
     def __init__(self) -> None:
-        for name in self.__slots__:
-            setattr(self, name, 0)
+        # One statement, not a loop over the slots: a socket makes several
+        # of these each time it closes or is scraped.
+        self.messages_sent = self.bytes_sent = self.messages_received = 0
+        self.bytes_received = self.dropped = self.corrupt = 0
+        self.peers = self.used_in = self.used_out = 0
         self.send_blocked_seconds = 0.0
 
     def add_counters(self, other: EndpointStats) -> None:
         """Add *other*'s counters (not its gauges) to this one's."""
-        for name in COUNTERS:
-            setattr(self, name, getattr(self, name) + getattr(other, name))
+        self.messages_sent += other.messages_sent
+        self.bytes_sent += other.bytes_sent
+        self.messages_received += other.messages_received
+        self.bytes_received += other.bytes_received
+        self.dropped += other.dropped
+        self.corrupt += other.corrupt
+        self.send_blocked_seconds += other.send_blocked_seconds
 
     def add(self, other: EndpointStats) -> None:
         """Add *other*'s counters and gauges to this one's."""

@@ -16,7 +16,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-import cbuild
+from helpers import cbuild
 
 
 def asan_runtime() -> str:

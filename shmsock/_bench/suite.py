@@ -1,23 +1,35 @@
-"""The ``shmsock bench`` suite: run the trials, collect figures, print them.
+"""The ``shmsock bench`` suite: sections of trials, and the figures they make.
 
-Every trial runs its sides in fresh processes, in a private shmsock root
-that is removed afterwards.  Timings on a shared machine drift, so peers
-(pyzmq over ``ipc://``, Trio over a Unix socket) run in the same session
-and each figure is shown beside theirs as a ratio.
+Each *section* (one ``--only`` kind) is a plan function in ``SECTIONS``
+that lists its trials; the way it is printed is in ``report.py``.  A trial
+is one measured window of one way (see ``rigs.py``), so a figure is the
+median of several trials, and the trials of a section's ways alternate:
+every way's first trial, then every way's second, and so on, so that a
+drift of the machine touches them all alike.
+
+Every trial runs its sides in separate processes, in a private shmsock
+root that is removed afterwards.  Timings on a shared machine drift, so
+peers run in the same session and each figure is shown beside theirs.
+
+To add a section: write ``plan_NAME(suite) -> list[Trial]`` (most are a
+loop over ways, sizes and trials calling ``suite.stream_trial`` or
+``suite.echo_trial``), add it to ``SECTIONS`` and its kind to ``KINDS`` in
+``__init__.py``, and give it a title and a table in ``report.py``.
 """
 
 from __future__ import annotations
 
 import contextlib
-import multiprocessing
+import datetime
 import os
 import platform
 import shutil
-import sys
+import statistics
 import tempfile
 import time
+from array import array
 from collections.abc import Callable, Iterator
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, fields, replace
 from functools import partial
 from typing import Any, TextIO
 
@@ -25,155 +37,122 @@ import trio
 
 import shmsock
 
-from . import DEFAULT_KINDS, ring, workers
+from . import DEFAULT_KINDS, KINDS, SWEEP_SIZES, rigs, ring
+from .peers import ECHOES, FANIN, PEERS, QUIET_SENDERS, STREAMS, Echo, Stream, shm
+from .protocol import QUIET, samples_of, summary
 
-_ctx = multiprocessing.get_context("spawn")
+FORMAT = "shmsock-bench/2"
+#: The message size of the "large" figure: far more than a ring holds.
+LARGE = 16 << 20
+#: The size of the figures measured at one size only (fan-in, the peers
+#: that are not measured at every --sizes).
+MAIN_SIZE = 1024
 # "fanin-nice" runs the fan-in with the producers at this niceness: with more
 # busy processes than cores, the fair scheduler gives the one receiver only
 # its share (see docs/performance.md).
 FANIN_NICE = 10
-
-#: The message size of the "large" figure: far more than a ring holds.
-LARGE = 16 << 20
-
-
-@dataclass
-class Figure:
-    """One measured figure, with the peers' figures for the same setup."""
-
-    section: str
-    label: str
-    unit: str
-    value: float
-    higher_is_better: bool
-    key: str = ""  # figures with the same key measure the same setup
-    peers: dict[str, float] = field(default_factory=dict)
-    details: dict[str, float] = field(default_factory=dict)
-
-    def ratio(self, peer: str) -> float | None:
-        other = self.peers.get(peer)
-        if not other or not self.value:
-            return None
-        return self.value / other
+FANIN_SENDERS = 8
+#: The most warm-up of a rig's first window (fresh processes, cold caches).
+FIRST_WARMUP = 0.1
+#: The most a round-trip trial takes, warm-up and rounds: two busy-polling
+#: processes on a loaded machine may need a scheduler tick per round.
+ECHO_WARMUP = 0.1
+ECHO_SECONDS = 0.5
+#: The longest a busy process of the load may live, whatever happens.
+LOAD_SECONDS = 600.0
 
 
 @dataclass
 class Options:
     sizes: tuple[int, ...] = (64, 1024)
-    seconds: float = 0.75
-    warmup: float = 0.3
+    seconds: float = 0.2  # measured in each throughput trial
+    warmup: float = 0.05  # before it (a rig's first: FIRST_WARMUP)
+    trials: int = 3
+    rounds: int = 1000  # round trips in each latency trial
     peers: bool = True
     kinds: tuple[str, ...] = DEFAULT_KINDS
-    rounds: int = 3000
     spin_us: int = 50
     idle_peers: int = 100
+    sweep_sizes: tuple[int, ...] = SWEEP_SIZES
 
 
-def _cpu_shares(
-    messages: int, wall: float, before: list[tuple[float, int]], after: list[tuple[float, int]]
-) -> dict[str, float]:
-    """Where a throughput trial's CPU went: the receiver (first) and the senders.
+@dataclass
+class Figure:
+    """One measured figure: one way, one setup, several trials."""
 
-    Per message and in cores (CPU seconds per second), with how often each
-    side went to sleep.  On a machine with fewer cores than busy processes
-    the rate is about cores / (receiver + senders' CPU per message): this
-    is what explains a fan-in figure (docs/performance.md).
-    """
-    deltas = [(a[0] - b[0], a[1] - b[1]) for a, b in zip(after, before, strict=True)]
-    (rx_cpu, rx_sleeps), senders = deltas[0], deltas[1:]
-    tx_cpu = sum(cpu for cpu, _ in senders)
-    tx_sleeps = sum(sleeps for _, sleeps in senders)
-    n = max(messages, 1)
-    return {
-        "receiver_us_per_msg": rx_cpu / n * 1e6,
-        "senders_us_per_msg": tx_cpu / n * 1e6,
-        "receiver_cores": rx_cpu / wall,
-        "senders_cores": tx_cpu / wall,
-        "receiver_sleeps_per_s": rx_sleeps / wall,
-        "senders_sleeps_per_s": tx_sleeps / wall,
-    }
+    id: str  # stable across runs: runs are compared by it
+    section: str
+    label: str
+    unit: str
+    higher_is_better: bool
+    value: float = 0.0  # the median of the trials
+    trials: list[float] = field(default_factory=list)
+    metrics: dict[str, list[float]] = field(default_factory=dict)  # more, per trial
+    details: dict[str, float] = field(default_factory=dict)
+    peer: str = "shmsock"
+    way: str = ""
+    size: int = 0
+    load: str = ""  # round trips: quiet, half, all
+    style: str = ""  # shmsock's call style
+    zero_copy: bool = False
+    na: str | None = None  # why there is no value
 
+    def add(self, value: float, **metrics: float) -> None:
+        self.trials.append(value)
+        for k, v in metrics.items():
+            self.metrics.setdefault(k, []).append(v)
+        self.value = statistics.median(self.trials)
 
-def _not_quiet(size: int) -> int:
-    """A busy sender's message size the receiver cannot take for a quiet one's."""
-    return size + 1 if size == workers.QUIET.size else size
-
-
-def _niceness(nice: int) -> str:
-    """The label suffix of a fan-in run with niced producers."""
-    return f", nice {nice}" if nice else ""
+    @classmethod
+    def from_json(cls, d: dict[str, Any]) -> Figure:
+        names = {f.name for f in fields(cls)}
+        return cls(**{k: v for k, v in d.items() if k in names})
 
 
-class _Proc:
-    def __init__(self, target: Callable[..., None], spec: dict[str, Any]) -> None:
-        self.conn, child = _ctx.Pipe()
-        self.proc = _ctx.Process(target=target, args=(child, spec), daemon=True)
-        self.proc.start()
-        child.close()
+@dataclass
+class Run:
+    """A whole run: what ``--json`` saves and ``--compare`` reads."""
 
-    def recv(self, timeout: float) -> Any:
-        if not self.conn.poll(timeout):
-            raise TimeoutError("a benchmark process did not answer in time")
-        return self.conn.recv()
+    figures: list[Figure]
+    machine: dict[str, str] = field(default_factory=dict)
+    options: dict[str, Any] = field(default_factory=dict)
+    started: str = ""
+    seconds: float = 0.0
+    missing: list[str] = field(default_factory=list)  # one line per peer left out
 
-    def expect_ready(self, timeout: float = 30) -> None:
-        got = self.recv(timeout)
-        if got != "ready":
-            raise RuntimeError(f"benchmark process said {got!r}")
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "format": FORMAT,
+            "started": self.started,
+            "seconds": round(self.seconds, 1),
+            "machine": self.machine,
+            "options": self.options,
+            "missing": self.missing,
+            "figures": [asdict(f) for f in self.figures],
+        }
 
-    def stop(self) -> None:
-        if self.proc.is_alive():
-            self.proc.kill()
-        self.proc.join(5)
-        self.conn.close()
-
-    def cpu_seconds(self) -> float:
-        """CPU time of all its threads so far, to the kernel's tick (10 ms)."""
-        assert self.proc.pid is not None
-        with open(f"/proc/{self.proc.pid}/stat") as f:
-            fields = f.read().rsplit(")", 1)[1].split()
-        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-
-    def sleeps(self) -> int:
-        """How often its threads have gone to sleep so far (voluntary switches)."""
-        tasks = f"/proc/{self.proc.pid}/task"
-        total = 0
-        for tid in os.listdir(tasks):
-            try:
-                with open(f"{tasks}/{tid}/status") as f:
-                    for line in f:
-                        if line.startswith("voluntary_ctxt_switches:"):
-                            total += int(line.split()[1])
-            except FileNotFoundError:
-                pass  # a thread that ended meanwhile
-        return total
-
-    def usage(self) -> tuple[float, int]:
-        return self.cpu_seconds(), self.sleeps()
+    @classmethod
+    def from_json(cls, d: dict[str, Any]) -> Run:
+        if d.get("format") != FORMAT:
+            raise ValueError(
+                f"not a saved run of this bench (format {d.get('format')!r}, {FORMAT!r} expected)"
+            )
+        return cls(
+            figures=[Figure.from_json(f) for f in d["figures"]],
+            machine=d.get("machine", {}),
+            options=d.get("options", {}),
+            started=d.get("started", ""),
+            seconds=d.get("seconds", 0.0),
+            missing=d.get("missing", []),
+        )
 
 
-@contextlib.contextmanager
-def _procs() -> Iterator[list[_Proc]]:
-    started: list[_Proc] = []
-    try:
-        yield started
-    finally:
-        for p in started:
-            p.stop()
-
-
-def _start(started: list[_Proc], target: Callable[..., None], spec: dict[str, Any]) -> _Proc:
-    p = _Proc(target, spec)
-    started.append(p)
-    return p
-
-
-def have_pyzmq() -> bool:
-    try:
-        import zmq  # noqa: F401
-    except ImportError:
-        return False
-    return True
+@dataclass
+class Trial:
+    label: str  # for the progress line
+    run: Callable[[], None]
+    group: str = ""  # rigs live while consecutive trials share a group
+    load: int = 0  # busy processes while it runs
 
 
 class Suite:
@@ -181,17 +160,31 @@ class Suite:
 
     def __init__(self, opts: Options, progress: TextIO | None = None) -> None:
         self.opts = opts
-        self.figures: list[Figure] = []
         self.progress = progress
+        self.figures: dict[str, Figure] = {}
+        self.samples: dict[str, array[int]] = {}  # every round trip's, per figure
+        self.rigs: dict[str, rigs.Rig] = {}
         self.started = time.monotonic()
         self.step = 0
         self.total = 0
         self.tmp = ""
-        self.zmq = opts.peers and have_pyzmq()
+        self.serial = 0
+        self.iox2_prefix = f"shmsock-bench-{os.getpid()}-"
+        self.missing = {
+            name: line
+            for name, peer in PEERS.items()
+            if opts.peers and (line := peer.missing()) is not None
+        }
 
-    # -- plumbing -------------------------------------------------------------
+    # -- plumbing -----------------------------------------------------------------
 
-    def _say(self, what: str) -> None:
+    def has(self, peer: str) -> bool:
+        """Whether *peer*'s figures are measured in this run."""
+        if peer == "shmsock":
+            return True
+        return self.opts.peers and peer not in self.missing
+
+    def say(self, what: str) -> None:
         self.step += 1
         if self.progress is None:
             return
@@ -202,358 +195,478 @@ class Suite:
             self.progress.write(line + "\n")
         self.progress.flush()
 
-    def _endpoint(self) -> str:
-        return f"shm://bench-{os.getpid()}-{self.step}"
+    def warn(self, what: str) -> None:
+        if self.progress is not None:
+            if self.progress.isatty():
+                self.progress.write("\r\033[K")
+            self.progress.write(f"shmsock bench: {what}\n")
+            self.progress.flush()
 
-    def _ipc(self, name: str) -> str:
-        return os.path.join(self.tmp, f"{name}-{self.step}")
+    def name(self) -> str:
+        """A name no other rig of this run uses (endpoints, paths, services)."""
+        self.serial += 1
+        return f"b{os.getpid()}-{self.serial}"
 
-    def _rate(self, result: dict[str, float]) -> float:
-        return result["messages"] / result["seconds"] / 1e6
-
-    def _throughput(
-        self,
-        receiver: Callable[..., None],
-        sender: Callable[..., None],
-        spec: dict[str, Any],
-        senders: int = 1,
-        quiet: Callable[..., None] | None = None,
-    ) -> tuple[float, dict[str, float]]:
-        """Run one receiver and *senders* senders: the rate (M msg/s) and where the CPU went.
-
-        With *quiet*, one more sender of that kind runs too (its CPU counts
-        among the senders'), and the details say how long its messages
-        waited (``quiet_p50_ms``, ``quiet_p99_ms``, ``quiet_max_ms``).
-        """
-        o = self.opts
-        spec = {
-            **spec,
-            "seconds": o.seconds,
-            "warmup": o.warmup,
-            "max_seconds": o.seconds + o.warmup + 30,
+    def spec(self, **more: Any) -> dict[str, Any]:
+        return {
+            "name": self.name(),
+            "tmp": self.tmp,
+            "env": {"SHMSOCK_ROOT": self.tmp},
+            "iox2_prefix": self.iox2_prefix,
+            **more,
         }
-        timeout = o.seconds + o.warmup + 60
-        with _procs() as started:
-            rx = _start(started, receiver, spec)
-            rx.expect_ready()
-            for _ in range(senders):
-                _start(started, sender, spec)
-            if quiet is not None:
-                _start(started, quiet, spec)
-            for p in started[1:]:
-                p.expect_ready()
-            rx.conn.send("go")  # shmsock's and pyzmq's receivers wait for it
-            said = rx.recv(timeout)
-            if said != workers.MEASURING:
-                raise RuntimeError(f"benchmark receiver said {said!r}")
-            t0 = time.monotonic()
-            before = [p.usage() for p in started]
-            result = rx.recv(timeout)
-            after = [p.usage() for p in started]
-            wall = time.monotonic() - t0
-        details = _cpu_shares(result["messages"], wall, before, after)
-        if "quiet" in result:
-            q = result["quiet"]
-            details.update(
-                quiet_p50_ms=q["p50_us"] / 1000,
-                quiet_p99_ms=q["p99_us"] / 1000,
-                quiet_max_ms=q["max_us"] / 1000,
-                quiet_count=q["count"],
-            )
-        return self._rate(result), details
 
-    # -- trials -----------------------------------------------------------------
+    def figure(self, fid: str, **attrs: Any) -> Figure:
+        f = self.figures.get(fid)
+        if f is None:
+            f = self.figures[fid] = Figure(fid, **attrs)
+        return f
 
-    def plan(self) -> list[Callable[[], None]]:
-        o = self.opts
-        steps: list[Callable[[], None]] = []
-        if "throughput" in o.kinds:
-            for size in o.sizes:
-                steps.extend(
-                    partial(self.throughput, size, mode, checksum)
-                    for mode in ("await", "nowait", "batch")
-                    for checksum in (True, False)
-                )
-                steps.append(partial(self.throughput, size, "iter", True))
-                if self.zmq:
-                    steps.append(partial(self.peer_throughput, "pyzmq", size))
-                if o.peers:
-                    steps.append(partial(self.peer_throughput, "unix", size))
-        if "large" in o.kinds:
-            steps.append(self.large)
-            if self.zmq:
-                steps.append(partial(self.peer_throughput, "pyzmq", LARGE))
-        size = 1024 if 1024 in o.sizes else o.sizes[-1]
-        for kind, nice in (("fanin", 0), ("fanin-nice", FANIN_NICE), ("fanin-quiet", 0)):
-            if kind in o.kinds:
-                quiet = kind == "fanin-quiet"
-                steps.append(partial(self.fanin, size, nice, quiet))
-                if self.zmq:
-                    steps.append(partial(self.fanin, size, nice, quiet, zmq=True))
-        if "latency" in o.kinds:
-            steps.append(lambda: self.latency(0))
-            steps.append(lambda: self.latency(o.spin_us))
-            steps.append(self.floor)
-            if self.zmq:
-                steps.append(lambda: self.peer_latency("pyzmq"))
-            if o.peers:
-                steps.append(lambda: self.peer_latency("unix"))
-        if "connect" in o.kinds:
-            steps.append(self.connect_time)
-        if "memory" in o.kinds:
-            steps.append(self.memory)
-        if "idle" in o.kinds:
-            steps.append(self.idle)
-        if "ring" in o.kinds:
-            steps.append(self.ring)
-        return steps
+    def close_rigs(self) -> None:
+        for rig in self.rigs.values():
+            rig.close()
+        self.rigs.clear()
 
-    def run(self) -> list[Figure]:
-        steps = self.plan()
-        self.total = len(steps)
+    def _drop_rig(self, key: str) -> None:
+        rig = self.rigs.pop(key, None)
+        if rig is not None:
+            rig.kill()
+
+    def _failed(self, fig: Figure, key: str, exc: Exception) -> None:
+        fig.na = f"failed: {exc}"
+        self.warn(f"{fig.label}: {exc}")
+        self._drop_rig(key)
+
+    # -- running ------------------------------------------------------------------
+
+    def plan(self) -> list[Trial]:
+        trials: list[Trial] = []
+        for kind in KINDS:
+            if kind in self.opts.kinds:
+                trials.extend(SECTIONS[kind](self))
+        return trials
+
+    def run(self) -> Run:
+        trials = self.plan()
+        self.total = len(trials)
         base = "/dev/shm" if os.path.isdir("/dev/shm") else None
         self.tmp = tempfile.mkdtemp(prefix="shmsock-bench-", dir=base)
         saved = os.environ.get("SHMSOCK_ROOT")
-        os.environ["SHMSOCK_ROOT"] = self.tmp
+        os.environ["SHMSOCK_ROOT"] = self.tmp  # for the one-process figures (ring)
+        started = datetime.datetime.now(datetime.UTC)
+        group: str | None = None
+        busy = 0
+        hogs = contextlib.ExitStack()
         try:
-            for step in steps:
-                step()
+            for t in trials:
+                if t.group != group:
+                    self.close_rigs()
+                    group = t.group
+                if t.load != busy:
+                    hogs.close()
+                    if t.load:
+                        hogs.enter_context(rigs.load(t.load, LOAD_SECONDS))
+                    busy = t.load
+                self.say(t.label)
+                t.run()
+            hogs.close()
+            self.close_rigs()
+        except BaseException:
+            for rig in self.rigs.values():
+                rig.kill()
+            self.rigs.clear()
+            raise
         finally:
+            hogs.close()
             if saved is None:
                 del os.environ["SHMSOCK_ROOT"]
             else:
                 os.environ["SHMSOCK_ROOT"] = saved
             shutil.rmtree(self.tmp, ignore_errors=True)
+            rigs.remove_iceoryx2_segments(self.iox2_prefix)
             if self.progress is not None and self.progress.isatty():
                 self.progress.write("\r\033[K")
                 self.progress.flush()
-        self._attach_peers()
-        return self.figures
-
-    def _attach_peers(self) -> None:
-        """Put each peer figure beside the shmsock figures of the same setup."""
-        peers = [f for f in self.figures if f.section == "peer"]
-        mine = [f for f in self.figures if f.section != "peer"]
-        for f in mine:
-            for p in peers:
-                if p.key == f.key:
-                    f.peers[p.label] = p.value
-                    for k, v in p.details.items():
-                        f.details[f"{p.label}_{k}"] = v
-        self.figures = mine
-
-    def throughput(self, size: int, mode: str, checksum: bool) -> None:
-        crc = "on" if checksum else "off"
-        self._say(f"throughput {size} B, {mode}, CRC {crc}")
-        spec = {"endpoint": self._endpoint(), "mode": mode, "size": size, "checksum": checksum}
-        value, cpu = self._throughput(workers.shm_receiver, workers.shm_sender, spec)
-        self.figures.append(
-            Figure(
-                "throughput",
-                f"{_size(size)} {mode} CRC {crc}",
-                "M msg/s",
-                value,
-                True,
-                key=f"tp{size}",
-                details=cpu,
-            )
+        for f in self.figures.values():
+            for k, values in f.metrics.items():
+                if values:
+                    f.details.setdefault(k, statistics.median(values))
+        return Run(
+            figures=list(self.figures.values()),
+            machine=machine(),
+            options=asdict(self.opts),
+            started=started.isoformat(timespec="seconds"),
+            seconds=time.monotonic() - self.started,
+            missing=list(self.missing.values()),
         )
 
-    def large(self) -> None:
-        for ring_size in (1 << 20, 4 << 20):
-            self._say(f"16 MiB messages, streamed through a {_size(ring_size)} ring")
-            spec = {
-                "endpoint": self._endpoint(),
-                "mode": "large",
-                "size": LARGE,
-                "checksum": True,
-                "ring_size": ring_size,
-            }
-            value, cpu = self._throughput(workers.shm_receiver, workers.shm_sender, spec)
-            label = f"16 MiB await, {_size(ring_size)} ring"
-            self.figures.append(
-                Figure("large", label, "msg/s", value * 1e6, True, key=f"tp{LARGE}", details=cpu)
-            )
+    # -- trials of the ways -------------------------------------------------------------
 
-    def peer_throughput(self, peer: str, size: int) -> None:
-        self._say(f"throughput {size} B, {peer}")
-        if peer == "pyzmq":
-            spec = {"address": "ipc://" + self._ipc("zmq"), "size": size}
-            value, cpu = self._throughput(workers.zmq_receiver, workers.zmq_sender, spec)
-            if size == LARGE:
-                value *= 1e6  # messages per second, as the "large" figure
-        else:
-            spec = {"path": self._ipc("unix"), "size": size}
-            value, cpu = self._throughput(workers.unix_receiver, workers.unix_sender, spec)
-        self.figures.append(
-            Figure("peer", peer, "M msg/s", value, True, key=f"tp{size}", details=cpu)
-        )
-
-    def fanin(self, size: int, nice: int = 0, quiet: bool = False, zmq: bool = False) -> None:
-        """The fan-in (or, with *zmq*, pyzmq's), with a quiet ninth sender if *quiet*."""
-        if quiet:
-            size = _not_quiet(size)
-        who = "8 producers + 1 quiet" if quiet else "8 producers"
-        how = _niceness(nice)
-        self._say(f"{who} -> 1 PULL, {size} B, {'pyzmq' if zmq else 'batch'}{how}")
-        spec: dict[str, Any] = {"size": size, "nice": nice, "quiet": quiet}
-        if zmq:
-            spec["address"] = "ipc://" + self._ipc("zmqf")
-            sides = (workers.zmq_receiver, workers.zmq_sender, workers.zmq_quiet_sender)
-        else:
-            spec.update(endpoint=self._endpoint(), mode="batch", checksum=True)
-            sides = (workers.shm_receiver, workers.shm_sender, workers.shm_quiet_sender)
-        receiver, sender, quiet_sender = sides
-        value, cpu = self._throughput(
-            receiver, sender, spec, senders=8, quiet=quiet_sender if quiet else None
-        )
-        key = f"fanin{nice or ''}{'-quiet' if quiet else ''}"
-        if zmq:
-            self.figures.append(Figure("peer", "pyzmq", "M msg/s", value, True, key, details=cpu))
+    def stream_trial(
+        self,
+        fid: str,
+        section: str,
+        way: Stream,
+        size: int,
+        *,
+        label: str | None = None,
+        senders: int = 1,
+        quiet: bool = False,
+        sender_nice: int = 0,
+    ) -> None:
+        """One throughput window of *way* at *size*, as a trial of figure *fid*."""
+        o = self.opts
+        fig = self.figure(
+            fid, section=section, label=label or way.label, unit="M msg/s",
+            higher_is_better=True, peer=way.peer, way=way.key, size=size,
+            style=way.style, zero_copy=way.zero_copy,
+        )  # fmt: skip
+        if fig.na:
+            return  # it cannot run, or failed: its other trials are not run
+        rig = self.rigs.get(fid)
+        first = rig is None
+        try:
+            if rig is None:
+                rig = self._stream_rig(fid, way, size, senders, quiet, sender_nice)
+            # Short trials (the tests') get short warm-ups too.
+            warmup = min(FIRST_WARMUP, 2 * o.seconds) if first else min(o.warmup, o.seconds)
+            params = {
+                "size": size, "seconds": o.seconds, "warmup": warmup,
+                "max_seconds": o.seconds + warmup + 30,
+            }  # fmt: skip
+            r = rigs.stream_window(rig, params)
+        except rigs.WorkerError as exc:
+            self._failed(fig, fid, exc)
             return
-        label = (
-            f"8 PUSH + 1 quiet -> 1 PULL, {_size(size)}"
-            if quiet
-            else f"8 PUSH -> 1 PULL, {_size(size)} batch{how}"
-        )
-        self.figures.append(Figure("fanin", label, "M msg/s", value, True, key, details=cpu))
-
-    def _latency(
-        self, server: Callable[..., None], client: Callable[..., None], spec: dict[str, Any]
-    ) -> dict[str, float]:
-        spec = {
-            **spec,
-            "size": 1024,
-            "rounds": self.opts.rounds,
-            "warmup_rounds": max(100, self.opts.rounds // 10),
-        }
-        with _procs() as started:
-            _start(started, server, spec).expect_ready()
-            return _start(started, client, spec).recv(120)  # type: ignore[no-any-return]
-
-    def latency(self, spin_us: int) -> None:
-        label = f"spin_us={spin_us}" if spin_us else "parked (default)"
-        self._say(f"REQ/REP round trip, 1 KiB, {label}")
-        r = self._latency(
-            workers.shm_rep, workers.shm_req, {"endpoint": self._endpoint(), "spin_us": spin_us}
-        )
-        self.figures.append(
-            Figure(
-                "latency", f"REQ/REP 1 KiB, {label}", "us", r["p50_us"], False, key="rtt", details=r
+        if r["na"]:
+            fig.na = r["na"]
+            self._drop_rig(fid)
+            return
+        rate = r["messages"] / r["seconds"]
+        metrics = dict(r["cpu"])
+        if "quiet" in r:
+            q = r["quiet"]
+            metrics.update(
+                quiet_p50_ms=q["p50_us"] / 1000,
+                quiet_p99_ms=q["p99_us"] / 1000,
+                quiet_max_ms=q["max_us"] / 1000,
+                quiet_count=q["count"],
             )
-        )
-
-    def floor(self) -> None:
-        self._say("round trip, 1 KiB, the spinning floor under Trio's rules")
-        r = self._latency(workers.floor_echo, workers.floor_client, {"endpoint": self._endpoint()})
-        self.figures.append(
-            Figure(
-                "latency", "floor: ring + checkpoints only", "us", r["p50_us"], False,
-                key="rtt", details=r,
-            )
+        fig.add(
+            rate / 1e6, gb_per_s=rate * size / 1e9, messages=r["messages"],
+            checked=r["checked"], **metrics,
         )  # fmt: skip
 
-    def peer_latency(self, peer: str) -> None:
-        self._say(f"round trip, 1 KiB, {peer}")
-        if peer == "pyzmq":
-            r = self._latency(
-                workers.zmq_rep, workers.zmq_req, {"address": "ipc://" + self._ipc("zmqr")}
-            )
-        else:
-            r = self._latency(workers.unix_echo, workers.unix_client, {"path": self._ipc("echo")})
-        self.figures.append(Figure("peer", peer, "us", r["p50_us"], False, key="rtt", details=r))
+    def _stream_rig(
+        self, key: str, way: Stream, size: int, senders: int, quiet: bool, nice: int
+    ) -> rigs.Rig:
+        spec = self.spec(size=size, senders=senders, quiet=quiet, **way.params)
+        if way.shared is not None:
+            spec.update(way.shared(rigs.context(), dict(way.params), size))
+        rig = self.rigs[key] = rigs.Rig(f"{way.label}, {_size(size)}")
+        rig.start(way.receiver, spec, "receiver")
+        for sid in range(senders):
+            name = f"sender {sid}" if senders > 1 else "sender"
+            rig.start(way.sender, {**spec, "sid": sid, "nice": nice}, name)
+        if quiet:
+            rig.start(QUIET_SENDERS[way.peer], {**spec, "sid": senders}, "quiet sender")
+        return rig
+
+    def echo_trial(self, way: Echo, load: str, busy: int) -> None:
+        """One round-trip window of *way*, on a machine with *busy* busy processes."""
+        o = self.opts
+        spin = o.spin_us if way.params.get("spin") else 0
+        fid = f"latency/{load}/{way.key}"
+        fig = self.figure(
+            fid, section="latency", label=way.label.format(spin_us=o.spin_us), unit="us",
+            higher_is_better=False, peer=way.peer, way=way.key, size=MAIN_SIZE, load=load,
+        )  # fmt: skip
+        if fig.na:
+            return
+        key = f"echo/{way.key}"
+        try:
+            rig = self.rigs.get(key)
+            if rig is None:
+                spec = self.spec(size=MAIN_SIZE, spin_us=spin, **way.params)
+                if way.shared is not None:
+                    spec.update(way.shared(rigs.context(), dict(way.params), MAIN_SIZE))
+                rig = self.rigs[key] = rigs.Rig(way.label.format(spin_us=o.spin_us))
+                rig.start(way.server, spec, "server")
+                rig.start(way.client, spec, "client")
+            params = {
+                "size": MAIN_SIZE,
+                "rounds": o.rounds,
+                "warmup_rounds": max(50, o.rounds // 10),
+                "warmup_seconds": ECHO_WARMUP,
+                "max_seconds": ECHO_SECONDS,
+            }
+            r = rigs.echo_window(rig, params)
+        except rigs.WorkerError as exc:
+            self._failed(fig, key, exc)
+            return
+        samples = samples_of(r)
+        s = summary(samples)
+        fig.add(s["p50_us"], p99_us=s["p99_us"], p999_us=s["p999_us"], max_us=s["max_us"],
+                count=s["count"])  # fmt: skip
+        pooled = self.samples.setdefault(fid, array("q"))
+        pooled.extend(samples)
+        fig.details.update({f"all_{k}": v for k, v in summary(pooled).items()}, busy=busy)
+
+    # -- the one-off figures ------------------------------------------------------------
 
     def connect_time(self) -> None:
-        self._say("connect -> first message delivered")
-        spec = {"endpoint": self._endpoint(), "rounds": 30}
-        with _procs() as started:
-            binder = _start(started, workers.shm_connect_binder, spec)
-            binder.expect_ready()
-            _start(started, workers.shm_connect_connector, spec)
-            r = binder.recv(120)
-        self.figures.append(
-            Figure(
-                "connect",
-                "connect -> first message",
-                "ms",
-                r["p50_us"] / 1000,
-                False,
-                details={"max_ms": r["max_us"] / 1000, "rounds": r["count"]},
-            )
-        )
+        spec = self.spec(rounds=30)
+        rig = rigs.Rig("connect")
+        try:
+            binder = rig.start(shm.connect_binder, spec, "binder")
+            rig.workers.append(rigs.Worker(shm.connect_connector, spec, "connector"))
+            r = rig.next(binder, 120)
+        finally:
+            rig.kill()
+        f = self.figure("connect", section="connect", label="connect -> first message",
+                       unit="ms", higher_is_better=False)  # fmt: skip
+        f.add(r["p50_us"] / 1000, max_ms=r["max_us"] / 1000, rounds=r["count"])
 
     def memory(self) -> None:
-        self._say("memory: bound socket, and per connection")
         peers = 20
-        spec = {"endpoint": self._endpoint(), "peers": peers, "type": "REQ", "send_one": True}
-        with _procs() as started:
-            binder = _start(started, workers.shm_memory_binder, spec)
-            bound = binder.recv(60)["bound"]
-            pushers = _start(started, workers.shm_many_connectors, spec)
-            pushers.expect_ready(60)
-            after = binder.recv(60)
+        spec = self.spec(peers=peers, type="REQ", send_one=True)
+        rig = rigs.Rig("memory")
+        try:
+            binder = rigs.Worker(shm.memory_binder, spec, "binder")
+            rig.workers.append(binder)
+            bound = rig.next(binder, 60)["bound"]
+            rig.start(shm.many_connectors, spec, "connectors", timeout=60)
+            after = rig.next(binder, 60)
+        finally:
+            rig.kill()
         # Both rings of every connection are files in the root, so shm_bytes
         # counts them whichever side created them.
         total_bound = bound["private_bytes"] + bound["shm_bytes"]
         per_conn = (
-            after["private_bytes"]
-            - bound["private_bytes"]
-            + after["shm_bytes"]
-            - bound["shm_bytes"]
-        ) / peers
-        self.figures.append(
-            Figure(
-                "memory",
-                "bound REP, no peers",
-                "MB",
-                total_bound / 1e6,
-                False,
-                details={k: v / 1e6 for k, v in bound.items()},
-            )
-        )
-        self.figures.append(
-            Figure(
-                "memory",
-                "each REQ -> REP connection",
-                "MB",
-                per_conn / 1e6,
-                False,
-                details={"peers": peers},
-            )
-        )
+            after["private_bytes"] - bound["private_bytes"]
+            + after["shm_bytes"] - bound["shm_bytes"]
+        ) / peers  # fmt: skip
+        f = self.figure("memory/bound", section="memory", label="bound REP, no peers",
+                       unit="MB", higher_is_better=False)  # fmt: skip
+        f.add(total_bound / 1e6, **{k: v / 1e6 for k, v in bound.items()})
+        f = self.figure("memory/connection", section="memory",
+                       label="each REQ -> REP connection", unit="MB",
+                       higher_is_better=False)  # fmt: skip
+        f.add(per_conn / 1e6, peers=peers)
 
     def idle(self) -> None:
         n = self.opts.idle_peers
-        self._say(f"idle CPU with {n} connected peers")
-        spec = {"endpoint": self._endpoint(), "peers": n, "type": "PUSH"}
-        with _procs() as started:
-            binder = _start(started, workers.shm_idle_binder, spec)
-            binder.expect_ready()
-            pushers = _start(started, workers.shm_many_connectors, spec)
-            pushers.expect_ready(120)
+        spec = self.spec(peers=n, type="PUSH")
+        rig = rigs.Rig("idle")
+        try:
+            binder = rig.start(shm.idle_binder, spec, "binder")
+            pushers = rig.start(shm.many_connectors, spec, "connectors", timeout=120)
             time.sleep(0.2)
             c0 = binder.cpu_seconds() + pushers.cpu_seconds()
             t0 = time.monotonic()
             time.sleep(2.0)
             c1 = binder.cpu_seconds() + pushers.cpu_seconds()
             dt = time.monotonic() - t0
-        self.figures.append(
-            Figure("idle", f"idle, {n} connected peers", "% CPU", 100 * (c1 - c0) / dt, False)
-        )
+        finally:
+            rig.kill()
+        f = self.figure("idle", section="idle", label=f"idle, {n} connected peers",
+                       unit="% CPU", higher_is_better=False)  # fmt: skip
+        f.add(100 * (c1 - c0) / dt)
 
     def ring(self) -> None:
-        self._say("ring microbenchmark, one process")
         for checksum in (True, False):
-            r = ring.run(1024, 64, checksum, min(self.opts.seconds, 1.0))
-            self.figures.append(
-                Figure(
-                    "ring",
-                    f"1 KiB, batch 64, CRC {'on' if checksum else 'off'}",
-                    "M rec/s",
-                    r.records_per_s / 1e6,
-                    True,
-                )
+            crc = "on" if checksum else "off"
+            r = ring.run(1024, 64, checksum, min(self.opts.seconds * 2, 1.0))
+            f = self.figure(f"ring/crc-{crc}", section="ring", label=f"1 KiB, batch 64, CRC {crc}",
+                           unit="M rec/s", higher_is_better=True)  # fmt: skip
+            f.add(r.records_per_s / 1e6)
+
+    def memcpy(self, size: int) -> None:
+        """memcpy's rate at *size* on this machine: the ceiling of the sweep."""
+        f = self.figure(f"sweep/{size}/memcpy", section="sweep", label="memcpy, one core",
+                        unit="M msg/s", higher_is_better=True, peer="memcpy", way="memcpy",
+                        size=size)  # fmt: skip
+        rate = memcpy_rate(size, min(0.1, self.opts.seconds))
+        f.add(rate / 1e6, gb_per_s=rate * size / 1e9)
+
+
+def memcpy_rate(size: int, seconds: float) -> float:
+    """Copies of *size* bytes per second, one buffer into another, from Python."""
+    src = memoryview(bytearray(os.urandom(size)))
+    dst = memoryview(bytearray(size))
+    per = max(1, (1 << 20) // size)
+    n = 0
+    t0 = time.perf_counter()
+    until = t0 + seconds
+    while True:
+        for _ in range(per):
+            dst[:] = src
+        n += per
+        t = time.perf_counter()
+        if t >= until:
+            return n / (t - t0)
+
+
+# -- the sections ------------------------------------------------------------------------
+
+
+def _streams(suite: Suite, keep: Callable[[Stream], bool]) -> list[Stream]:
+    return [w for w in STREAMS if keep(w) and suite.has(w.peer)]
+
+
+def _alternate(suite: Suite, ways: list[Any], make: Callable[[Any, int], Trial]) -> Iterator[Trial]:
+    """Every way's first trial, then every way's second, and so on."""
+    for t in range(suite.opts.trials):
+        for w in ways:
+            yield make(w, t)
+
+
+def _of(t: int, suite: Suite) -> str:
+    return f"({t + 1}/{suite.opts.trials})" if suite.opts.trials > 1 else ""
+
+
+def plan_throughput(suite: Suite) -> list[Trial]:
+    main = _main_size(suite.opts.sizes)
+    trials: list[Trial] = []
+    for size in suite.opts.sizes:
+        ways = [w for w in _streams(suite, lambda w: True) if w.everywhere or size == main]
+
+        def make(w: Stream, t: int, size: int = size) -> Trial:
+            fid = f"throughput/{size}/{w.key}"
+            return Trial(
+                f"throughput {_size(size)}, {w.label} {_of(t, suite)}",
+                partial(suite.stream_trial, fid, "throughput", w, size),
+                group=f"throughput/{size}",
             )
+
+        trials.extend(_alternate(suite, ways, make))
+    return trials
+
+
+def plan_large(suite: Suite) -> list[Trial]:
+    await_ = next(w for w in STREAMS if w.key == "shmsock-await")
+    ways = [
+        replace(
+            await_,
+            key=f"shmsock-await-ring{r >> 20}M",
+            label=f"shmsock await, {r >> 20} MiB ring",
+            params={**await_.params, "ring_size": r},
+        )
+        for r in (1 << 20, 4 << 20)
+    ]
+    ways += _streams(suite, lambda w: w.key == "pyzmq")
+
+    def make(w: Stream, t: int) -> Trial:
+        return Trial(
+            f"16 MiB messages, {w.label} {_of(t, suite)}",
+            partial(suite.stream_trial, f"large/{w.key}", "large", w, LARGE),
+            group="large",
+        )
+
+    return list(_alternate(suite, ways, make))
+
+
+def plan_sweep(suite: Suite) -> list[Trial]:
+    trials: list[Trial] = []
+    ways = _streams(suite, lambda w: w.sweep)
+    for size in suite.opts.sweep_sizes:
+        trials.append(Trial(f"sweep {_size(size)}, memcpy", partial(suite.memcpy, size)))
+
+        def make(w: Stream, t: int, size: int = size) -> Trial:
+            return Trial(
+                f"sweep {_size(size)}, {w.label} {_of(t, suite)}",
+                partial(suite.stream_trial, f"sweep/{size}/{w.key}", "sweep", w, size),
+                group=f"sweep/{size}",
+            )
+
+        trials.extend(_alternate(suite, ways, make))
+    return trials
+
+
+def _fanin(kind: str, nice: int = 0, quiet: bool = False) -> Callable[[Suite], list[Trial]]:
+    def plan(suite: Suite) -> list[Trial]:
+        size = _main_size(suite.opts.sizes)
+        if quiet and size == QUIET.size:
+            size += 1  # the receiver tells the quiet sender's messages by their size
+        ways = [w for w in FANIN if suite.has(w.peer)]
+        how = f", nice {nice}" if nice else ""
+        who = f"{FANIN_SENDERS} PUSH + 1 quiet" if quiet else f"{FANIN_SENDERS} PUSH"
+
+        def make(w: Stream, t: int) -> Trial:
+            label = f"{who} -> 1 PULL, {_size(size)}, {w.label}{how}"
+            return Trial(
+                f"{label} {_of(t, suite)}",
+                partial(
+                    suite.stream_trial, f"{kind}/{w.key}", kind, w, size, label=label,
+                    senders=FANIN_SENDERS, quiet=quiet, sender_nice=nice,
+                ),
+                group=kind,
+            )  # fmt: skip
+
+        return list(_alternate(suite, ways, make))
+
+    return plan
+
+
+def _loads() -> list[tuple[str, int]]:
+    n = rigs.cores()
+    return [("half", max(1, n // 2)), ("all", n)]
+
+
+def plan_latency(suite: Suite) -> list[Trial]:
+    ways = [w for w in ECHOES if suite.has(w.peer)]
+
+    def make(w: Echo, t: int) -> Trial:
+        label = w.label.format(spin_us=suite.opts.spin_us)
+        return Trial(
+            f"round trip, {label} {_of(t, suite)}",
+            partial(suite.echo_trial, w, "quiet", 0),
+            group="echo",
+        )
+
+    return list(_alternate(suite, ways, make))
+
+
+def plan_loaded(suite: Suite) -> list[Trial]:
+    ways = [w for w in ECHOES if w.loaded and suite.has(w.peer)]
+    trials: list[Trial] = []
+    for load, busy in _loads():
+
+        def make(w: Echo, t: int, load: str = load, busy: int = busy) -> Trial:
+            label = w.label.format(spin_us=suite.opts.spin_us)
+            return Trial(
+                f"round trip, {busy} busy, {label} {_of(t, suite)}",
+                partial(suite.echo_trial, w, load, busy),
+                group="echo",
+                load=busy,
+            )
+
+        trials.extend(_alternate(suite, ways, make))
+    return trials
+
+
+SECTIONS: dict[str, Callable[[Suite], list[Trial]]] = {
+    "throughput": plan_throughput,
+    "large": plan_large,
+    "sweep": plan_sweep,
+    "fanin": _fanin("fanin"),
+    "fanin-nice": _fanin("fanin-nice", nice=FANIN_NICE),
+    "fanin-quiet": _fanin("fanin-quiet", quiet=True),
+    "latency": plan_latency,
+    "loaded": plan_loaded,
+    "connect": lambda s: [Trial("connect -> first message delivered", s.connect_time)],
+    "memory": lambda s: [Trial("memory: bound socket, and per connection", s.memory)],
+    "idle": lambda s: [Trial(f"idle CPU with {s.opts.idle_peers} connected peers", s.idle)],
+    "ring": lambda s: [Trial("ring microbenchmark, one process", s.ring)],
+}
+
+
+def _main_size(sizes: tuple[int, ...]) -> int:
+    """1 KiB if it is among *sizes*, else the largest below it, else the smallest."""
+    if MAIN_SIZE in sizes:
+        return MAIN_SIZE
+    below = [s for s in sizes if s < MAIN_SIZE]
+    return max(below) if below else min(sizes)
 
 
 def _size(n: int) -> str:
@@ -570,103 +683,14 @@ def machine() -> dict[str, str]:
         "cpus": str(os.cpu_count()),
         "platform": platform.platform(),
     }
-    if have_pyzmq():
+    with contextlib.suppress(ImportError):
         import zmq
 
         info["pyzmq"] = f"{zmq.__version__} (libzmq {zmq.zmq_version()})"
+    with contextlib.suppress(ImportError):
+        from importlib.metadata import version
+
+        import iceoryx2  # noqa: F401
+
+        info["iceoryx2"] = version("iceoryx2")
     return info
-
-
-def to_json(figures: list[Figure]) -> dict[str, Any]:
-    return {"machine": machine(), "figures": [asdict(f) for f in figures]}
-
-
-def render(figures: list[Figure], out: TextIO = sys.stdout) -> None:
-    m = machine()
-    out.write(
-        f"shmsock bench  (shmsock {m['shmsock']}, Python {m['python']}, trio {m['trio']},"
-        f" {m['cpus']} CPUs{', pyzmq ' + m['pyzmq'] if 'pyzmq' in m else ''})\n"
-    )
-    titles = {
-        "throughput": "Throughput, PUSH -> PULL between two processes (M msg/s, higher is better)",
-        "large": "Large messages, 16 MiB each, PUSH -> PULL (msg/s; 1 msg/s = 16.8 MB/s)",
-        "fanin": "Fan-in, 8 producer processes -> 1 PULL (M msg/s aggregate)",
-        "latency": "Round trip, REQ/REP between two processes (microseconds, lower is better)",
-        "connect": "Connect -> first message delivered (ms)",
-        "memory": "Memory (MB: private RSS growth + shared memory)",
-        "idle": "Idle CPU (% of one core, both processes)",
-        "ring": "Ring microbenchmark, one process, one C call per batch (M records/s)",
-    }
-    for section, title in titles.items():
-        rows = [f for f in figures if f.section == section]
-        if not rows:
-            continue
-        out.write(f"\n{title}\n")
-        for f in rows:
-            out.write(_row(f))
-    out.write("\n")
-
-
-def _ratio(f: Figure, peer: str) -> str:
-    r = f.ratio(peer)
-    if r is None:
-        return ""
-    return f"  {peer} {f.peers[peer]:.3g} ({r:.2f}x)"
-
-
-def _row(f: Figure) -> str:
-    if f.section == "latency":
-        d = f.details
-        line = (
-            f"  {f.label:<34} p50 {d['p50_us']:7.1f}  p99 {d['p99_us']:7.1f}"
-            f"  p99.9 {d['p999_us']:7.1f}  max {d['max_us']:8.1f}"
-        )
-        for peer in ("pyzmq", "unix"):
-            if f"{peer}_p50_us" in d:
-                line += (
-                    f"\n  {'':<34} {peer}: p50 {d[peer + '_p50_us']:.1f} p99"
-                    f" {d[peer + '_p99_us']:.1f} -> p50 x{d['p50_us'] / d[peer + '_p50_us']:.2f},"
-                    f" p99 x{d['p99_us'] / d[peer + '_p99_us']:.2f}"
-                )
-        return line + "\n"
-    if f.section == "connect":
-        return (
-            f"  {f.label:<34} median {f.value:.3f} ms  max {f.details['max_ms']:.3f} ms"
-            f"  ({f.details['rounds']:.0f} connects)\n"
-        )
-    line = f"  {f.label:<34} {f.value:8.3f} {f.unit}"
-    for peer in ("pyzmq", "unix"):
-        line += _ratio(f, peer)
-    if f.section == "fanin":
-        line += _quiet_line(f.details)
-        line += _cpu_line(f.details, "", "CPU per message:")
-        line += _cpu_line(f.details, "pyzmq_", "pyzmq:")
-    return line + "\n"
-
-
-def _quiet_line(d: dict[str, float]) -> str:
-    """How long the quiet sender's messages waited, for the table."""
-    if "quiet_p50_ms" not in d:
-        return ""
-    line = (
-        f"\n    {'quiet sender:':<16} its messages waited p50 {d['quiet_p50_ms']:.2f} ms,"
-        f" p99 {d['quiet_p99_ms']:.2f} ms, max {d['quiet_max_ms']:.2f} ms"
-    )
-    if "pyzmq_quiet_p50_ms" in d:
-        line += (
-            f"\n    {'':<16} pyzmq: p50 {d['pyzmq_quiet_p50_ms']:.2f} ms,"
-            f" p99 {d['pyzmq_quiet_p99_ms']:.2f} ms, max {d['pyzmq_quiet_max_ms']:.2f} ms"
-        )
-    return line
-
-
-def _cpu_line(d: dict[str, float], prefix: str, title: str) -> str:
-    """A fan-in's CPU split (see _cpu_shares), for the table."""
-    if prefix + "senders_us_per_msg" not in d:
-        return ""
-    return (
-        f"\n    {title:<16} senders {d[prefix + 'senders_us_per_msg']:.2f} us,"
-        f" receiver {d[prefix + 'receiver_us_per_msg']:.2f} us"
-        f" ({d[prefix + 'receiver_cores']:.0%} of a core);"
-        f" senders slept {d[prefix + 'senders_sleeps_per_s']:,.0f}/s"
-    )

@@ -105,8 +105,10 @@ class Pattern:
     rotate_recv: ClassVar[bool] = True
     #: Whether :meth:`route` may return a :class:`Fanout` (PUB will).
     fans_out: ClassVar[bool] = False
-    #: A class of public methods of this type alone, mixed into the socket
-    #: class of the type (see ``shmsock._socket``); None: the plain Socket.
+    #: A class of public methods of this type alone (SUB's ``subscribe``),
+    #: mixed into the socket class of the type by ``shmsock.socket``; None:
+    #: the plain Socket.  It has ``__slots__ = ()`` and reaches its pattern
+    #: as ``self._pattern``.
     socket_methods: ClassVar[type | None] = None
 
     def __init__(self) -> None:

@@ -68,6 +68,7 @@ if TYPE_CHECKING:
     from ._reactor import Reactor
 
 __all__ = [
+    "FRAME_ALLOWANCE",
     "NO_LIMIT",
     "SCHEMES",
     "Events",
@@ -94,6 +95,10 @@ _T = TypeVar("_T")
 
 #: A pipe's ``peer_limit`` when its peer stated none: more than any message.
 NO_LIMIT: Final = 1 << 64
+
+#: Bytes a frame of a multipart message is allowed for framing, in
+#: ``Transport.max_simple``.
+FRAME_ALLOWANCE: Final = 32
 
 
 # -- messages ------------------------------------------------------------------------
@@ -493,7 +498,10 @@ class Transport(Protocol):
     Made with ``(spec: SocketSpec, events: Events, reactor: Reactor)``.
     """
 
-    #: The largest one-frame message that surely passes check_atomic.
+    #: What surely passes check_atomic: a one-frame message of at most this
+    #: many bytes, or several frames whose sizes, plus FRAME_ALLOWANCE
+    #: bytes each, add up to at most this.  The socket asks check_atomic
+    #: only about the others.
     max_simple: int
     #: Its direct-wait capability, if it has one (see :class:`WakeUps`).
     bells: WakeUps | None

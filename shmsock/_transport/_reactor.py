@@ -2,11 +2,15 @@
 
 However many transports and connections a socket has, it has one epoll
 descriptor and one background task waiting on it (the socket owns the
-task; this object never waits).  A transport registers a descriptor with
-a handler, and the handler runs when the socket calls :meth:`poll`: from
-its background task when the epoll descriptor is readable, and from any
-call that is about to report WouldBlock, so that an event that already
-happened counts even if the background task has not run since.
+task; this object never waits).  The epoll descriptor is made when the
+first descriptor is registered, so a socket whose transports watch none
+(``inproc://``) has none; the socket's task waits for :attr:`opened`.
+
+A transport registers a descriptor with a handler, and the handler runs
+when the socket calls :meth:`poll`: from its background task when the
+epoll descriptor is readable, and from any call that is about to report
+WouldBlock, so that an event that already happened counts even if the
+background task has not run since.
 
 Handlers run in the socket's thread and must not raise: an exception is
 logged and the others still run (a bug must not take the socket down).
@@ -34,25 +38,37 @@ _IN: Final = select.EPOLLIN | select.EPOLLRDHUP
 class Reactor:
     """The epoll set of one socket and the handlers of its descriptors."""
 
-    __slots__ = ("_epoll", "_handlers", "closed")
+    __slots__ = ("_epoll", "_handlers", "closed", "opened")
 
     def __init__(self) -> None:
-        self._epoll = select.epoll()
+        self._epoll: select.epoll | None = None  # None until needed, and once closed
         self._handlers: dict[int, Callable[[], None]] = {}
         self.closed = False
+        #: Set when the epoll descriptor is made (or the reactor closed first).
+        self.opened = trio.Event()
 
     def fileno(self) -> int:
-        """The epoll descriptor: readable when some handler has work."""
+        """The epoll descriptor: readable when some handler has work.
+
+        Only once :attr:`opened` is set and while the reactor is open.
+        """
+        assert self._epoll is not None
         return self._epoll.fileno()
 
     def register(self, fd: int, handler: Callable[[], None]) -> None:
         """Call *handler* whenever *fd* is readable or hung up."""
+        epoll = self._epoll
+        if epoll is None:
+            if self.closed:
+                raise trio.ClosedResourceError("the socket is closed")
+            epoll = self._epoll = select.epoll()
+            self.opened.set()
         self._handlers[fd] = handler
-        self._epoll.register(fd, _IN)
+        epoll.register(fd, _IN)
 
     def unregister(self, fd: int) -> None:
         """Forget *fd* (a no-op if it is not registered)."""
-        if self._handlers.pop(fd, None) is not None:
+        if self._handlers.pop(fd, None) is not None and self._epoll is not None:
             try:
                 self._epoll.unregister(fd)
             except (OSError, ValueError):
@@ -63,11 +79,12 @@ class Reactor:
 
     def mute(self, fd: int) -> None:
         """Stop reporting *fd* readable (a hang-up is still reported)."""
-        self._epoll.modify(fd, 0)
+        if self._epoll is not None:
+            self._epoll.modify(fd, 0)
 
     def unmute(self, fd: int) -> None:
         """Undo :meth:`mute`, unless *fd* was unregistered or the reactor closed."""
-        if not self.closed and fd in self._handlers:
+        if self._epoll is not None and fd in self._handlers:
             self._epoll.modify(fd, _IN)
 
     def poll(self) -> bool:
@@ -75,9 +92,10 @@ class Reactor:
 
         Returns whether there was anything to handle.
         """
-        if self.closed:
+        epoll = self._epoll
+        if epoll is None:
             return False
-        events = self._epoll.poll(0)
+        events = epoll.poll(0)
         for fd, _events in events:
             handler = self._handlers.get(fd)
             if handler is None:
@@ -99,24 +117,31 @@ class Reactor:
             return
         self.closed = True
         fds = set(self._handlers)
-        fds.add(self._epoll.fileno())
+        if self._epoll is not None:
+            fds.add(self._epoll.fileno())
+            self._epoll = None
         self._handlers.clear()
         blank_descriptors(fds)
 
     def close(self) -> None:
         """Unregister everything and close the epoll descriptor.
 
-        A task waiting on it is woken with ClosedResourceError.
+        A task waiting on it is woken with ClosedResourceError; one waiting
+        for :attr:`opened` is woken too.
         """
         if self.closed:
             return
         self.closed = True
         self._handlers.clear()
+        epoll, self._epoll = self._epoll, None
+        if epoll is None:
+            self.opened.set()
+            return
         try:
-            trio.lowlevel.notify_closing(self._epoll.fileno())
+            trio.lowlevel.notify_closing(epoll.fileno())
         except RuntimeError:
             pass  # outside of Trio: nobody can be waiting on it
-        self._epoll.close()
+        epoll.close()
 
 
 def blank_descriptors(fds: set[int]) -> None:

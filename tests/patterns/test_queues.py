@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from fakes import FakePipe, attach, check_invariant
+from helpers.fakes import FakePipe, attach, check_invariant
 
 from shmsock import SocketType
 from shmsock._patterns import BATCH_TURN, make_pattern

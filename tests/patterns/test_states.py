@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import pytest
 import trio
-from fakes import FakePipe, attach
+from helpers.fakes import FakePipe, attach
 
 from shmsock import SocketType, StateError
 from shmsock._patterns import DROPPED, PATTERNS, make_pattern

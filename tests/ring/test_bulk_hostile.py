@@ -28,10 +28,10 @@ import socket
 import subprocess
 from array import array
 
-import bulkref as ref
-import cbuild
 import pytest
-import ringforge as rf
+from helpers import bulkref as ref
+from helpers import cbuild
+from helpers import ringforge as rf
 
 from shmsock import CorruptMessage, MessageTooLarge
 from shmsock import _bulkring as B

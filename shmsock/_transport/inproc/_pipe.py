@@ -11,17 +11,25 @@ from __future__ import annotations
 import os
 from collections import deque
 from collections.abc import Callable, Sequence
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Protocol
 
 from ..._stats import EndpointStats
-from .. import Message, Queued
+from .. import Events, Message, Queued, SocketSpec
 
 if TYPE_CHECKING:
     from array import array
 
-    from ._transport import InprocTransport
+__all__ = ["InprocPipe", "Owner", "connect_pipes", "count_pipe"]
 
-__all__ = ["InprocPipe", "connect_pipes", "count_pipe"]
+
+class Owner(Protocol):
+    """What a pipe needs of the transport that made it (``_transport``)."""
+
+    spec: SocketSpec
+    events: Events
+
+    def retire(self, pipe: InprocPipe) -> None:
+        """The socket is done with *pipe*: forget it, keeping its counts."""
 
 
 def _size(item: Queued) -> int:
@@ -165,7 +173,7 @@ class InprocPipe:
         "writable",
     )
 
-    def __init__(self, owner: InprocTransport, endpoint: str, inbox: _Queue) -> None:
+    def __init__(self, owner: Owner, endpoint: str, inbox: _Queue) -> None:
         self._owner = owner
         self.binding: object = None  # the binder's side: the binding it came through
         self.endpoint = endpoint
@@ -352,11 +360,13 @@ class InprocPipe:
 
 
 def connect_pipes(
-    binder: InprocTransport, dialer: InprocTransport, binding: object
+    binder: Owner, dialer: Owner, binding: object, endpoint: str
 ) -> tuple[InprocPipe, InprocPipe]:
-    """A connection between two sockets of one run: (binder's pipe, dialer's pipe)."""
+    """A connection at *endpoint* between two sockets of one run: (binder's pipe, dialer's pipe).
+
+    *binding* is the binder's, for it to find the pipes made through it.
+    """
     b_spec, d_spec = binder.spec, dialer.spec
-    endpoint = binding.endpoint  # type: ignore[attr-defined]
     b_in = _Queue(d_spec.options.ring_size)  # the dialer writes it
     d_in = _Queue(b_spec.options.ring_size)
     b = InprocPipe(binder, endpoint, b_in)

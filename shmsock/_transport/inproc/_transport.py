@@ -136,7 +136,7 @@ class InprocTransport:
                 ),
             )
             return
-        mine, theirs = connect_pipes(self, dialer, b)
+        mine, theirs = connect_pipes(self, dialer, b, b.endpoint)
         d.pipe, d.refused = theirs, None
         self.pipes.append(mine)
         dialer.pipes.append(theirs)

@@ -53,7 +53,7 @@ from ..._errors import CorruptMessage
 from .. import Lease
 from ._region import Region, capacity_for, create_region, max_capacity, open_region
 
-__all__ = ["INLINE_MAX", "MAX_LEASES", "BulkIn", "BulkOut", "Held", "inline_limit"]
+__all__ = ["INLINE_MAX", "MAX_LEASES", "BulkIn", "BulkOut", "Held", "bulk_bytes", "inline_limit"]
 
 #: The largest frame that goes into the ring itself.
 INLINE_MAX: Final = 64 * 1024
@@ -235,6 +235,11 @@ class BulkOut:
         if self.region is not None:
             self.region.close()
             self.region = None
+
+
+def bulk_bytes(bulk: BulkOut | None) -> int:
+    """Bytes a ring's frames in bulk regions add to its own count (a descriptor each)."""
+    return 0 if bulk is None else bulk.bytes - bulk.descs * B.DESC_SIZE
 
 
 class _Entry:

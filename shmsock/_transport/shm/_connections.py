@@ -26,7 +26,7 @@ from ... import _stats
 from ..._errors import CorruptMessage
 from ..._stats import EndpointStats
 from .. import Events, SocketSpec
-from ._bulk import BulkOut
+from ._bulk import bulk_bytes
 from ._connection import Connection
 from ._doorbell import Doorbells
 from ._framing import Framing
@@ -36,7 +36,7 @@ from ._handshake import hung_up
 if TYPE_CHECKING:
     from .._reactor import Reactor
 
-__all__ = ["ConnectionSet", "add_counts", "bulk_bytes"]
+__all__ = ["ConnectionSet", "add_counts"]
 
 log = logging.getLogger("shmsock")
 
@@ -52,11 +52,6 @@ def add_counts(st: EndpointStats, conn: Connection) -> None:
     st.bytes_received += conn.rx.bytes + bulk.bytes - bulk.descs * B.DESC_SIZE
     st.dropped += conn.dropped
     st.corrupt += conn.corrupt
-
-
-def bulk_bytes(bulk: BulkOut | None) -> int:
-    """Bytes a ring's frames in bulk regions add to its own count (a descriptor each)."""
-    return 0 if bulk is None else bulk.bytes - bulk.descs * B.DESC_SIZE
 
 
 class ConnectionSet:

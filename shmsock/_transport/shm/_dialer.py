@@ -1,9 +1,8 @@
 """The connector's side: a slot at each endpoint, dialled and dialled again.
 
 connect(NAME)
-    Claim a free slot by creating ``NAME@<k>.lock`` with O_EXCL and taking
-    its flock (the lock-file accept), create the ring this side writes
-    (``NAME@<k>.c``), and dial ``NAME@sock`` with a HELLO.  If nobody
+    Claim a free slot (``_slot``: its lock file and the ring this side
+    writes), and dial ``NAME@sock`` with a HELLO.  If nobody
     listens there yet, an inotify watch on the directory says when a binder
     renames its socket into place; dialling happens then.
 the slot's life
@@ -13,9 +12,7 @@ the slot's life
     goes, the slot dials again; when a binder refuses, the slot keeps the
     reason (``check_usable`` raises it) and waits for the next binder.
     When the binder says our ring is corrupt, the next dial brings a fresh
-    one.  The ring's bulk regions belong to the slot as the ring does: a
-    HELLO carries every one a record still unread may name (``_bulk``,
-    rule 3).
+    one.
 
 Nothing here waits: dials that must be retried later go through
 ``Events.call_later``.
@@ -29,82 +26,28 @@ import socket
 from functools import partial
 from typing import TYPE_CHECKING
 
-from ... import _ring as R
 from ... import _stats
-from ..._errors import CorruptMessage, SegmentError, ShmsockError, UnsafeFile, VersionMismatch
+from ..._errors import CorruptMessage, ShmsockError, UnsafeFile, VersionMismatch
 from ..._stats import EndpointStats
 from ..._types import SocketType
 from .. import Events, SocketSpec
 from . import _handshake, _wire
 from . import _segment as seg
-from ._bulk import BulkOut
+from ._bulk import bulk_bytes
 from ._connection import Connection, pass_region
-from ._connections import ConnectionSet, bulk_bytes
-from ._fs import LazyDir, try_lock
+from ._connections import ConnectionSet
+from ._fs import LazyDir
 from ._handshake import PendingHandshake, hung_up
 from ._inotify import DirWatch
-from ._layout import MAX_SLOTS, EndpointFiles, reclaim_dead_slot
 from ._region import recv_with_fds, send_fds
+from ._slot import Slot, claim
 
 if TYPE_CHECKING:
     from .._reactor import Reactor
 
-__all__ = ["Dialer", "Slot"]
+__all__ = ["Dialer"]
 
 log = logging.getLogger("shmsock")
-
-
-class Slot:
-    """This socket's place at an endpoint it connected to; the owner of its connections."""
-
-    __slots__ = (
-        "bulk",
-        "dialer",
-        "dialing",
-        "endpoint",
-        "files",
-        "index",
-        "lock_fd",
-        "name",
-        "peer",
-        "redials",
-        "refused",
-        "replace_ring",
-        "seg",
-        "tx",
-    )
-
-    def __init__(
-        self, dialer: Dialer, name: str, index: int, lock_fd: int, sg: seg.Segment, tx: R.Producer
-    ) -> None:
-        self.dialer = dialer
-        self.name = name
-        self.files = EndpointFiles(name)
-        self.endpoint = self.files.endpoint
-        self.index = index
-        self.lock_fd = lock_fd
-        self.seg = sg
-        self.tx = tx
-        self.bulk = BulkOut(tx, keep=True)  # its ring's bulk regions
-        self.peer: Connection | None = None
-        self.dialing: socket.socket | None = None
-        self.refused: Exception | None = None
-        self.replace_ring = False
-        self.redials = 0  # dials in a row dropped after WELCOME (see Dialer._redial)
-
-    def on_gone(self, conn: Connection) -> None:
-        # The binder's ring: its binder is gone, and the slot is ours.
-        self.dialer.dir.get().unlink(conn.rx_seg.name)
-        if self.peer is conn:
-            self.peer = None
-            self.bulk.send_region = None  # the next HELLO carries the regions
-            self.dialer.dial(self)  # a new binder may already be there
-
-    def on_corrupt(self, conn: Connection) -> None:
-        self.replace_ring = True  # the next reader would find the same impossible position
-
-    def on_retired(self, conn: Connection) -> None:
-        pass  # the slot stays, with its ring
 
 
 class Dialer:
@@ -132,37 +75,7 @@ class Dialer:
     # -- connect ------------------------------------------------------------------
 
     def connect(self, name: str) -> None:
-        d = self.dir.get()
-        files = EndpointFiles(name)
-        k, lock_fd = self._claim_slot(files)
-        try:
-            # Our lock file is new: a dead holder's files went with its stale
-            # lock (reclaim_slot).  No listing here, which would make every
-            # connect pay for every file in the directory: a binder's old
-            # ring for this slot has its own token, so it cannot clash with
-            # the next one, and it goes when its binder sees the connection
-            # end, when we close and find its binder gone, with the next
-            # bind, or with `shmsock clean`.  A ring file left without its
-            # lock (removed by hand) would make create fail.
-            ring_name = files.connector_ring(k)
-            d.unlink(ring_name)
-            sg = seg.create(
-                d, ring_name, self.ring_size, self.spec.kind, seg.ROLE_CONNECTOR, deferred=True
-            )
-        except BaseException:
-            d.unlink(files.slot_lock(k))
-            os.close(lock_fd)
-            raise
-        try:
-            tx = sg.producer(checksum=self.spec.options.checksum)
-            os.pwrite(lock_fd, f"{os.getpid()} {self.spec.kind.name}\n".encode(), 0)
-        except BaseException:
-            sg.close()
-            d.unlink(sg.name)
-            d.unlink(files.slot_lock(k))
-            os.close(lock_fd)
-            raise
-        slot = Slot(self, name, k, lock_fd, sg, tx)
+        slot = claim(self.dir, name, self.spec, self.ring_size, self.dial)
         self.slots.append(slot)
         try:
             self.dial(slot)
@@ -170,32 +83,13 @@ class Dialer:
             # overlaps the binder's answer to our HELLO.  Nothing can be
             # written to the ring before this returns: the connection exists
             # only once the poller has read the WELCOME.
-            sg.reserve()
+            slot.seg.reserve()
         except BaseException:
             # A binder that attached our ring already sees the connection
             # end, as when a connector dies, and drops its side.
             self.slots.remove(slot)
             self.release(slot)
             raise
-
-    def _claim_slot(self, files: EndpointFiles) -> tuple[int, int]:
-        d = self.dir.get()
-        k = 0
-        while k < MAX_SLOTS:
-            lockname = files.slot_lock(k)
-            try:
-                fd = d.create(lockname)
-            except FileExistsError:
-                if reclaim_dead_slot(self.dir.get(), files.name, k):
-                    continue  # it was stale and is free now: try it again
-                k += 1
-                continue
-            # Between our create and our lock, a cleaner may have taken the
-            # new file for a stale one and removed it: check.
-            if try_lock(fd) and d.is_same(fd, lockname):
-                return k, fd
-            os.close(fd)
-        raise ShmsockError(f"{files.endpoint} has no free slot ({MAX_SLOTS} in use)")
 
     def release(self, slot: Slot) -> None:
         """End *slot*'s dial, unmap its ring, and remove its files."""
@@ -205,14 +99,8 @@ class Dialer:
             # The binder may have made its ring for us and answered, then
             # closed or unbound while we had not read the answer: it leaves
             # that ring to us, and only we know of it.
-            self._drop_binder_rings(slot)
-        slot.bulk.close()  # before the ring its writers point into
-        slot.seg.close()  # and its producer, first (see Segment)
-        if self.dir.is_open():
-            d = self.dir.get()
-            d.unlink(slot.seg.name)
-            d.unlink(slot.files.slot_lock(slot.index))
-        os.close(slot.lock_fd)
+            slot.drop_binder_rings()
+        slot.close()
 
     def _watch_for_binders(self) -> bool:
         """Start watching the directory for binders; True if it just started.
@@ -240,7 +128,7 @@ class Dialer:
         """Try to reach the binder now; on failure wait for the next one."""
         if self.closed or slot.peer is not None or slot.dialing is not None:
             return
-        if slot.replace_ring and not self._replace_ring(slot):
+        if slot.replace_ring and not slot.new_ring(self.spec, self.ring_size, self.conns.retired):
             self._watch_for_binders()  # the next binder brings the next try
             return
         d = self.dir.get()
@@ -325,14 +213,14 @@ class Dialer:
         if slot.dialing is not None:
             try:
                 said, fds = recv_with_fds(slot.dialing, 4096)
+                for fd in fds:  # a binder passes none: nothing of ours to map
+                    os.close(fd)
             except (OSError, CorruptMessage):
-                said, fds = b"", []
-            for fd in fds:  # a binder passes none: nothing of ours to map
-                os.close(fd)
+                said = b""
             if _wire.CORRUPT in said:
                 slot.replace_ring = True
         self._abort_dial(slot)
-        self._drop_binder_rings(slot)
+        slot.drop_binder_rings()
         delay = 0.001 * (1 << min(slot.redials, 6))
         slot.redials += 1
         self.events.call_later(delay, partial(self._dial_later, slot))
@@ -351,7 +239,7 @@ class Dialer:
             # The binder died, or garbled its answer, before we attached: a
             # ring it was making for this slot (finished or not) is orphaned,
             # and this slot's holder is the only one who knows it.
-            self._drop_binder_rings(slot)
+            slot.drop_binder_rings()
             if isinstance(exc, ConnectionError):
                 # A binder hangs up on a good HELLO only by dying or closing;
                 # the next one may be there already (if not, this watches).
@@ -424,56 +312,11 @@ class Dialer:
         self._watch_for_binders()
         self.events.changed()
 
-    def _drop_binder_rings(self, slot: Slot) -> None:
-        """Remove binders' rings for *slot* while it has no connection.
-
-        Only this socket connects through the slot, so with no connection
-        (and no handshake) in progress every ``NAME@<k>.b.*`` is orphaned.
-        """
-        if slot.peer is not None or slot.dialing is not None:
-            return
-        d = self.dir.get()
-        prefix = slot.files.binder_ring_prefix(slot.index)
-        for entry in d.listdir():
-            if entry.startswith(prefix):
-                d.unlink(entry)
-
     def _abort_dial(self, slot: Slot) -> None:
         if slot.dialing is not None:
             self.reactor.unregister(slot.dialing.fileno())
             slot.dialing.close()
             slot.dialing = None
-
-    def _replace_ring(self, slot: Slot) -> bool:
-        """Our ring is corrupt (the binder said so, or a write found it): start a fresh one.
-
-        Only while the slot has no connection and no dial in progress.
-        Returns False, with the reason in ``slot.refused``, when no new ring
-        can be made (shared memory full, say); the next dial tries again.
-        """
-        d = self.dir.get()
-        d.unlink(slot.seg.name)  # our mapping of it stays valid until released
-        try:
-            new_seg = seg.create(
-                d, slot.seg.name, self.ring_size, self.spec.kind, seg.ROLE_CONNECTOR
-            )
-        except (OSError, ShmsockError) as exc:
-            log.warning("shmsock: %s: cannot replace the corrupt ring: %s", slot.endpoint, exc)
-            slot.refused = (
-                exc if isinstance(exc, ShmsockError) else SegmentError(f"cannot make a ring: {exc}")
-            )
-            return False
-        new_tx = new_seg.producer(checksum=self.spec.options.checksum)
-        slot.replace_ring = False
-        old_seg, old_tx, old_bulk = slot.seg, slot.tx, slot.bulk
-        with _stats.LOCK:  # the old ring's counts move to the retired totals
-            st = self.conns.retired.setdefault(slot.endpoint, EndpointStats())
-            st.messages_sent += old_tx.messages
-            st.bytes_sent += old_tx.bytes + bulk_bytes(old_bulk)
-            slot.seg, slot.tx, slot.bulk = new_seg, new_tx, BulkOut(new_tx, keep=True)
-        old_bulk.close()
-        old_seg.close()
-        return True
 
     def disconnect(self, name: str) -> int:
         """End this socket's connections to *name*; release its slots there and their files.
@@ -492,9 +335,7 @@ class Dialer:
         for slot in slots:
             with _stats.LOCK:  # the ring's counts move to the retired totals
                 self.slots.remove(slot)
-                st = self.conns.retired.setdefault(slot.endpoint, EndpointStats())
-                st.messages_sent += slot.tx.messages
-                st.bytes_sent += slot.tx.bytes + bulk_bytes(slot.bulk)
+                slot.retire_counts(self.conns.retired)
             self.release(slot)
         if slots:
             self.events.changed()

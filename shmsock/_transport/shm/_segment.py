@@ -52,7 +52,6 @@ import stat
 import struct
 import sys
 import time
-import weakref
 from typing import Final
 
 from ... import _ring as R
@@ -80,8 +79,10 @@ def _release(sides: list[R.Producer | R.Consumer], ring: memoryview, mm: mmap.mm
 
     In that order and no other: a C buffer over the view that outlives it
     (left to the garbage collector, which frees in any order) crashed
-    CPython 3.11 once the view went first.  A segment's finalizer calls
-    this too, so the order holds however the segment is dropped.
+    CPython 3.11 once the view went first.  A segment's ``__del__`` calls
+    this too, so the order holds however the segment is dropped: the
+    collector runs every finalizer of what it frees before it clears any
+    of it (PEP 442), so the sides and the view are still whole then.
     """
     for side in sides:
         side.release()
@@ -100,7 +101,7 @@ class Segment:
 
     __slots__ = (
         "__weakref__",
-        "_close",
+        "_open",
         "_pending",
         "_sides",
         "capacity",
@@ -123,7 +124,7 @@ class Segment:
         self.role = role
         self.ring = memoryview(mm)[HEADER : HEADER + R.region_size(capacity)]
         self._sides: list[R.Producer | R.Consumer] = []
-        self._close = weakref.finalize(self, _release, self._sides, self.ring, mm)
+        self._open = True  # until _release (close, or __del__)
         # A deferred create's descriptor and directory, until reserve().
         self._pending: tuple[int, str] | None = None
 
@@ -141,7 +142,7 @@ class Segment:
 
     @property
     def closed(self) -> bool:
-        return not self._close.alive
+        return not self._open
 
     def reserve(self) -> None:
         """Allocate the whole segment if ``create(deferred=True)`` did not.
@@ -191,7 +192,17 @@ class Segment:
         if self._pending is not None:
             os.close(self._pending[0])
             self._pending = None
-        self._close()
+        if self._open:
+            self._open = False
+            _release(self._sides, self.ring, self.mm)
+
+    def __del__(self) -> None:
+        # (Cheaper than a weakref.finalize per segment, and as safe: see
+        # _release.)  Dropped unclosed, as by a fork() child that let go of
+        # everything, or half-made by __init__.
+        if getattr(self, "_open", False):
+            self._open = False
+            _release(self._sides, self.ring, self.mm)
 
 
 def segment_size(capacity: int) -> int:

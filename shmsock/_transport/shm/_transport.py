@@ -47,7 +47,12 @@ class ShmTransport:
         self.dialer = Dialer(spec, events, reactor, self.conns, self.dir, ring_size)
         #: The wake-up protocol, for the socket's waiter (direct waits, spin).
         self.bells = self.conns.bells
-        # Larger one-frame messages go through a bulk region: the general path.
+        # A frame of at most inline_max bytes is a record of the ring (a
+        # larger one goes through a bulk region: the general path), and
+        # frames whose sizes plus FRAME_ALLOWANCE each add up to at most
+        # that take at most that much of the ring (a record takes 24 bytes
+        # and padding to 8 more than its payload), less than the half
+        # check_atomic allows.
         self.max_simple = self.conns.framing.inline_max
         self.closed = False
 

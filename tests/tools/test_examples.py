@@ -1,0 +1,239 @@
+"""Every example runs, as its own processes, and prints what it promises."""
+
+from __future__ import annotations
+
+import ast
+import shlex
+import signal
+import subprocess
+import sys
+import urllib.request
+from pathlib import Path
+
+import pytest
+import trio
+from prometheus_client.parser import text_string_to_metric_families
+
+import shmsock
+
+EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
+
+
+def run_example(name: str, *args: str) -> str:
+    result = subprocess.run(
+        [sys.executable, str(EXAMPLES / name), *args],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.returncode == 0, result.stderr
+    return result.stdout
+
+
+def shell_commands(name: str) -> list[list[str]]:
+    """The commands the example's docstring gives for separate shells, in its order."""
+    docstring = ast.get_docstring(ast.parse((EXAMPLES / name).read_text()))
+    assert docstring is not None
+    commands = []
+    for line in docstring.splitlines():
+        command, sep, _comment = line.partition("# shell")
+        if sep:
+            words = shlex.split(command)
+            assert words[:2] == ["python", f"examples/{name}"], line
+            commands.append([sys.executable, str(EXAMPLES / name), *words[2:]])
+    return commands
+
+
+def run_in_shells(name: str, *, reverse: bool = False) -> list[str]:
+    """Start the docstring's commands as separate processes; each one's stdout, in its order.
+
+    Each gets nothing but what the docstring says: the same environment (the
+    test's own SHMSOCK_ROOT) and no endpoint of its own, so the defaults
+    must meet.  *reverse* starts them last first.
+    """
+    commands = shell_commands(name)
+    assert len(commands) >= 2
+    shells = range(len(commands))
+    procs: dict[int, subprocess.Popen[str]] = {}
+    outs = []
+    try:
+        for i in reversed(shells) if reverse else shells:
+            procs[i] = subprocess.Popen(
+                commands[i], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+            )
+        for i in shells:
+            out, err = procs[i].communicate(timeout=60)
+            assert procs[i].returncode == 0, (commands[i], err)
+            outs.append(out)
+    finally:
+        for proc in procs.values():
+            proc.kill()
+            proc.wait()
+    return outs
+
+
+def check_pipeline(out: str) -> None:
+    assert "ventilator: sent 100 tasks" in out
+    assert "sink: 100 results, sum of squares 328350" in out
+    done = [int(line.split()[3]) for line in out.splitlines() if line.startswith("worker")]
+    assert len(done) == 3, out
+    assert sum(done) == 100
+    assert all(n > 0 for n in done)  # every worker got work
+
+
+def test_pipeline():
+    check_pipeline(run_example("pipeline.py"))
+
+
+@pytest.mark.parametrize("reverse", [False, True], ids=["in-order", "reversed"])
+def test_pipeline_in_separate_shells(reverse):
+    outs = run_in_shells("pipeline.py", reverse=reverse)
+    assert [out.split(":")[0].split()[0] for out in outs] == [
+        "sink",
+        "worker",
+        "worker",
+        "worker",
+        "ventilator",
+    ]
+    check_pipeline("".join(outs))
+
+
+PINGS = [f"ping got pong {n}" for n in range(5)]
+
+
+def test_pair():
+    assert run_example("pair.py").splitlines() == PINGS
+
+
+@pytest.mark.parametrize("reverse", [False, True], ids=["in-order", "reversed"])
+def test_pair_in_separate_shells(reverse):
+    ping, pong = run_in_shells("pair.py", reverse=reverse)
+    assert ping.splitlines() == PINGS
+    assert pong == ""
+
+
+def check_rpc(out: str) -> None:
+    assert "add(2, 3) = 5" in out
+    assert "sqrt(2) = 1.414214" in out
+    assert "upper('shm') = SHM" in out
+    assert "sqrt(-1) failed: ValueError('math domain error')" in out
+
+
+def test_rpc():
+    check_rpc(run_example("rpc.py"))
+
+
+@pytest.mark.parametrize("reverse", [False, True], ids=["in-order", "reversed"])
+def test_rpc_in_separate_shells(reverse):
+    server, client = run_in_shells("rpc.py", reverse=reverse)
+    assert server == "server: ready\n"
+    check_rpc(client)
+
+
+@pytest.mark.parametrize(
+    ("name", "flag", "default"),
+    [
+        ("pipeline.py", "--jobs", "shm://pipeline-jobs"),
+        ("pipeline.py", "--results", "shm://pipeline-results"),
+        ("pair.py", "--endpoint", "shm://pair-pingpong"),
+        ("rpc.py", "--endpoint", "shm://rpc"),
+        ("poller.py", "--jobs", "shm://poller-jobs"),
+        ("poller.py", "--orders", "shm://poller-orders"),
+    ],
+)
+async def test_an_endpoint_flag_moves_every_role(name, flag, default):
+    # A socket of a kind no role pairs with holds the default: a role that
+    # binds it would fail with AddressInUse, a role that connects to it would
+    # never meet its peer.  The run ends well only if the flag, given once to
+    # the combined run, reached every role.
+    decoy = shmsock.PULL if name == "pair.py" else shmsock.PAIR
+    async with shmsock.socket(decoy) as held:
+        held.bind(default)
+        with trio.fail_after(60):
+            result = await trio.run_process(
+                [sys.executable, str(EXAMPLES / name), flag, "shm://elsewhere"],
+                capture_stdout=True,
+                capture_stderr=True,
+                check=False,
+            )
+    assert result.returncode == 0, result.stderr.decode()
+
+
+def test_the_docs_show_the_separate_shell_commands():
+    for name in ("pipeline.py", "pair.py", "rpc.py", "poller.py"):
+        listed = (EXAMPLES / "README.md").read_text()
+        for command in shell_commands(name):
+            line = " ".join(["python", f"examples/{name}", *command[2:]])
+            assert line in listed, line
+
+
+def test_poller():
+    out = run_example("poller.py")
+    assert sorted(out.splitlines()) == [
+        "client: stopping after 100 jobs",
+        "worker: 100 jobs, sum of squares 328350",
+    ]
+
+
+@pytest.mark.parametrize("reverse", [False, True], ids=["in-order", "reversed"])
+def test_poller_in_separate_shells(reverse):
+    worker, client = run_in_shells("poller.py", reverse=reverse)
+    assert worker == "worker: 100 jobs, sum of squares 328350\n"
+    assert client == "client: stopping after 100 jobs\n"
+
+
+def test_metrics():
+    # Serves until told to stop: scrape it once the pipeline is done.
+    proc = subprocess.Popen(
+        [sys.executable, str(EXAMPLES / "metrics.py"), "--port", "0", "--messages", "1000"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert proc.stdout is not None
+        serving = proc.stdout.readline()
+        assert serving.startswith("metrics: serving http://127.0.0.1:"), serving
+        url = serving.split()[-1]
+        done = proc.stdout.readline()
+        assert done == "pipeline: 1000 messages done, sum of squares 332833500\n", done
+        with urllib.request.urlopen(url, timeout=30) as response:
+            families = {f.name: f for f in text_string_to_metric_families(response.read().decode())}
+        proc.send_signal(signal.SIGINT)
+        out, err = proc.communicate(timeout=30)
+    finally:
+        proc.kill()
+        proc.wait()
+    assert proc.returncode == 0, err
+    assert out == "metrics: stopped\n"
+
+    def value(metric: str, endpoint: str, kind: str) -> float:
+        for sample in families[metric].samples:
+            if sample.labels == {"endpoint": endpoint, "socket_type": kind}:
+                return sample.value
+        raise AssertionError(f"no {metric} for {endpoint} {kind}")
+
+    endpoints = {s.labels["endpoint"] for s in families["shmsock_peers"].samples}
+    jobs_ep = f"shm://metrics-{proc.pid}-jobs"
+    results_ep = f"shm://metrics-{proc.pid}-results"
+    assert endpoints == {jobs_ep, results_ep}
+    task_bytes = sum(len(b"%d" % n) for n in range(1000))
+    result_bytes = sum(len(b"%d" % (n * n)) for n in range(1000))
+    # 1,000 tasks and a "stop" to the worker; 1,000 results to the sink.
+    assert value("shmsock_messages_sent", jobs_ep, "PUSH") == 1001
+    assert value("shmsock_messages_received", jobs_ep, "PULL") == 1001
+    assert value("shmsock_bytes_sent", jobs_ep, "PUSH") == task_bytes + 4
+    assert value("shmsock_bytes_received", jobs_ep, "PULL") == task_bytes + 4
+    assert value("shmsock_messages_sent", results_ep, "PUSH") == 1000
+    assert value("shmsock_messages_received", results_ep, "PULL") == 1000
+    assert value("shmsock_bytes_sent", results_ep, "PUSH") == result_bytes
+    assert value("shmsock_bytes_received", results_ep, "PULL") == result_bytes
+    # Every socket has closed by now, so no peers remain.
+    assert {s.value for s in families["shmsock_peers"].samples} == {0}
+
+
+@pytest.mark.parametrize("name", ["pipeline.py", "pair.py", "rpc.py", "metrics.py", "poller.py"])
+def test_example_has_a_docstring_with_its_command(name):
+    text = (EXAMPLES / name).read_text()
+    assert text.startswith('"""')
+    assert f"python examples/{name}" in text
