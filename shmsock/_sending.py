@@ -197,6 +197,9 @@ class Sending:
             trio.WouldBlock: no peer has room for all of it now (nothing sent).
             MessageTooLarge: the batch can never fit a ring at once (send
                 smaller batches), or a message is over ``max_msg_size``.
+                On shm://, messages above 64 KiB go whole into the bulk
+                region, and one batch may take half of it (4 MiB for
+                messages up to 1 MiB): beyond that, send smaller batches.
             StateError: REQ and REP send one message at a time; PULL never sends.
             TypeError: *messages* is not a list of bytes-like objects.
             trio.BrokenResourceError, trio.ClosedResourceError: as for

@@ -29,7 +29,7 @@ import tempfile
 import time
 from array import array
 from collections.abc import Callable, Iterator
-from dataclasses import asdict, dataclass, field, fields, replace
+from dataclasses import asdict, dataclass, field, fields
 from functools import partial
 from typing import Any, TextIO
 
@@ -42,8 +42,9 @@ from .peers import ECHOES, FANIN, PEERS, QUIET_SENDERS, STREAMS, Echo, Stream, s
 from .protocol import QUIET, samples_of, summary
 
 FORMAT = "shmsock-bench/2"
-#: The message size of the "large" figure: far more than a ring holds.
-LARGE = 16 << 20
+#: The message sizes of the "large" figures: each goes whole through a bulk
+#: region on shm:// (frames above 64 KiB; 64 KiB itself still fits the ring).
+LARGE_SIZES = (64 << 10, 1 << 20, 16 << 20)
 #: The size of the figures measured at one size only (fan-in, the peers
 #: that are not measured at every --sizes).
 MAIN_SIZE = 1024
@@ -543,27 +544,34 @@ def plan_throughput(suite: Suite) -> list[Trial]:
     return trials
 
 
+def _large_ways(suite: Suite) -> list[Stream]:
+    """shmsock's await, CRC on and off, its zero-copy lease and loan, and pyzmq."""
+    ways = _streams(suite, lambda w: w.key in ("shmsock-await", "shmsock-await-nocrc"))
+    if suite.has("shmsock"):
+        ways.append(
+            Stream(
+                "shmsock-zero-copy", "shmsock loan -> lease, CRC off", "shmsock",
+                shm.receiver, shm.sender, {"mode": "lease", "checksum": False},
+                style="lease", zero_copy=True,
+            )
+        )  # fmt: skip
+    return ways + _streams(suite, lambda w: w.key == "pyzmq")
+
+
 def plan_large(suite: Suite) -> list[Trial]:
-    await_ = next(w for w in STREAMS if w.key == "shmsock-await")
-    ways = [
-        replace(
-            await_,
-            key=f"shmsock-await-ring{r >> 20}M",
-            label=f"shmsock await, {r >> 20} MiB ring",
-            params={**await_.params, "ring_size": r},
-        )
-        for r in (1 << 20, 4 << 20)
-    ]
-    ways += _streams(suite, lambda w: w.key == "pyzmq")
+    ways = _large_ways(suite)
+    trials: list[Trial] = []
+    for size in LARGE_SIZES:
 
-    def make(w: Stream, t: int) -> Trial:
-        return Trial(
-            f"16 MiB messages, {w.label} {_of(t, suite)}",
-            partial(suite.stream_trial, f"large/{w.key}", "large", w, LARGE),
-            group="large",
-        )
+        def make(w: Stream, t: int, size: int = size) -> Trial:
+            return Trial(
+                f"{_size(size)} messages, {w.label} {_of(t, suite)}",
+                partial(suite.stream_trial, f"large/{size}/{w.key}", "large", w, size),
+                group=f"large/{size}",
+            )
 
-    return list(_alternate(suite, ways, make))
+        trials.extend(_alternate(suite, ways, make))
+    return trials
 
 
 def plan_sweep(suite: Suite) -> list[Trial]:

@@ -146,3 +146,22 @@ def memfd_mappings() -> int:
 
 def open_fds() -> int:
     return len(os.listdir("/proc/self/fd"))
+
+
+def push_batches(conn: Connection, endpoint: str, bind: bool, batches: list[list[bytes]]) -> None:
+    """Send each batch with ``send_many`` (``send_many_nowait`` first), report "sent"."""
+
+    async def main() -> None:
+        async with shmsock.socket(shmsock.PUSH) as push:
+            _attach(push, endpoint, bind)
+            await push.wait_peers(1)
+            conn.send("ready")
+            for batch in batches:
+                try:
+                    push.send_many_nowait(batch)
+                except trio.WouldBlock:
+                    await push.send_many(batch)
+            conn.send("sent")
+            assert conn.recv() == "exit"
+
+    trio.run(main)

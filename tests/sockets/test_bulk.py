@@ -68,6 +68,46 @@ async def test_every_size_arrives_whole_and_in_order_across_processes(checksum):
         child.close()
 
 
+async def test_batches_of_large_messages_arrive_whole_and_in_order_across_processes():
+    # send_many / send_many_nowait put each message above 64 KiB in the bulk
+    # region, the others in the ring, all in one go; recv_many takes them.
+    sizes = [[10, 1 * MiB, 20, 300 * KiB], [2 * MiB] * 2, [64 * KiB + 1, 5, 600 * KiB]]
+    batches = [[os.urandom(n) for n in b] for b in sizes]
+    expected = [m for b in batches for m in b]
+    async with shmsock.socket(PULL) as pull:
+        pull.bind("shm://bulk-batches")
+        child = spawn(bulkpeers.push_batches, "shm://bulk-batches", False, batches)
+        try:
+            await child.expect("ready")
+            got: list[bytes] = []
+            while len(got) < len(expected):
+                got.extend(await pull.recv_many(256))
+            assert [len(m) for m in got] == [len(m) for m in expected]
+            assert got == expected
+            await child.expect("sent")
+            child.send("exit")
+            assert await child.join() == 0
+        finally:
+            child.close()
+
+
+async def test_a_batch_too_large_for_the_bulk_region_is_refused_and_sends_nothing():
+    async with shmsock.socket(PULL) as pull, shmsock.socket(PUSH) as push:
+        pull.bind("shm://bulk-batch-refused")
+        push.connect("shm://bulk-batch-refused")
+        await push.wait_peers(1)
+        # 1 MiB frames get a region of 8 MiB; one batch may take half of it.
+        with pytest.raises(shmsock.MessageTooLarge, match="send smaller batches"):
+            push.send_many_nowait([bytes(1 * MiB)] * 5)
+        with pytest.raises(shmsock.MessageTooLarge, match="send smaller batches"):
+            await push.send_many([b"x"] + [bytes(1 * MiB)] * 5)
+        await push.send_many([b"after", bytes(1 * MiB)])
+        assert await pull.recv() == b"after"
+        assert len(await pull.recv()) == 1 * MiB
+        with pytest.raises(trio.WouldBlock):
+            pull.recv_nowait()
+
+
 async def test_leases_stay_intact_while_more_messages_arrive_and_are_released_in_any_order():
     sizes = [1 * MiB] * 24 + [100, 70 * KiB]
     child = spawn(bulkpeers.push_stamped, "shm://bulk-lease", True, sizes, 22)

@@ -138,6 +138,19 @@ class BulkOut:
                 region.close()  # the reader has it, or it is in flight to it
         return writer
 
+    def batch_room(self, size: int) -> int:
+        """Bytes of extents one batch may take, whose largest frame is *size*.
+
+        Half the region that would take *size* (the current one, or the one
+        :meth:`_writer` would make): an empty region always has that much
+        room in one piece, so a batch within it never waits for ever.
+        """
+        region = self.region
+        writer = region.writer if region is not None else None
+        if writer is not None and size <= writer.max_extent:
+            return writer.max_extent
+        return capacity_for(size) // 2
+
     def _forget(self) -> None:
         """Close the replaced regions that no record left in the ring can name."""
         try:

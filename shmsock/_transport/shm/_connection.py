@@ -444,19 +444,25 @@ class Connection:
         them, written at once; if those cannot be written, the extents are
         taken back.  No room in the region announces a wait for it.
         """
+        last = len(frames) - 1
+        flags = [(R.START if i == 0 else 0) | (R.MORE if i < last else 0) for i in range(last + 1)]
+        return self._write_bulk(frames, flags, aux, inline)
+
+    def _write_bulk(
+        self, frames: Sequence[bytes | memoryview], flags: list[int], aux: int, inline: int
+    ) -> bool:
+        """Records for *frames* (with *flags*), those above *inline* bytes in the region."""
         bulk = self._bulk()
         checksum = self.tx.checksum
         mark = bulk.mark()
-        payloads: list[bytes] = []
-        flags = bytearray()
-        last = len(frames) - 1
+        payloads: list[bytes | memoryview] = []
+        kinds = bytearray()
         size = count = 0
         try:
-            for i, frame in enumerate(frames):
-                flag = (R.START if i == 0 else 0) | (R.MORE if i < last else 0)
+            for frame, flag in zip(frames, flags, strict=True):
                 if len(frame) <= inline:
                     payloads.append(frame)
-                    flags.append(flag)
+                    kinds.append(flag)
                     continue
                 desc = bulk.put(frame, checksum)
                 if desc is None and not bulk.prepare_wait(len(frame)):
@@ -466,7 +472,7 @@ class Connection:
                     self.writable = False  # the reader rings SPACE once it is there
                     return False
                 payloads.append(desc)
-                flags.append(flag | R.DESC)
+                kinds.append(flag | R.DESC)
                 size += len(frame)
                 count += 1
         except CorruptMessage as exc:
@@ -478,7 +484,7 @@ class Connection:
             self._tx_corrupt(CorruptMessage(f"cannot pass a bulk region to the peer: {exc}"))
             return False
         lens = array("I", map(len, payloads))
-        if self.write_records(b"".join(payloads), lens, bytes(flags), aux, announce=True) == 0:
+        if self.write_records(b"".join(payloads), lens, bytes(kinds), aux, announce=True) == 0:
             bulk.undo(mark)
             return False
         bulk.published(size, count)
@@ -526,6 +532,38 @@ class Connection:
     def offer_batch(self, data: bytes, lens: array[int]) -> bool:
         try:
             return self.write_records(data, lens, None, 0, announce=True) == len(lens)
+        except MessageTooLarge:
+            # Only now (never on the fast path) look for frames that belong
+            # in the bulk region: a message above max_record, or a batch
+            # whose large messages would take more than half the ring.
+            inline = self.home.framing.inline_max
+            if max(lens) <= inline:
+                raise self.home.framing.batch_too_large(lens) from None
+        return self._offer_bulk_batch(data, lens, inline)
+
+    def _offer_bulk_batch(self, data: bytes, lens: array[int], inline: int) -> bool:
+        """A batch with messages above *inline* bytes: each of those in the bulk region.
+
+        All or nothing, as :meth:`_offer_bulk`; raises MessageTooLarge when
+        even the DESC records of the batch cannot be written at once.
+        """
+        big = [n for n in lens if n > inline]
+        need = sum((n + B.ALIGN - 1) & ~(B.ALIGN - 1) for n in big)
+        room = self._bulk().batch_room(max(big))
+        if need > room:
+            raise MessageTooLarge(
+                f"a batch of {len(lens)} messages needs {need} bytes of bulk region for its"
+                f" {len(big)} messages above {inline} bytes, more than one batch may take"
+                f" ({room}): send smaller batches"
+            )
+        view = memoryview(data)
+        frames: list[memoryview] = []
+        at = 0
+        for n in lens:
+            frames.append(view[at : at + n])
+            at += n
+        try:
+            return self._write_bulk(frames, [R.START] * len(lens), 0, inline)
         except MessageTooLarge:
             raise self.home.framing.batch_too_large(lens) from None
 
