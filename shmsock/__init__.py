@@ -16,6 +16,7 @@ done, ``await pull.aclose()``.
 # Importing metrics registers shmsock's Prometheus collector in the default
 # registry, unless SHMSOCK_METRICS=0 (see shmsock.metrics).
 from . import _ring, metrics, testing  # noqa: F401
+from ._curve import curve_keypair
 from ._errors import (
     AddressInUse,
     CorruptMessage,
@@ -24,6 +25,7 @@ from ._errors import (
     MessageTooLarge,
     MultipartMessage,
     NotInTrio,
+    SecurityError,
     SegmentError,
     SharedMemoryFull,
     ShmsockError,
@@ -76,6 +78,7 @@ __all__ = [
     "MultipartMessage",
     "NotInTrio",
     "Options",
+    "SecurityError",
     "SegmentError",
     "SharedMemoryFull",
     "ShmsockError",
@@ -85,6 +88,7 @@ __all__ = [
     "StateError",
     "UnsafeFile",
     "VersionMismatch",
+    "curve_keypair",
     "metrics",
     "socket",
     "testing",

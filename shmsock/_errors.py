@@ -18,6 +18,7 @@ __all__ = [
     "MessageTooLarge",
     "MultipartMessage",
     "NotInTrio",
+    "SecurityError",
     "SegmentError",
     "SharedMemoryFull",
     "ShmsockError",
@@ -97,6 +98,17 @@ class StateError(ShmsockError):
 
 class IncompatiblePeer(ShmsockError):
     """The peer's socket type cannot talk to this one (PUSH to PUSH, say)."""
+
+
+class SecurityError(ShmsockError):
+    """A CURVE handshake failed, so a ``tcp://`` or ``ipc://`` connect brought no peer.
+
+    The server's public key given as ``curve_serverkey`` is not its key, the
+    server does not let this client in (its ``curve_clients``), or one side
+    speaks CURVE and the other does not.  Raised by the calls that would
+    otherwise wait for the peer (``send``, ``recv``), while no connection is
+    up; libzmq keeps trying, and a later success ends it.
+    """
 
 
 class SegmentError(ShmsockError):

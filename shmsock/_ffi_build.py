@@ -1,8 +1,12 @@
-"""Build script for the private cffi module ``shmsock._shmring``.
+"""Build script for the private cffi modules ``shmsock._shmring`` and ``shmsock._zmqbatch``.
 
 It compiles the C ring in ``csrc/`` in API (out-of-line) mode.  The
 declarations given to cffi are read from ``csrc/shmring.h`` between its
-CFFI markers, so the header stays the single source of truth.
+CFFI markers, so the header stays the single source of truth.  The same
+goes for ``csrc/zmqbatch.h``, libzmq's batch calls for ``tcp://`` and
+``ipc://``, built into a module of their own: they need neither libzmq's
+headers nor libzmq at build time (libzmq's functions are handed to them at
+run time), and a program that never uses ``tcp://`` never loads them.
 
 Run by setuptools through ``cffi_modules`` (see ``setup.py``); for
 development, ``pip install -e .`` builds the module in place.
@@ -24,6 +28,8 @@ from cffi import FFI
 ROOT = pathlib.Path(__file__).resolve().parent.parent
 CSRC = ROOT / "csrc"
 SOURCES = ["shmring.c", "shmbulk.c", "crc32c.c"]
+#: Headers a module's sources include besides its own (rebuild when they change).
+HEADERS = {"shmring.h": ("shm_internal.h",)}
 
 _MARKERS = re.compile(r"/\* CFFI-BEGIN \*/(.*?)/\* CFFI-END \*/", re.S)
 
@@ -67,25 +73,36 @@ PREAMBLE = """
 """
 
 
-def make_builder(*, relative: bool) -> FFI:
-    """The FFI builder; setuptools wants paths relative to the project root."""
-
+def _make(module: str, header: str, sources: list[str], preamble: str, relative: bool) -> FFI:
     def path(p: pathlib.Path) -> str:
         return os.path.relpath(p, ROOT) if relative else str(p)
 
     sanitize_compile, sanitize_link = sanitizer_args(os.environ.get("SHMSOCK_SANITIZE", ""))
     builder = FFI()
-    builder.cdef(read_cdef(CSRC / "shmring.h"))
+    builder.cdef(read_cdef(CSRC / header))
     builder.set_source(
-        "shmsock._shmring",
-        PREAMBLE,
-        sources=[path(CSRC / name) for name in SOURCES],
+        module,
+        preamble,
+        sources=[path(CSRC / name) for name in sources],
         include_dirs=[path(CSRC)],
-        depends=[path(CSRC / "shmring.h"), path(CSRC / "shm_internal.h")],
+        # The ring's header includes shm_internal.h's layout constants too.
+        depends=[path(CSRC / h) for h in (header, *HEADERS.get(header, ()))],
         extra_compile_args=["-std=c11", "-O2", "-Wall", "-Wextra", *sanitize_compile],
         extra_link_args=sanitize_link,
     )
     return builder
 
 
+def make_builder(*, relative: bool) -> FFI:
+    """The FFI builder; setuptools wants paths relative to the project root."""
+    return _make("shmsock._shmring", "shmring.h", SOURCES, PREAMBLE, relative)
+
+
+def make_zmq_builder(*, relative: bool) -> FFI:
+    """The FFI builder of ``shmsock._zmqbatch`` (libzmq's calls never block either)."""
+    preamble = PREAMBLE.replace("shmring.h", "zmqbatch.h")
+    return _make("shmsock._zmqbatch", "zmqbatch.h", ["zmqbatch.c"], preamble, relative)
+
+
 ffibuilder = make_builder(relative=pathlib.Path.cwd() == ROOT)
+zmqbuilder = make_zmq_builder(relative=pathlib.Path.cwd() == ROOT)

@@ -79,7 +79,10 @@ class Inbox:
     def nothing_to_recv(self) -> NoReturn:
         pipes = self._hub.pipes
         self._pattern.no_message(pipes)
-        if not any(p.alive for p in pipes):
+        for p in pipes:  # (a loop, not any(): this runs before every wait)
+            if p.alive:
+                break
+        else:
             self._hub.check_usable()
         raise trio.WouldBlock
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import enum
 import math
-from dataclasses import dataclass, fields
+from dataclasses import dataclass, field, fields
 from typing import Any, Final
 
 KiB: Final = 1024
@@ -54,7 +54,78 @@ class Options:
         did: it reads the rest after the close.  Only where this socket
         connected and its binder is gone is the end of the wait final:
         the messages still in that ring are lost then, and counted in
-        ``dropped``.
+        ``dropped``.  On ``tcp://`` and ``ipc://`` it is libzmq's LINGER:
+        how long libzmq keeps sending what it holds after the close (see
+        :doc:`network`); ``aclose`` does not wait for those.
+
+    The options below apply to ``tcp://`` and ``ipc://`` endpoints only (each
+    one a libzmq socket; see :doc:`network`), and take effect on the
+    endpoints bound or connected after they are set.  ``shm://`` and
+    ``inproc://`` ignore them, as these transports ignore libzmq.  Times are
+    in seconds, as ``linger``, not libzmq's milliseconds.
+
+    sndhwm, rcvhwm
+        libzmq's high-water marks: messages queued in libzmq per connection
+        for sending, and for receiving.  Default 1000; 0 means no limit.
+        (On ``shm://`` the high-water mark is ``ring_size``, in bytes.)
+    heartbeat_ivl
+        Seconds between ZMTP heartbeats on each connection; 0 (the default)
+        sends none.  With heartbeats, a peer whose host died or whose
+        network went is gone ``heartbeat_timeout`` after a heartbeat that
+        nothing answered.  Beware: libzmq counts only what it reads, and
+        stops reading a connection whose receiver lets its queue fill, so a
+        receiver that does not read for longer than ``heartbeat_timeout``
+        while its queue is full loses a healthy connection.
+    heartbeat_timeout
+        Seconds without any traffic, after a heartbeat was sent, before the
+        connection counts as dead and is closed.  Default 3.0.
+    tcp_keepalive
+        Seconds a ``tcp://`` connection may be idle before the kernel
+        probes its peer (every second, three times, then the connection is
+        closed as dead).  Default 10.0: a peer whose host died or whose
+        network went is noticed some 13 seconds after the connection went
+        quiet, whether or not anyone reads it.  None leaves the system's
+        setting (usually off).
+    heartbeat_ttl
+        Asks the peer to close the connection if it hears nothing from this
+        socket for that many seconds (at most 6553.5, rounded down to a
+        tenth); None (the default) asks nothing.
+    reconnect_ivl
+        Seconds a connecting socket waits before it tries again after a
+        failed or lost connection.  Default 0.1.  None never reconnects.
+    reconnect_ivl_max
+        With a value above ``reconnect_ivl``, the wait doubles after each
+        failed try, up to this.  Default 0: no back-off.
+    immediate
+        Default True: a connecting socket counts its peer as attached only
+        once the connection is made and its handshake done (as libzmq's
+        IMMEDIATE, which shmsock leaves off: see :doc:`network`), so
+        ``send`` waits for a peer as on ``shm://``, and a REQ or PAIR whose
+        peer's connection is lost hears of it.  False: the connection
+        counts as attached from ``connect()`` on, and libzmq queues messages
+        (up to ``sndhwm``) while it is not made or is being made again.
+    ipv6
+        Whether ``tcp://`` endpoints may use IPv6 (and names resolve to IPv6
+        addresses).  Default False, as in libzmq.
+    curve_server
+        This socket is a CURVE server: its ``tcp://`` and ``ipc://``
+        connections are encrypted and authenticated, with
+        ``curve_secretkey`` (and ``curve_publickey``) as its key pair.
+        Clients need its public key.  Default False.
+    curve_publickey, curve_secretkey
+        This socket's CURVE key pair, each 40 characters of Z85 (str or
+        bytes) or 32 raw bytes; :func:`shmsock.curve_keypair` makes one.  A
+        client without them gets a fresh pair of its own.  The secret key
+        never appears in a repr.
+    curve_serverkey
+        Set on a client: the public key of the CURVE server it connects to.
+        Its connections are then encrypted, and fail unless the server has
+        the matching secret key.
+    curve_clients
+        On a CURVE server: the public keys of the clients allowed in (any
+        collection of keys as above).  Default None: any client that knows
+        the server's public key.  Checked by a ZAP handler that shmsock
+        runs (see :doc:`network`).
     """
 
     ring_size: int = 1 * MiB
@@ -63,6 +134,22 @@ class Options:
     checksum: bool = True
     linger: float | None = 1.0
     schedule_every_us: int = 100
+    # tcp:// and ipc:// (libzmq) only; see ZMQ_OPTIONS.
+    sndhwm: int = 1000
+    rcvhwm: int = 1000
+    heartbeat_ivl: float = 0.0
+    heartbeat_timeout: float = 3.0
+    heartbeat_ttl: float | None = None
+    tcp_keepalive: float | None = 10.0
+    reconnect_ivl: float | None = 0.1
+    reconnect_ivl_max: float = 0.0
+    immediate: bool = True
+    ipv6: bool = False
+    curve_server: bool = False
+    curve_publickey: bytes | None = None
+    curve_secretkey: bytes | None = field(default=None, repr=False)
+    curve_serverkey: bytes | None = None
+    curve_clients: frozenset[bytes] | None = None
 
 
 _NAMES: Final = tuple(f.name for f in fields(Options))
@@ -82,6 +169,46 @@ class SocketOption(enum.StrEnum):
     CHECKSUM = "checksum"
     LINGER = "linger"
     SCHEDULE_EVERY_US = "schedule_every_us"
+    SNDHWM = "sndhwm"
+    RCVHWM = "rcvhwm"
+    HEARTBEAT_IVL = "heartbeat_ivl"
+    HEARTBEAT_TIMEOUT = "heartbeat_timeout"
+    HEARTBEAT_TTL = "heartbeat_ttl"
+    TCP_KEEPALIVE = "tcp_keepalive"
+    RECONNECT_IVL = "reconnect_ivl"
+    RECONNECT_IVL_MAX = "reconnect_ivl_max"
+    IMMEDIATE = "immediate"
+    IPV6 = "ipv6"
+    CURVE_SERVER = "curve_server"
+    CURVE_PUBLICKEY = "curve_publickey"
+    CURVE_SECRETKEY = "curve_secretkey"
+    CURVE_SERVERKEY = "curve_serverkey"
+    CURVE_CLIENTS = "curve_clients"
+
+
+#: The options that only the ``tcp://`` and ``ipc://`` transports read (libzmq's).
+#: One namespace for all options, as pyzmq has, with each transport reading
+#: its own: the common ones (``max_msg_size``, ``linger``) apply everywhere,
+#: ``ring_size``, ``spin_us`` and ``checksum`` to the shared-memory paths.
+ZMQ_OPTIONS: Final = frozenset(
+    {
+        "sndhwm",
+        "rcvhwm",
+        "heartbeat_ivl",
+        "heartbeat_timeout",
+        "heartbeat_ttl",
+        "tcp_keepalive",
+        "reconnect_ivl",
+        "reconnect_ivl_max",
+        "immediate",
+        "ipv6",
+        "curve_server",
+        "curve_publickey",
+        "curve_secretkey",
+        "curve_serverkey",
+        "curve_clients",
+    }
+)
 
 
 #: Options that may change only before the socket first binds or connects.
@@ -93,8 +220,9 @@ _FAIL_AFTER = (
     " a cancelled {call} {effect}"
 )
 _HWM = (
-    "the high-water mark is the ring: set ring_size, in bytes (the ring this socket writes"
-    " to each peer; send waits while it is full)"
+    "on shm:// the high-water mark is the ring: set ring_size, in bytes (the ring this socket"
+    " writes to each peer; send waits while it is full); on tcp:// and ipc:// it is libzmq's,"
+    " sndhwm and rcvhwm"
 )
 
 #: pyzmq's socket options that shmsock does not have, by lower-case name,
@@ -102,16 +230,10 @@ _HWM = (
 PYZMQ_HINTS: Final = {
     "rcvtimeo": _FAIL_AFTER.format(what="receive", call="recv", effect="takes nothing"),
     "sndtimeo": _FAIL_AFTER.format(what="send", call="send", effect="sends nothing"),
-    "sndhwm": _HWM,
-    "rcvhwm": _HWM + "; what waits for this socket is bounded by its peers' ring_size",
     "hwm": _HWM,
     "sndbuf": _HWM,
     "rcvbuf": _HWM,
     "maxmsgsize": "it is called max_msg_size (in bytes; there is no -1 for no limit)",
-    "immediate": "send always waits for an attached peer, as with IMMEDIATE set",
-    "reconnect_ivl": (
-        "a connecting socket attaches as soon as a binder appears: there is no interval to set"
-    ),
     "rcvmore": "recv_multipart returns every frame of a message at once",
     "identity": "there is no DEALER or ROUTER socket yet",
     "routing_id": "there is no DEALER or ROUTER socket yet",
@@ -125,7 +247,11 @@ def no_such_option(name: str) -> str:
     hint = PYZMQ_HINTS.get(name.lower())
     if hint is not None:
         return f"shmsock has no option {name!r}: {hint}"
-    return f"unknown option {name!r}; the options are {', '.join(_NAMES)}"
+    common = ", ".join(n for n in _NAMES if n not in ZMQ_OPTIONS)
+    return (
+        f"unknown option {name!r}; the options are {common}, and for tcp:// and ipc://"
+        f" {', '.join(n for n in _NAMES if n in ZMQ_OPTIONS)}"
+    )
 
 
 def option_name(option: object) -> str:
@@ -194,4 +320,112 @@ def make_options(**options: Any) -> Options:
                 raise ValueError(f"option linger must be None or >= 0 seconds, not {linger}")
             linger = float(linger)
         values["linger"] = linger
+    for name in ZMQ_OPTIONS.intersection(options):
+        values[name] = _ZMQ_CHECKS[name](name, options[name])
     return Options(**values)
+
+
+# -- the tcp:// and ipc:// options ----------------------------------------------------
+
+#: libzmq takes times as an int of milliseconds.
+_MS_MAX: Final = (2**31 - 1) / 1000
+#: ZMQ_HEARTBEAT_TTL travels in deciseconds, in 16 bits.
+_TTL_MAX: Final = 6553.5
+_Z85: Final = frozenset(
+    "0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ.-:+=^!/*?&<>()[]{}@%$#"
+)
+
+
+def _bool(name: str, value: Any) -> bool:
+    if not isinstance(value, bool):
+        raise TypeError(f"option {name} must be True or False, not {value!r}")
+    return value
+
+
+def _hwm(name: str, value: Any) -> int:
+    return _int(name, value, 0, 2**31 - 1)
+
+
+def _seconds(name: str, value: Any, high: float = _MS_MAX, *, none: bool = False) -> float | None:
+    if value is None and none:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        what = "None or a number of seconds" if none else "a number of seconds"
+        raise TypeError(f"option {name} must be {what}, not {value!r}")
+    if not 0 <= value <= high:  # NaN fails both
+        raise ValueError(f"option {name} must be from 0 to {high} seconds, not {value}")
+    return float(value)
+
+
+def _positive_seconds(name: str, value: Any) -> float:
+    seconds = _seconds(name, value)
+    assert seconds is not None
+    if seconds < 0.001:
+        raise ValueError(f"option {name} must be at least 0.001 seconds, not {value}")
+    return seconds
+
+
+def _keepalive(name: str, value: Any) -> float | None:
+    seconds = _seconds(name, value, 2**31 - 1, none=True)
+    if seconds is not None and seconds < 1:
+        raise ValueError(f"option {name} must be None or at least 1 second, not {value}")
+    return seconds
+
+
+def curve_key(name: str, value: Any) -> bytes:
+    """A CURVE key as bytes: 40 characters of Z85 (str or bytes) or 32 raw bytes.
+
+    Raises TypeError or ValueError naming the option; the message never
+    quotes the value (it may be a secret key).
+    """
+    if isinstance(value, str):
+        value = value.encode("ascii", "replace")
+    if not isinstance(value, bytes):
+        raise TypeError(
+            f"option {name} must be a CURVE key: 40 characters of Z85 (str or bytes) or 32 raw"
+            f" bytes, not {type(value).__name__}"
+        )
+    if len(value) == 32:
+        return value
+    if len(value) == 40 and _Z85.issuperset(value.decode("ascii", "replace")):
+        return value
+    raise ValueError(
+        f"option {name} must be a CURVE key: 40 characters of Z85 or 32 raw bytes, not"
+        f" {len(value)} bytes{'' if len(value) != 40 else ' with characters outside Z85'}"
+        " (shmsock.curve_keypair() makes a key pair)"
+    )
+
+
+def _optional_key(name: str, value: Any) -> bytes | None:
+    return None if value is None else curve_key(name, value)
+
+
+def _keys(name: str, value: Any) -> frozenset[bytes] | None:
+    if value is None:
+        return None
+    if isinstance(value, str | bytes) or not hasattr(value, "__iter__"):
+        raise TypeError(
+            f"option {name} must be None or a collection of CURVE public keys (a list, a set),"
+            f" not {type(value).__name__}"
+        )
+    return frozenset(curve_key(name, key) for key in value)
+
+
+_ZMQ_CHECKS: Final[dict[str, Any]] = {
+    "sndhwm": _hwm,
+    "rcvhwm": _hwm,
+    "heartbeat_ivl": _seconds,
+    "heartbeat_timeout": _positive_seconds,
+    "heartbeat_ttl": lambda name, value: _seconds(name, value, _TTL_MAX, none=True),
+    "tcp_keepalive": lambda name, value: _keepalive(name, value),
+    "reconnect_ivl": lambda name, value: _seconds(name, value, none=True),
+    "reconnect_ivl_max": _seconds,
+    "immediate": _bool,
+    "ipv6": _bool,
+    "curve_server": _bool,
+    "curve_publickey": _optional_key,
+    "curve_secretkey": _optional_key,
+    "curve_serverkey": _optional_key,
+    "curve_clients": _keys,
+}
+assert set(_ZMQ_CHECKS) == ZMQ_OPTIONS

@@ -83,6 +83,7 @@ class Socket(Sending, Receiving, SocketOptions, Lifetime):
         "_inbox",
         "_iter_run",
         "_kind",
+        "_last_endpoint",
         "_nursery",
         "_nursery_manager",
         "_options",
@@ -111,6 +112,7 @@ class Socket(Sending, Receiving, SocketOptions, Lifetime):
             max_peers=pattern.max_peers,
             writes_data=pattern.writes_data,
             reads_data=pattern.reads_data,
+            envelope=pattern.envelope,
         )
         self._hub = hub = Hub(spec, pattern)
         self._waiter = Waiter(hub, self._check_open)
@@ -123,6 +125,7 @@ class Socket(Sending, Receiving, SocketOptions, Lifetime):
         self._started = False  # the background task runs (in a nursery or as a system task)
         self._attached_once = False  # bound or connected at least once
         self._endpoints = 0
+        self._last_endpoint: str | None = None
         self._iter_run = 0  # messages `async for` gave out since a checkpoint
         # What the fast paths read, prebuilt.  The queues hold this socket's
         # pipes, which the pattern sees as PipeViews.
@@ -170,8 +173,13 @@ class Socket(Sending, Receiving, SocketOptions, Lifetime):
     # -- endpoints -----------------------------------------------------------------------
 
     @ki_protected
-    def bind(self, endpoint: str) -> None:
-        """Bind to an endpoint (``shm://NAME``, ``inproc://NAME``); peers that connect there attach.
+    def bind(self, endpoint: str) -> str:
+        """Bind to an endpoint; peers that connect there attach.
+
+        ``shm://NAME``, ``inproc://NAME``, and with pyzmq ``tcp://HOST:PORT``
+        and ``ipc://PATH`` (see docs/network.md).  Returns the endpoint as
+        bound: for ``tcp://*:0`` or ``tcp://127.0.0.1:0``, with the port the
+        system chose (pyzmq's ``LAST_ENDPOINT``; also :attr:`last_endpoint`).
 
         Synchronous and immediate.  Outside ``async with``, the first bind
         or connect starts the socket's background task (see
@@ -181,8 +189,10 @@ class Socket(Sending, Receiving, SocketOptions, Lifetime):
             InvalidEndpoint: not an endpoint of a known scheme, or a bad NAME.
             TypeError: *endpoint* is not a str.
             AddressInUse: a live socket is bound there (a dead binder's
-                endpoint is taken over).
+                endpoint is taken over), or a tcp:// port is in use.
             UnsafeFile, SharedMemoryFull: shm:// files that cannot be used or made.
+            FileExistsError: an ipc:// path that holds a file other than a socket.
+            ImportError: tcp:// or ipc:// without pyzmq (``pip install 'shmsock[zmq]'``).
             StateError: a PAIR that has bound or connected already.
             trio.ClosedResourceError: the socket is closed.
             NotInTrio: outside ``trio.run``.
@@ -191,8 +201,15 @@ class Socket(Sending, Receiving, SocketOptions, Lifetime):
         transport = self._hub.transport_for(endpoint)
         self._check_endpoint_count()
         require_trio("bind()")
-        transport.bind(endpoint)
+        bound = transport.bind(endpoint) or endpoint
+        self._last_endpoint = bound
         self._added_endpoint()
+        return bound
+
+    @property
+    def last_endpoint(self) -> str | None:
+        """The endpoint the last :meth:`bind` bound (with its port), or None."""
+        return self._last_endpoint
 
     @ki_protected
     def connect(self, endpoint: str) -> None:
@@ -207,6 +224,7 @@ class Socket(Sending, Receiving, SocketOptions, Lifetime):
             TypeError: *endpoint* is not a str.
             UnsafeFile, SharedMemoryFull: shm:// files that cannot be used or made.
             ConnectionRefusedError: inproc:// bound in another trio.run.
+            ImportError: tcp:// or ipc:// without pyzmq (``pip install 'shmsock[zmq]'``).
             StateError: a PAIR that has bound or connected already.
             trio.ClosedResourceError: the socket is closed.
             NotInTrio: outside ``trio.run``.

@@ -5,7 +5,8 @@ setsockopt/getsockopt take its name.  ``linger``, ``spin_us`` and
 ``checksum`` may change at any time; ``ring_size`` and ``max_msg_size``
 until the first bind or connect, since the connections are made with them.
 pyzmq's options that shmsock lacks raise an error that says what to do
-instead, whichever way they are spelled.
+instead, whichever way they are spelled.  The options of ``tcp://`` and
+``ipc://`` (libzmq's) are attributes too, read and set by name.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from ._errors import StateError
 from ._options import (
     FIXED_ONCE_ATTACHED,
     PYZMQ_HINTS,
+    ZMQ_OPTIONS,
     Options,
     SocketOption,
     make_options,
@@ -208,7 +210,31 @@ class _PyzmqOption:
         raise AttributeError(no_such_option(self._name))
 
 
+class _ZmqOption:
+    """An option of tcp:// and ipc:// (libzmq's), as an attribute: ``sock.sndhwm = 10``.
+
+    The same as ``getsockopt`` and ``setsockopt`` by its name.
+    """
+
+    def __init__(self, name: str) -> None:
+        self._name = name
+        self.__doc__ = f"The ``{name}`` option (tcp:// and ipc://; see :class:`shmsock.Options`)."
+
+    def __get__(self, obj: SocketOptions | None, objtype: type | None = None) -> Any:
+        if obj is None:
+            return self
+        return obj.getsockopt(self._name)
+
+    def __set__(self, obj: SocketOptions, value: object) -> None:
+        obj.setsockopt(self._name, value)
+
+
 def refuse_pyzmq_options(cls: type) -> None:
-    """Give *cls* an attribute for each pyzmq option it lacks, one that says so."""
+    """Give *cls* an attribute for each pyzmq option it lacks, one that says so.
+
+    And one for each option of tcp:// and ipc://, which reads and sets it.
+    """
     for name in PYZMQ_HINTS:
         setattr(cls, name, _PyzmqOption(name))
+    for name in ZMQ_OPTIONS:
+        setattr(cls, name, _ZmqOption(name))

@@ -5,6 +5,7 @@
 # "fanin-quiet" and "sweep" are not in the default suite.
 KINDS = (
     "throughput",
+    "tcp",
     "large",
     "fanin",
     "fanin-nice",

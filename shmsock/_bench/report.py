@@ -124,6 +124,39 @@ def _ratios(rows: list[Figure], out: TextIO) -> None:
         out.write(f"    {name:<26}" + "".join(f"{_ratio(f, p):>{width + 1}}" for p in peers) + "\n")
 
 
+#: The goals of issue 21: (shmsock way, peer way, at least this ratio).
+TCP_GOALS = (
+    ("tcp-shmsock-batch", "tcp-pyzmq", 1.0),
+    ("tcp-shmsock-nowait", "tcp-pyzmq", 1.0),
+    ("tcp-shmsock-await", "tcp-zmq-asyncio", 2.0),
+    ("tcp-recv-batch", "tcp-pyzmq", 1.0),
+    ("tcp-send-batch", "tcp-pyzmq", 1.0),
+    ("tcp-recv-await", "tcp-zmq-asyncio", 2.0),
+)
+
+
+def _tcp(figs: list[Figure], out: TextIO) -> None:
+    size = figs[0].size
+    out.write(
+        f"\ntcp:// on loopback, PUSH -> PULL between two processes, {_size(size)} messages"
+        " (M msg/s, higher is better)\n"
+    )
+    for f in figs:
+        out.write(f"  {f.label:<40} {_value(f)} {_spread(f):<15}{_na_reason(f)}\n")
+    by_way = {f.way: f for f in figs}
+    lines = []
+    for mine, theirs, goal in TCP_GOALS:
+        a, b = by_way.get(mine), by_way.get(theirs)
+        if a is None or b is None:
+            continue
+        ratio = _ratio(a, b)
+        met = "" if ratio == "-" else ("  (goal met)" if a.value / b.value >= goal else "  (below)")
+        lines.append(f"    {a.label:<34} / {b.label:<22} {ratio:>7}  goal {goal:.1f}x{met}\n")
+    if lines:
+        out.write("  shmsock / pyzmq, against issue 21's goals:\n")
+        out.writelines(lines)
+
+
 def _large(figs: list[Figure], out: TextIO) -> None:
     for size in sorted({f.size for f in figs}):
         rows = [f for f in figs if f.size == size]
@@ -304,6 +337,7 @@ def _connect(f: Figure) -> str:
 
 TABLES: dict[str, Callable[[list[Figure], TextIO], None]] = {
     "throughput": _throughput,
+    "tcp": _tcp,
     "large": _large,
     "sweep": _sweep,
     "fanin": _fanin,  # with fanin-nice and fanin-quiet

@@ -38,7 +38,7 @@ import trio
 import shmsock
 
 from . import DEFAULT_KINDS, KINDS, SWEEP_SIZES, rigs, ring
-from .peers import ECHOES, FANIN, PEERS, QUIET_SENDERS, STREAMS, Echo, Stream, shm
+from .peers import ECHOES, FANIN, PEERS, QUIET_SENDERS, STREAMS, TCP_STREAMS, Echo, Stream, shm
 from .protocol import QUIET, samples_of, summary
 
 FORMAT = "shmsock-bench/2"
@@ -558,6 +558,23 @@ def _large_ways(suite: Suite) -> list[Stream]:
     return ways + _streams(suite, lambda w: w.key == "pyzmq")
 
 
+def plan_tcp(suite: Suite) -> list[Trial]:
+    """tcp:// on loopback at the main size: shmsock over libzmq beside pyzmq (issue 21)."""
+    if not suite.has("pyzmq"):
+        return []  # shmsock's tcp:// needs pyzmq too: the run's notes say it is missing
+    size = _main_size(suite.opts.sizes)
+
+    def make(w: Stream, t: int) -> Trial:
+        fid = f"tcp/{size}/{w.key}"
+        return Trial(
+            f"tcp:// {_size(size)}, {w.label} {_of(t, suite)}",
+            partial(suite.stream_trial, fid, "tcp", w, size),
+            group=f"tcp/{size}",
+        )
+
+    return list(_alternate(suite, TCP_STREAMS, make))
+
+
 def plan_large(suite: Suite) -> list[Trial]:
     ways = _large_ways(suite)
     trials: list[Trial] = []
@@ -655,6 +672,7 @@ def plan_loaded(suite: Suite) -> list[Trial]:
 
 SECTIONS: dict[str, Callable[[Suite], list[Trial]]] = {
     "throughput": plan_throughput,
+    "tcp": plan_tcp,
     "large": plan_large,
     "sweep": plan_sweep,
     "fanin": _fanin("fanin"),

@@ -103,6 +103,11 @@ class Pattern:
     max_peers: ClassVar[int | None] = None
     #: Whether receiving moves on to the next pipe after each message.
     rotate_recv: ClassVar[bool] = True
+    #: What the aux word means, for a transport that must carry it in the
+    #: frames (libzmq's, where REQ and REP travel as DEALER and ROUTER with
+    #: libzmq's envelopes): None (no aux), "request" (an id the peer sends
+    #: back with its reply) or "reply" (the id of the request answered).
+    envelope: ClassVar[str | None] = None
     #: Whether :meth:`route` may return a :class:`Fanout` (PUB will).
     fans_out: ClassVar[bool] = False
     #: A class of public methods of this type alone (SUB's ``subscribe``),

@@ -28,6 +28,7 @@ class RepPattern(Pattern):
     can_recv = True
     writes_data = True
     reads_data = True
+    envelope = "reply"
     compatible = frozenset({SocketType.REQ})
 
     def __init__(self) -> None:

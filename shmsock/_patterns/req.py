@@ -34,6 +34,7 @@ class ReqPattern(Pattern):
     can_recv = True
     writes_data = True
     reads_data = True
+    envelope = "request"
     compatible = frozenset({SocketType.REP})
 
     def __init__(self) -> None:

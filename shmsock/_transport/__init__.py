@@ -1,6 +1,6 @@
 """The contract between a socket and its transports.
 
-A *transport* serves one scheme (``shm://``, ``inproc://``; later ``tcp://``
+A *transport* serves one scheme (``shm://``, ``inproc://``, and ``tcp://``
 and ``ipc://`` through libzmq): it binds and connects endpoints of that
 scheme and makes a *pipe* for each connection to a peer.  The socket and its
 pattern see pipes only.  Round-robin and fair-queueing span every pipe of a
@@ -68,6 +68,7 @@ if TYPE_CHECKING:
     from ._reactor import Reactor
 
 __all__ = [
+    "FORMS",
     "FRAME_ALLOWANCE",
     "NO_LIMIT",
     "SCHEMES",
@@ -84,6 +85,7 @@ __all__ = [
     "Stream",
     "Transport",
     "WakeUps",
+    "WholeStream",
     "load",
     "parse_name",
     "scheme_of",
@@ -264,6 +266,10 @@ class SocketSpec:
     writes_data: bool
     #: Whether the socket reads messages (else a gone peer is not drained).
     reads_data: bool
+    #: How the pattern's aux word must travel where a transport has no room
+    #: for it (libzmq): None, "request" (REQ) or "reply" (REP); see
+    #: ``Pattern.envelope``.
+    envelope: str | None = None
 
 
 # -- the three protocols ------------------------------------------------------------
@@ -313,6 +319,29 @@ class Stream(Protocol):
         A stream closed before its last piece is dropped by the receiver:
         it never delivers part of a message.
         """
+
+
+class WholeStream:
+    """The :class:`Stream` of a transport that takes any message whole (inproc, libzmq).
+
+    Its ``check_atomic`` never refuses, so only a socket whose other
+    transports stream a message asks for one: it is one ``offer``.
+    """
+
+    __slots__ = ("_aux", "_frames", "_pipe")
+
+    def __init__(self, pipe: Any, frames: list[bytes], aux: int) -> None:
+        self._pipe, self._frames, self._aux = pipe, frames, aux
+        pipe.streaming = True
+
+    def step(self) -> int:
+        pipe = self._pipe
+        if not pipe.alive:
+            return -1
+        return 1 if pipe.offer(self._frames, self._aux) else 0
+
+    def close(self) -> None:
+        self._pipe.streaming = False
 
 
 class Pipe(Protocol):
@@ -506,11 +535,13 @@ class Transport(Protocol):
     #: Its direct-wait capability, if it has one (see :class:`WakeUps`).
     bells: WakeUps | None
 
-    def bind(self, endpoint: str) -> None:
+    def bind(self, endpoint: str) -> str | None:
         """Bind *endpoint* now; peers that connect there attach (Events.attached).
 
-        Raises InvalidEndpoint, AddressInUse, and what the scheme's
-        resources raise (UnsafeFile, SharedMemoryFull, ...).
+        Returns the endpoint as bound where it differs from *endpoint* (the
+        port the system chose for ``tcp://*:0``: libzmq's LAST_ENDPOINT),
+        else None.  Raises InvalidEndpoint, AddressInUse, and what the
+        scheme's resources raise (UnsafeFile, SharedMemoryFull, ...).
         """
 
     def connect(self, endpoint: str) -> None:
@@ -569,17 +600,28 @@ class Transport(Protocol):
 
 #: Scheme -> (module, class) of its transport, imported on first use, so that
 #: a program that never names a scheme never imports what serves it (tcp://
-#: will need pyzmq; shm:// and inproc:// must never import it).
+#: and ipc:// need pyzmq; shm:// and inproc:// must never import it).
 SCHEMES: Final[dict[str, tuple[str, str]]] = {
     "shm": ("shmsock._transport.shm._transport", "ShmTransport"),
     "inproc": ("shmsock._transport.inproc", "InprocTransport"),
+    "tcp": ("shmsock._transport.zmq", "ZmqTransport"),
+    "ipc": ("shmsock._transport.zmq", "ZmqTransport"),
+}
+
+#: How an endpoint of each scheme is written, for error messages.
+FORMS: Final[dict[str, str]] = {
+    "shm": "'shm://NAME'",
+    "inproc": "'inproc://NAME'",
+    "tcp": "'tcp://HOST:PORT'",
+    "ipc": "'ipc://PATH'",
 }
 
 _NAME = re.compile(r"[A-Za-z0-9._-]{1,64}")
 
 
 def _schemes_text() -> str:
-    return " or ".join(f"'{s}://NAME'" for s in SCHEMES)
+    forms = [FORMS.get(s, f"'{s}://...'") for s in SCHEMES]
+    return ", ".join(forms[:-1]) + " or " + forms[-1]
 
 
 def _invalid(endpoint: str) -> InvalidEndpoint:

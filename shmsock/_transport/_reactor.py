@@ -18,6 +18,14 @@ Registration is level-triggered (``EPOLLIN | EPOLLRDHUP``).  A descriptor
 that is *muted* stays registered but reports nothing except a hang-up,
 which epoll always reports (see ``shm/_doorbell.py``, which mutes the
 doorbell a task waits on itself).
+
+A transport may also ask for a handler to run at the next poll with
+:meth:`Reactor.soon`, for news it learned inside a call the socket made to
+it, where it may not report (the transport contract's rule 1), and that no
+descriptor will announce again.  libzmq is the case: any call into a
+libzmq socket may consume the signal of its descriptor (``zmq/``'s rules).
+The epoll set then turns readable through an eventfd of its own, made on
+first use, so that the background task wakes as for a descriptor.
 """
 
 from __future__ import annotations
@@ -38,11 +46,15 @@ _IN: Final = select.EPOLLIN | select.EPOLLRDHUP
 class Reactor:
     """The epoll set of one socket and the handlers of its descriptors."""
 
-    __slots__ = ("_epoll", "_handlers", "closed", "opened")
+    __slots__ = ("_epoll", "_handlers", "_kick", "_soon", "closed", "opened")
 
     def __init__(self) -> None:
         self._epoll: select.epoll | None = None  # None until needed, and once closed
         self._handlers: dict[int, Callable[[], None]] = {}
+        # soon(): handlers to run at the next poll, and the eventfd that
+        # makes the epoll set readable meanwhile (-1 until first needed).
+        self._soon: list[Callable[[], None]] = []
+        self._kick = -1
         self.closed = False
         #: Set when the epoll descriptor is made (or the reactor closed first).
         self.opened = trio.Event()
@@ -55,14 +67,18 @@ class Reactor:
         assert self._epoll is not None
         return self._epoll.fileno()
 
-    def register(self, fd: int, handler: Callable[[], None]) -> None:
-        """Call *handler* whenever *fd* is readable or hung up."""
+    def _open(self) -> select.epoll:
         epoll = self._epoll
         if epoll is None:
             if self.closed:
                 raise trio.ClosedResourceError("the socket is closed")
             epoll = self._epoll = select.epoll()
             self.opened.set()
+        return epoll
+
+    def register(self, fd: int, handler: Callable[[], None]) -> None:
+        """Call *handler* whenever *fd* is readable or hung up."""
+        epoll = self._open()
         self._handlers[fd] = handler
         epoll.register(fd, _IN)
 
@@ -87,24 +103,48 @@ class Reactor:
         if self._epoll is not None and fd in self._handlers:
             self._epoll.modify(fd, _IN)
 
+    def soon(self, handler: Callable[[], None]) -> None:
+        """Run *handler* at the next :meth:`poll`, and make the epoll set readable till then.
+
+        For a transport that learned, inside a call the socket made to it,
+        something it must report and that no descriptor will signal again.
+        Several requests before a poll run in order, each once.  Does
+        nothing once the reactor is closed.
+        """
+        if self.closed:
+            return
+        if not self._soon:
+            if self._kick < 0:
+                epoll = self._open()
+                self._kick = os.eventfd(0, os.EFD_NONBLOCK | os.EFD_CLOEXEC)
+                epoll.register(self._kick, _IN)
+            os.eventfd_write(self._kick, 1)
+        self._soon.append(handler)
+
     def poll(self) -> bool:
         """Run the handlers of the descriptors that are ready now; never waits.
 
-        Returns whether there was anything to handle.
+        Handlers asked for with :meth:`soon` run first.  Returns whether
+        there was anything to handle.
         """
         epoll = self._epoll
         if epoll is None:
             return False
+        soon = self._soon
+        if soon:
+            self._soon = []
+            try:
+                os.eventfd_read(self._kick)
+            except BlockingIOError:
+                pass
+            for handler in soon:
+                _run(handler)
         events = epoll.poll(0)
         for fd, _events in events:
-            handler = self._handlers.get(fd)
-            if handler is None:
-                continue
-            try:
-                handler()
-            except Exception:  # a bug must not take the whole socket down
-                log.exception("shmsock: error handling an event on fd %d", fd)
-        return bool(events)
+            found = self._handlers.get(fd)
+            if found is not None:
+                _run(found)
+        return bool(events) or bool(soon)
 
     def disown(self) -> None:
         """This process is a fork() child of the socket's: let go, touch nothing.
@@ -120,7 +160,10 @@ class Reactor:
         if self._epoll is not None:
             fds.add(self._epoll.fileno())
             self._epoll = None
+        fds.add(self._kick)
+        self._kick = -1
         self._handlers.clear()
+        self._soon.clear()
         blank_descriptors(fds)
 
     def close(self) -> None:
@@ -133,6 +176,7 @@ class Reactor:
             return
         self.closed = True
         self._handlers.clear()
+        self._soon.clear()
         epoll, self._epoll = self._epoll, None
         if epoll is None:
             self.opened.set()
@@ -142,6 +186,16 @@ class Reactor:
         except RuntimeError:
             pass  # outside of Trio: nobody can be waiting on it
         epoll.close()
+        if self._kick >= 0:
+            os.close(self._kick)
+            self._kick = -1
+
+
+def _run(handler: Callable[[], None]) -> None:
+    try:
+        handler()
+    except Exception:  # a bug must not take the whole socket down
+        log.exception("shmsock: error in the event handler %r", handler)
 
 
 def blank_descriptors(fds: set[int]) -> None:

@@ -25,7 +25,7 @@ import trio.testing
 import shmsock
 from shmsock import SocketType
 
-SCHEMES = ("shm", "inproc")
+SCHEMES = ("shm", "inproc", "tcp")
 
 
 class Link:
@@ -55,17 +55,18 @@ def link_factory(
 ) -> Callable[[str], AbstractAsyncContextManager[Link]]:
     @asynccontextmanager
     async def make(scheme: str) -> AsyncIterator[Link]:
-        name = f"{scheme}://conf-{os.getpid()}-{random.randrange(1 << 30)}"
+        if scheme == "tcp":
+            name = "tcp://127.0.0.1:0"  # a port from the OS: bind says which
+        else:
+            name = f"{scheme}://conf-{os.getpid()}-{random.randrange(1 << 30)}"
         async with (
             shmsock.socket(tx_kind, **options) as tx,
             shmsock.socket(rx_kind, **options) as rx,
         ):
             if tx_binds:
-                tx.bind(name)
-                rx.connect(name)
+                rx.connect(tx.bind(name))
             else:
-                rx.bind(name)
-                tx.connect(name)
+                tx.connect(rx.bind(name))
             link = link_cls(tx, rx)
             await link.roundtrip_ready()
             yield link
@@ -303,11 +304,21 @@ class Conformance:
                 if self.scheme == "shm":
                     assert maps_count(str(userdir)) > maps  # the rings are counted
                 await link.after_exchange()
-        assert fd_count() == fds
+        if self.scheme == "tcp":
+            # libzmq closes a socket's descriptors in its own thread, a moment
+            # after close() returns (and up to linger later, for those of the
+            # sockets of tests before this one): no more than before, then.
+            for _ in range(300):
+                if fd_count() <= fds:
+                    break
+                await trio.sleep(0.01)
+            assert fd_count() <= fds
+        else:
+            assert fd_count() == fds
         assert maps_count(str(userdir)) == maps
         if self.scheme == "shm":
             assert os.listdir(userdir) == []
-        else:  # inproc never creates the directory
+        else:  # inproc and tcp never create the directory
             assert not os.path.exists(userdir)  # noqa: ASYNC240
 
 
@@ -336,7 +347,10 @@ class Pipelined(Conformance):
                     await link.tx.send(payload)
                     sent += 1
             # The ring filled and send waited: a 1000-byte record takes 1 KiB.
-            assert 0 < sent <= link.tx.ring_size // 1024
+            # (Over tcp://, libzmq's queues and the kernel's buffers fill.)
+            assert sent > 0
+            if self.scheme != "tcp":
+                assert sent <= link.tx.ring_size // 1024
             for _ in range(sent):
                 assert await link.rx.recv() == payload
             await link.tx.send(b"more")
@@ -345,16 +359,28 @@ class Pipelined(Conformance):
     async def test_cancelled_blocked_send_sends_nothing(self):
         async with self.make_link() as link:
             n = 0
-            while True:
-                try:
-                    link.tx.send_nowait(b"%d" % n)
+            if self.scheme != "tcp":
+                while True:
+                    try:
+                        link.tx.send_nowait(b"%d" % n)
+                        n += 1
+                    except trio.WouldBlock:
+                        break
+                with trio.move_on_after(0.05) as cs:
+                    await link.tx.send(b"cancelled")
+                assert cs.cancelled_caught
+            else:
+                # libzmq's threads go on making room (into the kernel's
+                # buffers) for a while after a send_nowait says WouldBlock:
+                # send until a send has waited 50 ms for room, and is
+                # cancelled.  Large messages fill the buffers sooner.
+                while True:
+                    with trio.move_on_after(0.05) as cs:
+                        await link.tx.send((b"%d" % n).ljust(16 << 10))
+                    if cs.cancelled_caught:
+                        break
                     n += 1
-                except trio.WouldBlock:
-                    break
-            with trio.move_on_after(0.05) as cs:
-                await link.tx.send(b"cancelled")
-            assert cs.cancelled_caught
-            got = [await link.rx.recv() for _ in range(n)]
+            got = [(await link.rx.recv()).rstrip() for _ in range(n)]
             assert got == [b"%d" % i for i in range(n)]
             with pytest.raises(trio.WouldBlock):
                 link.rx.recv_nowait()

@@ -29,7 +29,16 @@ def forked() -> multiprocessing.context.BaseContext:
     """
     ctx = multiprocessing.get_context("forkserver")
     ctx.set_forkserver_preload(
-        ["trio", "shmsock", "helpers.procs", "helpers.peers", "helpers.crashpeers", "helpers.soak"]
+        [
+            "trio",
+            "shmsock",
+            "zmq",
+            "helpers.procs",
+            "helpers.peers",
+            "helpers.crashpeers",
+            "helpers.soak",
+            "helpers.zmq_peers",
+        ]
     )
     return ctx
 

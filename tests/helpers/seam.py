@@ -97,3 +97,30 @@ def patch_peer_cred(
 def no_spare_rings(monkeypatch: Any) -> None:
     """Binders make each connector's ring at accept, never ahead of time."""
     monkeypatch.setattr(Listener, "_make_spare", lambda self, b: None)
+
+
+# -- tcp:// and ipc:// (the libzmq transport) ------------------------------------------
+
+
+def zmq(sock: shmsock.Socket, scheme: str = "tcp") -> Any:
+    """*sock*'s tcp:// (or ipc://) transport: its links by endpoint."""
+    return sock._hub.transports[scheme]  # type: ignore[attr-defined]
+
+
+def stats(sock: shmsock.Socket) -> dict[str, Any]:
+    """*sock*'s statistics by endpoint, as the exporter reads them."""
+    return sock._stats_by_endpoint()  # type: ignore[attr-defined, no-any-return]
+
+
+async def until(sock: shmsock.Socket, condition: Callable[[], bool], timeout: float = 10) -> None:
+    """Wait (at most *timeout* s) until *condition* holds, looking again at each report.
+
+    Every report of *sock*'s transports (a pipe attached or gone, a peer
+    count that moved, data or room) wakes the tasks parked for a message,
+    which is where this parks too.
+    """
+    import trio
+
+    with trio.fail_after(timeout):
+        while not condition():
+            await sock._hub.recv_lot.park()  # type: ignore[attr-defined]

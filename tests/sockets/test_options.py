@@ -254,9 +254,7 @@ def test_the_option_constants_are_their_names():
         ("rcvtimeo", r"trio\.fail_after.*trio\.move_on_after.*recv takes nothing"),
         ("RCVTIMEO", r"trio\.fail_after"),
         ("sndtimeo", r"trio\.fail_after.*send sends nothing"),
-        ("sndhwm", "set ring_size, in bytes"),
-        ("rcvhwm", "set ring_size, in bytes"),
-        ("hwm", "ring_size"),
+        ("hwm", "set ring_size, in bytes.*sndhwm and rcvhwm"),
         ("maxmsgsize", "max_msg_size"),
         ("identity", "no DEALER or ROUTER"),
         ("subscribe", "no PUB or SUB"),
@@ -274,7 +272,7 @@ async def test_an_option_shmsock_lacks_says_what_to_do_instead(name, words):
         assert s.linger == 1.0 and s.ring_size == MiB  # nothing changed
 
 
-@pytest.mark.parametrize("name", ["rcvtimeo", "sndtimeo", "sndhwm", "rcvhwm", "immediate"])
+@pytest.mark.parametrize("name", ["rcvtimeo", "sndtimeo", "hwm", "identity"])
 def test_pyzmq_attribute_style_for_an_option_shmsock_lacks_raises(name):
     # pyzmq's `sock.rcvtimeo = 1000` must not quietly set a plain attribute.
     s = shmsock.socket(PULL)
@@ -454,3 +452,18 @@ async def test_spin_us_changed_while_a_receive_waits_never_loses_a_wakeup():
             with trio.fail_after(5):
                 await received.wait()
         assert got == [b"after the change"]
+
+
+async def test_the_options_of_tcp_and_ipc_are_set_and_read_as_the_others():
+    s = shmsock.socket(PUSH, sndhwm=10, heartbeat_ivl=0.5)
+    assert s.sndhwm == 10 and s.getsockopt("HEARTBEAT_IVL") == 0.5
+    s.sndhwm = 20
+    s.setsockopt(shmsock.SocketOption.RECONNECT_IVL, None)
+    s.setsockopt("curve_serverkey", "x" * 40)
+    assert s.getsockopt("sndhwm") == 20 and s.reconnect_ivl is None
+    assert s.curve_serverkey == b"x" * 40 and s.immediate is True and s.heartbeat_timeout == 3.0
+    with pytest.raises(ValueError, match=r"heartbeat_ttl must be from 0 to 6553\.5"):
+        s.heartbeat_ttl = 7000
+    with pytest.raises(TypeError, match="curve_clients must be None or a collection"):
+        shmsock.socket(PUSH, curve_clients="x" * 40)
+    await s.aclose()

@@ -127,7 +127,9 @@ def own() -> tuple[dict, str]:
 
 def test_every_default_figure_is_a_finite_positive_number(own):
     data, _ = own
-    assert {f["section"] for f in data["figures"]} == set(DEFAULT_KINDS) - {"loaded"}
+    # tcp:// is measured beside pyzmq, which --no-peers leaves out (and
+    # shmsock's tcp:// needs pyzmq itself): test_the_tcp_section has it.
+    assert {f["section"] for f in data["figures"]} == set(DEFAULT_KINDS) - {"loaded", "tcp"}
     for f in data["figures"]:
         assert f["na"] is None, f
         assert math.isfinite(f["value"]), f
@@ -406,6 +408,23 @@ def test_a_missing_peer_is_named_once_and_the_rest_runs(tmp_path):
     for label in others:
         if "iceoryx2" not in label:
             assert f"  {label} " in result.stdout, label
+
+
+def test_the_tcp_section_measures_shmsock_beside_pyzmq_on_the_same_wire():
+    result = run_ok(
+        "--only", "tcp", "--sizes", "1024", "--seconds", "0.05", "--trials", "1", "--json",
+    )  # fmt: skip
+    data = json.loads(result.stdout)
+    figs = figures(data, "tcp")
+    assert {f["way"] for f in figs} == {w.key for w in peers.TCP_STREAMS}
+    for f in figs:
+        assert f["na"] is None, f
+        assert f["value"] > 0, f
+        assert f["details"]["checked"] > 0, f  # every message checked, on either end
+    table = io.StringIO()
+    report.render(suite.Run.from_json(data), table)
+    assert "tcp:// on loopback" in table.getvalue()
+    assert "against issue 21's goals" in table.getvalue()
 
 
 # -- two runs compared ----------------------------------------------------------------------

@@ -5,9 +5,11 @@ from __future__ import annotations
 import ast
 import shlex
 import signal
+import socket
 import subprocess
 import sys
 import urllib.request
+from collections.abc import Sequence
 from pathlib import Path
 
 import pytest
@@ -44,14 +46,15 @@ def shell_commands(name: str) -> list[list[str]]:
     return commands
 
 
-def run_in_shells(name: str, *, reverse: bool = False) -> list[str]:
+def run_in_shells(name: str, *, reverse: bool = False, extra: Sequence[str] = ()) -> list[str]:
     """Start the docstring's commands as separate processes; each one's stdout, in its order.
 
     Each gets nothing but what the docstring says: the same environment (the
     test's own SHMSOCK_ROOT) and no endpoint of its own, so the defaults
-    must meet.  *reverse* starts them last first.
+    must meet.  *reverse* starts them last first.  *extra* arguments go to
+    every command (tcp:// ports from the OS, where the docs give fixed ones).
     """
-    commands = shell_commands(name)
+    commands = [[*command, *extra] for command in shell_commands(name)]
     assert len(commands) >= 2
     shells = range(len(commands))
     procs: dict[int, subprocess.Popen[str]] = {}
@@ -159,8 +162,48 @@ async def test_an_endpoint_flag_moves_every_role(name, flag, default):
     assert result.returncode == 0, result.stderr.decode()
 
 
+def free_tcp_endpoints(count: int) -> list[str]:
+    """Endpoints on 127.0.0.1 whose ports the OS has just handed out, and freed."""
+    socks = [socket.create_server(("127.0.0.1", 0)) for _ in range(count)]
+    try:
+        return [f"tcp://127.0.0.1:{s.getsockname()[1]}" for s in socks]
+    finally:
+        for s in socks:
+            s.close()
+
+
+def check_network(out: str, remote: str) -> None:
+    assert "ventilator: sent 100 tasks" in out
+    assert "sink: 100 results, sum of squares 328350" in out
+    done = {}
+    for line in out.splitlines():
+        if "worker" in line:
+            who, _, rest = line.partition(":")
+            done[who] = int(rest.split()[1])
+    assert sorted(who.rsplit(" ", 1)[0] for who in done) == [remote, "worker", "worker"], out
+    assert sum(done.values()) == 100
+    assert all(n > 0 for n in done.values())  # the tcp:// endpoint had its turns too
+
+
+@pytest.mark.parametrize("pyzmq", [False, True], ids=["ours", "pyzmq"])
+def test_network(pyzmq):
+    jobs, results = free_tcp_endpoints(2)
+    flags = ["--jobs-tcp", jobs, "--results-tcp", results]
+    out = run_example("network.py", *flags, *(["--pyzmq"] if pyzmq else []))
+    check_network(out, "remote pyzmq worker" if pyzmq else "remote worker")
+
+
+@pytest.mark.parametrize("reverse", [False, True], ids=["in-order", "reversed"])
+def test_network_in_separate_shells(reverse):
+    jobs, results = free_tcp_endpoints(2)
+    outs = run_in_shells(
+        "network.py", reverse=reverse, extra=["--jobs-tcp", jobs, "--results-tcp", results]
+    )
+    check_network("".join(outs), "remote worker")
+
+
 def test_the_docs_show_the_separate_shell_commands():
-    for name in ("pipeline.py", "pair.py", "rpc.py", "poller.py"):
+    for name in ("pipeline.py", "pair.py", "rpc.py", "poller.py", "network.py"):
         listed = (EXAMPLES / "README.md").read_text()
         for command in shell_commands(name):
             line = " ".join(["python", f"examples/{name}", *command[2:]])
@@ -232,7 +275,9 @@ def test_metrics():
     assert {s.value for s in families["shmsock_peers"].samples} == {0}
 
 
-@pytest.mark.parametrize("name", ["pipeline.py", "pair.py", "rpc.py", "metrics.py", "poller.py"])
+@pytest.mark.parametrize(
+    "name", ["pipeline.py", "pair.py", "rpc.py", "metrics.py", "poller.py", "network.py"]
+)
 def test_example_has_a_docstring_with_its_command(name):
     text = (EXAMPLES / name).read_text()
     assert text.startswith('"""')

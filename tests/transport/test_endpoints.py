@@ -18,7 +18,7 @@ from shmsock import PAIR, PULL, PUSH
 GOOD = ["a", "jobs", "A-b_c.9", "x" * 64, "...", ".hidden", "a..b"]
 BAD = [
     "jobs",
-    "tcp://jobs",
+    "udp://jobs",
     "shm://",
     "shm://.",
     "shm://..",
@@ -45,6 +45,31 @@ async def test_invalid_endpoints_say_what_is_allowed(endpoint):
             with pytest.raises(shmsock.InvalidEndpoint, match="letters, digits") as info:
                 method(endpoint)
             assert isinstance(info.value, ValueError)
+
+
+@pytest.mark.parametrize(
+    ("endpoint", "words"),
+    [
+        ("tcp://jobs", "no HOST:PORT"),
+        ("tcp://127.0.0.1:70000", "from 1 to 65535"),
+        ("tcp://127.0.0.1:x", "from 1 to 65535"),
+        ("ipc://", "no PATH"),
+        ("ipc://" + "x" * 108, "longer than 107 bytes"),
+    ],
+)
+async def test_invalid_tcp_and_ipc_endpoints_say_what_is_allowed(endpoint, words):
+    async with shmsock.socket(PULL) as s:
+        for method in (s.bind, s.connect):
+            with pytest.raises(shmsock.InvalidEndpoint, match=words) as info:
+                method(endpoint)
+            assert "'tcp://HOST:PORT'" in str(info.value)
+
+
+async def test_connect_needs_a_host_and_a_port():
+    async with shmsock.socket(PUSH) as s:
+        for endpoint in ("tcp://*:5555", "tcp://127.0.0.1:0", "tcp://127.0.0.1:*"):
+            with pytest.raises(shmsock.InvalidEndpoint, match="connect needs"):
+                s.connect(endpoint)
 
 
 async def test_endpoint_must_be_a_string():

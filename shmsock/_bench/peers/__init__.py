@@ -23,7 +23,7 @@ from dataclasses import dataclass, field
 from multiprocessing.connection import Connection
 from typing import Any
 
-from . import iox2, mp, pyzmq, shm, unix
+from . import iox2, mp, pyzmq, shm, tcp, unix
 
 Role = Callable[[Connection, dict[str, Any]], None]
 # Makes what both processes of a rig must be given at their start (a queue):
@@ -131,6 +131,32 @@ STREAMS = [
         iox2.receiver, iox2.sender, {"zero_copy": True}, zero_copy=True, everywhere=False,
     ),
 ]  # fmt: skip
+
+# tcp:// on loopback (the "tcp" section): shmsock's call styles over libzmq,
+# pyzmq's sync API and zmq.asyncio over the same wire, and each of shmsock's
+# ends with pyzmq on the other.  The peer is "pyzmq" for every way: shmsock's
+# tcp:// needs it too.
+
+
+def _tcp(key: str, label: str, receiver: Role, sender: Role, mode: str = "") -> Stream:
+    params = {"mode": mode} if mode else {}
+    return Stream(
+        f"tcp-{key}", label, "pyzmq", receiver, sender, params,
+        style=mode, everywhere=False, sweep=False, shared=tcp.shared,
+    )  # fmt: skip
+
+
+TCP_STREAMS = [
+    _tcp("shmsock-await", "shmsock await, both ends", shm.receiver, shm.sender, "await"),
+    _tcp("shmsock-nowait", "shmsock nowait, both ends", shm.receiver, shm.sender, "nowait"),
+    _tcp("shmsock-batch", "shmsock batch, both ends", shm.receiver, shm.sender, "batch"),
+    _tcp("pyzmq", "pyzmq send/recv", pyzmq.receiver, pyzmq.sender),
+    _tcp("zmq-asyncio", "zmq.asyncio await", pyzmq.async_receiver, pyzmq.async_sender),
+    _tcp("recv-await", "shmsock await <- pyzmq send", shm.receiver, pyzmq.sender, "await"),
+    _tcp("recv-batch", "shmsock batch <- pyzmq send", shm.receiver, pyzmq.sender, "batch"),
+    _tcp("send-nowait", "pyzmq recv <- shmsock nowait", pyzmq.receiver, shm.sender, "nowait"),
+    _tcp("send-batch", "pyzmq recv <- shmsock batch", pyzmq.receiver, shm.sender, "batch"),
+]
 
 # The fan-in: ways that take several senders into one receiver.
 FANIN = [

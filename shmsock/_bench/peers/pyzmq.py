@@ -39,14 +39,21 @@ QUEUE_BYTES = 64 << 20
 
 
 def address(spec: Spec) -> str:
-    return f"ipc://{spec['tmp']}/{spec['name']}"
+    """The trial's endpoint: ipc:// by default, or the one the way gives (tcp.shared)."""
+    given: str | None = spec.get("endpoint")
+    return given or f"ipc://{spec['tmp']}/{spec['name']}"
+
+
+def queue_length(size: int) -> int:
+    """The high-water mark for *size*: libzmq's 1000, or fewer up to 64 MiB queued."""
+    return max(2, min(1000, QUEUE_BYTES // size))
 
 
 def _socket(ctx: Any, kind: int, size: int) -> Any:
     import zmq
 
     s = ctx.socket(kind)
-    hwm = max(2, min(1000, QUEUE_BYTES // size))
+    hwm = queue_length(size)
     s.setsockopt(zmq.SNDHWM, hwm)
     s.setsockopt(zmq.RCVHWM, hwm)
     return s

@@ -44,7 +44,9 @@ BATCH_BYTES = 256 << 10
 
 
 def endpoint(spec: Spec) -> str:
-    return f"shm://{spec['name']}"
+    """The trial's endpoint: shm:// by default, or the one the way gives (tcp.shared)."""
+    given: str | None = spec.get("endpoint")
+    return given or f"shm://{spec['name']}"
 
 
 def batch_length(size: int) -> int:
@@ -55,6 +57,8 @@ def _options(spec: Spec) -> dict[str, Any]:
     options: dict[str, Any] = {"checksum": spec.get("checksum", True)}
     if "ring_size" in spec:
         options["ring_size"] = spec["ring_size"]
+    if "hwm" in spec:  # over tcp://: libzmq's queues, as the pyzmq peer sets them
+        options["sndhwm"] = options["rcvhwm"] = spec["hwm"]
     return options
 
 

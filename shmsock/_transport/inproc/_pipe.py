@@ -14,7 +14,7 @@ from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Protocol
 
 from ..._stats import EndpointStats
-from .. import Events, Message, Queued, SocketSpec
+from .. import Events, Message, Queued, SocketSpec, WholeStream
 
 if TYPE_CHECKING:
     from array import array
@@ -122,25 +122,6 @@ class _Queue(deque[Queued]):
         if writer is not None and writer.alive:
             writer.writable = True
             writer.events.ready(writer, False, True)
-
-
-class _Stream:
-    """Streaming, for a socket whose other transports need it: one offer."""
-
-    __slots__ = ("_aux", "_frames", "_pipe")
-
-    def __init__(self, pipe: InprocPipe, frames: list[bytes], aux: int) -> None:
-        self._pipe, self._frames, self._aux = pipe, frames, aux
-        pipe.streaming = True
-
-    def step(self) -> int:
-        pipe = self._pipe
-        if not pipe.alive:
-            return -1
-        return 1 if pipe.offer(self._frames, self._aux) else 0
-
-    def close(self) -> None:
-        self._pipe.streaming = False
 
 
 class InprocPipe:
@@ -254,8 +235,8 @@ class InprocPipe:
             self.wake()
         return True
 
-    def stream(self, frames: list[bytes], aux: int) -> _Stream:
-        return _Stream(self, frames, aux)
+    def stream(self, frames: list[bytes], aux: int) -> WholeStream:
+        return WholeStream(self, frames, aux)
 
     def send_control(self, frames: list[bytes]) -> bool:
         if self.alive:

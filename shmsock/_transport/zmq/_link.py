@@ -1,0 +1,457 @@
+"""A link: one libzmq socket, for one endpoint bound or connected (see the package rules).
+
+A link owns its libzmq socket and that socket's monitor, registers both
+descriptors with the socket's reactor, and keeps every rule of the
+package's docstring for them: all calls into its libzmq socket are made
+here or by its pipes (``_pipe.py``), which call :meth:`Link.after_call`,
+:meth:`Link.again_send` and :meth:`Link.again_recv` as the rules say.
+
+Sessions: the monitor tells of connections (CONNECTED or ACCEPTED, and
+DISCONNECTED, each with its descriptor) and of handshakes (HANDSHAKE_*,
+which name no connection).  A link counts ``shaken``, its connections whose
+handshake succeeded, as an upper bound that is exact once no handshake is
+pending: it rises with each success and is cut to the number of open
+connections at each end.  A handshake that fails without an event (libzmq
+has a few) can only make it too high, for as long as that connection stays
+open, never too low: a live peer is never taken for gone.  While ``shaken``
+is above zero the link shows one pipe; when it falls to zero that pipe is
+gone, and is read until libzmq has nothing more (rule 5 of the contract).
+"""
+
+from __future__ import annotations
+
+import errno
+import itertools
+import random
+import struct
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Final
+
+import zmq
+
+from ..._errors import IncompatiblePeer
+from ..._stats import EndpointStats
+from . import _calls, _context, _setup
+from ._envelope import Envelope, envelope_for
+from ._pipe import ZmqPipe
+
+if TYPE_CHECKING:
+    from .. import Events, SocketSpec
+    from .._reactor import Reactor
+
+__all__ = ["Link"]
+
+_POLLIN: Final = zmq.POLLIN
+_POLLOUT: Final = zmq.POLLOUT
+_EVENTS: Final = zmq.EVENTS
+_DONTWAIT: Final = zmq.DONTWAIT
+
+_MONITORED: Final = (
+    zmq.EVENT_CONNECTED
+    | zmq.EVENT_ACCEPTED
+    | zmq.EVENT_DISCONNECTED
+    | zmq.EVENT_HANDSHAKE_SUCCEEDED
+    | zmq.EVENT_HANDSHAKE_FAILED_NO_DETAIL
+    | zmq.EVENT_HANDSHAKE_FAILED_PROTOCOL
+    | zmq.EVENT_HANDSHAKE_FAILED_AUTH
+)
+_EVENT: Final = struct.Struct("=HI")
+_monitors = itertools.count(1)
+
+
+class Link:
+    """One endpoint's libzmq socket, its monitor, and the pipe it shows."""
+
+    def __init__(
+        self,
+        spec: SocketSpec,
+        events: Events,
+        reactor: Reactor,
+        endpoint: str,
+        *,
+        bound: bool,
+        ipv6: bool,
+    ) -> None:
+        self.spec = spec
+        self.events = events
+        self.reactor = reactor
+        self.endpoint = endpoint
+        self.bound = bound
+        options = spec.options
+        self.envelope: Envelope = envelope_for(spec, random.getrandbits(32))
+        self.router = self.envelope.router
+        #: Directions the socket uses: only those are ever waited for (rule 3).
+        self.watch_recv = spec.reads_data
+        self.watch_send = spec.writes_data
+        #: A connecting link with immediate off shows its pipe from connect on.
+        self.persistent = not bound and not options.immediate
+        self.pipe: ZmqPipe | None = None  # the live pipe
+        self.draining: ZmqPipe | None = None  # a gone pipe still being read
+        self.pipes: list[ZmqPipe] = []  # every pipe not yet retired (their counts)
+        #: A peer's handshake succeeded and the pipe waits for POLLOUT (_arrive).
+        self.arriving = False
+        self.conns: set[int] = set()
+        self.shaken = 0
+        self.handshook = False  # since the last CONNECTED (a connecting link's)
+        self.refused: Exception | None = None
+        #: One offer_batch's messages that libzmq had no room for yet (rule 6).
+        self.backlog: tuple[memoryview, list[int], int] | None = None
+        self.drain_waiting = False
+        self.retired = EndpointStats()
+        self._reporting = False
+        self._report_recv = False
+        self._report_send = False
+        self.closed = False
+        self._zap_domain = ""
+
+        ctx = _context.context()
+        sock = self.sock = ctx.socket(self.envelope.zmq_type)
+        try:
+            self._zap_domain = _setup.configure(
+                sock, options, bound=bound, router=self.router, ipv6=ipv6
+            )
+            self.monitor = sock.get_monitor_socket(
+                _MONITORED, f"inproc://shmsock-monitor-{next(_monitors)}"
+            )
+        except BaseException:
+            sock.close(0)
+            raise
+        self._send = sock.send
+        self._recv = sock.recv
+        self._get = sock.getsockopt
+        #: libzmq's batch calls on this socket (None: pyzmq's calls only).
+        self.batch = _calls.Batch(sock) if _calls.API is not None else None
+        self.events_now: Callable[[], int] = (
+            self.batch.events if self.batch is not None else self._pyzmq_events
+        )
+        self.fd: int = sock.getsockopt(zmq.FD)
+        self.mfd: int = self.monitor.getsockopt(zmq.FD)
+
+    def start(self) -> None:
+        """Watch the descriptors (after bind or connect succeeded)."""
+        self.reactor.register(self.mfd, self._on_monitor)
+        self.reactor.register(self.fd, self._on_fd)
+        # Rule 2, for the monitor: its descriptor signals only after a read
+        # found it empty.  The data socket's turn comes with its first pipe.
+        self._on_monitor()
+        if self.persistent:
+            self._attach()
+
+    def _pyzmq_events(self) -> int:
+        ev: int = self._get(_EVENTS)
+        return ev
+
+    @property
+    def reader(self) -> ZmqPipe | None:
+        """The pipe that reads what libzmq holds: the live one, else a gone one draining."""
+        return self.pipe or self.draining
+
+    # -- the EVENTS discipline (the package's rules 2-5) -----------------------------
+
+    def _on_fd(self) -> None:
+        """Rule 5: the descriptor woke; see what is ready, and report it now."""
+        if not self.closed:
+            self.sync(direct=True)
+
+    def sync(self, direct: bool) -> int:
+        """Read EVENTS and set the pipes' flags; report what turned ready.
+
+        *direct*: from the reactor, where the socket may be told at once;
+        otherwise (inside a call the socket made) the report waits for the
+        reactor's next poll.  Returns the events read.
+        """
+        ev = self.events_now()
+        if self.arriving and ev & _POLLOUT:
+            if direct:
+                self._attach()  # reads EVENTS again: it reports what it finds itself
+            else:
+                self.reactor.soon(self._on_fd)  # attaching reports: not from here
+            return ev
+        if ev & _POLLOUT and self.backlog is not None:
+            self._flush_backlog()
+            if self.backlog is not None:
+                ev &= ~_POLLOUT  # what room there was went to the backlog
+            elif self.drain_waiting:
+                self.drain_waiting = False
+                self._report_send = True
+        reader = self.reader
+        if ev & _POLLIN and reader is not None and not reader.readable and self.watch_recv:
+            reader.readable = True
+            self._report_recv = True
+        pipe = self.pipe
+        if (
+            ev & _POLLOUT
+            and pipe is not None
+            and not pipe.writable
+            and (direct or not self.router)  # ROUTER's POLLOUT is not this requester's room
+            and self.backlog is None
+        ):
+            pipe.writable = True
+            self._report_send = True
+        if self._report_recv or self._report_send:
+            if direct:
+                self._report()
+            elif not self._reporting:
+                self._reporting = True
+                self.reactor.soon(self._report)
+        return ev
+
+    def _report(self) -> None:
+        self._reporting = False
+        recv, send = self._report_recv, self._report_send
+        self._report_recv = self._report_send = False
+        if self.closed:
+            return
+        if recv:
+            reader = self.reader
+            if reader is not None:
+                self.events.ready(reader, True, False)
+        if send:
+            pipe = self.pipe
+            if pipe is not None:
+                self.events.ready(pipe, False, True)
+
+    def after_call(self) -> None:
+        """Rule 3: after a call, when a direction is marked not ready."""
+        self.sync(direct=False)
+
+    def again_send(self, pipe: ZmqPipe) -> bool:
+        """Rule 4, for a send that met Again: True if it should be tried again now."""
+        pipe.writable = False
+        ev = self.sync(direct=False)
+        if ev & _POLLOUT and not self.router:
+            pipe.writable = True
+            return True
+        return False
+
+    def again_recv(self, pipe: ZmqPipe) -> bool:
+        """Rule 4, for a receive that met Again: True if it should be tried again now."""
+        pipe.readable = False
+        ev = self.sync(direct=False)
+        if ev & _POLLIN:
+            pipe.readable = True
+            return True
+        if pipe is self.draining and pipe.took_since_gone:
+            self.draining = None
+            self.events.finished(pipe)  # gone and drained (the contract's rule 5)
+        return False
+
+    # -- a batch's rest (rule 6) ------------------------------------------------------
+
+    def hold(self, data: memoryview, lens: list[int], pos: int) -> None:
+        """Keep what an offer_batch could not hand over: *lens* from offset *pos*."""
+        self.backlog = (data, lens, pos)
+
+    def _flush_backlog(self) -> None:
+        assert self.backlog is not None
+        data, lens, pos = self.backlog
+        batch = self.batch
+        if batch is not None:
+            rest = data[pos:]
+            sent, err = batch.send(_calls.ffi.from_buffer(rest), _calls.lens_of(lens), len(lens))
+            if sent < len(lens):
+                if err != errno.EAGAIN:
+                    raise zmq.ZMQError(err)
+                self.backlog = (data, lens[sent:], pos + sum(lens[:sent]))
+                return
+            self.backlog = None
+            return
+        send = self._send
+        for i, n in enumerate(lens):
+            try:
+                send(data[pos : pos + n], _DONTWAIT)
+            except zmq.Again:
+                self.backlog = (data, lens[i:], pos)
+                return
+            pos += n
+        self.backlog = None
+
+    def backlog_size(self) -> tuple[int, int]:
+        """Messages and bytes the backlog holds."""
+        if self.backlog is None:
+            return 0, 0
+        _data, lens, _pos = self.backlog
+        return len(lens), sum(lens)
+
+    # -- sessions (rule 8) ---------------------------------------------------------
+
+    def _on_monitor(self) -> None:
+        recv = self.monitor.recv_multipart
+        while not self.closed:
+            try:
+                frames = recv(_DONTWAIT)
+            except zmq.Again:
+                return
+            except zmq.ZMQError:  # pragma: no cover - closed under us
+                return
+            if len(frames) != 2 or len(frames[0]) != _EVENT.size:  # pragma: no cover
+                continue
+            event, value = _EVENT.unpack(frames[0])
+            self._on_event(event, value)
+
+    def _on_event(self, event: int, value: int) -> None:
+        shaken = self.shaken
+        self._count_event(event, value)
+        if self.shaken != shaken and not self.closed:
+            self.events.changed()  # the peers gauge moved (stats, and who waits on it)
+
+    def _count_event(self, event: int, value: int) -> None:
+        if event in (zmq.EVENT_CONNECTED, zmq.EVENT_ACCEPTED):
+            self.conns.add(value)
+            self.handshook = False
+        elif event == zmq.EVENT_HANDSHAKE_SUCCEEDED:
+            self.handshook = True
+            self.shaken = min(self.shaken + 1, len(self.conns))
+            if self.refused is not None:
+                self.refused = None
+            if self.shaken == 1 and self.pipe is None:
+                self._arrive()
+        elif event == zmq.EVENT_DISCONNECTED:
+            if value in self.conns:
+                self.conns.discard(value)
+                self.shaken = min(self.shaken, len(self.conns))
+                if not self.handshook and not self.bound and self.refused is None:
+                    self._refuse(
+                        IncompatiblePeer(
+                            f"the socket at {self.endpoint} closed the connection during the"
+                            " handshake without a reason: most likely its type cannot talk to"
+                            f" a {self.spec.kind.name} (libzmq then stops reconnecting)"
+                        )
+                    )
+                self.handshook = True  # one refusal per connection
+                if self.shaken == 0 and not self.persistent:
+                    self.arriving = False
+                    if self.pipe is not None:
+                        self._detach()
+        elif not self.bound:  # a handshake failed: the server refused us, or we it
+            self.handshook = True
+            failure = _setup.failure(event, value, self.endpoint, self.spec.options)
+            if failure is not None:
+                self._refuse(failure)
+
+    def _refuse(self, exc: Exception) -> None:
+        """A connect that brought no peer, and why (check_usable raises it)."""
+        if self.pipe is None or not self.pipe.alive:
+            self.refused = exc
+            self.events.changed()
+
+    def _arrive(self) -> None:
+        """A peer's handshake succeeded: attach once libzmq's socket can send to it.
+
+        The monitor hears of the handshake before the socket has the
+        connection's queue (a command in its mailbox), and a send made in
+        between meets Again: the pipe would start refused, and round-robin
+        would pass it over for the first messages after ``wait_peers``.  So
+        a socket that sends waits for POLLOUT (the descriptor signals the
+        queue's arrival); one that only receives attaches at once.
+        """
+        if not self.watch_send:
+            self._attach()
+            return
+        self.arriving = True
+        self.sync(direct=True)
+
+    def _attach(self) -> None:
+        self.arriving = False
+        old = self.draining
+        pipe = ZmqPipe(self)
+        if old is not None:
+            # Its peer is gone and a new one came: what libzmq still holds
+            # from the old one is read through the new pipe, in order, and
+            # so is what the old one had taken into its inbox.
+            self.draining = None
+            old.hand_over(pipe)
+            old.readable = False
+            self.events.finished(old)
+        self.pipe = pipe
+        self.pipes.append(pipe)
+        self.events.attached(pipe)
+        self.sync(direct=True)
+
+    def _detach(self) -> None:
+        """The last peer went: the pipe is gone, and read while libzmq holds anything."""
+        pipe = self.pipe
+        assert pipe is not None
+        self.pipe = None
+        pipe.alive = False
+        pipe.writable = False
+        pipe.try_write = pipe.refuse
+        if not self.watch_recv:
+            pipe.readable = False
+            self.events.gone(pipe)
+            self.events.finished(pipe)
+            return
+        # libzmq reports the disconnect before it hands the socket the last
+        # messages it read from the connection: what EVENTS says now may not
+        # be all.  The gone pipe stays the reader (finished once a take finds
+        # it empty after something came, or a new peer's pipe takes over, or
+        # the link closes), and the descriptor says when more is there.
+        pipe.readable = bool(pipe.inbox) or bool(self.events_now() & _POLLIN)
+        self.draining = pipe
+        self.events.gone(pipe)
+
+    # -- the end ---------------------------------------------------------------------
+
+    def set_linger(self, linger: float | None) -> None:
+        if not self.closed:
+            self.sock.setsockopt(zmq.LINGER, -1 if linger is None else _setup.ms(linger))
+            if self.pipe is not None and not (self.pipe.readable and self.pipe.writable):
+                self.after_call()
+
+    def close(self) -> None:
+        """Close the libzmq socket; libzmq sends what it holds for up to its LINGER.
+
+        What the backlog still holds is handed over if there is room, and
+        otherwise lost and counted in ``dropped``; what libzmq received
+        that was not taken is lost uncounted (libzmq does not say).  The
+        pipes end: the socket forgets them with the transport.
+        """
+        if self.closed:
+            return
+        if self.backlog is not None:
+            try:
+                self._flush_backlog()
+            except zmq.ZMQError:  # pragma: no cover - the socket broke
+                pass
+            lost, _nbytes = self.backlog_size()
+            self.retired.dropped += lost
+            self.backlog = None
+        self.closed = True
+        self.reactor.unregister(self.fd)
+        self.reactor.unregister(self.mfd)
+        for pipe in (self.pipe, self.draining):
+            if pipe is not None:
+                pipe.alive = pipe.readable = pipe.writable = False
+                pipe.try_write = pipe.refuse
+                pipe.drop_inbox()
+        if self._zap_domain:
+            _context.forget_clients(self._zap_domain)
+        try:
+            self.sock.disable_monitor()
+        except zmq.ZMQError:  # pragma: no cover
+            pass
+        self.monitor.close(0)
+        if self.batch is not None:
+            self.batch.close()
+        self.sock.close()
+
+    def disown(self) -> None:
+        """A fork() child: forget the sockets without a call into libzmq."""
+        self.closed = True
+        for pipe in (self.pipe, self.draining):
+            if pipe is not None:
+                pipe.alive = pipe.readable = pipe.writable = False
+
+    def count(self, st: EndpointStats) -> None:
+        """Add this link's counters and gauges to *st*."""
+        st.add_counters(self.retired)
+        for pipe in list(self.pipes):  # the exporter's thread calls this too
+            pipe.count(st)
+        st.peers += self.shaken if not self.closed else 0
+        st.used_out += self.backlog_size()[1]
+
+    def retire(self, pipe: ZmqPipe) -> None:
+        """The socket is done with *pipe*: its counts move to the link's."""
+        if pipe in self.pipes:
+            self.pipes.remove(pipe)
+            pipe.count(self.retired)
