@@ -389,6 +389,14 @@ int shm_bulk_accept(shm_bulk_reader *r, const uint8_t *desc);
  * when checked is 0) or SHM_EBULKCRC. */
 int shm_bulk_verify(const uint8_t *copy, uint64_t len, uint32_t crc, uint32_t checked);
 
+/* Copy an accepted extent out of the region (`src`, `len` bytes) into the
+ * private `dst` and verify its checksum on the copy, as shm_bulk_verify
+ * does: in pieces that are checked while they are still in the cache, so
+ * the frame is read once from memory.  Returns 0 or SHM_EBULKCRC (dst then
+ * holds the copy, which is not to be used). */
+int shm_bulk_copy_verify(uint8_t *dst, const uint8_t *src, uint64_t len, uint32_t crc,
+                         uint32_t checked);
+
 /* Publish that every extent before position `pos` is released, and report
  * whether the producer waits for that room (1: signal it).  `pos` must lie
  * between the last published position and the end of the last extent

@@ -15,6 +15,7 @@ calls :meth:`BulkWriter.release` before unmapping
 
 from __future__ import annotations
 
+import ctypes
 import mmap
 from typing import Final, NamedTuple
 
@@ -291,6 +292,39 @@ class Extent(NamedTuple):
     crc: int
     checked: bool  # the crc is to be verified
     end: int  # the position that releases it (and everything before it)
+
+
+# A bytes object whose contents the caller fills (CPython's own API for
+# that: PyBytes_FromStringAndSize with NULL), so a frame is written once,
+# by the C copy, instead of zeroed or copied first.
+_new_bytes = ctypes.pythonapi.PyBytes_FromStringAndSize
+_new_bytes.restype = ctypes.py_object
+_new_bytes.argtypes = (ctypes.c_void_p, ctypes.c_ssize_t)
+
+
+def copy_out(region: mmap.mmap, extent: Extent) -> bytes:
+    """*extent*'s frame copied out of *region* into new bytes, its checksum checked on the copy.
+
+    One pass over the region (``shm_bulk_copy_verify``): the copy is
+    checked piece by piece while each piece is in the cache.  Raises
+    CorruptMessage (``SHM_EBULKCRC``) on a mismatch.
+    """
+    n = extent.length
+    data: bytes = _new_bytes(None, n)
+    dst = ffi.from_buffer(data)  # nobody else holds it yet: filling it is safe
+    try:
+        src = ffi.from_buffer(region)
+        try:
+            rc = lib.shm_bulk_copy_verify(
+                dst, src + extent.offset, n, extent.crc, 1 if extent.checked else 0
+            )
+        finally:
+            ffi.release(src)  # before anything may unmap the region
+    finally:
+        ffi.release(dst)
+    if rc:
+        _fail(rc)
+    return data
 
 
 def verify(copy: object, extent: Extent) -> None:

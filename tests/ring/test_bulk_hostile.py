@@ -28,6 +28,7 @@ import socket
 import subprocess
 from array import array
 
+import crc32c
 import pytest
 from helpers import bulkref as ref
 from helpers import cbuild
@@ -530,3 +531,21 @@ def test_c_bulk_fuzz_driver(tmp_path):
     assert out.stdout.startswith("ok "), out.stdout
     counts = dict(kv.split("=") for kv in out.stdout.split()[1:])
     assert int(counts["accepted"]) > 0 and int(counts["refused"]) > 0, out.stdout
+
+
+@pytest.mark.parametrize("size", [1, 4097, 256 << 10, (1 << 20) + 17])
+def test_the_copy_out_is_checked_in_every_piece(size):
+    # The reader copies a frame and checks its CRC piece by piece (256 KiB):
+    # the CRC chained over the pieces is the frame's, and a byte changed in
+    # any piece, the last short one too, is corruption.
+    body = os.urandom(size)
+    mm = mmap.mmap(-1, 4096 + size)
+    mm[4096:] = body
+    ext = B.Extent(4096, size, crc32c.crc32c(body), True, 0)
+    assert B.copy_out(mm, ext) == body
+    assert B.copy_out(mm, ext._replace(crc=0, checked=False)) == body
+    for at in sorted({0, size // 2, size - 1}):
+        mm[4096 + at] ^= 0x40
+        with pytest.raises(CorruptMessage):
+            B.copy_out(mm, ext)
+        mm[4096 + at] ^= 0x40
