@@ -217,9 +217,12 @@ static inline void count_bytes(shm_bulk_writer *w, uint64_t len)
     atomic_store_explicit(at64(w->ring, OFF_BULK_WRITTEN), w->bytes, memory_order_relaxed);
 }
 
-/* Copying and checksumming a large frame in pieces of this size reads each
- * piece from memory once: the checksum reads it again from the cache. */
+/* Copying and checksumming a frame larger than PIECED in pieces of PIECE
+ * bytes reads each piece from memory once: the checksum reads it again
+ * from the cache.  A smaller frame is still in the cache after one whole
+ * copy, and one piece measured a little cheaper there. */
 #define PIECE ((uint64_t)256 * 1024)
+#define PIECED ((uint64_t)2 * 1024 * 1024)
 
 /* memcpy(dst, src, len), returning the CRC32C of the bytes, piece by piece.
  * `of_dst` checksums what landed in dst (the reader's private copy), else
@@ -227,8 +230,9 @@ static inline void count_bytes(shm_bulk_writer *w, uint64_t len)
 static uint32_t copy_crc(uint8_t *dst, const uint8_t *src, uint64_t len, int of_dst)
 {
     uint32_t crc = 0;
+    uint64_t piece = len > PIECED ? PIECE : len;
     for (uint64_t done = 0; done < len;) {
-        uint64_t n = len - done < PIECE ? len - done : PIECE;
+        uint64_t n = len - done < piece ? len - done : piece;
         memcpy(dst + done, src + done, n);
         crc = shm_crc32c(crc, of_dst ? dst + done : src + done, n);
         done += n;

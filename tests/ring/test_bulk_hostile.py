@@ -533,9 +533,10 @@ def test_c_bulk_fuzz_driver(tmp_path):
     assert int(counts["accepted"]) > 0 and int(counts["refused"]) > 0, out.stdout
 
 
-@pytest.mark.parametrize("size", [1, 4097, 256 << 10, (1 << 20) + 17])
+@pytest.mark.parametrize("size", [1, 4097, 256 << 10, (1 << 20) + 17, (3 << 20) + 17])
 def test_the_copy_out_is_checked_in_every_piece(size):
-    # The reader copies a frame and checks its CRC piece by piece (256 KiB):
+    # The reader copies a frame and checks its CRC piece by piece (256 KiB
+    # pieces above 2 MiB):
     # the CRC chained over the pieces is the frame's, and a byte changed in
     # any piece, the last short one too, is corruption.
     body = os.urandom(size)
