@@ -44,6 +44,8 @@ nitpick_ignore_regex = [
     (r"py:.*", r"(collections\.abc|contextlib|os|pathlib|prometheus_client|trio|typing)\..+"),
     # A "Raises:" section of a method that never raises says "Nothing".
     (r"py:exc", r"Nothing"),
+    # The serialization helpers' type variable (the object sent and received).
+    (r"py:class", r"shmsock\._serializing\.T"),
 ]
 
 autodoc_member_order = "bysource"

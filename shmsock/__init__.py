@@ -20,11 +20,13 @@ from ._curve import curve_keypair
 from ._errors import (
     AddressInUse,
     CorruptMessage,
+    HostUnreachable,
     IncompatiblePeer,
     InvalidEndpoint,
     MessageTooLarge,
     MultipartMessage,
     NotInTrio,
+    RoutingIdInUse,
     SecurityError,
     SegmentError,
     SharedMemoryFull,
@@ -34,6 +36,8 @@ from ._errors import (
     VersionMismatch,
 )
 from ._options import Options, SocketOption
+from ._peerevents import PeerEvent, PeerEventKind, PeerEvents
+from ._proxy import proxy
 from ._socket import Socket, socket
 from ._transport import Lease
 from ._types import SocketType
@@ -43,6 +47,8 @@ PUSH = SocketType.PUSH
 PULL = SocketType.PULL
 REQ = SocketType.REQ
 REP = SocketType.REP
+DEALER = SocketType.DEALER
+ROUTER = SocketType.ROUTER
 
 # Option names, as pyzmq's zmq.LINGER and the like (pyzmq's others do not
 # exist here: setsockopt says what to use instead).
@@ -52,6 +58,8 @@ SPIN_US = SocketOption.SPIN_US
 CHECKSUM = SocketOption.CHECKSUM
 LINGER = SocketOption.LINGER
 SCHEDULE_EVERY_US = SocketOption.SCHEDULE_EVERY_US
+ROUTING_ID = SocketOption.ROUTING_ID
+ROUTER_MANDATORY = SocketOption.ROUTER_MANDATORY
 
 # The one place the version is written: pyproject.toml reads it from here
 # (as a literal, without importing), so keep it a plain string.
@@ -59,6 +67,7 @@ __version__ = "0.1.0"
 
 __all__ = [
     "CHECKSUM",
+    "DEALER",
     "LINGER",
     "MAX_MSG_SIZE",
     "PAIR",
@@ -67,10 +76,14 @@ __all__ = [
     "REP",
     "REQ",
     "RING_SIZE",
+    "ROUTER",
+    "ROUTER_MANDATORY",
+    "ROUTING_ID",
     "SCHEDULE_EVERY_US",
     "SPIN_US",
     "AddressInUse",
     "CorruptMessage",
+    "HostUnreachable",
     "IncompatiblePeer",
     "InvalidEndpoint",
     "Lease",
@@ -78,6 +91,10 @@ __all__ = [
     "MultipartMessage",
     "NotInTrio",
     "Options",
+    "PeerEvent",
+    "PeerEventKind",
+    "PeerEvents",
+    "RoutingIdInUse",
     "SecurityError",
     "SegmentError",
     "SharedMemoryFull",
@@ -90,6 +107,7 @@ __all__ = [
     "VersionMismatch",
     "curve_keypair",
     "metrics",
+    "proxy",
     "socket",
     "testing",
 ]

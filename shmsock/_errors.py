@@ -13,11 +13,13 @@ from __future__ import annotations
 __all__ = [
     "AddressInUse",
     "CorruptMessage",
+    "HostUnreachable",
     "IncompatiblePeer",
     "InvalidEndpoint",
     "MessageTooLarge",
     "MultipartMessage",
     "NotInTrio",
+    "RoutingIdInUse",
     "SecurityError",
     "SegmentError",
     "SharedMemoryFull",
@@ -98,6 +100,29 @@ class StateError(ShmsockError):
 
 class IncompatiblePeer(ShmsockError):
     """The peer's socket type cannot talk to this one (PUSH to PUSH, say)."""
+
+
+class HostUnreachable(ShmsockError):
+    """A ROUTER was given a routing id that names no connected peer.
+
+    libzmq's EHOSTUNREACH with ``ROUTER_MANDATORY``, which shmsock's ROUTER
+    has on by default (option ``router_mandatory``): the peer never
+    connected, or it has departed.  Nothing was sent.  ``routing_id`` is
+    the id it was given.
+    """
+
+    def __init__(self, message: str, routing_id: bytes = b"") -> None:
+        super().__init__(message)
+        self.routing_id = routing_id
+
+
+class RoutingIdInUse(ShmsockError):
+    """A ROUTER refused this socket: another of its peers has the same ``routing_id``.
+
+    Raised on the socket that asked for the id (the connecting DEALER or
+    REQ), as every refusal is: by ``send`` and ``recv`` while it has no
+    other peer.  It tries again when a socket next binds the endpoint.
+    """
 
 
 class SecurityError(ShmsockError):

@@ -18,12 +18,14 @@ the socket chooses (:meth:`Hub.reap`), never in the middle of a read.
 from __future__ import annotations
 
 import sys
+import weakref
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 import trio
 
 from ._patterns import Pattern
+from ._peerevents import PeerEventKind, PeerEvents, event_of
 from ._stats import EndpointStats
 from ._transport import NO_LIMIT, Pipe, SocketSpec, Transport, WakeUps, load, scheme_of
 from ._transport._reactor import Reactor
@@ -71,6 +73,8 @@ class Hub:
         self.direct: socket.socket | None = None
         self._start_soon: Callable[..., Any] | None = None
         self._later: list[tuple[float, Callable[[], None]]] = []
+        #: Peer-event iterators that listen (``_peerevents``); empty: no cost.
+        self.watchers: weakref.WeakSet[PeerEvents] = weakref.WeakSet()
         self.closed = False
 
     # -- transports ------------------------------------------------------------------
@@ -132,6 +136,7 @@ class Hub:
             if pipe in self.pipes:
                 self.queues.remove(pipe)
                 self.pipes.remove(pipe)
+                self.pattern.retired(pipe)
                 pipe.retire()
 
     def only_pipe(self) -> Pipe | None:
@@ -171,6 +176,8 @@ class Hub:
         self.queues.want_send(pipe)
         self.queues.want_recv(pipe)
         self.pattern.attached(pipe)
+        if self.watchers:
+            self.tell(PeerEventKind.CONNECTED, pipe)
         self._peer_limits()
         self.peers_lot.unpark_all()
         self.wake(True, True)
@@ -179,6 +186,8 @@ class Hub:
         if pipe.readable:
             self.queues.want_recv(pipe)  # what it sent before it went is still read
         self.pattern.gone(pipe)
+        if self.watchers:
+            self.tell(PeerEventKind.DEPARTED, pipe)
         self._peer_limits()
         self.peers_lot.unpark_all()
         self.wake(True, True)
@@ -188,6 +197,12 @@ class Hub:
         if limit != self.peer_limit:
             self.peer_limit = limit
             self.limits_changed()
+
+    def tell(self, kind: PeerEventKind, pipe: Pipe, to: PeerEvents | None = None) -> None:
+        """Give every peer-event iterator (or only *to*) the event *kind* about *pipe*."""
+        event = event_of(kind, pipe, self.pattern.routing_id_of(pipe))
+        for watcher in [to] if to is not None else list(self.watchers):
+            watcher.put(event)
 
     def finished(self, pipe: Pipe) -> None:
         self.finished_pipes.append(pipe)
@@ -204,6 +219,9 @@ class Hub:
 
     def control(self, pipe: Pipe, frames: list[bytes]) -> None:
         self.pattern.on_control(pipe, frames)
+
+    def identity_in_use(self, identity: bytes) -> bool:
+        return self.pattern.identity_in_use(identity)
 
     def call_later(self, seconds: float, fn: Callable[[], None]) -> None:
         if self.closed:
@@ -262,6 +280,7 @@ class Hub:
         Trio loop.  Never raises.
         """
         self.closed = True
+        self.watchers.clear()
         for transport in self.transports.values():
             transport.disown()
         self.reactor.disown()
@@ -280,3 +299,5 @@ class Hub:
         self.queues.clear()
         self.finished_pipes.clear()
         self.reactor.close()
+        for watcher in list(self.watchers):
+            watcher.end()

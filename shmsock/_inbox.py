@@ -6,7 +6,8 @@ pops a plain message from the head pipe's inbox before it comes here):
 1. the socket is open and the pattern allows a receive now;
 2. the pattern takes the next message from its ready queues (a pipe
    hands over what its transport holds) and says whether it may be
-   delivered (a REQ drops a late reply);
+   delivered (a REQ drops a late reply), and in what shape (a ROUTER puts
+   the routing id in front);
 3. a multipart message asked for with ``recv`` goes back where it was,
    and MultipartMessage says why;
 4. "nothing now" becomes WouldBlock, after the pattern and the transports
@@ -40,13 +41,22 @@ class Inbox:
         self._hub = hub
         self._check_open = check_open
 
-    def take(self, multipart: bool, poll: bool | None = True) -> Queued:
+    def take(
+        self,
+        multipart: bool,
+        poll: bool | None = True,
+        forward: Callable[[list[bytes]], None] | None = None,
+    ) -> Queued:
         """The next message that may be delivered now, or WouldBlock.
 
         *poll* False skips handling events the background task has not
         handled yet: only a caller about to wait on the descriptor that
         would bring them may skip it.  None: skip when the socket has one
         pipe (an async receive, which would wait on it directly).
+
+        *forward* (``shmsock.proxy``'s) is handed the message's frames
+        before it counts as received; if it raises, the message goes back
+        where it was, first in its pipe, and the error propagates.
         """
         self._check_open()
         pattern = self._pattern
@@ -64,11 +74,24 @@ class Inbox:
             aux = item.aux if type(item) is Message else 0
             if not pattern.accept(pipe, aux):
                 continue  # a late reply to an abandoned request
+            taken = item
+            if pattern.shapes_recv:  # (ROUTER: the routing id in front)
+                given: list[bytes] = [item] if type(item) is bytes else item.frames  # type: ignore[attr-defined]
+                frames = pattern.incoming(pipe, given, aux)
+                if frames is None:
+                    continue  # not a message of this type's (a REP's request without envelope)
+                item = frames[0] if len(frames) == 1 else Message(frames, 0)
             if not multipart and type(item) is Message and len(item.frames) > 1:
-                cast(Pipe, pipe).push_back([item])
+                cast(Pipe, pipe).push_back([taken])  # type: ignore[list-item]
                 raise MultipartMessage(
                     f"the next message has {len(item.frames)} frames: use recv_multipart"
                 )
+            if forward is not None:
+                try:
+                    forward([item] if type(item) is bytes else item.frames)  # type: ignore[attr-defined]
+                except BaseException:
+                    cast(Pipe, pipe).push_back([taken])  # type: ignore[list-item]
+                    raise
             pattern.received(pipe, aux)
             if hub.finished_pipes:
                 hub.reap()

@@ -57,6 +57,16 @@ class Options:
         ``dropped``.  On ``tcp://`` and ``ipc://`` it is libzmq's LINGER:
         how long libzmq keeps sending what it holds after the close (see
         :doc:`network`); ``aclose`` does not wait for those.
+    routing_id
+        What this socket asks its ROUTER peers to call it (libzmq's
+        ``ZMQ_ROUTING_ID``): 1 to 255 bytes, not starting with a zero byte
+        (those are the ids a ROUTER makes up).  Default None: each ROUTER
+        gives it an id of its own.  A ROUTER that has a live peer of that
+        id already refuses the connection (RoutingIdInUse).
+    router_mandatory
+        ROUTER only: whether sending to a routing id that names no peer
+        raises HostUnreachable (True, the default) or drops the message
+        silently, counting it (False, libzmq's default).
 
     The options below apply to ``tcp://`` and ``ipc://`` endpoints only (each
     one a libzmq socket; see :doc:`network`), and take effect on the
@@ -134,6 +144,8 @@ class Options:
     checksum: bool = True
     linger: float | None = 1.0
     schedule_every_us: int = 100
+    routing_id: bytes | None = None
+    router_mandatory: bool = True
     # tcp:// and ipc:// (libzmq) only; see ZMQ_OPTIONS.
     sndhwm: int = 1000
     rcvhwm: int = 1000
@@ -169,6 +181,8 @@ class SocketOption(enum.StrEnum):
     CHECKSUM = "checksum"
     LINGER = "linger"
     SCHEDULE_EVERY_US = "schedule_every_us"
+    ROUTING_ID = "routing_id"
+    ROUTER_MANDATORY = "router_mandatory"
     SNDHWM = "sndhwm"
     RCVHWM = "rcvhwm"
     HEARTBEAT_IVL = "heartbeat_ivl"
@@ -212,7 +226,7 @@ ZMQ_OPTIONS: Final = frozenset(
 
 
 #: Options that may change only before the socket first binds or connects.
-FIXED_ONCE_ATTACHED: Final = frozenset({"ring_size", "max_msg_size"})
+FIXED_ONCE_ATTACHED: Final = frozenset({"ring_size", "max_msg_size", "routing_id"})
 
 _FAIL_AFTER = (
     "for a {what} timeout, put the call in a Trio cancel scope: `with trio.fail_after(seconds):`"
@@ -235,8 +249,7 @@ PYZMQ_HINTS: Final = {
     "rcvbuf": _HWM,
     "maxmsgsize": "it is called max_msg_size (in bytes; there is no -1 for no limit)",
     "rcvmore": "recv_multipart returns every frame of a message at once",
-    "identity": "there is no DEALER or ROUTER socket yet",
-    "routing_id": "there is no DEALER or ROUTER socket yet",
+    "identity": "it is called routing_id (bytes)",
     "subscribe": "there is no PUB or SUB socket yet",
     "unsubscribe": "there is no PUB or SUB socket yet",
 }
@@ -320,9 +333,32 @@ def make_options(**options: Any) -> Options:
                 raise ValueError(f"option linger must be None or >= 0 seconds, not {linger}")
             linger = float(linger)
         values["linger"] = linger
+    if "routing_id" in options:
+        values["routing_id"] = check_routing_id(options["routing_id"])
+    if "router_mandatory" in options:
+        mandatory = options["router_mandatory"]
+        if not isinstance(mandatory, bool):
+            raise TypeError(f"option router_mandatory must be True or False, not {mandatory!r}")
+        values["router_mandatory"] = mandatory
     for name in ZMQ_OPTIONS.intersection(options):
         values[name] = _ZMQ_CHECKS[name](name, options[name])
     return Options(**values)
+
+
+def check_routing_id(value: Any) -> bytes | None:
+    """*value* as a routing id a socket may ask for (None: none), or TypeError/ValueError."""
+    if value is None:
+        return None
+    if not isinstance(value, bytes | bytearray):
+        raise TypeError(f"option routing_id must be bytes or None, not {type(value).__name__}")
+    rid = bytes(value)
+    if not 1 <= len(rid) <= 255:
+        raise ValueError(f"option routing_id must be 1 to 255 bytes, not {len(rid)}")
+    if rid[0] == 0:
+        raise ValueError(
+            "option routing_id must not start with a zero byte: ROUTERs make up such ids"
+        )
+    return rid
 
 
 # -- the tcp:// and ipc:// options ----------------------------------------------------

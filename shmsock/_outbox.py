@@ -4,7 +4,8 @@ The general path of every send (the socket's ``send_nowait`` fast path
 handles plain messages to the head of the send queue before it comes
 here):
 
-1. the socket is open and the pattern allows a send now;
+1. the socket is open and the pattern allows a send now (and, for a type
+   that shapes its messages, ``Pattern.outgoing`` says what to write);
 2. the message's size is within ``max_msg_size`` and every limit that
    applies (a transport's "at once", the receivers' own limits);
 3. the pattern says where it goes (a placement, ``_patterns._base``);
@@ -66,6 +67,10 @@ class Outbox:
         pattern = self._pattern
         pattern.check_send()
         hub = self._hub
+        if pattern.shapes_send:  # (ROUTER: the routing id chooses the pipe)
+            frames, aux = pattern.outgoing(frames)
+        else:
+            aux = -1
         if len(frames) == 1:
             size = len(frames[0])
             if size > self.max_msg_size:
@@ -79,7 +84,7 @@ class Outbox:
         if not simple:
             for transport in hub.transports.values():
                 transport.check_atomic(frames, size)
-        self.place(frames, pattern.send_aux(), size)
+        self.place(frames, pattern.send_aux() if aux < 0 else aux, size)
 
     def place(self, frames: list[bytes], aux: int, size: int) -> None:
         """Offer the message where the pattern says, until placed or nowhere.

@@ -41,8 +41,10 @@ from ._lifetime import Lifetime, open_sockets
 from ._options import Options, make_options
 from ._outbox import Outbox
 from ._patterns import PATTERNS, make_pattern
+from ._peerevents import PeerEventKind, PeerEvents
 from ._receiving import Receiving
 from ._sending import Sending
+from ._serializing import Serializing
 from ._sockopts import SocketOptions, refuse_pyzmq_options
 from ._stats import EndpointStats
 from ._transport import Pipe, SocketSpec
@@ -56,7 +58,7 @@ __all__ = ["Socket", "socket"]
 # (No typing.cast below: it is a function call, and these are hot paths.)
 
 
-class Socket(Sending, Receiving, SocketOptions, Lifetime):
+class Socket(Sending, Receiving, Serializing, SocketOptions, Lifetime):
     """A shmsock socket.  Create one with :func:`shmsock.socket`.
 
     The methods follow pyzmq's names and Trio's rules; docs/trio.md lists
@@ -105,6 +107,7 @@ class Socket(Sending, Receiving, SocketOptions, Lifetime):
         self._kind = kind
         self._options = options
         self._pattern = pattern = make_pattern(kind)
+        pattern.set_options(options)
         spec = SocketSpec(
             kind=kind,
             options=options,
@@ -333,6 +336,34 @@ class Socket(Sending, Receiving, SocketOptions, Lifetime):
         check_count(count, "count", 0)
         require_trio("wait_peers()")
         await retry(self._peers_at_least, self._waiter.wait_peers, count)
+
+    def peer_events(self, max_events: int = 1024) -> PeerEvents:
+        """An async iterator of peer events: which peers connect, and when they depart.
+
+        ::
+
+            async for event in sock.peer_events():
+                print(event.kind, event.endpoint, event.routing_id)
+
+        It starts with a CONNECTED event for each peer attached now, then
+        gives one :class:`~shmsock.PeerEvent` per change.  It keeps at most
+        *max_events* unread events: beyond that the oldest are dropped and
+        counted in its ``missed``.  It ends when the socket closes (after
+        the events it holds) or when it is closed (``aclose()``, or
+        ``async with``).  Synchronous; the iterator's ``__anext__`` is a
+        checkpoint, and a cancelled one takes no event.  docs/peer-events.md
+        has the rules.
+
+        Raises:
+            TypeError, ValueError: *max_events* is not an int >= 1.
+            trio.ClosedResourceError: the socket is closed.
+        """
+        self._check_open()
+        events = PeerEvents(self._hub.watchers, max_events)
+        for pipe in self._hub.pipes:
+            if pipe.alive:
+                self._hub.tell(PeerEventKind.CONNECTED, pipe, events)
+        return events
 
     def _peers_at_least(self, count: int) -> None:
         self._check_open()

@@ -30,6 +30,7 @@ from ._types import SocketType
 if TYPE_CHECKING:
     from ._hub import Hub
     from ._outbox import Outbox
+    from ._patterns import Pattern
 
 __all__ = ["SocketOptions", "refuse_pyzmq_options"]
 
@@ -45,6 +46,7 @@ class SocketOptions:
     _attached_once: bool
     _hub: Hub
     _outbox: Outbox
+    _pattern: Pattern
 
     if TYPE_CHECKING:  # the socket's own
 
@@ -134,6 +136,33 @@ class SocketOptions:
     def linger(self, value: float | None) -> None:
         self._set_option("linger", value)
 
+    @property
+    def routing_id(self) -> bytes | None:
+        """The routing id this socket asks its ROUTER peers to call it by, or None.
+
+        1 to 255 bytes, not starting with a zero byte; None lets each
+        ROUTER make up an id.  Settable until the
+        first bind or connect (see :meth:`setsockopt`).
+        """
+        return self._options.routing_id
+
+    @routing_id.setter
+    def routing_id(self, value: bytes | None) -> None:
+        self._set_option("routing_id", value)
+
+    @property
+    def router_mandatory(self) -> bool:
+        """ROUTER: whether a routing id that names no peer raises HostUnreachable.
+
+        False drops such messages silently and counts them, as libzmq's
+        ROUTER does by default.  Settable at any time.
+        """
+        return self._options.router_mandatory
+
+    @router_mandatory.setter
+    def router_mandatory(self, value: bool) -> None:
+        self._set_option("router_mandatory", value)
+
     def setsockopt(self, option: SocketOption | str, value: Any) -> None:
         """Set an option, as pyzmq does: ``sock.setsockopt(shmsock.LINGER, 0)``.
 
@@ -141,8 +170,9 @@ class SocketOptions:
         like) or its name as a str, in any case; ``sock.linger = 0`` does
         the same.  The value is checked as :func:`shmsock.socket` checks
         it, and ``ring_size`` is rounded up the same way.  ``linger``,
-        ``spin_us`` and ``checksum`` may change at any time; ``ring_size``
-        and ``max_msg_size`` only before the first ``bind`` or ``connect``,
+        ``spin_us``, ``checksum`` and ``router_mandatory`` may change at any
+        time; ``ring_size``, ``max_msg_size`` and ``routing_id`` only before
+        the first ``bind`` or ``connect``,
         since the socket's connections are made with them.  Synchronous:
         never a checkpoint.  Nothing changes when it raises.
 
@@ -153,8 +183,8 @@ class SocketOptions:
                 ``"sndhwm"``), or a bad value.
             TypeError: a name that is not a str (pyzmq's numbered
                 constants included), or a value of the wrong type.
-            StateError: ``ring_size`` or ``max_msg_size`` once the socket
-                has bound or connected.
+            StateError: ``ring_size``, ``max_msg_size`` or ``routing_id``
+                once the socket has bound or connected.
             trio.ClosedResourceError: the socket is closed.
         """
         self._set_option(option_name(option), value)
@@ -173,11 +203,10 @@ class SocketOptions:
     def _set_option(self, name: str, value: object) -> None:
         self._check_open()
         if name in FIXED_ONCE_ATTACHED and self._attached_once:
-            why = (
-                "the rings of its connections are made that size"
-                if name == "ring_size"
-                else "its connections are set up with that limit"
-            )
+            why = {
+                "ring_size": "the rings of its connections are made that size",
+                "routing_id": "its peers know it by the id it stated when it connected",
+            }.get(name, "its connections are set up with that limit")
             raise StateError(
                 f"{name} cannot change once the socket has bound or connected: {why}; set it"
                 f" before the first bind or connect, or pass {name}= to shmsock.socket()"
@@ -189,6 +218,7 @@ class SocketOptions:
         for transport in hub.transports.values():
             transport.set_options(options)
         self._outbox.max_msg_size = options.max_msg_size
+        self._pattern.set_options(options)
         self._derive()
 
 

@@ -42,14 +42,20 @@ async def stream(
     check_open: Callable[[], None],
 ) -> None:
     """Send *frames* piece by piece (the caller has been through its first checkpoint)."""
-    size = outbox.size_check(frames)
+    given = frames
     passes = 0
     while True:
         check_open()
         pattern.check_send()
+        if pattern.shapes_send:  # asked again each time: the peers change
+            frames, aux = pattern.outgoing(given)
+        else:
+            aux = -1
+        size = outbox.size_check(frames)
         if size > hub.peer_limit:  # the peers may have changed meanwhile
             outbox.check_peer_limits(size)
-        aux = pattern.send_aux()
+        if aux < 0:
+            aux = pattern.send_aux()
         target = pattern.route()
         if isinstance(target, Dropped):
             await shielded_checkpoint()

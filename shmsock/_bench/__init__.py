@@ -12,6 +12,7 @@ KINDS = (
     "fanin-quiet",
     "latency",
     "loaded",
+    "router",
     "connect",
     "memory",
     "idle",

@@ -283,9 +283,9 @@ def _cpu_line(d: dict[str, float], title: str) -> str:
     )
 
 
-def _latency(figs: list[Figure], out: TextIO) -> None:
+def _latency(figs: list[Figure], out: TextIO, what: str = "Round trip") -> None:
     out.write(
-        "\nRound trip, 1 KiB each way between two processes (microseconds, lower is better;"
+        f"\n{what}, 1 KiB each way between two processes (microseconds, lower is better;"
         "\np50 and p99: median of the trials; p99.9 and max: over all their round trips)\n"
     )
     for load in ("quiet", "half", "all"):
@@ -342,6 +342,7 @@ TABLES: dict[str, Callable[[list[Figure], TextIO], None]] = {
     "sweep": _sweep,
     "fanin": _fanin,  # with fanin-nice and fanin-quiet
     "latency": _latency,
+    "router": lambda figs, out: _latency(figs, out, "ROUTER <-> DEALER round trip"),
     "connect": _simple("Connect -> first message delivered (ms)", _connect),
     "memory": _simple(
         "Memory (MB: private RSS growth + shared memory)", lambda f: f"{f.value:8.3f} MB"
@@ -383,13 +384,15 @@ def _title(f: Figure) -> str:
         return f"{_size(f.size)} {f.label}"
     if f.section == "latency":
         return f"{f.load}: {f.label}"
+    if f.section == "router":
+        return f"ROUTER <-> DEALER: {f.label}"
     return f.label
 
 
 def _pairs(f: Figure) -> list[tuple[str, list[float], bool]]:
     """The figure's compared series: (name, trials, higher is better)."""
     series = [("", f.trials, f.higher_is_better)]
-    if f.section == "latency" and "p99_us" in f.metrics:
+    if f.section in ("latency", "router") and "p99_us" in f.metrics:
         series.append((" p99", f.metrics["p99_us"], False))
     return series
 

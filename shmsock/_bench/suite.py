@@ -38,7 +38,18 @@ import trio
 import shmsock
 
 from . import DEFAULT_KINDS, KINDS, SWEEP_SIZES, rigs, ring
-from .peers import ECHOES, FANIN, PEERS, QUIET_SENDERS, STREAMS, TCP_STREAMS, Echo, Stream, shm
+from .peers import (
+    ECHOES,
+    FANIN,
+    PEERS,
+    QUIET_SENDERS,
+    ROUTER_ECHOES,
+    STREAMS,
+    TCP_STREAMS,
+    Echo,
+    Stream,
+    shm,
+)
 from .protocol import QUIET, samples_of, summary
 
 FORMAT = "shmsock-bench/2"
@@ -373,18 +384,18 @@ class Suite:
             rig.start(QUIET_SENDERS[way.peer], {**spec, "sid": senders}, "quiet sender")
         return rig
 
-    def echo_trial(self, way: Echo, load: str, busy: int) -> None:
+    def echo_trial(self, way: Echo, load: str, busy: int, section: str = "latency") -> None:
         """One round-trip window of *way*, on a machine with *busy* busy processes."""
         o = self.opts
         spin = o.spin_us if way.params.get("spin") else 0
-        fid = f"latency/{load}/{way.key}"
+        fid = f"{section}/{load}/{way.key}"
         fig = self.figure(
-            fid, section="latency", label=way.label.format(spin_us=o.spin_us), unit="us",
+            fid, section=section, label=way.label.format(spin_us=o.spin_us), unit="us",
             higher_is_better=False, peer=way.peer, way=way.key, size=MAIN_SIZE, load=load,
         )  # fmt: skip
         if fig.na:
             return
-        key = f"echo/{way.key}"
+        key = f"echo/{section}/{way.key}"
         try:
             rig = self.rigs.get(key)
             if rig is None:
@@ -670,6 +681,20 @@ def plan_loaded(suite: Suite) -> list[Trial]:
     return trials
 
 
+def plan_router(suite: Suite) -> list[Trial]:
+    ways = [w for w in ROUTER_ECHOES if suite.has(w.peer)]
+
+    def make(w: Echo, t: int) -> Trial:
+        label = w.label.format(spin_us=suite.opts.spin_us)
+        return Trial(
+            f"round trip, {label} {_of(t, suite)}",
+            partial(suite.echo_trial, w, "quiet", 0, "router"),
+            group="router",
+        )
+
+    return list(_alternate(suite, ways, make))
+
+
 SECTIONS: dict[str, Callable[[Suite], list[Trial]]] = {
     "throughput": plan_throughput,
     "tcp": plan_tcp,
@@ -680,6 +705,7 @@ SECTIONS: dict[str, Callable[[Suite], list[Trial]]] = {
     "fanin-quiet": _fanin("fanin-quiet", quiet=True),
     "latency": plan_latency,
     "loaded": plan_loaded,
+    "router": plan_router,
     "connect": lambda s: [Trial("connect -> first message delivered", s.connect_time)],
     "memory": lambda s: [Trial("memory: bound socket, and per connection", s.memory)],
     "idle": lambda s: [Trial(f"idle CPU with {s.opts.idle_peers} connected peers", s.idle)],

@@ -79,6 +79,10 @@ figures:
                priority on half the cores, then on all of them (each
                bounded in time and killed when the bench ends, however it
                ends).
+  router       a round trip of a 1 KiB message from a DEALER to a ROUTER
+               echo server that answers by the routing id, as a broker
+               does: shmsock parked and spinning, beside pyzmq's ROUTER and
+               DEALER over ipc:// (percentiles as latency's).
   connect      from connect() in a new socket to the first message read by
                the binder in the other process; median and max of 30.
   memory       a bound REP with no peers (private RSS growth plus its

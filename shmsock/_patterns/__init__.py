@@ -16,11 +16,13 @@ from __future__ import annotations
 from .._types import SocketType
 from ._base import DROPPED, Dropped, Fanout, Pattern, Placement
 from ._queues import BATCH_TURN, PipeView
+from .dealer import DealerPattern
 from .pair import PairPattern
 from .pull import PullPattern
 from .push import PushPattern
 from .rep import RepPattern
 from .req import ReqPattern
+from .router import RouterPattern
 
 #: Every socket type's pattern class.
 PATTERNS: dict[SocketType, type[Pattern]] = {
@@ -29,6 +31,8 @@ PATTERNS: dict[SocketType, type[Pattern]] = {
     SocketType.PUSH: PushPattern,
     SocketType.REP: RepPattern,
     SocketType.REQ: ReqPattern,
+    SocketType.DEALER: DealerPattern,
+    SocketType.ROUTER: RouterPattern,
 }
 
 

@@ -31,6 +31,14 @@ Placements, what :meth:`Pattern.route` returns:
 
 A placement is a pipe or a constant, so routing allocates nothing per
 message.
+
+Shaping, for the types whose messages are not what the user sends and
+receives (``shapes_send``, ``shapes_recv``): :meth:`Pattern.outgoing`
+turns what the user sent into the frames written and their aux word (a
+ROUTER takes the routing id off and routes by it), and
+:meth:`Pattern.incoming` turns what a pipe gave into what the user
+receives (a ROUTER puts the peer's routing id in front).  The other types
+are never asked, so their messages cost nothing more.
 """
 
 from __future__ import annotations
@@ -39,6 +47,7 @@ from collections.abc import Sequence
 from typing import ClassVar, Final
 
 from .._errors import StateError
+from .._options import Options
 from .._types import SocketType
 from ._queues import BatchTurns, PipeView, ReadyQueues, fair_queue, first_batch, round_robin
 
@@ -106,7 +115,8 @@ class Pattern:
     #: What the aux word means, for a transport that must carry it in the
     #: frames (libzmq's, where REQ and REP travel as DEALER and ROUTER with
     #: libzmq's envelopes): None (no aux), "request" (an id the peer sends
-    #: back with its reply) or "reply" (the id of the request answered).
+    #: back with its reply), "reply" (the id of the request answered) or
+    #: "routed" (each message behind its peer's routing id: ROUTER).
     envelope: ClassVar[str | None] = None
     #: Whether :meth:`route` may return a :class:`Fanout` (PUB will).
     fans_out: ClassVar[bool] = False
@@ -115,10 +125,39 @@ class Pattern:
     #: the plain Socket.  It has ``__slots__ = ()`` and reaches its pattern
     #: as ``self._pattern``.
     socket_methods: ClassVar[type | None] = None
+    #: Whether :meth:`outgoing` and :meth:`incoming` are to be asked.  Read
+    #: on every message of the general paths, so a type may switch them
+    #: with its state (REP shapes only for DEALER peers).
+    shapes_send: bool = False
+    shapes_recv: bool = False
 
     def __init__(self) -> None:
         self.queues: ReadyQueues[PipeView] = ReadyQueues()
         self._turns = BatchTurns()
+
+    def set_options(self, options: Options) -> None:
+        """The socket's options, when it is made and whenever one changes."""
+
+    # -- shaping (only when shapes_send / shapes_recv) ----------------------------
+
+    def outgoing(self, frames: list[bytes]) -> tuple[list[bytes], int]:
+        """The frames to write, and their aux word, for *frames* the user sends.
+
+        Asked once per attempt, after :meth:`check_send` and before
+        :meth:`route`; it may choose the pipe that :meth:`route` then
+        returns.  Raises (ValueError, HostUnreachable) to refuse the
+        message: nothing is sent.
+        """
+        return frames, self.send_aux()
+
+    def incoming(self, pipe: PipeView, frames: list[bytes], aux: int) -> list[bytes] | None:
+        """What the user receives of the message *frames* taken from *pipe*.
+
+        Asked after :meth:`accept`; None drops the message (malformed).
+        It changes no state that :meth:`received` does not confirm: the
+        message may yet be put back (a multipart one, for ``recv``).
+        """
+        return frames
 
     # -- sending ------------------------------------------------------------
 
@@ -221,6 +260,21 @@ class Pattern:
 
     def gone(self, pipe: PipeView) -> None:
         """*pipe*'s peer died or closed (what it sent may still be read)."""
+
+    def retired(self, pipe: PipeView) -> None:
+        """*pipe* is gone and drained, and the socket let go of it."""
+
+    def identity_in_use(self, identity: bytes) -> bool:
+        """Whether a peer asking to be called *identity* must be refused.
+
+        A question a transport asks before it accepts a connection
+        (``Events.identity_in_use``): a ROUTER's routing ids are unique.
+        """
+        return False
+
+    def routing_id_of(self, pipe: PipeView) -> bytes | None:
+        """The id *pipe*'s peer goes by, for peer events (None: it has none)."""
+        return pipe.peer_identity or None
 
     def on_control(self, pipe: PipeView, frames: list[bytes]) -> None:
         """Control frames arrived from *pipe*'s peer, against the data direction.

@@ -27,14 +27,22 @@ from __future__ import annotations
 from collections import deque
 from typing import Generic, Protocol, TypeVar
 
+from .._types import SocketType
+
 
 class PipeView(Protocol):
     """What the queues and the patterns may look at on a pipe.
 
     ``alive``, ``readable``, ``writable`` and ``streaming`` are the
-    transport's; ``in_send``, ``in_recv`` and ``busy`` are this module's.
+    transport's; ``in_send``, ``in_recv`` and ``busy`` are this module's;
+    ``peer_type`` and ``peer_identity`` are what the peer said when it
+    connected (the routing id it asked for, or b""); ``carries_ids``: the
+    pipe carries many peers, each message behind its routing id.
     """
 
+    peer_type: SocketType
+    peer_identity: bytes
+    carries_ids: bool
     alive: bool
     writable: bool
     readable: bool

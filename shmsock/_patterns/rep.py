@@ -10,6 +10,15 @@ State machine:
   in libzmq, and the socket moves to IDLE.  A reply larger than *p*'s
   max_msg_size raises MessageTooLarge and the REP stays OWING, so a
   smaller reply can follow.  ``recv`` raises StateError.
+
+Peers: REQs, whose request ids travel in the aux word, and DEALERs (a
+broker's backend, say), whose requests carry libzmq's envelope in their
+frames: every frame up to and including the first empty one (the
+"traceback stack": routing ids, a request id, the delimiter).  The REP
+hands the application the frames after it, keeps the stack, and sends it
+back in front of the reply, as libzmq's REP does.  A DEALER's message
+without an empty frame, or with nothing after it, is not a request: it is
+dropped, as libzmq drops it.
 """
 
 from __future__ import annotations
@@ -21,6 +30,8 @@ from .._types import SocketType
 from ._base import DROPPED, Pattern, Placement
 from ._queues import PipeView
 
+_REQ = SocketType.REQ
+
 
 class RepPattern(Pattern):
     kind = SocketType.REP
@@ -29,12 +40,49 @@ class RepPattern(Pattern):
     writes_data = True
     reads_data = True
     envelope = "reply"
-    compatible = frozenset({SocketType.REQ})
+    compatible = frozenset({SocketType.REQ, SocketType.DEALER})
 
     def __init__(self) -> None:
         super().__init__()
         self._owed_pipe: PipeView | None = None
         self._owed_id = 0
+        # A DEALER's request: the envelope it came with, sent back in front
+        # of the reply.  Shaping is on only while DEALERs are attached (for
+        # receiving) and while a reply to one is owed (for sending), so a
+        # REQ's round trip costs what it did.
+        self._owed_stack: list[bytes] | None = None
+        self._pending_stack: list[bytes] | None = None
+        self._dealers = 0
+        self.shapes_send = False
+        self.shapes_recv = False
+
+    def attached(self, pipe: PipeView) -> None:
+        if pipe.peer_type is not _REQ:
+            self._dealers += 1
+            self.shapes_recv = True
+
+    def retired(self, pipe: PipeView) -> None:
+        if pipe.peer_type is not _REQ:
+            self._dealers -= 1
+            self.shapes_recv = self._dealers > 0
+
+    def incoming(self, pipe: PipeView, frames: list[bytes], aux: int) -> list[bytes] | None:
+        if pipe.peer_type is _REQ:
+            self._pending_stack = None
+            return frames
+        for i, frame in enumerate(frames):
+            if not frame:
+                if i + 1 == len(frames):
+                    return None  # no body
+                self._pending_stack = frames[: i + 1]
+                return frames[i + 1 :]
+        return None  # no delimiter: not a request
+
+    def outgoing(self, frames: list[bytes]) -> tuple[list[bytes], int]:
+        stack = self._owed_stack
+        if stack is None:
+            return frames, self._owed_id
+        return stack + frames, 0
 
     def check_recv(self) -> None:
         if self._owed_pipe is not None:
@@ -43,6 +91,11 @@ class RepPattern(Pattern):
     def received(self, pipe: PipeView, aux: int) -> None:
         self._owed_pipe = pipe
         self._owed_id = aux
+        if self.shapes_recv:
+            stack, self._pending_stack = self._pending_stack, None
+            if pipe.peer_type is not _REQ:
+                self._owed_stack = stack
+                self.shapes_send = True
 
     def check_send(self) -> None:
         if self._owed_pipe is None:
@@ -74,3 +127,5 @@ class RepPattern(Pattern):
     def _idle(self) -> None:
         self._owed_pipe = None
         self._owed_id = 0
+        self._owed_stack = None
+        self.shapes_send = False

@@ -11,9 +11,11 @@ State machine (libzmq's REQ with REQ_RELAXED and REQ_CORRELATE built in):
   trio.BrokenResourceError and moves to IDLE.  A cancelled ``recv``
   abandons the request and moves to IDLE.
 
-Requests round-robin over connected REPs with room.  Request ids are
-non-zero 32-bit counters carried in the message's aux word; a REP echoes
-the id in its reply.
+Requests round-robin over connected REPs (and ROUTERs) with room.  Request
+ids are non-zero 32-bit counters carried in the message's aux word; a REP
+echoes the id in its reply.  A ROUTER shows the id to its application in
+libzmq's envelope, and takes it back from the reply's envelope
+(``router.py``).
 """
 
 from __future__ import annotations
@@ -35,7 +37,7 @@ class ReqPattern(Pattern):
     writes_data = True
     reads_data = True
     envelope = "request"
-    compatible = frozenset({SocketType.REP})
+    compatible = frozenset({SocketType.REP, SocketType.ROUTER})
 
     def __init__(self) -> None:
         super().__init__()

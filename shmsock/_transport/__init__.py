@@ -296,6 +296,16 @@ class Events(Protocol):
     def control(self, pipe: Pipe, frames: list[bytes]) -> None:
         """Control frames from *pipe*'s peer, against the data direction."""
 
+    def identity_in_use(self, identity: bytes) -> bool:
+        """Whether a peer asking to be called *identity* must be refused.
+
+        A question, which changes nothing: a transport may ask it at any
+        time, from inside a call the socket made too.  A ROUTER's routing
+        ids are unique among its live peers; a transport asks before it
+        accepts a peer that stated one (its ``peer_identity``), and refuses
+        it when the answer is True (the peer's error: RoutingIdInUse).
+        """
+
     def call_later(self, seconds: float, fn: Callable[[], None]) -> None:
         """Call *fn* after *seconds*, in the socket's thread, unless it has closed."""
 
@@ -360,6 +370,9 @@ class Pipe(Protocol):
 
     #: What the peer asked to be called (ROUTER's routing id); b"" if nothing.
     peer_identity: bytes
+    #: The pipe carries many peers, each message behind its peer's routing
+    #: id (a libzmq ROUTER's link): a ROUTER routes through it by that id.
+    carries_ids: bool
     #: Flags (rule 6).
     alive: bool
     readable: bool

@@ -9,9 +9,17 @@ adds its links here.
 
 from __future__ import annotations
 
-from helpers.conformance import Conformance, Link, Pipelined, link_factory
+import os
+import random
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 
-from shmsock import PAIR, PULL, PUSH, REP, REQ
+import pytest
+import trio
+from helpers.conformance import Conformance, Link, Pipelined, link_factory, wait_peers
+
+import shmsock
+from shmsock import DEALER, PAIR, PULL, PUSH, REP, REQ, ROUTER
 
 
 class ReqRepLink(Link):
@@ -52,3 +60,189 @@ class TestReqBinds(Conformance):
 
 class TestReqRepSpinning(Conformance):
     link = staticmethod(link_factory(REQ, REP, tx_binds=False, link_cls=ReqRepLink, spin_us=200))
+
+
+# -- DEALER and ROUTER ---------------------------------------------------------------------
+
+
+class Enveloped:
+    """A socket seen through its envelope, so the suite's one-frame sends and receives apply.
+
+    Sends put *head* in front of the frames; receives take the first
+    *strip* frames off and keep them as the head of the next send (a
+    ROUTER's routing id, a REQ's envelope), unless *fixed*.  Everything
+    else is the socket's own.
+    """
+
+    def __init__(self, sock: shmsock.Socket, head: list[bytes], strip: int, fixed: bool) -> None:
+        self._sock = sock
+        self._head = head
+        self._strip = strip
+        self._fixed = fixed
+
+    def __getattr__(self, name: str) -> object:
+        return getattr(self._sock, name)
+
+    def _cut(self, frames: list[bytes]) -> list[bytes]:
+        head, rest = frames[: self._strip], frames[self._strip :]
+        if self._fixed:
+            assert head == self._head
+        else:
+            self._head = head
+        return rest
+
+    def _one(self, frames: list[bytes]) -> bytes:
+        assert len(frames) == 1, frames
+        return frames[0]
+
+    async def send(self, data: bytes) -> None:
+        await self._sock.send_multipart([*self._head, data])
+
+    def send_nowait(self, data: bytes) -> None:
+        self._sock.send_multipart_nowait([*self._head, data])
+
+    async def send_multipart(self, frames: list[bytes]) -> None:
+        await self._sock.send_multipart([*self._head, *frames])
+
+    def send_multipart_nowait(self, frames: list[bytes]) -> None:
+        self._sock.send_multipart_nowait([*self._head, *frames])
+
+    async def recv(self) -> bytes:
+        return self._one(self._cut(await self._sock.recv_multipart()))
+
+    def recv_nowait(self) -> bytes:
+        return self._one(self._cut(self._sock.recv_multipart_nowait()))
+
+    async def recv_multipart(self) -> list[bytes]:
+        return self._cut(await self._sock.recv_multipart())
+
+    def recv_multipart_nowait(self) -> list[bytes]:
+        return self._cut(self._sock.recv_multipart_nowait())
+
+    def __aiter__(self) -> Enveloped:
+        return self
+
+    async def __anext__(self) -> bytes:
+        try:
+            return await self.recv()
+        except trio.ClosedResourceError:
+            raise StopAsyncIteration from None
+
+
+def enveloped_link(
+    tx_kind,
+    rx_kind,
+    *,
+    tx_binds: bool,
+    tx_env: tuple[list[bytes], int, bool] | None = None,
+    rx_env: tuple[list[bytes], int, bool] | None = None,
+    link_cls: type[Link] = Link,
+    rx_options: dict | None = None,
+):
+    """As link_factory, with either socket seen through an :class:`Enveloped`."""
+
+    @asynccontextmanager
+    async def make(scheme: str) -> AsyncIterator[Link]:
+        if scheme == "tcp":
+            name = "tcp://127.0.0.1:0"  # a port from the OS: bind says which
+        else:
+            name = f"{scheme}://conf-{os.getpid()}-{random.randrange(1 << 30)}"
+        async with (
+            shmsock.socket(tx_kind) as tx,
+            shmsock.socket(rx_kind, **(rx_options or {})) as rx,
+        ):
+            if tx_binds:
+                rx.connect(tx.bind(name))
+            else:
+                tx.connect(rx.bind(name))
+            await wait_peers(tx, 1)  # a ROUTER does not wait for a peer it is to name
+            link = link_cls(
+                tx if tx_env is None else Enveloped(tx, *tx_env),  # type: ignore[arg-type]
+                rx if rx_env is None else Enveloped(rx, *rx_env),  # type: ignore[arg-type]
+            )
+            await link.roundtrip_ready()
+            yield link
+
+    return make
+
+
+class RouterNoBatches:
+    """A ROUTER sends and receives one enveloped message at a time."""
+
+    async def test_batch_methods(self):
+        async with self.make_link() as link:
+            router = link.tx if link.tx.type == ROUTER else link.rx
+            with pytest.raises(shmsock.StateError, match="one message at a time"):
+                router.send_many_nowait([b"a"])
+            with pytest.raises(shmsock.StateError, match="one message at a time"):
+                router.recv_many_nowait(10)
+
+
+class TestDealerToDealer(Pipelined):
+    link = staticmethod(link_factory(DEALER, DEALER, tx_binds=True))
+
+
+class TestDealerToDealerConnectorSends(Pipelined):
+    link = staticmethod(link_factory(DEALER, DEALER, tx_binds=False))
+
+
+class TestDealerToRouter(RouterNoBatches, Pipelined):
+    # The ROUTER's routing id for the DEALER is learnt from the first message.
+    link = staticmethod(enveloped_link(DEALER, ROUTER, tx_binds=False, rx_env=([], 1, False)))
+
+    async def test_multipart_is_not_returned_by_recv(self):
+        async with self.make_link() as link:
+            await link.tx.send_multipart([b"head", b"body"])
+            router = link.rx._sock
+            with pytest.raises(shmsock.MultipartMessage):
+                await router.recv()  # a ROUTER's message always has its id in front
+            frames = await router.recv_multipart()
+            assert frames == [*link.rx._head, b"head", b"body"]  # the id the warm-up came with
+
+
+class TestRouterToDealer(RouterNoBatches, Pipelined):
+    link = staticmethod(
+        enveloped_link(
+            ROUTER,
+            DEALER,
+            tx_binds=True,
+            tx_env=([b"dealer"], 0, True),
+            rx_options={"routing_id": b"dealer"},
+        )
+    )
+
+
+class TestRouterToRouter(RouterNoBatches, Pipelined):
+    link = staticmethod(
+        enveloped_link(
+            ROUTER,
+            ROUTER,
+            tx_binds=False,
+            tx_env=([b"rx"], 0, True),
+            rx_env=([], 1, False),
+            rx_options={"routing_id": b"rx"},
+        )
+    )
+
+    async def test_multipart_is_not_returned_by_recv(self):
+        async with self.make_link() as link:
+            await link.tx.send_multipart([b"head", b"body"])
+            with pytest.raises(shmsock.MultipartMessage):
+                await link.rx._sock.recv()
+            assert (await link.rx.recv_multipart()) == [b"head", b"body"]
+
+
+class TestDealerToRep(Conformance):
+    """A DEALER writes libzmq's empty delimiter itself, and gets it back."""
+
+    link = staticmethod(
+        enveloped_link(DEALER, REP, tx_binds=False, tx_env=([b""], 1, True), link_cls=ReqRepLink)
+    )
+
+
+class TestReqToRouter(Conformance):
+    """A ROUTER sees a REQ's envelope, [id, request id, b""], and answers by it."""
+
+    link = staticmethod(
+        enveloped_link(REQ, ROUTER, tx_binds=False, rx_env=([], 3, False), link_cls=ReqRepLink)
+    )

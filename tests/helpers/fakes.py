@@ -12,6 +12,11 @@ from shmsock._patterns import Pattern
 
 
 class FakePipe:
+    #: What the peer said when it connected (a test sets them as it needs).
+    peer_type: object = None
+    peer_identity = b""
+    carries_ids = False
+
     def __init__(self, name: str, *messages: bytes) -> None:
         self.name = name
         self.messages = list(messages)

@@ -37,7 +37,7 @@ from helpers import ringforge as rf
 from shmsock import CorruptMessage, MessageTooLarge
 from shmsock import _bulkring as B
 from shmsock import _ring as R
-from shmsock._transport.shm import _bulk, _region
+from shmsock._transport.shm import _bulk, _region, _wire
 
 M64 = 1 << 64
 CASES = int(os.environ.get("SHMSOCK_BULK_CASES", "3000"))
@@ -328,7 +328,7 @@ class Pair:
         self.a, self.b = socket.socketpair()
         self.b.setblocking(False)
         self.checksum = checksum
-        self.out = _bulk.BulkOut(self.prod, lambda fd: _region.send_fds(self.a, b"R", [fd]))
+        self.out = _bulk.BulkOut(self.prod, lambda fd: _region.send_fds(self.a, _wire.REGION, [fd]))
         self.inn = _bulk.BulkIn(self.cons, limit)
         self.inn.fetch = self.fetch
 
@@ -550,3 +550,11 @@ def test_the_copy_out_is_checked_in_every_piece(size):
         with pytest.raises(CorruptMessage):
             B.copy_out(mm, ext)
         mm[4096 + at] ^= 0x40
+
+
+def test_every_doorbell_byte_means_one_thing():
+    # A region's byte once was ROUTER's "routing id in use" byte too: every
+    # region passed then logged that a ROUTER had hung up.
+    doorbell = [_wire.DATA, _wire.SPACE, _wire.CORRUPT, _wire.ID_REFUSED, _wire.REGION]
+    assert all(len(b) == 1 for b in doorbell)
+    assert len(set(doorbell)) == len(doorbell)

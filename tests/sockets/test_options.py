@@ -256,7 +256,7 @@ def test_the_option_constants_are_their_names():
         ("sndtimeo", r"trio\.fail_after.*send sends nothing"),
         ("hwm", "set ring_size, in bytes.*sndhwm and rcvhwm"),
         ("maxmsgsize", "max_msg_size"),
-        ("identity", "no DEALER or ROUTER"),
+        ("identity", "called routing_id"),
         ("subscribe", "no PUB or SUB"),
         ("ring_sise", "unknown option 'ring_sise'; the options are ring_size, max_msg_size"),
     ],

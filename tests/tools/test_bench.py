@@ -427,6 +427,22 @@ def test_the_tcp_section_measures_shmsock_beside_pyzmq_on_the_same_wire():
     assert "against issue 21's goals" in table.getvalue()
 
 
+def test_the_router_section_measures_router_dealer_round_trips_beside_pyzmq():
+    result = run_ok("--only", "router", "--trials", "1", "--rounds", "100", "--json")
+    data = json.loads(result.stdout)
+    figs = figures(data, "router")
+    assert {f["way"] for f in figs} == {w.key for w in peers.ROUTER_ECHOES}
+    for f in figs:
+        assert f["na"] is None, f
+        d = f["details"]
+        assert d["count"] > 0
+        assert 0 < f["value"] <= d["p99_us"] <= d["all_max_us"]
+    table = io.StringIO()
+    report.render(suite.Run.from_json(data), table)
+    assert "ROUTER <-> DEALER round trip" in table.getvalue()
+    assert "pyzmq ROUTER/DEALER ipc://" in table.getvalue()
+
+
 # -- two runs compared ----------------------------------------------------------------------
 
 

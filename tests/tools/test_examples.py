@@ -142,6 +142,9 @@ def test_rpc_in_separate_shells(reverse):
         ("rpc.py", "--endpoint", "shm://rpc"),
         ("poller.py", "--jobs", "shm://poller-jobs"),
         ("poller.py", "--orders", "shm://poller-orders"),
+        ("broker.py", "--frontend", "shm://broker-frontend"),
+        ("broker.py", "--backend", "shm://broker-backend"),
+        ("asyncsrv.py", "--endpoint", "shm://asyncsrv"),
     ],
 )
 async def test_an_endpoint_flag_moves_every_role(name, flag, default):
@@ -203,7 +206,9 @@ def test_network_in_separate_shells(reverse):
 
 
 def test_the_docs_show_the_separate_shell_commands():
-    for name in ("pipeline.py", "pair.py", "rpc.py", "poller.py", "network.py"):
+    for name in (
+        "pipeline.py", "pair.py", "rpc.py", "poller.py", "network.py", "broker.py", "asyncsrv.py",
+    ):  # fmt: skip
         listed = (EXAMPLES / "README.md").read_text()
         for command in shell_commands(name):
             line = " ".join(["python", f"examples/{name}", *command[2:]])
@@ -282,3 +287,41 @@ def test_example_has_a_docstring_with_its_command(name):
     text = (EXAMPLES / name).read_text()
     assert text.startswith('"""')
     assert f"python examples/{name}" in text
+
+
+def check_broker(lines: list[str]) -> None:
+    lines = sorted(lines)
+    assert lines[:4] == [
+        "broker: 3 clients came and went",
+        *["client: 5 replies, each to its own request"] * 3,
+    ]
+    served = [int(line.split()[2]) for line in lines[4:]]
+    assert [line.split()[:2] for line in lines[4:]] == [["worker:", "served"]] * 2
+    assert sum(served) == 15  # every request once, by one worker or the other
+
+
+def test_broker():
+    check_broker(run_example("broker.py").splitlines())
+
+
+@pytest.mark.parametrize("reverse", [False, True], ids=["in-order", "reversed"])
+def test_broker_in_separate_shells(reverse):
+    outs = run_in_shells("broker.py", reverse=reverse)
+    assert outs[0] == "broker: 3 clients came and went\n"
+    check_broker("".join(outs).splitlines())
+
+
+ASYNCSRV = [
+    *["client: 12 replies to 6 requests, as they came"] * 3,
+    "server: 18 requests from 3 clients, by 5 workers",
+]
+
+
+def test_asyncsrv():
+    assert sorted(run_example("asyncsrv.py").splitlines()) == ASYNCSRV
+
+
+@pytest.mark.parametrize("reverse", [False, True], ids=["in-order", "reversed"])
+def test_asyncsrv_in_separate_shells(reverse):
+    outs = run_in_shells("asyncsrv.py", reverse=reverse)
+    assert sorted("".join(outs).splitlines()) == ASYNCSRV

@@ -182,3 +182,13 @@ ECHOES = [
     Echo("iceoryx2-parked", "iceoryx2 parked in its Listener", "iceoryx2", iox2.echo,
          iox2.client, {"parked": True}),
 ]  # fmt: skip
+
+#: ROUTER <-> DEALER round trips (section "router"): a DEALER client, and a
+#: ROUTER echo server that answers each message by its routing id.
+ROUTER_ECHOES = [
+    Echo("shmsock-router", "shmsock ROUTER/DEALER parked", "shmsock", shm.router, shm.dealer,
+         {"spin": False}),
+    Echo("shmsock-router-spin", "shmsock ROUTER/DEALER spin_us={spin_us}", "shmsock",
+         shm.router, shm.dealer, {"spin": True}),
+    Echo("pyzmq", "pyzmq ROUTER/DEALER ipc://", "pyzmq", pyzmq.router, pyzmq.dealer),
+]  # fmt: skip

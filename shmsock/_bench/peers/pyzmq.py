@@ -184,6 +184,41 @@ def rep(conn: Connection, spec: Spec) -> None:
     ctx.term()
 
 
+def router(conn: Connection, spec: Spec) -> None:
+    """A ROUTER echo server, as the Guide's brokers receive and answer."""
+    import zmq
+
+    ctx = zmq.Context()
+    s = ctx.socket(zmq.ROUTER)
+    s.bind(address(spec))
+    conn.send("ready")
+    rid = [b""]
+
+    def recv() -> bytes:
+        frames = s.recv_multipart()
+        rid[0] = frames[0]
+        return frames[1]
+
+    def send(m: bytes) -> None:
+        s.send_multipart([rid[0], m])
+
+    echoing(conn, recv, send)
+    s.close(linger=0)
+    ctx.term()
+
+
+def dealer(conn: Connection, spec: Spec) -> None:
+    import zmq
+
+    ctx = zmq.Context()
+    s = ctx.socket(zmq.DEALER)
+    s.connect(address(spec))
+    conn.send("ready")
+    timing(conn, s.send, s.recv)
+    s.close(linger=0)
+    ctx.term()
+
+
 def req(conn: Connection, spec: Spec) -> None:
     import zmq
 

@@ -290,6 +290,39 @@ def req(conn: Connection, spec: Spec) -> None:
     trio.run(main)
 
 
+def router(conn: Connection, spec: Spec) -> None:
+    """A ROUTER echo server: each message goes back to the peer its id names."""
+
+    async def main() -> None:
+        async with shmsock.socket(shmsock.ROUTER, spin_us=spec["spin_us"]) as router:
+            router.bind(endpoint(spec))
+            conn.send("ready")
+            rid = [b""]
+
+            async def recv() -> bytes:
+                frames: list[bytes] = await router.recv_multipart()
+                rid[0] = frames[0]
+                return frames[1]
+
+            async def send(m: bytes) -> None:
+                await router.send_multipart([rid[0], m])
+
+            await echoing_async(conn, _waiter(conn), recv, send)
+
+    trio.run(main)
+
+
+def dealer(conn: Connection, spec: Spec) -> None:
+    async def main() -> None:
+        async with shmsock.socket(shmsock.DEALER, spin_us=spec["spin_us"]) as dealer:
+            dealer.connect(endpoint(spec))
+            await dealer.wait_peers(1)
+            conn.send("ready")
+            await timing_async(conn, _waiter(conn), dealer.send, dealer.recv)
+
+    trio.run(main)
+
+
 # The floor: what is left of a spinning round trip under Trio's rules when
 # the library's layers are taken away.  Each side writes straight into its
 # ring with one C call, reads straight from the other with one, polls

@@ -154,6 +154,9 @@ class InprocPipe:
         "writable",
     )
 
+    #: One peer per pipe (the contract's ``carries_ids``).
+    carries_ids = False
+
     def __init__(self, owner: Owner, endpoint: str, inbox: _Queue) -> None:
         self._owner = owner
         self.binding: object = None  # the binder's side: the binding it came through
@@ -357,6 +360,8 @@ def connect_pipes(
     d_in.writer, b_in.writer = b, d
     b.peer_type, d.peer_type = d_spec.kind, b_spec.kind
     b.peer_limit, d.peer_limit = d_spec.options.max_msg_size, b_spec.options.max_msg_size
+    b.peer_identity = d_spec.options.routing_id or b""
+    d.peer_identity = b_spec.options.routing_id or b""
     return b, d
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import logging
 import os
 import sys
 import threading
@@ -11,7 +12,7 @@ from typing import TYPE_CHECKING, Final
 import trio
 
 from ... import _stats
-from ..._errors import AddressInUse, IncompatiblePeer, InvalidEndpoint
+from ..._errors import AddressInUse, IncompatiblePeer, InvalidEndpoint, RoutingIdInUse
 from ..._options import Options
 from ..._stats import EndpointStats
 from .. import Events, SocketSpec, parse_name
@@ -21,6 +22,8 @@ if TYPE_CHECKING:
     from .._reactor import Reactor
 
 __all__ = ["InprocTransport"]
+
+log = logging.getLogger("shmsock")
 
 # Guards the registry: sockets of runs in other threads use it too.
 _LOCK = threading.Lock()
@@ -136,11 +139,32 @@ class InprocTransport:
                 ),
             )
             return
-        mine, theirs = connect_pipes(self, dialer, b, b.endpoint)
+        asked = dialer.spec.options.routing_id
+        if asked is not None and self.events.identity_in_use(asked):
+            self._refuse(
+                d,
+                RoutingIdInUse(
+                    f"the ROUTER bound at {b.endpoint} has a peer of routing id {asked!r}"
+                    " already: this socket's routing_id must differ"
+                ),
+            )
+            return
+        mine = self.spec.options.routing_id
+        if mine is not None and dialer.events.identity_in_use(mine):
+            # The connecting ROUTER has a peer of our id: it will not have
+            # us.  We asked for the id, so we say it; its next bind retries.
+            log.warning(
+                "shmsock: %s: the ROUTER connecting here has a peer of this socket's"
+                " routing id %r already: not connected",
+                b.endpoint,
+                mine,
+            )
+            return
+        mine_pipe, theirs = connect_pipes(self, dialer, b, b.endpoint)
         d.pipe, d.refused = theirs, None
-        self.pipes.append(mine)
+        self.pipes.append(mine_pipe)
         dialer.pipes.append(theirs)
-        self.events.attached(mine)
+        self.events.attached(mine_pipe)
         dialer.events.attached(theirs)
 
     @staticmethod

@@ -232,6 +232,9 @@ class Connection:
         "writable",
     )
 
+    #: One peer per pipe (the contract's ``carries_ids``).
+    carries_ids = False
+
     def __init__(
         self,
         *,
@@ -251,6 +254,7 @@ class Connection:
         max_msg: int,
         bulk_in: BulkIn | None = None,
         bulk_out: BulkOut | None = None,
+        peer_identity: bytes = b"",
     ) -> None:
         self.home = home
         self.owner = owner
@@ -267,7 +271,7 @@ class Connection:
         self.token = token
         self.peer_type = peer_type
         self.peer_limit = peer_limit
-        self.peer_identity = b""
+        self.peer_identity = peer_identity
         # A connector's ring outlives each connection to a binder: the slot
         # owns it.  A binder's ring belongs to the connection.
         self.owns_tx = bound

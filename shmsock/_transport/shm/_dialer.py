@@ -163,6 +163,7 @@ class Dialer:
             os.getpid(),
             slot.seg.capacity,
             max_msg=self.spec.options.max_msg_size,
+            identity=self.spec.options.routing_id or b"",
         )
         binder_uid = _handshake.peer_cred(conn)[1]
         if binder_uid != os.geteuid():
@@ -256,6 +257,8 @@ class Dialer:
         if msg.kind != _wire.Kind.WELCOME or not msg.token:
             self._abort_dial(slot)
             return
+        if msg.identity and not self._identity_ok(slot, msg):
+            return
         try:
             rx_seg = seg.open_existing(
                 self.dir.get(), slot.files.binder_ring(slot.index, msg.token), seg.ROLE_BINDER
@@ -296,10 +299,44 @@ class Dialer:
             peer_limit=msg.accepts,
             max_msg=options.max_msg_size,
             bulk_out=slot.bulk,
+            peer_identity=msg.identity,
         )
         slot.peer = conn
         slot.bulk.send_region = partial(pass_region, conn.sock)  # (not conn: no cycle)
         self.conns.attach(conn)
+
+    def _identity_ok(self, slot: Slot, msg: _wire.Handshake) -> bool:
+        """Whether the binder's routing id may be had; else hang up on it.
+
+        Only a ROUTER says no: it has a live peer of that id.  The binder
+        asked for the id, so the binder is told (the doorbell byte
+        ID_REFUSED, then end-of-file) and logs it; this side waits for the
+        next binder, as after a refusal, without an error of its own.
+        """
+        identity = msg.identity
+        refuse = _wire.bad_identity(identity)
+        if not refuse and self.events.identity_in_use(identity):
+            self.conns.live(fresh=True)  # a peer of that id may have just gone
+            refuse = self.events.identity_in_use(identity)
+        if not refuse:
+            return True
+        log.warning(
+            "shmsock: %s: not connecting: the binder's routing id %r %s",
+            slot.endpoint,
+            identity,
+            "starts with a zero byte"
+            if _wire.bad_identity(identity)
+            else "is that of another peer of this ROUTER",
+        )
+        if slot.dialing is not None:
+            try:
+                slot.dialing.send(_wire.ID_REFUSED)
+            except OSError:
+                pass
+        self._abort_dial(slot)
+        slot.drop_binder_rings()
+        self._watch_for_binders()
+        return False
 
     def _refused(self, slot: Slot, exc: Exception) -> None:
         """The binder will not have us: say why, and wait for the next binder.

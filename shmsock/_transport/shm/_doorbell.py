@@ -49,6 +49,7 @@ methods here (``doorbell``, ``mute``, ``rang``, ``reopen``, ``settle``,
 
 from __future__ import annotations
 
+import logging
 import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, TypeVar
@@ -67,6 +68,8 @@ if TYPE_CHECKING:
     from .._reactor import Reactor
 
 __all__ = ["Doorbells"]
+
+log = logging.getLogger("shmsock")
 
 _T = TypeVar("_T")
 
@@ -152,6 +155,14 @@ class Doorbells:
             conn.writable = send = True
         if _wire.CORRUPT in data:
             conn.owner.on_corrupt(conn)  # only a binder sends it, about our ring
+        if _wire.ID_REFUSED in data:
+            # A connecting ROUTER that has a peer of our routing id hangs up.
+            log.warning(
+                "shmsock: %s: the ROUTER of pid %d has another peer of this socket's"
+                " routing id, and hung up",
+                conn.endpoint,
+                conn.pid,
+            )
         if recv or send:
             self._events.ready(conn, recv, send)
 

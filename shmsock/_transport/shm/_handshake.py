@@ -61,17 +61,24 @@ class PendingHandshake:
         CorruptMessage when more descriptors came at once than anyone
         sends.
         """
-        try:
-            data, fds = recv_with_fds(self.sock, _wire.SIZE - len(self.buf))
-        except BlockingIOError:
-            return None
-        self.fds += fds
-        if not data:
-            raise ConnectionError("closed during the handshake")
-        self.buf += data
-        if len(self.buf) < _wire.SIZE:
-            return None
-        return _wire.Handshake.unpack(bytes(self.buf))
+        buf = self.buf
+        while True:
+            # The 64 bytes, then the routing id their byte 56 announces:
+            # never more, since doorbell bytes may follow at once.
+            size = _wire.SIZE
+            if len(buf) >= size:
+                if buf[:6] == _wire.MAGIC + _wire.VERSION.to_bytes(2, "little"):
+                    size += buf[_wire.ID_LENGTH_AT]
+                if len(buf) >= size:
+                    return _wire.Handshake.unpack(bytes(buf))
+            try:
+                data, fds = recv_with_fds(self.sock, size - len(buf))
+            except BlockingIOError:
+                return None
+            self.fds += fds
+            if not data:
+                raise ConnectionError("closed during the handshake")
+            buf += data
 
     def take_fds(self) -> list[int]:
         fds, self.fds = self.fds, []

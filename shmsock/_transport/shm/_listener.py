@@ -254,6 +254,8 @@ class Listener:
         ):
             self._refuse(hs, _wire.Refusal.BUSY)
             return
+        if msg.identity and not self._identity_ok(b, hs, msg):
+            return
         d = self.dir.get()
         try:
             rx_seg = seg.open_existing(d, b.files.connector_ring(msg.slot), seg.ROLE_CONNECTOR)
@@ -319,6 +321,7 @@ class Listener:
             tx_seg.capacity,
             token,
             max_msg=options.max_msg_size,
+            identity=(options.routing_id or b"") if msg.reads_identity else b"",
         )
         try:
             hs.sock.send(welcome.pack())
@@ -345,8 +348,36 @@ class Listener:
             peer_limit=msg.accepts,
             max_msg=options.max_msg_size,
             bulk_in=bulk_in,
+            peer_identity=msg.identity,
         )
         self.conns.attach(conn)
+
+    def _identity_ok(self, b: Binding, hs: PendingHandshake, msg: _wire.Handshake) -> bool:
+        """Whether the routing id the connector stated may be had; else refuse it."""
+        identity = msg.identity
+        if _wire.bad_identity(identity):
+            log.warning(
+                "shmsock: %s: refused pid %d: its routing id %r starts with a zero byte",
+                b.endpoint,
+                _handshake.peer_cred(hs.sock)[0],
+                identity,
+            )
+            self._refuse(hs, _wire.Refusal.BAD_ROUTING_ID)
+            return False
+        # A peer of that id that went a moment ago (to come back at once, as
+        # a restarted worker does) may have an end-of-file not handled yet.
+        if self.events.identity_in_use(identity):
+            self.conns.live(fresh=True)
+            if self.events.identity_in_use(identity):
+                log.info(
+                    "shmsock: %s: refused pid %d: routing id %r is in use",
+                    b.endpoint,
+                    _handshake.peer_cred(hs.sock)[0],
+                    identity,
+                )
+                self._refuse(hs, _wire.Refusal.ROUTING_ID_IN_USE)
+                return False
+        return True
 
     def _binder_ring(self, b: Binding, k: int) -> tuple[str, seg.Segment]:
         d = self.dir.get()

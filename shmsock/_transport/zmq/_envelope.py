@@ -16,6 +16,11 @@ So that any ZeroMQ peer understands them:
   REQ_CORRELATE, DEALER clients and brokers alike.  A requester that has
   gone (EHOSTUNREACH, ROUTER_MANDATORY) loses its reply, as REP does on
   ``shm://``.
+- routed (our ROUTER, a ROUTER in libzmq): a message is its frames, the
+  peer's routing id first, both ways; the ROUTER pattern routes by it
+  (the pipe ``carries_ids``).  Any ZeroMQ peer's envelope passes through
+  untouched: a libzmq REQ's ``[id, b"", body]``, our REQ's ``[id,
+  request_id, b"", body]``.
 """
 
 from __future__ import annotations
@@ -54,6 +59,8 @@ class Envelope:
     #: After Again on a later frame, send the rest so that libzmq stops
     #: dropping (its load balancer does; PAIR and ROUTER need not).
     ends_dropping = False
+    #: Each message is behind its peer's routing id (a ROUTER's link).
+    routed = False
 
     def encode(self, frames: list[bytes], aux: int) -> list[bytes] | None:
         """The frames to send; None drops the message (nowhere to send it)."""
@@ -124,11 +131,25 @@ class _Reply(Envelope):
         return Message(frames[i + 1 :], token)
 
 
+class _Routed(Envelope):
+    zmq_type = zmq.ROUTER
+    plain = False
+    router = True
+    routed = True
+
+    def decode(self, frames: list[bytes]) -> Queued | None:
+        if len(frames) < 2:
+            return None  # (libzmq's ROUTER always puts the id in front)
+        return Message(frames, 0)
+
+
 def envelope_for(spec: SocketSpec, salt: int) -> Envelope:
     """The envelope of a socket of *spec* (its pattern's ``envelope`` capability)."""
     if spec.envelope == "request":
         return _Request(salt)
     if spec.envelope == "reply":
         return _Reply()
+    if spec.envelope == "routed":
+        return _Routed()
     # Other types are the libzmq type of the same number (shmsock._types).
     return _Plain(int(spec.kind))

@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Final
 
 import zmq
 
+from ..._errors import HostUnreachable
 from ..._stats import EndpointStats
 from .. import NO_LIMIT, Queued, WholeStream
 from . import _calls
@@ -58,6 +59,7 @@ class ZmqPipe:
         "busy",
         "bytes_received",
         "bytes_sent",
+        "carries_ids",
         "corrupt",
         "dropped",
         "endpoint",
@@ -84,6 +86,7 @@ class ZmqPipe:
         self.peer_type = min(spec.compatible) if spec.compatible else spec.kind
         self.peer_limit = NO_LIMIT  # libzmq peers do not say; they drop what is too big
         self.peer_identity = b""
+        self.carries_ids = link.envelope.routed
         self.alive = self.readable = self.writable = True
         self.streaming = self.in_send = self.in_recv = self.busy = False
         self.inbox: deque[Queued] = deque()
@@ -197,6 +200,16 @@ class ZmqPipe:
             return False
         envelope.sent(aux)
         if sent < 0:
+            if self._watch_recv and not self.readable:
+                link.after_call()  # rule 3, before a raise too: the call may have taken a signal
+            if envelope.routed and link.spec.options.router_mandatory:
+                rid = frames[0]
+                raise HostUnreachable(
+                    f"no peer of {self.endpoint} has routing id {rid!r}: it never connected,"
+                    " or it has departed (nothing was sent; set router_mandatory=False to"
+                    " drop such messages silently, as libzmq does by default)",
+                    rid,
+                )
             self.dropped += 1  # the requester has gone: its reply is dropped, as REP does
             return True
         self.messages_sent += 1

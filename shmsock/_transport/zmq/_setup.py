@@ -70,6 +70,8 @@ def configure(sock: zmq.Socket[Any], o: Options, *, bound: bool, router: bool, i
     # was queued for sending too.
     sock.setsockopt(zmq.IMMEDIATE, 0)
     sock.setsockopt(zmq.IPV6, int(o.ipv6 or ipv6))
+    if o.routing_id is not None:
+        sock.setsockopt(zmq.ROUTING_ID, o.routing_id)
     if router:
         # A reply to a requester that has gone fails (and is dropped, as REP
         # does) instead of vanishing; and a full requester says Again.
