@@ -31,7 +31,7 @@ from helpers.conformance import wait_peers
 from helpers.procs import spawn
 
 import shmsock
-from shmsock import PAIR, PULL, PUSH
+from shmsock import DEALER, PAIR, PULL, PUSH, REP, REQ, ROUTER
 
 KiB, MiB = 1 << 10, 1 << 20
 
@@ -335,3 +335,36 @@ async def test_large_messages_leases_and_loans_work_on_every_transport(scheme):
         assert got == [b"a", big[0], b"b"]
         with pytest.raises(trio.WouldBlock):
             link.rx.recv_nowait()  # the cancelled loan sent nothing
+
+
+async def test_large_requests_and_replies_keep_their_envelopes():
+    # A large frame is held in the region until the socket takes it: the
+    # request id (REQ/REP) and the routing id (ROUTER) must survive that.
+    big = os.urandom(1 * MiB)
+    with trio.fail_after(20):
+        async with shmsock.socket(REQ) as req, shmsock.socket(REP) as rep:
+            rep.bind("shm://bulk-reqrep")
+            req.connect("shm://bulk-reqrep")
+            await req.send(big)
+            assert await rep.recv() == big
+            await rep.send(big[::-1])
+            assert await req.recv() == big[::-1]
+        async with shmsock.socket(ROUTER) as router, shmsock.socket(DEALER) as dealer:
+            router.bind("shm://bulk-router")
+            dealer.connect("shm://bulk-router")
+            await dealer.send_multipart([b"", big])
+            ident, *rest = await router.recv_multipart(copy=False)
+            assert [bytes(x.buffer) for x in rest] == [b"", big]
+            await router.send_multipart([bytes(ident.buffer), b"", big[::-1]])
+            assert await dealer.recv_multipart() == [b"", big[::-1]]
+
+
+async def test_recv_of_a_large_multipart_message_raises_and_leaves_it_whole():
+    async with shmsock.socket(PULL) as pull, shmsock.socket(PUSH) as push:
+        pull.bind("shm://bulk-multipart-recv")
+        push.connect("shm://bulk-multipart-recv")
+        frames = [b"head", os.urandom(1 * MiB)]
+        await push.send_multipart(frames)
+        with pytest.raises(shmsock.MultipartMessage):
+            await pull.recv()
+        assert await pull.recv_multipart() == frames
