@@ -450,6 +450,13 @@ void shm_producer_close(shm_producer *p)
                               memory_order_release);
 }
 
+int shm_producer_peer_waiting(const shm_producer *p)
+{
+    if (!p || !p->ring)
+        return 0;
+    return atomic_load_explicit(at32(p->ring, OFF_CONSUMER_WAITING), memory_order_relaxed) != 0;
+}
+
 void shm_producer_cancel_wait(shm_producer *p)
 {
     if (p && p->ring)

@@ -228,6 +228,13 @@ void shm_consumer_cancel_wait(shm_consumer *c);
 int shm_producer_prepare_wait(shm_producer *p, uint32_t need);
 void shm_producer_cancel_wait(shm_producer *p);
 
+/* Whether the consumer has announced that it sleeps (its waiter flag), as
+ * the producer sees it now: 1 or 0.  A state, not a decision: a caller
+ * that waits for the consumer to answer uses it to tell a peer at work from
+ * a parked one.  Read from shared memory without validation, so it is a
+ * hint: any value other than 0 reads as 1. */
+int shm_producer_peer_waiting(const shm_producer *p);
+
 /* Mark the ring closed by its producer, for monitoring tools.  The records
  * it published stay readable: a producer never takes back what it wrote. */
 void shm_producer_close(shm_producer *p);

@@ -20,9 +20,11 @@ workers and runs ``shmsock.proxy`` between them: a request goes to the
 next worker in turn, with its client's envelope in front, and the reply
 finds its way back by it.
 
-Nothing here runs forever: the broker watches its clients come and go
-through peer events and stops once --clients of them (default 3) have
-left; each worker stops when the broker departs.
+Nothing here runs forever: the broker watches its peers through peer
+events and stops once --workers workers (default 2) have connected and
+--clients clients (default 3) have left; each worker stops when the broker
+departs.  (Waiting for the workers means a worker started late, after the
+clients were served, still finds the broker and stops.)
 
 The endpoints are shm://broker-frontend and shm://broker-backend
 (--frontend and --backend name others; give every role the same).
@@ -48,17 +50,27 @@ def say(line: str) -> None:
     sys.stdout.flush()
 
 
-async def broker(frontend_endpoint: str, backend_endpoint: str, clients: int) -> None:
+async def broker(frontend_endpoint: str, backend_endpoint: str, clients: int, workers: int) -> None:
     async with (
         shmsock.socket(shmsock.ROUTER) as frontend,
         shmsock.socket(shmsock.DEALER) as backend,
     ):
         frontend.bind(frontend_endpoint)
         backend.bind(backend_endpoint)
-        async with frontend.peer_events() as events, trio.open_nursery() as nursery:
+        async with (
+            frontend.peer_events() as client_events,
+            backend.peer_events() as worker_events,
+            trio.open_nursery() as nursery,
+        ):
             nursery.start_soon(shmsock.proxy, frontend, backend)
+            came = 0
+            async for event in worker_events:
+                if event.kind is shmsock.PeerEventKind.CONNECTED:
+                    came += 1
+                    if came == workers:
+                        break
             left = 0
-            async for event in events:
+            async for event in client_events:  # it kept what came meanwhile
                 if event.kind is shmsock.PeerEventKind.DEPARTED:
                     left += 1
                     if left == clients:
@@ -67,7 +79,7 @@ async def broker(frontend_endpoint: str, backend_endpoint: str, clients: int) ->
     say(f"broker: {clients} clients came and went")
 
 
-async def worker(frontend_endpoint: str, backend_endpoint: str, clients: int) -> None:
+async def worker(frontend_endpoint: str, backend_endpoint: str, *_: int) -> None:
     served = 0
     async with shmsock.socket(shmsock.REP) as rep:
         rep.connect(backend_endpoint)
@@ -90,7 +102,7 @@ async def worker(frontend_endpoint: str, backend_endpoint: str, clients: int) ->
     say(f"worker: served {served} requests")
 
 
-async def client(frontend_endpoint: str, backend_endpoint: str, clients: int) -> None:
+async def client(frontend_endpoint: str, backend_endpoint: str, *_: int) -> None:
     me = b"client %d" % os.getpid()
     async with shmsock.socket(shmsock.REQ) as req:
         req.connect(frontend_endpoint)
@@ -116,15 +128,18 @@ def main() -> None:
     parser.add_argument(
         "--clients", type=int, default=3, help="the broker stops after this many (%(default)s)"
     )
+    parser.add_argument(
+        "--workers", type=int, default=2, help="the broker waits for this many (%(default)s)"
+    )
     args = parser.parse_args()
     if args.role == "all":
         flags = ["--frontend", args.frontend, "--backend", args.backend]
-        flags += ["--clients", str(args.clients)]
-        roles = ["broker", "worker", "worker"] + ["client"] * args.clients
+        flags += ["--clients", str(args.clients), "--workers", str(args.workers)]
+        roles = ["broker"] + ["worker"] * args.workers + ["client"] * args.clients
         procs = [subprocess.Popen([sys.executable, __file__, r, *flags]) for r in roles]
         sys.exit(max(p.wait() for p in procs))
     role = {"broker": broker, "worker": worker, "client": client}[args.role]
-    trio.run(role, args.frontend, args.backend, args.clients)
+    trio.run(role, args.frontend, args.backend, args.clients, args.workers)
 
 
 if __name__ == "__main__":

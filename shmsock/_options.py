@@ -31,9 +31,11 @@ class Options:
         Largest message, in payload bytes over all frames, that this socket
         sends or accepts.  Default 64 MiB; at most 2**40.
     spin_us
-        Microseconds a receiver busy-polls its rings before it parks.
-        Spinning holds the Trio thread, so it trades CPU for wake-up
-        latency.  Default 0: park at once.
+        The most microseconds a receiver busy-polls its rings before it
+        parks.  Spinning holds the Trio thread, so it trades CPU for
+        wake-up latency; it adapts to how long answers take, and stops
+        when it stops paying or the machine has no CPU to spare.  Default
+        0: park at once.
     checksum
         Whether this socket computes CRC32C over what it sends.  Receivers
         check every record that carries one.  Default True.

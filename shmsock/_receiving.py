@@ -172,7 +172,7 @@ class Receiving:
                     await shielded_checkpoint()
                     clock.last = now()
                     return data
-        if self._options.spin_us:
+        if self._options.spin_us and self._waiter.plan_spin(self._options.spin_us):
             item = await self._recv_spinning(False)
         else:
             item = await retry(
@@ -226,7 +226,7 @@ class Receiving:
         On cancel:
             Nothing is consumed, as for :meth:`recv`.
         """
-        if self._options.spin_us:
+        if self._options.spin_us and self._waiter.plan_spin(self._options.spin_us):
             item = await self._recv_spinning(True)
         else:
             item = await retry(
@@ -318,7 +318,7 @@ class Receiving:
         """
         spin = self._options.spin_us
         waiter = self._waiter
-        if spin:
+        if spin and waiter.plan_spin(spin):
             return await retry(
                 waiter.look,
                 partial(waiter.wait_recv, spin),

@@ -139,10 +139,11 @@ def _tcp(figs: list[Figure], out: TextIO) -> None:
     size = figs[0].size
     out.write(
         f"\ntcp:// on loopback, PUSH -> PULL between two processes, {_size(size)} messages"
-        " (M msg/s, higher is better)\n"
+        " (M msg/s, higher is better; then each side's CPU time per message, all its"
+        " threads, libzmq's too: receiver / sender)\n"
     )
     for f in figs:
-        out.write(f"  {f.label:<40} {_value(f)} {_spread(f):<15}{_na_reason(f)}\n")
+        out.write(f"  {f.label:<40} {_value(f)} {_spread(f):<15}{_cpu_cell(f)}{_na_reason(f)}\n")
     by_way = {f.way: f for f in figs}
     lines = []
     for mine, theirs, goal in TCP_GOALS:
@@ -155,6 +156,14 @@ def _tcp(figs: list[Figure], out: TextIO) -> None:
     if lines:
         out.write("  shmsock / pyzmq, against issue 21's goals:\n")
         out.writelines(lines)
+
+
+def _cpu_cell(f: Figure) -> str:
+    """A stream's CPU time per message on each side: steadier than the rate on a busy machine."""
+    d = f.details
+    if f.na or "receiver_us_per_msg" not in d:
+        return ""
+    return f" {d['receiver_us_per_msg']:5.2f} / {d['senders_us_per_msg']:.2f} us"
 
 
 def _large(figs: list[Figure], out: TextIO) -> None:

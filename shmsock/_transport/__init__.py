@@ -527,8 +527,13 @@ class WakeUps(Protocol):
     def settle(self) -> None:
         """Read the held descriptor, if any, and unmute it."""
 
-    def spin(self, spin_us: int) -> bool:
-        """Watch the idle pipes for up to *spin_us*; True if one has data."""
+    def spin(self, spin_us: float) -> bool:
+        """Watch the idle pipes for up to *spin_us*; True if one has data.
+
+        Without holding the CPU a peer needs, and ending early when no
+        answer can come; a spin of 0 looks once.  Either way the pipes
+        found empty are announced (their writers ring) when it returns.
+        """
 
     def look(self, take: Callable[..., _T], *args: Any) -> _T:
         """``take(*args)`` without announcing waits on what it finds empty."""

@@ -425,6 +425,11 @@ def test_the_tcp_section_measures_shmsock_beside_pyzmq_on_the_same_wire():
     report.render(suite.Run.from_json(data), table)
     assert "tcp:// on loopback" in table.getvalue()
     assert "against issue 21's goals" in table.getvalue()
+    # Each way's line gives both sides' CPU time per message, as measured.
+    for f in figs:
+        d = f["details"]
+        line = next(ln for ln in table.getvalue().splitlines() if ln.startswith(f"  {f['label']} "))
+        assert f"{d['receiver_us_per_msg']:5.2f} / {d['senders_us_per_msg']:.2f} us" in line
 
 
 def test_the_router_section_measures_router_dealer_round_trips_beside_pyzmq():

@@ -50,12 +50,12 @@ methods here (``doorbell``, ``mute``, ``rang``, ``reopen``, ``settle``,
 from __future__ import annotations
 
 import logging
-import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, TypeVar
 
 import trio
 
+from ... import _ring as R
 from ..._errors import CorruptMessage
 from .. import Events
 from . import _wire
@@ -244,28 +244,37 @@ class Doorbells:
 
     # -- rule 5: spinning -------------------------------------------------------------
 
-    def spin(self, spin_us: int) -> bool:
-        """Busy-poll the idle rings for up to *spin_us*; True if data arrived.
+    def spin(self, spin_us: float) -> bool:
+        """Watch the idle rings for up to *spin_us*; True if data arrived.
 
+        The loop is C with the GIL released (``R.spin``, shmsock/_spin.c):
+        it pauses between looks and yields the CPU every few microseconds,
+        so it never holds a CPU that the peer needs to answer, and it stops
+        early when every peer has announced that it sleeps (no answer is
+        coming) or a doorbell has news (a byte, or a hang-up: a peer that
+        died is handled by the poller at once, not after the bound).
         While we watch, writers need not ring, so the announcements are
         withdrawn; they are made again when the spin ends, on every ring
         but the one where data appeared.
         """
-        deadline = time.perf_counter_ns() + spin_us * 1000
         self.unannounced.clear()  # among the idle connections below
         idle = [c for c in self._conns if c.alive and not c.readable]
+        if not idle:
+            return False
         for conn in idle:
             conn.rx.cancel_wait()
-        while time.perf_counter_ns() < deadline:
-            for conn in idle:
-                if conn.rx.available():
-                    conn.readable = True
-                    self._events.ready(conn, True, False)
-                    if len(idle) > 1:
-                        # Another task may be parked on this socket, waiting
-                        # for the doorbells of the rings we stopped watching.
-                        self.announce([c for c in idle if c is not conn])
-                    return True
+        got = R.spin(
+            [c.rx for c in idle], [c.tx for c in idle], [c.fd for c in idle], int(spin_us * 1000)
+        )
+        if got >= 0:
+            conn = idle[got]
+            conn.readable = True
+            self._events.ready(conn, True, False)
+            if len(idle) > 1:
+                # Another task may be parked on this socket, waiting for
+                # the doorbells of the rings we stopped watching.
+                self.announce([c for c in idle if c is not conn])
+            return True
         return self.announce(idle)
 
     def look(self, take: Callable[..., _T], *args: Any) -> _T:
