@@ -39,6 +39,7 @@ from ._options import Options, SocketOption
 from ._peerevents import PeerEvent, PeerEventKind, PeerEvents
 from ._proxy import proxy
 from ._socket import Socket, socket
+from ._transport import Lease
 from ._types import SocketType
 
 PAIR = SocketType.PAIR
@@ -56,6 +57,7 @@ MAX_MSG_SIZE = SocketOption.MAX_MSG_SIZE
 SPIN_US = SocketOption.SPIN_US
 CHECKSUM = SocketOption.CHECKSUM
 LINGER = SocketOption.LINGER
+SCHEDULE_EVERY_US = SocketOption.SCHEDULE_EVERY_US
 ROUTING_ID = SocketOption.ROUTING_ID
 ROUTER_MANDATORY = SocketOption.ROUTER_MANDATORY
 
@@ -77,12 +79,14 @@ __all__ = [
     "ROUTER",
     "ROUTER_MANDATORY",
     "ROUTING_ID",
+    "SCHEDULE_EVERY_US",
     "SPIN_US",
     "AddressInUse",
     "CorruptMessage",
     "HostUnreachable",
     "IncompatiblePeer",
     "InvalidEndpoint",
+    "Lease",
     "MessageTooLarge",
     "MultipartMessage",
     "NotInTrio",

@@ -27,7 +27,9 @@ from cffi import FFI
 
 ROOT = pathlib.Path(__file__).resolve().parent.parent
 CSRC = ROOT / "csrc"
-SOURCES = ["shmring.c", "crc32c.c"]
+SOURCES = ["shmring.c", "shmbulk.c", "crc32c.c"]
+#: Headers a module's sources include besides its own (rebuild when they change).
+HEADERS = {"shmring.h": ("shm_internal.h",)}
 # The binding layer's own C, linked into shmsock._shmring: the spin, a
 # waiting mechanism, which the ring in csrc/ must not have.
 BINDING = ROOT / "shmsock"
@@ -108,7 +110,8 @@ def _make(
     builder = FFI()
     builder.cdef(read_cdef(CSRC / header))
     paths = [path(CSRC / name) for name in sources]
-    depends = [path(CSRC / header)]
+    # The ring's header includes shm_internal.h's layout constants too.
+    depends = [path(CSRC / h) for h in (header, *HEADERS.get(header, ()))]
     include_dirs = [path(CSRC)]
     if binding is not None:
         builder.cdef(read_cdef(BINDING / binding[0]))

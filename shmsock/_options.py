@@ -14,6 +14,7 @@ RING_SIZE_MIN: Final = 4 * KiB
 RING_SIZE_MAX: Final = 64 * MiB
 MAX_MSG_SIZE_MAX: Final = 1 << 40
 SPIN_US_MAX: Final = 1_000_000
+SCHEDULE_EVERY_US_MAX: Final = 1_000_000
 
 
 @dataclass(frozen=True)
@@ -38,6 +39,16 @@ class Options:
     checksum
         Whether this socket computes CRC32C over what it sends.  Receivers
         check every record that carries one.  Default True.
+    schedule_every_us
+        How often, at most, the message methods (``await send()``,
+        ``await recv()`` and the like) let other tasks run, in microseconds
+        of calls that never had to wait.  Every call checks for
+        cancellation; a call that did not wait goes through Trio's
+        scheduler only if this thread has not yielded for that long.
+        Default 100; 0 yields on every call (Trio's strictest reading of
+        its checkpoint rule, and what ``trio.testing.assert_checkpoints``
+        expects).  A deadline that passes while a task sends or receives
+        without ever waiting is noticed up to this much late.
     linger
         Seconds ``aclose()`` waits for the readers to take what this socket
         sent; ``0`` does not wait, ``None`` waits without bound.  Default
@@ -134,6 +145,7 @@ class Options:
     spin_us: int = 0
     checksum: bool = True
     linger: float | None = 1.0
+    schedule_every_us: int = 100
     routing_id: bytes | None = None
     router_mandatory: bool = True
     # tcp:// and ipc:// (libzmq) only; see ZMQ_OPTIONS.
@@ -170,6 +182,7 @@ class SocketOption(enum.StrEnum):
     SPIN_US = "spin_us"
     CHECKSUM = "checksum"
     LINGER = "linger"
+    SCHEDULE_EVERY_US = "schedule_every_us"
     ROUTING_ID = "routing_id"
     ROUTER_MANDATORY = "router_mandatory"
     SNDHWM = "sndhwm"
@@ -303,6 +316,10 @@ def make_options(**options: Any) -> Options:
         values["max_msg_size"] = _int("max_msg_size", options["max_msg_size"], 0, MAX_MSG_SIZE_MAX)
     if "spin_us" in options:
         values["spin_us"] = _int("spin_us", options["spin_us"], 0, SPIN_US_MAX)
+    if "schedule_every_us" in options:
+        values["schedule_every_us"] = _int(
+            "schedule_every_us", options["schedule_every_us"], 0, SCHEDULE_EVERY_US_MAX
+        )
     if "checksum" in options:
         if not isinstance(options["checksum"], bool):
             raise TypeError(f"option checksum must be True or False, not {options['checksum']!r}")

@@ -22,6 +22,11 @@ from typing import Any
 from ._ringcore import (
     AGAIN,
     CONT,
+    DESC,
+    EBULKCRC,
+    EEXTENT,
+    EPOSITION,
+    EREGION,
     HEADER_SIZE,
     MASK64,
     MAX_CAPACITY,
@@ -44,6 +49,11 @@ from ._ringcore import (
 
 __all__ = [
     "CONT",
+    "DESC",
+    "EBULKCRC",
+    "EEXTENT",
+    "EPOSITION",
+    "EREGION",
     "HEADER_SIZE",
     "MAX_CAPACITY",
     "MIN_CAPACITY",
@@ -294,6 +304,11 @@ class Producer(_Side):
         :meth:`release`.
         """
         return (int(self._p.msgs) - self._msgs0) & MASK64
+
+    @property
+    def tail(self) -> int:
+        """The position after the last record written (this side's private copy)."""
+        return int(self._p.tail)
 
     @property
     def used(self) -> int:

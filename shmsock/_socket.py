@@ -90,6 +90,7 @@ class Socket(Sending, Receiving, Serializing, SocketOptions, Lifetime):
         "_nursery_manager",
         "_options",
         "_outbox",
+        "_pace",
         "_pattern",
         "_pid",
         "_plain_limit",
@@ -137,6 +138,7 @@ class Socket(Sending, Receiving, Serializing, SocketOptions, Lifetime):
         self._recv_cancelled = pattern.recv_cancelled
         self._plain_recv = pattern.plain_recv
         self._plain_limit = -1
+        self._pace = 0
         self._derive()
         hub.limits_changed = self._derive
         self._pid = os.getpid()  # the process it belongs to (see _disown)
@@ -145,6 +147,7 @@ class Socket(Sending, Receiving, Serializing, SocketOptions, Lifetime):
 
     def _derive(self) -> None:
         """Set what the fast paths read from the options and the transports."""
+        self._pace = self._options.schedule_every_us * 1000  # _trio, step 3
         if self._pattern.plain_send and not self._closed:
             # A plain message at most this long goes by the send fast path
             # (-1: no message is that short): one comparison for every

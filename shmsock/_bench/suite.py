@@ -24,7 +24,6 @@ To add a section (docs/performance.md, "Adding a section"):
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
-from dataclasses import replace
 from functools import partial
 from typing import Any, TextIO
 
@@ -40,6 +39,7 @@ from .peers import (
     TCP_STREAMS,
     Echo,
     Stream,
+    shm,
 )
 from .protocol import QUIET
 from .runner import MAIN_SIZE, Options, Runner, Trial
@@ -48,7 +48,7 @@ __all__ = [
     "FANIN_NICE",
     "FANIN_SENDERS",
     "FORMAT",
-    "LARGE",
+    "LARGE_SIZES",
     "MAIN_SIZE",
     "SECTIONS",
     "Figure",
@@ -59,9 +59,9 @@ __all__ = [
     "machine",
 ]
 
-#: The message size of the "large" figure: far more than a ring holds.
-LARGE = 16 << 20
-#: The size of the figures measured at one size only (fan-in, the peers
+#: The message sizes of the "large" figures: each goes whole through a bulk
+#: region on shm:// (frames above 64 KiB; 64 KiB itself still fits the ring).
+LARGE_SIZES = (64 << 10, 1 << 20, 16 << 20)
 # "fanin-nice" runs the fan-in with the producers at this niceness: with more
 # busy processes than cores, the fair scheduler gives the one receiver only
 # its share (see docs/performance.md).
@@ -111,6 +111,20 @@ def plan_throughput(suite: Suite) -> list[Trial]:
     return trials
 
 
+def _large_ways(suite: Suite) -> list[Stream]:
+    """shmsock's await, CRC on and off, its zero-copy lease and loan, and pyzmq."""
+    ways = _streams(suite, lambda w: w.key in ("shmsock-await", "shmsock-await-nocrc"))
+    if suite.has("shmsock"):
+        ways.append(
+            Stream(
+                "shmsock-zero-copy", "shmsock loan -> lease, CRC off", "shmsock",
+                shm.receiver, shm.sender, {"mode": "lease", "checksum": False},
+                style="lease", zero_copy=True,
+            )
+        )  # fmt: skip
+    return ways + _streams(suite, lambda w: w.key == "pyzmq")
+
+
 def plan_tcp(suite: Suite) -> list[Trial]:
     """tcp:// on loopback at the main size: shmsock over libzmq beside pyzmq (issue 21)."""
     if not suite.has("pyzmq"):
@@ -129,26 +143,19 @@ def plan_tcp(suite: Suite) -> list[Trial]:
 
 
 def plan_large(suite: Suite) -> list[Trial]:
-    await_ = next(w for w in STREAMS if w.key == "shmsock-await")
-    ways = [
-        replace(
-            await_,
-            key=f"shmsock-await-ring{r >> 20}M",
-            label=f"shmsock await, {r >> 20} MiB ring",
-            params={**await_.params, "ring_size": r},
-        )
-        for r in (1 << 20, 4 << 20)
-    ]
-    ways += _streams(suite, lambda w: w.key == "pyzmq")
+    ways = _large_ways(suite)
+    trials: list[Trial] = []
+    for size in LARGE_SIZES:
 
-    def make(w: Stream, t: int) -> Trial:
-        return Trial(
-            f"16 MiB messages, {w.label} {_of(t, suite)}",
-            partial(suite.stream_trial, f"large/{w.key}", "large", w, LARGE),
-            group="large",
-        )
+        def make(w: Stream, t: int, size: int = size) -> Trial:
+            return Trial(
+                f"{_size(size)} messages, {w.label} {_of(t, suite)}",
+                partial(suite.stream_trial, f"large/{size}/{w.key}", "large", w, size),
+                group=f"large/{size}",
+            )
 
-    return list(_alternate(suite, ways, make))
+        trials.extend(_alternate(suite, ways, make))
+    return trials
 
 
 def plan_sweep(suite: Suite) -> list[Trial]:

@@ -48,10 +48,13 @@ def test_geometry():
 def test_header_layout_matches_protocol_doc():
     region, prod, _cons, _buf = make(start_pos=4096, start_seq=7)
     assert rf.get(region, "magic") == rf.RING_MAGIC
-    assert rf.get(region, "version") == 2
+    assert rf.get(region, "version") == 3
     assert rf.get(region, "header_size") == 256
     assert rf.get(region, "capacity") == CAP
     assert rf.get(region, "head") == rf.get(region, "tail") == 4096
+    # Bulk positions start where the ring's do; nobody waits for bulk room.
+    assert rf.get(region, "bulk_released") == 4096
+    assert rf.get(region, "bulk_waiting") == rf.get(region, "bulk_want") == 0
     assert prod.write(b"abc", rf.START, aux=99) == 0
     assert rf.get(region, "tail") == 4096 + rf.rec_size(3)
     assert rf.get(region, "tail_seq") == 8
@@ -245,9 +248,14 @@ def test_flags_and_aux_come_back_for_mixed_batches():
 
 def test_invalid_write_flags_are_rejected():
     _region, prod, _cons, _buf = make()
-    for bad in (rf.PAD, rf.NOCRC, 0x20, 0x80):
+    for bad in (rf.PAD, rf.NOCRC, 0x40, 0x80, rf.DESC, rf.START | rf.DESC | rf.CONT):
         with pytest.raises(ValueError, match="flags"):
             prod.write(b"x", bad)
+    # A DESC record carries exactly one descriptor, and is a whole frame.
+    with pytest.raises(ValueError, match="flags"):
+        prod.write(bytes(rf.DESC_SIZE + 8), rf.START | rf.DESC)
+    with pytest.raises(ValueError, match="flags"):
+        prod.write(bytes(rf.DESC_SIZE), rf.START | rf.DESC | rf.CONT)
 
 
 @pytest.mark.parametrize("data", [b"abcde", memoryview(b"abcdefgh")[2:7]])

@@ -50,6 +50,7 @@ async def test_a_recv_in_a_cancelled_scope_takes_nothing_though_messages_wait():
         zsocket(PULL) as pull,
         peer("source", LOOPBACK, True, "PUSH", sent) as theirs,
     ):
+        pull.schedule_every_us = 0  # a schedule point on every call (assert_checkpoints)
         pull.connect(theirs.endpoint)
         await theirs.expect("sent")
         assert await pull.recv() == b"m0"  # the rest came with it, into the inbox
@@ -82,6 +83,9 @@ async def test_ready_sends_and_receives_let_other_tasks_run():
         peer("source", LOOPBACK, True, "PUSH", sent) as source,
         peer("collect", LOOPBACK, True, "PULL") as sink,
     ):
+        # Every call a schedule point, as counted below (by default, one at
+        # least every schedule_every_us: tests/sockets/test_await_path.py).
+        pull.schedule_every_us = push.schedule_every_us = 0
         pull.connect(source.endpoint)
         push.connect(sink.endpoint)
         await source.expect("sent")
