@@ -23,35 +23,14 @@
  *  5. No waiting policy: when the ring is empty or full we return and let
  *     the caller decide whether to spin, park, or give up.
  */
-#include "shmring.h"
+#include "shm_internal.h"
 
-#include <stdatomic.h>
-#include <stdbool.h>
 #include <string.h>
 
 #define RING_MAGIC 0x31474e49524d4853ull /* "SHMRING1" little-endian */
 #define KNOWN_FLAGS \
-    (SHM_F_PAD | SHM_F_START | SHM_F_MORE | SHM_F_CONT | SHM_F_NOCRC | SHM_F_CTRL)
-
-/* Offsets in the ring header.  Each group sits on its own 64-byte line. */
-enum {
-    OFF_MAGIC = 0,          /* u64, written once at init */
-    OFF_VERSION = 8,        /* u32 */
-    OFF_HEADER_SIZE = 12,   /* u32 */
-    OFF_CAPACITY = 16,      /* u64 */
-    OFF_TAIL = 64,          /* u64, producer line */
-    OFF_TAIL_SEQ = 72,      /* u64, statistics */
-    OFF_BYTES_WRITTEN = 80, /* u64, statistics */
-    OFF_PRODUCER_STATE = 88, /* u32, SHM_PRODUCER_* */
-    OFF_MSGS_WRITTEN = 96,  /* u64, statistics */
-    OFF_MSGS_DROPPED = 104, /* u64, statistics (a fan-out's misses) */
-    OFF_HEAD = 128,         /* u64, consumer line */
-    OFF_HEAD_SEQ = 136,     /* u64 */
-    OFF_BYTES_READ = 144,   /* u64, statistics */
-    OFF_MSGS_READ = 152,    /* u64, statistics */
-    OFF_CONSUMER_WAITING = 192, /* u32, waiter line */
-    OFF_PRODUCER_WAITING = 196, /* u32 */
-};
+    (SHM_F_PAD | SHM_F_START | SHM_F_MORE | SHM_F_CONT | SHM_F_NOCRC | SHM_F_DESC | \
+     SHM_F_CTRL)
 
 _Static_assert(SHM_RING_HEADER_SIZE == 256, "header is four cache lines");
 _Static_assert(SHM_REC_HEADER_SIZE == 24, "the canonical record header is 24 bytes");
@@ -67,9 +46,6 @@ typedef struct rec_header {
     uint32_t aux;
 } rec_header;
 _Static_assert(sizeof(rec_header) == SHM_REC_HEADER_SIZE, "no padding in the record header");
-#if defined(__BYTE_ORDER__) && __BYTE_ORDER__ != __ORDER_LITTLE_ENDIAN__
-#error "the record format is little-endian: rec_crc and rec_header copy native integers"
-#endif
 
 /* Bytes of header fields the checksum covers after the payload. */
 #define REC_CRC_TRAILER 17
@@ -99,16 +75,6 @@ static inline uint32_t rec_crc(const uint8_t *payload, uint32_t len, uint8_t fla
                                uint64_t seq, uint32_t aux)
 {
     return rec_crc_from(shm_crc32c(0, payload, len), len, flags, seq, aux);
-}
-
-static inline _Atomic uint64_t *at64(uint8_t *ring, size_t off)
-{
-    return (_Atomic uint64_t *)(void *)(ring + off);
-}
-
-static inline _Atomic uint32_t *at32(uint8_t *ring, size_t off)
-{
-    return (_Atomic uint32_t *)(void *)(ring + off);
 }
 
 static inline uint64_t rec_size(uint64_t len)
@@ -154,6 +120,8 @@ int shm_ring_init(void *region, size_t region_size, uint64_t capacity,
     atomic_store_explicit(at64(ring, OFF_HEAD), start_pos, memory_order_relaxed);
     atomic_store_explicit(at64(ring, OFF_HEAD_SEQ), start_seq, memory_order_relaxed);
     atomic_store_explicit(at64(ring, OFF_TAIL_SEQ), start_seq, memory_order_relaxed);
+    /* Bulk positions start where the ring's do (any value works). */
+    atomic_store_explicit(at64(ring, OFF_BULK_RELEASED), start_pos, memory_order_relaxed);
     /* Release: whoever sees this tail also sees the header above. */
     atomic_store_explicit(at64(ring, OFF_TAIL), start_pos, memory_order_release);
     return 0;
@@ -349,8 +317,11 @@ static inline int publish_tail(shm_producer *p, uint64_t pos)
     return atomic_exchange_explicit(w, 0, memory_order_relaxed) != 0;
 }
 
-static inline int valid_write_flags(uint8_t flags)
+/* A DESC record is a whole frame whose payload is one descriptor. */
+static inline int valid_write_flags(uint8_t flags, uint32_t len)
 {
+    if (flags & SHM_F_DESC)
+        return !(flags & (SHM_F_CONT | SHM_F_CTRL)) && len == SHM_DESC_SIZE;
     return (flags & ~(SHM_F_START | SHM_F_MORE | SHM_F_CONT | SHM_F_CTRL)) == 0;
 }
 
@@ -388,7 +359,7 @@ int64_t shm_write(shm_producer *p, const uint8_t *data, size_t data_len,
     for (size_t i = 0; i < count; i++) {
         if (lens[i] > max_payload)
             return SHM_ETOOBIG;
-        if (flags && !valid_write_flags(flags[i]))
+        if (flags && !valid_write_flags(flags[i], lens[i]))
             return SHM_EINVAL;
         total += lens[i];
     }
@@ -464,7 +435,8 @@ int64_t shm_write_fanout(shm_producer *const *ps, size_t n, const uint8_t *data,
     int all = mode != SHM_FAN_DROP;
     uint64_t total = 0;
     for (size_t j = 0; j < count; j++) {
-        if (flags && !valid_write_flags(flags[j]))
+        /* A descriptor names one ring's bulk region: it cannot fan out. */
+        if (flags && (!valid_write_flags(flags[j], lens[j]) || (flags[j] & SHM_F_DESC)))
             return SHM_EINVAL;
         total += lens[j];
     }
@@ -601,6 +573,13 @@ void shm_producer_close(shm_producer *p)
                               memory_order_release);
 }
 
+int shm_producer_peer_waiting(const shm_producer *p)
+{
+    if (!p || !p->ring)
+        return 0;
+    return atomic_load_explicit(at32(p->ring, OFF_CONSUMER_WAITING), memory_order_relaxed) != 0;
+}
+
 void shm_producer_cancel_wait(shm_producer *p)
 {
     if (p && p->ring)
@@ -691,7 +670,8 @@ int64_t shm_read(shm_consumer *c, uint8_t *out, size_t out_cap, uint32_t *lens,
         /* A NOCRC record carries crc 0, so that flipping NOCRC on in a
          * checksummed record is caught rather than switching its check off. */
         if ((h.flags & ~KNOWN_FLAGS) || (!(h.flags & SHM_F_START) && h.aux != 0) ||
-            ((h.flags & SHM_F_NOCRC) && h.crc != 0)) {
+            ((h.flags & SHM_F_NOCRC) && h.crc != 0) ||
+            ((h.flags & SHM_F_DESC) && (h.flags & SHM_F_CONT))) {
             err = SHM_EFLAGS;
             break;
         }
@@ -716,7 +696,8 @@ int64_t shm_read(shm_consumer *c, uint8_t *out, size_t out_cap, uint32_t *lens,
             head += contig;
             continue;
         }
-        if (h.len > max_payload || rec_size(h.len) > contig) {
+        if (h.len > max_payload || rec_size(h.len) > contig ||
+            ((h.flags & SHM_F_DESC) && h.len != SHM_DESC_SIZE)) {
             err = SHM_ELENGTH;
             break;
         }
@@ -819,6 +800,10 @@ int shm_ring_stats_read(const void *region, size_t region_size, shm_ring_stats *
     out->msgs_written = atomic_load_explicit(at64(ring, OFF_MSGS_WRITTEN), memory_order_relaxed);
     out->msgs_read = atomic_load_explicit(at64(ring, OFF_MSGS_READ), memory_order_relaxed);
     out->msgs_dropped = atomic_load_explicit(at64(ring, OFF_MSGS_DROPPED), memory_order_relaxed);
+    out->bulk_written = atomic_load_explicit(at64(ring, OFF_BULK_WRITTEN), memory_order_relaxed);
+    out->bulk_read = atomic_load_explicit(at64(ring, OFF_BULK_READ), memory_order_relaxed);
+    out->bulk_released = atomic_load_explicit(at64(ring, OFF_BULK_RELEASED), memory_order_relaxed);
+    out->bulk_waiting = atomic_load_explicit(at32(ring, OFF_BULK_WAITING), memory_order_relaxed);
     out->consumer_waiting = atomic_load_explicit(at32(ring, OFF_CONSUMER_WAITING), memory_order_relaxed);
     out->producer_waiting = atomic_load_explicit(at32(ring, OFF_PRODUCER_WAITING), memory_order_relaxed);
     out->producer_state = atomic_load_explicit(at32(ring, OFF_PRODUCER_STATE), memory_order_relaxed);

@@ -25,7 +25,7 @@
 #define SHM_RING_HEADER_SIZE 256  /* bytes of ring header before the data area */
 #define SHM_REC_HEADER_SIZE 24    /* bytes of record header */
 #define SHM_REC_ALIGN 8           /* records start at multiples of this */
-#define SHM_RING_VERSION 2        /* ring header and record format version */
+#define SHM_RING_VERSION 3        /* ring header and record format version */
 #define SHM_REC_MAGIC 0x5253      /* first two bytes of every record: "SR" */
 #define SHM_MIN_CAPACITY 256      /* smallest data area */
 #define SHM_MAX_CAPACITY 1073741824 /* largest data area (1 GiB) */
@@ -36,7 +36,8 @@
 #define SHM_F_MORE 4   /* another frame of the same message follows this frame */
 #define SHM_F_CONT 8   /* this frame continues in the next record */
 #define SHM_F_NOCRC 16 /* no checksum: the crc field must be 0 and is not checked */
-#define SHM_F_CTRL 32  /* a record of a control message (a subscription), not data */
+#define SHM_F_DESC 32  /* the frame lies in a bulk region; the payload is its descriptor */
+#define SHM_F_CTRL 64  /* a record of a control message (a subscription), not data */
 
 /* Producer states, in the ring header.  A reader never acts on the state
  * (see docs/protocol.md): it reads a closed producer's records to the end.
@@ -51,6 +52,7 @@
 #define SHM_ETOOBIG -3          /* record larger than the ring can ever hold */
 #define SHM_ENOBUFS -4          /* caller's output buffer cannot hold the next record */
                                 /* -5 was EDISCARDED, which no call returns any more */
+#define SHM_ENEWREGION -6       /* descriptor names a newer bulk region: attach it, retry */
 #define SHM_EHEADER -10         /* ring header: bad magic, version or geometry */
 #define SHM_EPOSITION -11       /* positions inconsistent (backwards, ahead, misaligned) */
 #define SHM_EMAGIC -12          /* record magic wrong */
@@ -60,6 +62,9 @@
 #define SHM_ESEQUENCE -16       /* record sequence number not the one expected */
 #define SHM_ECRC -17            /* checksum mismatch (payload or header fields) */
 #define SHM_EPAD -18            /* padding record malformed */
+#define SHM_EEXTENT -19         /* bulk descriptor impossible (region, bounds, order, fields) */
+#define SHM_EBULKCRC -20        /* bulk payload fails its checksum */
+#define SHM_EREGION -21         /* bulk region header: bad magic, version or geometry */
 
 /*
  * Private state of each side.  These live in process-private memory; the
@@ -107,10 +112,14 @@ typedef struct shm_ring_stats {
     uint64_t bytes_read;
     uint64_t msgs_written;
     uint64_t msgs_read;
+    uint64_t bulk_written;
+    uint64_t bulk_read;
+    uint64_t bulk_released;
     uint64_t msgs_dropped;
     uint32_t consumer_waiting;
     uint32_t producer_waiting;
     uint32_t producer_state;
+    uint32_t bulk_waiting;
 } shm_ring_stats;
 
 /* Bytes of region needed for a ring with `capacity` bytes of data area. */
@@ -273,6 +282,13 @@ void shm_consumer_cancel_wait(shm_consumer *c);
 int shm_producer_prepare_wait(shm_producer *p, uint32_t need);
 void shm_producer_cancel_wait(shm_producer *p);
 
+/* Whether the consumer has announced that it sleeps (its waiter flag), as
+ * the producer sees it now: 1 or 0.  A state, not a decision: a caller
+ * that waits for the consumer to answer uses it to tell a peer at work from
+ * a parked one.  Read from shared memory without validation, so it is a
+ * hint: any value other than 0 reads as 1. */
+int shm_producer_peer_waiting(const shm_producer *p);
+
 /* Mark the ring closed by its producer, for monitoring tools.  The records
  * it published stay readable: a producer never takes back what it wrote. */
 void shm_producer_close(shm_producer *p);
@@ -293,6 +309,160 @@ int shm_producer_can_write(shm_producer *p, uint32_t len);
  * shared memory without validation: display them, never trust them. */
 int shm_ring_stats_read(const void *region, size_t region_size,
                         shm_ring_stats *out);
+
+/*
+ * Bulk regions (docs/protocol.md, "Bulk regions").
+ *
+ * A frame too large for a ring record travels as one DESC record whose
+ * payload is a descriptor naming an extent of a bulk region: a second
+ * shared area, written only by the ring's producer, that holds frames
+ * back to back as a FIFO byte ring.  The ring's header keeps the control
+ * words (bulk_released on the consumer's line; bulk_waiting and bulk_want
+ * on the waiter line), so the region itself has one writer and its
+ * readers may map it read-only.
+ *
+ * Positions in a region are free-running 64-bit counters like the ring's;
+ * an extent lies at offset `pos & (capacity - 1)` of the region's data
+ * area and never wraps: when it would, it starts at offset 0 instead.
+ * Extents are at most capacity / 2 bytes, so one always fits eventually.
+ * A new (larger) region continues the positions of the one it replaces,
+ * from the next multiple of its capacity.
+ */
+#define SHM_DESC_SIZE 32           /* bytes of a DESC record's payload */
+#define SHM_DESC_CRC 1             /* descriptor flag: crc is the payload's CRC32C */
+#define SHM_BULK_HEADER_SIZE 4096  /* region header; the data area follows */
+#define SHM_BULK_ALIGN 64          /* extents start at multiples of this */
+#define SHM_BULK_VERSION 1         /* region header format */
+#define SHM_BULK_MIN_CAPACITY 4096
+#define SHM_BULK_MAX_CAPACITY 2199023255552 /* 2^41 bytes */
+
+/* The writer's private state for one region. */
+typedef struct shm_bulk_writer {
+    uint8_t *ring;            /* header of the ring the descriptors travel on */
+    uint8_t *data;            /* the region's data area */
+    uint64_t capacity;        /* private copy, power of two */
+    uint64_t mask;
+    uint64_t base;            /* first position of this region */
+    uint64_t tail;            /* next free position; private until published */
+    uint64_t released_cache;  /* last bulk_released seen */
+    uint64_t bytes;           /* bytes put, for statistics */
+    uint32_t gen;             /* the region's generation */
+} shm_bulk_writer;
+
+/* The reader's private state for one region. */
+typedef struct shm_bulk_reader {
+    uint8_t *ring;
+    uint64_t capacity;
+    uint64_t mask;
+    uint64_t base;            /* position of the first extent accepted here */
+    uint64_t expect;          /* end of the last extent accepted */
+    uint64_t released;        /* bulk_released as last published */
+    uint64_t bytes;           /* bytes accepted, for statistics */
+    uint32_t gen;
+    uint32_t want_gen;        /* with SHM_ENEWREGION: the generation named */
+    int fresh;                /* no extent accepted in this region yet */
+    int resync;               /* adopt the position of the next extent */
+    /* The last extent accepted: */
+    uint64_t pos;
+    uint64_t offset;          /* from the start of the mapping (header included) */
+    uint64_t len;
+    uint32_t crc;
+    uint32_t checked;         /* 1: crc is to be verified */
+} shm_bulk_reader;
+
+/* Bytes of a region with `capacity` data bytes, or 0 if capacity is not
+ * a power of two in [SHM_BULK_MIN_CAPACITY, SHM_BULK_MAX_CAPACITY]. */
+uint64_t shm_bulk_region_size(uint64_t capacity);
+
+/* Format the header of a new region (the writer, before passing it on).
+ * Returns 0 or SHM_EINVAL. */
+int shm_bulk_init(void *region, size_t size, uint64_t capacity, uint32_t gen, uint32_t pid);
+
+/* Check a private copy of a region's header (at least 64 bytes) against
+ * the size of the file it came from and the largest capacity the caller
+ * accepts.  On success stores the capacity and generation and returns 0;
+ * otherwise SHM_EREGION (or SHM_EINVAL for bad arguments). */
+int shm_bulk_check(const void *header, size_t header_len, uint64_t file_size,
+                   uint64_t max_capacity, uint64_t *capacity, uint32_t *gen);
+
+/* Attach a writer to a region it formatted, for the producer `p` of the
+ * ring its descriptors travel on.  With `prev` (the writer of the region
+ * this one replaces) positions continue from prev's tail; without, from
+ * the ring's bulk_released word.  Returns 0, SHM_EINVAL or SHM_EREGION. */
+int shm_bulk_writer_attach(shm_bulk_writer *w, const shm_producer *p, void *region,
+                           size_t size, uint64_t capacity, const shm_bulk_writer *prev);
+
+/* Allocate an extent of `len` bytes at the private tail and write its
+ * descriptor (crc 0, no flags) to desc[SHM_DESC_SIZE].  Nothing is
+ * visible to the reader until the descriptor is published in the ring;
+ * shm_bulk_rewind undoes allocations that never will be.  Returns the
+ * extent's offset from the start of the mapping, SHM_AGAIN (no room now),
+ * SHM_ETOOBIG (len > capacity / 2), SHM_EINVAL (len 0) or SHM_EPOSITION
+ * (the consumer's bulk_released is impossible). */
+int64_t shm_bulk_alloc(shm_bulk_writer *w, uint64_t len, uint8_t *desc);
+
+/* shm_bulk_alloc, then copy `len` bytes from `src` into the extent and,
+ * with checksum, store their CRC32C (computed on `src`) in the descriptor. */
+int64_t shm_bulk_put(shm_bulk_writer *w, const uint8_t *src, uint64_t len, int checksum,
+                     uint8_t *desc);
+
+/* For an extent filled in place (a loan): with checksum, compute the CRC32C
+ * of the extent that `desc` (from shm_bulk_alloc) names and store it there.
+ * Returns 0, or SHM_EINVAL when desc names no extent allocated here. */
+int shm_bulk_seal(shm_bulk_writer *w, uint8_t *desc, int checksum);
+
+/* Undo the allocations made since the tail was `tail` (a value of w->tail
+ * read before them).  Returns 0 or SHM_EINVAL. */
+int shm_bulk_rewind(shm_bulk_writer *w, uint64_t tail);
+
+/* The waiter-flag protocol for room in the region: announce that an
+ * extent of `len` bytes is wanted, then re-check.  1: there is room (the
+ * announcement is withdrawn); 0: sleep until the consumer reports "wake";
+ * or SHM_ETOOBIG, SHM_EINVAL, SHM_EPOSITION. */
+int shm_bulk_prepare_wait(shm_bulk_writer *w, uint64_t len);
+void shm_bulk_cancel_wait(shm_bulk_writer *w);
+
+/* Bytes allocated and not yet released by the consumer (skips included),
+ * after reloading bulk_released, or SHM_EPOSITION. */
+int64_t shm_bulk_unreleased(shm_bulk_writer *w);
+
+/* Attach a reader to a region whose header passed shm_bulk_check, for the
+ * consumer `c` of the ring the descriptors come on.  With `prev` (the
+ * reader of the region this one replaces; gen must be newer) the release
+ * accounting carries on; without, it starts from the ring's bulk_released
+ * word, and with resync the first extent's position is adopted as found
+ * (a reader taking over a live ring).  Returns 0 or SHM_EINVAL. */
+int shm_bulk_reader_attach(shm_bulk_reader *r, const shm_consumer *c, uint64_t capacity,
+                           uint32_t gen, const shm_bulk_reader *prev, int resync);
+
+/* Validate a descriptor (a private copy of a DESC record's payload)
+ * against the reader's private state: its generation, its length, the
+ * position the next extent must have, the bounds of the region and the
+ * extents not yet released.  On success stores the extent in r->pos,
+ * offset, len, crc and checked, and returns 0.  Returns SHM_ENEWREGION
+ * (r->want_gen set) when it names a newer region, else SHM_EEXTENT; a
+ * refused descriptor changes nothing. */
+int shm_bulk_accept(shm_bulk_reader *r, const uint8_t *desc);
+
+/* Verify an accepted extent's checksum (its len, crc and checked, as
+ * shm_bulk_accept stored them) on `copy`: its bytes copied out of the
+ * region, or the region itself for an advisory check.  Returns 0 (also
+ * when checked is 0) or SHM_EBULKCRC. */
+int shm_bulk_verify(const uint8_t *copy, uint64_t len, uint32_t crc, uint32_t checked);
+
+/* Copy an accepted extent out of the region (`src`, `len` bytes) into the
+ * private `dst` and verify its checksum on the copy, as shm_bulk_verify
+ * does: in pieces that are checked while they are still in the cache, so
+ * the frame is read once from memory.  Returns 0 or SHM_EBULKCRC (dst then
+ * holds the copy, which is not to be used). */
+int shm_bulk_copy_verify(uint8_t *dst, const uint8_t *src, uint64_t len, uint32_t crc,
+                         uint32_t checked);
+
+/* Publish that every extent before position `pos` is released, and report
+ * whether the producer waits for that room (1: signal it).  `pos` must lie
+ * between the last published position and the end of the last extent
+ * accepted: SHM_EINVAL otherwise. */
+int shm_bulk_release(shm_bulk_reader *r, uint64_t pos);
 
 /* CRC32C (Castagnoli) of `len` bytes, continuing from `crc` (0 to start).
  * Uses the SSE4.2 instruction when the CPU has it. */

@@ -41,6 +41,7 @@ from ._peerevents import PeerEvent, PeerEventKind, PeerEvents
 from ._proxy import proxy
 from ._socket import Socket, socket
 from ._stats import EndpointStats
+from ._transport import Lease
 from ._types import SocketType
 
 PAIR = SocketType.PAIR
@@ -67,6 +68,7 @@ CONFLATE = SocketOption.CONFLATE
 # A SUB's subscriptions through setsockopt, as pyzmq's zmq.SUBSCRIBE.
 SUBSCRIBE = "subscribe"
 UNSUBSCRIBE = "unsubscribe"
+SCHEDULE_EVERY_US = SocketOption.SCHEDULE_EVERY_US
 ROUTING_ID = SocketOption.ROUTING_ID
 ROUTER_MANDATORY = SocketOption.ROUTER_MANDATORY
 
@@ -91,6 +93,7 @@ __all__ = [
     "ROUTER",
     "ROUTER_MANDATORY",
     "ROUTING_ID",
+    "SCHEDULE_EVERY_US",
     "SPIN_US",
     "SUB",
     "SUBSCRIBE",
@@ -103,6 +106,7 @@ __all__ = [
     "HostUnreachable",
     "IncompatiblePeer",
     "InvalidEndpoint",
+    "Lease",
     "MessageTooLarge",
     "MultipartMessage",
     "NotInTrio",

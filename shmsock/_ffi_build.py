@@ -27,7 +27,13 @@ from cffi import FFI
 
 ROOT = pathlib.Path(__file__).resolve().parent.parent
 CSRC = ROOT / "csrc"
-SOURCES = ["shmring.c", "crc32c.c"]
+SOURCES = ["shmring.c", "shmbulk.c", "crc32c.c"]
+#: Headers a module's sources include besides its own (rebuild when they change).
+HEADERS = {"shmring.h": ("shm_internal.h",)}
+# The binding layer's own C, linked into shmsock._shmring: the spin, a
+# waiting mechanism, which the ring in csrc/ must not have.
+BINDING = ROOT / "shmsock"
+SPIN_SOURCES = ["_spin.c"]
 
 _MARKERS = re.compile(r"/\* CFFI-BEGIN \*/(.*?)/\* CFFI-END \*/", re.S)
 
@@ -56,7 +62,9 @@ def sanitizer_args(sanitize: str) -> tuple[list[str], list[str]]:
 # machine (docs/performance.md).  The wrappers come after this preamble in
 # the generated source, so defining the bracket away here keeps the GIL
 # held.  Anything added to csrc/ that can block must not be called through
-# this module.
+# this module.  The one call that runs long, the spin (shmsock/_spin.c),
+# releases the GIL itself (SPIN_PREAMBLE), so that other threads (the
+# exporter's) run meanwhile.
 PREAMBLE = """
 #include "shmring.h"
 
@@ -71,19 +79,51 @@ PREAMBLE = """
 """
 
 
-def _make(module: str, header: str, sources: list[str], preamble: str, relative: bool) -> FFI:
+SPIN_PREAMBLE = """
+#include "_spin.h"
+
+int shmsock_spin(shm_consumer *const *rx, shm_producer *const *tx, const int *fds,
+                 size_t n, uint64_t max_ns, uint64_t *spent_ns)
+{
+    PyThreadState *save = PyEval_SaveThread();
+    int rc = shmsock_spin_rings(rx, tx, fds, n, max_ns, spent_ns);
+    PyEval_RestoreThread(save);
+    return rc;
+}
+"""
+
+
+def _make(
+    module: str,
+    header: str,
+    sources: list[str],
+    preamble: str,
+    relative: bool,
+    binding: tuple[str, list[str]] | None = None,
+) -> FFI:
+    """A builder for *module*; *binding* is a header and sources in shmsock/ to link in."""
+
     def path(p: pathlib.Path) -> str:
         return os.path.relpath(p, ROOT) if relative else str(p)
 
     sanitize_compile, sanitize_link = sanitizer_args(os.environ.get("SHMSOCK_SANITIZE", ""))
     builder = FFI()
     builder.cdef(read_cdef(CSRC / header))
+    paths = [path(CSRC / name) for name in sources]
+    # The ring's header includes shm_internal.h's layout constants too.
+    depends = [path(CSRC / h) for h in (header, *HEADERS.get(header, ()))]
+    include_dirs = [path(CSRC)]
+    if binding is not None:
+        builder.cdef(read_cdef(BINDING / binding[0]))
+        paths += [path(BINDING / name) for name in binding[1]]
+        depends.append(path(BINDING / binding[0]))
+        include_dirs.append(path(BINDING))
     builder.set_source(
         module,
         preamble,
-        sources=[path(CSRC / name) for name in sources],
-        include_dirs=[path(CSRC)],
-        depends=[path(CSRC / header)],
+        sources=paths,
+        include_dirs=include_dirs,
+        depends=depends,
         extra_compile_args=["-std=c11", "-O2", "-Wall", "-Wextra", *sanitize_compile],
         extra_link_args=sanitize_link,
     )
@@ -92,7 +132,14 @@ def _make(module: str, header: str, sources: list[str], preamble: str, relative:
 
 def make_builder(*, relative: bool) -> FFI:
     """The FFI builder; setuptools wants paths relative to the project root."""
-    return _make("shmsock._shmring", "shmring.h", SOURCES, PREAMBLE, relative)
+    return _make(
+        "shmsock._shmring",
+        "shmring.h",
+        SOURCES,
+        PREAMBLE + SPIN_PREAMBLE,
+        relative,
+        binding=("_spin.h", SPIN_SOURCES),
+    )
 
 
 def make_zmq_builder(*, relative: bool) -> FFI:

@@ -26,7 +26,7 @@ import trio
 from ._errors import MultipartMessage
 from ._hub import Hub
 from ._patterns import Pattern
-from ._transport import Message, Pipe, Queued
+from ._transport import HeldMessage, Message, Pipe, Queued
 
 __all__ = ["Inbox"]
 
@@ -71,7 +71,11 @@ class Inbox:
                     continue
                 break
             pipe, item = got
-            aux = item.aux if type(item) is Message else 0
+            if type(item) is HeldMessage and (pattern.shapes_recv or forward is not None):
+                # The routing id goes in front (ROUTER), or a proxy passes
+                # the frames on: bytes throughout, so the frames are copied.
+                item = item.copied()
+            aux = 0 if type(item) is bytes else item.aux  # type: ignore[attr-defined]
             if not pattern.accept(pipe, aux):
                 continue  # a late reply to an abandoned request
             taken = item
@@ -81,10 +85,10 @@ class Inbox:
                 if frames is None:
                     continue  # not a message of this type's (a REP's request without envelope)
                 item = frames[0] if len(frames) == 1 else Message(frames, 0)
-            if not multipart and type(item) is Message and len(item.frames) > 1:
+            if not multipart and type(item) is not bytes and len(item.frames) > 1:  # type: ignore[attr-defined]
                 cast(Pipe, pipe).push_back([taken])  # type: ignore[list-item]
                 raise MultipartMessage(
-                    f"the next message has {len(item.frames)} frames: use recv_multipart"
+                    f"the next message has {len(item.frames)} frames: use recv_multipart"  # type: ignore[attr-defined]
                 )
             if forward is not None:
                 try:
@@ -139,6 +143,8 @@ def _unwrap(pipe: Pipe, items: list[Queued], start: int) -> list[bytes]:
     out: list[bytes] = items[:start]  # type: ignore[assignment]
     for i in range(start, len(items)):
         item = items[i]
+        if type(item) is HeldMessage and len(item.frames) == 1:
+            item = item.copied()
         if type(item) is bytes:
             out.append(item)
         elif len(item.frames) == 1:  # type: ignore[union-attr]

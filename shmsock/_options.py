@@ -14,6 +14,7 @@ RING_SIZE_MIN: Final = 4 * KiB
 RING_SIZE_MAX: Final = 64 * MiB
 MAX_MSG_SIZE_MAX: Final = 1 << 40
 SPIN_US_MAX: Final = 1_000_000
+SCHEDULE_EVERY_US_MAX: Final = 1_000_000
 
 
 @dataclass(frozen=True)
@@ -30,12 +31,24 @@ class Options:
         Largest message, in payload bytes over all frames, that this socket
         sends or accepts.  Default 64 MiB; at most 2**40.
     spin_us
-        Microseconds a receiver busy-polls its rings before it parks.
-        Spinning holds the Trio thread, so it trades CPU for wake-up
-        latency.  Default 0: park at once.
+        The most microseconds a receiver busy-polls its rings before it
+        parks.  Spinning holds the Trio thread, so it trades CPU for
+        wake-up latency; it adapts to how long answers take, and stops
+        when it stops paying or the machine has no CPU to spare.  Default
+        0: park at once.
     checksum
         Whether this socket computes CRC32C over what it sends.  Receivers
         check every record that carries one.  Default True.
+    schedule_every_us
+        How often, at most, the message methods (``await send()``,
+        ``await recv()`` and the like) let other tasks run, in microseconds
+        of calls that never had to wait.  Every call checks for
+        cancellation; a call that did not wait goes through Trio's
+        scheduler only if this thread has not yielded for that long.
+        Default 100; 0 yields on every call (Trio's strictest reading of
+        its checkpoint rule, and what ``trio.testing.assert_checkpoints``
+        expects).  A deadline that passes while a task sends or receives
+        without ever waiting is noticed up to this much late.
     linger
         Seconds ``aclose()`` waits for the readers to take what this socket
         sent; ``0`` does not wait, ``None`` waits without bound.  Default
@@ -147,6 +160,7 @@ class Options:
     spin_us: int = 0
     checksum: bool = True
     linger: float | None = 1.0
+    schedule_every_us: int = 100
     nodrop: bool = False
     conflate: bool = False
     routing_id: bytes | None = None
@@ -185,6 +199,7 @@ class SocketOption(enum.StrEnum):
     SPIN_US = "spin_us"
     CHECKSUM = "checksum"
     LINGER = "linger"
+    SCHEDULE_EVERY_US = "schedule_every_us"
     NODROP = "nodrop"
     CONFLATE = "conflate"
     ROUTING_ID = "routing_id"
@@ -323,6 +338,10 @@ def make_options(**options: Any) -> Options:
         values["max_msg_size"] = _int("max_msg_size", options["max_msg_size"], 0, MAX_MSG_SIZE_MAX)
     if "spin_us" in options:
         values["spin_us"] = _int("spin_us", options["spin_us"], 0, SPIN_US_MAX)
+    if "schedule_every_us" in options:
+        values["schedule_every_us"] = _int(
+            "schedule_every_us", options["schedule_every_us"], 0, SCHEDULE_EVERY_US_MAX
+        )
     for name in ("checksum", "nodrop", "conflate"):
         if name in options:
             if not isinstance(options[name], bool):

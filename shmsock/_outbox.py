@@ -28,7 +28,7 @@ from ._errors import MessageTooLarge
 from ._hub import Hub
 from ._options import Options
 from ._patterns import DROPPED, Dropped, Fanout, Pattern, PipeView
-from ._transport import FRAME_ALLOWANCE, FanWriter, Pipe, scheme_of
+from ._transport import FRAME_ALLOWANCE, FanWriter, Loan, Pipe, scheme_of
 
 __all__ = ["Outbox"]
 
@@ -163,6 +163,50 @@ class Outbox:
             if pipe.offer(frames, aux):
                 pattern.sent(pipe)
                 return
+            pattern.refused(pipe)
+
+    def loan_nowait(self, size: int) -> Loan | None:
+        """Room for a one-frame message of *size* bytes in the next pipe's memory, now.
+
+        For the types that send plain messages (PUSH, PAIR).  The pattern
+        chooses the pipe as for a send; None when that pipe lends nothing
+        (the caller fills a private buffer and sends it).  Raises
+        WouldBlock (no room anywhere now), MessageTooLarge, and what the
+        pattern raises for a send.
+        """
+        self._check_open()
+        pattern = self._pattern
+        pattern.check_send()
+        hub = self._hub
+        if size > self.max_msg_size:
+            raise MessageTooLarge(
+                f"a loan of {size} bytes exceeds max_msg_size {self.max_msg_size}"
+            )
+        if size > hub.peer_limit:
+            self.check_peer_limits(size)
+        polled = False
+        passes = 0
+        while True:
+            target = pattern.route()
+            if target is None or (passes and passes > len(pattern.queues.send)):
+                if not polled and hub.poll():
+                    polled, passes = True, 0
+                    continue
+                self.nothing_to_send()
+            if isinstance(target, Dropped | Fanout):  # pragma: no cover - plain types have none
+                raise TypeError(f"{pattern.kind.name} placed a loan as {target!r}")
+            pipe: Pipe = target  # type: ignore[assignment]
+            if size > pipe.peer_limit:
+                pattern.passed_over(pipe)
+                passes += 1
+                continue
+            lend = getattr(pipe, "loan", None)
+            if lend is None:
+                return None
+            loan: Loan | None = lend(size)
+            if loan is not None:
+                pattern.sent(pipe)  # the next message goes to the next pipe
+                return loan
             pattern.refused(pipe)
 
     # -- fan-out (PUB, XPUB) -------------------------------------------------------------

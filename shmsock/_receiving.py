@@ -12,12 +12,20 @@ from __future__ import annotations
 from collections import deque
 from collections.abc import AsyncIterator, Callable, Coroutine
 from functools import partial
-from typing import TYPE_CHECKING, Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar, Literal, overload
 
 import trio
 
 from ._args import check_count
-from ._trio import checkpoint_if_cancelled, ki_protected, retry
+from ._transport import HeldMessage, Lease
+from ._trio import (
+    checkpoint_if_cancelled,
+    clock,
+    ki_protected,
+    now,
+    retry,
+    shielded_checkpoint,
+)
 
 if TYPE_CHECKING:
     from ._inbox import Inbox
@@ -29,7 +37,31 @@ __all__ = ["Receiving"]
 
 
 def _frames(item: Queued) -> list[bytes]:
-    return [item] if type(item) is bytes else list(item.frames)  # type: ignore[union-attr]
+    if type(item) is bytes:
+        return [item]
+    if type(item) is HeldMessage:
+        item = item.copied()
+        if type(item) is bytes:
+            return [item]
+    return list(item.frames)  # type: ignore[union-attr]
+
+
+def _leases(item: Queued) -> list[Lease]:
+    """Every frame of *item* as a Lease (in place when its transport holds it)."""
+    if type(item) is bytes:
+        return [Lease(memoryview(item))]
+    if type(item) is HeldMessage:
+        return item.leased()
+    return [Lease(memoryview(f)) for f in item.frames]  # type: ignore[union-attr]
+
+
+def _first(item: Queued) -> bytes:
+    """The frame of a one-frame message the general path took (not bytes, or held)."""
+    if type(item) is HeldMessage:
+        item = item.copied()
+        if type(item) is bytes:
+            return item
+    return item.frames[0]  # type: ignore[union-attr]
 
 
 class Receiving:
@@ -51,10 +83,20 @@ class Receiving:
     _rotate_recv: bool
     _recv_ready: deque[Pipe]
     _recv_cancelled: Callable[[], None]
+    _pace: int
+
+    @overload
+    def recv_nowait(self, *, copy: Literal[True] = True) -> bytes: ...
+
+    @overload
+    def recv_nowait(self, *, copy: Literal[False]) -> Lease: ...
 
     @ki_protected
-    def recv_nowait(self) -> bytes:
+    def recv_nowait(self, *, copy: bool = True) -> bytes | Lease:
         """Receive one message now or raise trio.WouldBlock.
+
+        With ``copy=False`` the message comes as a :class:`shmsock.Lease`,
+        as from :meth:`recv_lease`.
 
         Raises:
             trio.WouldBlock: no message now.
@@ -68,7 +110,7 @@ class Receiving:
         """
         # Fast path: a plain message already taken from the transport, at
         # the head pipe of the receive queue (types with no state to keep).
-        if self._plain_recv:
+        if self._plain_recv and copy:
             ready = self._recv_ready
             if ready:
                 inbox = ready[0].inbox
@@ -77,11 +119,24 @@ class Receiving:
                         ready.rotate(-1)
                     return inbox.popleft()  # type: ignore[return-value]
         item = self._inbox.take(False)
-        return item if type(item) is bytes else item.frames[0]  # type: ignore[union-attr]
+        if not copy:
+            return _leases(item)[0]
+        return item if type(item) is bytes else _first(item)
+
+    @overload
+    async def recv(self, *, copy: Literal[True] = True) -> bytes: ...
+
+    @overload
+    async def recv(self, *, copy: Literal[False]) -> Lease: ...
 
     @ki_protected
-    async def recv(self) -> bytes:
+    async def recv(self, *, copy: bool = True) -> bytes | Lease:
         """Receive one message, waiting until there is one.
+
+        A large message (a frame above 64 KiB, on shm://) is copied once,
+        into the bytes returned, and its checksum verified on that copy.
+        With ``copy=False`` it comes as a :class:`shmsock.Lease` instead, a
+        read-only view of the sender's memory, as from :meth:`recv_lease`.
 
         Raises:
             MultipartMessage: the next message has several frames (it stays
@@ -101,7 +156,23 @@ class Receiving:
             Nothing is consumed.  A REQ's request is then abandoned: its
             reply, if it comes, is dropped.
         """
-        if self._options.spin_us:
+        await checkpoint_if_cancelled()
+        # Fast path first: recv_nowait's, then step 3 of _trio inline.
+        if self._plain_recv and copy:
+            ready = self._recv_ready
+            if ready:
+                inbox = ready[0].inbox
+                if inbox and type(inbox[0]) is bytes:
+                    if self._rotate_recv:
+                        ready.rotate(-1)
+                    data: bytes = inbox.popleft()  # type: ignore[assignment]
+                    pace = self._pace
+                    if pace and now() - clock.last < pace:
+                        return data
+                    await shielded_checkpoint()
+                    clock.last = now()
+                    return data
+        if self._options.spin_us and self._waiter.plan_spin(self._options.spin_us):
             item = await self._recv_spinning(False)
         else:
             item = await retry(
@@ -109,24 +180,44 @@ class Receiving:
                 self._waiter.wait_recv_parked,
                 False,
                 None,  # poll unless it would wait on its one pipe directly
+                checked=True,
                 on_cancel=self._recv_cancelled,
+                pace=self._pace,
             )
-        return item if type(item) is bytes else item.frames[0]  # type: ignore[union-attr]
+        if not copy:
+            return _leases(item)[0]
+        return item if type(item) is bytes else _first(item)
+
+    @overload
+    def recv_multipart_nowait(self, *, copy: Literal[True] = True) -> list[bytes]: ...
+
+    @overload
+    def recv_multipart_nowait(self, *, copy: Literal[False]) -> list[Lease]: ...
 
     @ki_protected
-    def recv_multipart_nowait(self) -> list[bytes]:
-        """Receive one message as its list of frames, now.
+    def recv_multipart_nowait(self, *, copy: bool = True) -> list[bytes] | list[Lease]:
+        """Receive one message as its list of frames, now (``copy=False``: Leases).
 
         Raises:
             trio.WouldBlock: no message now.
             CorruptMessage, StateError, trio.BrokenResourceError, trio.ClosedResourceError:
                 as for :meth:`recv_nowait`.
         """
-        return _frames(self._inbox.take(True))
+        item = self._inbox.take(True)
+        return _frames(item) if copy else _leases(item)
+
+    @overload
+    async def recv_multipart(self, *, copy: Literal[True] = True) -> list[bytes]: ...
+
+    @overload
+    async def recv_multipart(self, *, copy: Literal[False]) -> list[Lease]: ...
 
     @ki_protected
-    async def recv_multipart(self) -> list[bytes]:
+    async def recv_multipart(self, *, copy: bool = True) -> list[bytes] | list[Lease]:
         """Receive one message as its list of frames (one frame or several).
+
+        With ``copy=False`` each frame is a :class:`shmsock.Lease` (see
+        :meth:`recv_lease`).
 
         Raises:
             CorruptMessage, StateError, trio.BrokenResourceError, trio.ClosedResourceError:
@@ -135,16 +226,42 @@ class Receiving:
         On cancel:
             Nothing is consumed, as for :meth:`recv`.
         """
-        if self._options.spin_us:
-            return _frames(await self._recv_spinning(True))
-        item = await retry(
-            self._inbox.take,
-            self._waiter.wait_recv_parked,
-            True,
-            None,
-            on_cancel=self._recv_cancelled,
-        )
-        return _frames(item)
+        if self._options.spin_us and self._waiter.plan_spin(self._options.spin_us):
+            item = await self._recv_spinning(True)
+        else:
+            item = await retry(
+                self._inbox.take,
+                self._waiter.wait_recv_parked,
+                True,
+                None,
+                on_cancel=self._recv_cancelled,
+                pace=self._pace,
+            )
+        return _frames(item) if copy else _leases(item)
+
+    @ki_protected
+    async def recv_lease(self) -> Lease:
+        """Receive one message as a :class:`shmsock.Lease`: ``recv(copy=False)``.
+
+        A frame the sender wrote into shared memory (a frame above 64 KiB,
+        on shm://) is read in place: the lease's ``buffer`` is a read-only
+        view of the sender's memory, with no copy.  Release the lease
+        (``with lease:``, ``lease.release()``) when done: until then the
+        sender cannot reuse that memory, and a sender whose memory is all
+        leased waits.  Its checksum is checked once, when the lease is
+        made; a lease trusts the sender not to change the bytes after.
+        Past 64 leases held on one connection, a lease holds a private copy
+        instead.  Any other message is a lease of its bytes.
+
+        Raises:
+            MultipartMessage, CorruptMessage, StateError, trio.BrokenResourceError:
+                as for :meth:`recv`.
+            trio.ClosedResourceError: as for :meth:`recv`.
+
+        On cancel:
+            Nothing is consumed, as for :meth:`recv`.
+        """
+        return await self.recv(copy=False)
 
     def _recv_spinning(self, multipart: bool) -> Coroutine[Any, Any, Queued]:
         """A receive that spins before it parks (``spin_us``), as ``retry`` shapes it."""
@@ -201,7 +318,7 @@ class Receiving:
         """
         spin = self._options.spin_us
         waiter = self._waiter
-        if spin:
+        if spin and waiter.plan_spin(spin):
             return await retry(
                 waiter.look,
                 partial(waiter.wait_recv, spin),
@@ -209,7 +326,9 @@ class Receiving:
                 max_count,
                 yield_first=True,  # see _recv
             )
-        return await retry(self.recv_many_nowait, waiter.wait_recv_parked, max_count)
+        return await retry(
+            self.recv_many_nowait, waiter.wait_recv_parked, max_count, pace=self._pace
+        )
 
     # -- async iteration ------------------------------------------------------------
 
@@ -245,7 +364,12 @@ class Receiving:
                 self._iter_run += 1
                 return data
         self._iter_run = 0
+        before = clock.last
         try:
-            return await self.recv()
+            data = await self.recv()
         except trio.ClosedResourceError:
             raise StopAsyncIteration from None
+        if clock.last == before:  # recv's pace let it skip the schedule point
+            await shielded_checkpoint()
+            clock.last = now()
+        return data

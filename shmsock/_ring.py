@@ -23,7 +23,12 @@ from ._ringcore import (
     AGAIN,
     CONT,
     CTRL,
+    DESC,
+    EBULKCRC,
+    EEXTENT,
     EFLAGS,
+    EPOSITION,
+    EREGION,
     HEADER_SIZE,
     MASK64,
     MAX_CAPACITY,
@@ -47,7 +52,12 @@ from ._ringcore import (
 __all__ = [
     "CONT",
     "CTRL",
+    "DESC",
+    "EBULKCRC",
+    "EEXTENT",
     "EFLAGS",
+    "EPOSITION",
+    "EREGION",
     "HEADER_SIZE",
     "MAX_CAPACITY",
     "MIN_CAPACITY",
@@ -66,7 +76,13 @@ __all__ = [
     "max_payload",
     "read_stats",
     "region_size",
+    "spin",
 ]
+
+#: What :func:`spin` returns when no ring had data (else the ring's index).
+SPIN_TIMEOUT = int(lib.SHMSOCK_SPIN_TIMEOUT)
+SPIN_PEER_IDLE = int(lib.SHMSOCK_SPIN_PEER_IDLE)
+SPIN_DOORBELL = int(lib.SHMSOCK_SPIN_DOORBELL)
 
 
 class _Side:
@@ -294,6 +310,11 @@ class Producer(_Side):
         :meth:`release`.
         """
         return (int(self._p.msgs) - self._msgs0) & MASK64
+
+    @property
+    def tail(self) -> int:
+        """The position after the last record written (this side's private copy)."""
+        return int(self._p.tail)
 
     @property
     def used(self) -> int:
@@ -533,3 +554,37 @@ class Consumer(_Side):
         :meth:`release`.
         """
         return (int(self._c.msgs) - self._msgs0) & MASK64
+
+
+def spin(
+    consumers: Sequence[Consumer],
+    producers: Sequence[Producer | None],
+    fds: Sequence[int],
+    max_ns: int,
+) -> int:
+    """Watch *consumers* for data for up to *max_ns*, without the GIL.
+
+    ``producers[i]`` is the producer of the ring that the peer of
+    ``consumers[i]`` reads (None if there is none), ``fds[i]`` that peer's
+    doorbell (-1 for none).  Returns the index of a consumer with something
+    to read (data, or a position its read will report), or
+    :data:`SPIN_TIMEOUT`, :data:`SPIN_PEER_IDLE` (every peer announced that
+    it sleeps: no answer is coming) or :data:`SPIN_DOORBELL` (a doorbell has
+    a byte or hung up).  The mechanism only: how long to spin, and whether
+    at all, is the caller's (shmsock/_spin.c says how it yields the CPU).
+    """
+    n = len(consumers)
+    if n == 1:
+        p = producers[0]
+        rc: int = lib.shmsock_spin(
+            [consumers[0]._c],
+            ffi.NULL if p is None else [p._p],
+            [fds[0]],
+            1,
+            max_ns,
+            ffi.NULL,
+        )
+        return rc
+    txs = [p._p if p is not None else ffi.NULL for p in producers]
+    rc = lib.shmsock_spin([c._c for c in consumers], txs, list(fds), n, max_ns, ffi.NULL)
+    return rc

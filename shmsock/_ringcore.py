@@ -1,7 +1,7 @@
 """The compiled C ring (``csrc/shmring.c``): loading it, its constants, its errors.
 
-This module and :mod:`shmsock._ring` are the only ones that call into
-``shmsock._shmring``.  Loading it says what to do when it is not built
+This module, :mod:`shmsock._ring` and :mod:`shmsock._bulkring` are the
+only ones that call into ``shmsock._shmring``.  Loading it says what to do when it is not built
 (:func:`_not_built`), and :func:`fail` is the only place where the C
 return codes become exceptions.  The functions here work on whole rings
 (size, format, statistics); :mod:`shmsock._ring` has the two sides.
@@ -21,7 +21,12 @@ __all__ = [
     "AGAIN",
     "CONT",
     "CTRL",
+    "DESC",
+    "EBULKCRC",
+    "EEXTENT",
     "EFLAGS",
+    "EPOSITION",
+    "EREGION",
     "HEADER_SIZE",
     "MASK64",
     "MAX_CAPACITY",
@@ -103,6 +108,7 @@ except ImportError as exc:
 START: Final = lib.SHM_F_START
 MORE: Final = lib.SHM_F_MORE
 CONT: Final = lib.SHM_F_CONT
+DESC: Final = lib.SHM_F_DESC
 CTRL: Final = lib.SHM_F_CTRL
 HEADER_SIZE: Final = lib.SHM_RING_HEADER_SIZE
 RECORD_HEADER_SIZE: Final = lib.SHM_REC_HEADER_SIZE
@@ -116,6 +122,11 @@ RING_VERSION: Final = lib.SHM_RING_VERSION
 AGAIN: Final = lib.SHM_AGAIN
 EFLAGS: Final = lib.SHM_EFLAGS
 MASK64: Final = (1 << 64) - 1
+# Corruption codes the transport names in CorruptMessage.code itself.
+EPOSITION: Final = lib.SHM_EPOSITION
+EEXTENT: Final = lib.SHM_EEXTENT
+EBULKCRC: Final = lib.SHM_EBULKCRC
+EREGION: Final = lib.SHM_EREGION
 
 _CORRUPTION: Final = {
     lib.SHM_EHEADER: "ring header has the wrong magic, version or capacity",
@@ -127,6 +138,12 @@ _CORRUPTION: Final = {
     lib.SHM_ESEQUENCE: "record has an unexpected sequence number",
     lib.SHM_ECRC: "record fails its CRC32C check (payload and header fields)",
     lib.SHM_EPAD: "padding record is malformed",
+    lib.SHM_EEXTENT: (
+        "bulk descriptor is impossible (another region, out of bounds, out of order,"
+        " overlapping what is held, or bad fields)"
+    ),
+    lib.SHM_EBULKCRC: "bulk payload fails its CRC32C check",
+    lib.SHM_EREGION: "bulk region has the wrong magic, version, size or capacity",
 }
 
 

@@ -11,12 +11,21 @@ from __future__ import annotations
 
 from collections import deque
 from collections.abc import Iterable, Sequence
+from contextlib import AbstractAsyncContextManager
 from typing import TYPE_CHECKING
 
-from ._args import as_bytes, frames_of
+from ._args import as_bytes, check_count, frames_of
 from ._errors import MessageTooLarge
+from ._loan import LoanBlock
 from ._stream import stream
-from ._trio import checkpoint_if_cancelled, ki_protected, retry
+from ._trio import (
+    checkpoint_if_cancelled,
+    clock,
+    ki_protected,
+    now,
+    retry,
+    shielded_checkpoint,
+)
 
 if TYPE_CHECKING:
     from ._hub import Hub
@@ -40,6 +49,7 @@ class Sending:
     _waiter: Waiter
     _plain_limit: int
     _send_ready: deque[Pipe]
+    _pace: int
 
     if TYPE_CHECKING:  # the socket's own
 
@@ -55,8 +65,8 @@ class Sending:
 
         Raises:
             trio.WouldBlock: no peer has room now (nothing was sent).
-            MessageTooLarge: over ``max_msg_size``, or more than a ring can
-                take at once (only ``await send()`` streams such messages).
+            MessageTooLarge: over ``max_msg_size`` (a large message goes
+                whole, through the ring's bulk region on shm://).
             StateError: the socket type or its state forbids sending.
             trio.BrokenResourceError: a PAIR whose peer is gone.
             TypeError: *data* is not bytes-like.
@@ -82,9 +92,8 @@ class Sending:
         """Send one message, waiting for a peer with room.
 
         Waits while no peer is connected or every peer's ring is full.  A
-        message larger than half the ring is streamed in fragments while
-        the receiver drains them; the receiver delivers it only once
-        complete.
+        large message (a frame above 64 KiB, on shm://) is copied once into
+        the ring's bulk region, and goes whole, as any message.
 
         Raises:
             MessageTooLarge: over ``max_msg_size``.
@@ -97,12 +106,34 @@ class Sending:
             trio.ClosedResourceError: the socket is closed, or closes meanwhile.
 
         On cancel:
-            Nothing is sent.  A streamed message cancelled midway is
-            dropped by the receiver, never delivered in part.
+            Nothing is sent, whatever the message's size.
         """
+        await checkpoint_if_cancelled()
+        # Fast path first: send_nowait's, then step 3 of _trio inline.
+        if type(data) is bytes and len(data) <= self._plain_limit:
+            ready = self._send_ready
+            if ready:
+                pipe = ready[0]
+                rc = pipe.try_write(data, len(data))
+                if rc >= 0:
+                    if rc:
+                        pipe.wake()
+                    ready.rotate(-1)
+                    pace = self._pace
+                    if pace and now() - clock.last < pace:
+                        return
+                    await shielded_checkpoint()
+                    clock.last = now()
+                    return
         frames = [as_bytes(data)]
         try:
-            await retry(self._outbox.send_nowait, self._waiter.wait_send, frames)
+            await retry(
+                self._outbox.send_nowait,
+                self._waiter.wait_send,
+                frames,
+                checked=True,
+                pace=self._pace,
+            )
         except MessageTooLarge:
             await self._stream(frames)
 
@@ -133,11 +164,14 @@ class Sending:
                 as for :meth:`send`.
 
         On cancel:
-            No frame is sent.
+            No frame is sent.  (Only a message of thousands of frames, whose
+            records alone take more than half a ring, is streamed: one
+            cancelled midway is dropped by the receiver, never delivered in
+            part.)
         """
         parts = frames_of(frames)
         try:
-            await retry(self._outbox.send_nowait, self._waiter.wait_send, parts)
+            await retry(self._outbox.send_nowait, self._waiter.wait_send, parts, pace=self._pace)
         except MessageTooLarge:
             await self._stream(parts)
 
@@ -163,6 +197,9 @@ class Sending:
             trio.WouldBlock: no peer has room for all of it now (nothing sent).
             MessageTooLarge: the batch can never fit a ring at once (send
                 smaller batches), or a message is over ``max_msg_size``.
+                On shm://, messages above 64 KiB go whole into the bulk
+                region, and one batch may take half of it (4 MiB for
+                messages up to 1 MiB): beyond that, send smaller batches.
             StateError: REQ and REP send one message at a time; PULL never sends.
             TypeError: *messages* is not a list of bytes-like objects.
             trio.BrokenResourceError, trio.ClosedResourceError: as for
@@ -188,4 +225,48 @@ class Sending:
         await checkpoint_if_cancelled()
         # Joined once: a batch that waits for room is not copied again.
         batch = self._outbox.encode_batch(messages)
-        await retry(self._outbox.send_batch_nowait, self._waiter.wait_send, batch, checked=True)
+        await retry(
+            self._outbox.send_batch_nowait,
+            self._waiter.wait_send,
+            batch,
+            checked=True,
+            pace=self._pace,
+        )
+
+    def loan(self, size: int) -> AbstractAsyncContextManager[memoryview]:
+        """Room for a one-frame message of *size* bytes, to fill in place.
+
+        ``async with sock.loan(n) as buf:`` waits, as :meth:`send` does,
+        for a peer with room, and gives ``buf``, a writable memoryview of
+        *size* bytes.  Leaving the block sends what ``buf`` holds then, as
+        one message.  On shm:// the view is of the memory the receiver
+        reads (a frame above 64 KiB: the ring's bulk region), so nothing is
+        copied; elsewhere, and for REQ and REP, it is a private buffer sent
+        at the end of the block.  Do not keep ``buf``, or a view of it,
+        past the block: the memory is the receiver's from then on.  While
+        the block runs, other messages go to other peers (or wait).
+
+        Raises:
+            TypeError, ValueError: *size* is not an int >= 0.
+            MessageTooLarge, StateError, trio.BrokenResourceError: when the
+                block starts, as for :meth:`send`.
+            IncompatiblePeer, VersionMismatch, SharedMemoryFull, UnsafeFile, ConnectionRefusedError:
+                when the block starts, as for :meth:`send`.
+            trio.ClosedResourceError: the socket is closed.
+
+        On cancel:
+            Nothing is sent: a block cancelled while it waits for room, or
+            while it fills ``buf``, or that raises, sends nothing.  A block
+            that ended normally and then has to wait (a private buffer, or
+            its peer gone meanwhile) sends nothing if cancelled there.
+        """
+        check_count(size, "size", 0)
+        return LoanBlock(
+            size,
+            pattern=self._pattern,
+            outbox=self._outbox,
+            waiter=self._waiter,
+            hub=self._hub,
+            check_open=self._check_open,
+            send=self.send,
+        )

@@ -90,6 +90,7 @@ class Socket(Sending, Receiving, Serializing, SocketOptions, Lifetime):
         "_nursery_manager",
         "_options",
         "_outbox",
+        "_pace",
         "_pattern",
         "_pid",
         "_plain_limit",
@@ -139,6 +140,7 @@ class Socket(Sending, Receiving, Serializing, SocketOptions, Lifetime):
         self._recv_cancelled = pattern.recv_cancelled
         self._plain_recv = False  # (set by _derive)
         self._plain_limit = -1
+        self._pace = 0
         self._derive()
         hub.limits_changed = self._derive
         self._pid = os.getpid()  # the process it belongs to (see _disown)
@@ -148,6 +150,7 @@ class Socket(Sending, Receiving, Serializing, SocketOptions, Lifetime):
     def _derive(self) -> None:
         """Set what the fast paths read from the options, the transports and the pattern."""
         self._plain_recv = self._pattern.fast_recv()
+        self._pace = self._options.schedule_every_us * 1000  # _trio, step 3
         if self._pattern.plain_send and not self._closed:
             # A plain message at most this long goes by the send fast path
             # (-1: no message is that short): one comparison for every

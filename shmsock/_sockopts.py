@@ -99,6 +99,19 @@ class SocketOptions:
         self._set_option("spin_us", value)
 
     @property
+    def schedule_every_us(self) -> int:
+        """Microseconds of calls that never wait between two schedule points, at most.
+
+        0: a schedule point on every call.  Settable at any time; see
+        :class:`shmsock.Options`.
+        """
+        return self._options.schedule_every_us
+
+    @schedule_every_us.setter
+    def schedule_every_us(self, value: int) -> None:
+        self._set_option("schedule_every_us", value)
+
+    @property
     def checksum(self) -> bool:
         """Whether this socket computes CRC32C over what it sends.
 

@@ -9,13 +9,24 @@ shape of trio's ``MemorySendChannel.send``:
    ``trio.WouldBlock``, wait until trying again may succeed, and try again.
    Cancellation can only land in that wait, before anything was taken or
    sent, so it is atomic.
-3. A call that never waited ends with ``cancel_shielded_checkpoint()``, so
-   that it is a schedule point all the same.  A call that waited went
-   through one already: one scheduling round between "ready" and "done"
-   is all it costs.
+3. A call that never waited ends with a schedule point
+   (``cancel_shielded_checkpoint()``) if this thread has not been through
+   one for the socket's ``schedule_every_us`` (*pace*): every call when it
+   is 0, else at least once per that many microseconds of calls that never
+   wait.  A call that waited went through one already: one scheduling
+   round between "ready" and "done" is all it costs.
 
-Issue 22's "schedule point at least every N microseconds" changes step 3,
-here and nowhere else.
+Step 3's clock (:data:`clock`) is one timestamp per thread, which the
+library sets whenever it yields or waits: trio issue #1757's
+approximation, with the latitude ``trio.lowlevel.checkpoint``'s docstring
+grants ("the scheduler has the option of ignoring this").  A schedule
+point is one trip through Trio's run loop, a few microseconds; the
+cancellation check of step 1 costs a tenth of one, so a cancelled scope
+still stops the next call, which takes and sends nothing.  What the pace
+delays is only a deadline that passes while a task never waits: Trio
+turns it into Cancelled at a schedule point, so up to ``schedule_every_us``
+late.  The socket's fast paths (``await send()``, ``await recv()``) keep
+the same steps inline, with no call to :func:`retry`.
 
 The public methods are also protected from KeyboardInterrupt
 (:data:`ki_protected`), as Trio's own channels are: a Ctrl-C that landed
@@ -28,6 +39,8 @@ interrupted at its wait, as by a cancel.
 
 from __future__ import annotations
 
+import threading
+import time
 from collections.abc import Awaitable, Callable
 from typing import Any, Final, TypeVar
 
@@ -38,7 +51,10 @@ from ._errors import NotInTrio
 
 __all__ = [
     "checkpoint_if_cancelled",
+    "clock",
     "ki_protected",
+    "now",
+    "paced",
     "require_trio",
     "retry",
     "shielded_checkpoint",
@@ -49,6 +65,27 @@ _T = TypeVar("_T")
 ki_protected: Final = trio.lowlevel.enable_ki_protection
 checkpoint_if_cancelled: Final = trio.lowlevel.checkpoint_if_cancelled
 shielded_checkpoint: Final = trio.lowlevel.cancel_shielded_checkpoint
+now: Final = time.perf_counter_ns
+
+
+class _Clock(threading.local):
+    #: When this thread last went through a schedule point or a wait (ns).
+    last = 0
+
+
+#: Step 3's clock: one per thread, since each thread runs its own trio.run.
+clock: Final = _Clock()
+
+
+async def paced(pace: int) -> None:
+    """Step 3 for a call that never waited: a schedule point, unless one is recent.
+
+    *pace* is the socket's ``schedule_every_us`` in nanoseconds.
+    """
+    if pace and now() - clock.last < pace:
+        return
+    await shielded_checkpoint()
+    clock.last = now()
 
 
 async def retry(
@@ -58,6 +95,7 @@ async def retry(
     checked: bool = False,
     yield_first: bool = False,
     on_cancel: Callable[[], None] | None = None,
+    pace: int = 0,
 ) -> _T:
     """``op(*args)``, waiting with ``wait()`` while it raises trio.WouldBlock.
 
@@ -70,6 +108,7 @@ async def retry(
     again).  *on_cancel* is called when the call is cancelled, or
     interrupted (KeyboardInterrupt is delivered at the wait, like a
     cancel), before the exception propagates: a REQ abandons its request.
+    *pace* is the socket's ``schedule_every_us`` in nanoseconds (step 3).
     Any other exception from *op* or *wait* propagates at once.
     """
     try:
@@ -91,7 +130,9 @@ async def retry(
             on_cancel()
         raise
     if not waited:
-        await shielded_checkpoint()
+        await paced(pace)
+    else:
+        clock.last = now()
     return result
 
 

@@ -81,6 +81,21 @@ def shm_root(tmp_path_factory, monkeypatch):
     assert left == [], f"files left behind: {left}"
 
 
+@pytest.fixture(autouse=True)
+def _spin_whatever_the_load(monkeypatch):
+    """Spinning receivers in this process spin however busy the machine is.
+
+    The spin policy does not spin while the machine has more runnable
+    threads than CPUs (shmsock/_waiting.py, rule 5), so on a loaded machine
+    a test of what a spin does would take the parked way instead, and the
+    tests would cover different paths from run to run.  Rule 5 itself is
+    tested in tests/sockets/test_spin.py.
+    """
+    from shmsock import _waiting
+
+    monkeypatch.setattr(_waiting, "runnable_threads", lambda: 0)
+
+
 @pytest.fixture
 def userdir(shm_root):
     """Path of the per-user directory inside this test's root."""

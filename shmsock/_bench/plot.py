@@ -66,9 +66,10 @@ def _subtitle(run: Run) -> str:
     when = run.started[:10] if run.started else ""
     trials = run.options.get("trials")
     of = f", median of {trials} trials" if trials else ""
+    load = f" (load average {m['load']})" if "load" in m else ""
     return (
         f"shmsock {m.get('shmsock', '?')}, Python {m.get('python', '?')},"
-        f" {m.get('cpus', '?')} CPUs, {when}{of}"
+        f" {m.get('cpus', '?')} CPUs{load}, {when}{of}"
     )
 
 

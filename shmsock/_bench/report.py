@@ -12,7 +12,7 @@ import statistics
 from collections.abc import Callable
 from typing import TextIO
 
-from .suite import FANIN_SENDERS, FANOUT_SUBSCRIBERS, LARGE, Figure, Run, _size
+from .suite import FANIN_SENDERS, FANOUT_SUBSCRIBERS, Figure, Run, _size
 
 SHORT = {
     "pyzmq": "pyzmq",
@@ -26,7 +26,11 @@ SHORT = {
 LOADS = {"quiet": "quiet (no load added)", "half": "{n}, half the cores", "all": "{n}, every core"}
 ZERO_COPY_NOTE = (
     "  * zero-copy: compare only with shmsock's zero-copy lease and loan figures"
-    " (not measured yet), never with a copying figure\n"
+    " (the large-message table), never with a copying figure\n"
+)
+LARGE_ZERO_COPY_NOTE = (
+    "  * zero-copy: the sender fills a loan and the receiver reads a lease in place,"
+    " touching only the 8-byte stamp of each message\n"
 )
 
 
@@ -37,6 +41,8 @@ def render(run: Run, out: TextIO) -> None:
         f"shmsock bench  (shmsock {m.get('shmsock', '?')}, Python {m.get('python', '?')},"
         f" trio {m.get('trio', '?')}, {m.get('cpus', '?')} CPUs{', ' + peers if peers else ''})\n"
     )
+    if "load" in m:
+        out.write(f"Load average (runnable processes) over the run: {m['load']}.\n")
     trials = run.options.get("trials")
     if trials:
         out.write(
@@ -135,10 +141,11 @@ def _tcp(figs: list[Figure], out: TextIO) -> None:
     size = figs[0].size
     out.write(
         f"\ntcp:// on loopback, PUSH -> PULL between two processes, {_size(size)} messages"
-        " (M msg/s, higher is better)\n"
+        " (M msg/s, higher is better; then each side's CPU time per message, all its"
+        " threads, libzmq's too: receiver / sender)\n"
     )
     for f in figs:
-        out.write(f"  {f.label:<40} {_value(f)} {_spread(f):<15}{_na_reason(f)}\n")
+        out.write(f"  {f.label:<40} {_value(f)} {_spread(f):<15}{_cpu_cell(f)}{_na_reason(f)}\n")
     by_way = {f.way: f for f in figs}
     lines = []
     for mine, theirs, goal in TCP_GOALS:
@@ -153,19 +160,34 @@ def _tcp(figs: list[Figure], out: TextIO) -> None:
         out.writelines(lines)
 
 
+def _cpu_cell(f: Figure) -> str:
+    """A stream's CPU time per message on each side: steadier than the rate on a busy machine."""
+    d = f.details
+    if f.na or "receiver_us_per_msg" not in d:
+        return ""
+    return f" {d['receiver_us_per_msg']:5.2f} / {d['senders_us_per_msg']:.2f} us"
+
+
 def _large(figs: list[Figure], out: TextIO) -> None:
-    out.write(
-        f"\nLarge messages, {_size(LARGE)} each, PUSH -> PULL"
-        f" (msg/s, higher is better; 1 msg/s = {LARGE / 1e6:.1f} MB/s)\n"
-    )
-    pyzmq = next((f for f in figs if f.peer == "pyzmq"), None)
-    for f in figs:
-        value = "n/a" if f.na else f"{f.value * 1e6:9.1f}"
-        spread = (
-            f"[{min(f.trials) * 1e6:.4g}-{max(f.trials) * 1e6:.4g}]" if len(f.trials) > 1 else ""
+    for size in sorted({f.size for f in figs}):
+        rows = [f for f in figs if f.size == size]
+        out.write(
+            f"\nLarge messages, {_size(size)} each, PUSH -> PULL"
+            f" (msg/s, higher is better; 1 msg/s = {size / 1e6:.3g} MB/s)\n"
         )
-        ratio = f"  pyzmq {_ratio(f, pyzmq)}" if f.peer == "shmsock" and pyzmq else ""
-        out.write(f"  {f.label:<40} {value:>9} {spread:<15}{ratio}{_na_reason(f)}\n")
+        pyzmq = next((f for f in rows if f.peer == "pyzmq"), None)
+        for f in rows:
+            value = "n/a" if f.na else f"{f.value * 1e6:9.1f}"
+            spread = (
+                f"[{min(f.trials) * 1e6:.4g}-{max(f.trials) * 1e6:.4g}]"
+                if len(f.trials) > 1
+                else ""
+            )
+            ratio = f"  pyzmq {_ratio(f, pyzmq)}" if f.peer == "shmsock" and pyzmq else ""
+            mark = " *" if f.zero_copy else ""
+            out.write(f"  {f.label + mark:<40} {value:>9} {spread:<15}{ratio}{_na_reason(f)}\n")
+        if any(f.zero_copy for f in rows):
+            out.write(LARGE_ZERO_COPY_NOTE)
 
 
 def _sweep(figs: list[Figure], out: TextIO) -> None:
@@ -240,6 +262,13 @@ def _fanin(figs: list[Figure], out: TextIO) -> None:
                 out.write(_cpu_line(pyzmq.details, "pyzmq:"))
         if not any(f.peer == "shmsock" for f in rows) and pyzmq is not None:
             out.write(f"  {pyzmq.label:<44} {_value(pyzmq)} {_spread(pyzmq)}\n")
+        mine = next((f for f in rows if f.peer == "shmsock"), None)
+        for f in rows:
+            if f.peer in ("shmsock", "pyzmq"):
+                continue
+            ratio = f"  shmsock {_ratio(mine, f)}" if mine is not None and not f.na else ""
+            out.write(f"  {f.label:<44} {_value(f)} {_spread(f):<15}{ratio}{_na_reason(f)}\n")
+            out.write(_cpu_line(f.details, "CPU per message:"))
 
 
 def _pubsub(figs: list[Figure], out: TextIO) -> None:

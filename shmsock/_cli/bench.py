@@ -42,11 +42,15 @@ figures:
                every 64 messages that are already there) against a
                send_nowait sender, CRC on only.  Beside them, every peer;
                the peers marked "everywhere: no" below only at 1 KiB.
-  large        16 MiB messages PUSH -> PULL with await send/recv, streamed
-               in fragments through the default 1 MiB ring and a 4 MiB
-               ring, CRC on, and pyzmq.
+  large        64 KiB, 1 MiB and 16 MiB messages PUSH -> PULL: await
+               send/recv with CRC on and off (above 64 KiB each message
+               goes whole through the connection's bulk region), the
+               zero-copy way (the sender fills `async with sock.loan(n)`,
+               the receiver reads `recv(copy=False)` in place; both touch
+               only the 8-byte stamp), and pyzmq send/recv.
   fanin        8 PUSH processes into one PULL (batch API), aggregate rate,
-               and pyzmq's.  Below it, where the CPU went while it was
+               and pyzmq's, and 8 processes putting into one
+               multiprocessing.Queue.  Below it, where the CPU went while it was
                measured: each side's CPU time per message, the receiver's
                share of a core, and how often the senders slept (voluntary
                context switches, all threads: libzmq's I/O threads count
@@ -123,7 +127,8 @@ saving, comparing and charts:
   within the noise of the trials).  --compare OLD.json NEW.json compares
   two saved runs without running.  --plot DIR writes throughput.png,
   roundtrip.png and fanin.png (matplotlib, in shmsock[bench]); --from
-  RUN.json uses a saved run instead of running.  Timings on a shared
+  RUN.json uses a saved run instead of running; --update FILE rewrites the
+  generated figures of FILE (README.md's speed table) from the run.  Timings on a shared
   machine drift between runs, so quote ratios from one run.
 """
 
@@ -226,6 +231,12 @@ def _bench(args: argparse.Namespace) -> int:
 
         for path in plot.write(run, args.plot):
             print(f"wrote {path}", file=sys.stderr)
+    if args.update:
+        from .._bench import markdown
+
+        for path in args.update:
+            n = markdown.update(path, run)
+            print(f"updated {n} bench block{'s' if n > 1 else ''} in {path}", file=sys.stderr)
     if args.compare:
         print(file=table_out)
         report.compare(_load_run(args.compare[0]), run, table_out)
@@ -329,6 +340,13 @@ def add_bench_command(sub: Any) -> None:
         dest="source",
         metavar="RUN.json",
         help="use a saved run instead of running (with --plot, --compare or alone)",
+    )
+    bench.add_argument(
+        "--update",
+        nargs="+",
+        metavar="FILE",
+        help="rewrite the figures between <!-- bench:NAME --> and <!-- /bench:NAME -->"
+        " in each FILE from this run (the README's speed table, docs/performance.md)",
     )
     bench.add_argument("--quiet", action="store_true", help="no progress display on stderr")
     bench.set_defaults(func=_bench)

@@ -80,6 +80,7 @@ def compile_c(
         f"-I{CSRC}",
         str(ROOT / "tests" / "ring" / "c" / program),
         str(CSRC / "shmring.c"),
+        str(CSRC / "shmbulk.c"),
         str(CSRC / "crc32c.c"),
         "-o",
         str(exe),

@@ -43,6 +43,25 @@ def push_numbers(
     trio.run(main)
 
 
+def push_and_return(conn: Connection, endpoint: str, count: int, size: int) -> None:
+    """Connect a PUSH (linger=None), send *count* messages of *size* bytes, say "sent", return.
+
+    The process then ends as a multiprocessing child ends, through
+    ``os._exit`` (which runs no atexit handler), with what libzmq still
+    holds for the receiver.
+    """
+
+    async def main() -> None:
+        async with shmsock.socket(shmsock.PUSH, linger=None, sndhwm=count) as push:
+            push.connect(endpoint)
+            await push.wait_peers(1)
+            for i in range(count):
+                await push.send(i.to_bytes(4, "big") * (size // 4))
+            conn.send("sent")
+
+    trio.run(main)
+
+
 def push_bursts(
     conn: Connection, endpoint: str, bind: bool, count: int, tag: str, seed: int
 ) -> None:

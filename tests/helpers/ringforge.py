@@ -14,8 +14,9 @@ import crc32c
 HEADER = 256
 REC = 24
 MAGIC = 0x5253
-VERSION = 2  # of the ring header and of every record
-PAD, START, MORE, CONT, NOCRC, CTRL = 1, 2, 4, 8, 16, 32
+VERSION = 3  # of the ring header and of every record
+PAD, START, MORE, CONT, NOCRC, DESC, CTRL = 1, 2, 4, 8, 16, 32, 64
+DESC_SIZE = 32
 
 # Ring header fields: name -> (offset, struct format).
 FIELDS = {
@@ -28,12 +29,18 @@ FIELDS = {
     "bytes_written": (80, "<Q"),
     "producer_state": (88, "<I"),
     "msgs_written": (96, "<Q"),
+    "bulk_written": (104, "<Q"),
+    "msgs_dropped": (112, "<Q"),
     "head": (128, "<Q"),
     "head_seq": (136, "<Q"),
     "bytes_read": (144, "<Q"),
     "msgs_read": (152, "<Q"),
+    "bulk_released": (160, "<Q"),
+    "bulk_read": (168, "<Q"),
     "consumer_waiting": (192, "<I"),
     "producer_waiting": (196, "<I"),
+    "bulk_waiting": (200, "<I"),
+    "bulk_want": (208, "<Q"),
 }
 RING_MAGIC = int.from_bytes(b"SHMRING1", "little")
 MASK64 = (1 << 64) - 1

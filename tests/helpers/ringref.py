@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from helpers import ringforge as rf
 
 M64 = 1 << 64
-KNOWN_FLAGS = rf.PAD | rf.START | rf.MORE | rf.CONT | rf.NOCRC | rf.CTRL
+KNOWN_FLAGS = rf.PAD | rf.START | rf.MORE | rf.CONT | rf.NOCRC | rf.DESC | rf.CTRL
 
 # Return codes of csrc/shmring.h.
 ENOBUFS = -4
@@ -130,6 +130,7 @@ class RefConsumer:
                 flags & ~KNOWN_FLAGS
                 or (not flags & rf.START and h["aux"] != 0)
                 or (flags & rf.NOCRC and h["crc"] != 0)
+                or (flags & rf.DESC and flags & rf.CONT)
             ):
                 err = EFLAGS
             elif not self.resync and h["seq"] != self.seq:
@@ -148,7 +149,7 @@ class RefConsumer:
                 head = (head + contig) % M64
                 continue
             size = rf.rec_size(length)
-            if length > maxp or size > contig:
+            if length > maxp or size > contig or (flags & rf.DESC and length != rf.DESC_SIZE):
                 err = ELENGTH
                 break
             if size > avail:

@@ -306,21 +306,28 @@ class Case:
 
     # -- honest history ---------------------------------------------------
 
-    def payload(self, size: int) -> bytes:
-        n = len(self.sent).to_bytes(4, "little") + self.seed.to_bytes(4, "little")
+    def payload(self, size: int, i: int = 0) -> bytes:
+        """The payload of the *i*-th record of the next batch: unique among them."""
+        n = (len(self.sent) + i).to_bytes(4, "little") + self.seed.to_bytes(4, "little")
         return (n * (size // 8 + 1))[:size]
 
     def write(self) -> None:
         rnd = self.rnd
         count = rnd.randrange(1, 5)
-        sizes = [
-            rnd.choice([0, rnd.randrange(self.maxp // 4 + 1), self.maxp]) for _ in range(count)
-        ]
-        payloads = [self.payload(n) for n in sizes]
         flags = bytes(
-            rnd.choice([R.START, R.START, R.START | R.MORE, R.CONT, R.MORE, 0])
+            rnd.choice(
+                [R.START, R.START, R.START | R.MORE, R.CONT, R.MORE, 0, R.START | R.DESC, R.DESC]
+            )
             for _ in range(count)
         )
+        # A DESC record's payload is one descriptor (to the ring, 32 bytes).
+        sizes = [
+            rf.DESC_SIZE
+            if f & R.DESC
+            else rnd.choice([0, rnd.randrange(self.maxp // 4 + 1), self.maxp])
+            for f in flags
+        ]
+        payloads = [self.payload(n, i) for i, n in enumerate(sizes)]
         aux = rnd.choice([0, 0, 7, 0xFFFFFFFF])
         try:
             n, _wake = self.prod.write_records(

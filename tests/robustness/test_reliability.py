@@ -145,7 +145,11 @@ async def test_killed_reader_releases_blocked_push_senders_to_other_peers(userdi
             assert len([n for n in names if ".b." in n]) == 2
             assert _mentions(dead_marks) == []
             # Traffic, a departure and an arrival later, nobody closed a
-            # descriptor that was not theirs.
+            # descriptor that was not theirs.  (The other reader's room, freed
+            # above, is news the poller handles when the test task waits: a
+            # stream of sends that never waits yields only every
+            # schedule_every_us, and would give all twenty to the heir.)
+            await trio.testing.wait_all_tasks_blocked()
             for i in range(20):
                 await push.send(b"after-%d" % i)
             got_after = [await heir.recv() for _ in range(10)]

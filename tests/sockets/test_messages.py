@@ -8,7 +8,7 @@ from functools import partial
 import pytest
 import trio
 import trio.testing
-from helpers import peers, seam
+from helpers import bulkpeers, peers, seam
 from helpers.conformance import fill, wait_peers
 from helpers.procs import spawn
 
@@ -66,25 +66,38 @@ async def test_cancelled_multipart_send_sends_no_frame():
         assert await b.recv_multipart() == [b"after"]
 
 
-async def test_cancelled_streaming_send_is_never_delivered_in_part():
+async def test_a_cancelled_send_of_a_large_message_sends_nothing_at_all():
+    # Frames larger than the ring go whole through the bulk region: a send
+    # that has to wait for room and is cancelled sent nothing, and the
+    # receiver drops nothing, whatever the size.
     async with shmsock.socket(PAIR, ring_size=16384) as a, shmsock.socket(PAIR) as b:
         a.bind("shm://mps")
         b.connect("shm://mps")
         await wait_peers(a, 1)
-        big = os.urandom(200_000)  # many times the ring: streamed
-        with trio.move_on_after(0.1) as cs:
-            await a.send_multipart([b"head", big])  # b never reads: it stalls
-        assert cs.cancelled_caught
+        sent = []
+        while True:  # b never reads: the region fills, then the send waits
+            big = os.urandom(200_000)  # many times the ring
+            with trio.move_on_after(0.05) as cs:
+                await a.send_multipart([b"head", big])
+            if cs.cancelled_caught:
+                break
+            sent.append([b"head", big])
+        assert sent  # some went before the region was full
         async with trio.open_nursery() as nursery:
-            nursery.start_soon(a.send, b"next")  # waits for b to drain the fragments
-            assert await b.recv_multipart() == [b"next"]  # the stalled message is dropped
-        peer = seam.connections(b)[0]
-        assert peer.dropped == 1
+            nursery.start_soon(a.send, b"next")  # waits for b to free room
+            for message in sent:
+                assert await b.recv_multipart() == message
+            assert await b.recv_multipart() == [b"next"]  # the cancelled one never comes
+        assert seam.connections(b)[0].dropped == 0
 
 
-async def test_sender_killed_midway_through_a_message_delivers_no_part_of_it():
+async def test_sender_killed_midway_through_a_streamed_message_delivers_no_part_of_it():
+    # Only a message of thousands of frames is streamed (its records alone
+    # take more than half the ring); large frames go whole through the bulk
+    # region (test_bulk.py kills a sender that is writing one).
+    many = [os.urandom(100) for _ in range(40_000)]
     with spawn(
-        peers.pair_send_then_wait, "shm://mpk", False, [b"before", os.urandom(4 * MiB)]
+        bulkpeers.pair_send_multipart_then_wait, "shm://mpk", False, [[b"before"], many]
     ) as child:
         async with shmsock.socket(PAIR) as pair:
             pair.bind("shm://mpk")
@@ -348,13 +361,22 @@ async def test_pair_refuses_what_its_peer_would_not_take():
         assert await b.recv() == bytes(1000)
 
 
-async def test_send_nowait_refuses_what_only_streaming_can_send():
-    # The limit is shm://'s (half a ring, written at once), so it applies
-    # from the socket's first shm:// endpoint, with or without a peer.
-    async with shmsock.socket(PAIR, ring_size=16384) as a:
+async def test_send_nowait_sends_large_messages_and_refuses_only_thousands_of_frames():
+    # Large frames go whole through the bulk region, so send_nowait sends
+    # them when there is room.  What only streaming can send is a message
+    # whose records alone take more than half the ring (shm://'s limit,
+    # from its first endpoint, with or without a peer).
+    async with shmsock.socket(PAIR, ring_size=16384) as a, shmsock.socket(PAIR) as b:
         a.bind("shm://nowait-big")
         with pytest.raises(shmsock.MessageTooLarge, match="use await send"):
-            a.send_nowait(bytes(10_000))
+            a.send_multipart_nowait([b"x"] * 300)
+        b.connect("shm://nowait-big")
+        await wait_peers(a, 1)
+        big = os.urandom(10 * MiB)
+        a.send_nowait(big)
+        a.send_multipart_nowait([b"small", big])
+        assert await b.recv() == big
+        assert await b.recv_multipart() == [b"small", big]
 
 
 # -- async for ---------------------------------------------------------------

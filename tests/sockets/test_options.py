@@ -360,12 +360,17 @@ async def test_a_ring_size_set_before_bind_sizes_the_rings_and_the_send_limits()
         await wait_peers(b, 1)
         assert seam.connections(a)[0].tx.capacity == 4 * KiB
         assert seam.connections(b)[0].tx.capacity == 64 * KiB
-        # What send_nowait can write at once follows the new size: half the ring.
+        # What a ring takes inline follows its size (a record at most half
+        # of it); larger frames go through the bulk region, on either ring.
+        assert seam.connections(a)[0].home.framing.inline_max == 4 * KiB // 2 - 24
+        assert seam.connections(b)[0].home.framing.inline_max == 64 * KiB // 2 - 24
+        # What send_nowait can write at once follows the new size too: the
+        # records of a message at most half the ring.
         with pytest.raises(shmsock.MessageTooLarge, match="half the ring"):
-            a.send_nowait(b"x" * 3000)
-        b.send_nowait(b"x" * 3000)
-        assert await a.recv() == b"x" * 3000
-        await a.send(b"y" * 3000)  # streamed through the small ring
+            a.send_multipart_nowait([b"x"] * 70)
+        b.send_multipart_nowait([b"x"] * 70)
+        assert await a.recv_multipart() == [b"x"] * 70
+        a.send_nowait(b"y" * 3000)  # through the bulk region of the small ring
         assert await b.recv() == b"y" * 3000
 
 

@@ -245,7 +245,7 @@ async def test_reply_to_a_dead_requester_is_dropped_without_error():
 
 
 async def test_rep_send_is_a_checkpoint_and_cancelled_send_keeps_the_reply_owed():
-    async with shmsock.socket(REQ) as req, shmsock.socket(REP) as rep:
+    async with shmsock.socket(REQ) as req, shmsock.socket(REP, schedule_every_us=0) as rep:
         rep.bind("shm://rsc")
         req.connect("shm://rsc")
         await req.send(b"q")

@@ -17,9 +17,13 @@ from shmsock._shmring import lib
 
 ROOT = Path(__file__).resolve().parents[2]
 CSRC = ROOT / "csrc"
+# The binding layer's own C (the spin), compiled into the same module.
+BINDING_C = [ROOT / "shmsock" / "_spin.c"]
 
 
-@pytest.mark.parametrize("source", sorted(p.name for p in CSRC.glob("*.c")))
+@pytest.mark.parametrize(
+    "source", sorted(p.name for p in CSRC.glob("*.c")) + [str(p) for p in BINDING_C]
+)
 def test_c_source_compiles_without_warnings(tmp_path, source):
     cc = (sysconfig.get_config_var("CC") or "cc").split()[0]
     result = subprocess.run(
@@ -32,6 +36,7 @@ def test_c_source_compiles_without_warnings(tmp_path, source):
             "-Wpedantic",
             "-Werror",
             f"-I{CSRC}",
+            f"-I{ROOT / 'shmsock'}",
             "-c",
             str(CSRC / source),
             "-o",
@@ -49,6 +54,12 @@ def test_header_constants_reach_the_binding():
     defines = dict(re.findall(r"#define (SHM_\w+) (-?\w+)", header))
     assert len(defines) > 20
     for name, value in defines.items():
+        assert getattr(lib, name) == int(value, 0), name
+    spin = dict(
+        re.findall(r"#define (SHMSOCK_\w+) (-?\w+)", (ROOT / "shmsock" / "_spin.h").read_text())
+    )
+    assert len(spin) == 3
+    for name, value in spin.items():
         assert getattr(lib, name) == int(value, 0), name
 
 

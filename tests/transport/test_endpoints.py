@@ -148,7 +148,11 @@ async def test_permissions_whatever_the_umask(umask, userdir):
             assert await b.recv() == b"x"
             assert stat.S_IMODE(os.stat(userdir).st_mode) == 0o700
             modes = _modes(userdir)
-            assert len(modes) == 5  # lock, socket, slot lock, two rings
+            # lock, socket, slot lock, two rings; and the binder's ring made
+            # ahead for its next connector, if it has made it yet
+            made = [name for name in modes if "@spare." not in name]
+            assert len(made) == 5, sorted(modes)
+            assert len(modes) - len(made) <= 1, sorted(modes)
             for name, (fmt, mode) in modes.items():
                 assert mode == 0o600, name
                 expected = stat.S_IFSOCK if name.endswith("@sock") else stat.S_IFREG

@@ -352,12 +352,13 @@ POINTS = [
     "multipart, some frames published",
     "fragmented, some fragments published",
 ]
-# The writer's messages before the crash: the reader reads the two large
-# ones first (7/8 of the default ring between them), so the crash's records
-# fit behind the two small ones and wrap around the end of the ring.
-_LARGE = Options().ring_size * 7 // 16
-BEFORE = [[os.urandom(_LARGE)], [os.urandom(_LARGE)], [b"m2"], [b"m3"]]
-READ_FIRST = 2
+# The writer's messages before the crash: the reader reads the fourteen
+# large ones first (7/8 of the default ring between them, each as large as
+# a frame written into the ring itself gets), so the crash's records fit
+# behind the two small ones and wrap around the end of the ring.
+_LARGE = 64 * 1024
+READ_FIRST = Options().ring_size * 7 // 8 // _LARGE
+BEFORE = [[os.urandom(_LARGE)] for _ in range(READ_FIRST)] + [[b"m2"], [b"m3"]]
 
 
 async def read_until_gone(sock: shmsock.Socket, count: int) -> list[list[bytes]]:

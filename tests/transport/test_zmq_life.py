@@ -14,7 +14,8 @@ import signal
 import pytest
 import trio
 import zmq
-from helpers import seam
+from helpers import peers, seam
+from helpers.procs import forked, spawn
 from zmq_helpers import LOOPBACK, attached, peer, zsocket
 
 import shmsock
@@ -321,3 +322,23 @@ async def test_what_a_peer_sent_just_before_it_closed_is_all_received(kind):
             with trio.fail_after(10):
                 got = [await ours.recv_multipart() for _ in sent]
             assert got == sent
+
+
+async def test_a_multiprocessing_child_that_returns_lets_libzmq_deliver_what_it_holds():
+    # A multiprocessing child ends with os._exit, which runs no atexit
+    # handler: the process must still wait, as linger=None says, while
+    # libzmq sends what it holds.  32 MiB is more than the kernel's
+    # loopback buffers take, and the receiver reads slowly, so most of it
+    # is still in the child's libzmq queue when the child returns.
+    count, size = 512, 64 << 10
+    async with zsocket(PULL, rcvhwm=4) as pull:
+        endpoint = pull.bind(LOOPBACK)
+        with spawn(peers.push_and_return, endpoint, count, size, ctx=forked()) as child:
+            got = []
+            with trio.fail_after(20):
+                for i in range(count):
+                    got.append(await pull.recv())
+                    if i % 8 == 0:
+                        await trio.sleep(0.01)
+            assert await child.join() == 0
+    assert [m[:4] for m in got] == [i.to_bytes(4, "big") for i in range(count)]

@@ -81,6 +81,7 @@ async def test_our_req_with_their_rep_or_router(ours_bind, kind):
 REQ_OPTIONS = [
     pytest.param({}, id="plain"),
     pytest.param({"REQ_CORRELATE": 1}, id="correlate"),
+    pytest.param({"REQ_RELAXED": 1}, id="relaxed"),
     pytest.param({"REQ_CORRELATE": 1, "REQ_RELAXED": 1}, id="correlate-relaxed"),
 ]
 

@@ -8,10 +8,11 @@ way of using it, and one line in the tables and charts:
 - ``Echo``: a round trip; a server process that echoes and a client that
   times each round.
 
-Every role follows ``protocol.py``.  To add a peer: write its roles in a
-module here (import the library inside the functions, so a machine without
-it can still import the registry), add a ``Peer`` (with the line that says
-how to install it) and its ways to the lists below.  The sections of the
+Every role follows ``protocol`` (the conversation is its ``wire`` module).
+To add a peer: write its roles in a module here (import the library inside
+the functions, so a machine without it can still import the registry), add
+a ``Peer`` (with the line that says how to install it) and its ways to the
+lists below.  The sections of the
 suite pick ways from these lists by their flags.
 """
 
@@ -162,6 +163,15 @@ TCP_STREAMS = [
 FANIN = [
     Stream("shmsock", "shmsock batch", "shmsock", shm.receiver, shm.sender, {"mode": "batch"}),
     Stream("pyzmq", "pyzmq", "pyzmq", pyzmq.receiver, pyzmq.sender),
+    Stream(
+        "mp-queue",
+        "multiprocessing.Queue",
+        "multiprocessing",
+        mp.queue_receiver,
+        mp.queue_sender,
+        {"kind": "queue"},
+        shared=mp.shared,
+    ),
 ]
 QUIET_SENDERS: dict[str, Role] = {"shmsock": shm.quiet_sender, "pyzmq": pyzmq.quiet_sender}
 

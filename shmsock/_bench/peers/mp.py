@@ -4,7 +4,8 @@
 bounded like pyzmq's high-water mark: 1000 messages, fewer above 64 KiB so
 that no more than 64 MiB waits in it; an unbounded queue would take every
 message a fast sender makes.  ``Pipe`` is ``send_bytes``/``recv_bytes``,
-no pickling.  The coordinator makes the queues and pipes (``shared``) and
+no pickling.  A Queue takes many producers, so it is in the fan-in too: the
+senders all put into one queue.  The coordinator makes the queues and pipes (``shared``) and
 hands them to both processes when it starts them, the one way
 multiprocessing shares them.
 """
@@ -40,16 +41,17 @@ def shared(ctx: Any, params: dict[str, Any], size: int) -> dict[str, Any]:
 
 
 def _receive(conn: Connection, spec: Spec, recv: Any) -> None:
-    checker = Checker(spec["size"])
+    checker = Checker(spec["size"], spec.get("senders", 1))
     chunk = one_by_one(recv, checker, step(spec["size"]))
     conn.send("ready")
     receiving(conn, chunk, checker)
 
 
 def _send(conn: Connection, spec: Spec, send: Any) -> None:
-    pool = Pool(spec["size"])
+    sid = spec.get("sid", 0)
+    pool = Pool(spec["size"], sid)
     conn.send("ready")
-    sending(conn, *send_each(send, pool, step(pool.size)))
+    sending(conn, *send_each(send, pool, step(pool.size)), sid)
 
 
 def queue_receiver(conn: Connection, spec: Spec) -> None:

@@ -1,6 +1,6 @@
 """shmsock's own roles: throughput, the fan-in, round trips, and the one-off figures.
 
-The throughput and round-trip roles follow ``protocol.py``; ``connect``,
+The throughput and round-trip roles follow ``protocol``; ``connect``,
 ``memory`` and ``idle`` run once per figure in processes of their own.
 """
 
@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import time
+from collections.abc import Awaitable, Callable
 from functools import partial
 from multiprocessing.connection import Connection
 from typing import Any
@@ -19,6 +20,7 @@ import shmsock
 from ..protocol import (
     QUIET,
     QUIET_GAP,
+    STAMP,
     Checker,
     Chunk,
     Pool,
@@ -68,10 +70,25 @@ def _waiter(conn: Connection) -> Wait:
 # -- throughput ---------------------------------------------------------------------
 
 
+def _stamp_of_lease(s: shmsock.Socket, size: int) -> Callable[[], Awaitable[bytes]]:
+    """await recv(copy=False), reading only the stamp of a data message in place."""
+    recv = s.recv
+    head = STAMP.size
+
+    async def recv_stamp() -> bytes:
+        with await recv(copy=False) as lease:
+            view = lease.buffer
+            return view[:head].tobytes() if len(view) == size else view.tobytes()
+
+    return recv_stamp
+
+
 def _receive_chunk(s: shmsock.Socket, mode: str, checker: Checker, size: int) -> Chunk:
     """The receiving loop of one call style (see protocol.receive_window)."""
     if mode == "await":
         return one_by_one_async(s.recv, checker, step(size, 100))
+    if mode == "lease":
+        return one_by_one_async(_stamp_of_lease(s, size), checker, step(size, 100))
     if mode == "iter":
         return one_by_one_async(s.__aiter__().__anext__, checker, step(size))  # async for
     if mode == "nowait":
@@ -148,7 +165,10 @@ def receiver(conn: Connection, spec: Spec) -> None:
         async with shmsock.socket(shmsock.PULL, linger=0, **_options(spec)) as s:
             s.bind(endpoint(spec))
             conn.send("ready")
-            checker = Checker(size, spec.get("senders", 1), quiet=spec.get("quiet", False))
+            checker = Checker(
+                size, spec.get("senders", 1), quiet=spec.get("quiet", False),
+                stamps=spec["mode"] == "lease",
+            )  # fmt: skip
             chunk = _receive_chunk(s, spec["mode"], checker, size)
             await receiving_async(conn, _waiter(conn), chunk, checker)
 
@@ -166,6 +186,19 @@ def _send_chunk(s: shmsock.Socket, mode: str, pool: Pool) -> Chunk:
             return per
 
         return one_by_one
+    if mode == "lease":  # the sender's side of the zero-copy way: a loan per message
+        per = step(pool.size, 100)
+        loan = s.loan
+        size = pool.size
+        head = STAMP.size
+
+        async def loaned() -> int:
+            for m in take(per):
+                async with loan(size) as buf:
+                    buf[:head] = m
+            return per
+
+        return loaned
     if mode in ("nowait", "iter"):
         per = step(pool.size)
         send_nowait = s.send_nowait
@@ -197,7 +230,7 @@ def _send_chunk(s: shmsock.Socket, mode: str, pool: Pool) -> Chunk:
 def sender(conn: Connection, spec: Spec) -> None:
     """A PUSH that sends its pool in the call style asked, window after window."""
     sid = spec.get("sid", 0)
-    pool = Pool(spec["size"], sid)
+    pool = Pool(spec["size"], sid, stamps_only=spec["mode"] == "lease")
 
     async def main() -> None:
         async with shmsock.socket(shmsock.PUSH, linger=0, **_options(spec)) as s:

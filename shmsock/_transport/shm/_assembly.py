@@ -7,6 +7,13 @@ docs/protocol.md).  An :class:`Assembler` takes a ring's records in order
 and queues only complete messages, so a message whose writer died, gave up
 or was cancelled halfway is dropped (and counted), never delivered in part.
 
+A ``DESC`` record is a whole frame that lies in the ring's bulk region:
+its payload, a descriptor, is handed to ``hold`` (the connection's
+``BulkIn.hold``), which checks it, in ring order, and returns the frame
+held in the region.  A message with such a frame is queued as a
+:class:`~shmsock._transport.HeldMessage`, whose frames the socket copies
+or leases when it delivers it.
+
 Queued messages are ``bytes`` (one frame, aux 0: the common case, kept
 cheap) or :class:`~shmsock._transport.Message`.
 
@@ -21,11 +28,12 @@ it is corruption.
 from __future__ import annotations
 
 from collections import deque
+from collections.abc import Callable
 from typing import Final
 
 from ... import _ring as R
 from ..._errors import CorruptMessage
-from .. import MAX_CONTROL, MAX_CONTROL_FRAMES, Message, Queued
+from .. import MAX_CONTROL, MAX_CONTROL_FRAMES, HeldFrame, HeldMessage, Message, Queued
 
 __all__ = ["SIMPLE", "Assembler"]
 
@@ -34,6 +42,11 @@ SIMPLE: Final = R.START
 _MORE_OR_CONT: Final = R.MORE | R.CONT
 _CTRL: Final = R.CTRL
 _BAD_CTRL: Final = R.CTRL | R.CONT
+_DESC: Final = R.DESC
+
+
+def _no_bulk(desc: bytes) -> HeldFrame:
+    raise CorruptMessage("a bulk descriptor on a ring with no bulk region", R.EEXTENT)
 
 
 class Assembler:
@@ -44,6 +57,8 @@ class Assembler:
         "ctrl_partial",
         "dropped",
         "frame",
+        "held",
+        "hold",
         "inbox",
         "max_msg",
         "partial",
@@ -57,6 +72,9 @@ class Assembler:
         self.inbox: deque[Queued] = deque()
         self.partial: list[bytes] | None = None  # frames of an incomplete message
         self.frame: list[bytes] = []  # fragments of an incomplete frame
+        self.held = False  # the incomplete message has a held frame
+        #: Checks a DESC record's descriptor and returns the frame it names.
+        self.hold: Callable[[bytes], HeldFrame] = _no_bulk
         self.partial_aux = 0
         self.partial_size = 0
         self.skipping = False  # dropping the rest of an oversized message
@@ -81,17 +99,38 @@ class Assembler:
             if fl & _CTRL:
                 self._control(payload, fl)
                 continue
+            frame_or_desc: bytes | HeldFrame = payload
+            if fl & _DESC:
+                # Checked now, in ring order, even if the message is dropped:
+                # the reader's positions in the region move with the records.
+                frame_or_desc = self.hold(payload)
+                if self.frame and not fl & R.START:
+                    raise CorruptMessage("a bulk frame inside a fragmented frame", R.EEXTENT)
             if fl & R.START:
                 if self.partial is not None:
                     self.dropped += 1  # the previous message was abandoned
                 self.partial, self.frame = [], []
                 self.partial_aux, self.partial_size = ax, 0
-                self.skipping = False
+                self.skipping = self.held = False
             elif self.partial is None:
                 # The tail of a message we did not see start (we took over
                 # the ring mid-message), or of one we are dropping.
                 if self.skipping and not fl & _MORE_OR_CONT:
                     self.skipping = False
+                continue
+            if frame_or_desc is not payload:
+                self.partial_size += len(frame_or_desc)
+                if self.partial_size > self.max_msg:
+                    self.dropped += 1
+                    self.partial, self.frame = None, []
+                    self.skipping = bool(fl & _MORE_OR_CONT)
+                    continue
+                self.partial.append(frame_or_desc)  # type: ignore[arg-type]
+                self.held = True
+                if fl & R.MORE:
+                    continue
+                frames, self.partial = self.partial, None
+                self.inbox.append(HeldMessage(frames, self.partial_aux))  # type: ignore[arg-type]
                 continue
             self.partial_size += len(payload)
             if self.partial_size > self.max_msg:
@@ -111,7 +150,9 @@ class Assembler:
             if fl & R.MORE:
                 continue
             frames, self.partial = self.partial, None
-            if len(frames) == 1 and self.partial_aux == 0:
+            if self.held:
+                self.inbox.append(HeldMessage(frames, self.partial_aux))  # type: ignore[arg-type]
+            elif len(frames) == 1 and self.partial_aux == 0:
                 self.inbox.append(frames[0])
             else:
                 self.inbox.append(Message(frames, self.partial_aux))
@@ -119,6 +160,8 @@ class Assembler:
     def _control(self, payload: bytes, fl: int) -> None:
         if fl & _BAD_CTRL == _BAD_CTRL:
             raise CorruptMessage("a control record is marked as a fragment", R.EFLAGS)
+        if fl & _DESC:
+            raise CorruptMessage("a control record names a bulk region", R.EFLAGS)
         if fl & R.START:
             self.ctrl_partial = [payload]
         elif self.ctrl_partial is None:

@@ -19,30 +19,40 @@ A damaged ring header (the peer's consumer position, which the peer
 writes) is the peer's fault, not the message's: writing reports it to the
 home, which closes the connection, and answers as for a full ring, so the
 message can go to another pipe.  Check ``alive`` before writing again.
+
+Frames larger than ``Framing.inline_max`` go through the ring's bulk
+region (``_bulk``): ``bulk_out`` writes ours (the binder's own, made at
+its first large frame; a connector's belongs to its slot, as its ring
+does), ``bulk_in`` reads the peer's.
 """
 
 from __future__ import annotations
 
 import socket
+import weakref
 from array import array
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from functools import partial
 from typing import TYPE_CHECKING, Protocol
 
 import trio
 
+from ... import _bulkring as B
 from ... import _ring as R
 from ..._errors import CorruptMessage, MessageTooLarge
 from ..._types import SocketType
 from .. import Message, Queued
 from . import _wire
 from ._assembly import SIMPLE, Assembler
+from ._bulk import BulkIn, BulkOut
 from ._control import ControlOut
 from ._framing import Framing
+from ._region import send_fds
 
 if TYPE_CHECKING:
     from ._segment import Segment
 
-__all__ = ["Connection", "Home", "Owner", "corrupt_reason"]
+__all__ = ["Connection", "Home", "Owner", "ShmLoan", "corrupt_reason", "pass_region"]
 
 
 class Home(Protocol):
@@ -53,6 +63,9 @@ class Home(Protocol):
 
     def empty(self, conn: Connection) -> None:
         """*conn*'s ring was found empty: ask to be woken, or finish it if gone."""
+
+    def fetch(self, conn: Connection) -> None:
+        """Read *conn*'s doorbell now for the regions it carries (see ``_doorbell``)."""
 
     def gone(self, conn: Connection) -> None:
         """*conn* has ended (its peer hung up, or its rings are not to be trusted)."""
@@ -125,14 +138,75 @@ class Stream:
             conn.try_write = conn.tx.try_write
 
 
+class ShmLoan:
+    """Room for one message in our ring (inline) or its bulk region (a ``Loan``)."""
+
+    __slots__ = ("_conn", "_desc", "_mark", "_private", "buffer", "size")
+
+    def __init__(
+        self,
+        conn: Connection,
+        buffer: memoryview,
+        private: bytearray | None,
+        desc: bytearray | None,
+        mark: tuple[int, int],
+    ) -> None:
+        self._conn: Connection | None = conn
+        self.buffer = buffer
+        self._private = private
+        self._desc = desc
+        self._mark = mark
+        self.size = buffer.nbytes
+        conn.streaming = True
+        conn.try_write = _refuse
+
+    def commit(self) -> bool:
+        conn = self._conn
+        if conn is None or not conn.alive:
+            return False
+        desc, private = self._desc, self._private
+        if desc is None:
+            assert private is not None
+            payload, flag = bytes(private), R.START
+        else:
+            assert conn.bulk_out is not None
+            payload, flag = conn.bulk_out.seal(desc, conn.tx.checksum), R.START | R.DESC
+        # The room was reserved by loan(), and nothing else writes meanwhile.
+        if not conn.write_records(payload, array("I", [len(payload)]), bytes([flag]), 0):
+            return False  # our ring was found corrupt: the pipe is gone
+        if desc is not None:
+            conn.bulk_out.published(self.size, 1)  # type: ignore[union-attr]
+        self.buffer.release()
+        self._end(conn)
+        return True
+
+    def abandon(self) -> None:
+        conn = self._conn
+        if conn is None:
+            return
+        self.buffer.release()
+        if self._desc is not None and conn.bulk_out is not None:
+            conn.bulk_out.undo(self._mark)
+        self._end(conn)
+
+    def _end(self, conn: Connection) -> None:
+        self._conn = None
+        conn.streaming = False
+        if conn.alive:
+            conn.try_write = conn.tx.try_write
+
+
 class Connection:
     """An attached connection.  The connection set makes and retires them."""
 
     __slots__ = (
+        "__weakref__",
         "alive",
         "asm",
         "bad_records",
         "bound",
+        "bulk_in",
+        "bulk_out",
         "busy",
         "control",
         "discard",
@@ -185,6 +259,8 @@ class Connection:
         peer_limit: int,
         max_msg: int,
         control: ControlOut,
+        bulk_in: BulkIn | None = None,
+        bulk_out: BulkOut | None = None,
         peer_identity: bytes = b"",
     ) -> None:
         self.home = home
@@ -225,6 +301,18 @@ class Connection:
         self.plain_ok = max_msg >= rx.max_payload
         # The send fast path: C with no Python frame in between.
         self.try_write = tx.try_write
+        # The bulk regions: theirs (passed with the HELLO, or over the
+        # doorbell), and ours (made at our first large frame).  What they
+        # call back holds the connection weakly: no cycle, so a connection
+        # and its segments are freed by reference counting, in the order
+        # Segment keeps, never by the garbage collector's (see Segment).
+        me = weakref.ref(self)
+        self.bulk_in = bulk_in if bulk_in is not None else BulkIn(rx, max_msg, resync=bound)
+        self.bulk_in.fetch = partial(_call, me, _fetch)
+        self.bulk_in.wake = partial(_call, me, _wake)
+        self.bulk_in.corrupt = partial(_call, me, Connection.reject)
+        self.asm.hold = self.bulk_in.hold
+        self.bulk_out = bulk_out
 
     def __repr__(self) -> str:
         state = "alive" if self.alive else "gone"
@@ -329,11 +417,16 @@ class Connection:
         self.home.tx_corrupt(self, exc)
 
     def offer(self, frames: list[bytes], aux: int) -> bool:
+        inline = self.home.framing.inline_max
         if len(frames) != 1:
+            if max(map(len, frames)) > inline:
+                return self._offer_bulk(frames, aux, inline)
             joined, lens, flags = Framing.encode(frames)
             return self.write_records(joined, lens, flags, aux, announce=True) > 0
         # One frame, one record (the round trip's path: no other call).
         data = frames[0]
+        if len(data) > inline:
+            return self._offer_bulk(frames, aux, inline)
         try:
             rc = self.tx.write(data, R.START, aux)
             if rc < 0:
@@ -349,9 +442,149 @@ class Connection:
             self.ring(_wire.DATA)
         return True
 
+    def _bulk(self) -> BulkOut:
+        bulk = self.bulk_out
+        if bulk is None:  # a binder's first large frame
+            sock = self.sock  # (not self: no cycle)
+            bulk = self.bulk_out = BulkOut(self.tx, partial(pass_region, sock))
+        return bulk
+
+    def send_region(self, fd: int) -> None:
+        """Pass a new bulk region of our ring to the peer (before any record names it).
+
+        Raises OSError when it cannot go (the peer is gone, or does not read
+        its doorbell at all): no record may name it then.
+        """
+        pass_region(self.sock, fd)
+
+    def _offer_bulk(self, frames: list[bytes], aux: int, inline: int) -> bool:
+        """Write a message with frames above *inline* bytes: each in the bulk region.
+
+        All or nothing, as any offer: the frames are copied into the region
+        first, privately, and become visible with the records that name
+        them, written at once; if those cannot be written, the extents are
+        taken back.  No room in the region announces a wait for it.
+        """
+        last = len(frames) - 1
+        flags = [(R.START if i == 0 else 0) | (R.MORE if i < last else 0) for i in range(last + 1)]
+        return self._write_bulk(frames, flags, aux, inline)
+
+    def _write_bulk(
+        self, frames: Sequence[bytes | memoryview], flags: list[int], aux: int, inline: int
+    ) -> bool:
+        """Records for *frames* (with *flags*), those above *inline* bytes in the region."""
+        bulk = self._bulk()
+        checksum = self.tx.checksum
+        mark = bulk.mark()
+        payloads: list[bytes | memoryview] = []
+        kinds = bytearray()
+        size = count = 0
+        try:
+            for frame, flag in zip(frames, flags, strict=True):
+                if len(frame) <= inline:
+                    payloads.append(frame)
+                    kinds.append(flag)
+                    continue
+                desc = bulk.put(frame, checksum)
+                if desc is None and not bulk.prepare_wait(len(frame)):
+                    desc = bulk.put(frame, checksum)  # room appeared meanwhile
+                if desc is None:
+                    bulk.undo(mark)
+                    self.writable = False  # the reader rings SPACE once it is there
+                    return False
+                payloads.append(desc)
+                kinds.append(flag | R.DESC)
+                size += len(frame)
+                count += 1
+        except CorruptMessage as exc:
+            bulk.undo(mark)
+            self._tx_corrupt(exc)
+            return False
+        except OSError as exc:
+            bulk.undo(mark)
+            self._tx_corrupt(CorruptMessage(f"cannot pass a bulk region to the peer: {exc}"))
+            return False
+        lens = array("I", map(len, payloads))
+        if self.write_records(b"".join(payloads), lens, bytes(kinds), aux, announce=True) == 0:
+            bulk.undo(mark)
+            return False
+        bulk.published(size, count)
+        return True
+
+    def loan(self, size: int) -> ShmLoan | None:
+        """Room for a message of *size* bytes, filled in place (see ``Lends``).
+
+        A frame above ``inline_max`` is an extent of the bulk region, the
+        view the caller fills (no copy); a smaller one a private buffer,
+        written into the ring at commit.  The ring's room for its record is
+        checked now: the pipe takes no other message until the loan ends,
+        so it is still there at commit.
+        """
+        if not self.alive:
+            return None
+        inline = self.home.framing.inline_max
+        need = size if size <= inline else B.DESC_SIZE
+        try:
+            if not self.tx.can_write(need) and (
+                self.tx.prepare_wait(need) or not self.tx.can_write(need)
+            ):
+                self.writable = False
+                return None
+            if size <= inline:
+                private = bytearray(size)
+                return ShmLoan(self, memoryview(private), private, None, (0, 0))
+            bulk = self._bulk()
+            mark = bulk.mark()
+            got = bulk.alloc(size)
+            if got is None and not bulk.prepare_wait(size):
+                got = bulk.alloc(size)  # room appeared meanwhile
+        except CorruptMessage as exc:
+            self._tx_corrupt(exc)
+            return None
+        except OSError as exc:
+            self._tx_corrupt(CorruptMessage(f"cannot pass a bulk region to the peer: {exc}"))
+            return None
+        if got is None:
+            self.writable = False
+            return None
+        view, desc = got
+        return ShmLoan(self, view, None, desc, mark)
+
     def offer_batch(self, data: bytes, lens: array[int]) -> bool:
         try:
             return self.write_records(data, lens, None, 0, announce=True) == len(lens)
+        except MessageTooLarge:
+            # Only now (never on the fast path) look for frames that belong
+            # in the bulk region: a message above max_record, or a batch
+            # whose large messages would take more than half the ring.
+            inline = self.home.framing.inline_max
+            if max(lens) <= inline:
+                raise self.home.framing.batch_too_large(lens) from None
+        return self._offer_bulk_batch(data, lens, inline)
+
+    def _offer_bulk_batch(self, data: bytes, lens: array[int], inline: int) -> bool:
+        """A batch with messages above *inline* bytes: each of those in the bulk region.
+
+        All or nothing, as :meth:`_offer_bulk`; raises MessageTooLarge when
+        even the DESC records of the batch cannot be written at once.
+        """
+        big = [n for n in lens if n > inline]
+        need = sum((n + B.ALIGN - 1) & ~(B.ALIGN - 1) for n in big)
+        room = self._bulk().batch_room(max(big))
+        if need > room:
+            raise MessageTooLarge(
+                f"a batch of {len(lens)} messages needs {need} bytes of bulk region for its"
+                f" {len(big)} messages above {inline} bytes, more than one batch may take"
+                f" ({room}): send smaller batches"
+            )
+        view = memoryview(data)
+        frames: list[memoryview] = []
+        at = 0
+        for n in lens:
+            frames.append(view[at : at + n])
+            at += n
+        try:
+            return self._write_bulk(frames, [R.START] * len(lens), 0, inline)
         except MessageTooLarge:
             raise self.home.framing.batch_too_large(lens) from None
 
@@ -529,11 +762,36 @@ class Connection:
         self.home.retire(self)
 
     def release(self) -> None:
-        """Unmap the rings this connection owns and close the doorbell.  Idempotent."""
+        """Unmap the rings and regions this connection owns and close the doorbell.
+
+        Idempotent.  A region that a lease still views is unmapped with
+        the lease's last view.
+        """
         self.close_doorbell()
+        self.bulk_in.close()
         self.rx_seg.close()  # and the consumer over it, first (see Segment)
         if self.owns_tx:
+            if self.bulk_out is not None:
+                self.bulk_out.close()
             self.tx_seg.close()
+
+
+def pass_region(sock: socket.socket, fd: int) -> None:
+    send_fds(sock, _wire.REGION, [fd])
+
+
+def _call(ref: weakref.ref[Connection], fn: Callable[[Connection], None]) -> None:
+    conn = ref()
+    if conn is not None:
+        fn(conn)
+
+
+def _fetch(conn: Connection) -> None:
+    conn.home.fetch(conn)
+
+
+def _wake(conn: Connection) -> None:
+    conn.ring(_wire.SPACE)
 
 
 def corrupt_reason(exc: CorruptMessage, conn: Connection) -> CorruptMessage:

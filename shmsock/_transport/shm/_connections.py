@@ -20,12 +20,14 @@ import logging
 from functools import partial
 from typing import TYPE_CHECKING
 
+from ... import _bulkring as B
 from ... import _ring as R
 from ... import _stats
 from ..._errors import CorruptMessage
 from ..._stats import EndpointStats
 from .. import Events, SocketSpec
 from . import _wire
+from ._bulk import bulk_bytes
 from ._connection import Connection
 from ._doorbell import Doorbells
 from ._framing import Framing
@@ -45,10 +47,11 @@ def add_counts(st: EndpointStats, conn: Connection) -> None:
     # A connector's ring belongs to its slot, which counts it.
     if conn.owns_tx:
         st.messages_sent += conn.tx.messages
-        st.bytes_sent += conn.tx.bytes
+        st.bytes_sent += conn.tx.bytes + bulk_bytes(conn.bulk_out)
         st.dropped += conn.tx.dropped
     st.messages_received += conn.rx.messages
-    st.bytes_received += conn.rx.bytes
+    bulk = conn.bulk_in
+    st.bytes_received += conn.rx.bytes + bulk.bytes - bulk.descs * B.DESC_SIZE
     st.dropped += conn.dropped
     st.corrupt += conn.corrupt
 
@@ -74,6 +77,7 @@ class ConnectionSet:
         # The wake-up protocol's steps, called by every connection.
         self.empty = self.bells.empty
         self.settle = self.bells.settle
+        self.fetch = self.bells.fetch
         self.closed = False
         # Totals of retired connections by endpoint: counters never go back.
         self.retired: dict[str, EndpointStats] = {}

@@ -33,11 +33,13 @@ from ..._types import SocketType
 from .. import Events, SocketSpec
 from . import _handshake, _wire
 from . import _segment as seg
-from ._connection import Connection
+from ._bulk import bulk_bytes
+from ._connection import Connection, pass_region
 from ._connections import ConnectionSet
 from ._fs import LazyDir
 from ._handshake import PendingHandshake, hung_up
 from ._inotify import DirWatch
+from ._region import recv_with_fds, send_fds
 from ._slot import Slot, claim
 
 if TYPE_CHECKING:
@@ -184,7 +186,9 @@ class Dialer:
             self.dial(slot)  # with a fresh ring (at most once: it takes the greeting)
             return
         try:
-            conn.send(hello.pack())
+            # The regions of our ring go with the HELLO, before the binder
+            # can read a record naming one.
+            send_fds(conn, hello.pack(), slot.bulk.fds())
         except OSError:
             # The binder died between our connect and our HELLO (EPIPE,
             # ECONNRESET): as with a dead binder's socket above, the next
@@ -244,8 +248,10 @@ class Dialer:
         """
         if slot.dialing is not None:
             try:
-                said = slot.dialing.recv(4096)
-            except OSError:
+                said, fds = recv_with_fds(slot.dialing, 4096)
+                for fd in fds:  # a binder passes none: nothing of ours to map
+                    os.close(fd)
+            except (OSError, CorruptMessage):
                 said = b""
             if _wire.CORRUPT in said:
                 slot.replace_ring = True
@@ -277,6 +283,8 @@ class Dialer:
             return
         if msg is None:
             return
+        for fd in hs.take_fds():  # a binder passes none: nothing of ours to map
+            os.close(fd)
         self.reactor.unregister(hs.sock.fileno())
         if msg.kind == _wire.Kind.REFUSE:
             self._refused(slot, _wire.refusal_error(msg, slot.endpoint))
@@ -326,9 +334,11 @@ class Dialer:
             peer_limit=msg.accepts,
             max_msg=options.max_msg_size,
             control=slot.control,
+            bulk_out=slot.bulk,
             peer_identity=msg.identity,
         )
         slot.peer = conn
+        slot.bulk.send_region = partial(pass_region, conn.sock)  # (not conn: no cycle)
         self.conns.attach(conn)
 
     def _identity_ok(self, slot: Slot, msg: _wire.Handshake) -> bool:
@@ -454,5 +464,5 @@ class Dialer:
         for slot in list(self.slots):
             st = out.setdefault(slot.endpoint, EndpointStats())
             st.messages_sent += slot.tx.messages
-            st.bytes_sent += slot.tx.bytes
+            st.bytes_sent += slot.tx.bytes + bulk_bytes(slot.bulk)
             st.used_out += slot.seg.ring_used() or 0

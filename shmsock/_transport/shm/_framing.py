@@ -5,15 +5,16 @@ payload bytes (``max_record``; see "Largest record" in docs/protocol.md),
 and a record of ``n`` payload bytes takes ``record_span(n)`` bytes of ring.
 So:
 
-- a message whose frames each fit a record, and whose records take at most
-  half the ring together (``max_atomic``), is written *at once*: all its
-  records in one call, or none.  ``send_nowait`` can write only these;
-- any larger message is *streamed*: cut into fragments of a quarter ring
+- a frame of at most ``inline_max`` bytes (64 KiB, or ``max_record`` if
+  smaller) is a record of the ring; a larger one goes to the ring's bulk
+  region (``_bulk``) and is a DESC record of ``DESC_SIZE`` bytes;
+- a message whose records take at most half the ring together
+  (``max_atomic``) is written *at once*: all its records in one call, or
+  none.  Whatever its size, with bulk regions, that is every message but
+  one of thousands of frames;
+- such a message is *streamed*: cut into fragments of a quarter ring
   (``fragment``), written as the reader frees room, and delivered by the
   reader only once complete.  Only ``await send()`` streams.
-
-Issue 22's bulk region comes in here: a large frame will become a
-descriptor record instead of fragments.
 """
 
 from __future__ import annotations
@@ -21,12 +22,15 @@ from __future__ import annotations
 from array import array
 from typing import Final
 
+from ... import _bulkring as B
 from ... import _ring as R
 from ..._errors import MessageTooLarge
+from ._bulk import inline_limit
 
 __all__ = ["Framing", "record_span"]
 
 _HEADER: Final[int] = R.RECORD_HEADER_SIZE
+_DESC_SPAN: Final[int] = (B.DESC_SIZE + _HEADER + 7) & ~7
 
 
 def record_span(n: int) -> int:
@@ -37,26 +41,27 @@ def record_span(n: int) -> int:
 class Framing:
     """Messages to records, for the rings one socket writes (all of one capacity)."""
 
-    __slots__ = ("capacity", "fragment", "max_atomic", "max_record")
+    __slots__ = ("capacity", "fragment", "inline_max", "max_atomic", "max_record")
 
     def __init__(self, capacity: int) -> None:
         self.capacity = capacity
         self.max_record = R.max_payload(capacity)
+        self.inline_max = inline_limit(self.max_record)
         self.max_atomic = capacity // 2
         self.fragment = capacity // 4 - _HEADER
 
+    def span(self, n: int) -> int:
+        """Bytes of ring a frame of *n* bytes takes: its record, or its DESC record."""
+        return record_span(n) if n <= self.inline_max else _DESC_SPAN
+
     def check_atomic(self, frames: list[bytes], size: int) -> None:
         """Raise MessageTooLarge unless the message can be written at once."""
-        if len(frames) == 1:
-            if size <= self.max_record:
-                return
-        else:
-            lens = [len(f) for f in frames]
-            if max(lens) <= self.max_record and sum(map(record_span, lens)) <= self.max_atomic:
-                return
+        if len(frames) == 1 or sum(self.span(len(f)) for f in frames) <= self.max_atomic:
+            return
         raise MessageTooLarge(
-            f"a message of {size} bytes needs more than half the ring ({self.capacity}"
-            " bytes), the most send_nowait can write at once; use await send()"
+            f"a message of {len(frames)} frames needs more than half the ring"
+            f" ({self.capacity} bytes) for its records, the most send_nowait can write at"
+            " once; use await send()"
         )
 
     @staticmethod

@@ -10,12 +10,14 @@ binding, the slot) in the handler they register.
 
 from __future__ import annotations
 
+import os
 import select
 import socket
 import struct
 from typing import Final
 
 from . import _wire
+from ._region import recv_with_fds
 
 __all__ = ["PendingHandshake", "hung_up", "peer_cred"]
 
@@ -37,19 +39,27 @@ def hung_up(fd: int) -> bool:
 
 
 class PendingHandshake:
-    """A doorbell socket whose 64-byte handshake has not all arrived."""
+    """A doorbell socket whose 64-byte handshake has not all arrived.
 
-    __slots__ = ("buf", "sock")
+    A connector's HELLO may come with descriptors (its ring's bulk
+    regions): they gather in ``fds`` until the listener takes them, or
+    :meth:`close` closes them with the socket.
+    """
+
+    __slots__ = ("buf", "fds", "sock")
 
     def __init__(self, sock: socket.socket) -> None:
         self.sock = sock
         self.buf = bytearray()
+        self.fds: list[int] = []
 
     def read(self) -> _wire.Handshake | None:
         """Read what has arrived; return the handshake once complete.
 
         Raises ConnectionError on end-of-file, ValueError on garbage and
-        VersionMismatch for a handshake of another protocol version.
+        VersionMismatch for a handshake of another protocol version;
+        CorruptMessage when more descriptors came at once than anyone
+        sends.
         """
         buf = self.buf
         while True:
@@ -62,9 +72,20 @@ class PendingHandshake:
                 if len(buf) >= size:
                     return _wire.Handshake.unpack(bytes(buf))
             try:
-                data = self.sock.recv(size - len(buf))
+                data, fds = recv_with_fds(self.sock, size - len(buf))
             except BlockingIOError:
                 return None
+            self.fds += fds
             if not data:
                 raise ConnectionError("closed during the handshake")
             buf += data
+
+    def take_fds(self) -> list[int]:
+        fds, self.fds = self.fds, []
+        return fds
+
+    def close(self) -> None:
+        """Close the socket and any descriptor nobody took."""
+        for fd in self.take_fds():
+            os.close(fd)
+        self.sock.close()

@@ -37,6 +37,7 @@ from ..._types import SocketType
 from .. import Events, SocketSpec
 from . import _handshake, _wire
 from . import _segment as seg
+from ._bulk import BulkIn
 from ._connection import Connection
 from ._connections import ConnectionSet
 from ._control import ControlOut
@@ -202,7 +203,7 @@ class Listener:
 
     def _drop(self, hs: PendingHandshake) -> None:
         self._done(hs)
-        hs.sock.close()
+        hs.close()
 
     def _refuse(
         self, hs: PendingHandshake, reason: _wire.Refusal, mismatch: VersionMismatch | None = None
@@ -219,7 +220,7 @@ class Listener:
             hs.sock.send(refusal.pack())
         except OSError:
             pass
-        hs.sock.close()
+        hs.close()
 
     def _on_hello(self, b: Binding, hs: PendingHandshake) -> None:
         try:
@@ -286,8 +287,17 @@ class Listener:
             # slot lock is free) is removed; a live connector's is not.
             self.reclaim(b.name, msg.slot)
             return
+        options = self.spec.options
         try:
             rx = rx_seg.consumer(resync=True)
+            # Its ring's bulk regions came with the HELLO: checked and mapped
+            # before we answer, refused as a bad ring would be.
+            bulk_in = BulkIn(rx, options.max_msg_size, resync=True)
+            try:
+                bulk_in.add(hs.take_fds())
+            except BaseException:
+                bulk_in.close()
+                raise
         except CorruptMessage as exc:
             rx_seg.close()
             log.warning("shmsock: %s: ring of slot %d is corrupt: %s", b.endpoint, msg.slot, exc)
@@ -297,11 +307,11 @@ class Listener:
             token, tx_seg = self._binder_ring(b, msg.slot)
         except (OSError, ShmsockError) as exc:
             log.warning("shmsock: %s: cannot create a ring: %s", b.endpoint, exc)
+            bulk_in.close()
             rx_seg.close()
             full = isinstance(exc, SharedMemoryFull)
             self._refuse(hs, _wire.Refusal.NO_MEMORY if full else _wire.Refusal.SHUTTING_DOWN)
             return
-        options = self.spec.options
         tx = tx_seg.producer(checksum=options.checksum)
         control = ControlOut(tx)
         if self.spec.greeting is not None:
@@ -324,8 +334,9 @@ class Listener:
         except OSError:
             tx_seg.close()
             d.unlink(tx_seg.name)
+            bulk_in.close()
             rx_seg.close()
-            hs.sock.close()
+            hs.close()
             return
         conn = Connection(
             home=self.conns,
@@ -343,6 +354,7 @@ class Listener:
             peer_limit=msg.accepts,
             max_msg=options.max_msg_size,
             control=control,
+            bulk_in=bulk_in,
             peer_identity=msg.identity,
         )
         self.conns.attach(conn)
@@ -442,6 +454,8 @@ class Listener:
     def close(self) -> None:
         """Stop listening everywhere and remove what this socket's bindings leave."""
         self.closed = True
+        for _b, hs in list(self._pending.values()):
+            self._drop(hs)  # and the descriptors its HELLO brought
         d = self.dir.get() if self.dir.is_open() else None
         for b in self.bindings.values():
             self.reactor.unregister(b.lsock.fileno())

@@ -5,9 +5,10 @@ flocked for the slot's life: the lock-file accept) and the ring this side
 writes, ``NAME@<k>.c``.  :func:`claim` takes the first free slot (a dead
 holder's is reclaimed on the way) and makes its ring.  The slot outlives
 its binders: the ring stays, so what was written while no binder was
-there, or before one died, is read by the next one.  The dialling is the
-dialer's (``_dialer``); this module keeps what the slot owns, and lets go
-of it in order.
+there, or before one died, is read by the next one.  So do the ring's
+bulk regions (``bulk``): a HELLO carries every one a record still unread
+may name (``_bulk``, rule 3).  The dialling is the dialer's (``_dialer``);
+this module keeps what the slot owns, and lets go of it in order.
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ from ..._errors import SegmentError, ShmsockError
 from ..._stats import EndpointStats
 from .. import SocketSpec
 from . import _segment as seg
+from ._bulk import BulkOut, bulk_bytes
 from ._control import ControlOut
 from ._fs import LazyDir, try_lock
 from ._layout import MAX_SLOTS, EndpointFiles, reclaim_dead_slot
@@ -44,6 +46,7 @@ class Slot:
     """
 
     __slots__ = (
+        "bulk",
         "control",
         "dialing",
         "dir",
@@ -80,6 +83,7 @@ class Slot:
         self.seg = sg
         self.tx = tx
         self.control = ControlOut(tx)  # the ring's control messages (see _control)
+        self.bulk = BulkOut(tx, keep=True)  # its ring's bulk regions
         self.on_binder_gone = on_binder_gone
         self.peer: Connection | None = None
         self.dialing: socket.socket | None = None
@@ -94,6 +98,7 @@ class Slot:
         self.dir.get().unlink(conn.rx_seg.name)
         if self.peer is conn:
             self.peer = None
+            self.bulk.send_region = None  # the next HELLO carries the regions
             self.on_binder_gone(self)  # a new binder may already be there
 
     def on_corrupt(self, conn: Connection) -> None:
@@ -122,7 +127,7 @@ class Slot:
         """Add what its ring carried to *retired* (call with ``_stats.LOCK`` held)."""
         st = retired.setdefault(self.endpoint, EndpointStats())
         st.messages_sent += self.tx.messages
-        st.bytes_sent += self.tx.bytes
+        st.bytes_sent += self.tx.bytes + bulk_bytes(self.bulk)
         st.dropped += self.tx.dropped
 
     def new_ring(self, spec: SocketSpec, ring_size: int, retired: dict[str, EndpointStats]) -> bool:
@@ -145,10 +150,11 @@ class Slot:
             return False
         new_tx = new_seg.producer(checksum=spec.options.checksum)
         self.replace_ring = False
-        old_seg = self.seg
+        old_seg, old_bulk = self.seg, self.bulk
         with _stats.LOCK:
             self.retire_counts(retired)
-            self.seg, self.tx = new_seg, new_tx
+            self.seg, self.tx, self.bulk = new_seg, new_tx, BulkOut(new_tx, keep=True)
+        old_bulk.close()  # before the ring its writers point into
         # What waited for room in the old ring is superseded by the greeting
         # the next dial writes.
         self.control = ControlOut(new_tx)
@@ -157,6 +163,7 @@ class Slot:
 
     def close(self) -> None:
         """Unmap its ring, remove its files, and give up the lock (the dial is ended first)."""
+        self.bulk.close()  # before the ring its writers point into
         self.seg.close()  # and its producer, first (see Segment)
         if self.dir.is_open():
             d = self.dir.get()

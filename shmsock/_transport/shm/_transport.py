@@ -21,6 +21,7 @@ from ..._options import RING_SIZE_MIN, Options
 from ..._stats import EndpointStats
 from .. import Events, Pipe, SocketSpec, parse_name
 from .._reactor import blank_descriptors
+from ._bulk import BulkIn, BulkOut
 from ._connections import ConnectionSet
 from ._dialer import Dialer
 from ._fanout import ShmFanWriter
@@ -48,11 +49,13 @@ class ShmTransport:
         self.dialer = Dialer(spec, events, reactor, self.conns, self.dir, ring_size)
         #: The wake-up protocol, for the socket's waiter (direct waits, spin).
         self.bells = self.conns.bells
-        # A record of at most max_record bytes always fits, and frames whose
-        # sizes plus FRAME_ALLOWANCE each add up to at most that take at most
-        # that much of the ring (a record takes 24 bytes and padding to 8
-        # more than its payload), less than the half check_atomic allows.
-        self.max_simple = self.conns.framing.max_record
+        # A frame of at most inline_max bytes is a record of the ring (a
+        # larger one goes through a bulk region: the general path), and
+        # frames whose sizes plus FRAME_ALLOWANCE each add up to at most
+        # that take at most that much of the ring (a record takes 24 bytes
+        # and padding to 8 more than its payload), less than the half
+        # check_atomic allows.
+        self.max_simple = self.conns.framing.inline_max
         self.closed = False
 
     def bind(self, endpoint: str) -> None:
@@ -159,18 +162,30 @@ class ShmTransport:
             fds.update((b.lock_fd, b.lsock.fileno()))
             if b.spare is not None:
                 segments.append(b.spare[1])
+        bulks: list[BulkIn | BulkOut] = []
         for slot in self.dialer.slots:
             fds.add(slot.lock_fd)
             if slot.dialing is not None:
                 fds.add(slot.dialing.fileno())
             segments.append(slot.seg)
+            bulks.append(slot.bulk)
         for conn in self.conns.conns:
             fds.add(conn.sock.fileno())
             conn.alive = conn.readable = conn.writable = False
             segments.append(conn.rx_seg)
+            bulks.append(conn.bulk_in)
             if conn.owns_tx:
                 segments.append(conn.tx_seg)
+                if conn.bulk_out is not None:
+                    bulks.append(conn.bulk_out)
         self.conns.conns.clear()
+        # Bulk regions are the child's own mappings and memfd descriptors:
+        # letting go of them changes nothing for the parent.
+        for bulk in bulks:
+            try:
+                bulk.close()
+            except Exception:
+                pass
         for sg in segments:
             try:
                 sg.close()

@@ -12,7 +12,7 @@ the binder (WELCOME or REFUSE):
 offset  size  field
 ======  ====  ====================================================
 0       4     magic ``b"SSHK"``
-4       2     protocol version (1)
+4       2     protocol version (2; 1 had no bulk regions)
 6       1     kind: 1 HELLO, 2 WELCOME, 3 REFUSE
 7       1     sender's socket type
 8       4     slot number (HELLO)
@@ -47,6 +47,9 @@ sends its own only to a connector that set bit 1, so an older connector
 never finds bytes it cannot read; an older binder reads a connector's as
 doorbell bytes, which at worst wake it for nothing (it has no ROUTER to
 care).
+
+Version 2 (bulk regions) refuses version 1, so a peer of this version
+always states its limit.
 """
 
 from __future__ import annotations
@@ -61,7 +64,7 @@ from .. import NO_LIMIT
 
 SIZE: Final = 64
 MAGIC: Final = b"SSHK"
-VERSION: Final = 1
+VERSION: Final = 2
 _HS = struct.Struct("<4sHBBIIQ8sIIIIQB7x")
 _MAX_MSG_STATED: Final = 1
 _READS_ID: Final = 2
@@ -74,6 +77,8 @@ SPACE: Final = b"S"  # "I freed space; you had said you were waiting for it"
 CORRUPT: Final = b"C"  # binder to connector: "your ring failed my checks: replace it"
 #: Connector (a ROUTER) to binder, then end-of-file: "I have a peer of your routing id".
 ID_REFUSED: Final = b"R"
+#: Sent with a descriptor attached: "a new bulk region of my ring".
+REGION: Final = b"B"
 
 
 class Kind(enum.IntEnum):

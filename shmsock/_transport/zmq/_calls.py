@@ -100,7 +100,17 @@ class Batch:
     Not thread-safe, as the socket it serves is not.
     """
 
-    __slots__ = ("_err", "_handle", "_held", "_lens", "_out", "_size", "_view", "max_count")
+    __slots__ = (
+        "_err",
+        "_handle",
+        "_held",
+        "_lens",
+        "_out",
+        "_size",
+        "_view",
+        "max_count",
+        "send1_args",
+    )
 
     def __init__(self, sock: zmq.Socket[Any], size: int = 256 << 10, max_count: int = 256) -> None:
         self._handle = handle(sock)
@@ -111,6 +121,9 @@ class Batch:
         self._lens = ffi.new("uint32_t[]", max_count)
         self._held = ffi.new("zb_held *")
         self._err = ffi.new("int *")
+        #: The first arguments of ``lib.zb_send1``, for a caller that calls
+        #: it directly (a pipe's fast path): ``lib.zb_send1(*send1_args, data, n)``.
+        self.send1_args = (API, self._handle)
 
     def recv(self, max_count: int) -> tuple[list[bytes], int]:
         """Up to *max_count* one-frame messages: ``(messages, flags)``.

@@ -6,9 +6,12 @@ contexts whenever it likes without taking shmsock's sockets along.
 
 At exit the context is destroyed: sockets still open are closed with their
 LINGER (the socket's ``linger``), and the process waits, for at most that
-long per socket, while libzmq sends what closed sockets still hold.  A
-fork() child forgets the parent's context without touching it (pyzmq itself
-never closes a parent's socket in a child).
+long per socket, while libzmq sends what closed sockets still hold.  That
+holds in a multiprocessing child too, which ends with ``os._exit`` and so
+runs no atexit handler: multiprocessing's own exit function runs its
+finalizers first, and one of them is this.  A fork() child forgets the
+parent's context without touching it (pyzmq itself never closes a parent's
+socket in a child).
 """
 
 from __future__ import annotations
@@ -42,7 +45,23 @@ def context() -> zmq.Context[Any]:
             if not _registered:
                 _registered = True
                 atexit.register(_at_exit)
+            _finalize_in_multiprocessing_child()
         return _ctx
+
+
+def _finalize_in_multiprocessing_child() -> None:
+    """Run :func:`_at_exit` when multiprocessing ends this process, too.
+
+    A multiprocessing child (fork, forkserver or spawn) returns from its
+    target and ends with ``os._exit``, after multiprocessing's exit function
+    ran its finalizers; atexit handlers never run there.  A finalizer only
+    runs in the process that registered it, so each process that makes a
+    context registers one (in the main process it runs at exit as well,
+    before or after the atexit handler: the second call finds nothing).
+    """
+    from multiprocessing import util
+
+    util.Finalize(None, _at_exit, exitpriority=0)
 
 
 class _Keys:

@@ -14,7 +14,7 @@ from __future__ import annotations
 import errno
 from collections import deque
 from collections.abc import Callable, Sequence
-from typing import TYPE_CHECKING, Final
+from typing import TYPE_CHECKING, Any, Final
 
 import zmq
 
@@ -31,8 +31,8 @@ if TYPE_CHECKING:
 
 __all__ = ["ZmqPipe"]
 
-_DONTWAIT: Final = zmq.DONTWAIT
-_MORE: Final = zmq.DONTWAIT | zmq.SNDMORE
+_DONTWAIT: Final = int(zmq.DONTWAIT)  # (plain ints: see _link.py)
+_MORE: Final = int(zmq.DONTWAIT | zmq.SNDMORE)
 #: Frames from this size up are handed to libzmq without a copy.
 _COPY_BELOW: Final = 1 << 16
 #: How often one offer or take calls libzmq again at once (rules 4 and 6).
@@ -50,9 +50,11 @@ class ZmqPipe:
         "_drained",
         "_envelope",
         "_max",
+        "_mixed",
         "_recv",
         "_send",
         "_send1",
+        "_send1_args",
         "_watch_recv",
         "_watch_send",
         "alive",
@@ -98,11 +100,17 @@ class ZmqPipe:
         # batches; the rest goes through pyzmq, frame by frame.
         batch = link.batch if link.envelope.plain else None
         self._batch = batch
-        self._send1 = batch.send1 if batch is not None else None
+        # try_write calls libzmq's zmq_send through the C module directly:
+        # no Python frame between the socket's fast path and libzmq.
+        self._send1 = _calls.lib.zb_send1 if batch is not None else None
+        self._send1_args: tuple[Any, Any] = batch.send1_args if batch is not None else (None, None)
         self._max = spec.options.max_msg_size
         self._watch_recv = link.watch_recv
         self._watch_send = link.watch_send
         self._drained = False
+        #: The inbox may hold something that is not bytes (a Message): only
+        #: then does take_batch look at each item.
+        self._mixed = False
         #: Gone, and something taken from libzmq since (see Link._detach).
         self.took_since_gone = False
         self.try_write: Callable[[bytes, int], int] = (
@@ -133,7 +141,8 @@ class ZmqPipe:
     def _try_write(self, data: bytes, n: int) -> int:
         send1 = self._send1
         if send1 is not None and n < _COPY_BELOW:
-            if send1(data, n):
+            api, handle = self._send1_args
+            if send1(api, handle, data, n):
                 return -1  # offer() then meets it again, and keeps rule 4
         else:
             try:
@@ -153,7 +162,8 @@ class ZmqPipe:
         """Send one message: 1 sent, 0 Again before anything went, -1 unreachable."""
         send1 = self._send1
         if send1 is not None and len(wire) == 1 and len(wire[0]) < _COPY_BELOW:
-            err = send1(wire[0], len(wire[0]))
+            api, handle = self._send1_args
+            err = send1(api, handle, wire[0], len(wire[0]))
             if not err:
                 return 1
             if err == errno.EAGAIN:
@@ -343,6 +353,7 @@ class ZmqPipe:
                     item = self._rest([data], more)
                     if item is not None:
                         inbox.append(item)
+                        self._mixed = True
             else:
                 try:
                     frame = self._recv(_DONTWAIT, copy=False)
@@ -355,6 +366,7 @@ class ZmqPipe:
                     item = self._rest([frame.bytes], frame.more)
                     if item is not None:
                         inbox.append(item)
+                        self._mixed = True
             if inbox or not flags & _calls.ZB_AGAIN:
                 if inbox:
                     break
@@ -396,6 +408,10 @@ class ZmqPipe:
         else:
             popleft = inbox.popleft
             items = [popleft() for _ in range(max_count)]
+        if not self._mixed:
+            return items, True  # all bytes, from libzmq's batch call
+        if not inbox:
+            self._mixed = False
         return items, all(type(item) is bytes for item in items)
 
     def drained(self) -> bool:
@@ -403,6 +419,7 @@ class ZmqPipe:
 
     def push_back(self, items: Sequence[Queued]) -> None:
         self.inbox.extendleft(reversed(items))
+        self._mixed = True  # (rare: not worth looking)
 
     def hand_over(self, successor: ZmqPipe) -> None:
         """What this gone pipe took into its inbox goes first in *successor*'s."""
@@ -410,6 +427,7 @@ class ZmqPipe:
         if inbox:
             n, nbytes = len(inbox), sum(map(size_of, inbox))
             successor.inbox.extendleft(reversed(inbox))
+            successor._mixed = True
             inbox.clear()
             self.messages_received -= n
             self.bytes_received -= nbytes
