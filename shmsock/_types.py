@@ -24,3 +24,10 @@ class SocketType(enum.IntEnum):
     PUSH = 8
     XPUB = 9
     XSUB = 10
+
+
+#: The types that read no data from their peers (their patterns'
+#: ``reads_data`` is false): what they read from a peer's ring is control
+#: messages only, so their announcement that they wait on it says nothing
+#: about whether they are about to send (see ``Doorbells.spin``).
+READS_NO_DATA: frozenset[SocketType] = frozenset({SocketType.PUSH, SocketType.PUB, SocketType.XPUB})

@@ -3,7 +3,8 @@
 Each connection has a doorbell, a Unix stream socket between the two
 processes.  Messages never travel on it; single bytes do (``_wire``): DATA
 "I published records", SPACE "I freed room", CORRUPT "your ring failed my
-checks".  Its end-of-file is the peer's death notice.  Rules:
+checks", REGION "here is a new bulk region" (with its descriptor attached).
+Its end-of-file is the peer's death notice.  Rules:
 
 1. **Announce, re-check, sleep.**  A reader that finds its ring empty
    *announces* (``Consumer.prepare_wait``: a flag in the ring header, then
@@ -33,6 +34,13 @@ checks".  Its end-of-file is the peer's death notice.  Rules:
    an empty ring is not announced but listed in ``unannounced`` (the spin
    withdraws announcements anyway, and a writer would ring for nothing).
    The spin announces them when it ends, and so does any other outcome.
+6. **Descriptors ride on bytes.**  A region's descriptor comes attached to
+   a REGION byte, sent before any record names the region, so every read
+   of a doorbell is a ``recvmsg`` that keeps it (``_region.recv_with_fds``).
+   A reader that meets a record naming a region it has not seen reads the
+   doorbell at once (:meth:`Doorbells.fetch`), in the middle of reading:
+   that read acts on DATA, SPACE and CORRUPT as the poller would, but
+   leaves an end-of-file to the poller, which sees it again.
 
 Issue 23 reworks the direct wait and the spin; they stay behind the
 methods here (``doorbell``, ``mute``, ``rang``, ``reopen``, ``settle``,
@@ -42,15 +50,18 @@ methods here (``doorbell``, ``mute``, ``rang``, ``reopen``, ``settle``,
 from __future__ import annotations
 
 import logging
-import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, TypeVar
 
 import trio
 
+from ... import _ring as R
+from ..._errors import CorruptMessage
+from ..._types import READS_NO_DATA
 from .. import Events
 from . import _wire
 from ._connection import Connection
+from ._region import recv_with_fds
 
 if TYPE_CHECKING:
     import socket
@@ -102,16 +113,55 @@ class Doorbells:
 
     def on_doorbell(self, conn: Connection) -> None:
         """Read *conn*'s doorbell and report what it says."""
-        try:
-            data = conn.sock.recv(4096)
-        except BlockingIOError:
+        data = self._read(conn)
+        if data is None:
             return
-        except OSError:
-            data = b""
         if not data:
             conn.count_unread_as_lost()
             self._gone(conn)
             return
+        self._act(conn, data)
+
+    def _read(self, conn: Connection, *, reading: bool = False) -> bytes | None:
+        """What *conn*'s doorbell holds (b"": end-of-file; None: nothing now).
+
+        Regions that came with it go to the connection's reader.  One it
+        refuses (or more descriptors than anyone sends) makes the
+        connection corrupt: its ring cannot be read on.  The poller rejects
+        the connection; a read in progress (*reading*) gets the error, and
+        the connection rejects itself as for any corrupt record.
+        """
+        try:
+            data, fds = recv_with_fds(conn.sock, 4096)
+            if fds:
+                conn.bulk_in.add(fds)
+        except BlockingIOError:
+            return None
+        except OSError:
+            return b""
+        except CorruptMessage:
+            if reading:
+                raise
+            conn.reject()
+            return None
+        return data
+
+    def fetch(self, conn: Connection) -> None:
+        """Read *conn*'s doorbell now, in the middle of reading its ring (rule 6)."""
+        held = conn is self.held
+        if held:
+            self.held = None
+        try:
+            while conn.sock.fileno() >= 0:
+                data = self._read(conn, reading=True)
+                if not data:
+                    return  # nothing more, or end-of-file (left to the poller)
+                self._act(conn, data)
+        finally:
+            if held:
+                self.unmute(conn)
+
+    def _act(self, conn: Connection, data: bytes) -> None:
         recv = send = False
         if _wire.DATA in data:
             if self._pump is not None:
@@ -212,28 +262,39 @@ class Doorbells:
 
     # -- rule 5: spinning -------------------------------------------------------------
 
-    def spin(self, spin_us: int) -> bool:
-        """Busy-poll the idle rings for up to *spin_us*; True if data arrived.
+    def spin(self, spin_us: float) -> bool:
+        """Watch the idle rings for up to *spin_us*; True if data arrived.
 
+        The loop is C with the GIL released (``R.spin``, shmsock/_spin.c):
+        it pauses between looks and yields the CPU every few microseconds,
+        so it never holds a CPU that the peer needs to answer, and it stops
+        early when every peer has announced that it sleeps (no answer is
+        coming) or a doorbell has news (a byte, or a hang-up: a peer that
+        died is handled by the poller at once, not after the bound).
         While we watch, writers need not ring, so the announcements are
         withdrawn; they are made again when the spin ends, on every ring
         but the one where data appeared.
         """
-        deadline = time.perf_counter_ns() + spin_us * 1000
         self.unannounced.clear()  # among the idle connections below
         idle = [c for c in self._conns if c.alive and not c.readable]
+        if not idle:
+            return False
         for conn in idle:
             conn.rx.cancel_wait()
-        while time.perf_counter_ns() < deadline:
-            for conn in idle:
-                if conn.rx.available():
-                    conn.readable = True
-                    self._events.ready(conn, True, False)
-                    if len(idle) > 1:
-                        # Another task may be parked on this socket, waiting
-                        # for the doorbells of the rings we stopped watching.
-                        self.announce([c for c in idle if c is not conn])
-                    return True
+        # A peer that reads no data (PUSH, PUB) waits on our ring for
+        # control messages alone, so its announcement there is no sign that
+        # it sleeps until we answer: such a peer never ends the spin early.
+        tx = [None if c.peer_type in READS_NO_DATA else c.tx for c in idle]
+        got = R.spin([c.rx for c in idle], tx, [c.fd for c in idle], int(spin_us * 1000))
+        if got >= 0:
+            conn = idle[got]
+            conn.readable = True
+            self._events.ready(conn, True, False)
+            if len(idle) > 1:
+                # Another task may be parked on this socket, waiting for
+                # the doorbells of the rings we stopped watching.
+                self.announce([c for c in idle if c is not conn])
+            return True
         return self.announce(idle)
 
     def look(self, take: Callable[..., _T], *args: Any) -> _T:
