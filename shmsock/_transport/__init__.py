@@ -51,6 +51,11 @@ Rules (every transport keeps them; the socket relies on nothing else):
    peers' control messages reported as soon as they arrive; one that reads
    data hears them no later than the data sent after them.
 
+Messages as pipes carry them (:class:`Message`, :data:`Queued`, held frames,
+leases) and the optional loan capability (:class:`Loan`, :class:`Lends`) live
+in ``_transport/_messages.py``, with their own rules; every name is
+re-exported here, so the contract is still imported from this module.
+
 Adding a transport: write ``_transport/<scheme>.py`` (or a package, as
 ``shm/``) with a class that implements :class:`Transport` and makes pipes
 that implement :class:`Pipe`, and add its scheme to :data:`SCHEMES`.  No
@@ -68,9 +73,10 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Final, Protocol, TypeVar
 
 from .._errors import InvalidEndpoint
-from .._message import MAX_CONTROL, MAX_CONTROL_FRAMES, Message, Queued, check_control
+from .._message import MAX_CONTROL, MAX_CONTROL_FRAMES, check_control
 from .._options import Options
 from .._types import SocketType
+from ._messages import HeldFrame, HeldMessage, Lease, Lends, Loan, Message, Queued
 
 if TYPE_CHECKING:
     import socket
@@ -117,128 +123,6 @@ NO_LIMIT: Final = 1 << 64
 #: Bytes a frame of a multipart message is allowed for framing, in
 #: ``Transport.max_simple``.
 FRAME_ALLOWANCE: Final = 32
-
-
-# -- messages ------------------------------------------------------------------------
-
-
-class Lease:
-    """A received frame read in place: a read-only view of memory its sender wrote.
-
-    Returned by ``recv(copy=False)`` and ``recv_lease()`` (and their
-    multipart forms).  ``buffer`` is a read-only memoryview of the frame;
-    ``bytes`` copies it.  Release it with :meth:`release`, or by leaving
-    ``with lease:``; dropping the last reference releases it too.  Until
-    it is released, the sender cannot reuse that memory: hold leases
-    briefly, since a sender whose memory is all leased waits.
-
-    A lease trusts its sender.  The frame's checksum (when the sender
-    sends one) is checked once, when the lease is made; a sender that
-    writes to that memory afterwards changes what the view shows.  After
-    :meth:`release` the view is gone (a view taken from it may show later
-    messages' bytes).  A frame that came without shared memory to lease
-    (a small one, say) is a lease of a private copy, with no such caveat.
-    """
-
-    __slots__ = ("__weakref__", "_done", "_view")
-
-    def __init__(self, view: memoryview, done: Callable[[], None] | None = None) -> None:
-        self._view = view
-        self._done = done
-
-    @property
-    def buffer(self) -> memoryview:
-        """The frame, read-only.  Raises ValueError once released."""
-        return self._view
-
-    @property
-    def bytes(self) -> bytes:
-        """A copy of the frame."""
-        return self._view.tobytes()
-
-    def __len__(self) -> int:
-        return self._view.nbytes
-
-    def __buffer__(self, flags: int, /) -> memoryview:
-        return self._view
-
-    def release(self) -> None:
-        """Give the memory back to the sender.  Idempotent."""
-        done, self._done = self._done, None
-        self._view.release()
-        if done is not None:
-            done()
-
-    def __enter__(self) -> Lease:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.release()
-
-    def __del__(self) -> None:
-        if self._done is not None:
-            self.release()
-
-    def __repr__(self) -> str:
-        try:
-            size = f"{len(self)} bytes"
-        except ValueError:
-            size = "released"
-        return f"<shmsock.Lease {size}>"
-
-
-class HeldFrame(Protocol):
-    """A received frame its transport still holds (shm's frames in a bulk region).
-
-    It is taken once, by :meth:`copy` or :meth:`lease`; one dropped
-    untaken is released.
-    """
-
-    def __len__(self) -> int: ...
-
-    def copy(self) -> bytes:
-        """The frame as new bytes (one copy; the checksum checked on it); released.
-
-        Raises CorruptMessage when the copy fails its checksum (the pipe is
-        then closed).
-        """
-
-    def lease(self) -> Lease:
-        """The frame in place; raises CorruptMessage as :meth:`copy`."""
-
-
-class HeldMessage(Message):
-    """A :class:`Message` some of whose frames are :class:`HeldFrame` objects.
-
-    A transport queues one whenever a message has a frame it holds, even
-    a one-frame message with aux 0: the socket tells it by its type and
-    takes its frames with :meth:`copied` or :meth:`leased`.
-    """
-
-    __slots__ = ()
-
-    def __init__(self, frames: list[bytes | HeldFrame], aux: int) -> None:
-        super().__init__(frames, aux)  # type: ignore[arg-type]
-
-    def copied(self) -> Queued:
-        """The message with every frame as bytes: bytes itself for one frame and aux 0."""
-        frames = [f if type(f) is bytes else f.copy() for f in self.frames]  # type: ignore[attr-defined]
-        if len(frames) == 1 and not self.aux:
-            return frames[0]
-        return Message(frames, self.aux)
-
-    def leased(self) -> list[Lease]:
-        """Every frame as a :class:`Lease` (those that are bytes, of themselves)."""
-        out: list[Lease] = []
-        try:
-            for f in self.frames:
-                held: Any = f
-                out.append(Lease(memoryview(f)) if type(f) is bytes else held.lease())
-        except BaseException:
-            for lease in out:
-                lease.release()
-            raise
-        return out
 
 
 # -- what a transport knows of its socket -------------------------------------------
@@ -495,46 +379,6 @@ class FanWriter(Protocol):
 
     def miss(self, pipe: Pipe) -> None:
         """Count a message *pipe* (one of the list) misses unoffered (over its peer_limit)."""
-
-
-class Loan(Protocol):
-    """Room for one message in a pipe's memory, for the sender to fill in place.
-
-    Made by a pipe's optional ``loan(size)`` (:class:`Lends`).  The pipe
-    is ``streaming`` (no other message goes to it) until :meth:`commit` or
-    :meth:`abandon`; nothing is visible to the peer before :meth:`commit`.
-    """
-
-    #: The writable view to fill; the socket releases it before commit.
-    buffer: memoryview
-
-    def commit(self) -> bool:
-        """Send what was written, whole.  False: the pipe is gone, nothing sent.
-
-        The room was reserved when the loan was made, so it never waits.
-        After False the buffer is still readable: the socket copies it and
-        sends the copy elsewhere, then calls :meth:`abandon`.
-        """
-
-    def abandon(self) -> None:
-        """Send nothing, and give the room back.  Idempotent; also after commit.
-
-        (The socket wakes its senders after either: the pipe takes other
-        messages again.)
-        """
-
-
-class Lends(Protocol):
-    """An optional capability of a pipe: messages filled in place (``Socket.loan``)."""
-
-    def loan(self, size: int) -> Loan | None:
-        """Room for a one-frame message of *size* bytes, or None (no room now).
-
-        None marks the pipe not writable, and it reports
-        ``ready(send=True)`` once there may be room, as for ``offer``.
-        Raises what ``offer`` raises (SharedMemoryFull for the memory to
-        lend).
-        """
 
 
 class WakeUps(Protocol):

@@ -23,7 +23,11 @@ message can go to another pipe.  Check ``alive`` before writing again.
 Frames larger than ``Framing.inline_max`` go through the ring's bulk
 region (``_bulk``): ``bulk_out`` writes ours (the binder's own, made at
 its first large frame; a connector's belongs to its slot, as its ring
-does), ``bulk_in`` reads the peer's.
+does), ``bulk_in`` reads the peer's.  Writing them, loans, streams and
+the linger's questions are :class:`~._bulksend.BulkSend`'s, a mixin of
+:class:`Connection` kept in ``_bulksend``; the hot paths (``offer``,
+``offer_batch``, ``try_write``, ``take``, ``take_batch``, the reads) stay
+here.
 """
 
 from __future__ import annotations
@@ -37,7 +41,6 @@ from typing import TYPE_CHECKING, Protocol
 
 import trio
 
-from ... import _bulkring as B
 from ... import _ring as R
 from ..._errors import CorruptMessage, MessageTooLarge
 from ..._types import SocketType
@@ -45,14 +48,14 @@ from .. import Message, Queued
 from . import _wire
 from ._assembly import SIMPLE, Assembler
 from ._bulk import BulkIn, BulkOut
+from ._bulksend import BulkSend, refuse
 from ._control import ControlOut
 from ._framing import Framing
-from ._region import send_fds
 
 if TYPE_CHECKING:
     from ._segment import Segment
 
-__all__ = ["Connection", "Home", "Owner", "ShmLoan", "corrupt_reason", "pass_region"]
+__all__ = ["Connection", "Home", "Owner", "corrupt_reason"]
 
 
 class Home(Protocol):
@@ -95,108 +98,7 @@ class Owner(Protocol):
     def on_retired(self, conn: Connection) -> None: ...
 
 
-def _refuse(data: bytes, n: int) -> int:
-    return -1
-
-
-class Stream:
-    """A message written fragment by fragment as the reader frees room (see ``_framing``)."""
-
-    __slots__ = ("_aux", "_conn", "_next", "_records")
-
-    def __init__(self, conn: Connection, frames: list[bytes], aux: int) -> None:
-        self._conn = conn
-        self._records = conn.home.framing.fragments(frames)
-        self._aux = aux
-        self._next = 0
-        conn.streaming = True
-        conn.try_write = _refuse
-
-    def step(self) -> int:
-        conn = self._conn
-        records = self._records
-        while self._next < len(records):
-            if not conn.alive:
-                return -1
-            payload, flag = records[self._next]
-            n = conn.write_records(payload, array("I", [len(payload)]), bytes([flag]), self._aux)
-            if n:
-                self._next += 1
-                continue
-            if not conn.alive:  # our ring to it was found corrupt and closed
-                return -1
-            conn.home.settle()  # before announcing: see _doorbell
-            if conn.prepare_wait(len(payload)):
-                conn.writable = False
-                return 0
-        return 1
-
-    def close(self) -> None:
-        conn = self._conn
-        conn.streaming = False
-        if conn.alive:
-            conn.try_write = conn.tx.try_write
-
-
-class ShmLoan:
-    """Room for one message in our ring (inline) or its bulk region (a ``Loan``)."""
-
-    __slots__ = ("_conn", "_desc", "_mark", "_private", "buffer", "size")
-
-    def __init__(
-        self,
-        conn: Connection,
-        buffer: memoryview,
-        private: bytearray | None,
-        desc: bytearray | None,
-        mark: tuple[int, int],
-    ) -> None:
-        self._conn: Connection | None = conn
-        self.buffer = buffer
-        self._private = private
-        self._desc = desc
-        self._mark = mark
-        self.size = buffer.nbytes
-        conn.streaming = True
-        conn.try_write = _refuse
-
-    def commit(self) -> bool:
-        conn = self._conn
-        if conn is None or not conn.alive:
-            return False
-        desc, private = self._desc, self._private
-        if desc is None:
-            assert private is not None
-            payload, flag = bytes(private), R.START
-        else:
-            assert conn.bulk_out is not None
-            payload, flag = conn.bulk_out.seal(desc, conn.tx.checksum), R.START | R.DESC
-        # The room was reserved by loan(), and nothing else writes meanwhile.
-        if not conn.write_records(payload, array("I", [len(payload)]), bytes([flag]), 0):
-            return False  # our ring was found corrupt: the pipe is gone
-        if desc is not None:
-            conn.bulk_out.published(self.size, 1)  # type: ignore[union-attr]
-        self.buffer.release()
-        self._end(conn)
-        return True
-
-    def abandon(self) -> None:
-        conn = self._conn
-        if conn is None:
-            return
-        self.buffer.release()
-        if self._desc is not None and conn.bulk_out is not None:
-            conn.bulk_out.undo(self._mark)
-        self._end(conn)
-
-    def _end(self, conn: Connection) -> None:
-        self._conn = None
-        conn.streaming = False
-        if conn.alive:
-            conn.try_write = conn.tx.try_write
-
-
-class Connection:
+class Connection(BulkSend):
     """An attached connection.  The connection set makes and retires them."""
 
     __slots__ = (
@@ -240,6 +142,8 @@ class Connection:
 
     #: One peer per pipe (the contract's ``carries_ids``).
     carries_ids = False
+
+    home: Home  # (BulkSend declares only what the sending side uses of it)
 
     def __init__(
         self,
@@ -410,7 +314,7 @@ class Connection:
     def gone_for_writing(self) -> None:
         """The connection ended: the send fast path and every offer refuse."""
         self.writable = False
-        self.try_write = _refuse
+        self.try_write = refuse
 
     def _tx_corrupt(self, exc: CorruptMessage) -> None:
         self.writable = False
@@ -442,114 +346,6 @@ class Connection:
             self.ring(_wire.DATA)
         return True
 
-    def _bulk(self) -> BulkOut:
-        bulk = self.bulk_out
-        if bulk is None:  # a binder's first large frame
-            sock = self.sock  # (not self: no cycle)
-            bulk = self.bulk_out = BulkOut(self.tx, partial(pass_region, sock))
-        return bulk
-
-    def send_region(self, fd: int) -> None:
-        """Pass a new bulk region of our ring to the peer (before any record names it).
-
-        Raises OSError when it cannot go (the peer is gone, or does not read
-        its doorbell at all): no record may name it then.
-        """
-        pass_region(self.sock, fd)
-
-    def _offer_bulk(self, frames: list[bytes], aux: int, inline: int) -> bool:
-        """Write a message with frames above *inline* bytes: each in the bulk region.
-
-        All or nothing, as any offer: the frames are copied into the region
-        first, privately, and become visible with the records that name
-        them, written at once; if those cannot be written, the extents are
-        taken back.  No room in the region announces a wait for it.
-        """
-        last = len(frames) - 1
-        flags = [(R.START if i == 0 else 0) | (R.MORE if i < last else 0) for i in range(last + 1)]
-        return self._write_bulk(frames, flags, aux, inline)
-
-    def _write_bulk(
-        self, frames: Sequence[bytes | memoryview], flags: list[int], aux: int, inline: int
-    ) -> bool:
-        """Records for *frames* (with *flags*), those above *inline* bytes in the region."""
-        bulk = self._bulk()
-        checksum = self.tx.checksum
-        mark = bulk.mark()
-        payloads: list[bytes | memoryview] = []
-        kinds = bytearray()
-        size = count = 0
-        try:
-            for frame, flag in zip(frames, flags, strict=True):
-                if len(frame) <= inline:
-                    payloads.append(frame)
-                    kinds.append(flag)
-                    continue
-                desc = bulk.put(frame, checksum)
-                if desc is None and not bulk.prepare_wait(len(frame)):
-                    desc = bulk.put(frame, checksum)  # room appeared meanwhile
-                if desc is None:
-                    bulk.undo(mark)
-                    self.writable = False  # the reader rings SPACE once it is there
-                    return False
-                payloads.append(desc)
-                kinds.append(flag | R.DESC)
-                size += len(frame)
-                count += 1
-        except CorruptMessage as exc:
-            bulk.undo(mark)
-            self._tx_corrupt(exc)
-            return False
-        except OSError as exc:
-            bulk.undo(mark)
-            self._tx_corrupt(CorruptMessage(f"cannot pass a bulk region to the peer: {exc}"))
-            return False
-        lens = array("I", map(len, payloads))
-        if self.write_records(b"".join(payloads), lens, bytes(kinds), aux, announce=True) == 0:
-            bulk.undo(mark)
-            return False
-        bulk.published(size, count)
-        return True
-
-    def loan(self, size: int) -> ShmLoan | None:
-        """Room for a message of *size* bytes, filled in place (see ``Lends``).
-
-        A frame above ``inline_max`` is an extent of the bulk region, the
-        view the caller fills (no copy); a smaller one a private buffer,
-        written into the ring at commit.  The ring's room for its record is
-        checked now: the pipe takes no other message until the loan ends,
-        so it is still there at commit.
-        """
-        if not self.alive:
-            return None
-        inline = self.home.framing.inline_max
-        need = size if size <= inline else B.DESC_SIZE
-        try:
-            if not self.tx.can_write(need) and (
-                self.tx.prepare_wait(need) or not self.tx.can_write(need)
-            ):
-                self.writable = False
-                return None
-            if size <= inline:
-                private = bytearray(size)
-                return ShmLoan(self, memoryview(private), private, None, (0, 0))
-            bulk = self._bulk()
-            mark = bulk.mark()
-            got = bulk.alloc(size)
-            if got is None and not bulk.prepare_wait(size):
-                got = bulk.alloc(size)  # room appeared meanwhile
-        except CorruptMessage as exc:
-            self._tx_corrupt(exc)
-            return None
-        except OSError as exc:
-            self._tx_corrupt(CorruptMessage(f"cannot pass a bulk region to the peer: {exc}"))
-            return None
-        if got is None:
-            self.writable = False
-            return None
-        view, desc = got
-        return ShmLoan(self, view, None, desc, mark)
-
     def offer_batch(self, data: bytes, lens: array[int]) -> bool:
         try:
             return self.write_records(data, lens, None, 0, announce=True) == len(lens)
@@ -561,32 +357,6 @@ class Connection:
             if max(lens) <= inline:
                 raise self.home.framing.batch_too_large(lens) from None
         return self._offer_bulk_batch(data, lens, inline)
-
-    def _offer_bulk_batch(self, data: bytes, lens: array[int], inline: int) -> bool:
-        """A batch with messages above *inline* bytes: each of those in the bulk region.
-
-        All or nothing, as :meth:`_offer_bulk`; raises MessageTooLarge when
-        even the DESC records of the batch cannot be written at once.
-        """
-        big = [n for n in lens if n > inline]
-        need = sum((n + B.ALIGN - 1) & ~(B.ALIGN - 1) for n in big)
-        room = self._bulk().batch_room(max(big))
-        if need > room:
-            raise MessageTooLarge(
-                f"a batch of {len(lens)} messages needs {need} bytes of bulk region for its"
-                f" {len(big)} messages above {inline} bytes, more than one batch may take"
-                f" ({room}): send smaller batches"
-            )
-        view = memoryview(data)
-        frames: list[memoryview] = []
-        at = 0
-        for n in lens:
-            frames.append(view[at : at + n])
-            at += n
-        try:
-            return self._write_bulk(frames, [R.START] * len(lens), 0, inline)
-        except MessageTooLarge:
-            raise self.home.framing.batch_too_large(lens) from None
 
     def write_records(
         self,
@@ -613,59 +383,6 @@ class Connection:
         elif n == 0 and announce:
             self.writable = False
         return n
-
-    def stream(self, frames: list[bytes], aux: int) -> Stream:
-        return Stream(self, frames, aux)
-
-    def prepare_wait(self, size: int) -> bool:
-        """Announce a wait for room for *size* bytes (see Producer.prepare_wait).
-
-        False (do not wait) also when our ring is found corrupt: the
-        connection is then closed.
-        """
-        try:
-            return self.tx.prepare_wait(size)
-        except CorruptMessage as exc:
-            self._tx_corrupt(exc)
-            return False
-
-    def unread(self) -> bool:
-        if not self.alive:
-            return False
-        try:
-            return bool(self.tx.unread())
-        except CorruptMessage:
-            return False
-
-    def prepare_drain(self) -> bool:
-        try:
-            return self.tx.prepare_drain()
-        except CorruptMessage as exc:
-            self._tx_corrupt(exc)
-            return False
-
-    def send_control(self, frames: list[bytes]) -> bool:
-        if not self.alive:
-            return True
-        try:
-            wake = self.control.send(frames)
-        except CorruptMessage as exc:
-            self._tx_corrupt(exc)
-            return True
-        if wake:
-            self.ring(_wire.DATA)
-        return True
-
-    def flush_control(self) -> None:
-        """Write the control messages that waited for room (see ``_control``)."""
-        if self.control.pending and self.alive:
-            try:
-                wake = self.control.flush()
-            except CorruptMessage as exc:
-                self._tx_corrupt(exc)
-                return
-            if wake:
-                self.ring(_wire.DATA)
 
     # -- reading ---------------------------------------------------------------
 
@@ -774,10 +491,6 @@ class Connection:
             if self.bulk_out is not None:
                 self.bulk_out.close()
             self.tx_seg.close()
-
-
-def pass_region(sock: socket.socket, fd: int) -> None:
-    send_fds(sock, _wire.REGION, [fd])
 
 
 def _call(ref: weakref.ref[Connection], fn: Callable[[Connection], None]) -> None:

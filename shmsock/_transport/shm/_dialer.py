@@ -34,7 +34,8 @@ from .. import Events, SocketSpec
 from . import _handshake, _wire
 from . import _segment as seg
 from ._bulk import bulk_bytes
-from ._connection import Connection, pass_region
+from ._bulksend import pass_region
+from ._connection import Connection
 from ._connections import ConnectionSet
 from ._fs import LazyDir
 from ._handshake import PendingHandshake, hung_up
