@@ -439,3 +439,26 @@ async def test_shmsock_proxy_is_an_xsub_xpub_forwarder(endpoint):
         # The subscription reached the publisher itself: it filters.
         assert [s.topics for s in pub.subscribers()] == [(b"keep",)]
         nursery.cancel_scope.cancel()
+
+
+async def test_a_message_too_large_for_a_pub_on_shm_is_refused_by_await_send_too():
+    # A fan-out writes each message at once into every subscriber's ring;
+    # what cannot be (over about half a ring) is refused, by every send
+    # form alike, before anything is written; it never waits.
+    endpoint = f"shm://ps-big-{os.getpid()}-{random.randrange(1 << 30)}"
+    async with shmsock.socket(PUB) as pub, shmsock.socket(SUB) as sub:
+        pub.bind(endpoint)
+        sub.subscribe(b"")
+        sub.connect(endpoint)
+        await wait_peers(pub, 1)
+        big = bytes(1 << 20)
+        with trio.fail_after(10):
+            with pytest.raises(shmsock.MessageTooLarge):
+                pub.send_nowait(big)
+            with pytest.raises(shmsock.MessageTooLarge):
+                await pub.send(big)
+            with pytest.raises(shmsock.MessageTooLarge):
+                await pub.send_multipart([b"topic", big])
+            await pub.send(b"small")
+            assert await sub.recv() == b"small"
+        assert await drain(sub) == []
