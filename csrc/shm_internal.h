@@ -30,6 +30,7 @@ enum {
     OFF_PRODUCER_STATE = 88, /* u32, SHM_PRODUCER_* */
     OFF_MSGS_WRITTEN = 96,  /* u64, statistics */
     OFF_BULK_WRITTEN = 104, /* u64, statistics: bytes put in bulk regions */
+    OFF_MSGS_DROPPED = 112, /* u64, statistics (a fan-out's misses) */
     OFF_HEAD = 128,         /* u64, consumer line */
     OFF_HEAD_SEQ = 136,     /* u64 */
     OFF_BYTES_READ = 144,   /* u64, statistics */

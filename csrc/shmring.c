@@ -29,7 +29,8 @@
 
 #define RING_MAGIC 0x31474e49524d4853ull /* "SHMRING1" little-endian */
 #define KNOWN_FLAGS \
-    (SHM_F_PAD | SHM_F_START | SHM_F_MORE | SHM_F_CONT | SHM_F_NOCRC | SHM_F_DESC)
+    (SHM_F_PAD | SHM_F_START | SHM_F_MORE | SHM_F_CONT | SHM_F_NOCRC | SHM_F_DESC | \
+     SHM_F_CTRL)
 
 _Static_assert(SHM_RING_HEADER_SIZE == 256, "header is four cache lines");
 _Static_assert(SHM_REC_HEADER_SIZE == 24, "the canonical record header is 24 bytes");
@@ -59,15 +60,21 @@ _Static_assert(sizeof(rec_header) == SHM_REC_HEADER_SIZE, "no padding in the rec
  * version need no cover: a reader accepts only their one exact value.
  * Writer and reader both go through here, so they cannot disagree.
  */
-static inline uint32_t rec_crc(const uint8_t *payload, uint32_t len, uint8_t flags,
-                               uint64_t seq, uint32_t aux)
+static inline uint32_t rec_crc_from(uint32_t payload_crc, uint32_t len, uint8_t flags,
+                                    uint64_t seq, uint32_t aux)
 {
     uint8_t t[REC_CRC_TRAILER];
     t[0] = flags;
     memcpy(t + 1, &len, 4);
     memcpy(t + 5, &seq, 8);
     memcpy(t + 13, &aux, 4);
-    return shm_crc32c(shm_crc32c(0, payload, len), t, sizeof t);
+    return shm_crc32c(payload_crc, t, sizeof t);
+}
+
+static inline uint32_t rec_crc(const uint8_t *payload, uint32_t len, uint8_t flags,
+                               uint64_t seq, uint32_t aux)
+{
+    return rec_crc_from(shm_crc32c(0, payload, len), len, flags, seq, aux);
 }
 
 static inline uint64_t rec_size(uint64_t len)
@@ -166,6 +173,7 @@ int shm_producer_attach(shm_producer *p, void *region, size_t region_size, uint6
     p->seq = atomic_load_explicit(at64(ring, OFF_TAIL_SEQ), memory_order_relaxed);
     p->bytes = atomic_load_explicit(at64(ring, OFF_BYTES_WRITTEN), memory_order_relaxed);
     p->msgs = atomic_load_explicit(at64(ring, OFF_MSGS_WRITTEN), memory_order_relaxed);
+    p->dropped = atomic_load_explicit(at64(ring, OFF_MSGS_DROPPED), memory_order_relaxed);
     p->checksum = 1;
     return 0;
 }
@@ -237,9 +245,11 @@ static inline void put_header(uint8_t *dst, uint8_t flags, uint32_t len, uint64_
 }
 
 /* Writes one record at `pos` (room already checked) and returns the new
- * position. */
-static inline uint64_t put_record(shm_producer *p, uint64_t pos, const uint8_t *src,
-                                  uint32_t len, uint8_t flags, uint32_t aux)
+ * position.  `payload_crc` is the payload's CRC32C when the caller has it
+ * already (a fan-out), or -1. */
+static inline uint64_t put_record_crc(shm_producer *p, uint64_t pos, const uint8_t *src,
+                                      uint32_t len, uint8_t flags, uint32_t aux,
+                                      int64_t payload_crc)
 {
     uint64_t size = rec_size(len);
     uint64_t off = pos & p->mask;
@@ -256,10 +266,12 @@ static inline uint64_t put_record(shm_producer *p, uint64_t pos, const uint8_t *
     uint32_t crc = 0;
     if (!(flags & SHM_F_START))
         aux = 0;
-    if (p->checksum)
-        crc = rec_crc(src, len, flags, p->seq, aux);
-    else
+    if (!p->checksum)
         flags |= SHM_F_NOCRC;
+    else if (payload_crc >= 0)
+        crc = rec_crc_from((uint32_t)payload_crc, len, flags, p->seq, aux);
+    else
+        crc = rec_crc(src, len, flags, p->seq, aux);
     put_header(p->data + off, flags, len, p->seq, crc, aux);
     if (len)
         memcpy(p->data + off + SHM_REC_HEADER_SIZE, src, len);
@@ -269,6 +281,12 @@ static inline uint64_t put_record(shm_producer *p, uint64_t pos, const uint8_t *
     /* A record without MORE or CONT is the last of its message. */
     p->msgs += !(flags & (SHM_F_MORE | SHM_F_CONT));
     return pos + size;
+}
+
+static inline uint64_t put_record(shm_producer *p, uint64_t pos, const uint8_t *src,
+                                  uint32_t len, uint8_t flags, uint32_t aux)
+{
+    return put_record_crc(p, pos, src, len, flags, aux, -1);
 }
 
 /*
@@ -303,8 +321,8 @@ static inline int publish_tail(shm_producer *p, uint64_t pos)
 static inline int valid_write_flags(uint8_t flags, uint32_t len)
 {
     if (flags & SHM_F_DESC)
-        return !(flags & SHM_F_CONT) && len == SHM_DESC_SIZE;
-    return (flags & ~(SHM_F_START | SHM_F_MORE | SHM_F_CONT | SHM_F_DESC)) == 0;
+        return !(flags & (SHM_F_CONT | SHM_F_CTRL)) && len == SHM_DESC_SIZE;
+    return (flags & ~(SHM_F_START | SHM_F_MORE | SHM_F_CONT | SHM_F_CTRL)) == 0;
 }
 
 /* Announce that we wait for `need` bytes at the tail, then re-check; returns
@@ -380,6 +398,111 @@ int64_t shm_write(shm_producer *p, const uint8_t *data, size_t data_len,
         return count ? SHM_AGAIN : 0;
     int wake = publish_tail(p, pos);
     return ((int64_t)n << 1) | wake;
+}
+
+/* ------------------------------------------------------------------ fan-out */
+
+/* Counts a message a fan-out could not write into p's ring. */
+static inline void count_dropped(shm_producer *p)
+{
+    p->dropped++;
+    atomic_store_explicit(at64(p->ring, OFF_MSGS_DROPPED), p->dropped, memory_order_relaxed);
+}
+
+/* The ring space the message takes at p's tail, padding included, or 0 when
+ * one of its records can never fit p's ring. */
+static uint64_t message_span(const shm_producer *p, const uint32_t *lens, size_t count)
+{
+    uint64_t max_payload = p->capacity / 2 - SHM_REC_HEADER_SIZE;
+    uint64_t end = p->tail;
+    for (size_t i = 0; i < count; i++) {
+        if (lens[i] > max_payload)
+            return 0;
+        end += space_needed(p, end, rec_size(lens[i]));
+    }
+    if (end - p->tail > p->capacity)
+        return 0;
+    return end - p->tail;
+}
+
+int64_t shm_write_fanout(shm_producer *const *ps, size_t n, const uint8_t *data,
+                         size_t data_len, const uint32_t *lens, size_t count,
+                         const uint8_t *flags, uint32_t aux, int mode, int8_t *results)
+{
+    if (!ps || !results || n > SHM_FANOUT_MAX || !count || !lens || !data ||
+        (mode != SHM_FAN_DROP && mode != SHM_FAN_ALL && mode != SHM_FAN_CHECK))
+        return SHM_EINVAL;
+    int all = mode != SHM_FAN_DROP;
+    uint64_t total = 0;
+    for (size_t j = 0; j < count; j++) {
+        /* A descriptor names one ring's bulk region: it cannot fan out. */
+        if (flags && (!valid_write_flags(flags[j], lens[j]) || (flags[j] & SHM_F_DESC)))
+            return SHM_EINVAL;
+        total += lens[j];
+    }
+    if (total > data_len)
+        return SHM_EINVAL;
+    for (size_t i = 0; i < n; i++) {
+        if (!ps[i] || !ps[i]->ring)
+            return SHM_EINVAL;
+        if (!message_span(ps[i], lens, count))
+            return SHM_ETOOBIG;
+    }
+    /* The payloads' checksums, once for every ring. */
+    uint32_t crcs[SHM_FANOUT_FRAMES];
+    int have_crcs = count <= SHM_FANOUT_FRAMES;
+    if (have_crcs) {
+        const uint8_t *src = data;
+        for (size_t j = 0; j < count; j++) {
+            crcs[j] = shm_crc32c(0, src, lens[j]);
+            src += lens[j];
+        }
+    }
+    int64_t any_full = 0, any_error = 0, any_wake = 0, written = 0;
+    /* First pass: which rings have room (all: announced when they have not). */
+    for (size_t i = 0; i < n; i++) {
+        shm_producer *p = ps[i];
+        uint64_t need = message_span(p, lens, count);
+        int room = has_room(p, p->tail, need);
+        if (room == 0 && all)
+            room = announce_need(p, need);
+        if (room < 0) {
+            results[i] = (int8_t)room;
+            any_error = SHM_FAN_ANY_ERROR;
+        } else {
+            results[i] = room ? SHM_FAN_WRITTEN : 0;
+            any_full |= room ? 0 : SHM_FAN_ANY_FULL;
+        }
+    }
+    if (mode == SHM_FAN_CHECK || (all && (any_full || any_error)))
+        return any_full | any_error;
+    for (size_t i = 0; i < n; i++) {
+        shm_producer *p = ps[i];
+        if (results[i] != SHM_FAN_WRITTEN) {
+            if (results[i] == 0)
+                count_dropped(p);
+            continue;
+        }
+        uint64_t pos = p->tail;
+        const uint8_t *src = data;
+        for (size_t j = 0; j < count; j++) {
+            pos = put_record_crc(p, pos, src, lens[j], flags ? flags[j] : SHM_F_START, aux,
+                                 have_crcs ? (int64_t)crcs[j] : -1);
+            src += lens[j];
+        }
+        if (publish_tail(p, pos)) {
+            results[i] = SHM_FAN_WRITTEN | SHM_FAN_WAKE;
+            any_wake = SHM_FAN_ANY_WAKE;
+        }
+        written++;
+    }
+    return written | any_wake | any_full | any_error;
+}
+
+int64_t shm_write_fanout_one(shm_producer *const *ps, size_t n, const uint8_t *data,
+                             uint32_t len, int mode, int8_t *results)
+{
+    return shm_write_fanout(ps, n, data, len, &len, 1, NULL, 0, mode, results);
 }
 
 static inline int write_single(shm_producer *p, const uint8_t *data, uint32_t len,
@@ -676,6 +799,7 @@ int shm_ring_stats_read(const void *region, size_t region_size, shm_ring_stats *
     out->bytes_read = atomic_load_explicit(at64(ring, OFF_BYTES_READ), memory_order_relaxed);
     out->msgs_written = atomic_load_explicit(at64(ring, OFF_MSGS_WRITTEN), memory_order_relaxed);
     out->msgs_read = atomic_load_explicit(at64(ring, OFF_MSGS_READ), memory_order_relaxed);
+    out->msgs_dropped = atomic_load_explicit(at64(ring, OFF_MSGS_DROPPED), memory_order_relaxed);
     out->bulk_written = atomic_load_explicit(at64(ring, OFF_BULK_WRITTEN), memory_order_relaxed);
     out->bulk_read = atomic_load_explicit(at64(ring, OFF_BULK_READ), memory_order_relaxed);
     out->bulk_released = atomic_load_explicit(at64(ring, OFF_BULK_RELEASED), memory_order_relaxed);

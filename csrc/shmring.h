@@ -37,6 +37,7 @@
 #define SHM_F_CONT 8   /* this frame continues in the next record */
 #define SHM_F_NOCRC 16 /* no checksum: the crc field must be 0 and is not checked */
 #define SHM_F_DESC 32  /* the frame lies in a bulk region; the payload is its descriptor */
+#define SHM_F_CTRL 64  /* a record of a control message (a subscription), not data */
 
 /* Producer states, in the ring header.  A reader never acts on the state
  * (see docs/protocol.md): it reads a closed producer's records to the end.
@@ -81,6 +82,7 @@ typedef struct shm_producer {
     uint64_t bytes;       /* payload bytes written, for statistics */
     uint64_t records;     /* non-padding records written */
     uint64_t msgs;        /* records written that end a message (statistics) */
+    uint64_t dropped;     /* messages a fan-out dropped for want of room (statistics) */
     int checksum;         /* 1 (set by attach): records carry CRC32C; 0: NOCRC.
                            * The owner may change it between calls. */
 } shm_producer;
@@ -113,6 +115,7 @@ typedef struct shm_ring_stats {
     uint64_t bulk_written;
     uint64_t bulk_read;
     uint64_t bulk_released;
+    uint64_t msgs_dropped;
     uint32_t consumer_waiting;
     uint32_t producer_waiting;
     uint32_t producer_state;
@@ -171,6 +174,57 @@ int shm_consumer_attach(shm_consumer *c, void *region, size_t region_size,
 int64_t shm_write(shm_producer *p, const uint8_t *data, size_t data_len,
                   const uint32_t *lens, size_t count, const uint8_t *flags,
                   uint32_t aux, int atomic, int announce);
+
+/*
+ * Fan-out: write one message into each of `n` rings (a publisher's
+ * subscribers), with each record's payload checksum computed once for all
+ * of them (a record's crc is crc32c(trailer, crc32c(payload)), and only
+ * the trailer differs from ring to ring).  The message is `count` records
+ * as for shm_write (flags NULL: one-frame records; at most
+ * SHM_FANOUT_FRAMES checksummed once, more are checksummed per ring), and
+ * each ring gets all of it or none of it.
+ *
+ * `mode` is one of:
+ *  - SHM_FAN_DROP: each ring that has room gets the message, and each that
+ *    has none misses it: its producer's `dropped` count goes up by one
+ *    (and the ring header's msgs_dropped with it);
+ *  - SHM_FAN_ALL: either every ring gets the message or none does: a ring
+ *    without room is announced as waiting for that room (its reader
+ *    reports the wake once it is free, as with shm_write's announce), and
+ *    nothing is written or dropped anywhere;
+ *  - SHM_FAN_CHECK: as SHM_FAN_ALL, but nothing is written even when every
+ *    ring has room (the first half of an all-or-none write spanning
+ *    several calls).
+ *
+ * results[i] says what became of ring i: SHM_FAN_WRITTEN (with
+ * SHM_FAN_CHECK: it has room), with
+ * SHM_FAN_WAKE added when its consumer must now be signalled; 0 when it had
+ * no room; a negative code when its consumer position is impossible
+ * (SHM_EPOSITION; that ring is left alone).  Returns the number of rings
+ * written, plus SHM_FAN_ANY_WAKE, SHM_FAN_ANY_FULL and SHM_FAN_ANY_ERROR
+ * when any result says so (a return value of exactly n: every ring took
+ * the message and nobody needs a signal), or SHM_EINVAL (bad arguments,
+ * n above SHM_FANOUT_MAX), SHM_ETOOBIG (a record larger than some ring
+ * can ever hold), before anything is written.
+ */
+#define SHM_FAN_DROP 0
+#define SHM_FAN_ALL 1
+#define SHM_FAN_CHECK 2
+#define SHM_FANOUT_MAX 1048575
+#define SHM_FANOUT_FRAMES 64
+#define SHM_FAN_WRITTEN 1
+#define SHM_FAN_WAKE 2
+#define SHM_FAN_ANY_WAKE 0x100000000
+#define SHM_FAN_ANY_FULL 0x200000000
+#define SHM_FAN_ANY_ERROR 0x400000000
+int64_t shm_write_fanout(shm_producer *const *ps, size_t n, const uint8_t *data,
+                         size_t data_len, const uint32_t *lens, size_t count,
+                         const uint8_t *flags, uint32_t aux, int mode, int8_t *results);
+
+/* The same for a one-frame message with aux 0, with fewer arguments (each
+ * costs a call from Python). */
+int64_t shm_write_fanout_one(shm_producer *const *ps, size_t n, const uint8_t *data,
+                             uint32_t len, int mode, int8_t *results);
 
 /* One record holding a whole one-frame message (SHM_F_START, aux 0): the
  * common case, with the fewest arguments because a call from Python pays

@@ -36,9 +36,11 @@ from ._errors import (
     VersionMismatch,
 )
 from ._options import Options, SocketOption
+from ._patterns.pub import Subscriber
 from ._peerevents import PeerEvent, PeerEventKind, PeerEvents
 from ._proxy import proxy
 from ._socket import Socket, socket
+from ._stats import EndpointStats
 from ._transport import Lease
 from ._types import SocketType
 
@@ -47,6 +49,10 @@ PUSH = SocketType.PUSH
 PULL = SocketType.PULL
 REQ = SocketType.REQ
 REP = SocketType.REP
+PUB = SocketType.PUB
+SUB = SocketType.SUB
+XPUB = SocketType.XPUB
+XSUB = SocketType.XSUB
 DEALER = SocketType.DEALER
 ROUTER = SocketType.ROUTER
 
@@ -57,6 +63,11 @@ MAX_MSG_SIZE = SocketOption.MAX_MSG_SIZE
 SPIN_US = SocketOption.SPIN_US
 CHECKSUM = SocketOption.CHECKSUM
 LINGER = SocketOption.LINGER
+NODROP = SocketOption.NODROP
+CONFLATE = SocketOption.CONFLATE
+# A SUB's subscriptions through setsockopt, as pyzmq's zmq.SUBSCRIBE.
+SUBSCRIBE = "subscribe"
+UNSUBSCRIBE = "unsubscribe"
 SCHEDULE_EVERY_US = SocketOption.SCHEDULE_EVERY_US
 ROUTING_ID = SocketOption.ROUTING_ID
 ROUTER_MANDATORY = SocketOption.ROUTER_MANDATORY
@@ -67,10 +78,13 @@ __version__ = "0.1.0"
 
 __all__ = [
     "CHECKSUM",
+    "CONFLATE",
     "DEALER",
     "LINGER",
     "MAX_MSG_SIZE",
+    "NODROP",
     "PAIR",
+    "PUB",
     "PULL",
     "PUSH",
     "REP",
@@ -81,8 +95,14 @@ __all__ = [
     "ROUTING_ID",
     "SCHEDULE_EVERY_US",
     "SPIN_US",
+    "SUB",
+    "SUBSCRIBE",
+    "UNSUBSCRIBE",
+    "XPUB",
+    "XSUB",
     "AddressInUse",
     "CorruptMessage",
+    "EndpointStats",
     "HostUnreachable",
     "IncompatiblePeer",
     "InvalidEndpoint",
@@ -103,6 +123,7 @@ __all__ = [
     "SocketOption",
     "SocketType",
     "StateError",
+    "Subscriber",
     "UnsafeFile",
     "VersionMismatch",
     "curve_keypair",

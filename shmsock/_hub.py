@@ -126,6 +126,8 @@ class Hub:
         got = self.reactor.poll()
         if self.finished_pipes:
             self.reap()
+        if got:
+            self.pattern.polled()
         return got
 
     def reap(self) -> None:
@@ -219,6 +221,13 @@ class Hub:
 
     def control(self, pipe: Pipe, frames: list[bytes]) -> None:
         self.pattern.on_control(pipe, frames)
+        if self.recv_lot:
+            self.recv_lot.unpark_all()  # an XPUB receives subscriptions
+
+    def send_control(self, frames: list[bytes]) -> None:
+        """Send a control message to every peer, now and to come (see Transport.send_control)."""
+        for transport in self.transports.values():
+            transport.send_control(frames)
 
     def identity_in_use(self, identity: bytes) -> bool:
         return self.pattern.identity_in_use(identity)

@@ -70,6 +70,21 @@ class Options:
         raises HostUnreachable (True, the default) or drops the message
         silently, counting it (False, libzmq's default).
 
+    nodrop
+        PUB and XPUB: a subscriber whose ring is full makes ``send`` wait
+        (``send_nowait``: raise trio.WouldBlock) until every subscriber the
+        message goes to has room, and then it goes to all of them at once;
+        a cancelled send has sent it to none.  Default False: as in
+        libzmq, that subscriber misses the message, and the drop is
+        counted in ``dropped``.  Other types ignore it.
+    conflate
+        SUB: keep only the latest message of each subscription (the
+        longest one a message matches), whole, however many frames it has;
+        ``recv`` returns the latest of each, oldest first.  The socket
+        reads its rings whenever it handles events, so it keeps up while
+        its task reaches checkpoints.  Default False.  Other types ignore
+        it.
+
     The options below apply to ``tcp://`` and ``ipc://`` endpoints only (each
     one a libzmq socket; see :doc:`network`), and take effect on the
     endpoints bound or connected after they are set.  ``shm://`` and
@@ -146,6 +161,8 @@ class Options:
     checksum: bool = True
     linger: float | None = 1.0
     schedule_every_us: int = 100
+    nodrop: bool = False
+    conflate: bool = False
     routing_id: bytes | None = None
     router_mandatory: bool = True
     # tcp:// and ipc:// (libzmq) only; see ZMQ_OPTIONS.
@@ -183,6 +200,8 @@ class SocketOption(enum.StrEnum):
     CHECKSUM = "checksum"
     LINGER = "linger"
     SCHEDULE_EVERY_US = "schedule_every_us"
+    NODROP = "nodrop"
+    CONFLATE = "conflate"
     ROUTING_ID = "routing_id"
     ROUTER_MANDATORY = "router_mandatory"
     SNDHWM = "sndhwm"
@@ -252,8 +271,11 @@ PYZMQ_HINTS: Final = {
     "maxmsgsize": "it is called max_msg_size (in bytes; there is no -1 for no limit)",
     "rcvmore": "recv_multipart returns every frame of a message at once",
     "identity": "it is called routing_id (bytes)",
-    "subscribe": "there is no PUB or SUB socket yet",
-    "unsubscribe": "there is no PUB or SUB socket yet",
+    "subscribe": "only a SUB socket subscribes (sub.subscribe(topic)); an XSUB sends"
+    " b'\\x01' + topic",
+    "unsubscribe": "only a SUB socket unsubscribes (sub.unsubscribe(topic)); an XSUB sends"
+    " b'\\x00' + topic",
+    "xpub_nodrop": "it is called nodrop (for PUB and XPUB alike)",
 }
 
 
@@ -320,10 +342,11 @@ def make_options(**options: Any) -> Options:
         values["schedule_every_us"] = _int(
             "schedule_every_us", options["schedule_every_us"], 0, SCHEDULE_EVERY_US_MAX
         )
-    if "checksum" in options:
-        if not isinstance(options["checksum"], bool):
-            raise TypeError(f"option checksum must be True or False, not {options['checksum']!r}")
-        values["checksum"] = options["checksum"]
+    for name in ("checksum", "nodrop", "conflate"):
+        if name in options:
+            if not isinstance(options[name], bool):
+                raise TypeError(f"option {name} must be True or False, not {options[name]!r}")
+            values[name] = options[name]
     if "linger" in options:
         linger = options["linger"]
         if linger is not None:

@@ -19,23 +19,58 @@ from __future__ import annotations
 
 from array import array
 from collections.abc import Callable, Sequence
-from typing import NoReturn
+from typing import Final, NoReturn, cast
 
 import trio
 
 from ._args import as_bytes, sequence_of
 from ._errors import MessageTooLarge
 from ._hub import Hub
-from ._patterns import DROPPED, Dropped, Fanout, Pattern
-from ._transport import FRAME_ALLOWANCE, Loan, Pipe
+from ._options import Options
+from ._patterns import DROPPED, Dropped, Fanout, Pattern, PipeView
+from ._transport import FRAME_ALLOWANCE, FanWriter, Loan, Pipe, scheme_of
 
 __all__ = ["Outbox"]
+
+
+class _Plans:
+    """A fan-out over the pipes of several transports: one writer each."""
+
+    __slots__ = ("writers",)
+
+    def __init__(self, writers: list[FanWriter]) -> None:
+        self.writers = writers
+
+    def write(self, frames: list[bytes], aux: int) -> None:
+        for writer in self.writers:
+            writer.write(frames, aux)
+
+    def write_all(self, frames: list[bytes], aux: int) -> bool:
+        # Every writer is asked (each marks its pipes without room), then
+        # all write: room only grows meanwhile, since we are their writer.
+        if not all([writer.room(frames) for writer in self.writers]):
+            return False
+        for writer in self.writers:
+            writer.write(frames, aux)
+        return True
+
+    def room(self, frames: list[bytes]) -> bool:
+        return all([writer.room(frames) for writer in self.writers])
+
+    def miss(self, pipe: Pipe) -> None:
+        for writer in self.writers:
+            writer.miss(pipe)
+
+
+_NOWHERE: Final = _Plans([])
+
+FanPlan = FanWriter | _Plans
 
 
 class Outbox:
     """The non-waiting send paths of one socket."""
 
-    __slots__ = ("_check_open", "_hub", "_pattern", "max_msg_size")
+    __slots__ = ("_check_open", "_hub", "_pattern", "max_msg_size", "nodrop", "place")
 
     def __init__(
         self, pattern: Pattern, hub: Hub, check_open: Callable[[], None], max_msg_size: int
@@ -44,6 +79,17 @@ class Outbox:
         self._hub = hub
         self._check_open = check_open
         self.max_msg_size = max_msg_size
+        #: A fan-out waits for room in every matching pipe (the nodrop option).
+        self.nodrop = False
+        #: Where a checked message goes: placed by the pattern, or fanned out.
+        self.place: Callable[[list[bytes], int, int], None] = (
+            self._publish if pattern.fans_out else self._place
+        )
+
+    def configure(self, options: Options) -> None:
+        """Use the socket's options from now on."""
+        self.max_msg_size = options.max_msg_size
+        self.nodrop = options.nodrop
 
     def size_check(self, frames: list[bytes]) -> int:
         """The message's size; raises ValueError (no frame) or MessageTooLarge."""
@@ -86,7 +132,7 @@ class Outbox:
                 transport.check_atomic(frames, size)
         self.place(frames, pattern.send_aux() if aux < 0 else aux, size)
 
-    def place(self, frames: list[bytes], aux: int, size: int) -> None:
+    def _place(self, frames: list[bytes], aux: int, size: int) -> None:
         """Offer the message where the pattern says, until placed or nowhere.
 
         A pipe whose peer accepts less than *size* bytes is passed over (the
@@ -108,9 +154,6 @@ class Outbox:
                     continue
                 self.nothing_to_send()
             if target is DROPPED:
-                return
-            if pattern.fans_out and type(target) is Fanout:
-                self._fan_out(target, frames, aux, size if over else 0)
                 return
             pipe: Pipe = target  # type: ignore[assignment]
             if over and size > pipe.peer_limit:
@@ -166,17 +209,66 @@ class Outbox:
                 return loan
             pattern.refused(pipe)
 
-    def _fan_out(self, fanout: Fanout, frames: list[bytes], aux: int, size: int) -> None:
-        """Offer the message to each pipe of *fanout*; one without room misses it.
+    # -- fan-out (PUB, XPUB) -------------------------------------------------------------
 
-        *size* is the message's size if some peer accepts less, else 0.
+    def _publish(self, frames: list[bytes], aux: int, size: int) -> None:
+        """Write the message into every pipe whose subscriptions it matches.
+
+        Each pipe without room misses it (counted by its transport), or with
+        ``nodrop`` the message waits until every one of them has room: then
+        WouldBlock, and nothing was written anywhere.  A pipe whose peer
+        accepts less than *size* bytes misses it too.  Nobody subscribed:
+        the message goes nowhere, without error.
+
+        The events that came meanwhile are handled first, so a subscriber
+        that connected (and its subscriptions, which come with the
+        connection) counts from the first message sent after its connect
+        returned.  That costs a system call per message (0.3 us); it is
+        what makes the slow-joiner promise hold (docs/pubsub.md).
         """
+        hub = self._hub
         pattern = self._pattern
-        for view in fanout.pipes:
+        hub.poll()
+        topic = frames[0]
+        while True:
+            fan = pattern.fanout(topic)
+            pipes = fan.pipes
+            if not pipes:
+                return
+            plan: FanPlan = fan.plan  # type: ignore[assignment]
+            if plan is None:
+                plan = fan.plan = self._plan(pipes)
+            if size > hub.peer_limit:
+                plan = self._within_limits(plan, pipes, size)
+            if not self.nodrop:
+                plan.write(frames, aux)
+                return
+            if plan.write_all(frames, aux):
+                return
+            if pattern.fanout(topic) is fan:
+                raise trio.WouldBlock  # no pipe went meanwhile: wait for room
+            # A pipe went (found broken, say): its subscriptions went with it.
+
+    def _plan(self, pipes: Sequence[PipeView]) -> FanPlan:
+        """A writer for *pipes*: their transports' own, one per transport."""
+        groups: dict[str, list[Pipe]] = {}
+        for view in pipes:
+            pipe = cast("Pipe", view)
+            groups.setdefault(scheme_of(pipe.endpoint), []).append(pipe)
+        transports = self._hub.transports
+        writers = [transports[scheme].fan_out(group) for scheme, group in groups.items()]
+        return writers[0] if len(writers) == 1 else _Plans(writers)
+
+    def _within_limits(self, plan: FanPlan, pipes: Sequence[PipeView], size: int) -> FanPlan:
+        """The plan for those of *pipes* whose peers accept *size* bytes; the others miss it."""
+        ok: list[PipeView] = []
+        for view in pipes:
             pipe: Pipe = view  # type: ignore[assignment]
-            if not (size and size > pipe.peer_limit) and pipe.offer(frames, aux):
-                continue
-            pattern.dropped(view)
+            if size <= pipe.peer_limit:
+                ok.append(view)
+            else:
+                plan.miss(pipe)
+        return self._plan(ok) if ok else _NOWHERE
 
     def check_peer_limits(self, size: int) -> None:
         """Raise MessageTooLarge unless a live peer the message may go to accepts *size* bytes.

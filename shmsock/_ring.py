@@ -17,14 +17,16 @@ import struct
 from array import array
 from collections.abc import Callable, Sequence
 from functools import partial
-from typing import Any
+from typing import Any, Final
 
 from ._ringcore import (
     AGAIN,
     CONT,
+    CTRL,
     DESC,
     EBULKCRC,
     EEXTENT,
+    EFLAGS,
     EPOSITION,
     EREGION,
     HEADER_SIZE,
@@ -49,9 +51,11 @@ from ._ringcore import (
 
 __all__ = [
     "CONT",
+    "CTRL",
     "DESC",
     "EBULKCRC",
     "EEXTENT",
+    "EFLAGS",
     "EPOSITION",
     "EREGION",
     "HEADER_SIZE",
@@ -63,6 +67,7 @@ __all__ = [
     "RING_VERSION",
     "START",
     "Consumer",
+    "FanOut",
     "Producer",
     "ReadBuffer",
     "RingStats",
@@ -140,7 +145,7 @@ class Producer(_Side):
     its result or exception.  *data* must be a bytes object.
     """
 
-    __slots__ = ("_p", "try_write")
+    __slots__ = ("_dropped0", "_p", "try_write")
 
     def __init__(self, region: object, capacity: int, *, checksum: bool = True) -> None:
         super().__init__(region, capacity)
@@ -151,6 +156,7 @@ class Producer(_Side):
             fail(rc)
         self._p.checksum = int(checksum)
         self._bytes0, self._msgs0 = int(self._p.bytes), int(self._p.msgs)
+        self._dropped0 = int(self._p.dropped)
         # A partial calls C with no Python frame in between.
         self.try_write: Callable[[bytes, int], int] = partial(lib.shm_write_one, self._p)
 
@@ -314,6 +320,87 @@ class Producer(_Side):
     def used(self) -> int:
         """Bytes written and not yet known to be consumed (an upper bound)."""
         return int(self._p.tail - self._p.head_cache)
+
+    @property
+    def dropped(self) -> int:
+        """Messages a :class:`FanOut` dropped for want of room in this ring.
+
+        A plain read of private memory, as :attr:`messages`.
+        """
+        return (int(self._p.dropped) - self._dropped0) & MASK64
+
+    def release(self) -> None:
+        # The C state outlives the mapping (a FanOut may hold it): with no
+        # ring, every call on it is refused (SHM_EINVAL) instead of writing
+        # into memory that is gone.
+        self._p.ring = ffi.NULL
+        super().release()
+
+
+class FanOut:
+    """One message into several rings in one C call: a publisher's subscribers.
+
+    Made over a fixed list of producers (which it keeps alive); each
+    record's payload checksum is computed once for all of them (see
+    ``shm_write_fanout`` in csrc/shmring.h).  ``write`` and
+    ``write_records`` return the C result: the number of rings written
+    plus the ``ANY_*`` bits; when it is not exactly ``len(producers)``,
+    :meth:`results` says what became of each ring (WRITTEN, WAKE, 0 for no
+    room, or a corruption code).  *mode* is DROP (a ring without room
+    misses the message, and counts it in its ``dropped``), ALL (every ring
+    gets it or none does; those without room are announced) or CHECK (as
+    ALL, writing nothing).
+    """
+
+    DROP: Final = lib.SHM_FAN_DROP
+    ALL: Final = lib.SHM_FAN_ALL
+    CHECK: Final = lib.SHM_FAN_CHECK
+    WRITTEN: Final = lib.SHM_FAN_WRITTEN
+    WAKE: Final = lib.SHM_FAN_WAKE
+    ANY_WAKE: Final = lib.SHM_FAN_ANY_WAKE
+    ANY_FULL: Final = lib.SHM_FAN_ANY_FULL
+    ANY_ERROR: Final = lib.SHM_FAN_ANY_ERROR
+    COUNT: Final = 0xFFFFFFFF  # the bits of the result that count rings written
+
+    __slots__ = ("_one", "_producers", "_ps", "_results", "n")
+
+    def __init__(self, producers: Sequence[Producer]) -> None:
+        self._producers = tuple(producers)
+        self.n = n = len(self._producers)
+        self._ps = ffi.new("shm_producer *[]", [p._p for p in self._producers])
+        self._results = ffi.new("int8_t[]", max(n, 1))
+        self._one = partial(lib.shm_write_fanout_one, self._ps, n)
+
+    def write(self, data: bytes, mode: int = 0) -> int:
+        """Write a one-frame message (aux 0) into the rings (see the class docstring)."""
+        rc: int = self._one(data, len(data), mode, self._results)
+        if rc < 0:
+            fail(rc, f"a message of {len(data)} bytes exceeds a ring's record limit")
+        return rc
+
+    def write_records(
+        self, data: bytes, lens: array[int], flags: bytes, aux: int, mode: int = 0
+    ) -> int:
+        """Write a message of several records (as Producer.write_records) into every ring."""
+        rc: int = lib.shm_write_fanout(
+            self._ps,
+            self.n,
+            data,
+            len(data),
+            ffi.from_buffer("uint32_t[]", lens),
+            len(lens),
+            flags,
+            aux,
+            mode,
+            self._results,
+        )
+        if rc < 0:
+            fail(rc, "a frame exceeds a ring's record limit, or the message is larger than a ring")
+        return rc
+
+    def results(self) -> list[int]:
+        """What became of each ring in the last write (see the class docstring)."""
+        return ffi.unpack(self._results, self.n)  # type: ignore[no-any-return]
 
 
 _splitters: dict[tuple[int, int], struct.Struct] = {}

@@ -20,9 +20,11 @@ from ._errors import CorruptMessage, MessageTooLarge
 __all__ = [
     "AGAIN",
     "CONT",
+    "CTRL",
     "DESC",
     "EBULKCRC",
     "EEXTENT",
+    "EFLAGS",
     "EPOSITION",
     "EREGION",
     "HEADER_SIZE",
@@ -107,6 +109,7 @@ START: Final = lib.SHM_F_START
 MORE: Final = lib.SHM_F_MORE
 CONT: Final = lib.SHM_F_CONT
 DESC: Final = lib.SHM_F_DESC
+CTRL: Final = lib.SHM_F_CTRL
 HEADER_SIZE: Final = lib.SHM_RING_HEADER_SIZE
 RECORD_HEADER_SIZE: Final = lib.SHM_REC_HEADER_SIZE
 MIN_CAPACITY: Final = lib.SHM_MIN_CAPACITY
@@ -117,6 +120,7 @@ RING_MAGIC: Final = b"SHMRING1"
 RING_VERSION: Final = lib.SHM_RING_VERSION
 
 AGAIN: Final = lib.SHM_AGAIN
+EFLAGS: Final = lib.SHM_EFLAGS
 MASK64: Final = (1 << 64) - 1
 # Corruption codes the transport names in CorruptMessage.code itself.
 EPOSITION: Final = lib.SHM_EPOSITION
@@ -210,6 +214,7 @@ class RingStats:
         "consumer_waiting",
         "head",
         "head_seq",
+        "msgs_dropped",
         "msgs_read",
         "msgs_written",
         "producer_state",
@@ -223,6 +228,7 @@ class RingStats:
     consumer_waiting: int
     head: int
     head_seq: int
+    msgs_dropped: int
     msgs_read: int
     msgs_written: int
     producer_state: int

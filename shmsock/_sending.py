@@ -96,7 +96,10 @@ class Sending:
         the ring's bulk region, and goes whole, as any message.
 
         Raises:
-            MessageTooLarge: over ``max_msg_size``.
+            MessageTooLarge: over ``max_msg_size``; or, on a PUB or XPUB
+                over shm://, larger than about half of ``ring_size`` (a
+                fan-out writes each message at once; raised as by
+                :meth:`send_nowait`, nothing written, without waiting).
             StateError: the socket type or its state forbids sending.
             trio.BrokenResourceError: a PAIR whose peer is gone.
             IncompatiblePeer, VersionMismatch, SharedMemoryFull, UnsafeFile, ConnectionRefusedError:
@@ -134,8 +137,8 @@ class Sending:
                 checked=True,
                 pace=self._pace,
             )
-        except MessageTooLarge:
-            await self._stream(frames)
+        except MessageTooLarge as exc:
+            await self._stream(frames, exc)
 
     @ki_protected
     def send_multipart_nowait(self, frames: Iterable[bytes]) -> None:
@@ -172,12 +175,19 @@ class Sending:
         parts = frames_of(frames)
         try:
             await retry(self._outbox.send_nowait, self._waiter.wait_send, parts, pace=self._pace)
-        except MessageTooLarge:
-            await self._stream(parts)
+        except MessageTooLarge as exc:
+            await self._stream(parts, exc)
 
-    async def _stream(self, frames: list[bytes]) -> None:
-        """A message that was too large to write at once: over a limit, or streamed."""
+    async def _stream(self, frames: list[bytes], refused: MessageTooLarge) -> None:
+        """A message that was too large to write at once: over a limit, or streamed.
+
+        A fan-out (PUB, XPUB) writes each message at once into every
+        subscriber's pipe, and a stream goes to one pipe: so it raises
+        *refused*, send_nowait's own error, with nothing written.
+        """
         self._outbox.size_check(frames)  # over max_msg_size: raised again here
+        if self._pattern.fans_out:
+            raise refused
         await stream(
             frames,
             pattern=self._pattern,

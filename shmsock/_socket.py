@@ -115,11 +115,13 @@ class Socket(Sending, Receiving, Serializing, SocketOptions, Lifetime):
             max_peers=pattern.max_peers,
             writes_data=pattern.writes_data,
             reads_data=pattern.reads_data,
+            greeting=pattern.greeting if pattern.greets else None,
             envelope=pattern.envelope,
         )
         self._hub = hub = Hub(spec, pattern)
         self._waiter = Waiter(hub, self._check_open)
         self._outbox = Outbox(pattern, hub, self._check_open, options.max_msg_size)
+        self._outbox.configure(options)
         self._inbox = Inbox(pattern, hub, self._check_open)
         self._closed = False
         self._nursery: trio.Nursery | None = None
@@ -136,7 +138,7 @@ class Socket(Sending, Receiving, Serializing, SocketOptions, Lifetime):
         self._recv_ready: deque[Pipe] = pattern.queues.recv  # type: ignore[assignment]
         self._rotate_recv = pattern.rotate_recv
         self._recv_cancelled = pattern.recv_cancelled
-        self._plain_recv = pattern.plain_recv
+        self._plain_recv = False  # (set by _derive)
         self._plain_limit = -1
         self._pace = 0
         self._derive()
@@ -146,7 +148,8 @@ class Socket(Sending, Receiving, Serializing, SocketOptions, Lifetime):
         open_sockets.add(self)
 
     def _derive(self) -> None:
-        """Set what the fast paths read from the options and the transports."""
+        """Set what the fast paths read from the options, the transports and the pattern."""
+        self._plain_recv = self._pattern.fast_recv()
         self._pace = self._options.schedule_every_us * 1000  # _trio, step 3
         if self._pattern.plain_send and not self._closed:
             # A plain message at most this long goes by the send fast path
@@ -168,6 +171,22 @@ class Socket(Sending, Receiving, Serializing, SocketOptions, Lifetime):
         for endpoint, seconds in dict(self._waiter.send_blocked).items():
             out.setdefault(endpoint, EndpointStats()).send_blocked_seconds += seconds
         return out
+
+    def stats(self) -> dict[str, EndpointStats]:
+        """This socket's counters and gauges, by endpoint (a snapshot).
+
+        The same figures the Prometheus exporter reports for the socket
+        (see :class:`shmsock.EndpointStats`): ``dropped`` counts, among
+        others, the messages a PUB's subscribers missed for want of room
+        (per subscriber: ``pub.subscribers()``).  Synchronous.
+
+        Raises:
+            Nothing: a closed socket has no statistics left (an empty dict).
+        """
+        if self._closed:
+            return {}
+        with _stats.LOCK:
+            return self._stats_by_endpoint()
 
     def __repr__(self) -> str:
         state = "closed" if self._closed else f"{len(self._hub.pipes)} peers"

@@ -137,6 +137,30 @@ class SocketOptions:
         self._set_option("linger", value)
 
     @property
+    def nodrop(self) -> bool:
+        """PUB, XPUB: whether a send waits for room in every matching subscriber.
+
+        Settable at any time (see :class:`shmsock.Options`).
+        """
+        return self._options.nodrop
+
+    @nodrop.setter
+    def nodrop(self, value: bool) -> None:
+        self._set_option("nodrop", value)
+
+    @property
+    def conflate(self) -> bool:
+        """SUB: whether only the latest message of each subscription is kept.
+
+        Settable at any time (see :class:`shmsock.Options`).
+        """
+        return self._options.conflate
+
+    @conflate.setter
+    def conflate(self, value: bool) -> None:
+        self._set_option("conflate", value)
+
+    @property
     def routing_id(self) -> bytes | None:
         """The routing id this socket asks its ROUTER peers to call it by, or None.
 
@@ -217,7 +241,7 @@ class SocketOptions:
         hub.spec = dataclasses.replace(hub.spec, options=options)
         for transport in hub.transports.values():
             transport.set_options(options)
-        self._outbox.max_msg_size = options.max_msg_size
+        self._outbox.configure(options)
         self._pattern.set_options(options)
         self._derive()
 

@@ -191,6 +191,7 @@ class RingInfo:
     used: int = 0
     messages_written: int = 0
     messages_read: int = 0
+    messages_dropped: int = 0  # a publisher's fan-out: messages this reader missed
     bytes_written: int = 0
     bytes_read: int = 0
     writer_closed: bool = False
@@ -207,6 +208,7 @@ class RingInfo:
             "used_bytes": self.used,
             "messages_written": self.messages_written,
             "messages_read": self.messages_read,
+            "messages_dropped": self.messages_dropped,
             "bytes_written": self.bytes_written,
             "bytes_read": self.bytes_read,
             "writer_closed": self.writer_closed,
@@ -248,6 +250,7 @@ def read_ring(d: UserDir, name: str, role: int) -> RingInfo:
     info.used = stats.used
     info.messages_written = stats.msgs_written
     info.messages_read = stats.msgs_read
+    info.messages_dropped = stats.msgs_dropped
     info.bytes_written = stats.bytes_written
     info.bytes_read = stats.bytes_read
     info.writer_closed = stats.producer_state != 0

@@ -10,6 +10,7 @@ KINDS = (
     "fanin",
     "fanin-nice",
     "fanin-quiet",
+    "pubsub",
     "latency",
     "loaded",
     "router",

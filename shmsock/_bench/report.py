@@ -12,7 +12,7 @@ import statistics
 from collections.abc import Callable
 from typing import TextIO
 
-from .suite import FANIN_SENDERS, Figure, Run, _size
+from .suite import FANIN_SENDERS, FANOUT_SUBSCRIBERS, Figure, Run, _size
 
 SHORT = {
     "pyzmq": "pyzmq",
@@ -271,6 +271,22 @@ def _fanin(figs: list[Figure], out: TextIO) -> None:
             out.write(_cpu_line(f.details, "CPU per message:"))
 
 
+def _pubsub(figs: list[Figure], out: TextIO) -> None:
+    size = figs[0].size
+    out.write(
+        f"\nFan-out, PUB -> {FANOUT_SUBSCRIBERS} SUB processes, {_size(size)}, all subscribed,"
+        " none dropped (M msg/s delivered in all, higher is better)\n"
+    )
+    pyzmq = next((f for f in figs if f.peer == "pyzmq"), None)
+    for f in figs:
+        ratio = ""
+        if f.peer == "shmsock" and pyzmq is not None and not pyzmq.na:
+            ratio = f"  {_ratio(f, pyzmq)} pyzmq"
+        d = f.details
+        slow = f"  slowest SUB {d['slowest']:.3g}" if "slowest" in d and not f.na else ""
+        out.write(f"  {f.label:<36} {_value(f)} {_spread(f):<15}{ratio}{slow}{_na_reason(f)}\n")
+
+
 def _quiet_line(f: Figure, pyzmq: Figure | None) -> str:
     """How long the quiet sender's messages waited, for the table."""
     d = f.details
@@ -359,6 +375,7 @@ TABLES: dict[str, Callable[[list[Figure], TextIO], None]] = {
     "large": _large,
     "sweep": _sweep,
     "fanin": _fanin,  # with fanin-nice and fanin-quiet
+    "pubsub": _pubsub,
     "latency": _latency,
     "router": lambda figs, out: _latency(figs, out, "ROUTER <-> DEALER round trip"),
     "connect": _simple("Connect -> first message delivered (ms)", _connect),

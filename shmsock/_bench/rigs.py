@@ -223,6 +223,27 @@ def stream_window(rig: Rig, params: dict[str, Any]) -> dict[str, Any]:
     return result
 
 
+def fanout_window(rig: Rig, params: dict[str, Any], timeout: float) -> dict[str, Any]:
+    """One window of a publisher (first worker) and its subscribers (the rest).
+
+    The rate is the sum of every subscriber's own rate over its measured
+    window (see peers/fanout.py); the slowest and fastest are kept too.
+    """
+    pub, subs = rig.workers[0], rig.workers[1:]
+    for s in subs:
+        s.send(("run", params))
+    for s in subs:
+        rig.expect(s, "armed")
+    pub.send(("run", params))
+    rig.expect(pub, "sending", timeout)
+    results = [rig.expect(s, "result", timeout) for s in subs]
+    pub.send(("stop", None))
+    rig.expect(pub, "stopped", timeout)
+    checked = sum(rig.expect(s, "done", timeout)["checked"] for s in subs)
+    rates = [r["messages"] / r["seconds"] for r in results]
+    return {"rate": sum(rates), "slowest": min(rates), "fastest": max(rates), "checked": checked}
+
+
 def echo_window(rig: Rig, params: dict[str, Any]) -> dict[str, Any]:
     """One round-trip window of *rig*: the client's samples."""
     server, client = rig.workers

@@ -39,14 +39,16 @@ from .peers import (
     TCP_STREAMS,
     Echo,
     Stream,
+    fanout,
     shm,
 )
 from .protocol import QUIET
-from .runner import MAIN_SIZE, Options, Runner, Trial
+from .runner import FIRST_WARMUP, MAIN_SIZE, Options, Runner, Trial
 
 __all__ = [
     "FANIN_NICE",
     "FANIN_SENDERS",
+    "FANOUT_SUBSCRIBERS",
     "FORMAT",
     "LARGE_SIZES",
     "MAIN_SIZE",
@@ -67,6 +69,8 @@ LARGE_SIZES = (64 << 10, 1 << 20, 16 << 20)
 # its share (see docs/performance.md).
 FANIN_NICE = 10
 FANIN_SENDERS = 8
+#: The subscribers of the PUB/SUB fan-out figure.
+FANOUT_SUBSCRIBERS = 8
 
 _size = size_name  # the name the plans (and report.py, plot.py) use
 
@@ -76,6 +80,35 @@ class Suite(Runner):
 
     def __init__(self, opts: Options, progress: TextIO | None = None) -> None:
         super().__init__(opts, SECTIONS, progress)
+
+    def fanout_trial(self, way: fanout.FanWay, size: int) -> None:
+        """One window of a PUB -> FANOUT_SUBSCRIBERS SUB rig (see peers/fanout.py)."""
+        o = self.opts
+        n = FANOUT_SUBSCRIBERS
+        fid = f"pubsub/{way.key}"
+        fig = self.figure(
+            fid, section="pubsub", label=way.label, unit="M msg/s", higher_is_better=True,
+            peer=way.peer, way=way.key, size=size, style=way.style,
+        )  # fmt: skip
+        if fig.na:
+            return
+        try:
+            rig = self.rigs.get(fid)
+            first = rig is None
+            if rig is None:
+                spec = self.spec(size=size, subscribers=n, style=way.style)
+                rig = self.rigs[fid] = rigs.Rig(f"PUB -> {n} SUB, {way.label}, {_size(size)}")
+                rig.start(way.publisher, spec, "publisher")
+                for i in range(n):
+                    rig.start(way.subscriber, spec, f"subscriber {i}")
+            warmup = min(FIRST_WARMUP, 2 * o.seconds) if first else min(o.warmup, o.seconds)
+            params = {"seconds": o.seconds, "warmup": warmup}
+            r = rigs.fanout_window(rig, params, o.seconds + warmup + 30)
+        except rigs.WorkerError as exc:
+            self._failed(fig, fid, exc)
+            return
+        fig.add(r["rate"] / 1e6, slowest=r["slowest"] / 1e6, fastest=r["fastest"] / 1e6,
+                checked=r["checked"])  # fmt: skip
 
 
 def _streams(suite: Suite, keep: Callable[[Stream], bool]) -> list[Stream]:
@@ -206,6 +239,22 @@ def _loads() -> list[tuple[str, int]]:
     return [("half", max(1, n // 2)), ("all", n)]
 
 
+def plan_pubsub(suite: Suite) -> list[Trial]:
+    """PUB -> 8 SUB at 1 KiB (the --sizes value nearest it), every message to every one."""
+    size = _main_size(suite.opts.sizes)
+    ways = [w for w in fanout.WAYS if suite.has(w.peer)]
+
+    def make(w: fanout.FanWay, t: int) -> Trial:
+        label = f"PUB -> {FANOUT_SUBSCRIBERS} SUB, {_size(size)}, {w.label}"
+        return Trial(
+            f"{label} {_of(t, suite)}",
+            partial(suite.fanout_trial, w, size),
+            group="pubsub",
+        )
+
+    return list(_alternate(suite, ways, make))
+
+
 def plan_latency(suite: Suite) -> list[Trial]:
     ways = [w for w in ECHOES if suite.has(w.peer)]
 
@@ -260,6 +309,7 @@ SECTIONS: dict[str, Callable[[Suite], list[Trial]]] = {
     "fanin": _fanin("fanin"),
     "fanin-nice": _fanin("fanin-nice", nice=FANIN_NICE),
     "fanin-quiet": _fanin("fanin-quiet", quiet=True),
+    "pubsub": plan_pubsub,
     "latency": plan_latency,
     "loaded": plan_loaded,
     "router": plan_router,

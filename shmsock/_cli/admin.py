@@ -74,9 +74,11 @@ def _ring_line(label: str, ring: RingInfo | None) -> str:
         return f"    {label}  {ring.file}: {ring.error}"
     pct = 100 * ring.used / ring.capacity if ring.capacity else 0.0
     closed = "  (writer closed)" if ring.writer_closed else ""
+    # A publisher's slow subscriber: what it missed for want of room.
+    dropped = f", {ring.messages_dropped} dropped" if ring.messages_dropped else ""
     return (
         f"    {label}  used {ring.used}/{ring.capacity} B ({pct:.0f}%)"
-        f"  messages {ring.messages_written} written, {ring.messages_read} read"
+        f"  messages {ring.messages_written} written, {ring.messages_read} read{dropped}"
         f"  bytes {ring.bytes_written} written, {ring.bytes_read} read{closed}"
     )
 

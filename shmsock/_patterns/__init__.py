@@ -18,11 +18,15 @@ from ._base import DROPPED, Dropped, Fanout, Pattern, Placement
 from ._queues import BATCH_TURN, PipeView
 from .dealer import DealerPattern
 from .pair import PairPattern
+from .pub import PubPattern
 from .pull import PullPattern
 from .push import PushPattern
 from .rep import RepPattern
 from .req import ReqPattern
 from .router import RouterPattern
+from .sub import SubPattern
+from .xpub import XPubPattern
+from .xsub import XSubPattern
 
 #: Every socket type's pattern class.
 PATTERNS: dict[SocketType, type[Pattern]] = {
@@ -31,6 +35,10 @@ PATTERNS: dict[SocketType, type[Pattern]] = {
     SocketType.PUSH: PushPattern,
     SocketType.REP: RepPattern,
     SocketType.REQ: ReqPattern,
+    SocketType.PUB: PubPattern,
+    SocketType.SUB: SubPattern,
+    SocketType.XPUB: XPubPattern,
+    SocketType.XSUB: XSubPattern,
     SocketType.DEALER: DealerPattern,
     SocketType.ROUTER: RouterPattern,
 }

@@ -21,8 +21,11 @@ Placements, what :meth:`Pattern.route` returns:
   if it had no room, :meth:`Pattern.passed_over` if the message is over
   the limit its peer stated, and then asks again.
 - a :class:`Fanout`: the message goes to each of these pipes that has room;
-  each that has none is reported with :meth:`Pattern.dropped` (PUB's slow
-  subscriber).  The send is done either way.
+  each that has none misses it (PUB's slow subscriber; the transport counts
+  it).  The send is done either way, unless the socket's ``nodrop`` option
+  makes it wait until every one of them has room.  A pattern that fans out
+  (``fans_out``) answers with :meth:`Pattern.fanout`, which is given the
+  message's first frame, instead of :meth:`Pattern.route`.
 - :data:`DROPPED`: the message is dropped unsent, without error (REP's
   reply to a requester that has gone).
 - ``None``: nowhere now.  :meth:`Pattern.no_target` then raises the reason
@@ -44,7 +47,7 @@ are never asked, so their messages cost nothing more.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import ClassVar, Final
+from typing import ClassVar, Final, Protocol
 
 from .._errors import StateError
 from .._options import Options
@@ -65,13 +68,26 @@ class Dropped:
 DROPPED: Final = Dropped()
 
 
-class Fanout:
-    """The placement of a message that goes to several pipes at once."""
+class Upstream(Protocol):
+    """What a type's own methods (``socket_methods``) may ask of the socket's hub."""
 
-    __slots__ = ("pipes",)
+    def send_control(self, frames: list[bytes]) -> None:
+        """Send a control message to every peer, now and to come."""
+
+
+class Fanout:
+    """The placement of a message that goes to several pipes at once.
+
+    A pattern hands out the same Fanout for as long as its pipes stay the
+    same, and a new one when they change, so the socket may keep what it
+    prepared for writing to them in ``plan`` (the pattern never reads it).
+    """
+
+    __slots__ = ("pipes", "plan")
 
     def __init__(self, pipes: Sequence[PipeView]) -> None:
         self.pipes = pipes
+        self.plan: object = None
 
 
 Placement = PipeView | Fanout | Dropped | None
@@ -118,8 +134,14 @@ class Pattern:
     #: back with its reply), "reply" (the id of the request answered) or
     #: "routed" (each message behind its peer's routing id: ROUTER).
     envelope: ClassVar[str | None] = None
-    #: Whether :meth:`route` may return a :class:`Fanout` (PUB will).
+    #: Whether messages fan out: :meth:`fanout` places them (PUB, XPUB).
     fans_out: ClassVar[bool] = False
+    #: Whether ``send`` sends control messages to every peer, against the
+    #: data direction (XSUB's subscriptions): :meth:`upstream` says which.
+    sends_control: ClassVar[bool] = False
+    #: Whether new connections carry control messages first
+    #: (:meth:`greeting`: a SUB's subscriptions).
+    greets: ClassVar[bool] = False
     #: A class of public methods of this type alone (SUB's ``subscribe``),
     #: mixed into the socket class of the type by ``shmsock.socket``; None:
     #: the plain Socket.  It has ``__slots__ = ()`` and reaches its pattern
@@ -159,6 +181,14 @@ class Pattern:
         """
         return frames
 
+    def fast_recv(self) -> bool:
+        """Whether the receive fast path applies now (see ``plain_recv``).
+
+        Asked again after every option change and every call of a type's
+        own methods (a SUB that starts filtering turns it off).
+        """
+        return self.plain_recv
+
     # -- sending ------------------------------------------------------------
 
     def check_send(self) -> None:
@@ -179,6 +209,18 @@ class Pattern:
     def route(self) -> Placement:
         """Where the next message goes (see the module docstring)."""
         return round_robin(self.queues.send)
+
+    def fanout(self, topic: bytes) -> Fanout:
+        """The pipes a message whose first frame is *topic* goes to (``fans_out``)."""
+        raise NotImplementedError(f"{self.kind.name} sockets do not fan out")
+
+    def upstream(self, frames: list[bytes]) -> bool:
+        """A message sent with ``sends_control``: whether it goes to the peers."""
+        raise NotImplementedError(f"{self.kind.name} sockets send data, not control")
+
+    def greeting(self) -> list[list[bytes]]:
+        """The control messages every new connection carries before anything else."""
+        return []
 
     def targets(self, pipes: Sequence[PipeView]) -> Sequence[PipeView]:
         """The pipes a message sent now may go to, of *pipes* (for the size check)."""
@@ -252,6 +294,13 @@ class Pattern:
 
     def recv_cancelled(self) -> None:
         """A receive was cancelled."""
+
+    def polled(self) -> None:
+        """The socket has just handled its transports' events (a safe point).
+
+        A conflating SUB takes what arrived here, so that it keeps only the
+        latest even while nobody receives.
+        """
 
     # -- connections ---------------------------------------------------------
 

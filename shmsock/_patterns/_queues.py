@@ -274,3 +274,21 @@ def first_batch(recv: deque[P], max_count: int) -> tuple[P, object] | None:
         recv.popleft()
         pipe.in_recv = False
     return None
+
+
+def drain(recv: deque[P], most: int) -> list[tuple[P, object]]:
+    """Everything the ready pipes hold now, up to *most* messages, oldest first per pipe.
+
+    For a conflating SUB, which keeps only the latest.  A pipe found empty
+    leaves the queue, as in :func:`fair_queue`.
+    """
+    got: list[tuple[P, object]] = []
+    while recv and len(got) < most:
+        pipe = recv[0]
+        item = pipe.take()
+        if item is None:
+            recv.popleft()
+            pipe.in_recv = False
+            continue
+        got.append((pipe, item))
+    return got

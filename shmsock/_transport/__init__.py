@@ -39,11 +39,24 @@ Rules (every transport keeps them; the socket relies on nothing else):
 7. **One thread.**  Everything runs in the socket's Trio thread, except
    ``Transport.stats``, which the metrics exporter calls from its own thread
    with ``shmsock._stats.LOCK`` held.
+8. **Control messages go against the data direction, in order, and are
+   never refused.**  A socket's control messages (a SUB's subscriptions)
+   reach the peer socket through its ``Events.control``, in the order they
+   were sent; what does not fit now is kept and sent as room comes.  A
+   connection carries the socket's *greeting* (``SocketSpec.greeting``)
+   before anything else, and the peer socket hears it, through
+   ``Events.control``, before it hears ``attached`` return: so a publisher
+   never writes to a subscriber whose subscriptions it has not read.  A
+   socket that reads no data (``reads_data`` false: PUB, XPUB) has its
+   peers' control messages reported as soon as they arrive; one that reads
+   data hears them no later than the data sent after them.
 
 Messages as pipes carry them (:class:`Message`, :data:`Queued`, held frames,
 leases) and the optional loan capability (:class:`Loan`, :class:`Lends`) live
-in ``_transport/_messages.py``, with their own rules; every name is
-re-exported here, so the contract is still imported from this module.
+in ``_transport/_messages.py``, with their own rules; the other optional
+capabilities (:class:`FanWriter`, a PUB's fan-out, and :class:`WakeUps`)
+in ``_transport/_capabilities.py``.  Every name is re-exported here, so the
+contract is still imported from this module.
 
 Adding a transport: write ``_transport/<scheme>.py`` (or a package, as
 ``shm/``) with a class that implements :class:`Transport` and makes pipes
@@ -59,15 +72,16 @@ import re
 from collections import deque
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Final, Protocol, TypeVar
+from typing import TYPE_CHECKING, Any, Final, Protocol
 
 from .._errors import InvalidEndpoint
+from .._message import MAX_CONTROL, MAX_CONTROL_FRAMES, check_control
 from .._options import Options
 from .._types import SocketType
+from ._capabilities import FanWriter, WakeUps
 from ._messages import HeldFrame, HeldMessage, Lease, Lends, Loan, Message, Queued
 
 if TYPE_CHECKING:
-    import socket
     from array import array
 
     from .._stats import EndpointStats
@@ -76,9 +90,12 @@ if TYPE_CHECKING:
 __all__ = [
     "FORMS",
     "FRAME_ALLOWANCE",
+    "MAX_CONTROL",
+    "MAX_CONTROL_FRAMES",
     "NO_LIMIT",
     "SCHEMES",
     "Events",
+    "FanWriter",
     "HeldFrame",
     "HeldMessage",
     "Lease",
@@ -92,13 +109,11 @@ __all__ = [
     "Transport",
     "WakeUps",
     "WholeStream",
+    "check_control",
     "load",
     "parse_name",
     "scheme_of",
 ]
-
-
-_T = TypeVar("_T")
 
 
 #: A pipe's ``peer_limit`` when its peer stated none: more than any message.
@@ -128,8 +143,13 @@ class SocketSpec:
     max_peers: int | None
     #: Whether the socket writes messages (else the smallest buffers do).
     writes_data: bool
-    #: Whether the socket reads messages (else a gone peer is not drained).
+    #: Whether the socket reads messages (else a gone peer is not drained,
+    #: and control messages are read as soon as they arrive: rule 8).
     reads_data: bool
+    #: The control messages each new connection carries first (rule 8), or
+    #: None for a socket that has none.  A query: it changes nothing, and a
+    #: transport may call it at any time, from inside any call.
+    greeting: Callable[[], list[list[bytes]]] | None = None
     #: How the pattern's aux word must travel where a transport has no room
     #: for it (libzmq): None, "request" (REQ) or "reply" (REP); see
     #: ``Pattern.envelope``.
@@ -309,58 +329,20 @@ class Pipe(Protocol):
         the peer took more.  False: nothing is left unread.
         """
 
-    def send_control(self, frames: list[bytes]) -> bool:
-        """Send control frames to the peer, against the data direction.
+    @property
+    def fan_missed(self) -> int:
+        """Messages a :class:`FanWriter` dropped for this pipe's peer (also in ``dropped``)."""
 
-        They arrive through the peer socket's ``Events.control``.  False:
-        no room now, as for :meth:`offer`.
+    def send_control(self, frames: list[bytes]) -> bool:
+        """Send a control message to this pipe's peer, against the data direction.
+
+        It arrives through the peer socket's ``Events.control`` (rule 8).
+        Never refused: what does not fit now is sent as room comes, and the
+        result is always True.
         """
 
     def retire(self) -> None:
         """The socket is done with this finished pipe: release what it holds."""
-
-
-class WakeUps(Protocol):
-    """A transport's pipes that a task can wait on directly: an optional capability.
-
-    The shm transport has one (``shm/_doorbell.py``, whose rules say what
-    each step means); inproc does not.  The socket's waiter uses it, when
-    the socket's only pipe is one of this transport's, to wait on that
-    pipe's descriptor itself, and to spin on the rings before it parks.
-    Issue 23 reworks both behind these methods.
-    """
-
-    #: A pipe whose descriptor a woken task left muted and unread, if any.
-    held: object | None
-
-    def doorbell(self, pipe: object) -> socket.socket | None:
-        """The descriptor a task may wait on for *pipe*, or None if not ours."""
-
-    def mute(self, pipe: Any) -> None:
-        """Before a task waits on *pipe*'s descriptor: the reactor stops watching it."""
-
-    def unmute(self, pipe: Any) -> None:
-        """The wait was cancelled: the reactor watches the descriptor again."""
-
-    def rang(self, pipe: Any) -> None:
-        """The descriptor woke a receiver: assume data, leave it held and unread."""
-
-    def reopen(self, pipe: Any) -> None:
-        """The descriptor woke another waiter: read it, and unmute it."""
-
-    def settle(self) -> None:
-        """Read the held descriptor, if any, and unmute it."""
-
-    def spin(self, spin_us: float) -> bool:
-        """Watch the idle pipes for up to *spin_us*; True if one has data.
-
-        Without holding the CPU a peer needs, and ending early when no
-        answer can come; a spin of 0 looks once.  Either way the pipes
-        found empty are announced (their writers ring) when it returns.
-        """
-
-    def look(self, take: Callable[..., _T], *args: Any) -> _T:
-        """``take(*args)`` without announcing waits on what it finds empty."""
 
 
 class Transport(Protocol):
@@ -407,6 +389,18 @@ class Transport(Protocol):
 
     def set_options(self, options: Options) -> None:
         """Use *options* from now on (the socket lets only some change once attached)."""
+
+    def send_control(self, frames: list[bytes]) -> None:
+        """Send a control message on every connection, now and being made (rule 8).
+
+        Every pipe, and every connection this transport is making that
+        carries an earlier greeting, gets it; those made later carry the
+        greeting instead.  Never refused (what does not fit waits).  Raises
+        MessageTooLarge when the message can never be sent whole.
+        """
+
+    def fan_out(self, pipes: Sequence[Pipe]) -> FanWriter:
+        """A writer of one message into all of *pipes* (this transport's, all alive)."""
 
     def undelivered(self) -> bool:
         """Whether messages sent wait where no pipe can deliver them yet.

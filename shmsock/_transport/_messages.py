@@ -18,12 +18,18 @@ Rules:
    the peer before ``commit``; ``abandon`` gives the room back.
 5. **This module imports nothing of the transports** (not even
    ``shmsock._transport``), so the contract can re-export it without a cycle.
+   :class:`Message` and :data:`Queued` themselves live in ``shmsock._message``
+   (below the patterns, which make messages too) and are re-exported here.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
 from typing import Any, Protocol
+
+# Message and Queued live below the patterns (an XPUB makes messages of its
+# own, and patterns never import a transport): one home, re-exported here.
+from .._message import Message, Queued
 
 __all__ = [
     "HeldFrame",
@@ -37,26 +43,6 @@ __all__ = [
 
 
 # -- messages ------------------------------------------------------------------------
-
-
-class Message:
-    """A message with several frames, or with a non-zero aux word.
-
-    A one-frame message with aux 0, the common case, travels as plain
-    ``bytes`` instead (see :data:`Queued`).  *aux* is a 32-bit word that
-    travels with the message; REQ and REP carry their request ids in it.
-    """
-
-    __slots__ = ("aux", "frames")
-
-    def __init__(self, frames: list[bytes], aux: int) -> None:
-        self.frames = frames
-        self.aux = aux
-
-
-#: What a pipe's ``inbox`` and ``take`` hold: a message as bytes (one frame,
-#: aux 0) or as a :class:`Message` (a :class:`HeldMessage` among them).
-Queued = bytes | Message
 
 
 class Lease:

@@ -51,8 +51,11 @@ def link_factory(
     *,
     tx_binds: bool,
     link_cls: type[Link] = Link,
+    prepare: Callable[[shmsock.Socket, shmsock.Socket], None] | None = None,
     **options: object,
 ) -> Callable[[str], AbstractAsyncContextManager[Link]]:
+    """A link of these types; *prepare(tx, rx)* runs before either binds or connects."""
+
     @asynccontextmanager
     async def make(scheme: str) -> AsyncIterator[Link]:
         if scheme == "tcp":
@@ -63,6 +66,8 @@ def link_factory(
             shmsock.socket(tx_kind, **options) as tx,
             shmsock.socket(rx_kind, **options) as rx,
         ):
+            if prepare is not None:
+                prepare(tx, rx)
             if tx_binds:
                 rx.connect(tx.bind(name))
             else:

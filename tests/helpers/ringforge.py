@@ -15,7 +15,7 @@ HEADER = 256
 REC = 24
 MAGIC = 0x5253
 VERSION = 3  # of the ring header and of every record
-PAD, START, MORE, CONT, NOCRC, DESC = 1, 2, 4, 8, 16, 32
+PAD, START, MORE, CONT, NOCRC, DESC, CTRL = 1, 2, 4, 8, 16, 32, 64
 DESC_SIZE = 32
 
 # Ring header fields: name -> (offset, struct format).
@@ -30,6 +30,7 @@ FIELDS = {
     "producer_state": (88, "<I"),
     "msgs_written": (96, "<Q"),
     "bulk_written": (104, "<Q"),
+    "msgs_dropped": (112, "<Q"),
     "head": (128, "<Q"),
     "head_seq": (136, "<Q"),
     "bytes_read": (144, "<Q"),

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from helpers import ringforge as rf
 
 M64 = 1 << 64
-KNOWN_FLAGS = rf.PAD | rf.START | rf.MORE | rf.CONT | rf.NOCRC | rf.DESC
+KNOWN_FLAGS = rf.PAD | rf.START | rf.MORE | rf.CONT | rf.NOCRC | rf.DESC | rf.CTRL
 
 # Return codes of csrc/shmring.h.
 ENOBUFS = -4

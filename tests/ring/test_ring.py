@@ -68,6 +68,32 @@ def test_header_layout_matches_protocol_doc():
     assert bytes(region[256 + 24 : 256 + 27]) == b"abc"
 
 
+def test_fanout_drops_are_counted_in_their_own_header_word():
+    # msgs_dropped (pubsub) and bulk_written (bulk) share the producer's
+    # line: a drop moves one and leaves the other alone.
+    cap = 1024
+    region, prod, cons, buf = make(cap)
+    fan = R.FanOut([prod])
+    while fan.write(b"x" * 100) == 1:
+        pass
+    assert fan.results() == [0]
+    assert rf.get(region, "msgs_dropped") == 1 == R.read_stats(region).msgs_dropped
+    assert rf.get(region, "bulk_written") == 0
+    assert rf.get(region, "msgs_written") == len(read_all(cons, buf))
+
+
+def test_fanout_writes_control_records_and_refuses_descriptors():
+    _region, prod, cons, buf = make()
+    fan = R.FanOut([prod])
+    lens = array("I", [rf.DESC_SIZE])
+    with pytest.raises(ValueError, match="flags"):
+        fan.write_records(bytes(rf.DESC_SIZE), lens, bytes([rf.START | rf.DESC]), 0)
+    assert fan.write_records(b"ab", array("I", [2]), bytes([rf.START | rf.CTRL]), 0) & 0xFF == 1
+    got, fl, _aux, _ = cons.read(buf)
+    assert got == [b"ab"]
+    assert fl == [rf.START | rf.CTRL]
+
+
 def test_empty_ring_reads_nothing():
     _region, _prod, cons, buf = make()
     assert cons.read(buf) == ([], None, None, False)
@@ -248,7 +274,8 @@ def test_flags_and_aux_come_back_for_mixed_batches():
 
 def test_invalid_write_flags_are_rejected():
     _region, prod, _cons, _buf = make()
-    for bad in (rf.PAD, rf.NOCRC, 0x40, 0x80, rf.DESC, rf.START | rf.DESC | rf.CONT):
+    for bad in (rf.PAD, rf.NOCRC, 0x80, rf.DESC, rf.START | rf.DESC | rf.CONT,
+                rf.START | rf.DESC | rf.CTRL):  # fmt: skip
         with pytest.raises(ValueError, match="flags"):
             prod.write(b"x", bad)
     # A DESC record carries exactly one descriptor, and is a whole frame.

@@ -113,7 +113,7 @@ def forge(scene: Scene, rnd: random.Random) -> tuple[str, int, bool]:
         reg[off + 2] = rnd.choice([v for v in (0, 1, 2, 3, 255) if v != rf.VERSION])
         return "bad version", i, False
     if kind == 7:
-        reg[off + 3] |= rnd.choice([0x20, 0x40, 0x80])
+        reg[off + 3] |= rnd.choice([0x40, 0x80])
         return "unknown flags", i, False
     if kind == 8:
         seq = int.from_bytes(reg[off + 8 : off + 16], "little")

@@ -257,7 +257,7 @@ def test_the_option_constants_are_their_names():
         ("hwm", "set ring_size, in bytes.*sndhwm and rcvhwm"),
         ("maxmsgsize", "max_msg_size"),
         ("identity", "called routing_id"),
-        ("subscribe", "no PUB or SUB"),
+        ("subscribe", r"only a SUB socket subscribes \(sub\.subscribe\(topic\)\)"),
         ("ring_sise", "unknown option 'ring_sise'; the options are ring_size, max_msg_size"),
     ],
 )

@@ -186,3 +186,24 @@ async def test_a_peer_that_dies_during_a_spin_is_seen():
             with pytest.raises(trio.BrokenResourceError):
                 await req.recv()
             await rep.join()
+
+
+async def test_a_spin_waits_out_a_push_peer_idle_in_its_control_ring(monkeypatch):
+    # A PUSH reads no data, only control messages, and waits on our ring for
+    # them all the time: its announcement there does not mean that it sleeps
+    # until we answer, so our spin must not give up on seeing it.
+    monkeypatch.setattr(_waiting, "runnable_threads", lambda: 1)  # rule 5 aside
+    with spawn(peers.push_when_told, "shm://spin-push", False) as push:
+        async with shmsock.socket(PULL, spin_us=1_000_000) as pull:
+            pull.bind("shm://spin-push")
+            await push.expect("ready")
+            await pull.wait_peers()
+            push.send((0, b"first"))  # once it is sent, the PUSH has attached
+            assert await pull.recv() == b"first"
+            policy = pull._waiter.spin_policy = SpinPolicy()
+            push.send((0.05, b"late"))  # 50 ms into a spin bounded at 1 s
+            assert await pull.recv() == b"late"
+            # The spin caught it: it did not give up and park.
+            assert policy.misses == 0 and policy.hit_ns > 0
+            push.send(None)
+            assert await push.join() == 0

@@ -289,6 +289,26 @@ def test_example_has_a_docstring_with_its_command(name):
     assert f"python examples/{name}" in text
 
 
+def check_weather(out: str) -> None:
+    lines = sorted(out.splitlines())
+    assert len(lines) == 3, out
+    assert lines[0].startswith("client 10001: average temperature ")
+    assert lines[1].startswith("client 10002: average temperature ")
+    assert lines[2].startswith("server: published ")
+    # Each client's 20 updates are a tenth of what went out, on average.
+    assert int(lines[2].split()[2]) >= 40
+
+
+def test_weather():
+    check_weather(run_example("weather.py"))
+
+
+@pytest.mark.parametrize("reverse", [False, True], ids=["in-order", "reversed"])
+def test_weather_in_separate_shells(reverse):
+    outs = run_in_shells("weather.py", reverse=reverse)
+    check_weather("".join(outs))
+
+
 def check_broker(lines: list[str]) -> None:
     lines = sorted(lines)
     assert lines[:4] == [

@@ -19,7 +19,7 @@ from .. import Events, Message, Queued, SocketSpec, WholeStream
 if TYPE_CHECKING:
     from array import array
 
-__all__ = ["InprocPipe", "Owner", "connect_pipes", "count_pipe"]
+__all__ = ["FanWriter", "InprocPipe", "Owner", "connect_pipes", "count_pipe"]
 
 
 class Owner(Protocol):
@@ -144,6 +144,7 @@ class InprocPipe:
         "in_send",
         "inbox",
         "messages_sent",
+        "missed",
         "peer_identity",
         "peer_limit",
         "peer_pid",
@@ -177,6 +178,7 @@ class InprocPipe:
         # inbox then counts nothing.
         self.messages_sent = self.bytes_sent = 0
         self.dropped = self.dropped_bytes = 0
+        self.missed = 0  # messages a fan-out (PUB) dropped for want of room here
         self._done = False  # reported finished
 
     def __repr__(self) -> str:
@@ -245,6 +247,36 @@ class InprocPipe:
         if self.alive:
             self._peer.events.control(self._peer, list(frames))
         return True
+
+    # -- fan-out (a PUB's) ---------------------------------------------------------
+
+    def fan_put(self, item: Queued, n: int, cost: int) -> None:
+        """Append *item* if there is room, else count it missed (no announcement)."""
+        out = self._out
+        if not self.alive:
+            return
+        if not out.fits(cost):
+            self.missed += 1
+            return
+        self.messages_sent += 1
+        self.bytes_sent += n
+        if out.put(item, n, cost):
+            self.wake()
+
+    @property
+    def fan_missed(self) -> int:
+        """Messages a PUB's fan-out dropped for this peer (see ``Pipe.fan_missed``)."""
+        return self.missed
+
+    def has_room(self, cost: int) -> bool:
+        """Whether a message of this cost fits now; if not, ask to hear of room (rule 2)."""
+        if not self.alive:
+            return True  # nothing waits for a gone pipe: the socket drops it
+        if self._out.fits(cost):
+            return True
+        self._out.writer_waiting = True
+        self.writable = False
+        return False
 
     def unsent_bytes(self) -> int:
         """What we sent that the peer has not taken yet takes of its queue."""
@@ -343,6 +375,42 @@ class InprocPipe:
         self._owner.retire(self)
 
 
+class FanWriter:
+    """A PUB's fan-out over inproc pipes: each pipe takes the message or misses it."""
+
+    __slots__ = ("pipes",)
+
+    def __init__(self, pipes: Sequence[InprocPipe]) -> None:
+        self.pipes = tuple(pipes)
+
+    def write(self, frames: list[bytes], aux: int) -> None:
+        if len(frames) == 1 and not aux:
+            data = frames[0]
+            n = len(data)
+            cost = _charge(n)
+            for pipe in self.pipes:
+                pipe.fan_put(data, n, cost)
+            return
+        n = sum(map(len, frames))
+        cost = sum(_charge(len(f)) for f in frames)
+        for pipe in self.pipes:
+            pipe.fan_put(Message(list(frames), aux), n, cost)
+
+    def write_all(self, frames: list[bytes], aux: int) -> bool:
+        if not self.room(frames):
+            return False
+        self.write(frames, aux)
+        return True
+
+    def room(self, frames: list[bytes]) -> bool:
+        cost = sum(_charge(len(f)) for f in frames)
+        return all([pipe.has_room(cost) for pipe in self.pipes])  # every one asks to hear
+
+    def miss(self, pipe: object) -> None:
+        if isinstance(pipe, InprocPipe):
+            pipe.missed += 1
+
+
 def connect_pipes(
     binder: Owner, dialer: Owner, binding: object, endpoint: str
 ) -> tuple[InprocPipe, InprocPipe]:
@@ -372,7 +440,7 @@ def count_pipe(st: EndpointStats, pipe: InprocPipe, *, gauges: bool = True) -> N
     messages, nbytes = pipe.received()
     st.messages_received += messages
     st.bytes_received += nbytes
-    st.dropped += pipe.dropped
+    st.dropped += pipe.dropped + pipe.missed
     if gauges:
         st.used_in += pipe.inbox.used
         if pipe.alive:

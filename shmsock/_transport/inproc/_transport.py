@@ -7,6 +7,7 @@ import logging
 import os
 import sys
 import threading
+from collections.abc import Sequence
 from typing import TYPE_CHECKING, Final
 
 import trio
@@ -15,8 +16,8 @@ from ... import _stats
 from ..._errors import AddressInUse, IncompatiblePeer, InvalidEndpoint, RoutingIdInUse
 from ..._options import Options
 from ..._stats import EndpointStats
-from .. import Events, SocketSpec, parse_name
-from ._pipe import InprocPipe, connect_pipes, count_pipe
+from .. import Events, Pipe, SocketSpec, parse_name
+from ._pipe import FanWriter, InprocPipe, connect_pipes, count_pipe
 
 if TYPE_CHECKING:
     from .._reactor import Reactor
@@ -29,6 +30,10 @@ log = logging.getLogger("shmsock")
 _LOCK = threading.Lock()
 _bound: dict[str, _Binding] = {}
 _dialing: dict[str, list[_Dialer]] = {}
+
+
+def _greeting(spec: SocketSpec) -> list[list[bytes]]:
+    return [] if spec.greeting is None else spec.greeting()
 
 
 def _run_alive(token: trio.lowlevel.TrioToken) -> bool:
@@ -166,6 +171,11 @@ class InprocTransport:
         dialer.pipes.append(theirs)
         self.events.attached(mine_pipe)
         dialer.events.attached(theirs)
+        # Each side's greeting, before either hears anything else (rule 8).
+        for frames in _greeting(dialer.spec):
+            theirs.send_control(frames)
+        for frames in _greeting(self.spec):
+            mine_pipe.send_control(frames)
 
     @staticmethod
     def _refuse(d: _Dialer, exc: Exception) -> None:
@@ -246,6 +256,14 @@ class InprocTransport:
 
     def set_options(self, options: Options) -> None:
         self.spec = dataclasses.replace(self.spec, options=options)
+
+    def send_control(self, frames: list[bytes]) -> None:
+        # A connection exists at once or not at all: no greeting is in flight.
+        for pipe in self.pipes:
+            pipe.send_control(frames)
+
+    def fan_out(self, pipes: Sequence[Pipe]) -> FanWriter:
+        return FanWriter(pipes)  # type: ignore[arg-type]
 
     def undelivered(self) -> bool:
         return False  # a message lives in a pipe, or nowhere

@@ -16,6 +16,13 @@ or leases when it delivers it.
 
 Queued messages are ``bytes`` (one frame, aux 0: the common case, kept
 cheap) or :class:`~shmsock._transport.Message`.
+
+Control messages (records flagged ``CTRL``, see ``_control``) are
+assembled apart, into :attr:`Assembler.controls`, whatever data is
+half-assembled: a writer never puts a control message inside a data
+message, but the two kinds are read from one ring in one batch.  A
+``CTRL`` record that is a fragment (``CONT``) was not written by shmsock:
+it is corruption.
 """
 
 from __future__ import annotations
@@ -26,13 +33,15 @@ from typing import Final
 
 from ... import _ring as R
 from ..._errors import CorruptMessage
-from .. import HeldFrame, HeldMessage, Message, Queued
+from .. import MAX_CONTROL, MAX_CONTROL_FRAMES, HeldFrame, HeldMessage, Message, Queued
 
 __all__ = ["SIMPLE", "Assembler"]
 
 #: The flags of a record that is a whole one-frame message.
 SIMPLE: Final = R.START
 _MORE_OR_CONT: Final = R.MORE | R.CONT
+_CTRL: Final = R.CTRL
+_BAD_CTRL: Final = R.CTRL | R.CONT
 _DESC: Final = R.DESC
 
 
@@ -44,6 +53,8 @@ class Assembler:
     """The incomplete message of one ring, and the inbox of complete ones."""
 
     __slots__ = (
+        "controls",
+        "ctrl_partial",
         "dropped",
         "frame",
         "held",
@@ -70,6 +81,9 @@ class Assembler:
         # Messages lost: incomplete ones (the writer gave up or died), and
         # oversized ones from a peer that did not learn our limit.
         self.dropped = 0
+        #: Complete control messages, for the connection to hand up.
+        self.controls: list[list[bytes]] = []
+        self.ctrl_partial: list[bytes] | None = None
 
     @property
     def idle(self) -> bool:
@@ -82,6 +96,9 @@ class Assembler:
         flag_list = flags if flags is not None else [SIMPLE] * n
         aux_list = aux if aux is not None else [0] * n
         for payload, fl, ax in zip(payloads, flag_list, aux_list, strict=True):
+            if fl & _CTRL:
+                self._control(payload, fl)
+                continue
             frame_or_desc: bytes | HeldFrame = payload
             if fl & _DESC:
                 # Checked now, in ring order, even if the message is dropped:
@@ -139,6 +156,30 @@ class Assembler:
                 self.inbox.append(frames[0])
             else:
                 self.inbox.append(Message(frames, self.partial_aux))
+
+    def _control(self, payload: bytes, fl: int) -> None:
+        if fl & _BAD_CTRL == _BAD_CTRL:
+            raise CorruptMessage("a control record is marked as a fragment", R.EFLAGS)
+        if fl & _DESC:
+            raise CorruptMessage("a control record names a bulk region", R.EFLAGS)
+        if fl & R.START:
+            self.ctrl_partial = [payload]
+        elif self.ctrl_partial is None:
+            return  # the tail of one we did not see start (we took the ring over)
+        else:
+            self.ctrl_partial.append(payload)
+        parts = self.ctrl_partial
+        if len(parts) > MAX_CONTROL_FRAMES or sum(map(len, parts)) > MAX_CONTROL:
+            # No shmsock socket sends one (check_control): a forged one must
+            # not make us hold, or hand the socket, unbounded memory.
+            self.ctrl_partial = None
+            raise CorruptMessage(
+                f"a control message over {MAX_CONTROL} bytes or {MAX_CONTROL_FRAMES} frames",
+                R.EFLAGS,
+            )
+        if not fl & R.MORE:
+            self.controls.append(self.ctrl_partial)
+            self.ctrl_partial = None
 
     def abandon(self) -> None:
         """The writer is gone: an incomplete message will never complete."""

@@ -5,7 +5,8 @@ owns every slot it uses): frames above ``Framing.inline_max`` copied into
 the ring's bulk region (``_bulk``) and named by DESC records, loans
 (:class:`ShmLoan`, room filled in place), :class:`Stream` (a message
 written fragment by fragment, and the wait for room it announces), and
-the linger's questions (``unread``, ``prepare_drain``).  It lives apart
+the linger's questions (``unread``, ``prepare_drain``), and control
+messages (``send_control``, through the ring's ``ControlOut``).  It lives apart
 so that ``_connection`` stays about one connection's rings and doorbell.
 
 Rules:
@@ -39,6 +40,9 @@ from . import _wire
 from ._bulk import BulkOut
 from ._framing import Framing
 from ._region import send_fds
+
+if TYPE_CHECKING:
+    from ._control import ControlOut
 
 __all__ = ["BulkSend", "ShmLoan", "Stream", "pass_region", "refuse"]
 
@@ -75,6 +79,9 @@ class BulkSend:
         writable: bool
         streaming: bool
         try_write: Callable[[bytes, int], int]
+        control: ControlOut
+
+        def ring(self, what: bytes) -> None: ...
 
         def _tx_corrupt(self, exc: CorruptMessage) -> None: ...
 
@@ -256,7 +263,27 @@ class BulkSend:
             return False
 
     def send_control(self, frames: list[bytes]) -> bool:
-        raise NotImplementedError("shm:// rings carry no control frames yet (issue 20)")
+        if not self.alive:
+            return True
+        try:
+            wake = self.control.send(frames)
+        except CorruptMessage as exc:
+            self._tx_corrupt(exc)
+            return True
+        if wake:
+            self.ring(_wire.DATA)
+        return True
+
+    def flush_control(self) -> None:
+        """Write the control messages that waited for room (see ``_control``)."""
+        if self.control.pending and self.alive:
+            try:
+                wake = self.control.flush()
+            except CorruptMessage as exc:
+                self._tx_corrupt(exc)
+                return
+            if wake:
+                self.ring(_wire.DATA)
 
 
 class Stream:

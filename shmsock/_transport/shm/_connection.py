@@ -49,6 +49,7 @@ from . import _wire
 from ._assembly import SIMPLE, Assembler
 from ._bulk import BulkIn, BulkOut
 from ._bulksend import BulkSend, refuse
+from ._control import ControlOut
 from ._framing import Framing
 
 if TYPE_CHECKING:
@@ -81,6 +82,9 @@ class Home(Protocol):
     def retire(self, conn: Connection) -> None:
         """The socket is done with *conn*: release it and count it."""
 
+    def control(self, conn: Connection, messages: list[list[bytes]]) -> None:
+        """Control messages arrived from *conn*'s peer: hand them to the socket."""
+
 
 class Owner(Protocol):
     """The binding or the slot a connection came through."""
@@ -106,8 +110,10 @@ class Connection(BulkSend):
         "bulk_in",
         "bulk_out",
         "busy",
+        "control",
         "discard",
         "endpoint",
+        "fan_over",
         "fd",
         "home",
         "in_recv",
@@ -156,11 +162,13 @@ class Connection(BulkSend):
         peer_type: SocketType,
         peer_limit: int,
         max_msg: int,
+        control: ControlOut,
         bulk_in: BulkIn | None = None,
         bulk_out: BulkOut | None = None,
         peer_identity: bytes = b"",
     ) -> None:
         self.home = home
+        self.control = control  # the control messages of tx (a slot's, for a connector)
         self.owner = owner
         self.endpoint = owner.endpoint
         self.bound = bound  # True on the binder's side of the connection
@@ -192,6 +200,7 @@ class Connection(BulkSend):
         # taken from its ring and never handed out, left in its ring when
         # this socket let go of the connection.
         self.lost = 0
+        self.fan_over = 0  # messages a fan-out passed over: above peer_limit
         # Whole records may skip assembly unless one can exceed max_msg.
         self.plain_ok = max_msg >= rx.max_payload
         # The send fast path: C with no Python frame in between.
@@ -216,7 +225,15 @@ class Connection(BulkSend):
     @property
     def dropped(self) -> int:
         """Messages lost: incomplete ones (the writer gave up or died), and ``lost``."""
-        return self.asm.dropped + self.lost
+        return self.asm.dropped + self.lost + self.fan_over
+
+    @property
+    def fan_missed(self) -> int:
+        """Messages a PUB's fan-out dropped for this peer (no room, or over its limit).
+
+        A connector's ring outlives its binders: its count runs over them all.
+        """
+        return self.tx.dropped + self.fan_over
 
     def count_unread_as_lost(self) -> None:
         """The peer hung up: what it left unread in a ring we own is lost.
@@ -451,6 +468,9 @@ class Connection(BulkSend):
                 asm.inbox.append(Message(payloads, aux[0]) if aux[0] else payloads[0])
                 return None
         asm.add(payloads, flags, aux)
+        if asm.controls:
+            controls, asm.controls = asm.controls, []
+            self.home.control(self, controls)
         return None
 
     # -- ending ----------------------------------------------------------------

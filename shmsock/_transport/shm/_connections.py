@@ -26,6 +26,7 @@ from ... import _stats
 from ..._errors import CorruptMessage
 from ..._stats import EndpointStats
 from .. import Events, SocketSpec
+from . import _wire
 from ._bulk import bulk_bytes
 from ._connection import Connection
 from ._doorbell import Doorbells
@@ -47,6 +48,7 @@ def add_counts(st: EndpointStats, conn: Connection) -> None:
     if conn.owns_tx:
         st.messages_sent += conn.tx.messages
         st.bytes_sent += conn.tx.bytes + bulk_bytes(conn.bulk_out)
+        st.dropped += conn.tx.dropped
     st.messages_received += conn.rx.messages
     bulk = conn.bulk_in
     st.bytes_received += conn.rx.bytes + bulk.bytes - bulk.descs * B.DESC_SIZE
@@ -67,7 +69,11 @@ class ConnectionSet:
         self.conns: list[Connection] = []
         self.rbuf = R.ReadBuffer(R.MIN_CAPACITY)  # one for all: one read at a time
         self.framing = Framing(ring_size)
-        self.bells = Doorbells(events, reactor, self.conns, self.gone)
+        # A socket that reads no data (PUB) reads its peers' rings as soon
+        # as they ring, for their control messages (rule 8 of the contract).
+        self.bells = Doorbells(
+            events, reactor, self.conns, self.gone, None if spec.reads_data else self.pump
+        )
         # The wake-up protocol's steps, called by every connection.
         self.empty = self.bells.empty
         self.settle = self.bells.settle
@@ -83,6 +89,48 @@ class ConnectionSet:
         self.conns.append(conn)
         self.reactor.register(conn.fd, partial(self.bells.on_doorbell, conn))
         self.events.attached(conn)
+        if not self.spec.reads_data:
+            # Its greeting, before the socket can write to it (rule 8).
+            self.pump(conn)
+        conn.flush_control()
+        if conn.control.owed:
+            conn.control.owed = False
+            conn.ring(_wire.DATA)
+
+    def control(self, conn: Connection, messages: list[list[bytes]]) -> None:
+        """Hand control messages from *conn*'s peer to the socket."""
+        for frames in messages:
+            if not conn.alive:
+                return
+            self.events.control(conn, frames)
+
+    def pump(self, conn: Connection) -> None:
+        """Read what *conn*'s peer wrote, for a socket that reads no data.
+
+        Its control messages go to the socket at once.  A peer of such a
+        socket never writes data (a SUB writes only subscriptions): data,
+        or a record that fails validation, ends the connection as corrupt,
+        and is logged; the socket's other connections go on.
+        """
+        while conn.alive and not conn.discard:
+            try:
+                got = conn.read_batch(self.rbuf)
+            except CorruptMessage as exc:
+                self._refuse_input(conn, exc.reason)
+                return
+            if got or conn.inbox:
+                conn.inbox.clear()
+                self._refuse_input(conn, "it sent data where only control messages may come")
+                return
+            if got is not None and conn.rx.prepare_wait():
+                return  # empty, and announced: its next write rings
+        return
+
+    def _refuse_input(self, conn: Connection, reason: str) -> None:
+        log.warning(
+            "shmsock: %s: closing the connection to pid %d: %s", conn.endpoint, conn.pid, reason
+        )
+        conn.reject()
 
     def live(self, *, fresh: bool = False) -> int:
         """How many connections are alive; with *fresh*, read their doorbells first.

@@ -79,6 +79,8 @@ class Dialer:
         slot = claim(self.dir, name, self.spec, self.ring_size, self.dial)
         self.slots.append(slot)
         try:
+            if self.spec.greeting is not None:
+                slot.seg.reserve()  # the greeting is written before the HELLO
             self.dial(slot)
             # Allocating the ring is the slowest step of a connect, so it
             # overlaps the binder's answer to our HELLO.  Nothing can be
@@ -180,6 +182,10 @@ class Dialer:
                 ),
             )
             return
+        if self.spec.greeting is not None and not self._greet(slot):
+            conn.close()
+            self.dial(slot)  # with a fresh ring (at most once: it takes the greeting)
+            return
         try:
             # The regions of our ring go with the HELLO, before the binder
             # can read a record naming one.
@@ -197,6 +203,35 @@ class Dialer:
         slot.refused = None  # an earlier binder's refusal; this one may accept
         hs = PendingHandshake(conn)
         self.reactor.register(conn.fileno(), partial(self._on_welcome, slot, hs))
+
+    def _greet(self, slot: Slot) -> bool:
+        """Write the socket's greeting into the slot's ring, before its HELLO.
+
+        False when the ring turns out corrupt (the binder we had moved its
+        position impossibly): the next dial brings a fresh one.
+        """
+        assert self.spec.greeting is not None
+        try:
+            slot.control.greet(self.spec.greeting())
+        except CorruptMessage:
+            slot.replace_ring = True
+            return False
+        return True
+
+    def send_control(self, frames: list[bytes]) -> None:
+        """A control message into the ring of every slot dialling or connected (rule 8)."""
+        for slot in self.slots:
+            peer = slot.peer
+            if peer is not None:
+                peer.send_control(frames)
+            elif slot.dialing is not None:
+                try:
+                    # Its binder reads it after our greeting; it may have
+                    # read the greeting and gone to sleep already.
+                    if slot.control.send(frames):
+                        slot.control.owed = True
+                except CorruptMessage:
+                    slot.replace_ring = True
 
     def _dial_later(self, slot: Slot) -> None:
         # Only when a binder's listen backlog overflows, or it dropped us
@@ -299,6 +334,7 @@ class Dialer:
             peer_type=SocketType(msg.sock_type),
             peer_limit=msg.accepts,
             max_msg=options.max_msg_size,
+            control=slot.control,
             bulk_out=slot.bulk,
             peer_identity=msg.identity,
         )

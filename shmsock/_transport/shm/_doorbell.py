@@ -57,6 +57,7 @@ import trio
 
 from ... import _ring as R
 from ..._errors import CorruptMessage
+from ..._types import READS_NO_DATA
 from .. import Events
 from . import _wire
 from ._connection import Connection
@@ -77,7 +78,16 @@ _T = TypeVar("_T")
 class Doorbells:
     """The doorbells of one socket's shm connections, and the state of rule 3-5."""
 
-    __slots__ = ("_conns", "_events", "_gone", "_reactor", "held", "quiet", "unannounced")
+    __slots__ = (
+        "_conns",
+        "_events",
+        "_gone",
+        "_pump",
+        "_reactor",
+        "held",
+        "quiet",
+        "unannounced",
+    )
 
     def __init__(
         self,
@@ -85,11 +95,15 @@ class Doorbells:
         reactor: Reactor,
         conns: list[Connection],
         gone: Callable[[Connection], None],
+        pump: Callable[[Connection], None] | None = None,
     ) -> None:
         self._events = events
         self._reactor = reactor
         self._conns = conns  # the connection set's own list
         self._gone = gone
+        # For a socket that reads no data: read a ring that rang at once
+        # (its control messages), instead of reporting it readable.
+        self._pump = pump
         # The connection whose doorbell a woken waiter left muted and unread.
         self.held: Connection | None = None
         self.quiet = False
@@ -150,9 +164,13 @@ class Doorbells:
     def _act(self, conn: Connection, data: bytes) -> None:
         recv = send = False
         if _wire.DATA in data:
-            conn.readable = recv = True
+            if self._pump is not None:
+                self._pump(conn)
+            else:
+                conn.readable = recv = True
         if _wire.SPACE in data:
             conn.writable = send = True
+            conn.flush_control()
         if _wire.CORRUPT in data:
             conn.owner.on_corrupt(conn)  # only a binder sends it, about our ring
         if _wire.ID_REFUSED in data:
@@ -263,9 +281,11 @@ class Doorbells:
             return False
         for conn in idle:
             conn.rx.cancel_wait()
-        got = R.spin(
-            [c.rx for c in idle], [c.tx for c in idle], [c.fd for c in idle], int(spin_us * 1000)
-        )
+        # A peer that reads no data (PUSH, PUB) waits on our ring for
+        # control messages alone, so its announcement there is no sign that
+        # it sleeps until we answer: such a peer never ends the spin early.
+        tx = [None if c.peer_type in READS_NO_DATA else c.tx for c in idle]
+        got = R.spin([c.rx for c in idle], tx, [c.fd for c in idle], int(spin_us * 1000))
         if got >= 0:
             conn = idle[got]
             conn.readable = True

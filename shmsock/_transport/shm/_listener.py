@@ -40,6 +40,7 @@ from . import _segment as seg
 from ._bulk import BulkIn
 from ._connection import Connection
 from ._connections import ConnectionSet
+from ._control import ControlOut
 from ._fs import LazyDir, lock_file
 from ._handshake import PendingHandshake, hung_up
 from ._layout import MAX_SLOTS, EndpointFiles, reclaim_dead_slot
@@ -312,6 +313,11 @@ class Listener:
             self._refuse(hs, _wire.Refusal.NO_MEMORY if full else _wire.Refusal.SHUTTING_DOWN)
             return
         tx = tx_seg.producer(checksum=options.checksum)
+        control = ControlOut(tx)
+        if self.spec.greeting is not None:
+            # Before the WELCOME: the connector reads it as it attaches
+            # (rule 8).  A fresh ring has room for it, or for what of it fits.
+            control.greet(self.spec.greeting())
         self._done(hs)
         welcome = _wire.Handshake(
             _wire.Kind.WELCOME,
@@ -347,6 +353,7 @@ class Listener:
             peer_type=SocketType(msg.sock_type),
             peer_limit=msg.accepts,
             max_msg=options.max_msg_size,
+            control=control,
             bulk_in=bulk_in,
             peer_identity=msg.identity,
         )

@@ -26,6 +26,7 @@ from ..._stats import EndpointStats
 from .. import SocketSpec
 from . import _segment as seg
 from ._bulk import BulkOut, bulk_bytes
+from ._control import ControlOut
 from ._fs import LazyDir, try_lock
 from ._layout import MAX_SLOTS, EndpointFiles, reclaim_dead_slot
 
@@ -46,6 +47,7 @@ class Slot:
 
     __slots__ = (
         "bulk",
+        "control",
         "dialing",
         "dir",
         "endpoint",
@@ -80,6 +82,7 @@ class Slot:
         self.lock_fd = lock_fd
         self.seg = sg
         self.tx = tx
+        self.control = ControlOut(tx)  # the ring's control messages (see _control)
         self.bulk = BulkOut(tx, keep=True)  # its ring's bulk regions
         self.on_binder_gone = on_binder_gone
         self.peer: Connection | None = None
@@ -125,6 +128,7 @@ class Slot:
         st = retired.setdefault(self.endpoint, EndpointStats())
         st.messages_sent += self.tx.messages
         st.bytes_sent += self.tx.bytes + bulk_bytes(self.bulk)
+        st.dropped += self.tx.dropped
 
     def new_ring(self, spec: SocketSpec, ring_size: int, retired: dict[str, EndpointStats]) -> bool:
         """Our ring is corrupt (the binder said so, or a write found it): start a fresh one.
@@ -151,6 +155,9 @@ class Slot:
             self.retire_counts(retired)
             self.seg, self.tx, self.bulk = new_seg, new_tx, BulkOut(new_tx, keep=True)
         old_bulk.close()  # before the ring its writers point into
+        # What waited for room in the old ring is superseded by the greeting
+        # the next dial writes.
+        self.control = ControlOut(new_tx)
         old_seg.close()
         return True
 

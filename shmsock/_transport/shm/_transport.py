@@ -12,17 +12,19 @@ again.  ``_layout`` names every file.  Nothing here waits.
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
 from ... import _stats
 from ..._errors import InvalidEndpoint
 from ..._options import RING_SIZE_MIN, Options
 from ..._stats import EndpointStats
-from .. import Events, SocketSpec, parse_name
+from .. import Events, Pipe, SocketSpec, parse_name
 from .._reactor import blank_descriptors
 from ._bulk import BulkIn, BulkOut
 from ._connections import ConnectionSet
 from ._dialer import Dialer
+from ._fanout import ShmFanWriter
 from ._fs import LazyDir
 from ._listener import Listener
 from ._segment import Segment
@@ -90,6 +92,16 @@ class ShmTransport:
             part.spec = self.spec
         self.conns.set_checksum(options.checksum)
         self.dialer.set_checksum(options.checksum)
+
+    def send_control(self, frames: list[bytes]) -> None:
+        """A control message to every connection, and to every dial in progress (rule 8)."""
+        for conn in list(self.conns.conns):
+            if conn.bound and conn.alive:
+                conn.send_control(frames)
+        self.dialer.send_control(frames)
+
+    def fan_out(self, pipes: Sequence[Pipe]) -> ShmFanWriter:
+        return ShmFanWriter(pipes)  # type: ignore[arg-type]
 
     def undelivered(self) -> bool:
         """Whether a connecting slot holds unread messages and has no binder to read them."""

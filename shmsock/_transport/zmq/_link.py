@@ -31,6 +31,7 @@ import zmq
 
 from ..._errors import IncompatiblePeer
 from ..._stats import EndpointStats
+from ..._types import SocketType
 from . import _calls, _context, _setup
 from ._envelope import Envelope, envelope_for
 from ._pipe import ZmqPipe
@@ -128,6 +129,16 @@ class Link:
         )
         self.fd: int = sock.getsockopt(zmq.FD)
         self.mfd: int = self.monitor.getsockopt(zmq.FD)
+        if spec.greeting is not None:
+            for frames in spec.greeting():  # a SUB's subscriptions so far
+                self.control(frames)
+
+    def control(self, frames: list[bytes]) -> None:
+        """A SUB's (un)subscription, as libzmq's SUB socket takes it (it filters upstream)."""
+        frame = frames[0] if len(frames) == 1 else b""
+        if self.spec.kind == SocketType.SUB and frame[:1] in (b"\x00", b"\x01"):
+            option = zmq.SUBSCRIBE if frame[0] else zmq.UNSUBSCRIBE
+            self.sock.setsockopt(option, frame[1:])
 
     def start(self) -> None:
         """Watch the descriptors (after bind or connect succeeded)."""
@@ -368,6 +379,11 @@ class Link:
         self.pipe = pipe
         self.pipes.append(pipe)
         self.events.attached(pipe)
+        if self.spec.kind == SocketType.PUB:
+            # libzmq's PUB socket filters for its subscribers itself: ours
+            # writes every message to it (rule 8's control, as if the link
+            # subscribed to everything).
+            self.events.control(pipe, [b"\x01"])
         self.sync(direct=True)
 
     def _detach(self) -> None:

@@ -65,6 +65,7 @@ class ZmqPipe:
         "corrupt",
         "dropped",
         "endpoint",
+        "fan_missed",
         "in_recv",
         "in_send",
         "inbox",
@@ -118,6 +119,9 @@ class ZmqPipe:
         self.messages_sent = self.bytes_sent = 0
         self.messages_received = self.bytes_received = 0
         self.dropped = self.corrupt = 0
+        #: Messages a PUB's fan-out could not hand libzmq (also in dropped).
+        #: What libzmq's own PUB drops at its sndhwm it does not report.
+        self.fan_missed = 0
 
     def __repr__(self) -> str:
         return f"<ZmqPipe {self.endpoint} {'alive' if self.alive else 'gone'}>"
@@ -277,6 +281,14 @@ class ZmqPipe:
 
     def stream(self, frames: list[bytes], aux: int) -> WholeStream:
         return WholeStream(self, frames, aux)
+
+    def fan_put(self, frames: list[bytes], aux: int) -> None:
+        """A PUB's message: handed to libzmq, or missed and counted."""
+        if not self.alive:
+            return
+        if not self.offer(frames, aux):
+            self.fan_missed += 1
+            self.dropped += 1
 
     def send_control(self, frames: list[bytes]) -> bool:
         return True  # libzmq's own socket types carry their control (subscriptions)
@@ -451,3 +463,39 @@ class ZmqPipe:
         st.used_in += sum(map(size_of, inbox))
         st.dropped += self.dropped
         st.corrupt += self.corrupt
+
+
+class ZmqFanWriter:
+    """A PUB's fan-out over libzmq links (``FanWriter``): libzmq's PUB filters for its peers.
+
+    ``write_all`` waits for room on one link only: libzmq cannot take a
+    message back, so over several ``tcp://``/``ipc://`` endpoints a full
+    link misses the message under ``nodrop`` too (see docs/pubsub.md).
+    """
+
+    __slots__ = ("pipes",)
+
+    def __init__(self, pipes: Sequence[ZmqPipe]) -> None:
+        self.pipes = tuple(pipes)
+
+    def write(self, frames: list[bytes], aux: int) -> None:
+        for pipe in self.pipes:
+            pipe.fan_put(frames, aux)
+
+    def write_all(self, frames: list[bytes], aux: int) -> bool:
+        live = [pipe for pipe in self.pipes if pipe.alive]
+        if len(live) == 1:
+            return live[0].offer(frames, aux)
+        # libzmq cannot take back what one link took: over several links a
+        # full one misses the message (counted), rather than the others
+        # getting it twice when the send is tried again.
+        self.write(frames, aux)
+        return True
+
+    def room(self, frames: list[bytes]) -> bool:
+        return all(pipe.writable or not pipe.alive for pipe in self.pipes)
+
+    def miss(self, pipe: object) -> None:
+        if isinstance(pipe, ZmqPipe):
+            pipe.fan_missed += 1
+            pipe.dropped += 1

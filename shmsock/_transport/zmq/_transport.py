@@ -4,18 +4,21 @@ from __future__ import annotations
 
 import dataclasses
 import sys
+from collections.abc import Sequence
 from typing import TYPE_CHECKING, Final
 
 import zmq
 
 from ..._errors import InvalidEndpoint
 from ..._stats import EndpointStats
+from ..._types import SocketType
 from . import _endpoint
 from ._link import Link
+from ._pipe import ZmqFanWriter
 
 if TYPE_CHECKING:
     from ..._options import Options
-    from .. import Events, SocketSpec
+    from .. import Events, Pipe, SocketSpec
     from .._reactor import Reactor
 
 __all__ = ["ZmqTransport"]
@@ -56,6 +59,25 @@ class ZmqTransport:
             ipv6=endpoint.startswith("tcp://") and _endpoint.is_ipv6(endpoint),
         )
 
+    def _refuse_x_types(self, endpoint: str) -> None:
+        kind = self.spec.kind
+        if kind in (SocketType.XPUB, SocketType.XSUB):
+            raise InvalidEndpoint(
+                f"{endpoint}: {kind.name} sockets work over shm:// and inproc:// only so far"
+                " (PUB and SUB work over tcp:// and ipc:// too)"
+            )
+
+    def send_control(self, frames: list[bytes]) -> None:
+        """A SUB's (un)subscription: each libzmq SUB socket of ours takes it."""
+        for link in self._links():
+            link.control(frames)
+
+    def _links(self) -> list[Link]:
+        return [*self.bound.values(), *(link for ls in self.connected.values() for link in ls)]
+
+    def fan_out(self, pipes: Sequence[Pipe]) -> ZmqFanWriter:
+        return ZmqFanWriter(pipes)  # type: ignore[arg-type]
+
     def bind(self, endpoint: str) -> str:
         """Bind a libzmq socket at *endpoint*; returns the endpoint it got.
 
@@ -67,6 +89,7 @@ class ZmqTransport:
         OSError for what else the system refuses.
         """
         _endpoint.check_bind(endpoint)
+        self._refuse_x_types(endpoint)
         link = self._link(endpoint, bound=True)
         try:
             link.sock.bind(endpoint)
@@ -90,6 +113,7 @@ class ZmqTransport:
         handshake done, and again after each reconnect.
         """
         _endpoint.check_connect(endpoint)
+        self._refuse_x_types(endpoint)
         link = self._link(endpoint, bound=False)
         try:
             link.sock.connect(endpoint)

@@ -170,7 +170,8 @@ static void honest_write(ring_t *r)
     static uint8_t data[MAX_BATCH * 4096];
     static const uint8_t choices[] = {SHM_F_START, SHM_F_START, SHM_F_START | SHM_F_MORE,
                                       SHM_F_CONT, SHM_F_MORE, 0, SHM_F_START | SHM_F_CONT,
-                                      SHM_F_START | SHM_F_DESC, SHM_F_DESC | SHM_F_MORE};
+                                      SHM_F_START | SHM_F_DESC, SHM_F_DESC | SHM_F_MORE,
+                                      SHM_F_START | SHM_F_CTRL, SHM_F_CTRL | SHM_F_MORE};
     size_t used = 0;
     for (size_t i = 0; i < count; i++) {
         uint64_t pick = below(4);
@@ -255,7 +256,7 @@ static void checked_read(ring_t *r)
         for (size_t i = 0; i < n; i++) {
             if (lens[i] > r->maxp || lens[i] > out_cap - used)
                 FAIL("record %zu has length %u", i, lens[i]);
-            if (flags && (flags[i] & (SHM_F_PAD | SHM_F_NOCRC | 0xc0)))
+            if (flags && (flags[i] & (SHM_F_PAD | SHM_F_NOCRC | 0x80)))
                 FAIL("record %zu reports flags %#x", i, flags[i]);
             if (flags && (flags[i] & SHM_F_DESC) &&
                 ((flags[i] & SHM_F_CONT) || lens[i] != SHM_DESC_SIZE))

@@ -1,0 +1,276 @@
+"""PUB -> N SUB, one process each: shmsock over ``shm://`` and pyzmq over ``ipc://``.
+
+The figure is the messages delivered per second over all subscribers
+(each message counts once per subscriber that got it).  Every subscriber
+subscribes to everything, and no message may be lost: a lost one fails
+the trial, so both publishers wait for a full subscriber instead of
+dropping (shmsock's ``nodrop``, libzmq's ``XPUB_NODROP``), and the figure
+is the rate the slowest subscriber allows, as for a real feed that must
+arrive whole.
+
+The conversation (``suite.fanout_window``): every worker says "ready".  A
+subscriber answers ``("run", params)`` with "armed", measures from its
+first message plus ``warmup`` for ``seconds`` and sends ``("result",
+{"messages", "seconds"})``, then reads on until the publisher's END and
+says ``("done", {"checked": n})``.  The publisher answers ``("run",
+params)`` with "sending" once every subscriber is attached (and so
+subscribed), sends until ``("stop", None)``, then its END, and says
+``("stopped", {"sent": n})``.  ``("quit", None)`` ends either.  Message
+``j`` starts with ``j`` modulo the pool's length (8 bytes), which every
+subscriber checks: a lost, repeated or reordered message is an error.
+"""
+
+from __future__ import annotations
+
+import struct
+from collections.abc import Callable
+from multiprocessing.connection import Connection
+from typing import Any
+
+from .pyzmq import address as zmq_address
+from .pyzmq import queue_length
+
+SEQ = struct.Struct("<Q")
+END = b"\xff" * 8 + b"END"
+POOL = 256
+#: How many messages a publisher sends between looks at its pipe.
+STRIDE = 256
+
+
+def _pool(size: int) -> list[bytes]:
+    body = bytes(range(256)) * (size // 256 + 1)
+    return [SEQ.pack(j) + body[: max(0, size - SEQ.size)] for j in range(POOL)]
+
+
+class _Counter:
+    """A subscriber's window and its checks."""
+
+    def __init__(self, params: dict[str, Any], size: int) -> None:
+        from time import perf_counter
+
+        self.now = perf_counter
+        self.warmup = params["warmup"]
+        self.seconds = params["seconds"]
+        self.size = size
+        self.expect = 0
+        self.start = 0.0
+        self.measure_from = 0.0
+        self.checked = 0
+        self.mark_checked = -1  # checked when the measured window began
+        self.mark_time = 0.0
+        self.result: dict[str, float] | None = None
+
+    def take(self, messages: list[bytes]) -> bool:
+        """Check and count *messages*; True once END came."""
+        for m in messages:
+            if m == END:
+                return True
+            if len(m) != self.size or SEQ.unpack_from(m)[0] != self.expect:
+                got = SEQ.unpack_from(m)[0] if len(m) >= 8 else None
+                raise AssertionError(
+                    f"message {self.checked}: seq {got}, length {len(m)};"
+                    f" expected seq {self.expect}, length {self.size}"
+                )
+            self.expect = (self.expect + 1) % POOL
+            self.checked += 1
+        t = self.now()
+        if not self.start:
+            self.start = t
+            self.measure_from = t + self.warmup
+        if self.result is None and t >= self.measure_from:
+            if self.mark_checked < 0:
+                self.mark_checked = self.checked
+                self.mark_time = t
+            elif t - self.mark_time >= self.seconds:
+                self.result = {
+                    "messages": self.checked - self.mark_checked,
+                    "seconds": t - self.mark_time,
+                }
+        return False
+
+
+def _serve(conn: Connection, run: Callable[[dict[str, Any]], None]) -> None:
+    conn.send("ready")
+    while True:
+        cmd, params = conn.recv()
+        if cmd == "quit":
+            return
+        run(params)
+
+
+# -- shmsock --------------------------------------------------------------------------
+
+
+def shm_subscriber(conn: Connection, spec: dict[str, Any]) -> None:
+    import trio
+
+    import shmsock
+
+    batch = spec.get("style") == "batch"
+
+    async def main() -> None:
+        async with shmsock.socket(shmsock.SUB) as sub:
+            sub.subscribe(b"")
+            sub.connect(f"shm://{spec['name']}")
+            conn.send("ready")
+            while True:
+                cmd, params = await trio.to_thread.run_sync(conn.recv)
+                if cmd == "quit":
+                    return
+                c = _Counter(params, spec["size"])
+                conn.send("armed")
+                sent = False
+                while True:
+                    got = await sub.recv_many(1024) if batch else [await sub.recv()]
+                    if c.take(got):
+                        break
+                    if c.result is not None and not sent:
+                        conn.send(("result", c.result))
+                        sent = True
+                if not sent:
+                    raise AssertionError("END came before the window ended")
+                conn.send(("done", {"checked": c.checked}))
+
+    trio.run(main)
+
+
+def shm_publisher(conn: Connection, spec: dict[str, Any]) -> None:
+    import trio
+
+    import shmsock
+
+    async def main() -> None:
+        async with shmsock.socket(shmsock.PUB, nodrop=True, linger=None) as pub:
+            pub.bind(f"shm://{spec['name']}")
+            conn.send("ready")
+            pool = _pool(spec["size"])
+            while True:
+                cmd, _params = await trio.to_thread.run_sync(conn.recv)
+                if cmd == "quit":
+                    return
+                await pub.wait_peers(spec["subscribers"])
+                conn.send("sending")
+                n = 0
+                while not conn.poll():
+                    for m in pool:
+                        await pub.send(m)
+                    n += len(pool)
+                cmd, _ = conn.recv()
+                assert cmd == "stop", cmd
+                await pub.send(END)
+                conn.send(("stopped", {"sent": n, "na": None}))
+
+    trio.run(main)
+
+
+# -- pyzmq ----------------------------------------------------------------------------
+
+
+def zmq_subscriber(conn: Connection, spec: dict[str, Any]) -> None:
+    def body() -> None:
+        import zmq
+
+        ctx = zmq.Context()
+        sub = ctx.socket(zmq.SUB)
+        sub.setsockopt(zmq.RCVHWM, queue_length(spec["size"]))
+        sub.setsockopt(zmq.SUBSCRIBE, b"")
+        sub.connect(zmq_address(spec))
+
+        def run(params: dict[str, Any]) -> None:
+            c = _Counter(params, spec["size"])
+            conn.send("armed")
+            sent = False
+            recv = sub.recv
+            while not c.take([recv()]):
+                if c.result is not None and not sent:
+                    conn.send(("result", c.result))
+                    sent = True
+            if not sent:
+                raise AssertionError("END came before the window ended")
+            conn.send(("done", {"checked": c.checked}))
+
+        try:
+            _serve(conn, run)
+        finally:
+            sub.close(0)
+            ctx.term()
+
+    body()
+
+
+def zmq_publisher(conn: Connection, spec: dict[str, Any]) -> None:
+    def body() -> None:
+        import zmq
+
+        ctx = zmq.Context()
+        # An XPUB, to know when every subscriber has subscribed (libzmq's
+        # slow joiner), and NODROP, so that a full subscriber makes it wait.
+        pub = ctx.socket(zmq.XPUB)
+        pub.setsockopt(zmq.SNDHWM, queue_length(spec["size"]))
+        pub.setsockopt(zmq.XPUB_VERBOSE, 1)
+        pub.setsockopt(zmq.XPUB_NODROP, 1)
+        pub.bind(zmq_address(spec))
+        pool = _pool(spec["size"])
+        subscribed = 0
+
+        def run(params: dict[str, Any]) -> None:
+            nonlocal subscribed
+            while subscribed < spec["subscribers"]:
+                pub.recv()
+                subscribed += 1
+            conn.send("sending")
+            n = 0
+            send = pub.send
+            while not conn.poll():
+                for m in pool:
+                    send(m)
+                n += len(pool)
+            cmd, _ = conn.recv()
+            assert cmd == "stop", cmd
+            send(END)
+            conn.send(("stopped", {"sent": n, "na": None}))
+
+        try:
+            _serve(conn, run)
+        finally:
+            pub.close(0)
+            ctx.term()
+
+    body()
+
+
+# -- the ways -------------------------------------------------------------------------
+
+
+class FanWay:
+    """One way of publishing to several subscribers: a line of the table."""
+
+    def __init__(
+        self,
+        key: str,
+        label: str,
+        peer: str,
+        publisher: Callable[[Connection, dict[str, Any]], None],
+        subscriber: Callable[[Connection, dict[str, Any]], None],
+        style: str = "",
+    ) -> None:
+        self.key = key
+        self.label = label
+        self.peer = peer
+        self.publisher = publisher
+        self.subscriber = subscriber
+        self.style = style
+
+
+WAYS = (
+    FanWay("shm-await", "shmsock await send/recv", "shmsock", shm_publisher, shm_subscriber),
+    FanWay(
+        "shm-batch",
+        "shmsock await send/recv_many",
+        "shmsock",
+        shm_publisher,
+        shm_subscriber,
+        style="batch",
+    ),
+    FanWay("pyzmq", "pyzmq ipc:// send/recv", "pyzmq", zmq_publisher, zmq_subscriber),
+)

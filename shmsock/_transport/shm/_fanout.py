@@ -1,0 +1,86 @@
+"""A publisher's fan-out over shm connections: one C call for every subscriber.
+
+``shm_write_fanout`` (csrc/shmring.c) writes one message into the ring of
+each connection, computing each record's payload checksum once for all of
+them; a ring without room misses the message and counts it in its header
+(``shmsock stat`` shows it per connection) and in its producer (the
+socket's ``dropped``).  What the C call cannot do is left here, and costs
+nothing when all went well (the call's result is then exactly the number
+of rings): ringing the doorbells of readers that went to sleep, and ending
+a connection whose reader moved its position impossibly.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Final
+
+from ... import _ring as R
+from ..._errors import CorruptMessage
+from ._framing import Framing
+
+if TYPE_CHECKING:
+    from ._connection import Connection
+
+__all__ = ["ShmFanWriter"]
+
+_F: Final = R.FanOut
+_NEEDS_LOOK: Final = _F.ANY_WAKE | _F.ANY_ERROR
+
+
+class ShmFanWriter:
+    """Writes one message into every connection of a fixed list (``FanWriter``)."""
+
+    __slots__ = ("_conns", "_fan", "_n")
+
+    def __init__(self, conns: Sequence[Connection]) -> None:
+        self._conns = tuple(conns)
+        self._fan = R.FanOut([c.tx for c in self._conns])
+        self._n = len(self._conns)
+
+    def _write(self, frames: list[bytes], aux: int, mode: int) -> int:
+        if len(frames) == 1 and not aux:
+            return self._fan.write(frames[0], mode)
+        data, lens, flags = Framing.encode(frames)
+        return self._fan.write_records(data, lens, flags, aux, mode)
+
+    def write(self, frames: list[bytes], aux: int) -> None:
+        rc = self._write(frames, aux, _F.DROP)
+        if rc != self._n and rc & _NEEDS_LOOK:
+            self._look(False)
+
+    def write_all(self, frames: list[bytes], aux: int) -> bool:
+        """Write to every connection, or to none and return False (see ``room``)."""
+        rc = self._write(frames, aux, _F.ALL)
+        if rc == self._n:
+            return True
+        self._look(True)
+        return bool(rc & _F.COUNT)
+
+    def room(self, frames: list[bytes]) -> bool:
+        rc = self._write(frames, 0, _F.CHECK)
+        if rc:
+            self._look(True)
+        return rc == 0
+
+    def _look(self, waiting: bool) -> None:
+        """Ring the doorbells the call asked for, and end broken connections.
+
+        With *waiting* (an all-or-none write), a ring without room was
+        announced: its connection is not writable until its reader rings.
+        """
+        for conn, result in zip(self._conns, self._fan.results(), strict=True):
+            if result > 0:
+                if result & _F.WAKE:
+                    conn.wake()
+            elif result == 0:
+                if waiting:
+                    conn.writable = False
+            elif conn.alive:
+                conn.writable = False
+                conn.home.tx_corrupt(conn, CorruptMessage("ring positions are impossible", result))
+
+    def miss(self, pipe: object) -> None:
+        for conn in self._conns:
+            if conn is pipe:
+                conn.fan_over += 1

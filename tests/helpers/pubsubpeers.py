@@ -1,0 +1,89 @@
+"""PUB/SUB peers that tests run in other OS processes (see procs.py).
+
+Each takes the pipe to the test first, reports "ready" once attached, then
+what the test asks for.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from multiprocessing.connection import Connection
+
+import trio
+
+import shmsock
+
+
+def sub_collect(
+    conn: Connection, endpoint: str, topics: list[bytes], count: int, subscribe_after: bool
+) -> None:
+    """Subscribe to *topics* (before connecting, or after it attached with
+    *subscribe_after*), report "ready", receive *count* messages and report
+    them (their first frames) and a digest of all their frames."""
+
+    async def main() -> None:
+        async with shmsock.socket(shmsock.SUB) as sub:
+            if not subscribe_after:
+                for t in topics:
+                    sub.subscribe(t)
+            sub.connect(endpoint)
+            await sub.wait_peers(1)
+            if subscribe_after:
+                for t in topics:
+                    sub.subscribe(t)
+            conn.send("ready")
+            h = hashlib.sha256()
+            firsts = []
+            for _ in range(count):
+                frames = await sub.recv_multipart()
+                firsts.append(frames[0])
+                for f in frames:
+                    h.update(f)
+                    h.update(b"|")
+            conn.send((firsts, h.hexdigest()))
+            await trio.to_thread.run_sync(conn.recv)
+
+    trio.run(main)
+
+
+def sub_idle(conn: Connection, endpoint: str) -> None:
+    """Subscribe to everything, connect, report "ready", and read nothing until told;
+    then report how many messages it can take."""
+
+    async def main() -> None:
+        async with shmsock.socket(shmsock.SUB) as sub:
+            sub.subscribe(b"")
+            sub.connect(endpoint)
+            await sub.wait_peers(1)
+            conn.send("ready")
+            await trio.to_thread.run_sync(conn.recv)
+            got = 0
+            while True:
+                try:
+                    sub.recv_nowait()
+                except trio.WouldBlock:
+                    break
+                got += 1
+            conn.send(got)
+            await trio.to_thread.run_sync(conn.recv)
+
+    trio.run(main)
+
+
+def pub_numbers(conn: Connection, endpoint: str, topics: list[bytes], count: int) -> None:
+    """Bind a PUB, report "ready"; on "go", wait for *subscribers* to attach and send
+    *count* rounds of [topic, b"%d"] for each topic; report "sent"."""
+
+    async def main() -> None:
+        async with shmsock.socket(shmsock.PUB, nodrop=True, linger=None) as pub:
+            pub.bind(endpoint)
+            conn.send("ready")
+            subscribers = await trio.to_thread.run_sync(conn.recv)
+            await pub.wait_peers(subscribers)
+            for i in range(count):
+                for t in topics:
+                    await pub.send_multipart([t, b"%d" % i])
+            conn.send("sent")
+            await trio.to_thread.run_sync(conn.recv)
+
+    trio.run(main)

@@ -1,0 +1,464 @@
+"""PUB/SUB and XPUB/XSUB: topics, filtering at the publisher, drops, nodrop, conflate.
+
+Every test runs on each scheme (``shm``, ``inproc``); the cases across OS
+processes are in test_pubsub_procs.py.
+"""
+
+from __future__ import annotations
+
+import os
+import random
+
+import pytest
+import trio
+import trio.lowlevel
+import trio.testing
+from helpers.conformance import wait_peers
+
+import shmsock
+from shmsock import PUB, SUB, XPUB, XSUB
+
+SCHEMES = ("shm", "inproc")
+
+
+@pytest.fixture(params=SCHEMES)
+def endpoint(request: pytest.FixtureRequest) -> str:
+    return f"{request.param}://ps-{os.getpid()}-{random.randrange(1 << 30)}"
+
+
+async def drain(sub: shmsock.Socket) -> list[bytes]:
+    """Every message the SUB can receive without waiting (after one event pass)."""
+    await trio.testing.wait_all_tasks_blocked()
+    got = []
+    while True:
+        try:
+            got.append(sub.recv_nowait())
+        except trio.WouldBlock:
+            return got
+
+
+async def test_topics_are_prefixes_of_the_first_frame(endpoint):
+    async with shmsock.socket(PUB) as pub, shmsock.socket(SUB) as sub:
+        pub.bind(endpoint)
+        sub.subscribe(b"weather.")
+        sub.subscribe("news")  # a str is UTF-8, as in pyzmq
+        sub.connect(endpoint)
+        await wait_peers(sub, 1)
+        await wait_peers(pub, 1)
+        for msg in [b"weather.paris 12", b"sport 1-0", b"news: x", b"weathe", b"newsflash"]:
+            await pub.send(msg)
+        await pub.send_multipart([b"weather.rome", b"20"])
+        await pub.send_multipart([b"other", b"weather."])  # only the first frame counts
+        await pub.send(b"end.")
+        assert await sub.recv() == b"weather.paris 12"
+        assert await sub.recv() == b"news: x"
+        assert await sub.recv() == b"newsflash"
+        assert await sub.recv_multipart() == [b"weather.rome", b"20"]
+        assert await drain(sub) == []
+        assert sorted(sub.subscriptions) == [b"news", b"weather."]
+
+
+async def test_a_sub_with_no_subscription_receives_nothing_and_the_empty_topic_everything(
+    endpoint,
+):
+    async with (
+        shmsock.socket(PUB) as pub,
+        shmsock.socket(SUB) as none,
+        shmsock.socket(SUB) as every,
+    ):
+        pub.bind(endpoint)
+        every.subscribe(b"")
+        none.connect(endpoint)
+        every.connect(endpoint)
+        await wait_peers(pub, 2)
+        for i in range(10):
+            await pub.send(b"%d" % i)
+        assert [await every.recv() for _ in range(10)] == [b"%d" % i for i in range(10)]
+        assert await drain(none) == []
+        # The publisher filtered: nothing was ever written toward `none`.
+        assert [s.topics for s in pub.subscribers()] == [(b"",)]
+        assert pub.stats()[endpoint].messages_sent == 10
+
+
+async def test_publisher_with_no_subscriber_sends_into_nothing(endpoint):
+    async with shmsock.socket(PUB) as pub:
+        pub.bind(endpoint)
+        with trio.testing.assert_checkpoints():
+            await pub.send(b"nobody")
+        pub.send_nowait(b"nobody either")
+        await pub.send_multipart([b"a", b"b"])
+
+
+async def test_unsubscribe_stops_even_messages_already_on_their_way(endpoint):
+    async with shmsock.socket(PUB) as pub, shmsock.socket(SUB) as sub:
+        pub.bind(endpoint)
+        sub.subscribe(b"a")
+        sub.subscribe(b"b")
+        sub.connect(endpoint)
+        await wait_peers(pub, 1)
+        for i in range(5):
+            await pub.send(b"a%d" % i)
+            await pub.send(b"b%d" % i)
+        # They are in the SUB's ring now; unsubscribing drops the a's.
+        sub.unsubscribe(b"a")
+        got = await drain(sub)
+        assert got == [b"b%d" % i for i in range(5)]
+        await pub.send(b"a-late")
+        await pub.send(b"b-late")
+        assert await sub.recv() == b"b-late"
+        assert await drain(sub) == []
+        assert [s.topics for s in pub.subscribers()] == [(b"b",)]
+
+
+async def test_subscriptions_are_counted_as_in_libzmq(endpoint):
+    async with shmsock.socket(PUB) as pub, shmsock.socket(SUB) as sub:
+        pub.bind(endpoint)
+        sub.connect(endpoint)
+        await wait_peers(pub, 1)
+        # Subscribed after connecting: in effect once the SUB has attached too
+        # (docs/pubsub.md, "When a subscription takes effect").
+        await wait_peers(sub, 1)
+        sub.subscribe(b"t")
+        sub.subscribe(b"t")
+        sub.unsubscribe(b"t")  # one left
+        await pub.send(b"t1")
+        assert await sub.recv() == b"t1"
+        sub.unsubscribe(b"t")
+        sub.unsubscribe(b"t")  # nothing left to undo: no error
+        await pub.send(b"t2")
+        assert await drain(sub) == []
+        assert sub.subscriptions == []
+
+
+async def test_setsockopt_subscribe_as_pyzmq(endpoint):
+    async with shmsock.socket(PUB) as pub, shmsock.socket(SUB) as sub:
+        pub.bind(endpoint)
+        sub.setsockopt(shmsock.SUBSCRIBE, b"x")
+        sub.connect(endpoint)
+        await wait_peers(pub, 1)
+        await pub.send(b"y")
+        await pub.send(b"x1")
+        assert await sub.recv() == b"x1"
+        sub.setsockopt(shmsock.UNSUBSCRIBE, b"x")
+        assert sub.subscriptions == []
+
+
+async def test_bad_topics_are_refused(endpoint):
+    async with shmsock.socket(SUB) as sub:
+        with pytest.raises(TypeError, match="topic must be bytes"):
+            sub.subscribe(5)  # type: ignore[arg-type]
+        with pytest.raises(shmsock.MessageTooLarge, match="at most 1024 bytes"):
+            sub.subscribe(b"x" * 2000)
+        assert sub.subscriptions == []
+
+
+async def test_every_matching_subscriber_gets_each_message_once(endpoint):
+    async with shmsock.socket(PUB) as pub:
+        pub.bind(endpoint)
+        async with (
+            shmsock.socket(SUB) as s1,
+            shmsock.socket(SUB) as s2,
+            shmsock.socket(SUB) as s3,
+        ):
+            s1.subscribe(b"a")
+            s2.subscribe(b"")
+            s2.subscribe(b"a")  # overlapping: still one copy
+            s3.subscribe(b"b")
+            for s in (s1, s2, s3):
+                s.connect(endpoint)
+            await wait_peers(pub, 3)
+            for i in range(50):
+                await pub.send(b"a%d" % i)
+                await pub.send_multipart([b"b%d" % i, b"x" * 3000])
+            assert await drain(s1) == [b"a%d" % i for i in range(50)]
+            got2 = []
+            while len(got2) < 100:
+                got2.append(await s2.recv_multipart())
+            expect2 = []
+            for i in range(50):
+                expect2 += [[b"a%d" % i], [b"b%d" % i, b"x" * 3000]]
+            assert got2 == expect2
+            got3 = [await s3.recv_multipart() for _ in range(50)]
+            assert got3 == [[b"b%d" % i, b"x" * 3000] for i in range(50)]
+            assert await drain(s2) == []
+
+
+async def test_a_slow_subscriber_never_blocks_the_publisher_and_its_drops_are_counted(endpoint):
+    async with (
+        shmsock.socket(PUB, ring_size=64 * 1024) as pub,
+        shmsock.socket(SUB) as slow,
+        shmsock.socket(SUB) as fast,
+    ):
+        pub.bind(endpoint)
+        slow.subscribe(b"")
+        fast.subscribe(b"")
+        slow.connect(endpoint)
+        fast.connect(endpoint)
+        await wait_peers(pub, 2)
+        payload = bytes(1000)
+        n = 1000  # about 16 rings' worth
+        got_fast: list[bytes] = []
+
+        async def read_fast() -> None:
+            while len(got_fast) < n:
+                got_fast.extend(await fast.recv_many(1000))
+
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(read_fast)
+            for i in range(n):
+                # Never waits: the slow subscriber's ring fills, and it misses the rest.
+                pub.send_nowait(b"%04d" % i + payload)
+                if i % 50 == 0:
+                    await trio.lowlevel.checkpoint()  # let the fast reader keep up
+                    await trio.testing.wait_all_tasks_blocked()
+        assert [m[:4] for m in got_fast] == [b"%04d" % i for i in range(n)]
+        got_slow = await drain(slow)
+        assert 0 < len(got_slow) < n
+        # It got a prefix of the stream, in order, each message whole.
+        assert got_slow == [b"%04d" % i + payload for i in range(len(got_slow))]
+        subs = {s.dropped for s in pub.subscribers()}
+        assert subs == {0, n - len(got_slow)}
+        assert pub.stats()[endpoint].dropped == n - len(got_slow)
+
+
+async def test_nodrop_waits_for_every_matching_subscriber_and_a_cancelled_send_sends_to_none(
+    endpoint,
+):
+    async with (
+        shmsock.socket(PUB, ring_size=64 * 1024, nodrop=True) as pub,
+        shmsock.socket(SUB) as slow,
+        shmsock.socket(SUB) as fast,
+    ):
+        pub.bind(endpoint)
+        slow.subscribe(b"")
+        fast.subscribe(b"")
+        slow.connect(endpoint)
+        fast.connect(endpoint)
+        await wait_peers(pub, 2)
+        sent = 0
+        got_fast: list[bytes] = []
+        while True:
+            try:
+                pub.send_nowait(b"%05d" % sent + bytes(1000))
+            except trio.WouldBlock:
+                break
+            sent += 1
+            got_fast += await drain(fast)  # the fast one keeps up
+        assert sent > 0
+        got_fast += await drain(fast)
+        # The fast one has room now, the slow one none: a send waits...
+        with trio.move_on_after(0.05) as cs:
+            await pub.send(b"never" + bytes(1000))
+        assert cs.cancelled_caught
+        # ...and, cancelled, went to neither.
+        got_fast += await drain(fast)
+        got_slow = await drain(slow)
+        assert [m[:5] for m in got_slow] == [b"%05d" % i for i in range(sent)]
+        assert [m[:5] for m in got_fast] == [b"%05d" % i for i in range(sent)]
+        assert all(s.dropped == 0 for s in pub.subscribers())
+        # With room everywhere, the next send goes to both.
+        await pub.send(b"after")
+        assert await slow.recv() == b"after"
+        assert await fast.recv() == b"after"
+
+
+async def test_nodrop_send_resumes_when_the_slow_subscriber_reads(endpoint):
+    async with (
+        shmsock.socket(PUB, ring_size=64 * 1024) as pub,
+        shmsock.socket(SUB) as sub,
+    ):
+        pub.nodrop = True  # settable at any time
+        pub.bind(endpoint)
+        sub.subscribe(b"")
+        sub.connect(endpoint)
+        await wait_peers(pub, 1)
+        n = 500
+        got: list[bytes] = []
+
+        async def reader() -> None:
+            while len(got) < n:
+                got.append(await sub.recv())
+                if len(got) % 100 == 0:
+                    await trio.sleep(0.01)  # slower than the publisher
+
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(reader)
+            for i in range(n):
+                await pub.send(b"%04d" % i + bytes(1000))
+        assert [m[:4] for m in got] == [b"%04d" % i for i in range(n)]
+        assert pub.stats()[endpoint].dropped == 0
+
+
+async def test_conflate_keeps_only_the_latest_of_each_subscription(endpoint):
+    async with shmsock.socket(PUB) as pub, shmsock.socket(SUB, conflate=True) as sub:
+        pub.bind(endpoint)
+        sub.subscribe(b"a")
+        sub.subscribe(b"b")
+        sub.connect(endpoint)
+        await wait_peers(pub, 1)
+        for i in range(100):
+            await pub.send(b"a%d" % i)
+            await pub.send(b"b%d" % i)
+        await pub.send_multipart([b"a-multi", b"body"])
+        await trio.testing.wait_all_tasks_blocked()
+        assert await sub.recv() == b"b99"
+        assert await sub.recv_multipart() == [b"a-multi", b"body"]
+        assert await drain(sub) == []
+
+
+async def test_sub_cannot_send_and_pub_cannot_receive():
+    async with shmsock.socket(PUB) as pub, shmsock.socket(SUB) as sub:
+        with pytest.raises(shmsock.StateError):
+            await sub.send(b"x")
+        with pytest.raises(shmsock.StateError):
+            await pub.recv()
+
+
+@pytest.mark.parametrize("binder", [SUB, XSUB, shmsock.PUSH, shmsock.PULL])
+async def test_a_sub_that_connected_to_an_incompatible_type_says_so(binder):
+    async with shmsock.socket(binder) as x, shmsock.socket(SUB) as sub:
+        name = f"shm://incompat-{os.getpid()}-{random.randrange(1 << 30)}"
+        x.bind(name)
+        sub.subscribe(b"")
+        sub.connect(name)
+        with pytest.raises(shmsock.IncompatiblePeer), trio.fail_after(10):
+            await sub.recv()
+
+
+# -- XPUB / XSUB -----------------------------------------------------------------------
+
+
+async def test_xpub_receives_each_new_topic_once_and_its_last_unsubscription(endpoint):
+    async with (
+        shmsock.socket(XPUB) as xpub,
+        shmsock.socket(SUB) as s1,
+        shmsock.socket(SUB) as s2,
+    ):
+        xpub.bind(endpoint)
+        s1.subscribe(b"a")
+        s1.connect(endpoint)
+        assert await xpub.recv() == b"\x01a"
+        s2.connect(endpoint)
+        s2.subscribe(b"a")  # held already: not passed on
+        s2.subscribe(b"b")
+        assert await xpub.recv() == b"\x01b"
+        s1.unsubscribe(b"a")  # s2 still holds it
+        s2.unsubscribe(b"a")
+        assert await xpub.recv() == b"\x00a"
+        await s2.aclose()  # its b goes with it
+        assert await xpub.recv() == b"\x00b"
+        await xpub.send(b"b-nobody")
+        await xpub.send(b"a-nobody")
+        assert await drain(s1) == []
+
+
+async def test_xsub_sends_subscriptions_upstream_and_receives_what_matches(endpoint):
+    async with shmsock.socket(PUB) as pub, shmsock.socket(XSUB) as xsub:
+        pub.bind(endpoint)
+        xsub.connect(endpoint)
+        await wait_peers(pub, 1)
+        await wait_peers(xsub, 1)
+        await xsub.send(b"\x01t")
+        await trio.testing.wait_all_tasks_blocked()
+        await pub.send(b"x")
+        await pub.send(b"t1")
+        assert await xsub.recv() == b"t1"
+        await xsub.send(b"\x00t")
+        await pub.send(b"t2")
+        assert await drain(xsub) == []
+        with pytest.raises(shmsock.MessageTooLarge):
+            await xsub.send(b"\x01" + bytes(2000))
+
+
+async def test_an_xsub_xpub_forwarder_passes_subscriptions_and_data(endpoint):
+    upstream = endpoint + "-up"
+    async with (
+        shmsock.socket(PUB) as pub,
+        shmsock.socket(XSUB) as xsub,
+        shmsock.socket(XPUB) as xpub,
+        shmsock.socket(SUB) as sub,
+        trio.open_nursery() as nursery,
+    ):
+        pub.bind(upstream)
+        xsub.connect(upstream)
+        xpub.bind(endpoint)
+
+        async def subscriptions() -> None:
+            async for msg in xpub:
+                await xsub.send(msg)
+
+        async def data() -> None:
+            while True:
+                await xpub.send_multipart(await xsub.recv_multipart())
+
+        nursery.start_soon(subscriptions)
+        nursery.start_soon(data)
+        await wait_peers(pub, 1)
+        sub.subscribe(b"keep")
+        sub.connect(endpoint)
+        # The subscription reaches pub through the forwarder; then data flows.
+        got: list[bytes] = []
+        with trio.fail_after(10):
+            while not got:
+                await pub.send(b"drop")
+                await pub.send(b"keep")
+                await trio.sleep(0.001)
+                got = await drain(sub)
+        assert set(got) == {b"keep"}
+        nursery.cancel_scope.cancel()
+
+
+async def test_shmsock_proxy_is_an_xsub_xpub_forwarder(endpoint):
+    upstream = endpoint + "-up"
+    async with (
+        shmsock.socket(PUB) as pub,
+        shmsock.socket(XSUB) as xsub,
+        shmsock.socket(XPUB) as xpub,
+        shmsock.socket(SUB) as sub,
+        trio.open_nursery() as nursery,
+    ):
+        pub.bind(upstream)
+        xsub.connect(upstream)
+        xpub.bind(endpoint)
+        nursery.start_soon(shmsock.proxy, xsub, xpub)
+        await wait_peers(pub, 1)
+        sub.subscribe(b"keep")
+        sub.connect(endpoint)
+        got: list[list[bytes]] = []
+        with trio.fail_after(10):
+            while not got:
+                await pub.send_multipart([b"drop", b"x"])
+                await pub.send_multipart([b"keep", b"y"])
+                await trio.sleep(0.001)
+                while True:
+                    try:
+                        got.append(sub.recv_multipart_nowait())
+                    except trio.WouldBlock:
+                        break
+        assert {tuple(m) for m in got} == {(b"keep", b"y")}
+        # The subscription reached the publisher itself: it filters.
+        assert [s.topics for s in pub.subscribers()] == [(b"keep",)]
+        nursery.cancel_scope.cancel()
+
+
+async def test_a_message_too_large_for_a_pub_on_shm_is_refused_by_await_send_too():
+    # A fan-out writes each message at once into every subscriber's ring;
+    # what cannot be (over about half a ring) is refused, by every send
+    # form alike, before anything is written; it never waits.
+    endpoint = f"shm://ps-big-{os.getpid()}-{random.randrange(1 << 30)}"
+    async with shmsock.socket(PUB) as pub, shmsock.socket(SUB) as sub:
+        pub.bind(endpoint)
+        sub.subscribe(b"")
+        sub.connect(endpoint)
+        await wait_peers(pub, 1)
+        big = bytes(1 << 20)
+        with trio.fail_after(10):
+            with pytest.raises(shmsock.MessageTooLarge):
+                pub.send_nowait(big)
+            with pytest.raises(shmsock.MessageTooLarge):
+                await pub.send(big)
+            with pytest.raises(shmsock.MessageTooLarge):
+                await pub.send_multipart([b"topic", big])
+            await pub.send(b"small")
+            assert await sub.recv() == b"small"
+        assert await drain(sub) == []

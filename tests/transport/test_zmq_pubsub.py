@@ -1,0 +1,98 @@
+"""PUB and SUB over tcp://: between shmsock sockets, and with pyzmq's (libzmq filters).
+
+Over tcp:// a subscription reaches libzmq's PUB some time after the
+connection is made (libzmq's slow joiner, which shmsock closes only on
+shm:// and inproc://), so each test publishes until a first message
+arrives before it checks anything.
+"""
+
+from __future__ import annotations
+
+import pytest
+import trio
+import trio.lowlevel
+import zmq
+
+import shmsock
+from shmsock import PUB, SUB, XPUB, XSUB
+
+LOOPBACK = "tcp://127.0.0.1:0"
+
+
+async def until_flowing(send, recv, probe: bytes) -> None:
+    """Publish *probe* until one arrives (the subscription reached the publisher)."""
+    with trio.fail_after(10):
+        while True:
+            await send(probe)
+            with trio.move_on_after(0.01):
+                while await recv() != probe:
+                    pass
+                return
+
+
+async def test_shmsock_pub_and_sub_filter_over_tcp():
+    async with shmsock.socket(PUB) as pub, shmsock.socket(SUB) as sub:
+        endpoint = pub.bind(LOOPBACK)
+        sub.subscribe(b"a")
+        sub.connect(endpoint)
+        await until_flowing(pub.send, sub.recv, b"a-probe")
+        for i in range(100):
+            await pub.send(b"b%d" % i)
+            await pub.send_multipart([b"a%d" % i, b"body"])
+        got = [await sub.recv_multipart() for _ in range(100)]
+        assert got[-1] == [b"a99", b"body"]
+        assert all(m[0].startswith(b"a") for m in got)
+
+
+async def test_shmsock_pub_to_a_pyzmq_sub():
+    ctx = zmq.Context.instance()
+    zsub = ctx.socket(zmq.SUB)
+    try:
+        async with shmsock.socket(PUB) as pub:
+            endpoint = pub.bind(LOOPBACK)
+            zsub.setsockopt(zmq.SUBSCRIBE, b"x")
+            zsub.connect(endpoint)
+
+            async def zrecv() -> bytes:
+                while True:
+                    try:
+                        return zsub.recv(zmq.NOBLOCK)
+                    except zmq.Again:
+                        await trio.sleep(0.001)  # pyzmq's socket: polled
+
+            await until_flowing(pub.send, zrecv, b"x-probe")
+            await pub.send(b"y-not")
+            await pub.send(b"x-yes")
+            assert await zrecv() == b"x-yes"
+    finally:
+        zsub.close(0)
+
+
+async def test_a_pyzmq_pub_to_a_shmsock_sub_that_subscribes_and_unsubscribes():
+    ctx = zmq.Context.instance()
+    zpub = ctx.socket(zmq.PUB)
+    try:
+        port = zpub.bind_to_random_port("tcp://127.0.0.1")
+        async with shmsock.socket(SUB) as sub:
+            sub.connect(f"tcp://127.0.0.1:{port}")
+            sub.subscribe("q")  # after connecting: libzmq's SUB passes it on
+
+            async def zsend(msg: bytes) -> None:
+                zpub.send(b"z-not")
+                zpub.send(msg)
+                await trio.lowlevel.checkpoint()
+
+            await until_flowing(zsend, sub.recv, b"q-probe")
+            zpub.send(b"q-yes")
+            assert await sub.recv() == b"q-yes"
+    finally:
+        zpub.close(0)
+
+
+@pytest.mark.parametrize("kind", [XPUB, XSUB])
+async def test_xpub_and_xsub_say_they_do_not_work_over_tcp_yet(kind):
+    async with shmsock.socket(kind) as sock:
+        with pytest.raises(shmsock.InvalidEndpoint, match="shm:// and inproc:// only"):
+            sock.bind(LOOPBACK)
+        with pytest.raises(shmsock.InvalidEndpoint, match="shm:// and inproc:// only"):
+            sock.connect("tcp://127.0.0.1:5555")
