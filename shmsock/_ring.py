@@ -13,11 +13,10 @@ transport decides what to do with "full", "empty" and "wake".
 
 from __future__ import annotations
 
-import struct
 from array import array
 from collections.abc import Callable, Sequence
 from functools import partial
-from typing import Any, Final
+from typing import Final
 
 from ._ringcore import (
     AGAIN,
@@ -39,15 +38,18 @@ from ._ringcore import (
     RING_VERSION,
     START,
     RingStats,
+    Side,
     crc32c,
     fail,
     ffi,
     init_ring,
     lib,
     max_payload,
+    messages_in,
     read_stats,
     region_size,
 )
+from ._ringread import Consumer, ReadBuffer
 
 __all__ = [
     "CONT",
@@ -85,47 +87,7 @@ SPIN_PEER_IDLE = int(lib.SHMSOCK_SPIN_PEER_IDLE)
 SPIN_DOORBELL = int(lib.SHMSOCK_SPIN_DOORBELL)
 
 
-class _Side:
-    """What producers and consumers share: the mapping they are attached to.
-
-    The ring header's statistics are all-time figures of the ring, which
-    may have had other producers or consumers before this one; ``bytes``
-    and ``messages`` count from this side's attach, so they are exact for
-    this side however the ring was used before.
-    """
-
-    __slots__ = ("_buf", "_bytes0", "_msgs0", "capacity", "max_payload")
-
-    def __init__(self, region: object, capacity: int) -> None:
-        self._buf = ffi.from_buffer(region, require_writable=True)
-        self.capacity = capacity
-        self.max_payload = max_payload(capacity)
-        self._bytes0 = self._msgs0 = 0
-
-    def release(self) -> None:
-        """Drop the reference to the mapping; the object is unusable after."""
-        ffi.release(self._buf)
-
-    def _header(self) -> Any:
-        """The ring header's counters now (a ``shm_ring_stats``), unchecked."""
-        raw = ffi.new("shm_ring_stats *")
-        rc: int = lib.shm_ring_stats_read(self._buf, len(self._buf), raw)
-        if rc:
-            fail(rc)
-        return raw
-
-
-def _messages_in(unread: int, told: int) -> int:
-    """*told* unread messages, as many as *unread* bytes can hold.
-
-    For counting what is lost when nobody will read a ring again: *told* is
-    one side's own message count less the other side's, which comes from
-    the ring header unchecked, so it is only as honest as that side.
-    """
-    return min(told & MASK64, unread // int(RECORD_HEADER_SIZE))
-
-
-class Producer(_Side):
+class Producer(Side):
     """The writing end of a ring in *region* (a writable buffer).
 
     Write methods return how the write went instead of raising for "full":
@@ -284,13 +246,13 @@ class Producer(_Side):
         """Messages written whose last record the consumer has not read yet.
 
         The consumer's count is read from the ring header (see
-        _messages_in).  Raises CorruptMessage when the consumer's position
+        messages_in).  Raises CorruptMessage when the consumer's position
         is impossible.
         """
         unread = self.unread()
         if not unread:
             return 0
-        return _messages_in(unread, int(self._p.msgs) - int(self._header().msgs_read))
+        return messages_in(unread, int(self._p.msgs) - int(self._header().msgs_read))
 
     @property
     def records(self) -> int:
@@ -401,159 +363,6 @@ class FanOut:
     def results(self) -> list[int]:
         """What became of each ring in the last write (see the class docstring)."""
         return ffi.unpack(self._results, self.n)  # type: ignore[no-any-return]
-
-
-_splitters: dict[tuple[int, int], struct.Struct] = {}
-
-
-def _splitter(size: int, count: int) -> struct.Struct:
-    """A Struct that cuts *count* payloads of *size* bytes apart."""
-    key = (size, count)
-    s = _splitters.get(key)
-    if s is None:
-        if len(_splitters) >= 256:  # sizes that vary batch to batch
-            _splitters.clear()
-        s = _splitters[key] = struct.Struct(f"{size}s" * count)
-    return s
-
-
-class ReadBuffer:
-    """Private scratch memory that :meth:`Consumer.read` copies records into.
-
-    One buffer can serve many consumers, one read at a time.
-    """
-
-    __slots__ = ("aux", "flags", "lens", "max_count", "out", "size", "view")
-
-    def __init__(self, size: int, max_count: int = 256) -> None:
-        self.size = size
-        self.max_count = max_count
-        self.out = ffi.new("uint8_t[]", size)
-        self.view = ffi.buffer(self.out, size)
-        self.lens = ffi.new("uint32_t[]", max_count)
-        self.flags = ffi.new("uint8_t[]", max_count)
-        self.aux = ffi.new("uint32_t[]", max_count)
-
-
-class Consumer(_Side):
-    """The reading end of a ring in *region* (a writable buffer).
-
-    With *resync* the consumer takes over a ring that another consumer was
-    reading and adopts the sequence number it finds next.
-    """
-
-    __slots__ = ("_c",)
-
-    def __init__(self, region: object, capacity: int, *, resync: bool = False) -> None:
-        super().__init__(region, capacity)
-        self._c = ffi.new("shm_consumer *")
-        rc = lib.shm_consumer_attach(self._c, self._buf, len(self._buf), capacity, resync)
-        if rc:
-            self.release()
-            fail(rc)
-        self._bytes0, self._msgs0 = int(self._c.bytes), int(self._c.msgs)
-
-    def read(
-        self, buf: ReadBuffer, max_count: int = 0
-    ) -> tuple[list[bytes], list[int] | None, list[int] | None, bool]:
-        """Read up to *max_count* records (default: as many as *buf* holds).
-
-        Returns ``(payloads, flags, aux, wake)``.  *flags* and *aux* are
-        None when every record is a plain one-frame message, the common
-        case; otherwise they hold one entry per payload.  *wake* means the
-        producer was waiting for space and must now be woken.  An empty
-        ring gives an empty list.
-
-        Raises CorruptMessage when the next record is invalid; records read
-        before it in the same call are returned, and the error comes on
-        the next call.
-        """
-        count = max_count if 0 < max_count <= buf.max_count else buf.max_count
-        rc: int = lib.shm_read(self._c, buf.out, buf.size, buf.lens, buf.flags, buf.aux, count)
-        if rc < 0:
-            fail(rc)
-        n = rc >> 3
-        if n == 0:
-            return [], None, None, bool(rc & 1)
-        raw = buf.view
-        out: list[bytes]
-        if n == 1:
-            # One record (a round trip's request or reply): no lists to unpack.
-            out = [raw[: buf.lens[0]]]
-            if rc & 2:
-                return out, [buf.flags[0]], [buf.aux[0]], bool(rc & 1)
-            return out, None, None, bool(rc & 1)
-        if not rc & 4:
-            # Payloads of one length (the common case of a batch): one
-            # Struct call makes all the bytes objects, with no Python-level
-            # loop; it is three times faster than slicing one by one.
-            out = list(_splitter(buf.lens[0], n).unpack_from(raw))
-        else:
-            # Slicing the C buffer makes each bytes object with one copy.
-            out = []
-            append = out.append
-            pos = 0
-            for size in ffi.unpack(buf.lens, n):
-                end = pos + size
-                append(raw[pos:end])
-                pos = end
-        if rc & 2:
-            return out, ffi.unpack(buf.flags, n), ffi.unpack(buf.aux, n), bool(rc & 1)
-        return out, None, None, bool(rc & 1)
-
-    def available(self) -> int:
-        """Bytes the producer has published and we have not read."""
-        rc: int = lib.shm_consumer_available(self._c)
-        if rc < 0:
-            fail(rc)
-        return rc
-
-    def unread_messages(self) -> int:
-        """Messages published whose last record we have not read yet.
-
-        The producer's count is read from the ring header (see
-        _messages_in).  Raises CorruptMessage when the producer's position
-        is impossible.
-        """
-        unread = self.available()
-        if not unread:
-            return 0
-        return _messages_in(unread, int(self._header().msgs_written) - int(self._c.msgs))
-
-    def prepare_wait(self) -> bool:
-        """Announce that we are about to sleep, then re-check.
-
-        Returns True when the caller may sleep: the producer will report
-        "wake" on its next publish.  Returns False when data arrived
-        meanwhile.
-        """
-        rc: int = lib.shm_consumer_prepare_wait(self._c)
-        if rc < 0:
-            fail(rc)
-        return rc == 0
-
-    def cancel_wait(self) -> None:
-        lib.shm_consumer_cancel_wait(self._c)
-
-    @property
-    def records(self) -> int:
-        """Records read through this consumer."""
-        return int(self._c.records)
-
-    @property
-    def bytes(self) -> int:
-        """Payload bytes read through this consumer."""
-        return (int(self._c.bytes) - self._bytes0) & MASK64
-
-    @property
-    def messages(self) -> int:
-        """Messages read through this consumer (records that end a message).
-
-        Counts a message when its last record is read, whether or not the
-        transport then delivers it.  Safe from any thread, even after
-        :meth:`release`.
-        """
-        return (int(self._c.msgs) - self._msgs0) & MASK64
 
 
 def spin(

@@ -13,7 +13,7 @@ import sys
 from collections.abc import Sequence
 from importlib.machinery import EXTENSION_SUFFIXES
 from pathlib import Path
-from typing import Final, NoReturn
+from typing import Any, Final, NoReturn
 
 from ._errors import CorruptMessage, MessageTooLarge
 
@@ -37,12 +37,14 @@ __all__ = [
     "RING_VERSION",
     "START",
     "RingStats",
+    "Side",
     "crc32c",
     "fail",
     "ffi",
     "init_ring",
     "lib",
     "max_payload",
+    "messages_in",
     "read_stats",
     "region_size",
 ]
@@ -258,3 +260,46 @@ def read_stats(region: object) -> RingStats:
     if rc:
         fail(rc)
     return RingStats(raw)
+
+
+# -- what producers and consumers share ------------------------------------------
+
+
+class Side:
+    """What producers and consumers share: the mapping they are attached to.
+
+    The ring header's statistics are all-time figures of the ring, which
+    may have had other producers or consumers before this one; ``bytes``
+    and ``messages`` count from this side's attach, so they are exact for
+    this side however the ring was used before.
+    """
+
+    __slots__ = ("_buf", "_bytes0", "_msgs0", "capacity", "max_payload")
+
+    def __init__(self, region: object, capacity: int) -> None:
+        self._buf = ffi.from_buffer(region, require_writable=True)
+        self.capacity = capacity
+        self.max_payload = max_payload(capacity)
+        self._bytes0 = self._msgs0 = 0
+
+    def release(self) -> None:
+        """Drop the reference to the mapping; the object is unusable after."""
+        ffi.release(self._buf)
+
+    def _header(self) -> Any:
+        """The ring header's counters now (a ``shm_ring_stats``), unchecked."""
+        raw = ffi.new("shm_ring_stats *")
+        rc: int = lib.shm_ring_stats_read(self._buf, len(self._buf), raw)
+        if rc:
+            fail(rc)
+        return raw
+
+
+def messages_in(unread: int, told: int) -> int:
+    """*told* unread messages, as many as *unread* bytes can hold.
+
+    For counting what is lost when nobody will read a ring again: *told* is
+    one side's own message count less the other side's, which comes from
+    the ring header unchecked, so it is only as honest as that side.
+    """
+    return min(told & MASK64, unread // int(RECORD_HEADER_SIZE))
