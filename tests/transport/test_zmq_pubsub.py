@@ -8,13 +8,12 @@ arrives before it checks anything.
 
 from __future__ import annotations
 
-import pytest
 import trio
 import trio.lowlevel
 import zmq
 
 import shmsock
-from shmsock import PUB, SUB, XPUB, XSUB
+from shmsock import PUB, SUB
 
 LOOPBACK = "tcp://127.0.0.1:0"
 
@@ -87,12 +86,3 @@ async def test_a_pyzmq_pub_to_a_shmsock_sub_that_subscribes_and_unsubscribes():
             assert await sub.recv() == b"q-yes"
     finally:
         zpub.close(0)
-
-
-@pytest.mark.parametrize("kind", [XPUB, XSUB])
-async def test_xpub_and_xsub_say_they_do_not_work_over_tcp_yet(kind):
-    async with shmsock.socket(kind) as sock:
-        with pytest.raises(shmsock.InvalidEndpoint, match="shm:// and inproc:// only"):
-            sock.bind(LOOPBACK)
-        with pytest.raises(shmsock.InvalidEndpoint, match="shm:// and inproc:// only"):
-            sock.connect("tcp://127.0.0.1:5555")
