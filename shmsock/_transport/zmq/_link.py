@@ -84,6 +84,8 @@ class Link:
         options = spec.options
         self.envelope: Envelope = envelope_for(spec, random.getrandbits(32))
         self.router = self.envelope.router
+        #: A publisher with nodrop (libzmq's XPUB_NODROP): see again_send.
+        self.lossless = spec.kind in (SocketType.PUB, SocketType.XPUB) and options.nodrop
         #: Directions the socket uses: only those are ever waited for (rule 3).
         self.watch_recv = spec.reads_data
         self.watch_send = spec.writes_data
@@ -210,7 +212,9 @@ class Link:
             ev & _POLLOUT
             and pipe is not None
             and not pipe.writable
-            and (direct or not self.router)  # ROUTER's POLLOUT is not this requester's room
+            # ROUTER's POLLOUT is not this requester's room, nor a publisher's
+            # its subscribers' (see again_send): only the descriptor says so.
+            and (direct or not (self.router or self.lossless))
             and self.backlog is None
         ):
             pipe.writable = True
@@ -243,8 +247,19 @@ class Link:
         self.sync(direct=False)
 
     def again_send(self, pipe: ZmqPipe) -> bool:
-        """Rule 4, for a send that met Again: True if it should be tried again now."""
+        """Rule 4, for a send that met Again: True if it should be tried again now.
+
+        A lossless publisher's link is the exception: libzmq's PUB and XPUB
+        say POLLOUT always, even when a subscriber has no room (their
+        XPUB_NODROP's Again), and the room comes as a command that signals
+        the descriptor.  EVENTS could take that command's signal and say
+        nothing of it, so the send that met Again stays the last call: the
+        descriptor then signals the room.  (An XPUB's subscription whose
+        signal that send took is read at the descriptor's next signal.)
+        """
         pipe.writable = False
+        if self.lossless:
+            return False
         ev = self.sync(direct=False)
         if ev & _POLLOUT and not self.router:
             pipe.writable = True
