@@ -326,3 +326,16 @@ def upstream_listener(conn: Connection, endpoint: str, bind: bool, options: dict
     conn.send(("upstream", got))
     conn.recv()
     s.close(0)
+
+
+def upstream_sender(
+    conn: Connection, endpoint: str, bind: bool, messages: list[list[bytes]]
+) -> None:
+    """An XSUB: send *messages* (lists of frames) upstream, say "sent", stay until told."""
+    s, endpoint = _socket("XSUB", endpoint, bind, None)
+    conn.send(("ready", endpoint))
+    for frames in messages:
+        s.send_multipart(frames)
+    conn.send("sent")
+    conn.recv()
+    s.close()

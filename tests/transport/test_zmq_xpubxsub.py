@@ -185,3 +185,60 @@ async def test_a_forwarder_brings_a_shm_publisher_to_pyzmq_subscribers():
                 await publisher.expect("sent")
                 publisher.send("exit")
             nursery.cancel_scope.cancel()
+
+
+# -- peers coming and going, ipc://, and what an XSUB sends besides subscriptions ------
+
+
+@pytest.mark.parametrize("scheme", ["tcp", "ipc"])
+async def test_a_new_subscriber_after_the_last_one_left_is_told_and_served(scheme, tmp_path):
+    """The link's pipe ends with its last peer and a new one starts with the
+    next: the XPUB hears the departure's unsubscription and the newcomer's
+    subscription, and the newcomer gets what is published after."""
+    where = LOOPBACK if scheme == "tcp" else f"ipc://{tmp_path}/xpub"
+    async with shmsock.socket(XPUB) as xpub:
+        endpoint = xpub.bind(where)
+        for round_ in range(3):
+            async with peer("collecting_subscriber", endpoint, False, "SUB", [b"r"], 1) as sub:
+                with trio.fail_after(20):
+                    assert await xpub.recv() == b"\x01r"
+                    while not sub.child.conn.poll():
+                        await xpub.send_multipart([b"r", b"probe"])
+                        await trio.sleep(0.005)
+                await sub.expect("flowing")
+                for i in range(50):
+                    await xpub.send_multipart([b"r", b"%d-%d" % (round_, i)])
+                await xpub.send_multipart([b"r", b"END"])
+                got = await sub.expect("got")
+                assert got == [[b"r", b"%d-%d" % (round_, i)] for i in range(50)]
+                assert [s.topics for s in xpub.subscribers()] == [(b"r",)]
+            with trio.fail_after(20):
+                assert await xpub.recv() == b"\x00r"
+
+
+async def test_a_pyzmq_xsub_process_sends_subscriptions_and_messages_to_our_xpub():
+    async with shmsock.socket(XPUB) as xpub:
+        endpoint = xpub.bind(LOOPBACK)
+        async with peer("collecting_subscriber", endpoint, False, "XSUB", [b"m"], 1) as xsub:
+            with trio.fail_after(20):
+                assert await xpub.recv() == b"\x01m"
+                while not xsub.child.conn.poll():
+                    await xpub.send_multipart([b"m", b"probe"])
+                    await trio.sleep(0.005)
+            await xsub.expect("flowing")
+            await xpub.send_multipart([b"other", b"x"])  # not subscribed: filtered
+            await xpub.send_multipart([b"m", b"1"])
+            await xpub.send_multipart([b"m", b"END"])
+            assert await xsub.expect("got") == [[b"m", b"1"]]
+
+
+async def test_our_xpub_receives_what_a_pyzmq_xsub_sends_upstream_in_order():
+    upstream = [[b"\x01a"], [b"hi", b"there"], [b"plain"], [b"\x00a"]]
+    async with shmsock.socket(XPUB) as xpub:
+        endpoint = xpub.bind(LOOPBACK)
+        async with peer("upstream_sender", endpoint, False, upstream) as xsub:
+            await xsub.expect("sent")
+            with trio.fail_after(20):
+                got = [await xpub.recv_multipart() for _ in upstream]
+            assert got == upstream
+            assert xpub.stats()[endpoint].messages_received == 0  # control, not messages

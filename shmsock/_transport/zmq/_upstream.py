@@ -24,7 +24,11 @@ Rules (with the package's EVENTS rules, which every call here keeps):
    prefixes with it, in the pattern).  :attr:`Upstream.prefixes` mirrors
    libzmq's table from the messages read, and a new pipe starts with them
    (:meth:`Upstream.attached`), so a subscriber whose subscription libzmq
-   merged with a departing peer's loses nothing.
+   merged with a departing peer's loses nothing.  What comes while the
+   link shows no pipe (a peer whose handshake the monitor has not reported
+   yet) is not lost either: subscriptions go into the mirror, and from the
+   first other message on everything is held, in order, for the next pipe
+   (:attr:`Upstream.held`, at most :data:`MAX_HELD`).
 4. **An XSUB's subscriptions are messages sent on libzmq's XSUB**
    (:func:`send_upstream`), which counts them as ours does and passes on
    each subscription and the last unsubscription.  Our XSUB pattern
@@ -40,6 +44,7 @@ Rules (with the package's EVENTS rules, which every call here keeps):
 
 from __future__ import annotations
 
+from collections import deque
 from typing import TYPE_CHECKING, Final
 
 import zmq
@@ -60,13 +65,17 @@ _MORE: Final = int(zmq.DONTWAIT | zmq.SNDMORE)
 class Upstream:
     """What an XPUB link's peers send upstream: read, mirrored, reported (rules 1-3)."""
 
-    __slots__ = ("_link", "_scheduled", "prefixes")
+    __slots__ = ("_link", "_scheduled", "held", "prefixes")
 
     def __init__(self, link: Link) -> None:
         self._link = link
         self._scheduled = False
         #: The prefixes libzmq's XPUB holds subscribers for (rule 3), in order.
         self.prefixes: dict[bytes, None] = {}
+        #: Read while the link showed no pipe (a peer's handshake not yet
+        #: heard of): from the first message that is not a subscription on,
+        #: everything waits here, in order, for the next pipe.
+        self.held: deque[list[bytes]] = deque()
 
     def adopt(self, pipe: ZmqPipe) -> None:
         """A new pipe of the link: never readable (the link reads for it), and so
@@ -76,10 +85,27 @@ class Upstream:
         pipe._watch_recv = True
 
     def attached(self, pipe: ZmqPipe) -> None:
-        """Tell the socket what libzmq's XPUB subscribed to before *pipe* was there."""
+        """Tell the socket what libzmq's XPUB subscribed to before *pipe* was there,
+        then what was held for it, in order."""
         events = self._link.events
         for prefix in list(self.prefixes):
             events.control(pipe, [b"\x01" + prefix])
+        held = self.held
+        while held:
+            self._deliver(pipe, held.popleft())
+
+    def _deliver(self, pipe: ZmqPipe | None, frames: list[bytes]) -> None:
+        link = self._link
+        if pipe is None:
+            if not self.held and _mirror(self.prefixes, frames):
+                return  # a subscription: the next pipe starts with it
+            if len(self.held) >= MAX_HELD:
+                link.retired.dropped += 1  # no pipe for a long time: the oldest goes
+                self.held.popleft()
+            self.held.append(frames)
+            return
+        _mirror(self.prefixes, frames)
+        link.events.control(pipe, frames)
 
     def ready(self, reactor: Reactor, direct: bool) -> int:
         """EVENTS said POLLIN: read now (*direct*), or at the reactor's next poll.
@@ -107,30 +133,34 @@ class Upstream:
         """
         link = self._link
         recv = link.sock.recv_multipart
-        prefixes = self.prefixes
         while True:
             while not link.closed:
                 try:
                     frames = recv(_DONTWAIT)
                 except zmq.Again:
                     break
-                if len(frames) == 1 and frames[0][:1] in (b"\x00", b"\x01"):
-                    prefix = frames[0][1:]
-                    if frames[0][0]:
-                        prefixes[prefix] = None
-                    else:
-                        prefixes.pop(prefix, None)
-                    if link.pipe is not None:
-                        link.events.control(link.pipe, frames)
-                elif link.pipe is not None:
-                    link.events.control(link.pipe, frames)
-                else:
-                    link.retired.dropped += 1  # an upstream message with nobody to take it
+                self._deliver(link.pipe, frames)
             if link.closed:
                 return 0
             ev = link.events_now()
             if not ev & _POLLIN:
                 return ev
+
+
+#: The most upstream messages a link holds while it shows no pipe.
+MAX_HELD: Final = 1024
+
+
+def _mirror(prefixes: dict[bytes, None], frames: list[bytes]) -> bool:
+    """Apply *frames* to the mirror of libzmq's table if a subscription; say whether."""
+    if len(frames) != 1 or frames[0][:1] not in (b"\x00", b"\x01"):
+        return False
+    prefix = frames[0][1:]
+    if frames[0][0]:
+        prefixes[prefix] = None
+    else:
+        prefixes.pop(prefix, None)
+    return True
 
 
 def send_upstream(link: Link, counts: dict[bytes, int], frames: list[bytes]) -> None:
