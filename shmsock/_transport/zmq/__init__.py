@@ -4,12 +4,13 @@ One libzmq socket per endpoint of a shmsock socket: a *link* (``_link.py``).
 ``bind("tcp://*:5555")``, ``bind("ipc:///run/x")`` and ``connect("tcp://h:1")``
 each make one, of the libzmq type that speaks to the peers a ZeroMQ program
 would use: PUSH, PULL, PAIR, DEALER, ROUTER, PUB, SUB, XPUB and XSUB as
-themselves, REQ as a DEALER and REP as a ROUTER, with libzmq's envelopes (``_envelope.py``);
-subscriptions travel as libzmq's own (``_upstream.py``).  While a link has a peer, it
-shows the socket one pipe, which round-robin and fair-queueing treat like any
-other peer: one socket may bind ``shm://jobs`` and ``tcp://*:5555`` at once.
-The remote peers of one bound link share that pipe, and so one turn among
-the socket's pipes; libzmq fair-queues and round-robins among them inside it.
+themselves, REQ as a DEALER and REP as a ROUTER, with libzmq's envelopes
+(``_envelope.py``); subscriptions travel as libzmq's own (``_upstream.py``).
+While a link has a peer, it shows the socket one pipe, which round-robin
+and fair-queueing treat like any other peer: one socket may bind
+``shm://jobs`` and ``tcp://*:5555`` at once.  The remote peers of one
+bound link share that pipe, and so one turn among the socket's pipes;
+libzmq fair-queues and round-robins among them inside it.
 
 The EVENTS discipline
 ---------------------
