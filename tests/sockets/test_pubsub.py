@@ -519,4 +519,9 @@ async def test_subscriptions_are_not_counted_as_messages(scheme, kinds):
         assert sub_stats.messages_sent == 0
         assert sub_stats.bytes_sent == 0
         assert pub_stats.messages_sent >= 2  # the probes that went, and a-last
-        assert sub_stats.messages_received == pub_stats.messages_sent
+        if scheme == "tcp":
+            # libzmq's PUB drops what it was handed before it heard of "c"
+            # (it counts as sent: libzmq took it).
+            assert 2 <= sub_stats.messages_received <= pub_stats.messages_sent
+        else:
+            assert sub_stats.messages_received == pub_stats.messages_sent

@@ -159,7 +159,7 @@ async def test_a_forwarder_brings_a_pyzmq_publisher_to_shm_subscribers():
                 publisher.send("go")
                 got = await sub.recv()
                 assert got == ("got", [[b"w", b"%d" % i] for i in range(300)])
-                sub.send("exit")
+                await sub.finish()
             await publisher.expect("sent")
         nursery.cancel_scope.cancel()
 
@@ -183,7 +183,7 @@ async def test_a_forwarder_brings_a_shm_publisher_to_pyzmq_subscribers():
                 got = await sub.expect("got")
                 assert got == [[b"w", b"%d" % i] for i in range(300)]
                 await publisher.expect("sent")
-                publisher.send("exit")
+                await publisher.finish()  # it removes its files as it leaves
             nursery.cancel_scope.cancel()
 
 
