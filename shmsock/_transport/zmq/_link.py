@@ -35,6 +35,7 @@ from ..._types import SocketType
 from . import _calls, _context, _setup
 from ._envelope import Envelope, envelope_for
 from ._pipe import ZmqPipe
+from ._upstream import Upstream, send_upstream
 
 if TYPE_CHECKING:
     from .. import Events, SocketSpec
@@ -83,6 +84,8 @@ class Link:
         options = spec.options
         self.envelope: Envelope = envelope_for(spec, random.getrandbits(32))
         self.router = self.envelope.router
+        #: A publisher with nodrop (libzmq's XPUB_NODROP): see again_send.
+        self.lossless = spec.kind in (SocketType.PUB, SocketType.XPUB) and options.nodrop
         #: Directions the socket uses: only those are ever waited for (rule 3).
         self.watch_recv = spec.reads_data
         self.watch_send = spec.writes_data
@@ -101,6 +104,10 @@ class Link:
         self.backlog: tuple[memoryview, list[int], int] | None = None
         self.drain_waiting = False
         self.retired = EndpointStats()
+        #: An XPUB's: what its peers send upstream (``_upstream``), read by the link.
+        self.upstream = Upstream(self) if spec.kind == SocketType.XPUB else None
+        #: An XSUB's: subscriptions of each prefix sent to libzmq (``_upstream``).
+        self.sent_up: dict[bytes, int] = {}
         self._reporting = False
         self._report_recv = False
         self._report_send = False
@@ -134,7 +141,14 @@ class Link:
                 self.control(frames)
 
     def control(self, frames: list[bytes]) -> None:
-        """A SUB's (un)subscription, as libzmq's SUB socket takes it (it filters upstream)."""
+        """A SUB's (un)subscription, as libzmq's SUB socket takes it (it filters upstream).
+
+        An XSUB's control message (a subscription or any other) is sent on
+        its libzmq XSUB socket instead (``_upstream``).
+        """
+        if self.spec.kind == SocketType.XSUB:
+            send_upstream(self, self.sent_up, frames)
+            return
         frame = frames[0] if len(frames) == 1 else b""
         if self.spec.kind == SocketType.SUB and frame[:1] in (b"\x00", b"\x01"):
             option = zmq.SUBSCRIBE if frame[0] else zmq.UNSUBSCRIBE
@@ -180,6 +194,8 @@ class Link:
             else:
                 self.reactor.soon(self._on_fd)  # attaching reports: not from here
             return ev
+        if ev & _POLLIN and self.upstream is not None and not self.arriving:
+            ev = self.upstream.ready(self.reactor, direct) or ev & ~_POLLIN
         if ev & _POLLOUT and self.backlog is not None:
             self._flush_backlog()
             if self.backlog is not None:
@@ -196,7 +212,9 @@ class Link:
             ev & _POLLOUT
             and pipe is not None
             and not pipe.writable
-            and (direct or not self.router)  # ROUTER's POLLOUT is not this requester's room
+            # ROUTER's POLLOUT is not this requester's room, nor a publisher's
+            # its subscribers' (see again_send): only the descriptor says so.
+            and (direct or not (self.router or self.lossless))
             and self.backlog is None
         ):
             pipe.writable = True
@@ -229,8 +247,19 @@ class Link:
         self.sync(direct=False)
 
     def again_send(self, pipe: ZmqPipe) -> bool:
-        """Rule 4, for a send that met Again: True if it should be tried again now."""
+        """Rule 4, for a send that met Again: True if it should be tried again now.
+
+        A lossless publisher's link is the exception: libzmq's PUB and XPUB
+        say POLLOUT always, even when a subscriber has no room (their
+        XPUB_NODROP's Again), and the room comes as a command that signals
+        the descriptor.  EVENTS could take that command's signal and say
+        nothing of it, so the send that met Again stays the last call: the
+        descriptor then signals the room.  (An XPUB's subscription whose
+        signal that send took is read at the descriptor's next signal.)
+        """
         pipe.writable = False
+        if self.lossless:
+            return False
         ev = self.sync(direct=False)
         if ev & _POLLOUT and not self.router:
             pipe.writable = True
@@ -378,7 +407,11 @@ class Link:
             self.events.finished(old)
         self.pipe = pipe
         self.pipes.append(pipe)
+        if self.upstream is not None:
+            self.upstream.adopt(pipe)
         self.events.attached(pipe)
+        if self.upstream is not None:
+            self.upstream.attached(pipe)
         if self.spec.kind == SocketType.PUB:
             # libzmq's PUB socket filters for its subscribers itself: ours
             # writes every message to it (rule 8's control, as if the link
