@@ -23,7 +23,14 @@ Its end-of-file is the peer's death notice.  Rules:
    the doorbell is *held*: left muted and unread, and the task assumes
    DATA (a wrong guess costs one look at the ring).  A muted doorbell
    still reports a hang-up to the poller (epoll always reports EPOLLHUP),
-   so a death is seen as promptly as ever.
+   so a death is seen as promptly as ever.  A receive that will wait on
+   the doorbell directly if it finds nothing (:meth:`Doorbells.keeping`)
+   reads a held doorbell but leaves it muted (*kept*), and its wait
+   starts on it as it is: no unmute and mute again in between (two
+   ``epoll_ctl`` a wait).  Every other outcome of that receive unmutes
+   it before it returns, and so does any other wait or read
+   (:meth:`Doorbells.release`): a kept doorbell never outlives the call
+   that kept it, so the poller misses nothing.
 4. **Settle before announcing.**  A held doorbell is read (``settle``)
    before anyone announces a wait on its connection, and before any wait
    that a doorbell byte must end: a byte on it is older than the next
@@ -85,6 +92,8 @@ class Doorbells:
         "_pump",
         "_reactor",
         "held",
+        "keep",
+        "kept",
         "quiet",
         "unannounced",
     )
@@ -106,6 +115,11 @@ class Doorbells:
         self._pump = pump
         # The connection whose doorbell a woken waiter left muted and unread.
         self.held: Connection | None = None
+        # Inside keeping(): a held doorbell read before announcing stays muted.
+        self.keep = False
+        # The connection whose doorbell was read and left muted for the
+        # direct wait that follows (rule 3); None outside keeping()'s call.
+        self.kept: Connection | None = None
         self.quiet = False
         self.unannounced: list[Connection] = []
 
@@ -220,8 +234,47 @@ class Doorbells:
         return pipe.sock if type(pipe) is Connection else None
 
     def mute(self, conn: Connection) -> None:
-        """Stop the poller from watching *conn*'s doorbell (a task waits on it)."""
+        """Stop the poller from watching *conn*'s doorbell (a task waits on it).
+
+        A doorbell kept muted since :meth:`settle` costs nothing here.
+        """
+        kept = self.kept
+        if kept is conn:
+            self.kept = None
+            return
+        if kept is not None:
+            self.release()
         self._reactor.mute(conn.fd)
+
+    def release(self) -> None:
+        """Hand a kept doorbell back to the poller: no direct wait follows."""
+        conn = self.kept
+        if conn is not None:
+            self.kept = None
+            if conn.alive:
+                self.unmute(conn)
+
+    def keeping(self, take: Callable[..., _T], *args: Any) -> _T:
+        """``take(*args)`` for a receiver that waits on its one doorbell if it raises WouldBlock.
+
+        A held doorbell read before announcing (rule 4) stays muted for
+        that wait (``kept``).  Any other outcome, a message or another
+        error, hands it back to the poller before returning.
+        """
+        self.keep = True
+        try:
+            got = take(*args)
+        except trio.WouldBlock:
+            self.keep = False
+            raise
+        except BaseException:
+            self.keep = False
+            self.release()
+            raise
+        self.keep = False
+        if self.kept is not None:
+            self.release()
+        return got
 
     def unmute(self, conn: Connection) -> None:
         """Undo :meth:`mute`, unless the doorbell is gone meanwhile."""
@@ -245,12 +298,22 @@ class Doorbells:
     def settle(self) -> None:
         """Read the held doorbell, if any, and hand it back to the poller.
 
-        Does not retire anything, so it is safe in the middle of reading.
+        Inside :meth:`keeping`, it stays muted instead (``kept``).  Any
+        doorbell kept before is handed back too: a wait or read other than
+        the one it was kept for comes first.  Does not retire anything, so
+        it is safe in the middle of reading.
         """
         conn = self.held
         if conn is not None:
             self.held = None
+            if self.keep and conn.alive:
+                self.on_doorbell(conn)  # (an end-of-file unregisters it)
+                if conn.alive:
+                    self.kept = conn
+                return
             self.reopen(conn)
+        elif self.kept is not None and not self.keep:
+            self.release()
 
     def reopen(self, conn: Connection) -> None:
         """Read *conn*'s muted doorbell, then hand it back to the poller."""
@@ -324,4 +387,5 @@ class Doorbells:
     def forget(self) -> None:
         """The socket closes: nothing is held or owed any more."""
         self.held = None
+        self.kept = None
         self.unannounced.clear()
