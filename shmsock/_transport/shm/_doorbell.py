@@ -125,8 +125,8 @@ class Doorbells:
 
     # -- rule 2: the poller ----------------------------------------------------------
 
-    def on_doorbell(self, conn: Connection) -> None:
-        """Read *conn*'s doorbell and report what it says."""
+    def on_doorbell(self, conn: Connection, assumed: bytes = b"") -> None:
+        """Read *conn*'s doorbell and report what it says (but bytes of *assumed* alone)."""
         data = self._read(conn)
         if data is None:
             return
@@ -134,7 +134,8 @@ class Doorbells:
             conn.count_unread_as_lost()
             self._gone(conn)
             return
-        self._act(conn, data)
+        if not assumed or data.strip(assumed):
+            self._act(conn, data)
 
     def _read(self, conn: Connection, *, reading: bool = False) -> bytes | None:
         """What *conn*'s doorbell holds (b"": end-of-file; None: nothing now).
@@ -307,7 +308,9 @@ class Doorbells:
         if conn is not None:
             self.held = None
             if self.keep and conn.alive:
-                self.on_doorbell(conn)  # (an end-of-file unregisters it)
+                # DATA alone was acted on already: rang() assumed it, and
+                # the announcement that follows looks at the ring again.
+                self.on_doorbell(conn, assumed=_wire.DATA)  # (an end-of-file unregisters it)
                 if conn.alive:
                     self.kept = conn
                 return
