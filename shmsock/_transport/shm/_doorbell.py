@@ -49,9 +49,12 @@ Its end-of-file is the peer's death notice.  Rules:
    that read acts on DATA, SPACE and CORRUPT as the poller would, but
    leaves an end-of-file to the poller, which sees it again.
 
-Issue 23 reworks the direct wait and the spin; they stay behind the
-methods here (``doorbell``, ``mute``, ``rang``, ``reopen``, ``settle``,
-``spin``, ``look``), which the socket's waiter calls.
+The direct wait and the spin stay behind the methods here (``doorbell``,
+``mute``, ``keeping``, ``release``, ``rang``, ``reopen``, ``settle``,
+``spin``, ``look``), which the socket's waiter calls.  A parked
+receiver's round trip costs it four system calls: the doorbell byte it
+reads before announcing, Trio's re-arming of the doorbell, the wait, and
+the byte it rings with its answer (docs/performance.md).
 """
 
 from __future__ import annotations
