@@ -100,14 +100,16 @@ async def test_receives_of_every_kind_with_cancels_around_waits_lose_no_wakeup()
             await peer.finish()
 
 
-async def test_a_rep_replies_to_every_request_once_whatever_its_waits_became():
+@pytest.mark.parametrize("spin_us", [0, 200], ids=["parked", "spinning"])
+async def test_a_rep_replies_to_every_request_once_whatever_its_waits_became(spin_us):
     # The REP side of the round trip, where the kept doorbell is the common
     # case: each reply is the request, each arrives once; between requests
     # the REP is cancelled in its wait now and then, and polls with
-    # recv_nowait now and then.
+    # recv_nowait now and then.  Spinning, the first look keeps the
+    # doorbell and the spin hands it back before it parks.
     count = 1500
     rng = random.Random(5)
-    async with shmsock.socket(REP) as rep:
+    async with shmsock.socket(REP, spin_us=spin_us) as rep:
         rep.bind("shm://wake-rep")
         with spawn(wakepeers.req_numbers, "shm://wake-rep", count, 11) as peer:
             await peer.expect("ready")
