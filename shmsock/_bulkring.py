@@ -305,8 +305,8 @@ _new_bytes.argtypes = (ctypes.c_void_p, ctypes.c_ssize_t)
 def copy_out(region: mmap.mmap, extent: Extent) -> bytes:
     """*extent*'s frame copied out of *region* into new bytes, its checksum checked on the copy.
 
-    One pass over the region (``shm_bulk_copy_verify``): the copy is
-    checked piece by piece while each piece is in the cache.  Raises
+    One pass over the region (``shm_bulk_copy_verify``): each word is
+    checksummed as it is copied, from the register it was copied through.  Raises
     CorruptMessage (``SHM_EBULKCRC``) on a mismatch.
     """
     n = extent.length
