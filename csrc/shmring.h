@@ -452,9 +452,10 @@ int shm_bulk_verify(const uint8_t *copy, uint64_t len, uint32_t crc, uint32_t ch
 
 /* Copy an accepted extent out of the region (`src`, `len` bytes) into the
  * private `dst` and verify its checksum on the copy, as shm_bulk_verify
- * does: in one pass (shm_crc32c_copy), each word checksummed as it is
- * copied, so the frame is read once from memory.  Returns 0 or SHM_EBULKCRC (dst then
- * holds the copy, which is not to be used). */
+ * does: in one pass (shm_crc32c_copy), or above 2 MiB in pieces checked
+ * while they are in the cache, so the frame is read once from memory.
+ * Returns 0 or SHM_EBULKCRC (dst then holds the copy, which is not to be
+ * used). */
 int shm_bulk_copy_verify(uint8_t *dst, const uint8_t *src, uint64_t len, uint32_t crc,
                          uint32_t checked);
 

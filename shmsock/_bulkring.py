@@ -342,7 +342,8 @@ def copy_out(region: mmap.mmap, extent: Extent) -> bytes:
     """*extent*'s frame copied out of *region* into new bytes, its checksum checked on the copy.
 
     One pass over the region (``shm_bulk_copy_verify``): each word is
-    checksummed as it is copied, from the register it was copied through.  Raises
+    checksummed as it is copied (above 2 MiB, each piece while it is in
+    the cache).  Raises
     CorruptMessage (``SHM_EBULKCRC``) on a mismatch.
     """
     n = extent.length
