@@ -1,6 +1,6 @@
 /*
  * CRC32C (Castagnoli, reflected polynomial 0x82F63B78), the checksum of
- * every shmsock record (its payload, then its header fields: rec_crc in
+ * every shmsock record (its payload, then its header fields: rec_crc_from in
  * shmring.c).  This is the one definition the ring uses;
  * the test suite checks it against the crc32c package byte for byte.
  *

@@ -71,12 +71,6 @@ static inline uint32_t rec_crc_from(uint32_t payload_crc, uint32_t len, uint8_t 
     return shm_crc32c(payload_crc, t, sizeof t);
 }
 
-static inline uint32_t rec_crc(const uint8_t *payload, uint32_t len, uint8_t flags,
-                               uint64_t seq, uint32_t aux)
-{
-    return rec_crc_from(shm_crc32c(0, payload, len), len, flags, seq, aux);
-}
-
 static inline uint64_t rec_size(uint64_t len)
 {
     return (len + SHM_REC_HEADER_SIZE + (SHM_REC_ALIGN - 1)) & ~(uint64_t)(SHM_REC_ALIGN - 1);
