@@ -71,12 +71,6 @@ static inline uint32_t rec_crc_from(uint32_t payload_crc, uint32_t len, uint8_t 
     return shm_crc32c(payload_crc, t, sizeof t);
 }
 
-static inline uint32_t rec_crc(const uint8_t *payload, uint32_t len, uint8_t flags,
-                               uint64_t seq, uint32_t aux)
-{
-    return rec_crc_from(shm_crc32c(0, payload, len), len, flags, seq, aux);
-}
-
 static inline uint64_t rec_size(uint64_t len)
 {
     return (len + SHM_REC_HEADER_SIZE + (SHM_REC_ALIGN - 1)) & ~(uint64_t)(SHM_REC_ALIGN - 1);
@@ -264,17 +258,23 @@ static inline uint64_t put_record_crc(shm_producer *p, uint64_t pos, const uint8
         off = 0;
     }
     uint32_t crc = 0;
+    uint8_t *dst = p->data + off + SHM_REC_HEADER_SIZE;
     if (!(flags & SHM_F_START))
         aux = 0;
-    if (!p->checksum)
+    if (!p->checksum) {
         flags |= SHM_F_NOCRC;
-    else if (payload_crc >= 0)
+        if (len)
+            memcpy(dst, src, len);
+    } else {
+        /* The payload is copied and checksummed in one pass (the CRC is of
+         * the bytes read from src, the caller's private source). */
+        if (payload_crc < 0)
+            payload_crc = shm_crc32c_copy(0, dst, src, len);
+        else if (len)
+            memcpy(dst, src, len);
         crc = rec_crc_from((uint32_t)payload_crc, len, flags, p->seq, aux);
-    else
-        crc = rec_crc(src, len, flags, p->seq, aux);
+    }
     put_header(p->data + off, flags, len, p->seq, crc, aux);
-    if (len)
-        memcpy(p->data + off + SHM_REC_HEADER_SIZE, src, len);
     p->seq++;
     /* Statistics count data: a control record (a subscription) is neither
        payload nor a message.  A record without MORE or CONT is the last of
@@ -716,9 +716,13 @@ int64_t shm_read(shm_consumer *c, uint8_t *out, size_t out_cap, uint32_t *lens,
             break;
         }
         uint8_t *dst = out + used;
-        if (h.len)
-            memcpy(dst, c->data + off + SHM_REC_HEADER_SIZE, h.len);
-        if (!(h.flags & SHM_F_NOCRC) && rec_crc(dst, h.len, h.flags, h.seq, h.aux) != h.crc) {
+        const uint8_t *src = c->data + off + SHM_REC_HEADER_SIZE;
+        if (h.flags & SHM_F_NOCRC) {
+            if (h.len)
+                memcpy(dst, src, h.len);
+        } else if (rec_crc_from(shm_crc32c_copy(0, dst, src, h.len), h.len, h.flags, h.seq,
+                                h.aux) != h.crc) {
+            /* Checked on the private copy, in the same pass as the copy. */
             err = SHM_ECRC;
             break;
         }

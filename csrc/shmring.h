@@ -452,9 +452,10 @@ int shm_bulk_verify(const uint8_t *copy, uint64_t len, uint32_t crc, uint32_t ch
 
 /* Copy an accepted extent out of the region (`src`, `len` bytes) into the
  * private `dst` and verify its checksum on the copy, as shm_bulk_verify
- * does: in pieces that are checked while they are still in the cache, so
- * the frame is read once from memory.  Returns 0 or SHM_EBULKCRC (dst then
- * holds the copy, which is not to be used). */
+ * does: in one pass (shm_crc32c_copy), or above 2 MiB in pieces checked
+ * while they are in the cache, so the frame is read once from memory.
+ * Returns 0 or SHM_EBULKCRC (dst then holds the copy, which is not to be
+ * used). */
 int shm_bulk_copy_verify(uint8_t *dst, const uint8_t *src, uint64_t len, uint32_t crc,
                          uint32_t checked);
 
@@ -467,6 +468,11 @@ int shm_bulk_release(shm_bulk_reader *r, uint64_t pos);
 /* CRC32C (Castagnoli) of `len` bytes, continuing from `crc` (0 to start).
  * Uses the SSE4.2 instruction when the CPU has it. */
 uint32_t shm_crc32c(uint32_t crc, const uint8_t *buf, size_t len);
+
+/* memcpy(dst, src, len), returning the CRC32C of the bytes copied (as
+ * shm_crc32c(crc, dst, len) would after the copy), each byte read once.
+ * The regions must not overlap. */
+uint32_t shm_crc32c_copy(uint32_t crc, uint8_t *dst, const uint8_t *src, size_t len);
 
 /* CFFI-END */
 

@@ -34,6 +34,7 @@ __all__ = [
     "Extent",
     "check_region",
     "init_region",
+    "keep_in_heap",
     "region_size",
     "verify",
 ]
@@ -302,11 +303,47 @@ _new_bytes.restype = ctypes.py_object
 _new_bytes.argtypes = (ctypes.c_void_p, ctypes.c_ssize_t)
 
 
+# The allocator a received frame's bytes come from (a bytes object above
+# 512 bytes is PyMem_RawMalloc's), for keep_in_heap.
+_raw_malloc = ctypes.pythonapi.PyMem_RawMalloc
+_raw_malloc.restype = ctypes.c_void_p
+_raw_malloc.argtypes = (ctypes.c_size_t,)
+_raw_free = ctypes.pythonapi.PyMem_RawFree
+_raw_free.restype = None
+_raw_free.argtypes = (ctypes.c_void_p,)
+
+#: glibc's ceiling for its dynamic mmap threshold (DEFAULT_MMAP_THRESHOLD_MAX
+#: on 64-bit), less room for the chunk's own header and page rounding.
+HEAP_BLOCK_MAX: Final = (32 << 20) - (64 << 10)
+
+
+def keep_in_heap(size: int) -> None:
+    """Let blocks up to *size* bytes come from, and go back to, the malloc heap.
+
+    glibc serves a block above its mmap threshold (128 KiB at first) with a
+    fresh mmap, and gives a heap top above twice that back to the kernel
+    on free: every new 1 MiB ``bytes`` then costs 256 page faults, the
+    kernel zeroing each page, about four times the copy that fills it.
+    glibc raises both thresholds itself when the program frees a mapped
+    block larger than the threshold (its "dynamic threshold": the program
+    uses blocks that large for a while).  Allocating and freeing one such
+    block, never touched (so never faulted in), is that signal, given
+    once instead of learnt from the first frames; nothing is set, so glibc
+    keeps adapting.  Capped at glibc's ceiling (HEAP_BLOCK_MAX); with
+    another allocator it costs one allocation and changes nothing.
+    """
+    size = min(size, HEAP_BLOCK_MAX)
+    block = _raw_malloc(size)
+    if block:
+        _raw_free(block)
+
+
 def copy_out(region: mmap.mmap, extent: Extent) -> bytes:
     """*extent*'s frame copied out of *region* into new bytes, its checksum checked on the copy.
 
-    One pass over the region (``shm_bulk_copy_verify``): the copy is
-    checked piece by piece while each piece is in the cache.  Raises
+    One pass over the region (``shm_bulk_copy_verify``): each word is
+    checksummed as it is copied (above 2 MiB, each piece while it is in
+    the cache).  Raises
     CorruptMessage (``SHM_EBULKCRC``) on a mismatch.
     """
     n = extent.length

@@ -497,3 +497,24 @@ def test_crc32c_matches_the_crc32c_package(size):
     assert R.crc32c(data) == crc32c.crc32c(data)
     half = size // 2
     assert R.crc32c(data[half:], R.crc32c(data[:half])) == crc32c.crc32c(data)
+
+
+@pytest.mark.parametrize("size", [0, 1, 7, 8, 255, 767, 768, 769, 4099, 70000, 1 << 20])
+@pytest.mark.parametrize(("src_at", "dst_at"), [(0, 0), (1, 0), (3, 5), (7, 1)])
+def test_crc32c_copy_copies_and_gives_the_crc_of_the_copy(size, src_at, dst_at):
+    # The one-pass copy and checksum every checked payload and bulk frame
+    # now goes through: byte for byte the crc32c package's CRC, whatever
+    # the alignment, and exactly the bytes of the source in the copy.
+    from shmsock._shmring import ffi, lib
+
+    data = os.urandom(size + src_at)
+    out = bytearray(size + dst_at + 8)
+    dst = ffi.from_buffer(out, require_writable=True)
+    crc = lib.shm_crc32c_copy(0, dst + dst_at, ffi.from_buffer(data) + src_at, size)
+    assert crc == crc32c.crc32c(data[src_at:])
+    assert out[dst_at : dst_at + size] == data[src_at:]
+    assert out[:dst_at] == bytes(dst_at) and out[dst_at + size :] == bytes(8)
+    seed = crc32c.crc32c(b"seed")
+    assert lib.shm_crc32c_copy(seed, dst, ffi.from_buffer(data), size) == crc32c.crc32c(
+        data[:size], seed
+    )

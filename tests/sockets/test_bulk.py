@@ -20,7 +20,9 @@ from __future__ import annotations
 
 import hashlib
 import os
+import platform
 import random
+import resource
 from functools import partial
 
 import pytest
@@ -295,6 +297,34 @@ async def test_an_idle_connection_holds_no_region_and_a_busy_one_a_bounded_one()
         assert conn.bulk_out is not None and conn.bulk_out.region is not None
         assert conn.bulk_out.region.capacity == 8 * MiB  # eight such frames, and no more
         assert bulkpeers.memfd_mappings() == 2  # a's region, and b's mapping of it
+
+
+@pytest.mark.skipif(platform.libc_ver()[0] != "glibc", reason="glibc's heap thresholds")
+async def test_large_frames_received_a_few_at_a_time_do_not_fault_in_fresh_memory():
+    # recv() copies each frame into new bytes.  glibc mapped each 1 MiB
+    # block afresh, or gave the heap behind a few freed ones back to the
+    # kernel, so every such message cost 256 page faults (the kernel
+    # zeroing each page, several times the copy itself) until the reader
+    # let the heap keep blocks as large as its region's frames.
+    payloads = [os.urandom(MiB) for _ in range(4)]
+    async with shmsock.socket(PUSH) as push, shmsock.socket(PULL) as pull:
+        pull.bind("shm://bulk-faults")
+        push.connect("shm://bulk-faults")
+        await wait_peers(push, 1)
+
+        async def four() -> None:
+            held = []
+            for p in payloads:
+                await push.send(p)
+                held.append(await pull.recv())
+            assert held == payloads
+
+        await four()  # the region is made, and pre-faulted, here
+        before = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
+        for _ in range(10):
+            await four()
+        faults = resource.getrusage(resource.RUSAGE_SELF).ru_minflt - before
+        assert faults < 40 * 16, f"{faults / 40:.0f} page faults per 1 MiB message"
 
 
 # -- every transport: the same calls, whatever carries them ------------------------------

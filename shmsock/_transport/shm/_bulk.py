@@ -406,6 +406,10 @@ class BulkIn:
         except BaseException:
             region.close()
             raise
+        # Frames of up to half this region are coming, copied into new
+        # bytes each (rule 5): let the allocator keep that much in its heap
+        # rather than map and fault in every one (see keep_in_heap).
+        B.keep_in_heap(region.capacity)
         for stale in [g for g in self._pending if g < gen]:
             self._pending.pop(stale).close()
         old = self.region
