@@ -14,6 +14,8 @@ from collections.abc import Iterable, Sequence
 from contextlib import AbstractAsyncContextManager
 from typing import TYPE_CHECKING
 
+from trio import WouldBlock
+
 from ._args import as_bytes, check_count, frames_of
 from ._errors import MessageTooLarge
 from ._loan import LoanBlock
@@ -48,6 +50,7 @@ class Sending:
     _pattern: Pattern
     _waiter: Waiter
     _plain_limit: int
+    _fan_limit: int
     _send_ready: deque[Pipe]
     _pace: int
 
@@ -74,17 +77,22 @@ class Sending:
         """
         # Fast path: a plain message to the pipe at the head of the send
         # queue (types with no state to keep; -1 disables it).  Anything but
-        # a clean write (full, gone, streaming) goes the general way.
-        if type(data) is bytes and len(data) <= self._plain_limit:
-            ready = self._send_ready
-            if ready:
-                pipe = ready[0]
-                rc = pipe.try_write(data, len(data))
-                if rc >= 0:
-                    if rc:
-                        pipe.wake()
-                    ready.rotate(-1)
-                    return
+        # a clean write (full, gone, streaming) goes the general way.  A
+        # PUB's one-frame message within every limit is published at once.
+        if type(data) is bytes:
+            if len(data) <= self._plain_limit:
+                ready = self._send_ready
+                if ready:
+                    pipe = ready[0]
+                    rc = pipe.try_write(data, len(data))
+                    if rc >= 0:
+                        if rc:
+                            pipe.wake()
+                        ready.rotate(-1)
+                        return
+            elif len(data) <= self._fan_limit:
+                self._outbox.publish_one(data)
+                return
         self._outbox.send_nowait([as_bytes(data)])
 
     @ki_protected
@@ -113,15 +121,28 @@ class Sending:
         """
         await checkpoint_if_cancelled()
         # Fast path first: send_nowait's, then step 3 of _trio inline.
-        if type(data) is bytes and len(data) <= self._plain_limit:
-            ready = self._send_ready
-            if ready:
-                pipe = ready[0]
-                rc = pipe.try_write(data, len(data))
-                if rc >= 0:
-                    if rc:
-                        pipe.wake()
-                    ready.rotate(-1)
+        if type(data) is bytes:
+            if len(data) <= self._plain_limit:
+                ready = self._send_ready
+                if ready:
+                    pipe = ready[0]
+                    rc = pipe.try_write(data, len(data))
+                    if rc >= 0:
+                        if rc:
+                            pipe.wake()
+                        ready.rotate(-1)
+                        pace = self._pace
+                        if pace and now() - clock.last < pace:
+                            return
+                        await shielded_checkpoint()
+                        clock.last = now()
+                        return
+            elif len(data) <= self._fan_limit:
+                try:
+                    self._outbox.publish_one(data)
+                except WouldBlock:
+                    pass  # (nodrop) the general way waits for room
+                else:
                     pace = self._pace
                     if pace and now() - clock.last < pace:
                         return
