@@ -79,20 +79,19 @@ class Sending:
         # queue (types with no state to keep; -1 disables it).  Anything but
         # a clean write (full, gone, streaming) goes the general way.  A
         # PUB's one-frame message within every limit is published at once.
-        if type(data) is bytes:
-            if len(data) <= self._plain_limit:
-                ready = self._send_ready
-                if ready:
-                    pipe = ready[0]
-                    rc = pipe.try_write(data, len(data))
-                    if rc >= 0:
-                        if rc:
-                            pipe.wake()
-                        ready.rotate(-1)
-                        return
-            elif len(data) <= self._fan_limit:
-                self._outbox.publish_one(data)
-                return
+        if type(data) is bytes and len(data) <= self._plain_limit:
+            ready = self._send_ready
+            if ready:
+                pipe = ready[0]
+                rc = pipe.try_write(data, len(data))
+                if rc >= 0:
+                    if rc:
+                        pipe.wake()
+                    ready.rotate(-1)
+                    return
+        elif type(data) is bytes and len(data) <= self._fan_limit:
+            self._outbox.publish_one(data)
+            return
         self._outbox.send_nowait([as_bytes(data)])
 
     @ki_protected
@@ -121,34 +120,33 @@ class Sending:
         """
         await checkpoint_if_cancelled()
         # Fast path first: send_nowait's, then step 3 of _trio inline.
-        if type(data) is bytes:
-            if len(data) <= self._plain_limit:
-                ready = self._send_ready
-                if ready:
-                    pipe = ready[0]
-                    rc = pipe.try_write(data, len(data))
-                    if rc >= 0:
-                        if rc:
-                            pipe.wake()
-                        ready.rotate(-1)
-                        pace = self._pace
-                        if pace and now() - clock.last < pace:
-                            return
-                        await shielded_checkpoint()
-                        clock.last = now()
-                        return
-            elif len(data) <= self._fan_limit:
-                try:
-                    self._outbox.publish_one(data)
-                except WouldBlock:
-                    pass  # (nodrop) the general way waits for room
-                else:
+        if type(data) is bytes and len(data) <= self._plain_limit:
+            ready = self._send_ready
+            if ready:
+                pipe = ready[0]
+                rc = pipe.try_write(data, len(data))
+                if rc >= 0:
+                    if rc:
+                        pipe.wake()
+                    ready.rotate(-1)
                     pace = self._pace
                     if pace and now() - clock.last < pace:
                         return
                     await shielded_checkpoint()
                     clock.last = now()
                     return
+        elif type(data) is bytes and len(data) <= self._fan_limit:
+            try:
+                self._outbox.publish_one(data)
+            except WouldBlock:
+                pass  # (nodrop) the general way waits for room
+            else:
+                pace = self._pace
+                if pace and now() - clock.last < pace:
+                    return
+                await shielded_checkpoint()
+                clock.last = now()
+                return
         frames = [as_bytes(data)]
         try:
             await retry(
