@@ -135,7 +135,7 @@ async def test_a_slow_subscriber_process_never_blocks_the_publisher_and_its_drop
 # a subscriber asleep with messages in its ring: these tests would then fail on the
 # children's timeouts, not pass slowly.
 
-BURSTS = [1, 2, 1, 3, 63, 64, 65, 1, 129, 1, 700, 1, 5, 1]
+BURSTS = [1, 2, 1, 3, 63, 64, 65, 1, 255, 256, 257, 1, 700, 1, 5, 1]
 
 
 @pytest.mark.parametrize("way", ["send", "send_nowait"])

@@ -88,7 +88,7 @@ __all__ = ["WAKE_DELAY_NS", "WAKE_WRITES", "Doorbells", "Wakes"]
 
 #: Messages a publisher writes, at most, between a subscriber falling
 #: asleep and its wake (rule 7 a).
-WAKE_WRITES: Final = 64
+WAKE_WRITES: Final = 256
 #: The longest a publisher that keeps writing defers a wake (rule 7 c).
 WAKE_DELAY_NS: Final = 500_000
 
