@@ -59,6 +59,7 @@ class Lifetime:
     _nursery: trio.Nursery | None
     _nursery_manager: Any
     _plain_limit: int
+    _fan_limit: int
     _plain_recv: bool
 
     def _check_open(self) -> None:
@@ -84,6 +85,7 @@ class Lifetime:
         """
         self._closed = True
         self._plain_limit, self._plain_recv = -1, False
+        self._fan_limit = -1
         self._hub.disown()
 
     @property
@@ -246,6 +248,7 @@ class Lifetime:
     def _mark_closed(self) -> None:
         self._closed = True
         self._plain_limit, self._plain_recv = -1, False  # the general paths raise
+        self._fan_limit = -1
         self._hub.wake_all()
 
     def _teardown(self) -> None:

@@ -249,6 +249,38 @@ class Outbox:
                 raise trio.WouldBlock  # no pipe went meanwhile: wait for room
             # A pipe went (found broken, say): its subscriptions went with it.
 
+    def publish_one(self, data: bytes) -> None:
+        """``_publish`` for the socket's fast path: one frame within every limit.
+
+        The socket checked what the general path checks (open, and a size
+        within max_msg_size, the transports' "at once" and every peer's
+        limit: ``_fan_limit``); a PUB's or XPUB's send is always allowed
+        and carries no aux word.  Raises WouldBlock as ``_publish`` does.
+        """
+        hub = self._hub
+        hub.poll()  # the slow-joiner promise (see _publish)
+        frames = [data]
+        if len(data) > hub.peer_limit:  # a peer that attached meanwhile accepts less
+            self._publish(frames, 0, len(data))
+            return
+        pattern = self._pattern
+        while True:
+            fan = pattern.fanout(data)
+            pipes = fan.pipes
+            if not pipes:
+                return
+            plan: FanPlan = fan.plan  # type: ignore[assignment]
+            if plan is None:
+                plan = fan.plan = self._plan(pipes)
+            if not self.nodrop:
+                plan.write(frames, 0)
+                return
+            if plan.write_all(frames, 0):
+                return
+            if pattern.fanout(data) is fan:
+                raise trio.WouldBlock
+            # A pipe went meanwhile: its subscriptions went with it.
+
     def _plan(self, pipes: Sequence[PipeView]) -> FanPlan:
         """A writer for *pipes*: their transports' own, one per transport."""
         groups: dict[str, list[Pipe]] = {}

@@ -14,6 +14,8 @@ from collections.abc import Iterable, Sequence
 from contextlib import AbstractAsyncContextManager
 from typing import TYPE_CHECKING
 
+from trio import WouldBlock
+
 from ._args import as_bytes, check_count, frames_of
 from ._errors import MessageTooLarge
 from ._loan import LoanBlock
@@ -48,6 +50,7 @@ class Sending:
     _pattern: Pattern
     _waiter: Waiter
     _plain_limit: int
+    _fan_limit: int
     _send_ready: deque[Pipe]
     _pace: int
 
@@ -74,7 +77,8 @@ class Sending:
         """
         # Fast path: a plain message to the pipe at the head of the send
         # queue (types with no state to keep; -1 disables it).  Anything but
-        # a clean write (full, gone, streaming) goes the general way.
+        # a clean write (full, gone, streaming) goes the general way.  A
+        # PUB's one-frame message within every limit is published at once.
         if type(data) is bytes and len(data) <= self._plain_limit:
             ready = self._send_ready
             if ready:
@@ -85,6 +89,9 @@ class Sending:
                         pipe.wake()
                     ready.rotate(-1)
                     return
+        elif type(data) is bytes and len(data) <= self._fan_limit:
+            self._outbox.publish_one(data)
+            return
         self._outbox.send_nowait([as_bytes(data)])
 
     @ki_protected
@@ -128,6 +135,18 @@ class Sending:
                     await shielded_checkpoint()
                     clock.last = now()
                     return
+        elif type(data) is bytes and len(data) <= self._fan_limit:
+            try:
+                self._outbox.publish_one(data)
+            except WouldBlock:
+                pass  # (nodrop) the general way waits for room
+            else:
+                pace = self._pace
+                if pace and now() - clock.last < pace:
+                    return
+                await shielded_checkpoint()
+                clock.last = now()
+                return
         frames = [as_bytes(data)]
         try:
             await retry(

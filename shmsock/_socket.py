@@ -81,6 +81,7 @@ class Socket(Sending, Receiving, Serializing, SocketOptions, Lifetime):
         "_closed",
         "_endpoints",
         "_entered",
+        "_fan_limit",
         "_hub",
         "_inbox",
         "_iter_run",
@@ -140,6 +141,7 @@ class Socket(Sending, Receiving, Serializing, SocketOptions, Lifetime):
         self._recv_cancelled = pattern.recv_cancelled
         self._plain_recv = False  # (set by _derive)
         self._plain_limit = -1
+        self._fan_limit = -1
         self._pace = 0
         self._derive()
         hub.limits_changed = self._derive
@@ -159,6 +161,12 @@ class Socket(Sending, Receiving, Serializing, SocketOptions, Lifetime):
             self._plain_limit = min(hub.max_simple, self._options.max_msg_size, hub.peer_limit)
         else:
             self._plain_limit = -1
+        if self._pattern.fans_out and not self._closed:
+            # The same for a PUB's one-frame message (Outbox.publish_one).
+            hub = self._hub
+            self._fan_limit = min(hub.max_simple, self._options.max_msg_size, hub.peer_limit)
+        else:
+            self._fan_limit = -1
 
     # -- statistics --------------------------------------------------------------------
 

@@ -137,6 +137,31 @@ def collecting_sub(conn: Connection, endpoint: str, topics: list[bytes], ends: i
                     continue
                 got.append(frames)
             conn.send(("got", got))
+
+
+def sub_exact(conn: Connection, endpoint: str, topic: bytes, ring_size: int) -> None:
+    """Subscribe to *topic*, connect, report "ready"; then check that message
+    bodies count 0, 1, 2, ... (each once, in order) and, at every message with
+    a third frame, report how many came.  A message b"end" ends it."""
+
+    async def main() -> None:
+        async with shmsock.socket(shmsock.SUB, ring_size=ring_size) as sub:
+            sub.subscribe(topic)
+            sub.connect(endpoint)
+            await sub.wait_peers(1)
+            conn.send("ready")
+            expect = 0
+            while True:
+                frames = await sub.recv_multipart()
+                if frames[1] == b"end":
+                    break
+                if int(frames[1]) != expect:
+                    conn.send(("wrong", int(frames[1]), expect))
+                    return
+                expect += 1
+                if len(frames) > 2:
+                    conn.send(expect)
+            conn.send(("end", expect))
             await trio.to_thread.run_sync(conn.recv)
 
     trio.run(main)

@@ -221,6 +221,32 @@ async def test_a_slow_subscriber_never_blocks_the_publisher_and_its_drops_are_co
         assert pub.stats()[endpoint].dropped == n - len(got_slow)
 
 
+@pytest.mark.parametrize("way", ["send", "send_nowait"])
+async def test_a_subscriber_that_accepts_less_misses_larger_messages_only(endpoint, way):
+    """Each subscriber's max_msg_size is looked at for every message, on the
+    socket's fast path too: the one that accepts 100 bytes misses (and counts)
+    the larger messages; the other gets them all."""
+    async with (
+        shmsock.socket(PUB) as pub,
+        shmsock.socket(SUB, max_msg_size=100) as small,
+        shmsock.socket(SUB) as big,
+    ):
+        pub.bind(endpoint)
+        for sub in (small, big):
+            sub.subscribe(b"")
+            sub.connect(endpoint)
+        await wait_peers(pub, 2)
+        sizes = [50, 200, 100, 101, 1]
+        for size in sizes:
+            if way == "send":
+                await pub.send(b"x" * size)
+            else:
+                pub.send_nowait(b"x" * size)
+        assert [len(m) for m in await drain(big)] == sizes
+        assert [len(m) for m in await drain(small)] == [50, 100, 1]
+        assert sorted(s.dropped for s in pub.subscribers()) == [0, 2]
+
+
 async def test_nodrop_waits_for_every_matching_subscriber_and_a_cancelled_send_sends_to_none(
     endpoint,
 ):

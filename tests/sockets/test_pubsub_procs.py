@@ -128,3 +128,94 @@ async def test_a_slow_subscriber_process_never_blocks_the_publisher_and_its_drop
             by_pid = {c.slot.pid: sum(r.messages_dropped for r in c.to_connector) for c in conns}
             assert by_pid == {slow.pid: n - kept, os.getpid(): 0}
             await slow.finish()
+
+
+# -- wake-ups: a publisher owes a sleeping subscriber's wake until its burst ends --------
+# (rule 7 of shmsock/_transport/shm/_doorbell.py).  A wake that were never paid leaves
+# a subscriber asleep with messages in its ring: these tests would then fail on the
+# children's timeouts, not pass slowly.
+
+BURSTS = [1, 2, 1, 3, 63, 64, 65, 1, 255, 256, 257, 1, 700, 1, 5, 1]
+
+
+@pytest.mark.parametrize("way", ["send", "send_nowait"])
+async def test_every_burst_reaches_every_sleeping_subscriber_exactly_once(way):
+    """Six subscriber processes; the publisher sends a burst, then waits until
+    each has it all (so each is asleep again), many times over, with burst
+    sizes around the wake thresholds and larger than a small ring holds."""
+    endpoint = name()
+    ring = 64 << 10  # a 700-message burst of these fills it: the publisher waits
+    async with shmsock.socket(PUB, nodrop=True, ring_size=ring) as pub:
+        pub.bind(endpoint)
+        children = [spawn(pubsubpeers.sub_exact, endpoint, b"", ring) for _ in range(6)]
+        try:
+            for child in children:
+                await child.expect("ready")
+            await wait_peers(pub, len(children))
+            sent = 0
+            for burst in BURSTS:
+                for k in range(burst):
+                    frames = [b"t", b"%d" % sent] + ([b"ack"] if k == burst - 1 else [])
+                    frames[1] += b" " * 100
+                    sent += 1
+                    if way == "send":
+                        await pub.send_multipart(frames)
+                    else:
+                        while True:
+                            try:
+                                pub.send_multipart_nowait(frames)
+                                break
+                            except trio.WouldBlock:
+                                await trio.lowlevel.checkpoint()
+                for child in children:
+                    assert await child.recv() == sent
+            await pub.send_multipart([b"t", b"end"])
+            for child in children:
+                assert await child.recv() == ("end", sent)
+                await child.finish()
+        finally:
+            for child in children:
+                child.close()
+
+
+async def test_a_publisher_that_never_pauses_still_wakes_a_quiet_topics_subscriber():
+    """Subscribers of topic b sleep while the publisher keeps writing topic a
+    without a pause; each b message still reaches them (the publisher's writes
+    or its delay bound pay the wake, since no idle moment ever comes)."""
+    endpoint = name()
+    ring = 1 << 20
+    async with shmsock.socket(PUB, nodrop=True, ring_size=ring) as pub:
+        pub.bind(endpoint)
+        a_subs = [spawn(pubsubpeers.sub_exact, endpoint, b"a", ring) for _ in range(3)]
+        b_subs = [spawn(pubsubpeers.sub_exact, endpoint, b"b", ring) for _ in range(3)]
+        children = a_subs + b_subs
+        try:
+            for child in children:
+                await child.expect("ready")
+            await wait_peers(pub, len(children))
+            a_sent = 0
+            for b_sent in range(20):
+                acked = trio.Event()
+
+                async def acks(b_sent: int = b_sent, acked: trio.Event = acked) -> None:
+                    for child in b_subs:
+                        assert await child.recv() == b_sent + 1
+                    acked.set()
+
+                await pub.send_multipart([b"b", b"%d" % b_sent, b"ack"])
+                async with trio.open_nursery() as nursery:
+                    nursery.start_soon(acks)
+                    while not acked.is_set():
+                        await pub.send_multipart([b"a", b"%d" % a_sent])
+                        a_sent += 1
+            await pub.send_multipart([b"a", b"end"])
+            await pub.send_multipart([b"b", b"end"])
+            for child in a_subs:
+                assert await child.recv() == ("end", a_sent)
+            for child in b_subs:
+                assert await child.recv() == ("end", 20)
+            for child in children:
+                await child.finish()
+        finally:
+            for child in children:
+                child.close()

@@ -49,6 +49,21 @@ Its end-of-file is the peer's death notice.  Rules:
    that read acts on DATA, SPACE and CORRUPT as the poller would, but
    leaves an end-of-file to the poller, which sees it again.
 
+7. **A publisher owes its wakes, once per burst** (:class:`Wakes`).  A
+   fan-out that finds a subscriber asleep (the C call took its flag, so
+   no other write will report it) does not ring at once: it *owes* the
+   wake, and pays every debt together when (a) its writes since the first
+   debt reach ``WAKE_WRITES`` messages or 1/8 of the smallest ring, (b) it
+   is refused for room or a ring was found full (the readers must drain
+   before it can go on), (c) a scheduler pass of the publisher's thread
+   saw no write since the last (the burst is over: ``Events.call_later``
+   with 0 runs the check), or ``WAKE_DELAY_NS`` passed since the first
+   debt, or (d) the transport closes.  Each subscriber is woken at most
+   once per burst and wakes to a batch, instead of once per message:
+   a woken process on a busy machine takes the publisher's core.  The
+   flag protocol is unchanged (announce, re-check, sleep), so no wake-up is
+   lost, only deferred to the end of the burst.
+
 The direct wait and the spin stay behind the methods here (``doorbell``,
 ``mute``, ``keeping``, ``release``, ``rang``, ``reopen``, ``settle``,
 ``spin``, ``look``), which the socket's waiter calls.  A parked
@@ -61,12 +76,13 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import TYPE_CHECKING, Any, Final, TypeVar
 
 import trio
 
 from ... import _ring as R
 from ..._errors import CorruptMessage
+from ..._trio import now
 from ..._types import READS_NO_DATA
 from .. import Events
 from . import _wire
@@ -78,7 +94,13 @@ if TYPE_CHECKING:
 
     from .._reactor import Reactor
 
-__all__ = ["Doorbells"]
+__all__ = ["WAKE_DELAY_NS", "WAKE_WRITES", "Doorbells", "Wakes"]
+
+#: Messages a publisher writes, at most, between a subscriber falling
+#: asleep and its wake (rule 7 a).
+WAKE_WRITES: Final = 256
+#: The longest a publisher that keeps writing defers a wake (rule 7 c).
+WAKE_DELAY_NS: Final = 500_000
 
 log = logging.getLogger("shmsock")
 
@@ -395,3 +417,70 @@ class Doorbells:
         self.held = None
         self.kept = None
         self.unannounced.clear()
+
+
+class Wakes:
+    """The wakes a socket's fan-outs owe their sleeping subscribers (rule 7).
+
+    Shared by every fan-out writer of one shm transport.  ``owe`` is told
+    of each subscriber a write found asleep, ``wrote`` of every write made
+    while something is owed (the writers test ``owed`` first, so a burst
+    to subscribers that are awake costs one attribute test per message).
+    """
+
+    __slots__ = ("_call_later", "_seen", "_since", "_ticking", "bytes", "closed", "owed", "writes")
+
+    def __init__(self, call_later: Callable[[float, Callable[[], None]], None]) -> None:
+        self._call_later = call_later
+        #: The connections owed a DATA byte, each once (a dict keeps the order).
+        self.owed: dict[Connection, None] = {}
+        self.writes = 0  # since the first debt
+        self.bytes = 0
+        self._since = 0  # when the first debt was made (ns)
+        self._seen = 0  # writes when the check was last scheduled
+        self._ticking = False
+        self.closed = False
+
+    def owe(self, conn: Connection) -> None:
+        """*conn*'s reader announced it sleeps and a write reported it."""
+        if not self.owed:
+            self._since = now()
+            self.writes = self.bytes = 0
+        self.owed[conn] = None
+
+    def wrote(self, size: int, limit: int) -> None:
+        """A write of *size* bytes was made while wakes are owed (*limit*: rule 7 a's bytes)."""
+        self.writes += 1
+        self.bytes += size
+        if not self._ticking:
+            self._ticking = True
+            self._seen = self.writes
+            self._call_later(0, self._tick)
+        elif self.writes >= WAKE_WRITES or self.bytes >= limit:
+            self.pay()
+
+    def _tick(self) -> None:
+        # Once per scheduler pass while something is owed: pay when the
+        # publisher did not write since the last pass (or waited too long).
+        if not self.owed or self.closed:
+            self._ticking = False
+            return
+        if self.writes != self._seen and now() - self._since < WAKE_DELAY_NS:
+            self._seen = self.writes
+            self._call_later(0, self._tick)
+            return
+        self._ticking = False
+        self.pay()
+
+    def pay(self) -> None:
+        """Ring every owed doorbell now."""
+        owed = self.owed
+        if owed:
+            self.owed = {}
+            for conn in owed:
+                conn.wake()
+
+    def forget(self) -> None:
+        """Owe nothing, ringing nothing (a fork child's: see ShmTransport.disown)."""
+        self.owed = {}
+        self.closed = True

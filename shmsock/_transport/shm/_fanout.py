@@ -6,8 +6,9 @@ them; a ring without room misses the message and counts it in its header
 (``shmsock stat`` shows it per connection) and in its producer (the
 socket's ``dropped``).  What the C call cannot do is left here, and costs
 nothing when all went well (the call's result is then exactly the number
-of rings): ringing the doorbells of readers that went to sleep, and ending
-a connection whose reader moved its position impossibly.
+of rings): owing a wake to readers that went to sleep (``Wakes``, rule 7 of
+``_doorbell``: rung once per burst), and ending a connection whose reader
+moved its position impossibly.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from ._framing import Framing
 
 if TYPE_CHECKING:
     from ._connection import Connection
+    from ._doorbell import Wakes
 
 __all__ = ["ShmFanWriter"]
 
@@ -31,12 +33,16 @@ _NEEDS_LOOK: Final = _F.ANY_WAKE | _F.ANY_ERROR
 class ShmFanWriter:
     """Writes one message into every connection of a fixed list (``FanWriter``)."""
 
-    __slots__ = ("_conns", "_fan", "_n")
+    __slots__ = ("_conns", "_fan", "_limit", "_n", "_wakes")
 
-    def __init__(self, conns: Sequence[Connection]) -> None:
+    def __init__(self, conns: Sequence[Connection], wakes: Wakes) -> None:
         self._conns = tuple(conns)
         self._fan = R.FanOut([c.tx for c in self._conns])
         self._n = len(self._conns)
+        self._wakes = wakes
+        # Rule 7 a: wake before the smallest ring is an eighth full, so a
+        # reader never finds its ring full for want of a wake.
+        self._limit = min((c.tx.capacity for c in self._conns), default=0) // 8
 
     def _write(self, frames: list[bytes], aux: int, mode: int) -> int:
         if len(frames) == 1 and not aux:
@@ -46,21 +52,31 @@ class ShmFanWriter:
 
     def write(self, frames: list[bytes], aux: int) -> None:
         rc = self._write(frames, aux, _F.DROP)
-        if rc != self._n and rc & _NEEDS_LOOK:
-            self._look(False)
+        if rc != self._n:
+            if rc & _NEEDS_LOOK:
+                self._look(False)
+            if rc & _F.ANY_FULL:  # a reader is behind: it must not sleep on a debt
+                self._wakes.pay()
+        if self._wakes.owed:
+            self._wakes.wrote(sum(map(len, frames)), self._limit)
 
     def write_all(self, frames: list[bytes], aux: int) -> bool:
         """Write to every connection, or to none and return False (see ``room``)."""
         rc = self._write(frames, aux, _F.ALL)
-        if rc == self._n:
-            return True
-        self._look(True)
-        return bool(rc & _F.COUNT)
+        if rc != self._n:
+            self._look(True)
+            if rc & _F.COUNT != self._n:
+                self._wakes.pay()  # the caller waits for room: the readers must drain
+                return bool(rc & _F.COUNT)
+        if self._wakes.owed:
+            self._wakes.wrote(sum(map(len, frames)), self._limit)
+        return True
 
     def room(self, frames: list[bytes]) -> bool:
         rc = self._write(frames, 0, _F.CHECK)
         if rc:
             self._look(True)
+            self._wakes.pay()
         return rc == 0
 
     def _look(self, waiting: bool) -> None:
@@ -72,7 +88,7 @@ class ShmFanWriter:
         for conn, result in zip(self._conns, self._fan.results(), strict=True):
             if result > 0:
                 if result & _F.WAKE:
-                    conn.wake()
+                    self._wakes.owe(conn)
             elif result == 0:
                 if waiting:
                     conn.writable = False

@@ -24,6 +24,7 @@ from .._reactor import blank_descriptors
 from ._bulk import BulkIn, BulkOut
 from ._connections import ConnectionSet
 from ._dialer import Dialer
+from ._doorbell import Wakes
 from ._fanout import ShmFanWriter
 from ._fs import LazyDir
 from ._listener import Listener
@@ -49,6 +50,8 @@ class ShmTransport:
         self.dialer = Dialer(spec, events, reactor, self.conns, self.dir, ring_size)
         #: The wake-up protocol, for the socket's waiter (direct waits, spin).
         self.bells = self.conns.bells
+        #: The wakes its fan-outs owe (rule 7 of _doorbell).
+        self.wakes = Wakes(events.call_later)
         # A frame of at most inline_max bytes is a record of the ring (a
         # larger one goes through a bulk region: the general path), and
         # frames whose sizes plus FRAME_ALLOWANCE each add up to at most
@@ -101,7 +104,7 @@ class ShmTransport:
         self.dialer.send_control(frames)
 
     def fan_out(self, pipes: Sequence[Pipe]) -> ShmFanWriter:
-        return ShmFanWriter(pipes)  # type: ignore[arg-type]
+        return ShmFanWriter(pipes, self.wakes)  # type: ignore[arg-type]
 
     def undelivered(self) -> bool:
         """Whether a connecting slot holds unread messages and has no binder to read them."""
@@ -130,6 +133,8 @@ class ShmTransport:
         if self.closed:
             return
         self.closed = True
+        self.wakes.pay()
+        self.wakes.closed = True
         self.conns.close()
         self.dialer.close()
         self.listener.close()
@@ -153,6 +158,7 @@ class ShmTransport:
             return
         self.closed = self.conns.closed = self.listener.closed = self.dialer.closed = True
         self.bells.forget()
+        self.wakes.forget()
         fds: set[int] = set()
         segments: list[Segment] = []
         if self.dir.is_open():
