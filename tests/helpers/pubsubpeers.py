@@ -138,6 +138,8 @@ def collecting_sub(conn: Connection, endpoint: str, topics: list[bytes], ends: i
                 got.append(frames)
             conn.send(("got", got))
 
+    trio.run(main)
+
 
 def sub_exact(conn: Connection, endpoint: str, topic: bytes, ring_size: int) -> None:
     """Subscribe to *topic*, connect, report "ready"; then check that message
