@@ -38,7 +38,12 @@ is in this package:
    it again.  When both flags are true nobody can be waiting, and the
    EVENTS call (about 1 us) is skipped: a sender that never fills never
    pays it.  A direction the socket never uses (a PUSH receives nothing) is
-   never looked at.
+   never looked at.  A ROUTER's POLLOUT says that *some* peer has room, not
+   the one addressed: with one peer it is that peer's room, as for the
+   other types; with several, a read made inside a call that finds POLLOUT
+   while a send waits cannot tell whether it consumed the signal of the
+   addressed peer's room, so rule 5's handler runs again after a delay
+   (1 ms, doubling to 64 ms while nothing is sent).
 4. **On Again, mark the direction not ready and read EVENTS before giving
    up**: it may find the room or the message after all (then the call is
    tried again), and it leaves the descriptor armed for the next change.

@@ -59,6 +59,10 @@ _MONITORED: Final = (
     | zmq.EVENT_HANDSHAKE_FAILED_AUTH
 )
 _EVENT: Final = struct.Struct("=HI")
+#: Seconds between a several-peer ROUTER's looks at POLLOUT (Link._recheck_later).
+_RECHECK_FIRST: Final = 0.001
+_RECHECK_LAST: Final = 0.064
+
 _monitors = itertools.count(1)
 
 
@@ -102,6 +106,9 @@ class Link:
         self.drain_waiting = False
         self.retired = EndpointStats()
         self._reporting = False
+        self._recheck_pending = False
+        self._recheck_delay = _RECHECK_FIRST
+        self._recheck_sent = 0
         self._report_recv = False
         self._report_send = False
         self.closed = False
@@ -192,15 +199,14 @@ class Link:
             reader.readable = True
             self._report_recv = True
         pipe = self.pipe
-        if (
-            ev & _POLLOUT
-            and pipe is not None
-            and not pipe.writable
-            and (direct or not self.router)  # ROUTER's POLLOUT is not this requester's room
-            and self.backlog is None
-        ):
-            pipe.writable = True
-            self._report_send = True
+        if ev & _POLLOUT and pipe is not None and not pipe.writable and self.backlog is None:
+            if direct or self.room_is_ours():
+                pipe.writable = True
+                self._report_send = True
+            else:
+                # Another peer's room, or this one's, whose signal this very
+                # read consumed: nothing tells which, so look again later.
+                self._recheck_later()
         if self._report_recv or self._report_send:
             if direct:
                 self._report()
@@ -228,11 +234,46 @@ class Link:
         """Rule 3: after a call, when a direction is marked not ready."""
         self.sync(direct=False)
 
+    def room_is_ours(self) -> bool:
+        """Whether POLLOUT means room for the message the socket sends next.
+
+        A ROUTER's POLLOUT says that *some* peer has room (libzmq's
+        ``xhas_out`` under ROUTER_MANDATORY), not the one a message is
+        addressed to; with one peer, it is that peer's.
+        """
+        return not self.router or self.shaken <= 1
+
+    def _recheck_later(self) -> None:
+        """A ROUTER with several peers saw POLLOUT that may be another's room: look again.
+
+        Its descriptor's handler takes POLLOUT as room (a command came),
+        but a read made inside a call may have consumed the signal of the
+        very room a parked sender waits for.  So the handler runs again
+        after a delay that doubles, from 1 ms to 64 ms, while nothing is
+        sent: a bounded wait, and no busy loop while another peer's room
+        keeps POLLOUT up.
+        """
+        if self._recheck_pending or self.closed:
+            return
+        pipe = self.pipe
+        sent = pipe.messages_sent if pipe is not None else 0
+        if sent != self._recheck_sent:
+            self._recheck_sent = sent
+            self._recheck_delay = _RECHECK_FIRST
+        else:
+            self._recheck_delay = min(2 * self._recheck_delay, _RECHECK_LAST)
+        self._recheck_pending = True
+        self.events.call_later(self._recheck_delay, self._recheck)
+
+    def _recheck(self) -> None:
+        self._recheck_pending = False
+        self._on_fd()
+
     def again_send(self, pipe: ZmqPipe) -> bool:
         """Rule 4, for a send that met Again: True if it should be tried again now."""
         pipe.writable = False
         ev = self.sync(direct=False)
-        if ev & _POLLOUT and not self.router:
+        if ev & _POLLOUT and self.room_is_ours():
             pipe.writable = True
             return True
         return False
