@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import contextlib
 import select
+import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any
@@ -29,7 +30,7 @@ import zmq
 from helpers import seam
 from zmq_helpers import LOOPBACK, zsocket
 
-from shmsock import ROUTER
+from shmsock import PUSH, ROUTER
 
 pytestmark = pytest.mark.timeout(60)
 
@@ -127,3 +128,46 @@ async def test_a_routers_room_that_comes_inside_its_again_check_wakes_the_sender
                     assert sent < 10_000, "the buffers never filled"
             got.extend(drain(dealer))
             assert [m[0] for m in got] == [b"%d" % i for i in range(sent)]
+
+
+async def test_a_message_sent_while_a_batch_waits_in_the_link_goes_after_the_batch():
+    # What libzmq had no room for in a send_many waits in the link (rule 6),
+    # and the pipe stays at the head of the send queue.  When libzmq's
+    # socket learns of room (any call into it may process that news: here
+    # an EVENTS read) before the link's handler has run, send_nowait's fast
+    # path used to hand its message to libzmq at once, ahead of the batch.
+    payload = bytes(64 << 10)
+    batch = [b"%04d" % i + payload for i in range(200)]  # 12.5 MiB: more than the buffers
+    async with zsocket(PUSH, sndhwm=1) as push:
+        with zmq_peer(zmq.PULL, RCVHWM=1, RCVBUF=1 << 16) as pull:
+            port = pull.bind_to_random_port("tcp://127.0.0.1")
+            push.connect(f"tcp://127.0.0.1:{port}")
+            await push.wait_peers(1)
+            await push.send_many(batch)
+            [pipe] = seam.pipes(push)
+            assert pipe.unread()  # the link holds the rest of the batch
+            [[link]] = seam.zmq(push).connected.values()
+            # The peer takes the first message, which leaves libzmq room (at
+            # least one went), and libzmq's news of it reaches the socket's
+            # mailbox: the link's handler has not run.  Any call into the
+            # socket now processes that news, once libzmq's command throttle
+            # (about 1 ms after the last call that processed its mailbox) lets it.
+            got = [pull.recv()]
+            assert select.select([link.fd], [], [], 10)[0]
+            time.sleep(0.01)  # noqa: ASYNC251 - on purpose: no task (no handler) runs meanwhile
+            try:
+                push.send_nowait(b"late")
+                late_sent = True
+            except trio.WouldBlock:
+                late_sent = False
+
+            async def receive() -> None:
+                while len(got) < len(batch) + 1:
+                    got.append(await trio.to_thread.run_sync(pull.recv))
+
+            with trio.fail_after(30):
+                async with trio.open_nursery() as nursery:
+                    nursery.start_soon(receive)
+                    if not late_sent:
+                        await push.send(b"late")
+            assert got == [*batch, b"late"]

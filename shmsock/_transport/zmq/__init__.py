@@ -60,8 +60,9 @@ Further rules:
    the first frame DONTWAIT; libzmq delivers messages whole, so the other
    frames are there.  A batch (``offer_batch``) is taken whole too: what
    libzmq's high-water mark has no room for waits in the link, which sends
-   it as room comes (rule 5's handler) and counts as not writable until it
-   has.
+   it as room comes (rule 5's handler, and rule 3's reads) and counts as not
+   writable until it has; EVENTS is read again after those sends, since they
+   may consume the signal of a message that came meanwhile.
 7. **A message handed to libzmq counts as sent**, as one written to a ring
    does.  libzmq sends it in its own thread; nothing tells us when the peer
    has it, so ``aclose`` waits only for what the link itself still holds,

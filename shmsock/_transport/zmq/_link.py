@@ -188,12 +188,7 @@ class Link:
                 self.reactor.soon(self._on_fd)  # attaching reports: not from here
             return ev
         if ev & _POLLOUT and self.backlog is not None:
-            self._flush_backlog()
-            if self.backlog is not None:
-                ev &= ~_POLLOUT  # what room there was went to the backlog
-            elif self.drain_waiting:
-                self.drain_waiting = False
-                self._report_send = True
+            ev = self._flush()
         reader = self.reader
         if ev & _POLLIN and reader is not None and not reader.readable and self.watch_recv:
             reader.readable = True
@@ -295,6 +290,30 @@ class Link:
     def hold(self, data: memoryview, lens: list[int], pos: int) -> None:
         """Keep what an offer_batch could not hand over: *lens* from offset *pos*."""
         self.backlog = (data, lens, pos)
+
+    def _flush(self) -> int:
+        """Hand the backlog to libzmq while it has room; returns EVENTS as the sends left it.
+
+        The sends may consume the descriptor's signal of anything (a message
+        that came, room that came): EVENTS is read again after them (rule
+        3), and the backlog handed over again while it says there is room,
+        since no signal will say so again.
+        """
+        while True:
+            left = self.backlog[1] if self.backlog is not None else ()
+            self._flush_backlog()
+            ev = self.events_now()
+            if self.backlog is None or not ev & _POLLOUT:
+                break
+            if len(self.backlog[1]) == len(left):  # room it could not use: look again soon
+                self.reactor.soon(self._on_fd)
+                break
+        if self.backlog is not None:
+            ev &= ~_POLLOUT  # what room there was went to the backlog
+        elif self.drain_waiting:
+            self.drain_waiting = False
+            self._report_send = True
+        return ev
 
     def _flush_backlog(self) -> None:
         assert self.backlog is not None
@@ -417,6 +436,8 @@ class Link:
             old.hand_over(pipe)
             old.readable = False
             self.events.finished(old)
+        if self.backlog is not None:
+            pipe.writable = False  # a batch's rest goes first: sync reports the room after it
         self.pipe = pipe
         self.pipes.append(pipe)
         self.events.attached(pipe)

@@ -139,6 +139,10 @@ class ZmqPipe:
         return -1
 
     def _try_write(self, data: bytes, n: int) -> int:
+        if not self.writable:
+            # Full, or a batch's rest waits in the link (rule 6): nothing
+            # may pass it, though libzmq may have learnt of room already.
+            return -1
         send1 = self._send1
         if send1 is not None and n < _COPY_BELOW:
             api, handle = self._send1_args
@@ -199,6 +203,9 @@ class ZmqPipe:
         if not self.alive:
             return False
         link = self.link
+        if link.backlog is not None:  # a batch's rest goes first (rule 6)
+            self.writable = False
+            return False
         envelope = self._envelope
         wire = envelope.encode(frames, aux)
         if wire is None:
