@@ -7,9 +7,12 @@ short (0.1 s, timed out after 0.3 s) where a test waits for them.
 
 from __future__ import annotations
 
+import functools
 import os
 import random
 import signal
+import sys
+import textwrap
 
 import pytest
 import trio
@@ -341,4 +344,45 @@ async def test_a_multiprocessing_child_that_returns_lets_libzmq_deliver_what_it_
                     if i % 8 == 0:
                         await trio.sleep(0.01)
             assert await child.join() == 0
+    assert [m[:4] for m in got] == [i.to_bytes(4, "big") for i in range(count)]
+
+
+_EXITS_AFTER_LARGE_SENDS = """
+    import sys, trio, shmsock
+
+    async def main(endpoint, count, size):
+        async with shmsock.socket(shmsock.PUSH, linger=None, sndhwm=count) as push:
+            push.connect(endpoint)
+            await push.wait_peers(1)
+            for i in range(count):
+                await push.send(i.to_bytes(4, "big") * (size // 4))
+
+    trio.run(main, sys.argv[1], int(sys.argv[2]), int(sys.argv[3]))
+"""
+
+
+async def test_a_program_that_exits_after_large_sends_lets_libzmq_deliver_them():
+    # The program ends as programs do, through its atexit handlers, with
+    # most of 16 MiB still in libzmq's queue.  pyzmq's own atexit handler
+    # (zero-copy sends register it) forgets the buffers it lent libzmq:
+    # sending large frames without a copy let libzmq's I/O thread read
+    # freed memory while it lingered (the program died of SIGSEGV/SIGABRT,
+    # and the receiver waited for the rest forever).
+    count, size = 256, 64 << 10
+    async with zsocket(PULL, rcvhwm=4) as pull:
+        endpoint = pull.bind(LOOPBACK)
+        script = textwrap.dedent(_EXITS_AFTER_LARGE_SENDS)
+        argv = [sys.executable, "-P", "-c", script, endpoint, str(count), str(size)]
+        env = {**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)}
+        got = []
+        async with trio.open_nursery() as nursery:
+            # A program that dies raises CalledProcessError here at once.
+            nursery.start_soon(
+                functools.partial(trio.run_process, argv, env=env, capture_stderr=True)
+            )
+            with trio.fail_after(30):
+                for i in range(count):
+                    got.append(await pull.recv())
+                    if i % 8 == 0:
+                        await trio.sleep(0.01)  # slow: libzmq holds the rest at exit
     assert [m[:4] for m in got] == [i.to_bytes(4, "big") for i in range(count)]

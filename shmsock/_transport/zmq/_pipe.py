@@ -33,8 +33,12 @@ __all__ = ["ZmqPipe"]
 
 _DONTWAIT: Final = int(zmq.DONTWAIT)  # (plain ints: see _link.py)
 _MORE: Final = int(zmq.DONTWAIT | zmq.SNDMORE)
-#: Frames from this size up are handed to libzmq without a copy.
-_COPY_BELOW: Final = 1 << 16
+# Every send copies the frame into libzmq's own message (zmq_send, or
+# pyzmq's copy=True), whatever its size.  A zero-copy frame lends libzmq a
+# Python buffer that pyzmq's garbage-collector thread keeps alive, and
+# pyzmq's atexit handler forgets those buffers before shmsock's closes the
+# context: libzmq's I/O thread, still sending what a lingering socket holds,
+# then read freed memory and the process died (SIGSEGV, or "Bad address").
 #: How often one offer or take calls libzmq again at once (rules 4 and 6).
 _TRIES: Final = 4
 #: Messages a take() brings from libzmq into the inbox at once, for the
@@ -144,13 +148,13 @@ class ZmqPipe:
             # may pass it, though libzmq may have learnt of room already.
             return -1
         send1 = self._send1
-        if send1 is not None and n < _COPY_BELOW:
+        if send1 is not None:
             api, handle = self._send1_args
             if send1(api, handle, data, n):
                 return -1  # offer() then meets it again, and keeps rule 4
         else:
             try:
-                self._send(data, _DONTWAIT, copy=n < _COPY_BELOW)
+                self._send(data, _DONTWAIT)
             except zmq.Again:
                 return -1
         self.messages_sent += 1
@@ -165,7 +169,7 @@ class ZmqPipe:
     def _send_frames(self, wire: list[bytes]) -> int:
         """Send one message: 1 sent, 0 Again before anything went, -1 unreachable."""
         send1 = self._send1
-        if send1 is not None and len(wire) == 1 and len(wire[0]) < _COPY_BELOW:
+        if send1 is not None and len(wire) == 1:
             api, handle = self._send1_args
             err = send1(api, handle, wire[0], len(wire[0]))
             if not err:
@@ -180,7 +184,7 @@ class ZmqPipe:
             try:
                 for i, frame in enumerate(wire):
                     flags = _MORE if i < last else _DONTWAIT
-                    send(frame, flags, copy=len(frame) < _COPY_BELOW)
+                    send(frame, flags)
                 return 1
             except zmq.Again:
                 if i == 0:
@@ -273,7 +277,7 @@ class ZmqPipe:
         pos = 0
         for i, n in enumerate(lens):
             try:
-                send(view[pos : pos + n], _DONTWAIT, copy=n < _COPY_BELOW)
+                send(view[pos : pos + n], _DONTWAIT)
             except zmq.Again:
                 return i
             pos += n
