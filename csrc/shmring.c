@@ -276,10 +276,12 @@ static inline uint64_t put_record_crc(shm_producer *p, uint64_t pos, const uint8
     if (len)
         memcpy(p->data + off + SHM_REC_HEADER_SIZE, src, len);
     p->seq++;
-    p->bytes += len;
+    /* Statistics count data: a control record (a subscription) is neither
+       payload nor a message.  A record without MORE or CONT is the last of
+       its message. */
+    p->bytes += (flags & SHM_F_CTRL) ? 0 : len;
     p->records++;
-    /* A record without MORE or CONT is the last of its message. */
-    p->msgs += !(flags & (SHM_F_MORE | SHM_F_CONT));
+    p->msgs += !(flags & (SHM_F_MORE | SHM_F_CONT | SHM_F_CTRL));
     return pos + size;
 }
 
@@ -734,9 +736,9 @@ int64_t shm_read(shm_consumer *c, uint8_t *out, size_t out_cap, uint32_t *lens,
         used += h.len;
         head += size;
         c->seq++;
-        c->bytes += h.len;
+        c->bytes += (h.flags & SHM_F_CTRL) ? 0 : h.len; /* data only, as the producer */
         c->records++;
-        c->msgs += !(h.flags & (SHM_F_MORE | SHM_F_CONT));
+        c->msgs += !(h.flags & (SHM_F_MORE | SHM_F_CONT | SHM_F_CTRL));
         n++;
     }
     int wake = 0;

@@ -79,9 +79,9 @@ typedef struct shm_producer {
     uint64_t tail;        /* next write position (published at end of batch) */
     uint64_t head_cache;  /* last consumer position seen */
     uint64_t seq;         /* sequence number of the next record */
-    uint64_t bytes;       /* payload bytes written, for statistics */
+    uint64_t bytes;       /* payload bytes written, for statistics (not CTRL records') */
     uint64_t records;     /* non-padding records written */
-    uint64_t msgs;        /* records written that end a message (statistics) */
+    uint64_t msgs;        /* records written that end a message, CTRL not (statistics) */
     uint64_t dropped;     /* messages a fan-out dropped for want of room (statistics) */
     int checksum;         /* 1 (set by attach): records carry CRC32C; 0: NOCRC.
                            * The owner may change it between calls. */
@@ -95,9 +95,9 @@ typedef struct shm_consumer {
     uint64_t head;        /* next read position (published at end of batch) */
     uint64_t tail_cache;  /* last producer position seen */
     uint64_t seq;         /* sequence number expected next */
-    uint64_t bytes;       /* payload bytes read */
+    uint64_t bytes;       /* payload bytes read (not CTRL records') */
     uint64_t records;     /* non-padding records read */
-    uint64_t msgs;        /* records read that end a message (statistics) */
+    uint64_t msgs;        /* records read that end a message, CTRL not (statistics) */
     int resync;           /* adopt the sequence number of the next record */
 } shm_consumer;
 

@@ -59,10 +59,25 @@ class Inbox:
         where it was, first in its pipe, and the error propagates.
         """
         self._check_open()
-        pattern = self._pattern
-        pattern.check_recv()
+        self._pattern.check_recv()
         hub = self._hub
-        polled = hub.only_pipe() is not None if poll is None else not poll
+        if poll is None:
+            if hub.only_pipe() is None:
+                return self._take(multipart, False, forward)
+            bells = hub.bells
+            if bells is not None and hub.direct is None and not bells.keep:
+                # A WouldBlock leads to a wait on that pipe's descriptor:
+                # what it reads before announcing may stay as the wait needs it.
+                return bells.keeping(self._take, multipart, True, forward)
+            return self._take(multipart, True, forward)
+        return self._take(multipart, not poll, forward)
+
+    def _take(
+        self, multipart: bool, polled: bool, forward: Callable[[list[bytes]], None] | None
+    ) -> Queued:
+        """:meth:`take` once checked; *polled*: do not poll the transports."""
+        pattern = self._pattern
+        hub = self._hub
         while True:
             got = pattern.next_message()
             if got is None:

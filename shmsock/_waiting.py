@@ -195,6 +195,8 @@ class Waiter:
         if pipe is not None and bells is not None and hub.direct is None:
             sock = bells.doorbell(pipe)
         if sock is None or bells is None:
+            if bells is not None:
+                bells.release()  # a doorbell kept for a direct wait: none follows
             await lot.park()
             self._check_open()
             return True

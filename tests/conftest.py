@@ -14,6 +14,7 @@ before anything imports shmsock.
 from __future__ import annotations
 
 import os
+import signal
 import sys
 from importlib.machinery import EXTENSION_SUFFIXES
 from pathlib import Path
@@ -45,6 +46,23 @@ def _prefer_a_built_shmsock() -> None:
 
 
 _prefer_a_built_shmsock()
+
+
+def _let_ctrl_c_through() -> None:
+    """Give SIGINT Python's handler back if this run inherited it ignored.
+
+    A shell starts a background job (``nohup tox &``, a CI step with
+    ``&``) with SIGINT ignored, and an ignored signal stays ignored in
+    every process started from it: the Ctrl-C tests (tests/sockets/
+    test_interrupt.py, the examples stopped with SIGINT) would wait for a
+    KeyboardInterrupt that never comes.  A handled signal is reset to its
+    default in a new program, where Python installs its own.
+    """
+    if signal.getsignal(signal.SIGINT) is signal.SIG_IGN:
+        signal.signal(signal.SIGINT, signal.default_int_handler)
+
+
+_let_ctrl_c_through()
 
 
 def pytest_configure(config: pytest.Config) -> None:

@@ -7,7 +7,7 @@ set -euo pipefail
 cd "$(dirname "$0")"
 spin=${1:-0}
 out=$(mktemp -d)
-EV=raw_syscalls:sys_enter,context-switches,syscalls:sys_enter_epoll_wait,syscalls:sys_enter_epoll_ctl,syscalls:sys_enter_sendto,syscalls:sys_enter_recvfrom,syscalls:sys_enter_sched_yield,syscalls:sys_enter_poll
+EV=raw_syscalls:sys_enter,context-switches,syscalls:sys_enter_epoll_wait,syscalls:sys_enter_epoll_ctl,syscalls:sys_enter_sendto,syscalls:sys_enter_recvfrom,syscalls:sys_enter_recvmsg,syscalls:sys_enter_sched_yield,syscalls:sys_enter_poll
 for n in 200 4200; do
     perf stat -e $EV -x, -o "$out/rep-$n" python roundtrip.py rep $n "$spin" "sc$n" &
     perf stat -e $EV -x, -o "$out/req-$n" python roundtrip.py req $n "$spin" "sc$n"

@@ -69,12 +69,24 @@ class WakeUps(Protocol):
 
     #: A pipe whose descriptor a woken task left muted and unread, if any.
     held: object | None
+    #: Inside :meth:`keeping`.
+    keep: bool
 
     def doorbell(self, pipe: object) -> socket.socket | None:
         """The descriptor a task may wait on for *pipe*, or None if not ours."""
 
     def mute(self, pipe: Any) -> None:
         """Before a task waits on *pipe*'s descriptor: the reactor stops watching it."""
+
+    def release(self) -> None:
+        """No direct wait follows: a descriptor :meth:`keeping` kept muted is watched again."""
+
+    def keeping(self, take: Callable[..., _T], *args: Any) -> _T:
+        """``take(*args)`` by a receiver that waits on its one pipe's descriptor on WouldBlock.
+
+        A held descriptor read meanwhile may stay muted for that wait; any
+        other outcome unmutes it before returning.
+        """
 
     def unmute(self, pipe: Any) -> None:
         """The wait was cancelled: the reactor watches the descriptor again."""

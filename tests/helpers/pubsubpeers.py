@@ -87,3 +87,56 @@ def pub_numbers(conn: Connection, endpoint: str, topics: list[bytes], count: int
             await trio.to_thread.run_sync(conn.recv)
 
     trio.run(main)
+
+
+def probing_pub(conn: Connection, endpoint: str, topics: list[bytes], count: int) -> None:
+    """A shmsock PUB: as ``zmq_peers.probing_publisher`` (probes until "go", then
+    *count* rounds of [t, b"%d"] and [t, b"END"]), binding *endpoint*."""
+
+    async def main() -> None:
+        async with shmsock.socket(shmsock.PUB, linger=None) as pub:
+            pub.bind(endpoint)
+            conn.send("ready")
+            while not conn.poll():
+                for t in topics:
+                    await pub.send_multipart([t, b"probe"])
+                await trio.sleep(0.005)
+            conn.recv()
+            for i in range(count):
+                for t in topics:
+                    await pub.send_multipart([t, b"%d" % i])
+            for t in topics:
+                await pub.send_multipart([t, b"END"])
+            conn.send("sent")
+            await trio.to_thread.run_sync(conn.recv)
+
+    trio.run(main)
+
+
+def collecting_sub(conn: Connection, endpoint: str, topics: list[bytes], ends: int) -> None:
+    """A shmsock SUB: as ``zmq_peers.collecting_subscriber``, connecting to *endpoint*."""
+
+    async def main() -> None:
+        async with shmsock.socket(shmsock.SUB) as sub:
+            for t in topics:
+                sub.subscribe(t)
+            sub.connect(endpoint)
+            conn.send("ready")
+            flowing = False
+            got: list[list[bytes]] = []
+            left = ends
+            while left:
+                frames = await sub.recv_multipart()
+                if frames[-1] == b"probe":
+                    if not flowing:
+                        flowing = True
+                        conn.send("flowing")
+                    continue
+                if frames[-1] == b"END":
+                    left -= 1
+                    continue
+                got.append(frames)
+            conn.send(("got", got))
+            await trio.to_thread.run_sync(conn.recv)
+
+    trio.run(main)

@@ -235,3 +235,107 @@ def burst(
     s.close()
     s.context.term()
     conn.send("sent")
+
+
+# -- PUB/SUB and XPUB/XSUB peers ---------------------------------------------------------
+# Over tcp:// a subscription reaches a publisher some time after the
+# connection (libzmq's slow joiner): these publishers send probes, [topic,
+# b"probe"], until the test says "go", and these subscribers report
+# "flowing" at their first probe, so that the test knows when data goes
+# through and checks that nothing after it is lost.
+
+
+def probing_publisher(
+    conn: Connection,
+    endpoint: str,
+    bind: bool,
+    kind: str,
+    topics: list[bytes],
+    count: int,
+    options: dict[str, Any] | None = None,
+) -> None:
+    """Send [t, b"probe"] for each of *topics* until told; then *count* rounds of
+    [t, b"%d"], and [t, b"END"] for each; say "sent" and stay until told.
+
+    An XPUB reports each subscription message it receives as ("upstream", msg)."""
+    s, endpoint = _socket(kind, endpoint, bind, options)
+    conn.send(("ready", endpoint))
+    while not conn.poll(0.005):
+        for t in topics:
+            s.send_multipart([t, b"probe"])
+        if kind == "XPUB":
+            while s.poll(0):
+                conn.send(("upstream", s.recv()))
+    conn.recv()
+    for i in range(count):
+        for t in topics:
+            s.send_multipart([t, b"%d" % i])
+    for t in topics:
+        s.send_multipart([t, b"END"])
+    conn.send("sent")
+    conn.recv()
+    s.close()
+    s.context.term()
+
+
+def collecting_subscriber(
+    conn: Connection,
+    endpoint: str,
+    bind: bool,
+    kind: str,
+    topics: list[bytes],
+    ends: int,
+    options: dict[str, Any] | None = None,
+) -> None:
+    """Subscribe to *topics* (a SUB by option, an XSUB by message); report "flowing"
+    at the first probe; collect what is not a probe until *ends* messages [t, b"END"]
+    came; report ("got", those messages); stay until told, then leave."""
+    s, endpoint = _socket(kind, endpoint, bind, options)
+    for t in topics:
+        if kind == "XSUB":
+            s.send(b"\x01" + t)
+        else:
+            s.setsockopt(zmq.SUBSCRIBE, t)
+    conn.send(("ready", endpoint))
+    flowing = False
+    got: list[list[bytes]] = []
+    while ends:
+        frames = s.recv_multipart()
+        if frames[-1] == b"probe":
+            if not flowing:
+                flowing = True
+                conn.send("flowing")
+            continue
+        if frames[-1] == b"END":
+            ends -= 1
+            continue
+        got.append(frames)
+    conn.send(("got", got))
+    conn.recv()
+    s.close(0)
+
+
+def upstream_listener(conn: Connection, endpoint: str, bind: bool, options: dict[str, Any]) -> None:
+    """An XPUB: report every message its subscribers send upstream until b"STOP" came
+    (not reported), as ("upstream", [messages]); stay until told."""
+    s, endpoint = _socket("XPUB", endpoint, bind, options)
+    conn.send(("ready", endpoint))
+    got: list[bytes] = []
+    while (msg := s.recv()) != b"STOP":
+        got.append(msg)
+    conn.send(("upstream", got))
+    conn.recv()
+    s.close(0)
+
+
+def upstream_sender(
+    conn: Connection, endpoint: str, bind: bool, messages: list[list[bytes]]
+) -> None:
+    """An XSUB: send *messages* (lists of frames) upstream, say "sent", stay until told."""
+    s, endpoint = _socket("XSUB", endpoint, bind, None)
+    conn.send(("ready", endpoint))
+    for frames in messages:
+        s.send_multipart(frames)
+    conn.send("sent")
+    conn.recv()
+    s.close()

@@ -462,3 +462,66 @@ async def test_a_message_too_large_for_a_pub_on_shm_is_refused_by_await_send_too
             await pub.send(b"small")
             assert await sub.recv() == b"small"
         assert await drain(sub) == []
+
+
+# -- statistics ------------------------------------------------------------------------
+
+
+def total(sock: shmsock.Socket) -> shmsock.EndpointStats:
+    out = shmsock.EndpointStats()
+    for st in sock.stats().values():
+        out.add(st)
+    return out
+
+
+@pytest.mark.parametrize("kinds", [(PUB, SUB), (XPUB, XSUB)], ids=["pub-sub", "xpub-xsub"])
+@pytest.mark.parametrize("scheme", ["shm", "inproc", "tcp"])
+async def test_subscriptions_are_not_counted_as_messages(scheme, kinds):
+    """Subscription records are control, not messages: a publisher's
+    ``messages_received`` and a subscriber's ``messages_sent`` stay 0 however
+    many (un)subscriptions travel, on every transport."""
+    pub_kind, sub_kind = kinds
+    name = "tcp://127.0.0.1:0" if scheme == "tcp" else f"{scheme}://ps-{os.getpid()}-stats"
+    async with shmsock.socket(pub_kind) as pub, shmsock.socket(sub_kind) as sub:
+
+        def subscribe(topic: bytes) -> None:
+            if sub_kind == SUB:
+                sub.subscribe(topic)
+            else:
+                sub.send_nowait(b"\x01" + topic)
+
+        def unsubscribe(topic: bytes) -> None:
+            if sub_kind == SUB:
+                sub.unsubscribe(topic)
+            else:
+                sub.send_nowait(b"\x00" + topic)
+
+        subscribe(b"early")
+        sub.connect(pub.bind(name))
+        await wait_peers(pub, 1)
+        for topic in (b"a", b"b", b"c"):
+            subscribe(topic)
+        unsubscribe(b"b")
+        with trio.fail_after(10):
+            if pub_kind == XPUB:
+                heard = [await pub.recv() for _ in range(5)]
+                assert heard == [b"\x01early", b"\x01a", b"\x01b", b"\x01c", b"\x00b"]
+            while True:  # until the publisher knows of "c" (libzmq's, over tcp://)
+                await pub.send(b"c-probe")
+                with trio.move_on_after(0.02):
+                    assert await sub.recv() == b"c-probe"
+                    break
+        await pub.send(b"a-last")
+        assert await sub.recv() == b"a-last"
+        pub_stats, sub_stats = total(pub), total(sub)
+        assert pub_stats.messages_received == 0
+        assert pub_stats.bytes_received == 0
+        assert sub_stats.messages_sent == 0
+        assert sub_stats.bytes_sent == 0
+        assert pub_stats.messages_sent >= 2  # the probes that went, and a-last
+        if scheme == "tcp":
+            # libzmq's PUB drops what it was handed before it heard of "c"
+            # (it counts as sent: libzmq took it).
+            assert 2 <= sub_stats.messages_received <= pub_stats.messages_sent
+        else:
+            assert sub_stats.messages_received == pub_stats.messages_sent

@@ -147,3 +147,25 @@ def test_a_core_that_does_not_load_stops_pytest_with_one_message(tmp_path):
     assert result.returncode == pytest.ExitCode.USAGE_ERROR, result.stdout + result.stderr
     assert "ERROR: shmsock's C core" in result.stderr
     assert "does not load" in result.stderr
+
+
+def test_a_run_started_with_ctrl_c_ignored_still_runs_the_ctrl_c_tests():
+    # `nohup tox &` and CI steps run with `&` start with SIGINT ignored,
+    # which every child inherits: the Ctrl-C tests hung until conftest.py
+    # gave SIGINT its handler back.
+    start = (
+        "import os, signal, sys\n"
+        "signal.signal(signal.SIGINT, signal.SIG_IGN)\n"
+        "os.execv(sys.executable, [sys.executable, *sys.argv[1:]])\n"
+    )
+    interrupt = "tests/sockets/test_interrupt.py"
+    test = f"{interrupt}::test_ctrl_c_in_a_blocked_recv_interrupts_it_like_a_cancel"
+    done = subprocess.run(
+        [sys.executable, "-c", start, "-m", "pytest", "-p", "no:cacheprovider", "-q", test],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-2000:]
+    assert "1 passed" in done.stdout

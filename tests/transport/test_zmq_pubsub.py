@@ -8,13 +8,13 @@ arrives before it checks anything.
 
 from __future__ import annotations
 
-import pytest
 import trio
 import trio.lowlevel
 import zmq
+from zmq_helpers import attached, peer
 
 import shmsock
-from shmsock import PUB, SUB, XPUB, XSUB
+from shmsock import PUB, SUB
 
 LOOPBACK = "tcp://127.0.0.1:0"
 
@@ -89,10 +89,46 @@ async def test_a_pyzmq_pub_to_a_shmsock_sub_that_subscribes_and_unsubscribes():
         zpub.close(0)
 
 
-@pytest.mark.parametrize("kind", [XPUB, XSUB])
-async def test_xpub_and_xsub_say_they_do_not_work_over_tcp_yet(kind):
-    async with shmsock.socket(kind) as sock:
-        with pytest.raises(shmsock.InvalidEndpoint, match="shm:// and inproc:// only"):
-            sock.bind(LOOPBACK)
-        with pytest.raises(shmsock.InvalidEndpoint, match="shm:// and inproc:// only"):
-            sock.connect("tcp://127.0.0.1:5555")
+# -- against pyzmq in other processes ---------------------------------------------------
+
+
+async def test_our_sub_gets_what_a_pyzmq_pub_process_publishes_after_the_first_message():
+    """libzmq's slow joiner: what the publisher sent before our subscription
+    reached it is lost; from the first message that came through on, nothing."""
+    async with shmsock.socket(SUB) as sub:
+        sub.subscribe(b"k")  # before connecting: libzmq's SUB sends it on connect
+        async with attached(
+            sub, False, "probing_publisher", "PUB", [b"k", b"x"], 500, {"SNDHWM": 0}
+        ) as theirs:
+            with trio.fail_after(20):
+                assert await sub.recv_multipart() == [b"k", b"probe"]
+            theirs.send("go")
+            got = []
+            with trio.fail_after(20):
+                while (frames := await sub.recv_multipart()) != [b"k", b"END"]:
+                    if frames != [b"k", b"probe"]:
+                        got.append(frames)
+            assert got == [[b"k", b"%d" % i] for i in range(500)]
+            await theirs.expect("sent")
+
+
+async def test_a_nodrop_pub_waits_for_a_slow_pyzmq_sub_process_and_loses_nothing():
+    """nodrop over tcp:// is libzmq's XPUB_NODROP: with small queues at both
+    ends, send waits for the subscriber instead of dropping."""
+    payload = bytes(1000)
+    async with shmsock.socket(PUB, nodrop=True, sndhwm=10) as pub:
+        endpoint = pub.bind(LOOPBACK)
+        async with peer(
+            "collecting_subscriber", endpoint, False, "SUB", [b""], 1, {"RCVHWM": 10}
+        ) as theirs:
+            with trio.fail_after(20):
+                while not theirs.child.conn.poll():
+                    await pub.send(b"probe")
+                    await trio.sleep(0.005)
+            await theirs.expect("flowing")
+            for i in range(3000):
+                await pub.send_multipart([b"%d" % i, payload])
+            await pub.send(b"END")
+            got = await theirs.expect("got", timeout=60)
+            assert [frames[0] for frames in got] == [b"%d" % i for i in range(3000)]
+            assert pub.stats()[endpoint].dropped == 0

@@ -234,6 +234,8 @@ class ConnectionSet:
         conn.readable = False
         if self.bells.held is conn:
             self.bells.held = None
+        if self.bells.kept is conn:
+            self.bells.kept = None
         if was_alive:
             self.events.gone(conn)
         self.events.finished(conn)

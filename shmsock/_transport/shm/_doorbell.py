@@ -23,7 +23,14 @@ Its end-of-file is the peer's death notice.  Rules:
    the doorbell is *held*: left muted and unread, and the task assumes
    DATA (a wrong guess costs one look at the ring).  A muted doorbell
    still reports a hang-up to the poller (epoll always reports EPOLLHUP),
-   so a death is seen as promptly as ever.
+   so a death is seen as promptly as ever.  A receive that will wait on
+   the doorbell directly if it finds nothing (:meth:`Doorbells.keeping`)
+   reads a held doorbell but leaves it muted (*kept*), and its wait
+   starts on it as it is: no unmute and mute again in between (two
+   ``epoll_ctl`` a wait).  Every other outcome of that receive unmutes
+   it before it returns, and so does any other wait or read
+   (:meth:`Doorbells.release`): a kept doorbell never outlives the call
+   that kept it, so the poller misses nothing.
 4. **Settle before announcing.**  A held doorbell is read (``settle``)
    before anyone announces a wait on its connection, and before any wait
    that a doorbell byte must end: a byte on it is older than the next
@@ -42,9 +49,12 @@ Its end-of-file is the peer's death notice.  Rules:
    that read acts on DATA, SPACE and CORRUPT as the poller would, but
    leaves an end-of-file to the poller, which sees it again.
 
-Issue 23 reworks the direct wait and the spin; they stay behind the
-methods here (``doorbell``, ``mute``, ``rang``, ``reopen``, ``settle``,
-``spin``, ``look``), which the socket's waiter calls.
+The direct wait and the spin stay behind the methods here (``doorbell``,
+``mute``, ``keeping``, ``release``, ``rang``, ``reopen``, ``settle``,
+``spin``, ``look``), which the socket's waiter calls.  A parked
+receiver's round trip costs it four system calls: the doorbell byte it
+reads before announcing, Trio's re-arming of the doorbell, the wait, and
+the byte it rings with its answer (docs/performance.md).
 """
 
 from __future__ import annotations
@@ -85,6 +95,8 @@ class Doorbells:
         "_pump",
         "_reactor",
         "held",
+        "keep",
+        "kept",
         "quiet",
         "unannounced",
     )
@@ -106,13 +118,18 @@ class Doorbells:
         self._pump = pump
         # The connection whose doorbell a woken waiter left muted and unread.
         self.held: Connection | None = None
+        # Inside keeping(): a held doorbell read before announcing stays muted.
+        self.keep = False
+        # The connection whose doorbell was read and left muted for the
+        # direct wait that follows (rule 3); None outside keeping()'s call.
+        self.kept: Connection | None = None
         self.quiet = False
         self.unannounced: list[Connection] = []
 
     # -- rule 2: the poller ----------------------------------------------------------
 
-    def on_doorbell(self, conn: Connection) -> None:
-        """Read *conn*'s doorbell and report what it says."""
+    def on_doorbell(self, conn: Connection, assumed: bytes = b"") -> None:
+        """Read *conn*'s doorbell and report what it says (but bytes of *assumed* alone)."""
         data = self._read(conn)
         if data is None:
             return
@@ -120,7 +137,8 @@ class Doorbells:
             conn.count_unread_as_lost()
             self._gone(conn)
             return
-        self._act(conn, data)
+        if not assumed or data.strip(assumed):
+            self._act(conn, data)
 
     def _read(self, conn: Connection, *, reading: bool = False) -> bytes | None:
         """What *conn*'s doorbell holds (b"": end-of-file; None: nothing now).
@@ -220,8 +238,47 @@ class Doorbells:
         return pipe.sock if type(pipe) is Connection else None
 
     def mute(self, conn: Connection) -> None:
-        """Stop the poller from watching *conn*'s doorbell (a task waits on it)."""
+        """Stop the poller from watching *conn*'s doorbell (a task waits on it).
+
+        A doorbell kept muted since :meth:`settle` costs nothing here.
+        """
+        kept = self.kept
+        if kept is conn:
+            self.kept = None
+            return
+        if kept is not None:
+            self.release()
         self._reactor.mute(conn.fd)
+
+    def release(self) -> None:
+        """Hand a kept doorbell back to the poller: no direct wait follows."""
+        conn = self.kept
+        if conn is not None:
+            self.kept = None
+            if conn.alive:
+                self.unmute(conn)
+
+    def keeping(self, take: Callable[..., _T], *args: Any) -> _T:
+        """``take(*args)`` for a receiver that waits on its one doorbell if it raises WouldBlock.
+
+        A held doorbell read before announcing (rule 4) stays muted for
+        that wait (``kept``).  Any other outcome, a message or another
+        error, hands it back to the poller before returning.
+        """
+        self.keep = True
+        try:
+            got = take(*args)
+        except trio.WouldBlock:
+            self.keep = False
+            raise
+        except BaseException:
+            self.keep = False
+            self.release()
+            raise
+        self.keep = False
+        if self.kept is not None:
+            self.release()
+        return got
 
     def unmute(self, conn: Connection) -> None:
         """Undo :meth:`mute`, unless the doorbell is gone meanwhile."""
@@ -245,12 +302,24 @@ class Doorbells:
     def settle(self) -> None:
         """Read the held doorbell, if any, and hand it back to the poller.
 
-        Does not retire anything, so it is safe in the middle of reading.
+        Inside :meth:`keeping`, it stays muted instead (``kept``).  Any
+        doorbell kept before is handed back too: a wait or read other than
+        the one it was kept for comes first.  Does not retire anything, so
+        it is safe in the middle of reading.
         """
         conn = self.held
         if conn is not None:
             self.held = None
+            if self.keep and conn.alive:
+                # DATA alone was acted on already: rang() assumed it, and
+                # the announcement that follows looks at the ring again.
+                self.on_doorbell(conn, assumed=_wire.DATA)  # (an end-of-file unregisters it)
+                if conn.alive:
+                    self.kept = conn
+                return
             self.reopen(conn)
+        elif self.kept is not None and not self.keep:
+            self.release()
 
     def reopen(self, conn: Connection) -> None:
         """Read *conn*'s muted doorbell, then hand it back to the poller."""
@@ -324,4 +393,5 @@ class Doorbells:
     def forget(self) -> None:
         """The socket closes: nothing is held or owed any more."""
         self.held = None
+        self.kept = None
         self.unannounced.clear()

@@ -3,12 +3,14 @@
 One libzmq socket per endpoint of a shmsock socket: a *link* (``_link.py``).
 ``bind("tcp://*:5555")``, ``bind("ipc:///run/x")`` and ``connect("tcp://h:1")``
 each make one, of the libzmq type that speaks to the peers a ZeroMQ program
-would use: PUSH, PULL and PAIR as themselves, REQ as a DEALER and REP as a
-ROUTER, with libzmq's envelopes (``_pipe.py``).  While a link has a peer, it
-shows the socket one pipe, which round-robin and fair-queueing treat like any
-other peer: one socket may bind ``shm://jobs`` and ``tcp://*:5555`` at once.
-The remote peers of one bound link share that pipe, and so one turn among
-the socket's pipes; libzmq fair-queues and round-robins among them inside it.
+would use: PUSH, PULL, PAIR, DEALER, ROUTER, PUB, SUB, XPUB and XSUB as
+themselves, REQ as a DEALER and REP as a ROUTER, with libzmq's envelopes
+(``_envelope.py``); subscriptions travel as libzmq's own (``_upstream.py``).
+While a link has a peer, it shows the socket one pipe, which round-robin
+and fair-queueing treat like any other peer: one socket may bind
+``shm://jobs`` and ``tcp://*:5555`` at once.  The remote peers of one
+bound link share that pipe, and so one turn among the socket's pipes;
+libzmq fair-queues and round-robins among them inside it.
 
 The EVENTS discipline
 ---------------------
@@ -43,10 +45,14 @@ is in this package:
    other types; with several, a read made inside a call that finds POLLOUT
    while a send waits cannot tell whether it consumed the signal of the
    addressed peer's room, so rule 5's handler runs again after a delay
-   (1 ms, doubling to 64 ms while nothing is sent).
+   (1 ms, doubling to 64 ms while nothing is sent).  The same holds for a
+   ``nodrop`` publisher, whose POLLOUT is always up (rule 4).
 4. **On Again, mark the direction not ready and read EVENTS before giving
    up**: it may find the room or the message after all (then the call is
    tried again), and it leaves the descriptor armed for the next change.
+   One exception: a ``nodrop`` publisher's Again (libzmq's XPUB_NODROP),
+   whose EVENTS says POLLOUT whatever the room: the send stays the last
+   call, and the descriptor signals the room (``Link.again_send``).
 5. **The descriptor's handler reads EVENTS** and reports every direction
    that turned ready.  A wake-up with nothing ready is normal: ignore it.
 

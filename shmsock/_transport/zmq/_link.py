@@ -35,6 +35,7 @@ from ..._types import SocketType
 from . import _calls, _context, _setup
 from ._envelope import Envelope, envelope_for
 from ._pipe import ZmqPipe
+from ._upstream import Upstream, send_upstream
 
 if TYPE_CHECKING:
     from .. import Events, SocketSpec
@@ -87,6 +88,8 @@ class Link:
         options = spec.options
         self.envelope: Envelope = envelope_for(spec, random.getrandbits(32))
         self.router = self.envelope.router
+        #: A publisher with nodrop (libzmq's XPUB_NODROP): see again_send.
+        self.lossless = spec.kind in (SocketType.PUB, SocketType.XPUB) and options.nodrop
         #: Directions the socket uses: only those are ever waited for (rule 3).
         self.watch_recv = spec.reads_data
         self.watch_send = spec.writes_data
@@ -105,6 +108,10 @@ class Link:
         self.backlog: tuple[memoryview, list[int], int] | None = None
         self.drain_waiting = False
         self.retired = EndpointStats()
+        #: An XPUB's: what its peers send upstream (``_upstream``), read by the link.
+        self.upstream = Upstream(self) if spec.kind == SocketType.XPUB else None
+        #: An XSUB's: subscriptions of each prefix sent to libzmq (``_upstream``).
+        self.sent_up: dict[bytes, int] = {}
         self._reporting = False
         self._recheck_pending = False
         self._recheck_delay = _RECHECK_FIRST
@@ -141,7 +148,14 @@ class Link:
                 self.control(frames)
 
     def control(self, frames: list[bytes]) -> None:
-        """A SUB's (un)subscription, as libzmq's SUB socket takes it (it filters upstream)."""
+        """A SUB's (un)subscription, as libzmq's SUB socket takes it (it filters upstream).
+
+        An XSUB's control message (a subscription or any other) is sent on
+        its libzmq XSUB socket instead (``_upstream``).
+        """
+        if self.spec.kind == SocketType.XSUB:
+            send_upstream(self, self.sent_up, frames)
+            return
         frame = frames[0] if len(frames) == 1 else b""
         if self.spec.kind == SocketType.SUB and frame[:1] in (b"\x00", b"\x01"):
             option = zmq.SUBSCRIBE if frame[0] else zmq.UNSUBSCRIBE
@@ -187,6 +201,8 @@ class Link:
             else:
                 self.reactor.soon(self._on_fd)  # attaching reports: not from here
             return ev
+        if ev & _POLLIN and self.upstream is not None and not self.arriving:
+            ev = self.upstream.ready(self.reactor, direct) or ev & ~_POLLIN
         if ev & _POLLOUT and self.backlog is not None:
             ev = self._flush()
         reader = self.reader
@@ -234,14 +250,17 @@ class Link:
 
         A ROUTER's POLLOUT says that *some* peer has room (libzmq's
         ``xhas_out`` under ROUTER_MANDATORY), not the one a message is
-        addressed to; with one peer, it is that peer's.
+        addressed to; with one peer, it is that peer's.  A lossless
+        publisher's says nothing: libzmq's PUB and XPUB say POLLOUT always.
         """
-        return not self.router or self.shaken <= 1
+        return not self.lossless and (not self.router or self.shaken <= 1)
 
     def _recheck_later(self) -> None:
-        """A ROUTER with several peers saw POLLOUT that may be another's room: look again.
+        """POLLOUT that may not be this send's room (``room_is_ours``): look again later.
 
-        Its descriptor's handler takes POLLOUT as room (a command came),
+        A ROUTER with several peers, or a lossless publisher (whose POLLOUT
+        is always up).  Its descriptor's handler takes POLLOUT as room (a
+        command came),
         but a read made inside a call may have consumed the signal of the
         very room a parked sender waits for.  So the handler runs again
         after a delay that doubles, from 1 ms to 64 ms, while nothing is
@@ -265,8 +284,19 @@ class Link:
         self._on_fd()
 
     def again_send(self, pipe: ZmqPipe) -> bool:
-        """Rule 4, for a send that met Again: True if it should be tried again now."""
+        """Rule 4, for a send that met Again: True if it should be tried again now.
+
+        A lossless publisher's link is the exception: libzmq's PUB and XPUB
+        say POLLOUT always, even when a subscriber has no room (their
+        XPUB_NODROP's Again), and the room comes as a command that signals
+        the descriptor.  EVENTS could take that command's signal and say
+        nothing of it, so the send that met Again stays the last call: the
+        descriptor then signals the room.  (An XPUB's subscription whose
+        signal that send took is read at the descriptor's next signal.)
+        """
         pipe.writable = False
+        if self.lossless:
+            return False
         ev = self.sync(direct=False)
         if ev & _POLLOUT and self.room_is_ours():
             pipe.writable = True
@@ -440,7 +470,11 @@ class Link:
             pipe.writable = False  # a batch's rest goes first: sync reports the room after it
         self.pipe = pipe
         self.pipes.append(pipe)
+        if self.upstream is not None:
+            self.upstream.adopt(pipe)
         self.events.attached(pipe)
+        if self.upstream is not None:
+            self.upstream.attached(pipe)
         if self.spec.kind == SocketType.PUB:
             # libzmq's PUB socket filters for its subscribers itself: ours
             # writes every message to it (rule 8's control, as if the link

@@ -70,6 +70,10 @@ def configure(sock: zmq.Socket[Any], o: Options, *, bound: bool, router: bool, i
     # was queued for sending too.
     sock.setsockopt(zmq.IMMEDIATE, 0)
     sock.setsockopt(zmq.IPV6, int(o.ipv6 or ipv6))
+    if o.nodrop and sock.type in (zmq.PUB, zmq.XPUB):
+        # libzmq's publisher then refuses (Again) a message that a matching
+        # subscriber has no room for, to all of them, instead of dropping it.
+        sock.setsockopt(zmq.XPUB_NODROP, 1)
     if o.routing_id is not None:
         sock.setsockopt(zmq.ROUTING_ID, o.routing_id)
     if router:

@@ -11,7 +11,6 @@ import zmq
 
 from ..._errors import InvalidEndpoint
 from ..._stats import EndpointStats
-from ..._types import SocketType
 from . import _endpoint
 from ._link import Link
 from ._pipe import ZmqFanWriter
@@ -59,16 +58,8 @@ class ZmqTransport:
             ipv6=endpoint.startswith("tcp://") and _endpoint.is_ipv6(endpoint),
         )
 
-    def _refuse_x_types(self, endpoint: str) -> None:
-        kind = self.spec.kind
-        if kind in (SocketType.XPUB, SocketType.XSUB):
-            raise InvalidEndpoint(
-                f"{endpoint}: {kind.name} sockets work over shm:// and inproc:// only so far"
-                " (PUB and SUB work over tcp:// and ipc:// too)"
-            )
-
     def send_control(self, frames: list[bytes]) -> None:
-        """A SUB's (un)subscription: each libzmq SUB socket of ours takes it."""
+        """A SUB's or XSUB's control message: each libzmq socket of ours takes it."""
         for link in self._links():
             link.control(frames)
 
@@ -89,7 +80,6 @@ class ZmqTransport:
         OSError for what else the system refuses.
         """
         _endpoint.check_bind(endpoint)
-        self._refuse_x_types(endpoint)
         link = self._link(endpoint, bound=True)
         try:
             link.sock.bind(endpoint)
@@ -113,7 +103,6 @@ class ZmqTransport:
         handshake done, and again after each reconnect.
         """
         _endpoint.check_connect(endpoint)
-        self._refuse_x_types(endpoint)
         link = self._link(endpoint, bound=False)
         try:
             link.sock.connect(endpoint)
