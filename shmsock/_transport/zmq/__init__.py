@@ -40,7 +40,13 @@ is in this package:
    it again.  When both flags are true nobody can be waiting, and the
    EVENTS call (about 1 us) is skipped: a sender that never fills never
    pays it.  A direction the socket never uses (a PUSH receives nothing) is
-   never looked at.
+   never looked at.  A ROUTER's POLLOUT says that *some* peer has room, not
+   the one addressed: with one peer it is that peer's room, as for the
+   other types; with several, a read made inside a call that finds POLLOUT
+   while a send waits cannot tell whether it consumed the signal of the
+   addressed peer's room, so rule 5's handler runs again after a delay
+   (1 ms, doubling to 64 ms while nothing is sent).  The same holds for a
+   ``nodrop`` publisher, whose POLLOUT is always up (rule 4).
 4. **On Again, mark the direction not ready and read EVENTS before giving
    up**: it may find the room or the message after all (then the call is
    tried again), and it leaves the descriptor armed for the next change.
@@ -60,8 +66,9 @@ Further rules:
    the first frame DONTWAIT; libzmq delivers messages whole, so the other
    frames are there.  A batch (``offer_batch``) is taken whole too: what
    libzmq's high-water mark has no room for waits in the link, which sends
-   it as room comes (rule 5's handler) and counts as not writable until it
-   has.
+   it as room comes (rule 5's handler, and rule 3's reads) and counts as not
+   writable until it has; EVENTS is read again after those sends, since they
+   may consume the signal of a message that came meanwhile.
 7. **A message handed to libzmq counts as sent**, as one written to a ring
    does.  libzmq sends it in its own thread; nothing tells us when the peer
    has it, so ``aclose`` waits only for what the link itself still holds,

@@ -125,8 +125,8 @@ class Batch:
         #: it directly (a pipe's fast path): ``lib.zb_send1(*send1_args, data, n)``.
         self.send1_args = (API, self._handle)
 
-    def recv(self, max_count: int) -> tuple[list[bytes], int]:
-        """Up to *max_count* one-frame messages: ``(messages, flags)``.
+    def recv(self, max_count: int) -> tuple[list[bytes], int, int]:
+        """Up to *max_count* one-frame messages: ``(messages, flags, their bytes)``.
 
         Flags: ``ZB_AGAIN`` (libzmq had no more), ``ZB_HELD`` (a frame is
         held: take it with :meth:`take_held`).  Raises zmq.ZMQError for
@@ -140,15 +140,15 @@ class Batch:
             raise zmq.ZMQError(-rc)
         n = rc >> 2
         if n == 0:
-            return [], rc & 3
+            return [], rc & 3, 0
         raw = self._view
         lens = self._lens
-        if n == 1:
-            return [raw[: lens[0]]], rc & 3
         first = lens[0]
+        if n == 1:
+            return [raw[:first]], rc & 3, first
         sizes = ffi.unpack(lens, n)
         if sizes.count(first) == n:
-            return list(_splitter(first, n).unpack_from(raw)), rc & 3
+            return list(_splitter(first, n).unpack_from(raw)), rc & 3, first * n
         out: list[bytes] = []
         append = out.append
         pos = 0
@@ -156,7 +156,7 @@ class Batch:
             end = pos + size
             append(raw[pos:end])
             pos = end
-        return out, rc & 3
+        return out, rc & 3, pos
 
     def take_held(self) -> tuple[bytes, bool]:
         """The held frame's data and whether more frames follow it; lets go of it."""

@@ -60,6 +60,10 @@ _MONITORED: Final = (
     | zmq.EVENT_HANDSHAKE_FAILED_AUTH
 )
 _EVENT: Final = struct.Struct("=HI")
+#: Seconds between a several-peer ROUTER's looks at POLLOUT (Link._recheck_later).
+_RECHECK_FIRST: Final = 0.001
+_RECHECK_LAST: Final = 0.064
+
 _monitors = itertools.count(1)
 
 
@@ -109,6 +113,9 @@ class Link:
         #: An XSUB's: subscriptions of each prefix sent to libzmq (``_upstream``).
         self.sent_up: dict[bytes, int] = {}
         self._reporting = False
+        self._recheck_pending = False
+        self._recheck_delay = _RECHECK_FIRST
+        self._recheck_sent = 0
         self._report_recv = False
         self._report_send = False
         self.closed = False
@@ -197,28 +204,20 @@ class Link:
         if ev & _POLLIN and self.upstream is not None and not self.arriving:
             ev = self.upstream.ready(self.reactor, direct) or ev & ~_POLLIN
         if ev & _POLLOUT and self.backlog is not None:
-            self._flush_backlog()
-            if self.backlog is not None:
-                ev &= ~_POLLOUT  # what room there was went to the backlog
-            elif self.drain_waiting:
-                self.drain_waiting = False
-                self._report_send = True
+            ev = self._flush()
         reader = self.reader
         if ev & _POLLIN and reader is not None and not reader.readable and self.watch_recv:
             reader.readable = True
             self._report_recv = True
         pipe = self.pipe
-        if (
-            ev & _POLLOUT
-            and pipe is not None
-            and not pipe.writable
-            # ROUTER's POLLOUT is not this requester's room, nor a publisher's
-            # its subscribers' (see again_send): only the descriptor says so.
-            and (direct or not (self.router or self.lossless))
-            and self.backlog is None
-        ):
-            pipe.writable = True
-            self._report_send = True
+        if ev & _POLLOUT and pipe is not None and not pipe.writable and self.backlog is None:
+            if direct or self.room_is_ours():
+                pipe.writable = True
+                self._report_send = True
+            else:
+                # Another peer's room, or this one's, whose signal this very
+                # read consumed: nothing tells which, so look again later.
+                self._recheck_later()
         if self._report_recv or self._report_send:
             if direct:
                 self._report()
@@ -246,6 +245,44 @@ class Link:
         """Rule 3: after a call, when a direction is marked not ready."""
         self.sync(direct=False)
 
+    def room_is_ours(self) -> bool:
+        """Whether POLLOUT means room for the message the socket sends next.
+
+        A ROUTER's POLLOUT says that *some* peer has room (libzmq's
+        ``xhas_out`` under ROUTER_MANDATORY), not the one a message is
+        addressed to; with one peer, it is that peer's.  A lossless
+        publisher's says nothing: libzmq's PUB and XPUB say POLLOUT always.
+        """
+        return not self.lossless and (not self.router or self.shaken <= 1)
+
+    def _recheck_later(self) -> None:
+        """POLLOUT that may not be this send's room (``room_is_ours``): look again later.
+
+        A ROUTER with several peers, or a lossless publisher (whose POLLOUT
+        is always up).  Its descriptor's handler takes POLLOUT as room (a
+        command came),
+        but a read made inside a call may have consumed the signal of the
+        very room a parked sender waits for.  So the handler runs again
+        after a delay that doubles, from 1 ms to 64 ms, while nothing is
+        sent: a bounded wait, and no busy loop while another peer's room
+        keeps POLLOUT up.
+        """
+        if self._recheck_pending or self.closed:
+            return
+        pipe = self.pipe
+        sent = pipe.messages_sent if pipe is not None else 0
+        if sent != self._recheck_sent:
+            self._recheck_sent = sent
+            self._recheck_delay = _RECHECK_FIRST
+        else:
+            self._recheck_delay = min(2 * self._recheck_delay, _RECHECK_LAST)
+        self._recheck_pending = True
+        self.events.call_later(self._recheck_delay, self._recheck)
+
+    def _recheck(self) -> None:
+        self._recheck_pending = False
+        self._on_fd()
+
     def again_send(self, pipe: ZmqPipe) -> bool:
         """Rule 4, for a send that met Again: True if it should be tried again now.
 
@@ -261,7 +298,7 @@ class Link:
         if self.lossless:
             return False
         ev = self.sync(direct=False)
-        if ev & _POLLOUT and not self.router:
+        if ev & _POLLOUT and self.room_is_ours():
             pipe.writable = True
             return True
         return False
@@ -283,6 +320,30 @@ class Link:
     def hold(self, data: memoryview, lens: list[int], pos: int) -> None:
         """Keep what an offer_batch could not hand over: *lens* from offset *pos*."""
         self.backlog = (data, lens, pos)
+
+    def _flush(self) -> int:
+        """Hand the backlog to libzmq while it has room; returns EVENTS as the sends left it.
+
+        The sends may consume the descriptor's signal of anything (a message
+        that came, room that came): EVENTS is read again after them (rule
+        3), and the backlog handed over again while it says there is room,
+        since no signal will say so again.
+        """
+        while True:
+            left = self.backlog[1] if self.backlog is not None else ()
+            self._flush_backlog()
+            ev = self.events_now()
+            if self.backlog is None or not ev & _POLLOUT:
+                break
+            if len(self.backlog[1]) == len(left):  # room it could not use: look again soon
+                self.reactor.soon(self._on_fd)
+                break
+        if self.backlog is not None:
+            ev &= ~_POLLOUT  # what room there was went to the backlog
+        elif self.drain_waiting:
+            self.drain_waiting = False
+            self._report_send = True
+        return ev
 
     def _flush_backlog(self) -> None:
         assert self.backlog is not None
@@ -405,6 +466,8 @@ class Link:
             old.hand_over(pipe)
             old.readable = False
             self.events.finished(old)
+        if self.backlog is not None:
+            pipe.writable = False  # a batch's rest goes first: sync reports the room after it
         self.pipe = pipe
         self.pipes.append(pipe)
         if self.upstream is not None:
