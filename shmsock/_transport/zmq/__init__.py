@@ -76,13 +76,17 @@ Further rules:
    process lives; at exit the process waits for that, see ``_context.py``).
 8. **Peers come and go through the monitor** (``zmq_socket_monitor``):
    a link shows a pipe while it has a connection whose handshake succeeded
-   (a sending socket's, once libzmq's socket can send to it: POLLOUT), and
-   reports ``gone`` when the last one ends.  libzmq reports the end before
-   it hands the socket the last messages it read, so the gone pipe stays
-   the reader until a take finds it empty after something came, a new
-   peer's pipe takes over (with what the old one held), or the link
-   closes.  libzmq's IMMEDIATE stays off: with it, libzmq throws away what
-   the socket received and did not read yet when a connection drops.  A
+   (a sending socket's, once libzmq's socket can send to it: POLLOUT, or
+   a message comes while a gone pipe still reads), and reports ``gone``
+   when the last one ends.  libzmq reports the end before it hands the
+   socket the last messages it read, so the gone pipe stays the reader
+   until a take finds it empty after something came, a new peer's pipe
+   takes over (with what the old one held), or the link closes.  A gone
+   pipe reads only once the monitor is read: the monitor tells of a new
+   peer's handshake before that peer's first message arrives, and that
+   message must not pass for the departed peer's.  libzmq's IMMEDIATE
+   stays off: with it, libzmq throws away what the socket received and
+   did not read yet when a connection drops.  A
    connecting link whose ``immediate`` option is off shows its pipe from
    ``connect()`` to ``disconnect()`` instead (libzmq queues meanwhile).
 9. **One thread.**  libzmq sockets are touched only from the socket's Trio

@@ -143,6 +143,7 @@ class Link:
         )
         self.fd: int = sock.getsockopt(zmq.FD)
         self.mfd: int = self.monitor.getsockopt(zmq.FD)
+        self._get_monitor = self.monitor.getsockopt
         if spec.greeting is not None:
             for frames in spec.greeting():  # a SUB's subscriptions so far
                 self.control(frames)
@@ -185,7 +186,25 @@ class Link:
     def _on_fd(self) -> None:
         """Rule 5: the descriptor woke; see what is ready, and report it now."""
         if not self.closed:
+            if self.draining is not None:
+                self._on_monitor()  # a new peer first: see arrival_pending
             self.sync(direct=True)
+
+    def arrival_pending(self) -> bool:
+        """May a gone pipe read now?  Not while the monitor holds news unseen.
+
+        libzmq's monitor tells of a new peer's handshake before that peer's
+        first message reaches the socket.  A message read through the gone
+        pipe would be taken for the departed peer's, and a REP's answer to it
+        dropped: the new peer's first request never answered.  So the gone
+        pipe reads only once the monitor is read; if it holds anything, the
+        reactor reads it first (then the descriptor's handler reports what
+        is ready, through the new peer's pipe if one came).
+        """
+        if self._get_monitor(_EVENTS) & _POLLIN:
+            self.reactor.soon(self._on_fd)
+            return True
+        return False
 
     def sync(self, direct: bool) -> int:
         """Read EVENTS and set the pipes' flags; report what turned ready.
@@ -195,7 +214,11 @@ class Link:
         reactor's next poll.  Returns the events read.
         """
         ev = self.events_now()
-        if self.arriving and ev & _POLLOUT:
+        # A message while a new peer arrives and a gone pipe still reads:
+        # libzmq delivers only from connections its socket has attached,
+        # and the message may be the new peer's.  Read through the gone
+        # pipe, a REP's answer would go to that pipe and be dropped.
+        if self.arriving and (ev & _POLLOUT or (ev & _POLLIN and self.draining is not None)):
             if direct:
                 self._attach()  # reads EVENTS again: it reports what it finds itself
             else:
@@ -446,7 +469,8 @@ class Link:
         between meets Again: the pipe would start refused, and round-robin
         would pass it over for the first messages after ``wait_peers``.  So
         a socket that sends waits for POLLOUT (the descriptor signals the
-        queue's arrival); one that only receives attaches at once.
+        queue's arrival), or for a message while a gone pipe still reads
+        (:meth:`sync`); one that only receives attaches at once.
         """
         if not self.watch_send:
             self._attach()

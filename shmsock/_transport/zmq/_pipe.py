@@ -347,6 +347,9 @@ class ZmqPipe:
         Returns the flags of the last try: ZB_AGAIN when libzmq had no more.
         """
         link = self.link
+        if not self.alive and link.arrival_pending():
+            self.readable = False
+            return _calls.ZB_AGAIN
         inbox = self.inbox
         batch = self._batch
         flags = 0
