@@ -197,11 +197,13 @@ class Link:
         first message reaches the socket.  A message read through the gone
         pipe would be taken for the departed peer's, and a REP's answer to it
         dropped: the new peer's first request never answered.  So the gone
-        pipe reads only once the monitor is read; if it holds anything, the
-        reactor reads it first (then the descriptor's handler reports what
-        is ready, through the new peer's pipe if one came).
+        pipe reads only once the monitor is read, and not while a new peer
+        waits for POLLOUT (what comes may be that peer's); otherwise the
+        reactor reads the monitor first, and the descriptor's handler
+        reports what is ready, attaching the new peer's pipe if a message
+        came (:meth:`sync`).
         """
-        if self._get_monitor(_EVENTS) & _POLLIN:
+        if self.arriving or self._get_monitor(_EVENTS) & _POLLIN:
             self.reactor.soon(self._on_fd)
             return True
         return False
