@@ -86,9 +86,9 @@ Further rules:
    peer's handshake before that peer's first message arrives, and that
    message must not pass for the departed peer's.  libzmq's IMMEDIATE
    stays off: with it, libzmq throws away what the socket received and
-   did not read yet when a connection drops.  A
-   connecting link whose ``immediate`` option is off shows its pipe from
-   ``connect()`` to ``disconnect()`` instead (libzmq queues meanwhile).
+   did not read yet when a connection drops.  A connecting link whose
+   ``immediate`` option is off shows its pipe from ``connect()`` to
+   ``disconnect()`` instead (libzmq queues meanwhile).
 9. **One thread.**  libzmq sockets are touched only from the socket's Trio
    thread; ``stats`` (called from the exporter's thread) reads Python
    counters only.
