@@ -426,3 +426,9 @@ def bind_then_freeze(conn: Connection, endpoint: str) -> None:
             conn.recv()  # blocks the Trio thread: no event is handled again
 
     trio.run(main)
+
+
+def say_and_leave(conn: Connection, word: str) -> None:
+    """Report *word* and exit at once, without waiting to be told: as peers
+    whose work ends by itself do (pubsubpeers.collecting_sub)."""
+    conn.send(word)
