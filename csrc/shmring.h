@@ -452,8 +452,9 @@ int shm_bulk_verify(const uint8_t *copy, uint64_t len, uint32_t crc, uint32_t ch
 
 /* Copy an accepted extent out of the region (`src`, `len` bytes) into the
  * private `dst` and verify its checksum on the copy, as shm_bulk_verify
- * does: in one pass (shm_crc32c_copy), or above 2 MiB in pieces checked
- * while they are in the cache, so the frame is read once from memory.
+ * does, in one pass: each word is checksummed from the register it is
+ * copied through (shm_crc32c_copy; above 2 MiB shm_crc32c_copy_stream), so
+ * the frame is read once from memory.
  * Returns 0 or SHM_EBULKCRC (dst then holds the copy, which is not to be
  * used). */
 int shm_bulk_copy_verify(uint8_t *dst, const uint8_t *src, uint64_t len, uint32_t crc,
@@ -473,6 +474,13 @@ uint32_t shm_crc32c(uint32_t crc, const uint8_t *buf, size_t len);
  * shm_crc32c(crc, dst, len) would after the copy), each byte read once.
  * The regions must not overlap. */
 uint32_t shm_crc32c_copy(uint32_t crc, uint8_t *dst, const uint8_t *src, size_t len);
+
+/* shm_crc32c_copy, and a plain memcpy, whose stores to dst are
+ * non-temporal (they bypass the caches): for copies far larger than the L2
+ * cache, whose destination nobody on this core reads next.  Both end with
+ * a store fence, so the copy is ordered before any later release store. */
+uint32_t shm_crc32c_copy_stream(uint32_t crc, uint8_t *dst, const uint8_t *src, size_t len);
+void shm_copy_stream(uint8_t *dst, const uint8_t *src, size_t len);
 
 /* CFFI-END */
 

@@ -376,6 +376,29 @@ def test_a_frame_whose_bytes_changed_is_corruption_and_the_next_is_still_read():
         pair.close()
 
 
+@pytest.mark.parametrize("flip_at", [0, 1 << 20, (3 << 20) + 4])
+def test_a_streamed_frame_whose_bytes_changed_is_corruption(flip_at):
+    # Frames above 2 MiB are copied out with non-temporal stores, their
+    # checksum taken in the same pass: a byte changed anywhere in the
+    # region, in the streamed part or in the tail after it, is caught on
+    # the private copy; an unchanged one arrives whole.
+    pair = Pair()
+    try:
+        size = (3 << 20) + 5
+        frame = os.urandom(size)
+        desc = pair.send(frame)
+        region = pair.out.region
+        assert region is not None
+        start = B.HEADER_SIZE + (ref.unpack(desc)[0] % region.capacity)
+        region.mm[start + flip_at] ^= 0x10
+        with pytest.raises(CorruptMessage) as err:
+            pair.inn.take(desc)
+        assert err.value.code == R.lib.SHM_EBULKCRC
+        assert pair.inn.take(pair.send(frame)) == frame
+    finally:
+        pair.close()
+
+
 @pytest.mark.parametrize(
     "forge",
     [
