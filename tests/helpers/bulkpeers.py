@@ -62,6 +62,34 @@ def pull_digests(
     trio.run(main)
 
 
+def pull_counting_faults(
+    conn: Connection, endpoint: str, bind: bool, payloads: list[bytes], warm: int, count: int
+) -> None:
+    """Receive *warm* then *count* messages, one at a time, cycling through *payloads*.
+
+    Reports ``(page faults, wrong)``: this process's minor page faults over
+    the *count* messages, and how many of them were not the payload
+    expected.  A fresh process: nothing else has tuned its allocator.
+    """
+    import resource
+
+    async def main() -> None:
+        async with shmsock.socket(shmsock.PULL) as pull:
+            _attach(pull, endpoint, bind)
+            conn.send("ready")
+            wrong = 0
+            for i in range(warm):
+                wrong += await pull.recv() != payloads[i % len(payloads)]
+            before = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
+            for i in range(count):
+                wrong += await pull.recv() != payloads[(warm + i) % len(payloads)]
+            faults = resource.getrusage(resource.RUSAGE_SELF).ru_minflt - before
+            conn.send((faults, wrong))
+            await trio.to_thread.run_sync(conn.recv)
+
+    trio.run(main)
+
+
 def pair_send_multipart_then_wait(
     conn: Connection, endpoint: str, bind: bool, msgs: list[list[bytes]]
 ) -> None:
