@@ -477,8 +477,9 @@ uint32_t shm_crc32c_copy(uint32_t crc, uint8_t *dst, const uint8_t *src, size_t 
 
 /* shm_crc32c_copy, and a plain memcpy, whose stores to dst are
  * non-temporal (they bypass the caches): for copies far larger than the L2
- * cache, whose destination nobody on this core reads next.  Both end with
- * a store fence, so the copy is ordered before any later release store. */
+ * cache, whose destination nobody on this core reads next.  Where they
+ * stream (SSE4.2 CPUs; elsewhere they are memcpy) they end with a store
+ * fence, so the copy is ordered before any later release store. */
 uint32_t shm_crc32c_copy_stream(uint32_t crc, uint8_t *dst, const uint8_t *src, size_t len);
 void shm_copy_stream(uint8_t *dst, const uint8_t *src, size_t len);
 
