@@ -234,7 +234,11 @@ class Sending:
             trio.BrokenResourceError, trio.ClosedResourceError: as for
                 :meth:`send_nowait`.
         """
-        self._outbox.send_batch_nowait(self._outbox.encode_batch(messages))
+        outbox = self._outbox
+        if self._pattern.fans_out:
+            outbox.publish_batch_nowait(outbox.encode_fan_batch(messages))
+            return
+        outbox.send_batch_nowait(outbox.encode_batch(messages))
 
     @ki_protected
     async def send_many(self, messages: Sequence[bytes]) -> None:
@@ -252,8 +256,18 @@ class Sending:
             Nothing is sent.
         """
         await checkpoint_if_cancelled()
+        outbox = self._outbox
+        if self._pattern.fans_out:
+            await retry(
+                outbox.publish_batch_nowait,
+                self._waiter.wait_send,
+                outbox.encode_fan_batch(messages),
+                checked=True,
+                pace=self._pace,
+            )
+            return
         # Joined once: a batch that waits for room is not copied again.
-        batch = self._outbox.encode_batch(messages)
+        batch = outbox.encode_batch(messages)
         await retry(
             self._outbox.send_batch_nowait,
             self._waiter.wait_send,
