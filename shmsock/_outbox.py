@@ -335,7 +335,7 @@ class Outbox:
         while True:
             fans, shares, over = self._shares(messages, data, lens)
             if not shares:
-                return
+                break
             if not self.nodrop:
                 for plan, msgs, d, ls in shares:
                     plan.write_many(msgs, d, ls)

@@ -249,6 +249,16 @@ async def test_a_subscriber_that_accepts_less_misses_larger_messages_only(endpoi
         assert [len(m) for m in await drain(big)] == sizes
         assert [len(m) for m in await drain(small)] == [50, 100, 1]
         assert sorted(s.dropped for s in pub.subscribers()) == [0, 2]
+        # A batch that only the one that accepts less is offered: missed, and counted.
+        big.unsubscribe(b"")
+        await trio.testing.wait_all_tasks_blocked()
+        if way.startswith("send_many"):
+            await pub.send_many([b"x" * 200, b"x" * 300])
+        else:
+            await pub.send(b"x" * 200)
+            await pub.send(b"x" * 300)
+        assert await drain(small) == []
+        assert sorted(s.dropped for s in pub.subscribers()) == [4]
 
 
 async def test_nodrop_waits_for_every_matching_subscriber_and_a_cancelled_send_sends_to_none(
