@@ -433,7 +433,8 @@ int64_t shm_write_fanout(shm_producer *const *ps, size_t n, const uint8_t *data,
                          const uint8_t *flags, uint32_t aux, int mode, int8_t *results)
 {
     if (!ps || !results || n > SHM_FANOUT_MAX || !count || !lens || !data ||
-        (mode != SHM_FAN_DROP && mode != SHM_FAN_ALL && mode != SHM_FAN_CHECK))
+        (mode != SHM_FAN_DROP && mode != SHM_FAN_ALL && mode != SHM_FAN_CHECK &&
+         mode != SHM_FAN_FITS))
         return SHM_EINVAL;
     int all = mode != SHM_FAN_DROP;
     uint64_t total = 0, msgs = flags ? 0 : count;
@@ -453,6 +454,8 @@ int64_t shm_write_fanout(shm_producer *const *ps, size_t n, const uint8_t *data,
         if (!message_span(ps[i], lens, count))
             return SHM_ETOOBIG;
     }
+    if (mode == SHM_FAN_FITS)
+        return 0;
     /* The payloads' checksums, once for every ring (a batch of many
      * messages keeps them on the heap; without memory, per ring). */
     uint32_t stack_crcs[SHM_FANOUT_FRAMES];

@@ -196,7 +196,11 @@ int64_t shm_write(shm_producer *p, const uint8_t *data, size_t data_len,
  *    nothing is written or dropped anywhere;
  *  - SHM_FAN_CHECK: as SHM_FAN_ALL, but nothing is written even when every
  *    ring has room (the first half of an all-or-none write spanning
- *    several calls).
+ *    several calls);
+ *  - SHM_FAN_FITS: only the argument checks: 0, or SHM_ETOOBIG when the
+ *    message could never be written into some ring (nothing is looked at
+ *    or announced; the first half of a dropping write spanning several
+ *    calls, so that none of them is refused after another wrote).
  *
  * results[i] says what became of ring i: SHM_FAN_WRITTEN (with
  * SHM_FAN_CHECK: it has room), with
@@ -212,6 +216,7 @@ int64_t shm_write(shm_producer *p, const uint8_t *data, size_t data_len,
 #define SHM_FAN_DROP 0
 #define SHM_FAN_ALL 1
 #define SHM_FAN_CHECK 2
+#define SHM_FAN_FITS 3
 #define SHM_FANOUT_MAX 1048575
 #define SHM_FANOUT_FRAMES 64
 #define SHM_FAN_WRITTEN 1

@@ -62,6 +62,7 @@ class _Plans:
             writer.miss(pipe)
 
     def write_many(self, messages: list[bytes], data: bytes, lens: array[int]) -> None:
+        self.check_many(messages, data, lens)  # refused by one: written by none
         for writer in self.writers:
             writer.write_many(messages, data, lens)
 
@@ -71,6 +72,10 @@ class _Plans:
         for writer in self.writers:
             writer.write_many(messages, data, lens)  # (room only grew: every one takes it)
         return True
+
+    def check_many(self, messages: list[bytes], data: bytes, lens: array[int]) -> None:
+        for writer in self.writers:
+            writer.check_many(messages, data, lens)
 
     def room_many(self, messages: list[bytes], data: bytes, lens: array[int]) -> bool:
         return all([writer.room_many(messages, data, lens) for writer in self.writers])
@@ -337,6 +342,9 @@ class Outbox:
             if not shares:
                 break
             if not self.nodrop:
+                if len(shares) > 1:  # none is refused as too large after another wrote
+                    for plan, msgs, d, ls in shares:
+                        plan.check_many(msgs, d, ls)
                 for plan, msgs, d, ls in shares:
                     plan.write_many(msgs, d, ls)
                 break

@@ -310,13 +310,15 @@ class FanOut:
     :meth:`results` says what became of each ring (WRITTEN, WAKE, 0 for no
     room, or a corruption code).  *mode* is DROP (a ring without room
     misses the message, and counts it in its ``dropped``), ALL (every ring
-    gets it or none does; those without room are announced) or CHECK (as
-    ALL, writing nothing).
+    gets it or none does; those without room are announced), CHECK (as
+    ALL, writing nothing) or FITS (nothing looked at: only whether every
+    ring could ever take it, MessageTooLarge if not).
     """
 
     DROP: Final = lib.SHM_FAN_DROP
     ALL: Final = lib.SHM_FAN_ALL
     CHECK: Final = lib.SHM_FAN_CHECK
+    FITS: Final = lib.SHM_FAN_FITS
     WRITTEN: Final = lib.SHM_FAN_WRITTEN
     WAKE: Final = lib.SHM_FAN_WAKE
     ANY_WAKE: Final = lib.SHM_FAN_ANY_WAKE

@@ -69,6 +69,13 @@ class FanWriter(Protocol):
     def write_many_all(self, messages: list[bytes], data: bytes, lens: array[int]) -> bool:
         """Write the batch into every pipe, or into none and return False (as ``write_all``)."""
 
+    def check_many(self, messages: list[bytes], data: bytes, lens: array[int]) -> None:
+        """Raise MessageTooLarge if some pipe could never take the batch at once.
+
+        Looks at nothing else and marks nothing: so that a batch written
+        with several calls is refused before any of them writes.
+        """
+
     def room_many(self, messages: list[bytes], data: bytes, lens: array[int]) -> bool:
         """Whether every pipe has room for the whole batch now (those without: as ``room``)."""
 

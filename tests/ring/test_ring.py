@@ -120,6 +120,10 @@ def test_a_fanout_batch_larger_than_a_ring_is_refused_before_anything_is_written
     msgs = [b"m" * 100] * 10
     with pytest.raises(MessageTooLarge):
         fan.write_batch(b"".join(msgs), array("I", map(len, msgs)), R.FanOut.ALL)
+    with pytest.raises(MessageTooLarge):
+        fan.write_batch(b"".join(msgs), array("I", map(len, msgs)), R.FanOut.FITS)
+    # FITS only checks: a batch that fits is not written.
+    assert fan.write_batch(b"".join(msgs[:3]), array("I", [100] * 3), R.FanOut.FITS) == 0
     assert read_all(cons, buf) == []
 
 

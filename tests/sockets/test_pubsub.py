@@ -365,6 +365,41 @@ async def test_a_nodrop_batch_waits_for_every_subscriber_and_a_cancelled_one_sen
         assert await drain(fast) == fast_share(sent + 1)
 
 
+@pytest.mark.parametrize("nodrop", [False, True], ids=["drop", "nodrop"])
+async def test_a_batch_too_large_for_one_subscribers_ring_is_refused_before_any_is_written(
+    nodrop,
+):
+    """Each subscriber's share of a batch is written with its own call; when
+    one share can never fit a ring at once (the PUB's rings are 64 KiB),
+    send_many raises MessageTooLarge and nobody got anything, not even the
+    subscriber whose share was small and comes first."""
+    endpoint = f"shm://ps-{os.getpid()}-{random.randrange(1 << 30)}"
+    async with (
+        shmsock.socket(PUB, nodrop=nodrop, ring_size=64 * 1024) as pub,
+        shmsock.socket(SUB) as a_sub,
+        shmsock.socket(SUB) as b_sub,
+    ):
+        pub.bind(endpoint)
+        a_sub.subscribe(b"a")
+        b_sub.subscribe(b"b")
+        a_sub.connect(endpoint)
+        b_sub.connect(endpoint)
+        await wait_peers(pub, 2)
+        batch = [b"a" + bytes(100)] + [b"b%03d" % i + bytes(1000) for i in range(80)]
+        with pytest.raises(shmsock.MessageTooLarge):
+            await pub.send_many(batch)
+        with pytest.raises(shmsock.MessageTooLarge):
+            pub.send_many_nowait(batch)
+        assert await drain(a_sub) == []
+        assert await drain(b_sub) == []
+        # Smaller batches go.
+        await pub.send_many(batch[:40])
+        assert await drain(a_sub) == batch[:1]
+        assert await drain(b_sub) == batch[1:40]
+        await pub.send_many(batch[40:])
+        assert await drain(b_sub) == batch[40:]
+
+
 async def test_nodrop_send_resumes_when_the_slow_subscriber_reads(endpoint):
     async with (
         shmsock.socket(PUB, ring_size=64 * 1024) as pub,

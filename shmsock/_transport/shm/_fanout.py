@@ -103,6 +103,9 @@ class ShmFanWriter:
             self._wakes.wrote(len(data), self._limit)
         return True
 
+    def check_many(self, messages: list[bytes], data: bytes, lens: array[int]) -> None:
+        self._fan.write_batch(data, lens, _F.FITS)
+
     def room_many(self, messages: list[bytes], data: bytes, lens: array[int]) -> bool:
         rc = self._fan.write_batch(data, lens, _F.CHECK)
         if rc:
