@@ -25,6 +25,7 @@
  */
 #include "shm_internal.h"
 
+#include <stdlib.h>
 #include <string.h>
 
 #define RING_MAGIC 0x31474e49524d4853ull /* "SHMRING1" little-endian */
@@ -404,10 +405,10 @@ int64_t shm_write(shm_producer *p, const uint8_t *data, size_t data_len,
 
 /* ------------------------------------------------------------------ fan-out */
 
-/* Counts a message a fan-out could not write into p's ring. */
-static inline void count_dropped(shm_producer *p)
+/* Counts the `msgs` messages a fan-out could not write into p's ring. */
+static inline void count_dropped(shm_producer *p, uint64_t msgs)
 {
-    p->dropped++;
+    p->dropped += msgs;
     atomic_store_explicit(at64(p->ring, OFF_MSGS_DROPPED), p->dropped, memory_order_relaxed);
 }
 
@@ -432,14 +433,17 @@ int64_t shm_write_fanout(shm_producer *const *ps, size_t n, const uint8_t *data,
                          const uint8_t *flags, uint32_t aux, int mode, int8_t *results)
 {
     if (!ps || !results || n > SHM_FANOUT_MAX || !count || !lens || !data ||
-        (mode != SHM_FAN_DROP && mode != SHM_FAN_ALL && mode != SHM_FAN_CHECK))
+        (mode != SHM_FAN_DROP && mode != SHM_FAN_ALL && mode != SHM_FAN_CHECK &&
+         mode != SHM_FAN_FITS))
         return SHM_EINVAL;
     int all = mode != SHM_FAN_DROP;
-    uint64_t total = 0;
+    uint64_t total = 0, msgs = flags ? 0 : count;
     for (size_t j = 0; j < count; j++) {
         /* A descriptor names one ring's bulk region: it cannot fan out. */
         if (flags && (!valid_write_flags(flags[j], lens[j]) || (flags[j] & SHM_F_DESC)))
             return SHM_EINVAL;
+        if (flags && !(flags[j] & (SHM_F_MORE | SHM_F_CONT | SHM_F_CTRL)))
+            msgs++;
         total += lens[j];
     }
     if (total > data_len)
@@ -450,9 +454,15 @@ int64_t shm_write_fanout(shm_producer *const *ps, size_t n, const uint8_t *data,
         if (!message_span(ps[i], lens, count))
             return SHM_ETOOBIG;
     }
-    /* The payloads' checksums, once for every ring. */
-    uint32_t crcs[SHM_FANOUT_FRAMES];
-    int have_crcs = count <= SHM_FANOUT_FRAMES;
+    if (mode == SHM_FAN_FITS)
+        return 0;
+    /* The payloads' checksums, once for every ring (a batch of many
+     * messages keeps them on the heap; without memory, per ring). */
+    uint32_t stack_crcs[SHM_FANOUT_FRAMES];
+    uint32_t *crcs = stack_crcs;
+    if (count > SHM_FANOUT_FRAMES && n > 1)
+        crcs = malloc(count * sizeof *crcs);
+    int have_crcs = crcs && (count <= SHM_FANOUT_FRAMES || n > 1);
     if (have_crcs) {
         const uint8_t *src = data;
         for (size_t j = 0; j < count; j++) {
@@ -476,13 +486,16 @@ int64_t shm_write_fanout(shm_producer *const *ps, size_t n, const uint8_t *data,
             any_full |= room ? 0 : SHM_FAN_ANY_FULL;
         }
     }
-    if (mode == SHM_FAN_CHECK || (all && (any_full || any_error)))
+    if (mode == SHM_FAN_CHECK || (all && (any_full || any_error))) {
+        if (crcs != stack_crcs)
+            free(crcs);
         return any_full | any_error;
+    }
     for (size_t i = 0; i < n; i++) {
         shm_producer *p = ps[i];
         if (results[i] != SHM_FAN_WRITTEN) {
             if (results[i] == 0)
-                count_dropped(p);
+                count_dropped(p, msgs);
             continue;
         }
         uint64_t pos = p->tail;
@@ -498,6 +511,8 @@ int64_t shm_write_fanout(shm_producer *const *ps, size_t n, const uint8_t *data,
         }
         written++;
     }
+    if (crcs != stack_crcs)
+        free(crcs);
     return written | any_wake | any_full | any_error;
 }
 

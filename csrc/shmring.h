@@ -180,21 +180,27 @@ int64_t shm_write(shm_producer *p, const uint8_t *data, size_t data_len,
  * subscribers), with each record's payload checksum computed once for all
  * of them (a record's crc is crc32c(trailer, crc32c(payload)), and only
  * the trailer differs from ring to ring).  The message is `count` records
- * as for shm_write (flags NULL: one-frame records; at most
- * SHM_FANOUT_FRAMES checksummed once, more are checksummed per ring), and
- * each ring gets all of it or none of it.
+ * as for shm_write, and each ring gets all of it or none of it.  With flags
+ * NULL each record is a whole one-frame message: a batch of `count`
+ * messages (a publisher's send_many), written, dropped and counted as
+ * that many.  Every payload is checksummed once (above SHM_FANOUT_FRAMES
+ * records, in memory from malloc; without it, once per ring).
  *
  * `mode` is one of:
  *  - SHM_FAN_DROP: each ring that has room gets the message, and each that
- *    has none misses it: its producer's `dropped` count goes up by one
- *    (and the ring header's msgs_dropped with it);
+ *    has none misses it: its producer's `dropped` count goes up by the
+ *    messages it missed (and the ring header's msgs_dropped with it);
  *  - SHM_FAN_ALL: either every ring gets the message or none does: a ring
  *    without room is announced as waiting for that room (its reader
  *    reports the wake once it is free, as with shm_write's announce), and
  *    nothing is written or dropped anywhere;
  *  - SHM_FAN_CHECK: as SHM_FAN_ALL, but nothing is written even when every
  *    ring has room (the first half of an all-or-none write spanning
- *    several calls).
+ *    several calls);
+ *  - SHM_FAN_FITS: only the argument checks: 0, or SHM_ETOOBIG when the
+ *    message could never be written into some ring (nothing is looked at
+ *    or announced; the first half of a dropping write spanning several
+ *    calls, so that none of them is refused after another wrote).
  *
  * results[i] says what became of ring i: SHM_FAN_WRITTEN (with
  * SHM_FAN_CHECK: it has room), with
@@ -210,6 +216,7 @@ int64_t shm_write(shm_producer *p, const uint8_t *data, size_t data_len,
 #define SHM_FAN_DROP 0
 #define SHM_FAN_ALL 1
 #define SHM_FAN_CHECK 2
+#define SHM_FAN_FITS 3
 #define SHM_FANOUT_MAX 1048575
 #define SHM_FANOUT_FRAMES 64
 #define SHM_FAN_WRITTEN 1

@@ -61,10 +61,34 @@ class _Plans:
         for writer in self.writers:
             writer.miss(pipe)
 
+    def write_many(self, messages: list[bytes], data: bytes, lens: array[int]) -> None:
+        self.check_many(messages, data, lens)  # refused by one: written by none
+        for writer in self.writers:
+            writer.write_many(messages, data, lens)
+
+    def write_many_all(self, messages: list[bytes], data: bytes, lens: array[int]) -> bool:
+        if not self.room_many(messages, data, lens):
+            return False
+        for writer in self.writers:
+            writer.write_many(messages, data, lens)  # (room only grew: every one takes it)
+        return True
+
+    def check_many(self, messages: list[bytes], data: bytes, lens: array[int]) -> None:
+        for writer in self.writers:
+            writer.check_many(messages, data, lens)
+
+    def room_many(self, messages: list[bytes], data: bytes, lens: array[int]) -> bool:
+        return all([writer.room_many(messages, data, lens) for writer in self.writers])
+
 
 _NOWHERE: Final = _Plans([])
 
 FanPlan = FanWriter | _Plans
+
+
+#: One part of a published batch: a plan and the messages its pipes get,
+#: as a list and back to back with their lengths.
+_Share = tuple[FanPlan, list[bytes], bytes, "array[int]"]
 
 
 class Outbox:
@@ -280,6 +304,120 @@ class Outbox:
             if pattern.fanout(data) is fan:
                 raise trio.WouldBlock
             # A pipe went meanwhile: its subscriptions went with it.
+
+    def encode_fan_batch(self, messages: Sequence[bytes]) -> tuple[list[bytes], bytes, array[int]]:
+        """A PUB's or XPUB's batch: its messages as bytes, and ``encode_batch``'s form."""
+        self._check_open()
+        self._pattern.check_send_many()
+        items = list(sequence_of(messages, "send_many"))
+        if not all([type(m) is bytes for m in items]):
+            items = [as_bytes(m) for m in items]
+        data = b"".join(items)
+        lens = array("I", map(len, items))
+        limit = self.max_msg_size
+        if len(data) > limit and max(lens) > limit:
+            raise MessageTooLarge(f"a message of {max(lens)} bytes exceeds max_msg_size {limit}")
+        return items, data, lens
+
+    def publish_batch_nowait(self, batch: tuple[list[bytes], bytes, array[int]]) -> None:
+        """Publish a batch now: each message to the subscribers it matches, in order.
+
+        With ``nodrop``, every matching subscriber takes its share of the
+        batch or none does (WouldBlock: nothing was written anywhere).
+        Without it, a subscriber without room for its whole share misses
+        all of it, each message counted.  A subscriber whose peer accepts
+        less than a message misses that message (counted) and gets the
+        rest.  The events that came meanwhile are handled first, once for
+        the batch (the slow-joiner promise, as for ``_publish``).  On
+        shm:// a share that several subscribers get is one C call, each
+        payload's checksum computed once.
+        """
+        self._check_open()
+        messages, data, lens = batch
+        if not lens:
+            return
+        self._hub.poll()
+        while True:
+            fans, shares, over = self._shares(messages, data, lens)
+            if not shares:
+                break
+            if not self.nodrop:
+                if len(shares) > 1:  # none is refused as too large after another wrote
+                    for plan, msgs, d, ls in shares:
+                        plan.check_many(msgs, d, ls)
+                for plan, msgs, d, ls in shares:
+                    plan.write_many(msgs, d, ls)
+                break
+            if len(shares) == 1:
+                plan, msgs, d, ls = shares[0]
+                if plan.write_many_all(msgs, d, ls):
+                    break
+            elif all([plan.room_many(msgs, d, ls) for plan, msgs, d, ls in shares]):
+                for plan, msgs, d, ls in shares:
+                    plan.write_many(msgs, d, ls)  # every one has room: it takes all of it
+                break
+            now = self._batch_fans(messages)
+            if len(now) == len(fans) and all([a is b for a, b in zip(now, fans, strict=True)]):
+                raise trio.WouldBlock  # no pipe went meanwhile: wait for room
+            # A pipe went (found broken, say): its subscriptions went with it.
+        for plan, pipe in over:
+            plan.miss(pipe)
+
+    def _batch_fans(self, messages: list[bytes]) -> list[Fanout]:
+        """Which placement each message of a batch has now (one when uniform)."""
+        pattern = self._pattern
+        uniform = pattern.fanout_uniform()
+        if uniform is not None:
+            return [uniform]
+        return list(map(pattern.fanout, messages))
+
+    def _shares(
+        self, messages: list[bytes], data: bytes, lens: array[int]
+    ) -> tuple[list[Fanout], list[_Share], list[tuple[FanPlan, Pipe]]]:
+        """Where a batch goes: each distinct share of it, with the plan of its pipes.
+
+        Also the batch's placements (``_batch_fans``) and the (plan, pipe)
+        pairs to count as missed once it is written (a message over the
+        pipe's peer_limit).
+        """
+        pattern = self._pattern
+        uniform = pattern.fanout_uniform()
+        hub = self._hub
+        if uniform is not None and max(lens) <= hub.peer_limit:
+            pipes = uniform.pipes
+            if not pipes:
+                return [uniform], [], []
+            plan: FanPlan = uniform.plan  # type: ignore[assignment]
+            if plan is None:
+                plan = uniform.plan = self._plan(pipes)
+            return [uniform], [(plan, messages, data, lens)], []
+        # Each pipe's share, in order, then one plan per distinct share.
+        fanout = pattern.fanout
+        placements: list[Fanout] = (
+            [uniform] * len(messages) if uniform is not None else list(map(fanout, messages))
+        )
+        share: dict[Pipe, list[int]] = {}
+        skipped: list[Pipe] = []
+        for i, fan in enumerate(placements):
+            size = lens[i]
+            for view in fan.pipes:
+                pipe: Pipe = view  # type: ignore[assignment]
+                if size > pipe.peer_limit:
+                    skipped.append(pipe)
+                else:
+                    share.setdefault(pipe, []).append(i)
+        groups: dict[tuple[int, ...], list[Pipe]] = {}
+        for pipe, mine in share.items():
+            groups.setdefault(tuple(mine), []).append(pipe)
+        shares: list[_Share] = []
+        for indices, group in groups.items():
+            msgs = [messages[i] for i in indices]
+            shares.append(
+                (self._plan(group), msgs, b"".join(msgs), array("I", [lens[i] for i in indices]))
+            )
+        over = [(self._plan([pipe]), pipe) for pipe in skipped]
+        fans = [uniform] if uniform is not None else placements
+        return fans, shares, over
 
     def _plan(self, pipes: Sequence[PipeView]) -> FanPlan:
         """A writer for *pipes*: their transports' own, one per transport."""

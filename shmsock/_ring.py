@@ -310,13 +310,15 @@ class FanOut:
     :meth:`results` says what became of each ring (WRITTEN, WAKE, 0 for no
     room, or a corruption code).  *mode* is DROP (a ring without room
     misses the message, and counts it in its ``dropped``), ALL (every ring
-    gets it or none does; those without room are announced) or CHECK (as
-    ALL, writing nothing).
+    gets it or none does; those without room are announced), CHECK (as
+    ALL, writing nothing) or FITS (nothing looked at: only whether every
+    ring could ever take it, MessageTooLarge if not).
     """
 
     DROP: Final = lib.SHM_FAN_DROP
     ALL: Final = lib.SHM_FAN_ALL
     CHECK: Final = lib.SHM_FAN_CHECK
+    FITS: Final = lib.SHM_FAN_FITS
     WRITTEN: Final = lib.SHM_FAN_WRITTEN
     WAKE: Final = lib.SHM_FAN_WAKE
     ANY_WAKE: Final = lib.SHM_FAN_ANY_WAKE
@@ -358,6 +360,29 @@ class FanOut:
         )
         if rc < 0:
             fail(rc, "a frame exceeds a ring's record limit, or the message is larger than a ring")
+        return rc
+
+    def write_batch(self, data: bytes, lens: array[int], mode: int = 0) -> int:
+        """Write a batch of one-frame messages (aux 0) into every ring, in one call.
+
+        *data* holds the payloads back to back, *lens* their lengths.  Each
+        ring gets the whole batch or none of it: DROP counts each message
+        of a batch a ring missed.  Results as for :meth:`write`.
+        """
+        rc: int = lib.shm_write_fanout(
+            self._ps,
+            self.n,
+            data,
+            len(data),
+            ffi.from_buffer("uint32_t[]", lens),
+            len(lens),
+            ffi.NULL,
+            0,
+            mode,
+            self._results,
+        )
+        if rc < 0:
+            fail(rc, "a message exceeds a ring's record limit, or the batch is larger than a ring")
         return rc
 
     def results(self) -> list[int]:

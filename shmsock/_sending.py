@@ -220,7 +220,11 @@ class Sending:
     def send_many_nowait(self, messages: Sequence[bytes]) -> None:
         """Send a batch of one-frame messages to one peer, all or none, now.
 
-        One C call writes the whole batch (on shm://).
+        One C call writes the whole batch (on shm://).  A PUB or XPUB
+        publishes it instead: each message to the subscribers it matches,
+        in order, with ``nodrop`` all or none over every subscriber (a
+        subscriber without room otherwise misses its whole share, each
+        message counted); see docs/pubsub.md, "Batches".
 
         Raises:
             trio.WouldBlock: no peer has room for all of it now (nothing sent).
@@ -229,12 +233,17 @@ class Sending:
                 On shm://, messages above 64 KiB go whole into the bulk
                 region, and one batch may take half of it (4 MiB for
                 messages up to 1 MiB): beyond that, send smaller batches.
-            StateError: REQ and REP send one message at a time; PULL never sends.
+            StateError: REQ, REP and ROUTER send one message at a time; PULL and
+                SUB never send.
             TypeError: *messages* is not a list of bytes-like objects.
             trio.BrokenResourceError, trio.ClosedResourceError: as for
                 :meth:`send_nowait`.
         """
-        self._outbox.send_batch_nowait(self._outbox.encode_batch(messages))
+        outbox = self._outbox
+        if self._pattern.fans_out:
+            outbox.publish_batch_nowait(outbox.encode_fan_batch(messages))
+            return
+        outbox.send_batch_nowait(outbox.encode_batch(messages))
 
     @ki_protected
     async def send_many(self, messages: Sequence[bytes]) -> None:
@@ -252,8 +261,18 @@ class Sending:
             Nothing is sent.
         """
         await checkpoint_if_cancelled()
+        outbox = self._outbox
+        if self._pattern.fans_out:
+            await retry(
+                outbox.publish_batch_nowait,
+                self._waiter.wait_send,
+                outbox.encode_fan_batch(messages),
+                checked=True,
+                pace=self._pace,
+            )
+            return
         # Joined once: a batch that waits for room is not copied again.
-        batch = self._outbox.encode_batch(messages)
+        batch = outbox.encode_batch(messages)
         await retry(
             self._outbox.send_batch_nowait,
             self._waiter.wait_send,

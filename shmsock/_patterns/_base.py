@@ -214,6 +214,13 @@ class Pattern:
         """The pipes a message whose first frame is *topic* goes to (``fans_out``)."""
         raise NotImplementedError(f"{self.kind.name} sockets do not fan out")
 
+    def fanout_uniform(self) -> Fanout | None:
+        """The placement of every message now, if it does not depend on the message (``fans_out``).
+
+        None: ask :meth:`fanout` for each message.
+        """
+        return None
+
     def upstream(self, frames: list[bytes]) -> bool:
         """A message sent with ``sends_control``: whether it goes to the peers."""
         raise NotImplementedError(f"{self.kind.name} sockets send data, not control")

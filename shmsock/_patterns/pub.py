@@ -83,6 +83,7 @@ class PubPattern(Pattern):
     can_send = True
     writes_data = True
     fans_out = True
+    batch_send = True
     compatible = frozenset({SocketType.SUB, SocketType.XSUB})
     socket_methods = PubMethods
 
@@ -95,6 +96,9 @@ class PubPattern(Pattern):
 
     def fanout(self, topic: bytes) -> Fanout:
         return self.subscribers.match(topic)
+
+    def fanout_uniform(self) -> Fanout | None:
+        return self.subscribers.uniform()
 
     def targets(self, pipes: Sequence[PipeView]) -> Sequence[PipeView]:
         # Each subscriber's limit is looked at as the message fans out: one

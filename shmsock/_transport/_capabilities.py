@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 
 if TYPE_CHECKING:
     import socket
+    from array import array
 
     from . import Pipe
 
@@ -55,6 +56,28 @@ class FanWriter(Protocol):
 
     def miss(self, pipe: Pipe) -> None:
         """Count a message *pipe* (one of the list) misses unoffered (over its peer_limit)."""
+
+    def write_many(self, messages: list[bytes], data: bytes, lens: array[int]) -> None:
+        """Write a batch of one-frame messages into each pipe that has room for all of it.
+
+        *data* is *messages* back to back, *lens* their lengths (each
+        transport uses the form it writes fastest).  Each pipe without room
+        for the whole batch misses all of it, each message counted in its
+        ``dropped``.
+        """
+
+    def write_many_all(self, messages: list[bytes], data: bytes, lens: array[int]) -> bool:
+        """Write the batch into every pipe, or into none and return False (as ``write_all``)."""
+
+    def check_many(self, messages: list[bytes], data: bytes, lens: array[int]) -> None:
+        """Raise MessageTooLarge if some pipe could never take the batch at once.
+
+        Looks at nothing else and marks nothing: so that a batch written
+        with several calls is refused before any of them writes.
+        """
+
+    def room_many(self, messages: list[bytes], data: bytes, lens: array[int]) -> bool:
+        """Whether every pipe has room for the whole batch now (those without: as ``room``)."""
 
 
 class WakeUps(Protocol):

@@ -82,6 +82,51 @@ def test_fanout_drops_are_counted_in_their_own_header_word():
     assert rf.get(region, "msgs_written") == len(read_all(cons, buf))
 
 
+@pytest.mark.parametrize("count", [3, 64, 65, 200])
+def test_a_fanout_batch_goes_whole_into_each_ring_with_room_and_is_counted_per_message(count):
+    """A batch of one-frame messages (a publisher's send_many): every ring with
+    room gets all of it, checksums right (above 64 messages they are kept in
+    malloc'd memory), and a ring without room misses all of it, each message
+    counted as dropped."""
+    cap = 64 * 1024
+    rings = [make(cap) for _ in range(3)]
+    fan = R.FanOut([prod for _region, prod, _cons, _buf in rings])
+    msgs = [os.urandom(j % 50) for j in range(count)]
+    data, lens = b"".join(msgs), array("I", map(len, msgs))
+    # The third ring is nearly full: the batch does not fit it.
+    region3, prod3, _cons3, _buf3 = rings[2]
+    span = sum(rf.rec_size(n) for n in lens)
+    while cap - prod3.used >= span:
+        assert prod3.write(b"f" * 200 if cap - prod3.used >= span + 224 else b"") >= 0
+    before = prod3.used
+    assert fan.write_batch(data, lens, R.FanOut.CHECK) & R.FanOut.ANY_FULL
+    assert fan.results() == [R.FanOut.WRITTEN, R.FanOut.WRITTEN, 0]
+    assert fan.write_batch(data, lens, R.FanOut.ALL) & R.FanOut.COUNT == 0  # all or none
+    rc = fan.write_batch(data, lens, R.FanOut.DROP)
+    assert rc & R.FanOut.COUNT == 2
+    assert fan.results()[:2] == [R.FanOut.WRITTEN, R.FanOut.WRITTEN]
+    assert fan.results()[2] == 0
+    for region, prod, cons, buf in rings[:2]:
+        assert read_all(cons, buf) == msgs  # each record's crc checked by the reader
+        assert prod.dropped == 0
+        assert rf.get(region, "msgs_written") == count
+    assert prod3.used == before
+    assert prod3.dropped == count == rf.get(region3, "msgs_dropped")
+
+
+def test_a_fanout_batch_larger_than_a_ring_is_refused_before_anything_is_written():
+    _region, prod, cons, buf = make(1024)
+    fan = R.FanOut([prod])
+    msgs = [b"m" * 100] * 10
+    with pytest.raises(MessageTooLarge):
+        fan.write_batch(b"".join(msgs), array("I", map(len, msgs)), R.FanOut.ALL)
+    with pytest.raises(MessageTooLarge):
+        fan.write_batch(b"".join(msgs), array("I", map(len, msgs)), R.FanOut.FITS)
+    # FITS only checks: a batch that fits is not written.
+    assert fan.write_batch(b"".join(msgs[:3]), array("I", [100] * 3), R.FanOut.FITS) == 0
+    assert read_all(cons, buf) == []
+
+
 def test_fanout_writes_control_records_and_refuses_descriptors():
     _region, prod, cons, buf = make()
     fan = R.FanOut([prod])

@@ -221,7 +221,7 @@ async def test_a_slow_subscriber_never_blocks_the_publisher_and_its_drops_are_co
         assert pub.stats()[endpoint].dropped == n - len(got_slow)
 
 
-@pytest.mark.parametrize("way", ["send", "send_nowait"])
+@pytest.mark.parametrize("way", ["send", "send_nowait", "send_many", "send_many_nowait"])
 async def test_a_subscriber_that_accepts_less_misses_larger_messages_only(endpoint, way):
     """Each subscriber's max_msg_size is looked at for every message, on the
     socket's fast path too: the one that accepts 100 bytes misses (and counts)
@@ -237,7 +237,11 @@ async def test_a_subscriber_that_accepts_less_misses_larger_messages_only(endpoi
             sub.connect(endpoint)
         await wait_peers(pub, 2)
         sizes = [50, 200, 100, 101, 1]
-        for size in sizes:
+        if way == "send_many":
+            await pub.send_many([b"x" * size for size in sizes])
+        elif way == "send_many_nowait":
+            pub.send_many_nowait([b"x" * size for size in sizes])
+        for size in sizes if not way.startswith("send_many") else ():
             if way == "send":
                 await pub.send(b"x" * size)
             else:
@@ -245,6 +249,16 @@ async def test_a_subscriber_that_accepts_less_misses_larger_messages_only(endpoi
         assert [len(m) for m in await drain(big)] == sizes
         assert [len(m) for m in await drain(small)] == [50, 100, 1]
         assert sorted(s.dropped for s in pub.subscribers()) == [0, 2]
+        # A batch that only the one that accepts less is offered: missed, and counted.
+        big.unsubscribe(b"")
+        await trio.testing.wait_all_tasks_blocked()
+        if way.startswith("send_many"):
+            await pub.send_many([b"x" * 200, b"x" * 300])
+        else:
+            await pub.send(b"x" * 200)
+            await pub.send(b"x" * 300)
+        assert await drain(small) == []
+        assert sorted(s.dropped for s in pub.subscribers()) == [4]
 
 
 async def test_nodrop_waits_for_every_matching_subscriber_and_a_cancelled_send_sends_to_none(
@@ -286,6 +300,104 @@ async def test_nodrop_waits_for_every_matching_subscriber_and_a_cancelled_send_s
         await pub.send(b"after")
         assert await slow.recv() == b"after"
         assert await fast.recv() == b"after"
+
+
+@pytest.mark.parametrize("topics", ["same", "mixed"])
+async def test_a_nodrop_batch_waits_for_every_subscriber_and_a_cancelled_one_sends_to_none(
+    endpoint, topics
+):
+    """send_many with nodrop is all or none over every subscriber's share of
+    the batch: while the slow one has no room for its share, the fast one
+    (which has room for its own) gets nothing either, and a cancelled
+    send_many has sent nothing anywhere.  "mixed": the fast one subscribes
+    to b"a" only, and the batch also holds messages only the slow one takes
+    (each subscriber's share differs)."""
+    async with (
+        shmsock.socket(PUB, ring_size=64 * 1024, nodrop=True) as pub,
+        shmsock.socket(SUB) as slow,
+        shmsock.socket(SUB) as fast,
+    ):
+        pub.bind(endpoint)
+        slow.subscribe(b"")
+        fast.subscribe(b"" if topics == "same" else b"a")
+        slow.connect(endpoint)
+        fast.connect(endpoint)
+        await wait_peers(pub, 2)
+
+        def batch(k: int) -> list[bytes]:
+            return [b"a%05d" % k + bytes(1000), b"b%05d" % k + bytes(1000)] * 4
+
+        def fast_share(k: int) -> list[bytes]:
+            return batch(k) if topics == "same" else batch(k)[::2]
+
+        sent = 0
+        got_fast: list[bytes] = []
+        while True:
+            try:
+                pub.send_many_nowait(batch(sent))
+            except trio.WouldBlock:
+                break
+            sent += 1
+            got_fast += await drain(fast)  # the fast one keeps up
+        assert sent > 0
+        got_fast += await drain(fast)
+        assert got_fast == [m for k in range(sent) for m in fast_share(k)]
+        # The fast one has room for its share, the slow one none: send_many waits...
+        scope = trio.CancelScope()
+
+        async def send_it() -> None:
+            with scope:
+                await pub.send_many(batch(sent))
+
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(send_it)
+            await trio.testing.wait_all_tasks_blocked()
+            scope.cancel()
+        assert scope.cancelled_caught
+        # ...and, cancelled, it went to neither.
+        assert await drain(fast) == []
+        got_slow = await drain(slow)
+        assert got_slow == [m for k in range(sent) for m in batch(k)]
+        assert all(s.dropped == 0 for s in pub.subscribers())
+        # With room everywhere, the next batch goes to both.
+        await pub.send_many(batch(sent + 1))
+        assert await drain(slow) == batch(sent + 1)
+        assert await drain(fast) == fast_share(sent + 1)
+
+
+@pytest.mark.parametrize("nodrop", [False, True], ids=["drop", "nodrop"])
+async def test_a_batch_too_large_for_one_subscribers_ring_is_refused_before_any_is_written(
+    nodrop,
+):
+    """Each subscriber's share of a batch is written with its own call; when
+    one share can never fit a ring at once (the PUB's rings are 64 KiB),
+    send_many raises MessageTooLarge and nobody got anything, not even the
+    subscriber whose share was small and comes first."""
+    endpoint = f"shm://ps-{os.getpid()}-{random.randrange(1 << 30)}"
+    async with (
+        shmsock.socket(PUB, nodrop=nodrop, ring_size=64 * 1024) as pub,
+        shmsock.socket(SUB) as a_sub,
+        shmsock.socket(SUB) as b_sub,
+    ):
+        pub.bind(endpoint)
+        a_sub.subscribe(b"a")
+        b_sub.subscribe(b"b")
+        a_sub.connect(endpoint)
+        b_sub.connect(endpoint)
+        await wait_peers(pub, 2)
+        batch = [b"a" + bytes(100)] + [b"b%03d" % i + bytes(1000) for i in range(80)]
+        with pytest.raises(shmsock.MessageTooLarge):
+            await pub.send_many(batch)
+        with pytest.raises(shmsock.MessageTooLarge):
+            pub.send_many_nowait(batch)
+        assert await drain(a_sub) == []
+        assert await drain(b_sub) == []
+        # Smaller batches go.
+        await pub.send_many(batch[:40])
+        assert await drain(a_sub) == batch[:1]
+        assert await drain(b_sub) == batch[1:40]
+        await pub.send_many(batch[40:])
+        assert await drain(b_sub) == batch[40:]
 
 
 async def test_nodrop_send_resumes_when_the_slow_subscriber_reads(endpoint):

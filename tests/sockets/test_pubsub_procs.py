@@ -219,3 +219,105 @@ async def test_a_publisher_that_never_pauses_still_wakes_a_quiet_topics_subscrib
         finally:
             for child in children:
                 child.close()
+
+
+# -- batches: send_many on a PUB -------------------------------------------------------
+
+BATCHES = [1, 2, 63, 65, 200, 1, 700, 3]
+
+
+async def test_batches_of_mixed_topics_reach_each_subscriber_process_in_order():
+    """send_many over subscriber processes of topic a, topic b and everything:
+    each gets exactly the messages of the batches it matches, in order and
+    once (each subscriber's share is written with one call, and the wakes of
+    sleeping subscribers are paid after the burst).  The 700-message batch of
+    1 KiB messages overfills a ring (up to 256 KiB are written at once), so
+    the nodrop publisher waits too."""
+    endpoint = name()
+    ring = 256 << 10
+    wants = {"a": [b"a"], "b": [b"b"], "all": [b""]}
+    sent: list[bytes] = []
+    batches: list[list[bytes]] = []
+    for size in BATCHES:
+        batch = []
+        for _ in range(size):
+            topic = b"abc"[len(sent) % 3 : len(sent) % 3 + 1]
+            batch.append(topic + b"%06d" % len(sent) + bytes(1000))
+            sent.append(batch[-1])
+        batches.append(batch)
+    async with shmsock.socket(PUB, nodrop=True, ring_size=ring) as pub:
+        pub.bind(endpoint)
+        children = {
+            key: spawn(
+                pubsubpeers.sub_collect,
+                endpoint,
+                topics,
+                sum(1 for m in sent if key == "all" or m[:1] == key.encode()),
+                False,
+            )
+            for key, topics in wants.items()
+        }
+        try:
+            for child in children.values():
+                await child.expect("ready")
+            await wait_peers(pub, len(children))
+            for batch in batches:
+                if len(batch) * 1024 > ring // 4:
+                    for i in range(0, len(batch), 200):
+                        await pub.send_many(batch[i : i + 200])
+                else:
+                    await pub.send_many(batch)
+            for key, child in children.items():
+                firsts, _digest = await child.recv()
+                assert firsts == [m for m in sent if key == "all" or m[:1] == key.encode()]
+            for child in children.values():
+                await child.finish()
+            assert all(s.dropped == 0 for s in pub.subscribers())
+        finally:
+            for child in children.values():
+                child.close()
+
+
+async def test_a_slow_subscriber_process_misses_whole_batches_each_message_counted():
+    """Without nodrop, a subscriber process that does not read misses each
+    batch it has no room for, all of it, and each message of it is counted in
+    its drops (``subscribers()``, ``stats()`` and ``shmsock stat``); the
+    subscriber that reads gets every batch."""
+    endpoint = name()
+    n, size = 200, 8
+    payload = bytes(1000)
+    async with (
+        shmsock.socket(PUB, ring_size=64 * 1024) as pub,
+        shmsock.socket(SUB) as fast,
+    ):
+        pub.bind(endpoint)
+        with spawn(pubsubpeers.sub_idle, endpoint) as slow:
+            await slow.expect("ready")
+            fast.subscribe(b"")
+            fast.connect(endpoint)
+            await wait_peers(pub, 2)
+            got: list[bytes] = []
+            for i in range(n):
+                pub.send_many_nowait([b"%05d" % (i * size + k) + payload for k in range(size)])
+                while True:
+                    try:
+                        got += fast.recv_many_nowait(1000)
+                    except trio.WouldBlock:
+                        break
+            while len(got) < n * size:
+                got += await fast.recv_many(1000)
+            assert [m[:5] for m in got] == [b"%05d" % i for i in range(n * size)]
+            slow.send("read")
+            kept = await slow.recv()
+            assert 0 < kept < n * size
+            assert kept % size == 0  # whole batches
+            missed = n * size - kept
+            dropped = {s.pid: s.dropped for s in pub.subscribers()}
+            assert dropped == {slow.pid: missed, os.getpid(): 0}
+            assert pub.stats()[endpoint].dropped == missed
+            d = _admin.open_user_dir()
+            assert d is not None
+            _ep, conns = _admin.stat(d, endpoint.removeprefix("shm://"))
+            by_pid = {c.slot.pid: sum(r.messages_dropped for r in c.to_connector) for c in conns}
+            assert by_pid == {slow.pid: missed, os.getpid(): 0}
+            await slow.finish()

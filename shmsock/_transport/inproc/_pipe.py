@@ -263,6 +263,22 @@ class InprocPipe:
         if out.put(item, n, cost):
             self.wake()
 
+    def fan_put_many(self, messages: list[bytes], n: int, cost: int) -> None:
+        """Append all of *messages* (*n* bytes, *cost* in all) if all fit; else each is missed."""
+        out = self._out
+        if not self.alive:
+            return
+        if not out.fits(cost):
+            self.missed += len(messages)
+            return
+        self.messages_sent += len(messages)
+        self.bytes_sent += n
+        wake = False
+        for m in messages:
+            wake |= out.put(m, len(m), _charge(len(m)))
+        if wake:
+            self.wake()
+
     @property
     def fan_missed(self) -> int:
         """Messages a PUB's fan-out dropped for this peer (see ``Pipe.fan_missed``)."""
@@ -409,6 +425,24 @@ class FanWriter:
     def miss(self, pipe: object) -> None:
         if isinstance(pipe, InprocPipe):
             pipe.missed += 1
+
+    def write_many(self, messages: list[bytes], data: bytes, lens: array[int]) -> None:
+        cost = sum(map(_charge, lens))
+        for pipe in self.pipes:
+            pipe.fan_put_many(messages, len(data), cost)
+
+    def write_many_all(self, messages: list[bytes], data: bytes, lens: array[int]) -> bool:
+        if not self.room_many(messages, data, lens):
+            return False
+        self.write_many(messages, data, lens)
+        return True
+
+    def check_many(self, messages: list[bytes], data: bytes, lens: array[int]) -> None:
+        pass  # an empty queue takes anything
+
+    def room_many(self, messages: list[bytes], data: bytes, lens: array[int]) -> bool:
+        cost = sum(map(_charge, lens))
+        return all([pipe.has_room(cost) for pipe in self.pipes])
 
 
 def connect_pipes(

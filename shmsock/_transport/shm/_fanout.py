@@ -1,8 +1,9 @@
 """A publisher's fan-out over shm connections: one C call for every subscriber.
 
-``shm_write_fanout`` (csrc/shmring.c) writes one message into the ring of
-each connection, computing each record's payload checksum once for all of
-them; a ring without room misses the message and counts it in its header
+``shm_write_fanout`` (csrc/shmring.c) writes one message, or a batch of
+one-frame messages (``write_many``), into the ring of each connection,
+computing each record's payload checksum once for all of them; a ring
+without room misses the message (or the batch) and counts it in its header
 (``shmsock stat`` shows it per connection) and in its producer (the
 socket's ``dropped``).  What the C call cannot do is left here, and costs
 nothing when all went well (the call's result is then exactly the number
@@ -21,6 +22,8 @@ from ..._errors import CorruptMessage
 from ._framing import Framing
 
 if TYPE_CHECKING:
+    from array import array
+
     from ._connection import Connection
     from ._doorbell import Wakes
 
@@ -74,6 +77,37 @@ class ShmFanWriter:
 
     def room(self, frames: list[bytes]) -> bool:
         rc = self._write(frames, 0, _F.CHECK)
+        if rc:
+            self._look(True)
+            self._wakes.pay()
+        return rc == 0
+
+    def write_many(self, messages: list[bytes], data: bytes, lens: array[int]) -> None:
+        rc = self._fan.write_batch(data, lens, _F.DROP)
+        if rc != self._n:
+            if rc & _NEEDS_LOOK:
+                self._look(False)
+            if rc & _F.ANY_FULL:
+                self._wakes.pay()
+        if self._wakes.owed:
+            self._wakes.wrote(len(data), self._limit)
+
+    def write_many_all(self, messages: list[bytes], data: bytes, lens: array[int]) -> bool:
+        rc = self._fan.write_batch(data, lens, _F.ALL)
+        if rc != self._n:
+            self._look(True)
+            if rc & _F.COUNT != self._n:
+                self._wakes.pay()
+                return bool(rc & _F.COUNT)
+        if self._wakes.owed:
+            self._wakes.wrote(len(data), self._limit)
+        return True
+
+    def check_many(self, messages: list[bytes], data: bytes, lens: array[int]) -> None:
+        self._fan.write_batch(data, lens, _F.FITS)
+
+    def room_many(self, messages: list[bytes], data: bytes, lens: array[int]) -> bool:
+        rc = self._fan.write_batch(data, lens, _F.CHECK)
         if rc:
             self._look(True)
             self._wakes.pay()

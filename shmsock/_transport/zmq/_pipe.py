@@ -515,3 +515,22 @@ class ZmqFanWriter:
         if isinstance(pipe, ZmqPipe):
             pipe.fan_missed += 1
             pipe.dropped += 1
+
+    def write_many(self, messages: list[bytes], data: bytes, lens: array[int]) -> None:
+        # libzmq's PUB takes or drops each message by itself.
+        for pipe in self.pipes:
+            for m in messages:
+                pipe.fan_put([m], 0)
+
+    def write_many_all(self, messages: list[bytes], data: bytes, lens: array[int]) -> bool:
+        live = [pipe for pipe in self.pipes if pipe.alive]
+        if len(live) == 1:
+            return live[0].offer_batch(data, lens)  # all of it: the rest waits in the link
+        self.write_many(messages, data, lens)  # as write_all: a full link misses
+        return True
+
+    def check_many(self, messages: list[bytes], data: bytes, lens: array[int]) -> None:
+        pass  # libzmq takes each message by itself
+
+    def room_many(self, messages: list[bytes], data: bytes, lens: array[int]) -> bool:
+        return self.room([])
