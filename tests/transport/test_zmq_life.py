@@ -78,7 +78,7 @@ async def test_our_req_hears_that_the_rep_holding_its_request_is_gone(how, ours_
         assert await theirs.expect("got") == [b"are you there?"]
         os.kill(theirs.child.pid, signal.SIGKILL if how == "killed" else signal.SIGSTOP)
         try:
-            with trio.fail_after(5), pytest.raises(trio.BrokenResourceError):
+            with trio.fail_after(30), pytest.raises(trio.BrokenResourceError):
                 await req.recv()
         finally:
             theirs.child.close()  # kills it, stopped or not
@@ -91,12 +91,12 @@ async def test_a_pair_whose_peer_died_is_broken_until_a_new_one_comes():
             await pair.send(b"one")
             assert await pair.recv() == b"re:one"
             theirs.child.kill()
-            with trio.fail_after(5), pytest.raises(trio.BrokenResourceError):
+            with trio.fail_after(30), pytest.raises(trio.BrokenResourceError):
                 await pair.recv()
             with pytest.raises(trio.BrokenResourceError):
                 await pair.send(b"lost")
         async with peer("echo", endpoint, False, "PAIR") as theirs:
-            with trio.fail_after(5):
+            with trio.fail_after(30):
                 await pair.wait_peers(1)
             await pair.send(b"two")
             assert await pair.recv() == b"re:two"
