@@ -168,15 +168,17 @@ def _exporter(args: argparse.Namespace) -> int:
 
     registry = CollectorRegistry()
     registry.register(_admin.NodeCollector())
-    server, _thread = start_http_server(args.port, addr=args.host, registry=registry)
-    host = f"[{args.host}]" if ":" in args.host else args.host
-    print(
-        f"shmsock exporter: serving http://{host}:{server.server_port}/metrics (pid {os.getpid()})",
-        flush=True,
-    )
-    # SIGTERM ends the exporter as quietly as Ctrl-C does.
+    # SIGTERM ends the exporter as quietly as Ctrl-C does.  Set before the
+    # "serving" line: a supervisor may send it the moment it reads that.
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
+    server, _thread = start_http_server(args.port, addr=args.host, registry=registry)
     try:
+        host = f"[{args.host}]" if ":" in args.host else args.host
+        print(
+            f"shmsock exporter: serving http://{host}:{server.server_port}/metrics"
+            f" (pid {os.getpid()})",
+            flush=True,
+        )
         threading.Event().wait()
     finally:
         server.shutdown()

@@ -21,13 +21,13 @@ import multiprocessing
 import os
 import random
 import re
-import select
 import subprocess
 import sysconfig
 from pathlib import Path
 
 import pytest
 from helpers import cbuild
+from helpers.ringstress import PY_CAP, PY_RECORDS, expected, py_producer
 
 from shmsock import _ring as R
 
@@ -155,40 +155,6 @@ def test_tsan_catches_a_ring_without_release_and_acquire(tmp_path):
 # ---------------------------------------------------------------- Python
 
 
-PY_RECORDS = 200_000
-PY_CAP = 1 << 14
-
-
-def expected(seq: int, maxp: int) -> bytes:
-    rnd = random.Random(seq)
-    size = rnd.randrange(maxp + 1) if rnd.random() < 0.05 else rnd.randrange(200)
-    return (seq.to_bytes(8, "little") * (size // 8 + 1))[:size]
-
-
-def py_producer(path: str, data_w: int, space_r: int) -> None:
-    fd = os.open(path, os.O_RDWR)
-    mm = mmap.mmap(fd, R.region_size(PY_CAP))
-    prod = R.Producer(mm, PY_CAP)
-    rnd = random.Random(1)
-    seq = 0
-    while seq < PY_RECORDS:
-        batch = [
-            expected(s, prod.max_payload)
-            for s in range(seq, min(seq + rnd.randrange(1, 40), PY_RECORDS))
-        ]
-        while batch:
-            n, wake = prod.write_many(batch)
-            if wake:
-                os.write(data_w, b"d")
-            if n == 0 and prod.prepare_wait(len(batch[0])):
-                os.read(space_r, 1)
-            del batch[:n]
-            seq += n
-    prod.release()
-    mm.close()
-    os.close(fd)
-
-
 def test_python_stress_across_processes(tmp_path):
     path = str(tmp_path / "ring")
     with open(path, "wb") as f:
@@ -198,27 +164,30 @@ def test_python_stress_across_processes(tmp_path):
     R.init_ring(mm, PY_CAP, start_pos=(1 << 64) - 4 * PY_CAP, start_seq=(1 << 64) - 100)
     cons = R.Consumer(mm, PY_CAP)
     buf = R.ReadBuffer(PY_CAP, 64)
-    data_r, data_w = os.pipe()
-    space_r, space_w = os.pipe()
-    # fork, so that the child inherits the pipe descriptors.
-    ctx = multiprocessing.get_context("fork")
+    # A fresh interpreter, not fork: by now this process has threads
+    # (libzmq's, trio's workers), and a forked child of a threaded process
+    # can hang on a lock one of them held.  The wake-up pipes go with it.
+    ctx = multiprocessing.get_context("spawn")
+    data_r, data_w = ctx.Pipe(duplex=False)
+    space_r, space_w = ctx.Pipe(duplex=False)
     child = ctx.Process(target=py_producer, args=(path, data_w, space_r))
     child.start()
+    data_w.close()
+    space_r.close()
     try:
         seq = sleeps = 0
         rnd = random.Random(2)
         while seq < PY_RECORDS:
             got, flags, _aux, wake = cons.read(buf, rnd.randrange(1, 64))
             if wake:
-                os.write(space_w, b"s")
+                space_w.send_bytes(b"s")
             if not got:
                 if cons.prepare_wait():
                     sleeps += 1
                     # A generous bound, so a dead producer fails the test
                     # instead of hanging it.
-                    ready, _, _ = select.select([data_r], [], [], 30)
-                    assert ready, "lost wake-up, or the producer died"
-                    os.read(data_r, 1)
+                    assert data_r.poll(30), "lost wake-up, or the producer died"
+                    data_r.recv_bytes()
                 continue
             assert flags is None
             for msg in got:

@@ -53,7 +53,7 @@ async def test_a_second_connect_is_refused():
         await b.send(b"first")
         assert await a.recv() == b"first"
         intruder.connect("shm://one-peer")
-        with trio.fail_after(5), pytest.raises(ConnectionRefusedError, match="refused"):
+        with trio.fail_after(30), pytest.raises(ConnectionRefusedError, match="refused"):
             while True:  # the refusal arrives in the background
                 await intruder.send(b"let me in")
         await b.send(b"still mine")

@@ -188,6 +188,47 @@ async def test_exporter_serves_every_live_endpoint():
         await stop(binder)
 
 
+# The exporter run as a supervisor sees it: SIGTERM comes the moment its
+# "serving" line has been written (sent from inside that write, so that no
+# scheduling of this machine can put it later).
+_SIGTERM_AT_SERVING = """
+import os, signal, sys
+
+class Stdout:
+    def __init__(self, out):
+        self.out = out
+
+    def write(self, text):
+        n = self.out.write(text)
+        if "serving" in text:
+            self.out.flush()
+            os.kill(os.getpid(), signal.SIGTERM)
+        return n
+
+    def flush(self):
+        self.out.flush()
+
+sys.stdout = Stdout(sys.stdout)
+from shmsock._cli import main
+sys.exit(main(["exporter", "--port", "0"]))
+"""
+
+
+def test_the_exporter_ends_quietly_on_a_sigterm_sent_as_soon_as_it_says_it_serves():
+    # It used to say so before it set its SIGTERM handler: a supervisor quick
+    # enough killed it with the signal's default action (status -15, which
+    # test_exporter_shows_bound_endpoints_with_no_peers got once in ten runs).
+    result = subprocess.run(
+        [sys.executable, "-P", "-c", _SIGTERM_AT_SERVING],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.stdout.startswith("shmsock exporter: serving http://"), result.stdout
+    assert result.returncode == 0, result.stderr
+    assert result.stderr == ""
+
+
 async def test_exporter_shows_bound_endpoints_with_no_peers():
     # Each binder in a process of its own, nobody connected: their series
     # are there, the counters at zero, peers 0 and the ring gauge of the

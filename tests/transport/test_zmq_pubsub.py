@@ -11,23 +11,13 @@ from __future__ import annotations
 import trio
 import trio.lowlevel
 import zmq
+from helpers.flowing import until_flowing
 from zmq_helpers import attached, peer
 
 import shmsock
 from shmsock import PUB, SUB
 
 LOOPBACK = "tcp://127.0.0.1:0"
-
-
-async def until_flowing(send, recv, probe: bytes) -> None:
-    """Publish *probe* until one arrives (the subscription reached the publisher)."""
-    with trio.fail_after(10):
-        while True:
-            await send(probe)
-            with trio.move_on_after(0.01):
-                while await recv() != probe:
-                    pass
-                return
 
 
 async def test_shmsock_pub_and_sub_filter_over_tcp():
