@@ -222,70 +222,51 @@ static uint32_t crc32c_copy_hw(uint32_t crc, uint8_t *dst, const uint8_t *src, s
  * first (a "read for ownership") and evicting something else later.  The
  * destination is aligned to 16 bytes by ordinary stores first; the sfence
  * at the end orders the streamed stores before the release that publishes
- * them (they are weakly ordered otherwise).  With crc, each word is
- * checksummed from the register it is stored from, as in crc32c_copy_hw;
+ * them (they are weakly ordered otherwise).  Each word is checksummed
+ * from the register it is stored from, as in crc32c_copy_hw;
  * `crc` is the pre-inverted register, and the register is returned.
  */
 __attribute__((target("sse4.2")))
-static uint32_t copy_stream_hw(uint32_t crc, uint8_t *dst, const uint8_t *src, size_t n,
-                               int with_crc)
+static uint32_t copy_stream_hw(uint32_t crc, uint8_t *dst, const uint8_t *src, size_t n)
 {
     uint64_t c0 = crc;
     while (n && ((uintptr_t)dst & 15u)) {
         uint8_t b = *src++;
         *dst++ = b;
-        if (with_crc)
-            c0 = __builtin_ia32_crc32qi((uint32_t)c0, b);
+        c0 = __builtin_ia32_crc32qi((uint32_t)c0, b);
         n--;
     }
-    if (with_crc) {
-        while (n >= 3 * BLOCK) {
-            uint64_t c1 = 0, c2 = 0;
-            const uint8_t *end = src + BLOCK;
-            do {
-                __m128i a = _mm_loadu_si128((const __m128i *)(const void *)src);
-                __m128i b = _mm_loadu_si128((const __m128i *)(const void *)(src + BLOCK));
-                __m128i c = _mm_loadu_si128((const __m128i *)(const void *)(src + 2 * BLOCK));
-                _mm_stream_si128((__m128i *)(void *)dst, a);
-                _mm_stream_si128((__m128i *)(void *)(dst + BLOCK), b);
-                _mm_stream_si128((__m128i *)(void *)(dst + 2 * BLOCK), c);
-                c0 = __builtin_ia32_crc32di(c0, (uint64_t)_mm_cvtsi128_si64(a));
-                c1 = __builtin_ia32_crc32di(c1, (uint64_t)_mm_cvtsi128_si64(b));
-                c2 = __builtin_ia32_crc32di(c2, (uint64_t)_mm_cvtsi128_si64(c));
-                c0 = __builtin_ia32_crc32di(c0, (uint64_t)_mm_extract_epi64(a, 1));
-                c1 = __builtin_ia32_crc32di(c1, (uint64_t)_mm_extract_epi64(b, 1));
-                c2 = __builtin_ia32_crc32di(c2, (uint64_t)_mm_extract_epi64(c, 1));
-                src += 16;
-                dst += 16;
-            } while (src < end);
-            c0 = shift_block((uint32_t)c0) ^ (uint32_t)c1;
-            c0 = shift_block((uint32_t)c0) ^ (uint32_t)c2;
-            src += 2 * BLOCK;
-            dst += 2 * BLOCK;
-            n -= 3 * BLOCK;
-        }
-    } else {
-        while (n >= 64) {
+    while (n >= 3 * BLOCK) {
+        uint64_t c1 = 0, c2 = 0;
+        const uint8_t *end = src + BLOCK;
+        do {
             __m128i a = _mm_loadu_si128((const __m128i *)(const void *)src);
-            __m128i b = _mm_loadu_si128((const __m128i *)(const void *)(src + 16));
-            __m128i c = _mm_loadu_si128((const __m128i *)(const void *)(src + 32));
-            __m128i d = _mm_loadu_si128((const __m128i *)(const void *)(src + 48));
+            __m128i b = _mm_loadu_si128((const __m128i *)(const void *)(src + BLOCK));
+            __m128i c = _mm_loadu_si128((const __m128i *)(const void *)(src + 2 * BLOCK));
             _mm_stream_si128((__m128i *)(void *)dst, a);
-            _mm_stream_si128((__m128i *)(void *)(dst + 16), b);
-            _mm_stream_si128((__m128i *)(void *)(dst + 32), c);
-            _mm_stream_si128((__m128i *)(void *)(dst + 48), d);
-            src += 64;
-            dst += 64;
-            n -= 64;
-        }
+            _mm_stream_si128((__m128i *)(void *)(dst + BLOCK), b);
+            _mm_stream_si128((__m128i *)(void *)(dst + 2 * BLOCK), c);
+            c0 = __builtin_ia32_crc32di(c0, (uint64_t)_mm_cvtsi128_si64(a));
+            c1 = __builtin_ia32_crc32di(c1, (uint64_t)_mm_cvtsi128_si64(b));
+            c2 = __builtin_ia32_crc32di(c2, (uint64_t)_mm_cvtsi128_si64(c));
+            c0 = __builtin_ia32_crc32di(c0, (uint64_t)_mm_extract_epi64(a, 1));
+            c1 = __builtin_ia32_crc32di(c1, (uint64_t)_mm_extract_epi64(b, 1));
+            c2 = __builtin_ia32_crc32di(c2, (uint64_t)_mm_extract_epi64(c, 1));
+            src += 16;
+            dst += 16;
+        } while (src < end);
+        c0 = shift_block((uint32_t)c0) ^ (uint32_t)c1;
+        c0 = shift_block((uint32_t)c0) ^ (uint32_t)c2;
+        src += 2 * BLOCK;
+        dst += 2 * BLOCK;
+        n -= 3 * BLOCK;
     }
     _mm_sfence();
     while (n >= 8) {
         uint64_t w;
         memcpy(&w, src, 8);
         memcpy(dst, &w, 8);
-        if (with_crc)
-            c0 = __builtin_ia32_crc32di(c0, w);
+        c0 = __builtin_ia32_crc32di(c0, w);
         src += 8;
         dst += 8;
         n -= 8;
@@ -293,8 +274,7 @@ static uint32_t copy_stream_hw(uint32_t crc, uint8_t *dst, const uint8_t *src, s
     while (n--) {
         uint8_t b = *src++;
         *dst++ = b;
-        if (with_crc)
-            c0 = __builtin_ia32_crc32qi((uint32_t)c0, b);
+        c0 = __builtin_ia32_crc32qi((uint32_t)c0, b);
     }
     return (uint32_t)c0;
 }
@@ -302,17 +282,9 @@ static uint32_t copy_stream_hw(uint32_t crc, uint8_t *dst, const uint8_t *src, s
 uint32_t shm_crc32c_copy_stream(uint32_t crc, uint8_t *dst, const uint8_t *src, size_t len)
 {
     if (__builtin_cpu_supports("sse4.2"))
-        return ~copy_stream_hw(~crc, dst, src, len, 1);
+        return ~copy_stream_hw(~crc, dst, src, len);
     memcpy(dst, src, len);
     return ~crc32c_sw(~crc, dst, len);
-}
-
-void shm_copy_stream(uint8_t *dst, const uint8_t *src, size_t len)
-{
-    if (__builtin_cpu_supports("sse4.2"))
-        copy_stream_hw(0, dst, src, len, 0);
-    else
-        memcpy(dst, src, len);
 }
 
 uint32_t shm_crc32c(uint32_t crc, const uint8_t *buf, size_t len)
@@ -349,10 +321,5 @@ uint32_t shm_crc32c_copy(uint32_t crc, uint8_t *dst, const uint8_t *src, size_t 
 uint32_t shm_crc32c_copy_stream(uint32_t crc, uint8_t *dst, const uint8_t *src, size_t len)
 {
     return shm_crc32c_copy(crc, dst, src, len);
-}
-
-void shm_copy_stream(uint8_t *dst, const uint8_t *src, size_t len)
-{
-    memcpy(dst, src, len);
 }
 #endif

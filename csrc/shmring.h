@@ -482,13 +482,12 @@ uint32_t shm_crc32c(uint32_t crc, const uint8_t *buf, size_t len);
  * The regions must not overlap. */
 uint32_t shm_crc32c_copy(uint32_t crc, uint8_t *dst, const uint8_t *src, size_t len);
 
-/* shm_crc32c_copy, and a plain memcpy, whose stores to dst are
- * non-temporal (they bypass the caches): for copies far larger than the L2
- * cache, whose destination nobody on this core reads next.  Where they
- * stream (SSE4.2 CPUs; elsewhere they are memcpy) they end with a store
- * fence, so the copy is ordered before any later release store. */
+/* shm_crc32c_copy whose stores to dst are non-temporal (they bypass the
+ * caches): for copies far larger than the L2 cache, whose destination
+ * nobody on this core reads next.  Where it streams (SSE4.2 CPUs;
+ * elsewhere it is shm_crc32c_copy) it ends with a store fence, so the copy
+ * is ordered before any later release store. */
 uint32_t shm_crc32c_copy_stream(uint32_t crc, uint8_t *dst, const uint8_t *src, size_t len);
-void shm_copy_stream(uint8_t *dst, const uint8_t *src, size_t len);
 
 /* CFFI-END */
 
