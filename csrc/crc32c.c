@@ -262,21 +262,8 @@ static uint32_t copy_stream_hw(uint32_t crc, uint8_t *dst, const uint8_t *src, s
         n -= 3 * BLOCK;
     }
     _mm_sfence();
-    while (n >= 8) {
-        uint64_t w;
-        memcpy(&w, src, 8);
-        memcpy(dst, &w, 8);
-        c0 = __builtin_ia32_crc32di(c0, w);
-        src += 8;
-        dst += 8;
-        n -= 8;
-    }
-    while (n--) {
-        uint8_t b = *src++;
-        *dst++ = b;
-        c0 = __builtin_ia32_crc32qi((uint32_t)c0, b);
-    }
-    return (uint32_t)c0;
+    /* The tail, under three blocks, is the cached copy's own. */
+    return crc32c_copy_hw((uint32_t)c0, dst, src, n);
 }
 
 uint32_t shm_crc32c_copy_stream(uint32_t crc, uint8_t *dst, const uint8_t *src, size_t len)
