@@ -343,31 +343,15 @@ class FanOut:
         return rc
 
     def write_records(
-        self, data: bytes, lens: array[int], flags: bytes, aux: int, mode: int = 0
+        self, data: bytes, lens: array[int], flags: bytes | None, aux: int, mode: int = 0
     ) -> int:
-        """Write a message of several records (as Producer.write_records) into every ring."""
-        rc: int = lib.shm_write_fanout(
-            self._ps,
-            self.n,
-            data,
-            len(data),
-            ffi.from_buffer("uint32_t[]", lens),
-            len(lens),
-            flags,
-            aux,
-            mode,
-            self._results,
-        )
-        if rc < 0:
-            fail(rc, "a frame exceeds a ring's record limit, or the message is larger than a ring")
-        return rc
+        """Write records whose payloads lie back to back in *data* into every ring.
 
-    def write_batch(self, data: bytes, lens: array[int], mode: int = 0) -> int:
-        """Write a batch of one-frame messages (aux 0) into every ring, in one call.
-
-        *data* holds the payloads back to back, *lens* their lengths.  Each
-        ring gets the whole batch or none of it: DROP counts each message
-        of a batch a ring missed.  Results as for :meth:`write`.
+        As Producer.write_records: *flags* holds a flag byte per record, so
+        the records make one message (*aux* goes to its START record), or
+        is None: then every record is a one-frame message with aux 0, a
+        batch, and a ring gets the whole batch or none of it (DROP counts
+        each message of a batch a ring missed).  Results as for :meth:`write`.
         """
         rc: int = lib.shm_write_fanout(
             self._ps,
@@ -376,14 +360,19 @@ class FanOut:
             len(data),
             ffi.from_buffer("uint32_t[]", lens),
             len(lens),
-            ffi.NULL,
-            0,
+            ffi.NULL if flags is None else flags,
+            aux,
             mode,
             self._results,
         )
         if rc < 0:
-            fail(rc, "a message exceeds a ring's record limit, or the batch is larger than a ring")
+            fail(rc, "a record exceeds a ring's record limit, or the records are more than a ring")
         return rc
+
+    def write_batch(self, data: bytes, lens: array[int], mode: int = 0) -> int:
+        """Write a batch of one-frame messages into every ring, in one call
+        (``write_records`` with no flags)."""
+        return self.write_records(data, lens, None, 0, mode)
 
     def results(self) -> list[int]:
         """What became of each ring in the last write (see the class docstring)."""
