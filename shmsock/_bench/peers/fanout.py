@@ -22,7 +22,9 @@ params)`` with "sending" once every subscriber is attached (and so
 subscribed), sends until ``("stop", None)``, then its END, and says
 ``("stopped", {"sent": n})``.  ``("quit", None)`` ends either.  Message
 ``j`` starts with ``j`` modulo the pool's length (8 bytes), which every
-subscriber checks: a lost, repeated or reordered message is an error.
+subscriber checks: a lost, repeated or reordered message is an error.  The
+check is the same code for every way, and each reads the clock once per
+POOL messages, whether it receives batches or one message per call.
 """
 
 from __future__ import annotations
