@@ -9,7 +9,9 @@ socket's ``dropped``).  What the C call cannot do is left here, and costs
 nothing when all went well (the call's result is then exactly the number
 of rings): owing a wake to readers that went to sleep (``Wakes``, rule 7 of
 ``_doorbell``: rung once per burst), and ending a connection whose reader
-moved its position impossibly.
+moved its position impossibly.  A message with a frame above ``inline_max``
+goes through each subscriber's bulk region instead (``_fanbulk``): one test
+of its size on the way here.
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ from typing import TYPE_CHECKING, Final
 
 from ... import _ring as R
 from ..._errors import CorruptMessage
+from . import _fanbulk
 from ._framing import Framing
 
 if TYPE_CHECKING:
@@ -36,7 +39,7 @@ _NEEDS_LOOK: Final = _F.ANY_WAKE | _F.ANY_ERROR
 class ShmFanWriter:
     """Writes one message into every connection of a fixed list (``FanWriter``)."""
 
-    __slots__ = ("_conns", "_fan", "_limit", "_n", "_wakes")
+    __slots__ = ("_conns", "_fan", "_inline", "_limit", "_n", "_wakes")
 
     def __init__(self, conns: Sequence[Connection], wakes: Wakes) -> None:
         self._conns = tuple(conns)
@@ -46,6 +49,8 @@ class ShmFanWriter:
         # Rule 7 a: wake before the smallest ring is an eighth full, so a
         # reader never finds its ring full for want of a wake.
         self._limit = min((c.tx.capacity for c in self._conns), default=0) // 8
+        # Frames above this go into bulk regions (one framing per socket).
+        self._inline = self._conns[0].home.framing.inline_max if self._conns else 0
 
     def _write(self, frames: list[bytes], aux: int, mode: int) -> int:
         if len(frames) == 1 and not aux:
@@ -53,7 +58,14 @@ class ShmFanWriter:
         data, lens, flags = Framing.encode(frames)
         return self._fan.write_records(data, lens, flags, aux, mode)
 
+    def _large(self, frames: Sequence[bytes]) -> bool:
+        """Whether a frame of the message goes into a bulk region."""
+        return max(map(len, frames)) > self._inline
+
     def write(self, frames: list[bytes], aux: int) -> None:
+        if len(frames[0]) > self._inline or (len(frames) > 1 and self._large(frames)):
+            self._publish_large(frames, _fanbulk.flags_of(frames), aux, 1)
+            return
         rc = self._write(frames, aux, _F.DROP)
         if rc != self._n:
             if rc & _NEEDS_LOOK:
@@ -65,6 +77,11 @@ class ShmFanWriter:
 
     def write_all(self, frames: list[bytes], aux: int) -> bool:
         """Write to every connection, or to none and return False (see ``room``)."""
+        if self._large(frames):
+            if not self._room_large(frames, _fanbulk.flags_of(frames)):
+                return False
+            self._publish_large(frames, _fanbulk.flags_of(frames), aux, 1)
+            return True
         rc = self._write(frames, aux, _F.ALL)
         if rc != self._n:
             self._look(True)
@@ -76,6 +93,8 @@ class ShmFanWriter:
         return True
 
     def room(self, frames: list[bytes]) -> bool:
+        if self._large(frames):
+            return self._room_large(frames, _fanbulk.flags_of(frames))
         rc = self._write(frames, 0, _F.CHECK)
         if rc:
             self._look(True)
@@ -83,6 +102,10 @@ class ShmFanWriter:
         return rc == 0
 
     def write_many(self, messages: list[bytes], data: bytes, lens: array[int]) -> None:
+        if max(lens) > self._inline:
+            self.check_many(messages, data, lens)
+            self._publish_large(messages, [R.START] * len(messages), 0, len(messages))
+            return
         rc = self._fan.write_batch(data, lens, _F.DROP)
         if rc != self._n:
             if rc & _NEEDS_LOOK:
@@ -93,6 +116,11 @@ class ShmFanWriter:
             self._wakes.wrote(len(data), self._limit)
 
     def write_many_all(self, messages: list[bytes], data: bytes, lens: array[int]) -> bool:
+        if max(lens) > self._inline:
+            if not self.room_many(messages, data, lens):
+                return False
+            self._publish_large(messages, [R.START] * len(messages), 0, len(messages))
+            return True
         rc = self._fan.write_batch(data, lens, _F.ALL)
         if rc != self._n:
             self._look(True)
@@ -104,14 +132,44 @@ class ShmFanWriter:
         return True
 
     def check_many(self, messages: list[bytes], data: bytes, lens: array[int]) -> None:
+        if max(lens) > self._inline:
+            flags = [R.START] * len(messages)
+            stand, stand_lens, _ = _fanbulk.stand_ins(messages, flags, self._inline)
+            self._fan.write_batch(stand, stand_lens, _F.FITS)
+            _fanbulk.check_batch(self._conns, lens, self._inline)
+            return
         self._fan.write_batch(data, lens, _F.FITS)
 
     def room_many(self, messages: list[bytes], data: bytes, lens: array[int]) -> bool:
+        if max(lens) > self._inline:
+            self.check_many(messages, data, lens)
+            return self._room_large(messages, [R.START] * len(messages))
         rc = self._fan.write_batch(data, lens, _F.CHECK)
         if rc:
             self._look(True)
             self._wakes.pay()
         return rc == 0
+
+    def _room_large(self, frames: Sequence[bytes], flags: list[int]) -> bool:
+        """``room`` for a message with frames in bulk regions (``_fanbulk`` rule 4)."""
+        _fanbulk.prepare(self._conns, frames)
+        if not _fanbulk.room(self._conns, frames, self._inline):
+            self._wakes.pay()  # the caller waits for room: the readers must drain
+            return False
+        data, lens, kinds = _fanbulk.stand_ins(frames, flags, self._inline)
+        rc = self._fan.write_records(data, lens, kinds, 0, _F.CHECK)
+        if rc:
+            self._look(True)
+            self._wakes.pay()
+        return rc == 0
+
+    def _publish_large(
+        self, frames: Sequence[bytes], flags: list[int], aux: int, messages: int
+    ) -> None:
+        """Write a message (or batch) with frames in bulk regions (``_fanbulk`` rule 3)."""
+        _fanbulk.prepare(self._conns, frames)
+        if _fanbulk.publish(self._conns, frames, flags, aux, self._inline, messages):
+            self._wakes.pay()  # a reader is behind: it must not sleep on a debt
 
     def _look(self, waiting: bool) -> None:
         """Ring the doorbells the call asked for, and end broken connections.
