@@ -1,10 +1,11 @@
 """A publisher's large messages: copied into each subscriber's bulk region.
 
-``shm_write_fanout`` writes a message into many rings at once, but a
-frame above ``inline_max`` does not go into a ring: it goes into the
-ring's bulk region, named by a DESC record (``_bulk``), as a PUSH's
-does.  A region belongs to one ring (one reader's released position,
-one waiter flag, extents validated in that reader's order), so a large
+``shm_write_fanout`` writes a message into many rings at once, but not a
+message with a frame larger than a ring record (about half the ring):
+such a message's frames above ``inline_max`` go into the ring's bulk
+region instead, each named by a DESC record (``_bulk``), as a PUSH's do.
+A region belongs to one ring (one reader's released position, one waiter
+flag, extents validated in that reader's order), so a large
 message is copied into the region of each subscriber it goes to and
 named by a descriptor in that subscriber's ring.  (A region shared by
 every subscriber, its extents reference-counted, would save the copies,

@@ -9,9 +9,10 @@ socket's ``dropped``).  What the C call cannot do is left here, and costs
 nothing when all went well (the call's result is then exactly the number
 of rings): owing a wake to readers that went to sleep (``Wakes``, rule 7 of
 ``_doorbell``: rung once per burst), and ending a connection whose reader
-moved its position impossibly.  A message with a frame above ``inline_max``
-goes through each subscriber's bulk region instead (``_fanbulk``): one test
-of its size on the way here.
+moved its position impossibly.  A message the rings refuse as too large
+(a frame above a record, about half a ring) goes through each subscriber's
+bulk region instead (``_fanbulk``), its frames above ``inline_max`` there;
+that costs nothing on the way of the others.
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING, Final
 
 from ... import _ring as R
-from ..._errors import CorruptMessage
+from ..._errors import CorruptMessage, MessageTooLarge
 from . import _fanbulk
 from ._framing import Framing
 
@@ -39,7 +40,7 @@ _NEEDS_LOOK: Final = _F.ANY_WAKE | _F.ANY_ERROR
 class ShmFanWriter:
     """Writes one message into every connection of a fixed list (``FanWriter``)."""
 
-    __slots__ = ("_conns", "_fan", "_inline", "_limit", "_n", "_wakes")
+    __slots__ = ("_conns", "_fan", "_inline", "_limit", "_max_record", "_n", "_wakes")
 
     def __init__(self, conns: Sequence[Connection], wakes: Wakes) -> None:
         self._conns = tuple(conns)
@@ -49,24 +50,38 @@ class ShmFanWriter:
         # Rule 7 a: wake before the smallest ring is an eighth full, so a
         # reader never finds its ring full for want of a wake.
         self._limit = min((c.tx.capacity for c in self._conns), default=0) // 8
-        # Frames above this go into bulk regions (one framing per socket).
-        self._inline = self._conns[0].home.framing.inline_max if self._conns else 0
+        # A message too large for a record goes through the bulk regions
+        # (_fanbulk), its frames above inline_max (one framing per socket).
+        framing = self._conns[0].home.framing if self._conns else None
+        self._inline = framing.inline_max if framing else 0
+        self._max_record = framing.max_record if framing else 0
 
     def _write(self, frames: list[bytes], aux: int, mode: int) -> int:
+        """``shm_write_fanout`` for one message; MessageTooLarge: it does not fit a record."""
         if len(frames) == 1 and not aux:
             return self._fan.write(frames[0], mode)
+        if max(map(len, frames)) > self._max_record:  # (not joined only to be refused)
+            raise MessageTooLarge("a frame exceeds a ring's record limit")
         data, lens, flags = Framing.encode(frames)
         return self._fan.write_records(data, lens, flags, aux, mode)
 
     def _large(self, frames: Sequence[bytes]) -> bool:
-        """Whether a frame of the message goes into a bulk region."""
+        """Whether a message the rings refused has frames for the bulk regions."""
         return max(map(len, frames)) > self._inline
 
+    # A message (or batch) goes into the rings whenever they can take it
+    # at once, as before bulk regions existed; only one they refuse as too
+    # large (a frame above a ring's largest record, about half the ring)
+    # goes to the regions (_fanbulk): nothing is tested on the way.
+
     def write(self, frames: list[bytes], aux: int) -> None:
-        if len(frames[0]) > self._inline or (len(frames) > 1 and self._large(frames)):
+        try:
+            rc = self._write(frames, aux, _F.DROP)
+        except MessageTooLarge:
+            if not self._large(frames):
+                raise
             self._publish_large(frames, _fanbulk.flags_of(frames), aux, 1)
             return
-        rc = self._write(frames, aux, _F.DROP)
         if rc != self._n:
             if rc & _NEEDS_LOOK:
                 self._look(False)
@@ -77,12 +92,15 @@ class ShmFanWriter:
 
     def write_all(self, frames: list[bytes], aux: int) -> bool:
         """Write to every connection, or to none and return False (see ``room``)."""
-        if self._large(frames):
+        try:
+            rc = self._write(frames, aux, _F.ALL)
+        except MessageTooLarge:
+            if not self._large(frames):
+                raise
             if not self._room_large(frames, _fanbulk.flags_of(frames)):
                 return False
             self._publish_large(frames, _fanbulk.flags_of(frames), aux, 1)
             return True
-        rc = self._write(frames, aux, _F.ALL)
         if rc != self._n:
             self._look(True)
             if rc & _F.COUNT != self._n:
@@ -93,20 +111,26 @@ class ShmFanWriter:
         return True
 
     def room(self, frames: list[bytes]) -> bool:
-        if self._large(frames):
+        try:
+            rc = self._write(frames, 0, _F.CHECK)
+        except MessageTooLarge:
+            if not self._large(frames):
+                raise
             return self._room_large(frames, _fanbulk.flags_of(frames))
-        rc = self._write(frames, 0, _F.CHECK)
         if rc:
             self._look(True)
             self._wakes.pay()
         return rc == 0
 
     def write_many(self, messages: list[bytes], data: bytes, lens: array[int]) -> None:
-        if max(lens) > self._inline:
-            self.check_many(messages, data, lens)
+        try:
+            rc = self._fan.write_batch(data, lens, _F.DROP)
+        except MessageTooLarge:
+            if max(lens) <= self._inline:
+                raise
+            self._check_large_batch(messages, lens)
             self._publish_large(messages, [R.START] * len(messages), 0, len(messages))
             return
-        rc = self._fan.write_batch(data, lens, _F.DROP)
         if rc != self._n:
             if rc & _NEEDS_LOOK:
                 self._look(False)
@@ -116,12 +140,16 @@ class ShmFanWriter:
             self._wakes.wrote(len(data), self._limit)
 
     def write_many_all(self, messages: list[bytes], data: bytes, lens: array[int]) -> bool:
-        if max(lens) > self._inline:
-            if not self.room_many(messages, data, lens):
+        try:
+            rc = self._fan.write_batch(data, lens, _F.ALL)
+        except MessageTooLarge:
+            if max(lens) <= self._inline:
+                raise
+            self._check_large_batch(messages, lens)
+            if not self._room_large(messages, [R.START] * len(messages)):
                 return False
             self._publish_large(messages, [R.START] * len(messages), 0, len(messages))
             return True
-        rc = self._fan.write_batch(data, lens, _F.ALL)
         if rc != self._n:
             self._look(True)
             if rc & _F.COUNT != self._n:
@@ -132,23 +160,31 @@ class ShmFanWriter:
         return True
 
     def check_many(self, messages: list[bytes], data: bytes, lens: array[int]) -> None:
-        if max(lens) > self._inline:
-            flags = [R.START] * len(messages)
-            stand, stand_lens, _ = _fanbulk.stand_ins(messages, flags, self._inline)
-            self._fan.write_batch(stand, stand_lens, _F.FITS)
-            _fanbulk.check_batch(self._conns, lens, self._inline)
-            return
-        self._fan.write_batch(data, lens, _F.FITS)
+        try:
+            self._fan.write_batch(data, lens, _F.FITS)
+        except MessageTooLarge:
+            if max(lens) <= self._inline:
+                raise
+            self._check_large_batch(messages, lens)
 
     def room_many(self, messages: list[bytes], data: bytes, lens: array[int]) -> bool:
-        if max(lens) > self._inline:
-            self.check_many(messages, data, lens)
+        try:
+            rc = self._fan.write_batch(data, lens, _F.CHECK)
+        except MessageTooLarge:
+            if max(lens) <= self._inline:
+                raise
+            self._check_large_batch(messages, lens)
             return self._room_large(messages, [R.START] * len(messages))
-        rc = self._fan.write_batch(data, lens, _F.CHECK)
         if rc:
             self._look(True)
             self._wakes.pay()
         return rc == 0
+
+    def _check_large_batch(self, messages: list[bytes], lens: array[int]) -> None:
+        """Raise MessageTooLarge unless the batch fits every ring and region at once."""
+        stand, stand_lens, _ = _fanbulk.stand_ins(messages, [R.START] * len(messages), self._inline)
+        self._fan.write_batch(stand, stand_lens, _F.FITS)
+        _fanbulk.check_batch(self._conns, lens, self._inline)
 
     def _room_large(self, frames: Sequence[bytes], flags: list[int]) -> bool:
         """``room`` for a message with frames in bulk regions (``_fanbulk`` rule 4)."""
