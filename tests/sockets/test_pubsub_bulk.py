@@ -221,3 +221,46 @@ async def test_nodrop_large_sends_wait_for_every_subscriber_and_a_cancelled_one_
             assert read == [summary(f) for f in [*sent, last]]
             assert all(s.dropped == 0 for s in pub.subscribers())
             await slow.finish()
+
+
+async def test_a_forwarder_passes_large_messages_whole_and_in_order():
+    """``shmsock.proxy(xsub, xpub)`` over shm:// forwards 1 MiB messages (the
+    XPUB's fan-out once refused them with MessageTooLarge, and the proxy
+    dropped them with a warning), in order with small ones."""
+    endpoint = name()
+    upstream = endpoint + "-up"
+    big = os.urandom(MiB)
+    async with (
+        shmsock.socket(PUB, nodrop=True) as pub,
+        shmsock.socket(shmsock.XSUB) as xsub,
+        shmsock.socket(XPUB, nodrop=True) as xpub,
+        shmsock.socket(SUB) as sub,
+        trio.open_nursery() as nursery,
+    ):
+        pub.bind(upstream)
+        xsub.connect(upstream)
+        xpub.bind(endpoint)
+        nursery.start_soon(shmsock.proxy, xsub, xpub)
+        await wait_peers(pub, 1)
+        sub.subscribe(b"keep")
+        sub.connect(endpoint)
+        with trio.fail_after(30):
+            # Until the subscription has come through the forwarder.
+            while True:
+                await pub.send(b"keep-probe")
+                await trio.testing.wait_all_tasks_blocked()
+                if drain(sub):
+                    break
+            sent = []
+            for i in range(6):
+                for m in (b"keep%d" % i + big, b"keep%d-small" % i, b"drop" + big):
+                    await pub.send(m)
+                    if m.startswith(b"keep"):
+                        sent.append([m])
+            got: list[list[bytes]] = []
+            while len(got) < len(sent):
+                frames = await sub.recv_multipart()
+                if frames != [b"keep-probe"]:
+                    got.append(frames)
+        assert got == sent
+        nursery.cancel_scope.cancel()
