@@ -423,3 +423,56 @@ async def test_recv_of_a_large_multipart_message_raises_and_leaves_it_whole():
         with pytest.raises(shmsock.MultipartMessage):
             await pull.recv()
         assert await pull.recv_multipart() == frames
+
+
+async def test_a_multipart_message_whose_large_frames_outgrow_the_region_arrives_whole():
+    """[b"t", 16 MiB, 16 MiB, 16 MiB] after 16 MiB frames made a region that
+    holds two of them: the region grows for the whole message, so
+    send_multipart_nowait and await send_multipart send it (they used to raise
+    WouldBlock every time and wait for ever: the reader had nothing to
+    release).  The receiver is another process; 30 s is only a hang guard."""
+    big = [os.urandom(16 * MiB) for _ in range(3)]
+    messages = [[b"one", big[0]], [b"t", *big], [b"t", *big[::-1]], [b"after", big[1]]]
+    child = spawn(bulkpeers.pull_digests, "shm://bulk-multipart-grows", True, len(messages))
+    try:
+        await child.expect("ready")
+        async with shmsock.socket(PUSH) as push:
+            push.connect("shm://bulk-multipart-grows")
+            await push.wait_peers(1)
+            with trio.fail_after(30):
+                await push.send_multipart(messages[0])  # a region for 16 MiB frames
+                push.send_multipart_nowait(messages[1])  # a larger region: room at once
+                await push.send_multipart(messages[2])
+                await push.send_multipart(messages[3])
+                got = await child.recv()
+            assert got == [digest(frames) for frames in messages]
+            child.send("exit")
+            assert await child.join() == 0
+    finally:
+        child.close()
+
+
+async def test_a_message_or_batch_needing_more_than_the_region_it_found_arrives_whole():
+    """A region made for 100 KiB frames (1 MiB) meets a batch and then a
+    multipart message whose large frames, each small enough for some region,
+    need more than it together: each is written into one region that holds
+    all of it (they used to fill the old region and wait for ever)."""
+    small, mid = os.urandom(100 * KiB), [os.urandom(400 * KiB + i) for i in range(3)]
+    batch = [*mid, os.urandom(2 * MiB)]
+    multi = [b"t", *(os.urandom(3 * MiB) for _ in range(3))]
+    child = spawn(bulkpeers.pull_digests, "shm://bulk-outgrown", True, 1 + len(batch) + 1)
+    try:
+        await child.expect("ready")
+        async with shmsock.socket(PUSH) as push:
+            push.connect("shm://bulk-outgrown")
+            await push.wait_peers(1)
+            with trio.fail_after(30):
+                await push.send(small)
+                await push.send_many(batch)
+                await push.send_multipart(multi)  # 9 MiB, in a region of 8 MiB
+                got = await child.recv()
+            assert got == [digest([m]) for m in [small, *batch]] + [digest(multi)]
+            child.send("exit")
+            assert await child.join() == 0
+    finally:
+        child.close()

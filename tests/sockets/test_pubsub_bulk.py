@@ -264,3 +264,31 @@ async def test_a_forwarder_passes_large_messages_whole_and_in_order():
                     got.append(frames)
         assert got == sent
         nursery.cancel_scope.cancel()
+
+
+@pytest.mark.parametrize("nodrop", [False, True], ids=["drop", "nodrop"])
+async def test_a_multipart_message_whose_large_frames_outgrow_the_region_is_published(nodrop):
+    """[b"t", 16 MiB, 16 MiB, 16 MiB] after 16 MiB frames made each
+    subscriber's region (it holds two of them): the regions grow for the
+    whole message and it reaches both subscribers whole.  It used to be
+    missed by every subscriber each time (counted as dropped), and with
+    nodrop to wait for ever.  30 s is only a hang guard."""
+    endpoint = name()
+    big = [os.urandom(16 * MiB) for _ in range(3)]
+    messages = [[b"one", big[0]], [b"t", *big], [b"t", *big[::-1]]]
+    async with (
+        shmsock.socket(PUB, nodrop=nodrop) as pub,
+        shmsock.socket(SUB) as a,
+        shmsock.socket(SUB) as b,
+    ):
+        pub.bind(endpoint)
+        for sub in (a, b):
+            sub.subscribe(b"")
+            sub.connect(endpoint)
+        await wait_peers(pub, 2)
+        with trio.fail_after(30):
+            for frames in messages:
+                await pub.send_multipart(frames)
+                for sub in (a, b):
+                    assert await sub.recv_multipart() == frames
+        assert all(s.dropped == 0 for s in pub.subscribers())

@@ -15,8 +15,10 @@ Rules (docs/protocol.md, "Bulk regions", has the bytes):
    cancellation is atomic for every size.
 3. **A region per ring, kept and grown.**  The writer makes its first
    region at its first large frame, sized for it (``_region.capacity_for``),
-   and replaces it with a larger one when a larger frame comes (up to what
-   the peer's ``max_msg_size`` needs).  Each region goes to the reader over
+   and replaces it with a larger one when a larger frame comes, or a
+   message whose large frames together need more than it holds at once
+   (:meth:`BulkOut.ready_for`; up to what the peer's ``max_msg_size``
+   needs).  Each region goes to the reader over
    the doorbell before any descriptor naming it is published.  A
    connector's ring outlives its binders, so a connector keeps its older
    regions until the ring has been read past their last descriptor, and
@@ -43,15 +45,23 @@ from __future__ import annotations
 import os
 import struct
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from functools import partial
 from typing import Any, Final
 
 from ... import _bulkring as B
 from ... import _ring as R
-from ..._errors import CorruptMessage
+from ..._errors import CorruptMessage, MessageTooLarge
 from .. import Lease
-from ._region import Region, capacity_for, create_region, max_capacity, open_region
+from ._region import (
+    Region,
+    capacity_for,
+    capacity_for_all,
+    create_region,
+    extents_need,
+    max_capacity,
+    open_region,
+)
 
 __all__ = ["INLINE_MAX", "MAX_LEASES", "BulkIn", "BulkOut", "Held", "bulk_bytes", "inline_limit"]
 
@@ -121,7 +131,12 @@ class BulkOut:
             assert writer is not None
             if size <= writer.max_extent:
                 return writer
-        new = create_region(capacity_for(size), 1 if region is None else region.gen + 1)
+        return self._make(capacity_for(size))
+
+    def _make(self, capacity: int) -> B.BulkWriter:
+        """Replace the region with a new one of *capacity*, passed to the reader now."""
+        region = self.region
+        new = create_region(capacity, 1 if region is None else region.gen + 1)
         try:
             writer = new.attach_writer(self._producer, region)
             if self.send_region is not None:
@@ -144,6 +159,32 @@ class BulkOut:
         Raises as :meth:`put` does when it makes one.
         """
         self._writer(size)
+
+    def ready_for(self, sizes: Sequence[int], limit: int) -> None:
+        """Have a region that takes extents of *sizes* all at once, whatever it holds (rule 3).
+
+        For one message's frames: its extents are all allocated before its
+        records are published, and the reader releases nothing it has not
+        read, so a region that could never hold them all at once would
+        leave the send waiting for ever.  A region that holds them when
+        empty (``_region.extents_need``) is always, eventually, enough.
+        A new one is sized by ``_region.capacity_for_all`` within what a
+        reader whose ``max_msg_size`` is *limit* accepts.
+
+        Raises MessageTooLarge (nothing made) when no region that reader
+        accepts holds them, and as :meth:`put` does when it makes one.
+        """
+        region = self.region
+        if region is not None and extents_need(sizes) <= region.capacity:
+            return
+        capacity = capacity_for_all(sizes, limit)
+        if capacity is None:
+            raise MessageTooLarge(
+                f"{len(sizes)} frames of {sum(sizes)} bytes in all need"
+                f" {extents_need(sizes)} bytes of bulk region at once, more than a"
+                f" receiver whose max_msg_size is {limit} accepts; nothing was sent"
+            )
+        self._make(capacity)
 
     def batch_room(self, size: int) -> int:
         """Bytes of extents one batch may take, whose largest frame is *size*.

@@ -76,6 +76,7 @@ class BulkSend:
         tx: R.Producer
         bulk_out: BulkOut | None
         alive: bool
+        peer_limit: int
         writable: bool
         streaming: bool
         try_write: Callable[[bytes, int], int]
@@ -128,13 +129,27 @@ class BulkSend:
     def _write_bulk(
         self, frames: Sequence[bytes | memoryview], flags: list[int], aux: int, inline: int
     ) -> bool:
-        """Records for *frames* (with *flags*), those above *inline* bytes in the region."""
+        """Records for *frames* (with *flags*), those above *inline* bytes in the region.
+
+        Raises MessageTooLarge (nothing written) when the frames above
+        *inline* could never be in one region the peer accepts at once.
+        """
         bulk = self._bulk()
         checksum = self.tx.checksum
-        mark = bulk.mark()
         payloads: list[bytes | memoryview] = []
         kinds = bytearray()
         size = count = 0
+        try:
+            # One region for all of it, able to hold all of it at once:
+            # waiting for room in one too small could never end.
+            bulk.ready_for([len(f) for f in frames if len(f) > inline], self.peer_limit)
+        except CorruptMessage as exc:
+            self._tx_corrupt(exc)
+            return False
+        except OSError as exc:
+            self._tx_corrupt(CorruptMessage(f"cannot pass a bulk region to the peer: {exc}"))
+            return False
+        mark = bulk.mark()
         try:
             for frame, flag in zip(frames, flags, strict=True):
                 if len(frame) <= inline:

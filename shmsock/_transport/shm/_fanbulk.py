@@ -17,9 +17,9 @@ regions' protocol, which readers validate, would change.)  Rules:
    plain copy carrying that CRC (``BulkOut.put_sum``).  Both are computed
    on, and copied from, the publisher's private frame.
 2. **Regions first.**  Before anything is written anywhere, each
-   subscriber's connection has a region able to take the largest frame
-   (``BulkOut.ready``): a region that cannot be made raises
-   SharedMemoryFull with nothing sent, as for any socket.
+   subscriber's connection has a region able to take all the message's
+   large frames at once (``BulkOut.ready_for``): a region that cannot be
+   made raises SharedMemoryFull with nothing sent, as for any socket.
 3. **Drop: per subscriber, all or none.**  A subscriber whose region or
    ring has no room for the whole message misses it (its extents are
    taken back, nothing of it is visible) and it is counted in that ring's
@@ -74,18 +74,20 @@ def _broken(conn: Connection, exc: Exception) -> None:
     conn._tx_corrupt(exc)
 
 
-def prepare(conns: Sequence[Connection], frames: Sequence[bytes | memoryview]) -> None:
-    """Rule 2: a region for the largest frame on every live connection.
+def prepare(conns: Sequence[Connection], frames: Sequence[bytes | memoryview], inline: int) -> None:
+    """Rule 2: on every live connection, a region that takes all the large frames at once.
 
-    Raises SharedMemoryFull (nothing written anywhere); a connection whose
-    region cannot be passed, or whose reader's position is impossible, is
-    ended as broken.
+    (``BulkOut.ready_for``: one too small would make the message wait, or
+    be missed, for ever.)  Raises SharedMemoryFull, or MessageTooLarge when
+    no region a subscriber accepts could hold them (nothing written
+    anywhere); a connection whose region cannot be passed, or whose
+    reader's position is impossible, is ended as broken.
     """
-    size = max(map(len, frames))
+    sizes = [len(f) for f in frames if len(f) > inline]
     for conn in conns:
         if conn.alive:
             try:
-                conn._bulk().ready(size)
+                conn._bulk().ready_for(sizes, conn.peer_limit)
             except (CorruptMessage, OSError) as exc:
                 _broken(conn, exc)
 

@@ -188,7 +188,7 @@ class ShmFanWriter:
 
     def _room_large(self, frames: Sequence[bytes], flags: list[int]) -> bool:
         """``room`` for a message with frames in bulk regions (``_fanbulk`` rule 4)."""
-        _fanbulk.prepare(self._conns, frames)
+        _fanbulk.prepare(self._conns, frames, self._inline)
         if not _fanbulk.room(self._conns, frames, self._inline):
             self._wakes.pay()  # the caller waits for room: the readers must drain
             return False
@@ -203,7 +203,7 @@ class ShmFanWriter:
         self, frames: Sequence[bytes], flags: list[int], aux: int, messages: int
     ) -> None:
         """Write a message (or batch) with frames in bulk regions (``_fanbulk`` rule 3)."""
-        _fanbulk.prepare(self._conns, frames)
+        _fanbulk.prepare(self._conns, frames, self._inline)
         if _fanbulk.publish(self._conns, frames, flags, aux, self._inline, messages):
             self._wakes.pay()  # a reader is behind: it must not sleep on a debt
 

@@ -45,6 +45,7 @@ import socket
 import stat
 import sys
 import weakref
+from collections.abc import Sequence
 from typing import Final
 
 from ... import _bulkring as B
@@ -55,6 +56,7 @@ __all__ = [
     "MAX_FDS",
     "Region",
     "capacity_for",
+    "capacity_for_all",
     "create_region",
     "max_capacity",
     "open_region",
@@ -92,6 +94,43 @@ def capacity_for(frame: int) -> int:
     frame = (frame + B.ALIGN - 1) & ~(B.ALIGN - 1)
     cap = max(_pow2(2 * frame), min(_SMALL_REGION, _pow2(8 * frame)), B.MIN_CAPACITY)
     return min(cap, B.MAX_CAPACITY)
+
+
+def _aligned(sizes: Sequence[int]) -> list[int]:
+    return [(n + B.ALIGN - 1) & ~(B.ALIGN - 1) for n in sizes]
+
+
+def extents_need(sizes: Sequence[int]) -> int:
+    """Bytes of region that extents of *sizes*, written at once, can need.
+
+    Their aligned sizes, plus the largest once more: an extent that would
+    run past the end of the data area starts at its beginning instead
+    (``csrc/shmbulk.c``), which wastes less than that extent, and happens
+    at most once within a region's span.  So an empty region of this size
+    takes them wherever its next extent starts.  For one frame it is twice
+    the frame: the rule that a region takes a frame of half its capacity.
+    """
+    aligned = _aligned(sizes)
+    return sum(aligned) + max(aligned)
+
+
+def capacity_for_all(sizes: Sequence[int], limit: int) -> int | None:
+    """Capacity of a region made for extents of *sizes* written at once (one message).
+
+    The region for the largest of them (:func:`capacity_for`) when it
+    takes them all at once; else one sized as for a single frame of their
+    total (two such messages fit, as two frames do); else, where a reader
+    whose ``max_msg_size`` is *limit* refuses that large a region, the
+    smallest that takes them at once.  None when even that is refused.
+    """
+    aligned = _aligned(sizes)
+    total, largest = sum(aligned), max(aligned)
+    need = total + largest
+    most = max_capacity(limit)
+    for cap in (capacity_for(largest), capacity_for(total), max(_pow2(need), B.MIN_CAPACITY)):
+        if need <= cap <= most:
+            return cap
+    return None
 
 
 def max_capacity(limit: int) -> int:
