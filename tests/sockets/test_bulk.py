@@ -110,6 +110,26 @@ async def test_a_batch_too_large_for_the_bulk_region_is_refused_and_sends_nothin
             pull.recv_nowait()
 
 
+async def test_a_batch_too_large_for_the_ring_takes_back_its_bulk_frames():
+    # Its large message went into the region before the ring refused the
+    # records: taken back, the next descriptor starts where the reader
+    # expects it (it used to end the connection as corrupt).
+    async with shmsock.socket(PULL) as pull, shmsock.socket(PUSH) as push:
+        pull.bind("shm://bulk-batch-ring-refused")
+        push.connect("shm://bulk-batch-ring-refused")
+        await push.wait_peers(1)
+        first = os.urandom(100 * KiB)
+        await push.send(first)
+        assert await pull.recv() == first
+        with pytest.raises(shmsock.MessageTooLarge, match="send smaller batches"):
+            push.send_many_nowait([bytes(100 * KiB)] + [b"y" * 60000] * 30)
+        after = [os.urandom(200 * KiB), os.urandom(100 * KiB)]
+        for m in after:
+            await push.send(m)
+        with trio.fail_after(30):
+            assert [await pull.recv() for _ in after] == after
+
+
 async def test_leases_stay_intact_while_more_messages_arrive_and_are_released_in_any_order():
     sizes = [1 * MiB] * 24 + [100, 70 * KiB]
     child = spawn(bulkpeers.push_stamped, "shm://bulk-lease", True, sizes, 22)

@@ -176,7 +176,15 @@ class BulkSend:
             self._tx_corrupt(CorruptMessage(f"cannot pass a bulk region to the peer: {exc}"))
             return False
         lens = array("I", map(len, payloads))
-        if self.write_records(b"".join(payloads), lens, bytes(kinds), aux, announce=True) == 0:
+        try:
+            written = self.write_records(b"".join(payloads), lens, bytes(kinds), aux, announce=True)
+        except MessageTooLarge:
+            # (A batch whose records exceed what the ring takes at once.)
+            # Its extents are never named: left allocated, the next
+            # descriptor would not start where the reader expects it.
+            bulk.undo(mark)
+            raise
+        if written == 0:
             bulk.undo(mark)
             return False
         bulk.published(size, count)
