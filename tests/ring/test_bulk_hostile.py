@@ -538,6 +538,61 @@ def test_too_large_an_extent_is_message_too_large():
     w.release()
 
 
+@pytest.mark.parametrize("seed", range(24))
+def test_a_region_readied_for_a_message_takes_all_its_frames_wherever_it_starts(seed):
+    """``BulkOut.ready_for`` (the writer's side, not hostile): once the
+    reader has released everything, every large frame of the message fits
+    at once, whatever offset the region's next extent starts at; the
+    region is the one for the largest frame whenever that one is enough,
+    and never larger than the reader's max_msg_size allows."""
+    rnd = random.Random(seed)
+    reg, prod, _cons = ring(0)
+    out = _bulk.BulkOut(prod)
+    limit = rnd.choice([3 << 20, 8 << 20, 64 << 20])
+    try:
+        out.ready(rnd.randrange(64 << 10, 1 << 20))  # an earlier message's region
+        for _ in range(2):
+            sizes = [rnd.randrange((64 << 10) + 1, 2 << 20) for _ in range(rnd.randrange(1, 6))]
+            while sum(sizes) > limit:
+                sizes.pop()
+            before = out.region
+            out.ready_for(sizes, limit)
+            region = out.region
+            assert region is not None and region.writer is not None
+            assert region.capacity <= _region.max_capacity(limit)
+            by_largest = _region.capacity_for(max(sizes))
+            if before is not None and before.capacity >= _region.extents_need(sizes):
+                assert region is before
+            elif by_largest >= _region.extents_need(sizes):
+                assert region.capacity == by_largest
+            # Move the next extent to some offset, everything released.
+            w = region.writer
+            for _ in range(rnd.randrange(0, 4)):
+                assert out.put(b"f" * rnd.randrange(1, w.max_extent + 1), False) is not None
+                rf.put(reg, "bulk_released", w.tail)
+            mark = out.mark()
+            descs = [out.put(b"m" * n, False) for n in sizes]
+            assert None not in descs, (seed, sizes, region.capacity, w.tail % region.capacity)
+            out.undo(mark)
+    finally:
+        out.close()
+
+
+def test_a_message_no_region_the_reader_accepts_can_hold_is_refused_before_any_region():
+    # (A socket never asks: such a message is above its peer's max_msg_size.)
+    _reg, prod, _cons = ring(0)
+    out = _bulk.BulkOut(prod)
+    assert _region.capacity_for_all([4 << 20, 4 << 20], 4 << 20) is None
+    with pytest.raises(MessageTooLarge, match="nothing was sent"):
+        out.ready_for([4 << 20, 4 << 20], 4 << 20)
+    assert out.region is None
+    # The tightest region a limit allows: 32 MiB + 1 and 32 MiB - 1 take
+    # 64 MiB + 64 aligned, so not the 256 MiB of a frame that size.
+    assert _region.capacity_for_all([(32 << 20) + 1, (32 << 20) - 1], 64 << 20) == 128 << 20
+    assert _region.capacity_for_all([16 << 20] * 3, 64 << 20) == 128 << 20
+    assert _region.capacity_for_all([16 << 20], 64 << 20) == _region.capacity_for(16 << 20)
+
+
 # ---------------------------------------------------------------- C driver
 
 
