@@ -174,6 +174,9 @@ class BulkOut:
         Raises MessageTooLarge (nothing made) when no region that reader
         accepts holds them, and as :meth:`put` does when it makes one.
         """
+        if len(sizes) == 1:  # (the region for a frame is always one)
+            self._writer(sizes[0])
+            return
         region = self.region
         if region is not None and extents_need(sizes) <= region.capacity:
             return

@@ -139,16 +139,18 @@ class BulkSend:
         payloads: list[bytes | memoryview] = []
         kinds = bytearray()
         size = count = 0
-        try:
+        if len(frames) > 1:
             # One region for all of it, able to hold all of it at once:
-            # waiting for room in one too small could never end.
-            bulk.ready_for([len(f) for f in frames if len(f) > inline], self.peer_limit)
-        except CorruptMessage as exc:
-            self._tx_corrupt(exc)
-            return False
-        except OSError as exc:
-            self._tx_corrupt(CorruptMessage(f"cannot pass a bulk region to the peer: {exc}"))
-            return False
+            # waiting for room in one too small could never end.  (One
+            # frame: put makes a region for it, which always is one.)
+            try:
+                bulk.ready_for([len(f) for f in frames if len(f) > inline], self.peer_limit)
+            except CorruptMessage as exc:
+                self._tx_corrupt(exc)
+                return False
+            except OSError as exc:
+                self._tx_corrupt(CorruptMessage(f"cannot pass a bulk region to the peer: {exc}"))
+                return False
         mark = bulk.mark()
         try:
             for frame, flag in zip(frames, flags, strict=True):
