@@ -543,7 +543,9 @@ def test_stats_snapshot():
 FOLDS = [8191, 8192, 8193, 8192 + 255, 8192 + 256, 8192 + 257, 65536 + 255]
 
 
-@pytest.mark.parametrize("size", [0, 1, 7, 8, 63, 255, 256, 767, 768, 769, 1024, 4099, *FOLDS, 70000])
+@pytest.mark.parametrize(
+    "size", [0, 1, 7, 8, 63, 255, 256, 767, 768, 769, 1024, 4099, *FOLDS, 70000]
+)
 def test_crc32c_matches_the_crc32c_package(size):
     data = os.urandom(size)
     assert R.crc32c(data) == crc32c.crc32c(data)
@@ -598,7 +600,6 @@ def test_the_streamed_copy_copies_and_gives_the_crc_of_the_copy(size, src_at, ds
     assert got == crc32c.crc32c(data[src_at:], seed)
 
 
-
 @pytest.mark.parametrize("size", [0, 1, 63, 64, 255, 256, 8191, 8192, 8192 + 255, (3 << 20) + 13])
 @pytest.mark.parametrize("dst_at", [0, 1, 63])
 def test_the_streamed_copy_without_a_checksum_copies_exactly(size, dst_at):
@@ -611,6 +612,7 @@ def test_the_streamed_copy_without_a_checksum_copies_exactly(size, dst_at):
     lib.shm_copy_stream(ffi.from_buffer(out, require_writable=True) + dst_at, data, size)
     assert out[dst_at : dst_at + size] == data
     assert out[:dst_at] == bytes(dst_at) and out[dst_at + size :] == bytes(8)
+
 
 def test_the_crc32_instruction_path_agrees_where_folding_would_run():
     # Where the CPU can fold (AVX-512 and VPCLMULQDQ), frames of 8 KiB and
