@@ -267,7 +267,6 @@ static uint32_t copy_stream_hw(uint32_t crc, uint8_t *dst, const uint8_t *src, s
     return crc32c_copy_hw((uint32_t)c0, dst, src, n);
 }
 
-
 /*
  * With AVX-512 and VPCLMULQDQ, frames of FOLD_MIN bytes and more are
  * checksummed by folding instead of by the crc32 instruction.  The crc32
@@ -287,7 +286,8 @@ static uint32_t copy_stream_hw(uint32_t crc, uint8_t *dst, const uint8_t *src, s
  * the tail under 256 bytes.  The incoming register is added to the first
  * four bytes, which is what the crc32 instruction does with it.  The
  * constants and this reduction are checked against the crc32c package by
- * tests/ring/test_crc32c.py, at every length around the block boundaries.
+ * tests/ring/test_ring.py, at the lengths around the fold's edges.  The
+ * callers give it FOLD_MIN bytes or more (it needs 256).
  */
 #define FOLD_MIN 8192
 #define FOLD_K1 0xe9a5d8be00000000ull
