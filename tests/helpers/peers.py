@@ -164,26 +164,6 @@ def pull_idle(conn: Connection, endpoint: str, bind: bool, **options: object) ->
     trio.run(main)
 
 
-def push_fill(conn: Connection, endpoint: str, bind: bool, size: int) -> None:
-    """Send messages of *size* bytes until the ring is full; report how many."""
-
-    async def main() -> None:
-        async with shmsock.socket(shmsock.PUSH, linger=0) as push:
-            _attach(push, endpoint, bind)
-            conn.send("ready")
-            n = 0
-            while True:
-                with trio.move_on_after(0.5):
-                    await push.send(b"%d:" % n + bytes(size))
-                    n += 1
-                    continue
-                break
-            conn.send(n)
-            await trio.to_thread.run_sync(conn.recv)
-
-    trio.run(main)
-
-
 def pair_echo(conn: Connection, endpoint: str, bind: bool) -> None:
     """A PAIR that sends back every message until it receives b"quit"."""
 

@@ -114,6 +114,40 @@ def test_the_check_catches_a_lost_repeated_reordered_or_damaged_message(path, si
         _deliver(protocol.Checker(size), BREAKAGES[breakage](_stream(size)), path)
 
 
+def _fan_deliver(counter, messages, path):
+    """Give *messages* to a fan-out counter as each kind of subscriber does."""
+    from itertools import islice
+
+    if path == "batches":
+        for i in range(0, len(messages), 100):
+            if counter.take(messages[i : i + 100]):
+                return True
+    elif path == "one by one":
+        for m in messages:
+            if counter.take_one(m):
+                return True
+    else:  # pyzmq's: POOL at a time from an iterator that receives each
+        it = iter(iter(messages).__next__, None)
+        while True:
+            if counter.take(islice(it, peers.fanout.POOL)):
+                return True
+    return False
+
+
+@pytest.mark.parametrize("path", ["batches", "one by one", "receiving iterator"])
+def test_the_fanout_check_counts_each_way_alike_and_catches_disorder(path):
+    fan = peers.fanout
+    pool = fan._pool(1024)
+    sent = pool * 3 + pool[:10]
+    counter = fan._Counter({"warmup": 0.0, "seconds": 0.0}, 1024)
+    assert _fan_deliver(counter, [*sent, fan.END], path)
+    assert counter.checked == len(sent)
+    assert counter.result is not None and 0 < counter.result["messages"] <= len(sent)
+    bad = [*sent[:300], sent[301], sent[300], *sent[302:], fan.END]
+    with pytest.raises(AssertionError, match="message 300: seq 45"):
+        _fan_deliver(fan._Counter({"warmup": 0.0, "seconds": 0.0}, 1024), bad, path)
+
+
 # -- the default suite, shmsock alone ----------------------------------------------------
 
 

@@ -22,13 +22,16 @@ params)`` with "sending" once every subscriber is attached (and so
 subscribed), sends until ``("stop", None)``, then its END, and says
 ``("stopped", {"sent": n})``.  ``("quit", None)`` ends either.  Message
 ``j`` starts with ``j`` modulo the pool's length (8 bytes), which every
-subscriber checks: a lost, repeated or reordered message is an error.
+subscriber checks: a lost, repeated or reordered message is an error.  The
+check is the same code for every way, and each reads the clock once per
+POOL messages, whether it receives batches or one message per call.
 """
 
 from __future__ import annotations
 
 import struct
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
+from itertools import islice
 from multiprocessing.connection import Connection
 from typing import Any
 
@@ -65,19 +68,49 @@ class _Counter:
         self.mark_time = 0.0
         self.result: dict[str, float] | None = None
 
-    def take(self, messages: list[bytes]) -> bool:
-        """Check and count *messages*; True once END came."""
+    def take(self, messages: Iterable[bytes]) -> bool:
+        """Check and count *messages*, then read the clock; True once END came.
+
+        A way that receives one message per call passes an iterator that
+        receives POOL of them (``islice(iter(recv, None), POOL)``): the
+        same check, and the clock read once per POOL messages, as for a
+        batch of POOL, so that the bench's own work costs each way alike.
+        """
         for m in messages:
             if m == END:
                 return True
             if len(m) != self.size or SEQ.unpack_from(m)[0] != self.expect:
-                got = SEQ.unpack_from(m)[0] if len(m) >= 8 else None
-                raise AssertionError(
-                    f"message {self.checked}: seq {got}, length {len(m)};"
-                    f" expected seq {self.expect}, length {self.size}"
-                )
+                self._wrong(m)
             self.expect = (self.expect + 1) % POOL
             self.checked += 1
+        self._tick()
+        return False
+
+    def take_one(self, m: bytes) -> bool:
+        """``take([m])`` for an async receiver (which cannot pass an iterator).
+
+        The same check; the clock is read once per POOL messages, as for a
+        batch of POOL.
+        """
+        if m == END:
+            return True
+        if len(m) != self.size or SEQ.unpack_from(m)[0] != self.expect:
+            self._wrong(m)
+        self.expect = expect = (self.expect + 1) % POOL
+        self.checked += 1
+        if not expect or not self.start:
+            self._tick()
+        return False
+
+    def _wrong(self, m: bytes) -> None:
+        got = SEQ.unpack_from(m)[0] if len(m) >= 8 else None
+        raise AssertionError(
+            f"message {self.checked}: seq {got}, length {len(m)};"
+            f" expected seq {self.expect}, length {self.size}"
+        )
+
+    def _tick(self) -> None:
+        """Read the clock: start, open or close the measured window."""
         t = self.now()
         if not self.start:
             self.start = t
@@ -91,7 +124,6 @@ class _Counter:
                     "messages": self.checked - self.mark_checked,
                     "seconds": t - self.mark_time,
                 }
-        return False
 
 
 def _serve(conn: Connection, run: Callable[[dict[str, Any]], None]) -> None:
@@ -126,8 +158,7 @@ def shm_subscriber(conn: Connection, spec: dict[str, Any]) -> None:
                 conn.send("armed")
                 sent = False
                 while True:
-                    got = await sub.recv_many(1024) if batch else [await sub.recv()]
-                    if c.take(got):
+                    if c.take(await sub.recv_many(1024)) if batch else c.take_one(await sub.recv()):
                         break
                     if c.result is not None and not sent:
                         conn.send(("result", c.result))
@@ -190,8 +221,8 @@ def zmq_subscriber(conn: Connection, spec: dict[str, Any]) -> None:
             c = _Counter(params, spec["size"])
             conn.send("armed")
             sent = False
-            recv = sub.recv
-            while not c.take([recv()]):
+            messages = iter(sub.recv, None)  # recv() per message, no Python frame
+            while not c.take(islice(messages, POOL)):
                 if c.result is not None and not sent:
                     conn.send(("result", c.result))
                     sent = True
