@@ -278,6 +278,22 @@ int64_t shm_bulk_put(shm_bulk_writer *w, const uint8_t *src, uint64_t len, int c
     return off;
 }
 
+int64_t shm_bulk_put_sum(shm_bulk_writer *w, const uint8_t *src, uint64_t len, uint32_t crc,
+                         uint8_t *desc)
+{
+    if (!src)
+        return SHM_EINVAL;
+    int64_t off = shm_bulk_alloc(w, len, desc);
+    if (off < 0)
+        return off;
+    memcpy(w->data - SHM_BULK_HEADER_SIZE + off, src, len);
+    uint32_t flags = SHM_DESC_CRC;
+    memcpy(desc + offsetof(desc_t, crc), &crc, 4);
+    memcpy(desc + offsetof(desc_t, flags), &flags, 4);
+    count_bytes(w, len);
+    return off;
+}
+
 int shm_bulk_seal(shm_bulk_writer *w, uint8_t *desc, int checksum)
 {
     if (!w || !w->ring || !desc)

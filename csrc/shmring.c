@@ -546,6 +546,12 @@ int shm_write_tagged(shm_producer *p, const uint8_t *data, uint32_t len, uint32_
     return write_single(p, data, len, aux);
 }
 
+void shm_producer_count_dropped(shm_producer *p, uint64_t msgs)
+{
+    if (p && p->ring)
+        count_dropped(p, msgs);
+}
+
 int shm_producer_can_write(shm_producer *p, uint32_t len)
 {
     if (!p || !p->ring)

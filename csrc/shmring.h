@@ -310,6 +310,10 @@ int shm_producer_prepare_drain(shm_producer *p);
 int64_t shm_producer_unread(shm_producer *p);
 
 /* Could a record of `len` payload bytes be written now?  1, 0, or an error. */
+/* Count `msgs` messages a publisher dropped for want of room in p's ring
+ * outside of shm_write_fanout (a large frame whose bulk region was full),
+ * in p's `dropped` and the ring header's msgs_dropped, as the fan-out does. */
+void shm_producer_count_dropped(shm_producer *p, uint64_t msgs);
 int shm_producer_can_write(shm_producer *p, uint32_t len);
 
 /* Copy the shared header's counters for monitoring.  Values are read from
@@ -412,6 +416,14 @@ int64_t shm_bulk_alloc(shm_bulk_writer *w, uint64_t len, uint8_t *desc);
  * with checksum, store their CRC32C (computed on `src`) in the descriptor. */
 int64_t shm_bulk_put(shm_bulk_writer *w, const uint8_t *src, uint64_t len, int checksum,
                      uint8_t *desc);
+
+/* shm_bulk_put without a checksum pass: the extent carries `crc`, the CRC32C
+ * the caller computed over the same `src` (a publisher's frame copied into
+ * several subscribers' regions, checksummed once by the first shm_bulk_put).
+ * A plain memcpy, which moves large frames faster than the checksumming
+ * copy. */
+int64_t shm_bulk_put_sum(shm_bulk_writer *w, const uint8_t *src, uint64_t len, uint32_t crc,
+                         uint8_t *desc);
 
 /* For an extent filled in place (a loan): with checksum, compute the CRC32C
  * of the extent that `desc` (from shm_bulk_alloc) names and store it there.

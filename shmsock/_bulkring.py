@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import ctypes
 import mmap
+import struct
 from typing import Final, NamedTuple
 
 from ._ring import Consumer, Producer
@@ -33,6 +34,7 @@ __all__ = [
     "BulkWriter",
     "Extent",
     "check_region",
+    "desc_crc",
     "init_region",
     "keep_in_heap",
     "region_size",
@@ -48,6 +50,15 @@ VERSION: Final[int] = lib.SHM_BULK_VERSION
 
 _AGAIN: Final = lib.SHM_AGAIN
 _NEWREGION: Final = lib.SHM_ENEWREGION
+
+
+_DESC_CRC: Final = struct.Struct("<16xI12x")
+
+
+def desc_crc(desc: bytes) -> int:
+    """The checksum a descriptor from :meth:`BulkWriter.put` carries (0 without one)."""
+    crc: int = _DESC_CRC.unpack(desc)[0]
+    return crc
 
 
 def region_size(capacity: int) -> int:
@@ -143,6 +154,27 @@ class BulkWriter:
             src = ffi.from_buffer(data)
             try:
                 rc = lib.shm_bulk_put(self._w, src, len(src), checksum, self._desc)
+            finally:
+                ffi.release(src)
+        if rc >= 0:
+            desc: bytes = ffi.buffer(self._desc)[:]
+            return desc
+        if rc == _AGAIN:
+            return None
+        _fail(rc, f"frame of {len(data)} bytes exceeds the bulk region's limit {self.max_extent}")
+
+    def put_sum(self, data: bytes | memoryview, crc: int) -> bytes | None:
+        """As :meth:`put`, the checksum *crc* given: computed on the same *data* before.
+
+        A plain copy (``shm_bulk_put_sum``): a publisher checksums a frame
+        once and copies it into each subscriber's region.
+        """
+        if isinstance(data, bytes):
+            rc: int = lib.shm_bulk_put_sum(self._w, data, len(data), crc, self._desc)
+        else:
+            src = ffi.from_buffer(data)
+            try:
+                rc = lib.shm_bulk_put_sum(self._w, src, len(src), crc, self._desc)
             finally:
                 ffi.release(src)
         if rc >= 0:

@@ -291,6 +291,10 @@ class Producer(Side):
         """
         return (int(self._p.dropped) - self._dropped0) & MASK64
 
+    def count_dropped(self, messages: int) -> None:
+        """Count *messages* a publisher dropped outside a :class:`FanOut` (see :attr:`dropped`)."""
+        lib.shm_producer_count_dropped(self._p, messages)
+
     def release(self) -> None:
         # The C state outlives the mapping (a FanOut may hold it): with no
         # ring, every call on it is refused (SHM_EINVAL) instead of writing

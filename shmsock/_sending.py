@@ -103,10 +103,9 @@ class Sending:
         the ring's bulk region, and goes whole, as any message.
 
         Raises:
-            MessageTooLarge: over ``max_msg_size``; or, on a PUB or XPUB
-                over shm://, larger than about half of ``ring_size`` (a
-                fan-out writes each message at once; raised as by
-                :meth:`send_nowait`, nothing written, without waiting).
+            MessageTooLarge: over ``max_msg_size`` (a PUB's or XPUB's
+                large message goes into each subscriber's bulk region on
+                shm://: docs/pubsub.md, "Large messages on shm://").
             StateError: the socket type or its state forbids sending.
             trio.BrokenResourceError: a PAIR whose peer is gone.
             IncompatiblePeer, VersionMismatch, SharedMemoryFull, UnsafeFile, ConnectionRefusedError:

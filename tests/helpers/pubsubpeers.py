@@ -167,3 +167,53 @@ def sub_exact(conn: Connection, endpoint: str, topic: bytes, ring_size: int) -> 
             await trio.to_thread.run_sync(conn.recv)
 
     trio.run(main)
+
+
+def _summary(frames: list[bytes]) -> tuple[bytes, tuple[int, ...], str]:
+    """A message as a test compares it: its first 16 bytes, its frames' lengths, a digest."""
+    h = hashlib.sha256()
+    for f in frames:
+        h.update(f)
+        h.update(b"|")
+    return frames[0][:16], tuple(map(len, frames)), h.hexdigest()
+
+
+def sub_summaries(conn: Connection, endpoint: str, topics: list[bytes], count: int) -> None:
+    """Subscribe to *topics*, connect, report "ready"; receive *count* messages and
+    report each one's summary (first 16 bytes, frame lengths, digest)."""
+
+    async def main() -> None:
+        async with shmsock.socket(shmsock.SUB) as sub:
+            for t in topics:
+                sub.subscribe(t)
+            sub.connect(endpoint)
+            await sub.wait_peers(1)
+            conn.send("ready")
+            got = [_summary(await sub.recv_multipart()) for _ in range(count)]
+            conn.send(got)
+            await trio.to_thread.run_sync(conn.recv)
+
+    trio.run(main)
+
+
+def sub_on_demand(conn: Connection, endpoint: str) -> None:
+    """Subscribe to everything, connect, report "ready"; read nothing until told
+    "read", then report the summaries of every message it can take now; again
+    at each "read", until "stop"."""
+
+    async def main() -> None:
+        async with shmsock.socket(shmsock.SUB) as sub:
+            sub.subscribe(b"")
+            sub.connect(endpoint)
+            await sub.wait_peers(1)
+            conn.send("ready")
+            while await trio.to_thread.run_sync(conn.recv) == "read":
+                got = []
+                while True:
+                    try:
+                        got.append(_summary(sub.recv_multipart_nowait()))
+                    except trio.WouldBlock:
+                        break
+                conn.send(got)
+
+    trio.run(main)

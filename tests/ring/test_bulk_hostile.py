@@ -37,6 +37,7 @@ from helpers import ringforge as rf
 from shmsock import CorruptMessage, MessageTooLarge
 from shmsock import _bulkring as B
 from shmsock import _ring as R
+from shmsock._ringcore import read_stats
 from shmsock._transport.shm import _bulk, _region, _wire
 
 M64 = 1 << 64
@@ -581,3 +582,40 @@ def test_every_doorbell_byte_means_one_thing():
     doorbell = [_wire.DATA, _wire.SPACE, _wire.CORRUPT, _wire.ID_REFUSED, _wire.REGION]
     assert all(len(b) == 1 for b in doorbell)
     assert len(set(doorbell)) == len(doorbell)
+
+
+@pytest.mark.parametrize("size", [70_000, 3 << 20])
+def test_a_copy_carrying_a_given_crc_is_read_and_a_wrong_crc_is_corruption(size):
+    """A publisher checksums a frame once and copies it into every other
+    subscriber's region with that CRC (``put_sum``): the reader verifies it
+    on its own copy as any other, so a CRC that does not match the bytes (a
+    writer's mistake, or a forgery) is corruption, and the next frame is
+    still read."""
+    pair = Pair()
+    try:
+        frame = os.urandom(size)
+        first = pair.send(frame)
+        assert B.desc_crc(first) != 0
+        assert pair.inn.take(first) == frame
+        desc = pair.out.put_sum(frame, B.desc_crc(first))
+        assert desc is not None
+        assert desc[16:] == first[16:]  # crc, gen, flags: as put's
+        assert pair.inn.take(desc) == frame
+        wrong = pair.out.put_sum(frame, B.desc_crc(first) ^ 1)
+        assert wrong is not None
+        with pytest.raises(CorruptMessage) as err:
+            pair.inn.take(wrong)
+        assert err.value.code == R.lib.SHM_EBULKCRC
+        assert pair.inn.take(pair.send(b"c" * 70_000)) == b"c" * 70_000
+    finally:
+        pair.close()
+
+
+def test_drops_counted_outside_the_fan_out_show_in_the_producer_and_the_header():
+    """A publisher's large message missed for want of bulk room is counted as
+    the fan-out counts a small one: in the producer and the ring's header."""
+    region, prod, _cons = ring(0)
+    prod.count_dropped(3)
+    prod.count_dropped(1)
+    assert prod.dropped == 4
+    assert read_stats(region).msgs_dropped == 4  # what `shmsock stat` shows

@@ -138,6 +138,13 @@ class BulkOut:
                 region.close()  # the reader has it, or it is in flight to it
         return writer
 
+    def ready(self, size: int) -> None:
+        """Have a region that can hold an extent of *size* (made and passed now if need be).
+
+        Raises as :meth:`put` does when it makes one.
+        """
+        self._writer(size)
+
     def batch_room(self, size: int) -> int:
         """Bytes of extents one batch may take, whose largest frame is *size*.
 
@@ -176,6 +183,12 @@ class BulkOut:
         if self._olds:
             self._forget()
         return self._writer(len(frame)).put(frame, checksum)
+
+    def put_sum(self, frame: bytes | memoryview, crc: int) -> bytes | None:
+        """:meth:`put` with the checksum *crc* of *frame* known (copied, not computed)."""
+        if self._olds:
+            self._forget()
+        return self._writer(len(frame)).put_sum(frame, crc)
 
     def alloc(self, size: int) -> tuple[memoryview, bytearray] | None:
         """A writable view of a new extent of *size* bytes, and its descriptor.

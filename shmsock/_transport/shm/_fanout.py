@@ -9,7 +9,10 @@ socket's ``dropped``).  What the C call cannot do is left here, and costs
 nothing when all went well (the call's result is then exactly the number
 of rings): owing a wake to readers that went to sleep (``Wakes``, rule 7 of
 ``_doorbell``: rung once per burst), and ending a connection whose reader
-moved its position impossibly.
+moved its position impossibly.  A message the rings refuse as too large
+(a frame above a record, about half a ring) goes through each subscriber's
+bulk region instead (``_fanbulk``), its frames above ``inline_max`` there;
+that costs nothing on the way of the others.
 """
 
 from __future__ import annotations
@@ -18,7 +21,8 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING, Final
 
 from ... import _ring as R
-from ..._errors import CorruptMessage
+from ..._errors import CorruptMessage, MessageTooLarge
+from . import _fanbulk
 from ._framing import Framing
 
 if TYPE_CHECKING:
@@ -36,7 +40,7 @@ _NEEDS_LOOK: Final = _F.ANY_WAKE | _F.ANY_ERROR
 class ShmFanWriter:
     """Writes one message into every connection of a fixed list (``FanWriter``)."""
 
-    __slots__ = ("_conns", "_fan", "_limit", "_n", "_wakes")
+    __slots__ = ("_conns", "_fan", "_inline", "_limit", "_max_record", "_n", "_wakes")
 
     def __init__(self, conns: Sequence[Connection], wakes: Wakes) -> None:
         self._conns = tuple(conns)
@@ -46,15 +50,38 @@ class ShmFanWriter:
         # Rule 7 a: wake before the smallest ring is an eighth full, so a
         # reader never finds its ring full for want of a wake.
         self._limit = min((c.tx.capacity for c in self._conns), default=0) // 8
+        # A message too large for a record goes through the bulk regions
+        # (_fanbulk), its frames above inline_max (one framing per socket).
+        framing = self._conns[0].home.framing if self._conns else None
+        self._inline = framing.inline_max if framing else 0
+        self._max_record = framing.max_record if framing else 0
 
     def _write(self, frames: list[bytes], aux: int, mode: int) -> int:
+        """``shm_write_fanout`` for one message; MessageTooLarge: it does not fit a record."""
         if len(frames) == 1 and not aux:
             return self._fan.write(frames[0], mode)
+        if max(map(len, frames)) > self._max_record:  # (not joined only to be refused)
+            raise MessageTooLarge("a frame exceeds a ring's record limit")
         data, lens, flags = Framing.encode(frames)
         return self._fan.write_records(data, lens, flags, aux, mode)
 
+    def _large(self, frames: Sequence[bytes]) -> bool:
+        """Whether a message the rings refused has frames for the bulk regions."""
+        return max(map(len, frames)) > self._inline
+
+    # A message (or batch) goes into the rings whenever they can take it
+    # at once, as before bulk regions existed; only one they refuse as too
+    # large (a frame above a ring's largest record, about half the ring)
+    # goes to the regions (_fanbulk): nothing is tested on the way.
+
     def write(self, frames: list[bytes], aux: int) -> None:
-        rc = self._write(frames, aux, _F.DROP)
+        try:
+            rc = self._write(frames, aux, _F.DROP)
+        except MessageTooLarge:
+            if not self._large(frames):
+                raise
+            self._publish_large(frames, _fanbulk.flags_of(frames), aux, 1)
+            return
         if rc != self._n:
             if rc & _NEEDS_LOOK:
                 self._look(False)
@@ -65,7 +92,15 @@ class ShmFanWriter:
 
     def write_all(self, frames: list[bytes], aux: int) -> bool:
         """Write to every connection, or to none and return False (see ``room``)."""
-        rc = self._write(frames, aux, _F.ALL)
+        try:
+            rc = self._write(frames, aux, _F.ALL)
+        except MessageTooLarge:
+            if not self._large(frames):
+                raise
+            if not self._room_large(frames, _fanbulk.flags_of(frames)):
+                return False
+            self._publish_large(frames, _fanbulk.flags_of(frames), aux, 1)
+            return True
         if rc != self._n:
             self._look(True)
             if rc & _F.COUNT != self._n:
@@ -76,14 +111,26 @@ class ShmFanWriter:
         return True
 
     def room(self, frames: list[bytes]) -> bool:
-        rc = self._write(frames, 0, _F.CHECK)
+        try:
+            rc = self._write(frames, 0, _F.CHECK)
+        except MessageTooLarge:
+            if not self._large(frames):
+                raise
+            return self._room_large(frames, _fanbulk.flags_of(frames))
         if rc:
             self._look(True)
             self._wakes.pay()
         return rc == 0
 
     def write_many(self, messages: list[bytes], data: bytes, lens: array[int]) -> None:
-        rc = self._fan.write_batch(data, lens, _F.DROP)
+        try:
+            rc = self._fan.write_batch(data, lens, _F.DROP)
+        except MessageTooLarge:
+            if max(lens) <= self._inline:
+                raise
+            self._check_large_batch(messages, lens)
+            self._publish_large(messages, [R.START] * len(messages), 0, len(messages))
+            return
         if rc != self._n:
             if rc & _NEEDS_LOOK:
                 self._look(False)
@@ -93,7 +140,16 @@ class ShmFanWriter:
             self._wakes.wrote(len(data), self._limit)
 
     def write_many_all(self, messages: list[bytes], data: bytes, lens: array[int]) -> bool:
-        rc = self._fan.write_batch(data, lens, _F.ALL)
+        try:
+            rc = self._fan.write_batch(data, lens, _F.ALL)
+        except MessageTooLarge:
+            if max(lens) <= self._inline:
+                raise
+            self._check_large_batch(messages, lens)
+            if not self._room_large(messages, [R.START] * len(messages)):
+                return False
+            self._publish_large(messages, [R.START] * len(messages), 0, len(messages))
+            return True
         if rc != self._n:
             self._look(True)
             if rc & _F.COUNT != self._n:
@@ -104,14 +160,52 @@ class ShmFanWriter:
         return True
 
     def check_many(self, messages: list[bytes], data: bytes, lens: array[int]) -> None:
-        self._fan.write_batch(data, lens, _F.FITS)
+        try:
+            self._fan.write_batch(data, lens, _F.FITS)
+        except MessageTooLarge:
+            if max(lens) <= self._inline:
+                raise
+            self._check_large_batch(messages, lens)
 
     def room_many(self, messages: list[bytes], data: bytes, lens: array[int]) -> bool:
-        rc = self._fan.write_batch(data, lens, _F.CHECK)
+        try:
+            rc = self._fan.write_batch(data, lens, _F.CHECK)
+        except MessageTooLarge:
+            if max(lens) <= self._inline:
+                raise
+            self._check_large_batch(messages, lens)
+            return self._room_large(messages, [R.START] * len(messages))
         if rc:
             self._look(True)
             self._wakes.pay()
         return rc == 0
+
+    def _check_large_batch(self, messages: list[bytes], lens: array[int]) -> None:
+        """Raise MessageTooLarge unless the batch fits every ring and region at once."""
+        stand, stand_lens, _ = _fanbulk.stand_ins(messages, [R.START] * len(messages), self._inline)
+        self._fan.write_batch(stand, stand_lens, _F.FITS)
+        _fanbulk.check_batch(self._conns, lens, self._inline)
+
+    def _room_large(self, frames: Sequence[bytes], flags: list[int]) -> bool:
+        """``room`` for a message with frames in bulk regions (``_fanbulk`` rule 4)."""
+        _fanbulk.prepare(self._conns, frames)
+        if not _fanbulk.room(self._conns, frames, self._inline):
+            self._wakes.pay()  # the caller waits for room: the readers must drain
+            return False
+        data, lens, kinds = _fanbulk.stand_ins(frames, flags, self._inline)
+        rc = self._fan.write_records(data, lens, kinds, 0, _F.CHECK)
+        if rc:
+            self._look(True)
+            self._wakes.pay()
+        return rc == 0
+
+    def _publish_large(
+        self, frames: Sequence[bytes], flags: list[int], aux: int, messages: int
+    ) -> None:
+        """Write a message (or batch) with frames in bulk regions (``_fanbulk`` rule 3)."""
+        _fanbulk.prepare(self._conns, frames)
+        if _fanbulk.publish(self._conns, frames, flags, aux, self._inline, messages):
+            self._wakes.pay()  # a reader is behind: it must not sleep on a debt
 
     def _look(self, waiting: bool) -> None:
         """Ring the doorbells the call asked for, and end broken connections.
