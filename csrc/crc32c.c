@@ -378,34 +378,6 @@ fold_copy_stream(uint32_t crc, uint8_t *dst, const uint8_t *src, size_t n)
     return fold_hw(crc, dst + head, src + head, n - head, FOLD_STREAM);
 }
 
-/* The streamed copy without a checksum (bulk frames above 2 MiB sent or
- * received without CRC): the folding loop's loads and non-temporal stores
- * alone, after aligning the destination to 64 bytes. */
-__attribute__((target("avx512f"))) static void copy_stream_avx512(uint8_t *dst, const uint8_t *src,
-                                                                  size_t n)
-{
-    size_t head = (64 - ((uintptr_t)dst & 63u)) & 63u;
-    memcpy(dst, src, head);
-    dst += head;
-    src += head;
-    n -= head;
-    while (n >= 256) {
-        __m512i d0 = _mm512_loadu_si512((const void *)src);
-        __m512i d1 = _mm512_loadu_si512((const void *)(src + 64));
-        __m512i d2 = _mm512_loadu_si512((const void *)(src + 128));
-        __m512i d3 = _mm512_loadu_si512((const void *)(src + 192));
-        _mm512_stream_si512((void *)dst, d0);
-        _mm512_stream_si512((void *)(dst + 64), d1);
-        _mm512_stream_si512((void *)(dst + 128), d2);
-        _mm512_stream_si512((void *)(dst + 192), d3);
-        src += 256;
-        dst += 256;
-        n -= 256;
-    }
-    _mm_sfence();
-    memcpy(dst, src, n);
-}
-
 /* Whether the folding code can run here: the CPU has the instructions and
  * the kernel saves the zmm registers (both in __builtin_cpu_supports). */
 static int has_fold(void)
@@ -428,14 +400,6 @@ uint32_t shm_crc32c_copy_stream(uint32_t crc, uint8_t *dst, const uint8_t *src, 
         return ~copy_stream_hw(~crc, dst, src, len);
     memcpy(dst, src, len);
     return ~crc32c_sw(~crc, dst, len);
-}
-
-void shm_copy_stream(uint8_t *dst, const uint8_t *src, size_t len)
-{
-    if (len >= FOLD_MIN && has_fold())
-        copy_stream_avx512(dst, src, len);
-    else
-        memcpy(dst, src, len);
 }
 
 uint32_t shm_crc32c(uint32_t crc, const uint8_t *buf, size_t len)
@@ -476,10 +440,5 @@ uint32_t shm_crc32c_copy(uint32_t crc, uint8_t *dst, const uint8_t *src, size_t 
 uint32_t shm_crc32c_copy_stream(uint32_t crc, uint8_t *dst, const uint8_t *src, size_t len)
 {
     return shm_crc32c_copy(crc, dst, src, len);
-}
-
-void shm_copy_stream(uint8_t *dst, const uint8_t *src, size_t len)
-{
-    memcpy(dst, src, len);
 }
 #endif

@@ -233,14 +233,11 @@ static inline void count_bytes(shm_bulk_writer *w, uint64_t len)
  * such frames went in 256 KiB pieces: memcpy, then the checksum of the
  * piece from the cache.
  *
- * Without a checksum, frames above STREAMED take the same loads and
- * non-temporal stores without the fold (shm_copy_stream: 64-byte stores
- * with AVX-512, libc's memcpy without).  Once the checksum was folded
- * (crc32c.c), a checked 16 MiB frame cost each side less CPU than an
- * unchecked one through memcpy: two processes, three alternating pairs at
- * load 4-5.7, user CPU per message, memcpy -> streamed: sender 2250-2689 ->
- * 2068-2245 us, receiver 2103-2797 -> 2130-2205.  (The 16-byte streamed
- * copy of session 4 had lost to memcpy by 10-15% on a quiet machine.) */
+ * Without a checksum, libc's memcpy stays: on a quiet machine it moved
+ * 16 MiB frames 10-15% faster than the streamed copy (three alternating
+ * pairs of the bench), and the two were level under load.  A 64-byte
+ * streamed copy (AVX-512) fared no better in session 5: less CPU at load 5,
+ * level nearer quiet, a lower rate in the bench (docs/performance.md). */
 #define STREAMED ((uint64_t)2 * 1024 * 1024)
 
 /* memcpy(dst, src, len), returning the CRC32C of the bytes copied: those
@@ -263,10 +260,7 @@ int64_t shm_bulk_put(shm_bulk_writer *w, const uint8_t *src, uint64_t len, int c
         return off;
     uint8_t *dst = w->data - SHM_BULK_HEADER_SIZE + off;
     if (!checksum) {
-        if (len > STREAMED)
-            shm_copy_stream(dst, src, len);
-        else
-            memcpy(dst, src, len);
+        memcpy(dst, src, len);
     } else {
         /* Computed on the private source: what the reader checks is what
          * the caller gave, whatever the region holds. */
@@ -461,10 +455,7 @@ int shm_bulk_copy_verify(uint8_t *dst, const uint8_t *src, uint64_t len, uint32_
     if ((!dst || !src) && len)
         return SHM_EINVAL;
     if (!checked) {
-        if (len > STREAMED)
-            shm_copy_stream(dst, src, len);
-        else
-            memcpy(dst, src, len);
+        memcpy(dst, src, len);
         return 0;
     }
     return copy_crc(dst, src, len) == crc ? 0 : SHM_EBULKCRC;

@@ -500,9 +500,6 @@ uint32_t shm_crc32c_copy(uint32_t crc, uint8_t *dst, const uint8_t *src, size_t 
  * elsewhere it is shm_crc32c_copy) it ends with a store fence, so the copy
  * is ordered before any later release store. */
 uint32_t shm_crc32c_copy_stream(uint32_t crc, uint8_t *dst, const uint8_t *src, size_t len);
-/* memcpy(dst, src, len) with non-temporal stores where the CPU has AVX-512
- * (libc's memcpy elsewhere); ends with a store fence. */
-void shm_copy_stream(uint8_t *dst, const uint8_t *src, size_t len);
 
 /* CFFI-END */
 
