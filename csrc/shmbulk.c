@@ -235,7 +235,9 @@ static inline void count_bytes(shm_bulk_writer *w, uint64_t len)
  *
  * Without a checksum, libc's memcpy stays: on a quiet machine it moved
  * 16 MiB frames 10-15% faster than the streamed copy (three alternating
- * pairs of the bench), and the two were level under load. */
+ * pairs of the bench), and the two were level under load.  A 64-byte
+ * streamed copy (AVX-512) fared no better in session 5: less CPU at load 5,
+ * level nearer quiet, a lower rate in the bench (docs/performance.md). */
 #define STREAMED ((uint64_t)2 * 1024 * 1024)
 
 /* memcpy(dst, src, len), returning the CRC32C of the bytes copied: those

@@ -173,7 +173,8 @@ def _large(figs: list[Figure], out: TextIO) -> None:
         rows = [f for f in figs if f.size == size]
         out.write(
             f"\nLarge messages, {_size(size)} each, PUSH -> PULL"
-            f" (msg/s, higher is better; 1 msg/s = {size / 1e6:.3g} MB/s)\n"
+            f" (msg/s, higher is better; 1 msg/s = {size / 1e6:.3g} MB/s;"
+            f" median of {max(len(f.trials) for f in rows)} windows)\n"
         )
         pyzmq = next((f for f in rows if f.peer == "pyzmq"), None)
         for f in rows:

@@ -51,6 +51,7 @@ __all__ = [
     "FANOUT_SUBSCRIBERS",
     "FORMAT",
     "LARGE_SIZES",
+    "LARGE_WINDOWS",
     "MAIN_SIZE",
     "SECTIONS",
     "Figure",
@@ -64,6 +65,14 @@ __all__ = [
 #: The message sizes of the "large" figures: each goes whole through a bulk
 #: region on shm:// (frames above 64 KiB; 64 KiB itself still fits the ring).
 LARGE_SIZES = (64 << 10, 1 << 20, 16 << 20)
+#: Windows of each large figure per --trials: its figure is the median of
+#: three times as many windows as the others', each way's alternating with
+#: its peers' as everywhere.  pyzmq's rate at 64 KiB moved by more than 2x
+#: between one trial and the next on a shared machine (four threads on two
+#: cores), so a median of three left the ratios to chance; a median of
+#: nine, at the same window length, kept them within a fifth of each other
+#: over four runs (docs/performance.md, "How stable the large figures are").
+LARGE_WINDOWS = 3
 # "fanin-nice" runs the fan-in with the producers at this niceness: with more
 # busy processes than cores, the fair scheduler gives the one receiver only
 # its share (see docs/performance.md).
@@ -115,15 +124,21 @@ def _streams(suite: Suite, keep: Callable[[Stream], bool]) -> list[Stream]:
     return [w for w in STREAMS if keep(w) and suite.has(w.peer)]
 
 
-def _alternate(suite: Suite, ways: list[Any], make: Callable[[Any, int], Trial]) -> Iterator[Trial]:
-    """Every way's first trial, then every way's second, and so on."""
-    for t in range(suite.opts.trials):
+def _alternate(
+    suite: Suite, ways: list[Any], make: Callable[[Any, int], Trial], per_trial: int = 1
+) -> Iterator[Trial]:
+    """Every way's first trial, then every way's second, and so on.
+
+    *per_trial* windows for each of --trials (see LARGE_WINDOWS).
+    """
+    for t in range(suite.opts.trials * per_trial):
         for w in ways:
             yield make(w, t)
 
 
-def _of(t: int, suite: Suite) -> str:
-    return f"({t + 1}/{suite.opts.trials})" if suite.opts.trials > 1 else ""
+def _of(t: int, suite: Suite, per_trial: int = 1) -> str:
+    n = suite.opts.trials * per_trial
+    return f"({t + 1}/{n})" if n > 1 else ""
 
 
 def plan_throughput(suite: Suite) -> list[Trial]:
@@ -182,12 +197,12 @@ def plan_large(suite: Suite) -> list[Trial]:
 
         def make(w: Stream, t: int, size: int = size) -> Trial:
             return Trial(
-                f"{_size(size)} messages, {w.label} {_of(t, suite)}",
+                f"{_size(size)} messages, {w.label} {_of(t, suite, LARGE_WINDOWS)}",
                 partial(suite.stream_trial, f"large/{size}/{w.key}", "large", w, size),
                 group=f"large/{size}",
             )
 
-        trials.extend(_alternate(suite, ways, make))
+        trials.extend(_alternate(suite, ways, make, LARGE_WINDOWS))
     return trials
 
 

@@ -17,12 +17,13 @@ __all__ = ["add_bench_command"]
 
 BENCH_EPILOG = """\
 how it measures:
-  Every figure is the median of --trials trials; the trials of the ways
-  that share a table alternate (each way's first, then each way's second),
-  so a drift of the machine touches them alike, and [min-max] is their
-  range.  Each way runs in processes of its own, started once per table and
-  message size; throughput trials are timed windows (--seconds), counted at
-  the receiver after a warm-up.  Every way does the same work: a sender
+  Every figure is the median of --trials trials (the large figures: of
+  three windows per trial); the trials of the ways that share a table
+  alternate (each way's first, then each way's second), so a drift of the
+  machine touches them alike, and [min-max] is their range.  Each way runs
+  in processes of its own, started once per table and message size;
+  throughput trials are timed windows (--seconds), counted at the receiver
+  after a warm-up.  Every way does the same work: a sender
   cycles through distinct messages, each starting with a sequence number
   and the sender's id, and the receiver checks every message (whole up to
   2 KiB, the stamp above) and, at the end of each trial, that as many

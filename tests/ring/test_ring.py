@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import os
+import subprocess
+import sys
 from array import array
 
 import crc32c
@@ -536,7 +538,14 @@ def test_stats_snapshot():
         R.read_stats(bytearray(512))
 
 
-@pytest.mark.parametrize("size", [0, 1, 7, 8, 63, 255, 256, 767, 768, 769, 1024, 4099, 70000])
+#: Lengths around the folding checksum's edges (csrc/crc32c.c: it takes
+#: 8 KiB and more, in 256-byte steps, and leaves a tail under 256 bytes).
+FOLDS = [8191, 8192, 8193, 8192 + 255, 8192 + 256, 8192 + 257, 65536 + 255]
+
+
+@pytest.mark.parametrize(
+    "size", [0, 1, 7, 8, 63, 255, 256, 767, 768, 769, 1024, 4099, *FOLDS, 70000]
+)
 def test_crc32c_matches_the_crc32c_package(size):
     data = os.urandom(size)
     assert R.crc32c(data) == crc32c.crc32c(data)
@@ -544,7 +553,7 @@ def test_crc32c_matches_the_crc32c_package(size):
     assert R.crc32c(data[half:], R.crc32c(data[:half])) == crc32c.crc32c(data)
 
 
-@pytest.mark.parametrize("size", [0, 1, 7, 8, 255, 767, 768, 769, 4099, 70000, 1 << 20])
+@pytest.mark.parametrize("size", [0, 1, 7, 8, 255, 767, 768, 769, 4099, *FOLDS, 70000, 1 << 20])
 @pytest.mark.parametrize(("src_at", "dst_at"), [(0, 0), (1, 0), (3, 5), (7, 1)])
 def test_crc32c_copy_copies_and_gives_the_crc_of_the_copy(size, src_at, dst_at):
     # The one-pass copy and checksum every checked payload and bulk frame
@@ -566,9 +575,9 @@ def test_crc32c_copy_copies_and_gives_the_crc_of_the_copy(size, src_at, dst_at):
 
 
 @pytest.mark.parametrize(
-    "size", [0, 1, 15, 16, 17, 63, 64, 65, 767, 768, 769, 4099, 70000, (3 << 20) + 13]
+    "size", [0, 1, 15, 16, 17, 63, 64, 65, 767, 768, 769, 4099, *FOLDS, 70000, (3 << 20) + 13]
 )
-@pytest.mark.parametrize(("src_at", "dst_at"), [(0, 0), (1, 0), (3, 5), (0, 9)])
+@pytest.mark.parametrize(("src_at", "dst_at"), [(0, 0), (1, 0), (3, 5), (0, 9), (0, 63)])
 def test_the_streamed_copy_copies_and_gives_the_crc_of_the_copy(size, src_at, dst_at):
     # The non-temporal copy of checksummed bulk frames above 2 MiB: byte for byte the
     # crc32c package's CRC, the source's exact bytes in the copy and
@@ -589,3 +598,30 @@ def test_the_streamed_copy_copies_and_gives_the_crc_of_the_copy(size, src_at, ds
     out = bytearray(size)
     got = lib.shm_crc32c_copy_stream(seed, ffi.from_buffer(out, require_writable=True), src, size)
     assert got == crc32c.crc32c(data[src_at:], seed)
+
+
+def test_the_crc32_instruction_path_agrees_where_folding_would_run():
+    # Where the CPU can fold (AVX-512 and VPCLMULQDQ), frames of 8 KiB and
+    # more are checksummed by folding; SHMSOCK_NO_FOLD=1 keeps the crc32
+    # instruction loops, the path every other x86-64 CPU takes.  Both must
+    # give the crc32c package's CRC and an exact copy at those lengths.
+    code = """
+import os, crc32c
+from shmsock._shmring import ffi, lib
+for size in (8191, 8192, 8449, 65536 + 255, (3 << 20) + 13):
+    data = os.urandom(size)
+    out = bytearray(size)
+    dst = ffi.from_buffer(out, require_writable=True)
+    want = crc32c.crc32c(data)
+    assert lib.shm_crc32c(0, data, size) == want, size
+    assert lib.shm_crc32c_copy(0, dst, data, size) == want and out == data, size
+    out[:] = bytes(size)
+    assert lib.shm_crc32c_copy_stream(0, dst, data, size) == want and out == data, size
+print("ok")
+"""
+    env = {**os.environ, "SHMSOCK_NO_FOLD": "1"}
+    done = subprocess.run(
+        [sys.executable, "-P", "-c", code], env=env, capture_output=True, text=True, timeout=60
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "ok"
