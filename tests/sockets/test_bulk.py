@@ -412,6 +412,31 @@ async def test_large_messages_leases_and_loans_work_on_every_transport(scheme):
             link.rx.recv_nowait()  # the cancelled loan sent nothing
 
 
+@ANY_TRANSPORT
+async def test_loans_small_enough_for_the_ring_send_what_was_written(scheme):
+    # A loan at or under the inline limit is a private buffer written into
+    # the ring when the block ends: the peer gets the bytes as they were
+    # then, and a later loan does not disturb an earlier message.
+    make = conformance.link_factory(PUSH, PULL, tx_binds=False)
+    sent = [os.urandom(n) for n in (1, 1 * KiB, 64 * KiB)]
+    async with make(scheme) as link:
+        for m in sent:
+            async with link.tx.loan(len(m)) as buf:
+                buf[:] = m
+        with trio.CancelScope() as cancelled:
+            async with link.tx.loan(1 * KiB) as buf:
+                buf[:4] = b"lost"
+                cancelled.cancel()
+                await trio.lowlevel.checkpoint()
+        assert cancelled.cancelled_caught
+        got: list[bytes] = []
+        while len(got) < len(sent):
+            got.append(await link.rx.recv())
+        assert got == sent
+        with pytest.raises(trio.WouldBlock):
+            link.rx.recv_nowait()  # the cancelled loan sent nothing
+
+
 async def test_large_requests_and_replies_keep_their_envelopes():
     # A large frame is held in the region until the socket takes it: the
     # request id (REQ/REP) and the routing id (ROUTER) must survive that.

@@ -212,8 +212,7 @@ class BulkSend:
                 self.writable = False
                 return None
             if size <= inline:
-                private = bytearray(size)
-                return ShmLoan(self, memoryview(private), private, None, (0, 0))
+                return ShmLoan(self, memoryview(bytearray(size)), None, (0, 0))
             bulk = self._bulk()
             mark = bulk.mark()
             got = bulk.alloc(size)
@@ -229,7 +228,7 @@ class BulkSend:
             self.writable = False
             return None
         view, desc = got
-        return ShmLoan(self, view, None, desc, mark)
+        return ShmLoan(self, view, desc, mark)
 
     def _offer_bulk_batch(self, data: bytes, lens: array[int], inline: int) -> bool:
         """A batch with messages above *inline* bytes: each of those in the bulk region.
@@ -353,19 +352,17 @@ class Stream:
 class ShmLoan:
     """Room for one message in our ring (inline) or its bulk region (a ``Loan``)."""
 
-    __slots__ = ("_conn", "_desc", "_mark", "_private", "buffer", "size")
+    __slots__ = ("_conn", "_desc", "_mark", "buffer", "size")
 
     def __init__(
         self,
         conn: BulkSend,
         buffer: memoryview,
-        private: bytearray | None,
         desc: bytearray | None,
         mark: tuple[int, int],
     ) -> None:
         self._conn: BulkSend | None = conn
         self.buffer = buffer
-        self._private = private
         self._desc = desc
         self._mark = mark
         self.size = buffer.nbytes
@@ -376,10 +373,12 @@ class ShmLoan:
         conn = self._conn
         if conn is None or not conn.alive:
             return False
-        desc, private = self._desc, self._private
+        desc = self._desc
+        payload: bytes | memoryview
         if desc is None:
-            assert private is not None
-            payload, flag = bytes(private), R.START
+            # The loan's own buffer is written into the ring as it stands:
+            # the ring's write is the one copy an inline loan costs.
+            payload, flag = self.buffer, R.START
         else:
             assert conn.bulk_out is not None
             payload, flag = conn.bulk_out.seal(desc, conn.tx.checksum), R.START | R.DESC
