@@ -250,6 +250,14 @@ static uint32_t copy_crc(uint8_t *dst, const uint8_t *src, uint64_t len)
     return shm_crc32c_copy_stream(0, dst, src, len);
 }
 
+/* The descriptor says its extent is checksummed, and with what. */
+static void stamp_crc(uint8_t *desc, uint32_t crc)
+{
+    uint32_t flags = SHM_DESC_CRC;
+    memcpy(desc + offsetof(desc_t, crc), &crc, 4);
+    memcpy(desc + offsetof(desc_t, flags), &flags, 4);
+}
+
 int64_t shm_bulk_put(shm_bulk_writer *w, const uint8_t *src, uint64_t len, int checksum,
                      uint8_t *desc)
 {
@@ -264,9 +272,7 @@ int64_t shm_bulk_put(shm_bulk_writer *w, const uint8_t *src, uint64_t len, int c
     } else {
         /* Computed on the private source: what the reader checks is what
          * the caller gave, whatever the region holds. */
-        uint32_t crc = copy_crc(dst, src, len), flags = SHM_DESC_CRC;
-        memcpy(desc + offsetof(desc_t, crc), &crc, 4);
-        memcpy(desc + offsetof(desc_t, flags), &flags, 4);
+        stamp_crc(desc, copy_crc(dst, src, len));
     }
     count_bytes(w, len);
     return off;
@@ -281,9 +287,7 @@ int64_t shm_bulk_put_sum(shm_bulk_writer *w, const uint8_t *src, uint64_t len, u
     if (off < 0)
         return off;
     memcpy(w->data - SHM_BULK_HEADER_SIZE + off, src, len);
-    uint32_t flags = SHM_DESC_CRC;
-    memcpy(desc + offsetof(desc_t, crc), &crc, 4);
-    memcpy(desc + offsetof(desc_t, flags), &flags, 4);
+    stamp_crc(desc, crc);
     count_bytes(w, len);
     return off;
 }

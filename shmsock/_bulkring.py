@@ -18,7 +18,7 @@ from __future__ import annotations
 import ctypes
 import mmap
 import struct
-from typing import Final, NamedTuple
+from typing import Any, Final, NamedTuple
 
 from ._ring import Consumer, Producer
 from ._ringcore import fail as _fail
@@ -148,20 +148,7 @@ class BulkWriter:
         MessageTooLarge above :attr:`max_extent`, CorruptMessage when the
         consumer's released position is impossible.
         """
-        if isinstance(data, bytes):
-            rc: int = lib.shm_bulk_put(self._w, data, len(data), checksum, self._desc)
-        else:
-            src = ffi.from_buffer(data)
-            try:
-                rc = lib.shm_bulk_put(self._w, src, len(src), checksum, self._desc)
-            finally:
-                ffi.release(src)
-        if rc >= 0:
-            desc: bytes = ffi.buffer(self._desc)[:]
-            return desc
-        if rc == _AGAIN:
-            return None
-        _fail(rc, f"frame of {len(data)} bytes exceeds the bulk region's limit {self.max_extent}")
+        return self._put(lib.shm_bulk_put, data, checksum)
 
     def put_sum(self, data: bytes | memoryview, crc: int) -> bytes | None:
         """As :meth:`put`, the checksum *crc* given: computed on the same *data* before.
@@ -169,12 +156,16 @@ class BulkWriter:
         A plain copy (``shm_bulk_put_sum``): a publisher checksums a frame
         once and copies it into each subscriber's region.
         """
+        return self._put(lib.shm_bulk_put_sum, data, crc)
+
+    def _put(self, call: Any, data: bytes | memoryview, arg: int) -> bytes | None:
+        """*call* (``shm_bulk_put`` or ``shm_bulk_put_sum``) on *data*; see :meth:`put`."""
         if isinstance(data, bytes):
-            rc: int = lib.shm_bulk_put_sum(self._w, data, len(data), crc, self._desc)
+            rc: int = call(self._w, data, len(data), arg, self._desc)
         else:
             src = ffi.from_buffer(data)
             try:
-                rc = lib.shm_bulk_put_sum(self._w, src, len(src), crc, self._desc)
+                rc = call(self._w, src, len(src), arg, self._desc)
             finally:
                 ffi.release(src)
         if rc >= 0:
