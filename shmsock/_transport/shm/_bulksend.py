@@ -106,6 +106,12 @@ class BulkSend:
             bulk = self.bulk_out = BulkOut(self.tx, partial(pass_region, sock))
         return bulk
 
+    def _bulk_broken(self, exc: CorruptMessage | OSError) -> None:
+        """Our side of the region failed: an impossible reader position, or a region not passed."""
+        if not isinstance(exc, CorruptMessage):
+            exc = CorruptMessage(f"cannot pass a bulk region to the peer: {exc}")
+        self._tx_corrupt(exc)
+
     def send_region(self, fd: int) -> None:
         """Pass a new bulk region of our ring to the peer (before any record names it).
 
@@ -145,11 +151,8 @@ class BulkSend:
             # frame: put makes a region for it, which always is one.)
             try:
                 bulk.ready_for([len(f) for f in frames if len(f) > inline], self.peer_limit)
-            except CorruptMessage as exc:
-                self._tx_corrupt(exc)
-                return False
-            except OSError as exc:
-                self._tx_corrupt(CorruptMessage(f"cannot pass a bulk region to the peer: {exc}"))
+            except (CorruptMessage, OSError) as exc:
+                self._bulk_broken(exc)
                 return False
         mark = bulk.mark()
         try:
@@ -169,13 +172,9 @@ class BulkSend:
                 kinds.append(flag | R.DESC)
                 size += len(frame)
                 count += 1
-        except CorruptMessage as exc:
+        except (CorruptMessage, OSError) as exc:
             bulk.undo(mark)
-            self._tx_corrupt(exc)
-            return False
-        except OSError as exc:
-            bulk.undo(mark)
-            self._tx_corrupt(CorruptMessage(f"cannot pass a bulk region to the peer: {exc}"))
+            self._bulk_broken(exc)
             return False
         lens = array("I", map(len, payloads))
         try:
@@ -218,11 +217,8 @@ class BulkSend:
             got = bulk.alloc(size)
             if got is None and not bulk.prepare_wait(size):
                 got = bulk.alloc(size)  # room appeared meanwhile
-        except CorruptMessage as exc:
-            self._tx_corrupt(exc)
-            return None
-        except OSError as exc:
-            self._tx_corrupt(CorruptMessage(f"cannot pass a bulk region to the peer: {exc}"))
+        except (CorruptMessage, OSError) as exc:
+            self._bulk_broken(exc)
             return None
         if got is None:
             self.writable = False

@@ -68,12 +68,6 @@ def stand_ins(
     return b"".join(payloads), array("I", map(len, payloads)), bytes(flags)
 
 
-def _broken(conn: Connection, exc: Exception) -> None:
-    if not isinstance(exc, CorruptMessage):
-        exc = CorruptMessage(f"cannot pass a bulk region to the peer: {exc}")
-    conn._tx_corrupt(exc)
-
-
 def prepare(conns: Sequence[Connection], frames: Sequence[bytes | memoryview], inline: int) -> None:
     """Rule 2: on every live connection, a region that takes all the large frames at once.
 
@@ -89,7 +83,7 @@ def prepare(conns: Sequence[Connection], frames: Sequence[bytes | memoryview], i
             try:
                 conn._bulk().ready_for(sizes, conn.peer_limit)
             except (CorruptMessage, OSError) as exc:
-                _broken(conn, exc)
+                conn._bulk_broken(exc)
 
 
 def room(conns: Sequence[Connection], frames: Sequence[bytes | memoryview], inline: int) -> bool:
@@ -115,7 +109,7 @@ def room(conns: Sequence[Connection], frames: Sequence[bytes | memoryview], inli
                     break
         except (CorruptMessage, OSError) as exc:
             bulk.undo(mark)
-            _broken(conn, exc)
+            conn._bulk_broken(exc)
             continue
         bulk.undo(mark)
     return ok
@@ -173,7 +167,7 @@ def publish(
                     continue
         except (CorruptMessage, OSError) as exc:
             bulk.undo(mark)
-            _broken(conn, exc)
+            conn._bulk_broken(exc)
             continue
         bulk.undo(mark)
         if conn.alive:
