@@ -211,7 +211,8 @@ class BulkSend:
                 self.writable = False
                 return None
             if size <= inline:
-                return ShmLoan(self, memoryview(bytearray(size)), None, (0, 0))
+                private = bytearray(size)
+                return ShmLoan(self, memoryview(private), private, None, (0, 0))
             bulk = self._bulk()
             mark = bulk.mark()
             got = bulk.alloc(size)
@@ -224,7 +225,7 @@ class BulkSend:
             self.writable = False
             return None
         view, desc = got
-        return ShmLoan(self, view, desc, mark)
+        return ShmLoan(self, view, None, desc, mark)
 
     def _offer_bulk_batch(self, data: bytes, lens: array[int], inline: int) -> bool:
         """A batch with messages above *inline* bytes: each of those in the bulk region.
@@ -348,17 +349,19 @@ class Stream:
 class ShmLoan:
     """Room for one message in our ring (inline) or its bulk region (a ``Loan``)."""
 
-    __slots__ = ("_conn", "_desc", "_mark", "buffer", "size")
+    __slots__ = ("_conn", "_desc", "_mark", "_private", "buffer", "size")
 
     def __init__(
         self,
         conn: BulkSend,
         buffer: memoryview,
+        private: bytearray | None,
         desc: bytearray | None,
         mark: tuple[int, int],
     ) -> None:
         self._conn: BulkSend | None = conn
         self.buffer = buffer
+        self._private = private
         self._desc = desc
         self._mark = mark
         self.size = buffer.nbytes
@@ -369,12 +372,14 @@ class ShmLoan:
         conn = self._conn
         if conn is None or not conn.alive:
             return False
-        desc = self._desc
+        desc, private = self._desc, self._private
         payload: bytes | memoryview
         if desc is None:
-            # The loan's own buffer is written into the ring as it stands:
-            # the ring's write is the one copy an inline loan costs.
-            payload, flag = self.buffer, R.START
+            # The loan's bytearray is written into the ring as it stands:
+            # the ring's write is the one copy an inline loan costs.  (A
+            # view of our own, not the one lent: the user may release that.)
+            assert private is not None
+            payload, flag = memoryview(private), R.START
         else:
             assert conn.bulk_out is not None
             payload, flag = conn.bulk_out.seal(desc, conn.tx.checksum), R.START | R.DESC
