@@ -23,7 +23,7 @@ from ._hub import Hub
 from ._outbox import Outbox
 from ._patterns import Pattern
 from ._transport import Loan
-from ._trio import checkpoint_if_cancelled, ki_protected, retry, shielded_checkpoint
+from ._trio import checkpoint_if_cancelled, ki_protected, paced, retry, shielded_checkpoint
 from ._waiting import Waiter
 
 __all__ = ["LoanBlock"]
@@ -37,6 +37,7 @@ class LoanBlock:
         "_hub",
         "_loan",
         "_outbox",
+        "_pace",
         "_pattern",
         "_private",
         "_send",
@@ -55,8 +56,10 @@ class LoanBlock:
         hub: Hub,
         check_open: Callable[[], None],
         send: Callable[[bytes], Awaitable[None]],
+        pace: int = 0,
     ) -> None:
         self._size = size
+        self._pace = pace  # the socket's schedule_every_us, in ns (_trio, step 3)
         self._pattern = pattern
         self._outbox = outbox
         self._waiter = waiter
@@ -70,7 +73,9 @@ class LoanBlock:
     @ki_protected
     async def __aenter__(self) -> memoryview:
         if self._pattern.plain_send:
-            loan = await retry(self._outbox.loan_nowait, self._waiter.wait_send, self._size)
+            loan = await retry(
+                self._outbox.loan_nowait, self._waiter.wait_send, self._size, pace=self._pace
+            )
             if loan is not None:
                 self._loan = loan
                 return loan.buffer
@@ -106,7 +111,9 @@ class LoanBlock:
         if loan is not None:
             try:
                 if loan.commit():
-                    await shielded_checkpoint()
+                    # Sent: a schedule point, shielded so that a cancel
+                    # cannot say otherwise, as often as the socket's pace asks.
+                    await paced(self._pace)
                     return
                 data = loan.buffer.tobytes()  # the pipe went: the next one takes a copy
             finally:

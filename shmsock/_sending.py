@@ -316,4 +316,5 @@ class Sending:
             hub=self._hub,
             check_open=self._check_open,
             send=self.send,
+            pace=self._pace,
         )
