@@ -202,6 +202,22 @@ class BulkOut:
             return writer.max_extent
         return capacity_for(size) // 2
 
+    def check_batch(self, lens: Sequence[int], inline: int) -> None:
+        """Raise MessageTooLarge if a batch's messages above *inline* exceed :meth:`batch_room`.
+
+        Checked before anything of the batch is written: such a batch
+        could never be in the region at once.
+        """
+        big = [n for n in lens if n > inline]
+        need = sum((n + B.ALIGN - 1) & ~(B.ALIGN - 1) for n in big)
+        room = self.batch_room(max(big))
+        if need > room:
+            raise MessageTooLarge(
+                f"a batch of {len(lens)} messages needs {need} bytes of bulk region for its"
+                f" {len(big)} messages above {inline} bytes, more than one batch may take"
+                f" ({room}): send smaller batches"
+            )
+
     def _forget(self) -> None:
         """Close the replaced regions that no record left in the ring can name."""
         try:

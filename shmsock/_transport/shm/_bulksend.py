@@ -233,15 +233,7 @@ class BulkSend:
         All or nothing, as :meth:`_offer_bulk`; raises MessageTooLarge when
         even the DESC records of the batch cannot be written at once.
         """
-        big = [n for n in lens if n > inline]
-        need = sum((n + B.ALIGN - 1) & ~(B.ALIGN - 1) for n in big)
-        room = self._bulk().batch_room(max(big))
-        if need > room:
-            raise MessageTooLarge(
-                f"a batch of {len(lens)} messages needs {need} bytes of bulk region for its"
-                f" {len(big)} messages above {inline} bytes, more than one batch may take"
-                f" ({room}): send smaller batches"
-            )
+        self._bulk().check_batch(lens, inline)
         view = memoryview(data)
         frames: list[memoryview] = []
         at = 0

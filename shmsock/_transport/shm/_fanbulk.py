@@ -44,7 +44,7 @@ from typing import TYPE_CHECKING, Final
 
 from ... import _bulkring as B
 from ... import _ring as R
-from ..._errors import CorruptMessage, MessageTooLarge
+from ..._errors import CorruptMessage
 
 if TYPE_CHECKING:
     from ._connection import Connection
@@ -182,15 +182,6 @@ def check_batch(conns: Sequence[Connection], lens: array[int], inline: int) -> N
     As a PUSH's batch (``BulkSend._offer_bulk_batch``): one batch may take
     half the region its largest message needs.
     """
-    big = [n for n in lens if n > inline]
-    need = sum((n + B.ALIGN - 1) & ~(B.ALIGN - 1) for n in big)
     for conn in conns:
-        if not conn.alive:
-            continue
-        room = conn._bulk().batch_room(max(big))
-        if need > room:
-            raise MessageTooLarge(
-                f"a batch of {len(lens)} messages needs {need} bytes of bulk region for its"
-                f" {len(big)} messages above {inline} bytes, more than one batch may take"
-                f" ({room}): send smaller batches"
-            )
+        if conn.alive:
+            conn._bulk().check_batch(lens, inline)
