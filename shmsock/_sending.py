@@ -287,7 +287,7 @@ class Sending:
         for a peer with room, and gives ``buf``, a writable memoryview of
         *size* bytes.  Leaving the block sends what ``buf`` holds then, as
         one message.  On shm:// the view is of the memory the receiver
-        reads (a frame above 64 KiB: the ring's bulk region), so nothing is
+        reads (a frame above 32 KiB: the ring's bulk region), so nothing is
         copied; elsewhere, and for REQ and REP, it is a private buffer sent
         at the end of the block.  Do not keep ``buf``, or a view of it,
         past the block: the memory is the receiver's from then on.  While

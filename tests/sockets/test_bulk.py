@@ -23,6 +23,7 @@ import os
 import platform
 import random
 import resource
+import tracemalloc
 from functools import partial
 
 import pytest
@@ -161,7 +162,7 @@ async def test_leases_stay_intact_while_more_messages_arrive_and_are_released_in
 
 
 async def test_a_loan_cancelled_mid_fill_or_raising_sends_nothing():
-    child = spawn(bulkpeers.pull_digests, "shm://bulk-loan", True, 3)
+    child = spawn(bulkpeers.pull_digests, "shm://bulk-loan", True, 7)
     try:
         await child.expect("ready")
         async with shmsock.socket(PUSH) as push:
@@ -178,7 +179,10 @@ async def test_a_loan_cancelled_mid_fill_or_raising_sends_nothing():
                 async with push.loan(3 * MiB) as buf:
                     buf[:] = b"z" * (3 * MiB)
                     raise ZeroDivisionError
-            sent = [os.urandom(2 * MiB), b"small", os.urandom(5 * MiB)]
+            # Loans at and around 32 KiB, where they leave the ring for the
+            # bulk region, as well as large ones.
+            sizes = (2 * MiB, 5, 32 * KiB, 32 * KiB + 1, 48 * KiB, 64 * KiB, 5 * MiB)
+            sent = [os.urandom(n) for n in sizes]
             for data in sent:
                 async with push.loan(len(data)) as buf:
                     buf[:] = data
@@ -187,6 +191,31 @@ async def test_a_loan_cancelled_mid_fill_or_raising_sends_nothing():
             assert await child.join() == 0
     finally:
         child.close()
+
+
+@pytest.mark.parametrize("size", [40 * KiB, 64 * KiB, 1 * MiB])
+async def test_a_loan_above_32_kib_and_a_lease_of_it_copy_nothing(size):
+    # Above 32 KiB a loan is lent from the bulk region (below, a private
+    # buffer copied into the ring costs less), so filling it, sending it and
+    # reading it as a lease allocate nothing near its size on either side.
+    data = os.urandom(size)
+    async with shmsock.socket(PULL) as pull, shmsock.socket(PUSH) as push:
+        pull.bind("shm://bulk-loan-in-place")
+        push.connect("shm://bulk-loan-in-place")
+        await wait_peers(push, 1)
+        for i in range(3):  # the first makes the region; the others are measured
+            tracemalloc.start()
+            try:
+                async with push.loan(size) as buf:
+                    buf[:] = data
+                lease = await pull.recv(copy=False)
+                allocated = tracemalloc.get_traced_memory()[1]
+            finally:
+                tracemalloc.stop()
+            with lease:
+                assert lease.buffer == data
+            if i:
+                assert allocated < size // 4
 
 
 async def test_a_writer_killed_while_it_writes_its_region_delivers_whole_messages_only():

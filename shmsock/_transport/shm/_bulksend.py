@@ -37,7 +37,7 @@ from ... import _bulkring as B
 from ... import _ring as R
 from ..._errors import CorruptMessage, MessageTooLarge
 from . import _wire
-from ._bulk import BulkOut
+from ._bulk import LOAN_INLINE_MAX, BulkOut
 from ._framing import Framing
 from ._region import send_fds
 
@@ -194,15 +194,16 @@ class BulkSend:
     def loan(self, size: int) -> ShmLoan | None:
         """Room for a message of *size* bytes, filled in place (see ``Lends``).
 
-        A frame above ``inline_max`` is an extent of the bulk region, the
-        view the caller fills (no copy); a smaller one a private buffer,
-        written into the ring at commit.  The ring's room for its record is
+        A frame above ``LOAN_INLINE_MAX`` (32 KiB, or ``inline_max`` if
+        smaller) is an extent of the bulk region, the view the caller fills
+        (no copy); a smaller one a private buffer, written into the ring at
+        commit.  The ring's room for its record is
         checked now: the pipe takes no other message until the loan ends,
         so it is still there at commit.
         """
         if not self.alive:
             return None
-        inline = self.home.framing.inline_max
+        inline = min(self.home.framing.inline_max, LOAN_INLINE_MAX)
         need = size if size <= inline else B.DESC_SIZE
         try:
             if not self.tx.can_write(need) and (
