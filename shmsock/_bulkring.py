@@ -175,34 +175,30 @@ class BulkWriter:
             return None
         _fail(rc, f"frame of {len(data)} bytes exceeds the bulk region's limit {self.max_extent}")
 
-    def alloc(self, size: int) -> tuple[int, bytearray] | None:
+    def alloc(self, size: int) -> tuple[int, bytes] | None:
         """Allocate an extent to fill in place: ``(offset in the mapping, descriptor)``.
 
         None when there is no room now.  The caller fills the extent, then
         calls :meth:`seal` on the descriptor.  Raises as :meth:`put`.
         """
-        desc = bytearray(DESC_SIZE)
-        buf = ffi.from_buffer(desc, require_writable=True)
-        try:
-            rc: int = lib.shm_bulk_alloc(self._w, size, buf)
-        finally:
-            ffi.release(buf)
+        # The C side writes the descriptor into our own buffer (as put
+        # does): cheaper than lending it a new bytearray.
+        rc: int = lib.shm_bulk_alloc(self._w, size, self._desc)
         if rc >= 0:
-            return rc, desc
+            return rc, ffi.buffer(self._desc)[:]
         if rc == _AGAIN:
             return None
         _fail(rc, f"frame of {size} bytes exceeds the bulk region's limit of {self.max_extent}")
 
-    def seal(self, desc: bytearray, checksum: bool) -> bytes:
+    def seal(self, desc: bytes, checksum: bool) -> bytes:
         """Checksum the filled extent *desc* names; its final descriptor."""
-        buf = ffi.from_buffer(desc, require_writable=True)
-        try:
-            rc = lib.shm_bulk_seal(self._w, buf, checksum)
-        finally:
-            ffi.release(buf)
+        desc_buf = self._desc
+        ffi.memmove(desc_buf, desc, DESC_SIZE)
+        rc = lib.shm_bulk_seal(self._w, desc_buf, checksum)
         if rc:
             _fail(rc)
-        return bytes(desc)
+        sealed: bytes = ffi.buffer(desc_buf)[:]
+        return sealed
 
     @property
     def tail(self) -> int:

@@ -267,7 +267,7 @@ class BulkOut:
             self._forget()
         return self._writer(len(frame)).put_sum(frame, crc)
 
-    def alloc(self, size: int) -> tuple[memoryview, bytearray] | None:
+    def alloc(self, size: int) -> tuple[memoryview, bytes] | None:
         """A writable view of a new extent of *size* bytes, and its descriptor.
 
         None if no room now.  Fill the view, release it, then :meth:`seal`
@@ -283,7 +283,7 @@ class BulkOut:
         offset, desc = got
         return memoryview(self.region.mm)[offset : offset + size], desc
 
-    def seal(self, desc: bytearray, checksum: bool) -> bytes:
+    def seal(self, desc: bytes, checksum: bool) -> bytes:
         assert self.region is not None and self.region.writer is not None
         return self.region.writer.seal(desc, checksum)
 

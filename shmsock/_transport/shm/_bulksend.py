@@ -349,7 +349,7 @@ class ShmLoan:
         conn: BulkSend,
         buffer: memoryview,
         private: bytearray | None,
-        desc: bytearray | None,
+        desc: bytes | None,
         mark: tuple[int, int],
     ) -> None:
         self._conn: BulkSend | None = conn
