@@ -12,8 +12,8 @@ import zmq
 from ..._errors import InvalidEndpoint
 from ..._stats import EndpointStats
 from . import _endpoint
+from ._fanout import ZmqFanWriter
 from ._link import Link
-from ._pipe import ZmqFanWriter
 
 if TYPE_CHECKING:
     from ..._options import Options
