@@ -6,7 +6,9 @@ Rules (docs/protocol.md, "Bulk regions", has the bytes):
    frames up to 64 KiB, or half the ring's largest record if that is
    smaller, go into the ring as today; larger ones are copied once into
    the writer's bulk region and travel as a DESC record, in order with
-   everything else on the ring.  Multipart, aux words and every check of
+   everything else on the ring.  A loan above :data:`LOAN_INLINE_MAX`
+   (32 KiB) goes to the region too: filling it there costs less than
+   copying it into the ring.  Multipart, aux words and every check of
    the ring stay as they are.
 2. **Nothing is visible before its record.**  An extent is the writer's
    private business until the DESC record naming it is published, so a
