@@ -133,8 +133,9 @@ class Receiving:
     async def recv(self, *, copy: bool = True) -> bytes | Lease:
         """Receive one message, waiting until there is one.
 
-        A large message (a frame above 64 KiB, on shm://) is copied once,
-        into the bytes returned, and its checksum verified on that copy.
+        A large message (a frame above 64 KiB, or a loan above 32 KiB, on
+        shm://) is copied once, into the bytes returned, and its checksum
+        verified on that copy.
         With ``copy=False`` it comes as a :class:`shmsock.Lease` instead, a
         read-only view of the sender's memory, as from :meth:`recv_lease`.
 
@@ -244,8 +245,8 @@ class Receiving:
         """Receive one message as a :class:`shmsock.Lease`: ``recv(copy=False)``.
 
         A frame the sender wrote into shared memory (a frame above 64 KiB,
-        on shm://) is read in place: the lease's ``buffer`` is a read-only
-        view of the sender's memory, with no copy.  Release the lease
+        or a loan above 32 KiB, on shm://) is read in place: the lease's
+        ``buffer`` is a read-only view of the sender's memory, with no copy.  Release the lease
         (``with lease:``, ``lease.release()``) when done: until then the
         sender cannot reuse that memory, and a sender whose memory is all
         leased waits.  Its checksum is checked once, when the lease is

@@ -218,6 +218,37 @@ async def test_a_loan_above_32_kib_and_a_lease_of_it_copy_nothing(size):
                 assert allocated < size // 4
 
 
+async def test_a_region_made_for_smaller_frames_grows_for_larger_ones():
+    # A 40 KiB loan makes the connection's region, sized for 40 KiB frames;
+    # 200 KiB frames after it must get the room a first 200 KiB frame gets
+    # (as many waiting for an idle receiver), not the two that fit.
+    frame = os.urandom(200 * KiB)
+
+    async def queued(endpoint: str, first: int) -> int:
+        async with shmsock.socket(PULL) as pull, shmsock.socket(PUSH) as push:
+            pull.bind(endpoint)
+            push.connect(endpoint)
+            await wait_peers(push, 1)
+            if first:
+                async with push.loan(first) as buf:
+                    buf[:] = bytes(first)
+                assert len(await pull.recv()) == first
+            n = 0
+            with pytest.raises(trio.WouldBlock):
+                while n < 1000:
+                    push.send_nowait(frame)
+                    n += 1
+            for _ in range(n):
+                assert await pull.recv() == frame
+            return n
+
+    with trio.fail_after(30):
+        fresh = await queued("shm://bulk-grow-fresh", 0)
+        after_small = await queued("shm://bulk-grow-after", 40 * KiB)
+    assert fresh >= 8
+    assert after_small == fresh
+
+
 async def test_a_writer_killed_while_it_writes_its_region_delivers_whole_messages_only():
     sizes = [3 * MiB, 100 * KiB, 1 * MiB, 50]
     child = spawn(bulkpeers.pair_stream_stamped, "shm://bulk-kill", False, sizes, 5)

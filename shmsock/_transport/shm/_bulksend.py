@@ -3,7 +3,8 @@
 :class:`BulkSend` is a mixin of :class:`~._connection.Connection` (which
 owns every slot it uses): frames above ``Framing.inline_max`` copied into
 the ring's bulk region (``_bulk``) and named by DESC records, loans
-(:class:`ShmLoan`, room filled in place), :class:`Stream` (a message
+(:class:`ShmLoan`, room filled in place, in the region above
+``LOAN_INLINE_MAX``), :class:`Stream` (a message
 written fragment by fragment, and the wait for room it announces), and
 the linger's questions (``unread``, ``prepare_drain``), and control
 messages (``send_control``, through the ring's ``ControlOut``).  It lives apart
