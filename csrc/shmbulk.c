@@ -281,14 +281,11 @@ int64_t shm_bulk_put(shm_bulk_writer *w, const uint8_t *src, uint64_t len, int c
 int64_t shm_bulk_put_sum(shm_bulk_writer *w, const uint8_t *src, uint64_t len, uint32_t crc,
                          uint8_t *desc)
 {
-    if (!src)
-        return SHM_EINVAL;
-    int64_t off = shm_bulk_alloc(w, len, desc);
-    if (off < 0)
-        return off;
-    memcpy(w->data - SHM_BULK_HEADER_SIZE + off, src, len);
-    stamp_crc(desc, crc);
-    count_bytes(w, len);
+    /* A plain put, then the descriptor says which CRC the copy carries
+     * (it is private until its record is published). */
+    int64_t off = shm_bulk_put(w, src, len, 0, desc);
+    if (off >= 0)
+        stamp_crc(desc, crc);
     return off;
 }
 
