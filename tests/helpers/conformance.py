@@ -107,6 +107,26 @@ def fill(tx: shmsock.Socket, message: bytes) -> int:
         sent += 1
 
 
+def take_now(rx: shmsock.Socket) -> list[list[bytes]]:
+    """Every whole message *rx* has now, with recv_multipart_nowait, waiting for none."""
+    got = []
+    while True:
+        try:
+            got.append(rx.recv_multipart_nowait())
+        except trio.WouldBlock:
+            return got
+
+
+async def cancel_a_loan(tx: shmsock.Socket, size: int) -> None:
+    """Start a loan of *size*, write into it, and cancel the block: it must send nothing."""
+    with trio.CancelScope() as cancelled:
+        async with tx.loan(size) as buf:
+            buf[:4] = b"lost"
+            cancelled.cancel()
+            await trio.lowlevel.checkpoint()
+    assert cancelled.cancelled_caught
+
+
 def fill_then_drain(tx: shmsock.Socket, rxs: list[shmsock.Socket], message: bytes) -> None:
     """Send *message* until every ring from *tx* is full, then read it all.
 

@@ -13,7 +13,7 @@ import pytest
 import trio
 import trio.lowlevel
 import trio.testing
-from helpers.conformance import wait_peers
+from helpers.conformance import take_now, wait_peers
 from helpers.flowing import until_flowing
 
 import shmsock
@@ -41,12 +41,7 @@ async def drain(sub: shmsock.Socket) -> list[bytes]:
 async def drain_multipart(sub: shmsock.Socket) -> list[list[bytes]]:
     """As :func:`drain`, whole multipart messages."""
     await trio.testing.wait_all_tasks_blocked()
-    got = []
-    while True:
-        try:
-            got.append(sub.recv_multipart_nowait())
-        except trio.WouldBlock:
-            return got
+    return take_now(sub)
 
 
 async def test_topics_are_prefixes_of_the_first_frame(endpoint):
@@ -580,11 +575,7 @@ async def test_shmsock_proxy_is_an_xsub_xpub_forwarder(endpoint):
                 await pub.send_multipart([b"drop", b"x"])
                 await pub.send_multipart([b"keep", b"y"])
                 await trio.sleep(0.001)
-                while True:
-                    try:
-                        got.append(sub.recv_multipart_nowait())
-                    except trio.WouldBlock:
-                        break
+                got += take_now(sub)
         assert {tuple(m) for m in got} == {(b"keep", b"y")}
         # The subscription reached the publisher itself: it filters.
         assert [s.topics for s in pub.subscribers()] == [(b"keep",)]

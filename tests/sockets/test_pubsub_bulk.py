@@ -17,7 +17,7 @@ import pytest
 import trio
 import trio.testing
 from helpers import pubsubpeers
-from helpers.conformance import wait_peers
+from helpers.conformance import take_now, wait_peers
 from helpers.procs import spawn
 
 import shmsock
@@ -37,15 +37,6 @@ def summary(frames: list[bytes]) -> tuple[bytes, tuple[int, ...], str]:
         h.update(f)
         h.update(b"|")
     return frames[0][:16], tuple(map(len, frames)), h.hexdigest()
-
-
-def drain(sub: shmsock.Socket) -> list[list[bytes]]:
-    got = []
-    while True:
-        try:
-            got.append(sub.recv_multipart_nowait())
-        except trio.WouldBlock:
-            return got
 
 
 @pytest.mark.parametrize("kind", [PUB, XPUB], ids=["PUB", "XPUB"])
@@ -131,7 +122,7 @@ async def test_a_slow_subscriber_process_misses_large_messages_only_counted_ever
                 for frames in ([b"%02d-small" % i], [b"%02d-large" % i + big]):
                     pub.send_nowait(frames[0])  # never WouldBlock
                     sent.append(frames)
-                    got += drain(fast)
+                    got += take_now(fast)
             with trio.fail_after(30):
                 while len(got) < len(sent):
                     got.append(await fast.recv_multipart())
@@ -158,7 +149,7 @@ async def test_a_slow_subscriber_process_misses_large_messages_only_counted_ever
             pub.send_nowait(again)
             slow.send("read")
             assert await slow.recv() == [summary([again])]
-            assert drain(fast) == [[again]]
+            assert take_now(fast) == [[again]]
             await slow.finish()
 
 
@@ -186,7 +177,7 @@ async def test_nodrop_large_sends_wait_for_every_subscriber_and_a_cancelled_one_
                     break
                 sent.append(frames)
             assert sent
-            assert drain(fast) == sent
+            assert take_now(fast) == sent
             # Cancelled while waiting: sent to none.
             for way in ("send", "send_multipart"):
                 async with trio.open_nursery() as nursery:
@@ -196,7 +187,7 @@ async def test_nodrop_large_sends_wait_for_every_subscriber_and_a_cancelled_one_
                         nursery.start_soon(pub.send_multipart, [b"cancelled", big, b"t"])
                     await trio.testing.wait_all_tasks_blocked()
                     nursery.cancel_scope.cancel()
-            assert drain(fast) == []
+            assert take_now(fast) == []
             # Waiting: goes once the slow one reads, to both, after the rest.
             done = trio.Event()
             last = [b"last", big, b"small", big]
@@ -209,13 +200,13 @@ async def test_nodrop_large_sends_wait_for_every_subscriber_and_a_cancelled_one_
                 nursery.start_soon(send_last)
                 await trio.testing.wait_all_tasks_blocked()
                 assert not done.is_set()
-                assert drain(fast) == []
+                assert take_now(fast) == []
                 slow.send("read")
                 # (It may find the last one too: it is sent as soon as there is room.)
                 read = await slow.recv()
                 with trio.fail_after(30):
                     await done.wait()
-            assert drain(fast) == [last]
+            assert take_now(fast) == [last]
             slow.send("read")
             read += await slow.recv()
             assert read == [summary(f) for f in [*sent, last]]
@@ -249,7 +240,7 @@ async def test_a_forwarder_passes_large_messages_whole_and_in_order():
             while True:
                 await pub.send(b"keep-probe")
                 await trio.testing.wait_all_tasks_blocked()
-                if drain(sub):
+                if take_now(sub):
                     break
             sent = []
             for i in range(6):
